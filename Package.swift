@@ -1,0 +1,98 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+// One set of settings for every target: Swift 6 mode (strict concurrency), and imports
+// that say what a module exposes (hummingbird's habit).
+let swiftSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+]
+
+let package = Package(
+    name: "valise",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "valise", targets: ["valise"]),
+        .executable(name: "valised", targets: ["valised"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        // libsodium 1.0.18 from the system (Debian: libsodium-dev).
+        .systemLibrary(
+            name: "CSodium",
+            pkgConfig: "libsodium",
+            providers: [.apt(["libsodium-dev"]), .brew(["libsodium"])]
+        ),
+        // The only importer of CSodium: typed keys, secrets, AEAD, KDFs, signatures, byte formats.
+        .target(
+            name: "ValiseCrypto",
+            dependencies: ["CSodium"],
+            swiftSettings: swiftSettings
+        ),
+        // Durable storage: secure atomic files now; the relay queue and client store later.
+        .target(
+            name: "ValiseStore",
+            dependencies: ["ValiseCrypto"],
+            swiftSettings: swiftSettings
+        ),
+        // The client library: home directory, passphrases, the device keystore.
+        .target(
+            name: "ValiseClient",
+            dependencies: ["ValiseCrypto", "ValiseStore"],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "valise",
+            dependencies: [
+                "ValiseClient",
+                "ValiseCrypto",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "valised",
+            dependencies: [
+                "ValiseCrypto",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // Helpers shared by the test targets (temporary directories; later a manual clock and
+        // an in-process relay). Never linked into the executables.
+        .target(
+            name: "ValiseTestSupport",
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "ValiseCryptoTests",
+            dependencies: ["ValiseCrypto"],
+            resources: [.copy("Fixtures")],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "ValiseStoreTests",
+            dependencies: ["ValiseStore", "ValiseCrypto", "ValiseTestSupport"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "ValiseClientTests",
+            dependencies: ["ValiseClient", "ValiseCrypto", "ValiseStore", "ValiseTestSupport"],
+            swiftSettings: swiftSettings
+        ),
+        // Runs the real executables; depending on them makes `swift test` build them first.
+        .testTarget(
+            name: "IntegrationTests",
+            dependencies: [
+                "valise",
+                "valised",
+                "ValiseTestSupport",
+            ],
+            swiftSettings: swiftSettings
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,57 @@
+public import ValiseCrypto
+public import ValiseStore
+
+/// A failure a staff member can act on, in one line. The kind decides the exit status
+/// (see docs/CLI.md); the message never holds a secret.
+public struct ClientError: CodedError {
+    public enum Kind: Sendable, Hashable {
+        /// Invalid input: a bad name, a weak passphrase, conflicting options.
+        case usage
+        /// The passphrase did not unlock the keystore.
+        case wrongPassphrase
+        /// A keystore file is damaged, truncated or not a keystore.
+        case damaged
+        /// Nothing set up yet (no device here).
+        case notSetUp
+        /// Anything else: files, permissions, the system.
+        case failure
+    }
+
+    public let kind: Kind
+    public let code: String
+    public let message: String
+
+    public init(kind: Kind, code: String, message: String) {
+        self.kind = kind
+        self.code = code
+        self.message = message
+    }
+
+    public static func usage(_ code: String, _ message: String) -> ClientError {
+        ClientError(kind: .usage, code: code, message: message)
+    }
+
+    public static func failure(_ code: String, _ message: String) -> ClientError {
+        ClientError(kind: .failure, code: code, message: message)
+    }
+
+    /// A file error, kept as it is: it already names the path and what to do.
+    public init(_ error: FileError) {
+        self.init(kind: .failure, code: error.code, message: error.message)
+    }
+
+    /// A keystore error for the file at `path`.
+    public init(_ error: KeystoreError, path: String) {
+        switch error.code {
+        case "wrong-passphrase":
+            self.init(kind: .wrongPassphrase, code: error.code, message: "wrong passphrase for \(path)")
+        case "wrong-contents", "key-derivation-failed":
+            self.init(kind: .failure, code: error.code, message: "\(path): \(error.message)")
+        default:
+            self.init(
+                kind: .damaged, code: error.code,
+                message: "\(path): \(error.message); the file was left as it is"
+            )
+        }
+    }
+}

@@ -1,0 +1,74 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import ValiseCrypto
+
+// Saved for the signal handler, which cannot capture context: if the user interrupts at the
+// prompt, the terminal gets its echo back before the process ends.
+nonisolated(unsafe) private var savedTerminal = termios()
+nonisolated(unsafe) private var savedTerminalDescriptor: Int32 = -1
+
+private func restoreTerminalAndExit(_ signal: Int32) {
+    if savedTerminalDescriptor >= 0 {
+        tcsetattr(savedTerminalDescriptor, TCSAFLUSH, &savedTerminal)
+        _ = write(savedTerminalDescriptor, "\n", 1)
+    }
+    Glibc.signal(signal, SIG_DFL)
+    raise(signal)
+}
+
+/// Asks for a secret on the controlling terminal (`/dev/tty`) with echo off, reading it
+/// byte by byte into guarded memory.
+enum TerminalPrompt {
+    @Sendable
+    static func readSecret(prompt: String) throws(ClientError) -> SecretBytes {
+        let fd = open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC)
+        guard fd >= 0 else {
+            throw .usage(
+                "no-passphrase",
+                "no passphrase given and no terminal to ask on: use --passphrase-file FILE, or set VALISE_PASSPHRASE for automation"
+            )
+        }
+        defer { close(fd) }
+
+        var original = termios()
+        let isTerminal = tcgetattr(fd, &original) == 0
+        // Echo goes off (discarding anything typed ahead) before the prompt appears, as
+        // readpassphrase(3) does: whatever is typed after the prompt is never shown.
+        if isTerminal {
+            savedTerminal = original
+            savedTerminalDescriptor = fd
+            signal(SIGINT, restoreTerminalAndExit)
+            signal(SIGTERM, restoreTerminalAndExit)
+            signal(SIGHUP, restoreTerminalAndExit)
+            var silent = original
+            silent.c_lflag &= ~tcflag_t(ECHO)
+            tcsetattr(fd, TCSAFLUSH, &silent)
+        }
+        _ = prompt.withCString { write(fd, $0, strlen($0)) }
+        defer {
+            if isTerminal {
+                tcsetattr(fd, TCSAFLUSH, &original)
+                signal(SIGINT, SIG_DFL)
+                signal(SIGTERM, SIG_DFL)
+                signal(SIGHUP, SIG_DFL)
+                savedTerminalDescriptor = -1
+            }
+            _ = write(fd, "\n", 1)
+        }
+
+        let limit = PassphraseReader.maximumByteCount + 1
+        var count = 0
+        let buffer = SecretBytes(count: limit) { out in
+            while count < limit {
+                let n = read(fd, out.baseAddress! + count, 1)
+                if n < 0 && errno == EINTR { continue }
+                if n <= 0 || out[count] == UInt8(ascii: "\n") { break }
+                count += 1
+            }
+        }
+        return PassphraseReader.firstLine(of: buffer.slice(0..<count))
+    }
+}

@@ -1,0 +1,49 @@
+public import ValiseStore
+
+/// The directory that holds a device's files: `--home`, else `$VALISE_HOME`, else
+/// `~/.valise`. Only its owner may use it (mode 0700).
+public struct ValiseHome: Sendable, Hashable {
+    public let path: String
+
+    public init(path: String) {
+        // A trailing slash would make "dir//device.key" in messages; keep paths tidy.
+        var trimmed = path
+        while trimmed.count > 1 && trimmed.hasSuffix("/") { trimmed.removeLast() }
+        self.path = trimmed
+    }
+
+    /// Resolves the home from a flag and the environment.
+    public static func resolve(flag: String?, environment: [String: String]) throws(ClientError) -> ValiseHome {
+        if let flag, !flag.isEmpty { return ValiseHome(path: flag) }
+        if let fromEnvironment = environment["VALISE_HOME"], !fromEnvironment.isEmpty {
+            return ValiseHome(path: fromEnvironment)
+        }
+        guard let home = environment["HOME"], !home.isEmpty else {
+            throw .usage("no-home", "cannot find a home for Valise: set --home, VALISE_HOME or HOME")
+        }
+        return ValiseHome(path: home + "/.valise")
+    }
+
+    /// The device keystore.
+    public var deviceKeyPath: String { path + "/device.key" }
+    /// The lock taken while the device's files are rewritten.
+    public var lockPath: String { path + "/.lock" }
+
+    /// Creates the directory (mode 0700) or checks that the existing one is private.
+    public func prepare() throws(ClientError) {
+        do {
+            try SecureFile.preparePrivateDirectory(path)
+        } catch {
+            throw ClientError(error)
+        }
+    }
+
+    /// Takes the home's lock for as long as the returned object lives.
+    public func lock() throws(ClientError) -> FileLock {
+        do {
+            return try FileLock(path: lockPath)
+        } catch {
+            throw ClientError(error)
+        }
+    }
+}

@@ -1,0 +1,223 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+public import ValiseCrypto
+
+/// Files that hold keys: read with bounds and permission checks, written atomically and
+/// durably (temporary file, fsync, rename, fsync of the directory), never through a
+/// symbolic link.
+public enum SecureFile {
+    /// Who may read a file or directory that is checked.
+    public enum Access: Sendable {
+        /// Only the owner (mode 0600 or 0700); anything looser is refused, as ssh does.
+        case ownerOnly
+        /// Anyone (public files such as `relay.pub`).
+        case any
+    }
+
+    public static func exists(_ path: String) -> Bool {
+        var info = stat()
+        return lstat(path, &info) == 0
+    }
+
+    /// Reads a whole regular file of at most `maximumByteCount` bytes.
+    public static func read(
+        _ path: String, maximumByteCount: Int, access: Access = .ownerOnly
+    ) throws(FileError) -> [UInt8] {
+        let fd = try openForReading(path, maximumByteCount: maximumByteCount, access: access)
+        defer { close(fd) }
+        var bytes = [UInt8](repeating: 0, count: maximumByteCount + 1)
+        let result = bytes.withUnsafeMutableBytes { raw in
+            Result { () throws(FileError) -> Int in try readAll(fd, into: raw, path: path) }
+        }
+        let count = try result.get()
+        guard count <= maximumByteCount else { throw .tooLarge(path, limit: maximumByteCount) }
+        bytes.removeSubrange(count...)
+        return bytes
+    }
+
+    /// Reads a whole file straight into guarded memory (passphrase files), so its contents
+    /// never sit in ordinary memory.
+    public static func readSecret(
+        _ path: String, maximumByteCount: Int, access: Access = .ownerOnly
+    ) throws(FileError) -> SecretBytes {
+        let fd = try openForReading(path, maximumByteCount: maximumByteCount, access: access)
+        defer { close(fd) }
+        var count = 0
+        let whole = try SecretBytes(count: maximumByteCount + 1) { (raw) throws(FileError) in
+            count = try readAll(fd, into: raw, path: path)
+        }
+        guard count <= maximumByteCount else { throw .tooLarge(path, limit: maximumByteCount) }
+        return whole.slice(0..<count)
+    }
+
+    private static func openForReading(
+        _ path: String, maximumByteCount: Int, access: Access
+    ) throws(FileError) -> Int32 {
+        let fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
+        guard fd >= 0 else { throw .system("read", path) }
+        var info = stat()
+        guard fstat(fd, &info) == 0 else {
+            let error = FileError.system("read", path)
+            close(fd)
+            throw error
+        }
+        do throws(FileError) {
+            guard (info.st_mode & S_IFMT) == S_IFREG else { throw FileError.notRegularFile(path) }
+            guard Int(info.st_size) <= maximumByteCount else { throw FileError.tooLarge(path, limit: maximumByteCount) }
+            if access == .ownerOnly {
+                guard info.st_uid == geteuid() else { throw FileError.wrongOwner(path) }
+                guard info.st_mode & 0o077 == 0 else {
+                    throw FileError.insecurePermissions(path, mode: info.st_mode, isDirectory: false)
+                }
+            }
+        } catch {
+            close(fd)
+            throw error
+        }
+        return fd
+    }
+
+    /// Reads until end of file or until `raw` is full; returns the count read.
+    private static func readAll(_ fd: Int32, into raw: UnsafeMutableRawBufferPointer, path: String) throws(FileError) -> Int {
+        var total = 0
+        while total < raw.count {
+            let n = Glibc.read(fd, raw.baseAddress! + total, raw.count - total)
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw .system("read", path)
+            }
+            if n == 0 { break }
+            total += n
+        }
+        return total
+    }
+
+    /// Creates `path` as a directory only its owner can use, or checks that an existing one
+    /// is such a directory. The parent must exist.
+    public static func preparePrivateDirectory(_ path: String) throws(FileError) {
+        if mkdir(path, 0o700) == 0 {
+            // mkdir applies the umask, which can only remove bits; chmod makes it exact.
+            guard chmod(path, 0o700) == 0 else { throw .system("set permissions on", path) }
+            try syncDirectory(parent(of: path))
+            return
+        }
+        guard errno == EEXIST else { throw .system("create directory", path) }
+        var info = stat()
+        guard stat(path, &info) == 0 else { throw .system("inspect", path) }
+        guard (info.st_mode & S_IFMT) == S_IFDIR else { throw .notDirectory(path) }
+        guard info.st_uid == geteuid() else { throw .wrongOwner(path) }
+        guard info.st_mode & 0o077 == 0 else { throw .insecurePermissions(path, mode: info.st_mode, isDirectory: true) }
+        guard access(path, W_OK | X_OK) == 0 else { throw .system("write in", path) }
+    }
+
+    /// Replaces (or creates) `path` with `bytes`, atomically and durably:
+    ///
+    /// 1. write a new temporary file beside it (mode `mode`, exclusive, not through a link);
+    /// 2. fsync it, then read it back and let `verify` check what the disk returns;
+    /// 3. if `backupSuffix` is given and `path` exists, hard-link the old file to
+    ///    `path + backupSuffix` (a new name is chosen if that exists);
+    /// 4. rename the temporary file over `path`, and fsync the directory.
+    ///
+    /// Until step 4 the old file is untouched; if anything fails the temporary file is
+    /// removed and the old file stays. Returns the backup's path, if one was made.
+    @discardableResult
+    public static func writeAtomically(
+        _ bytes: [UInt8], to path: String, mode: UInt32 = 0o600, backupSuffix: String? = nil,
+        verify: ([UInt8]) -> Bool = { _ in true }
+    ) throws(FileError) -> String? {
+        let directory = parent(of: path)
+        let temporary = "\(directory)/.\(baseName(of: path)).tmp-\(Hex.encode(Random.bytes(count: 8)))"
+        do throws(FileError) {
+            try writeNewFile(bytes, to: temporary, mode: mode_t(mode))
+            let readBack = try read(temporary, maximumByteCount: bytes.count, access: .any)
+            guard readBack == bytes, verify(readBack) else { throw FileError.verificationFailed(path) }
+            var backup: String?
+            if let backupSuffix, exists(path) {
+                backup = try linkBackup(of: path, suffix: backupSuffix)
+            }
+            guard rename(temporary, path) == 0 else { throw FileError.system("replace", path) }
+            try syncDirectory(directory)
+            return backup
+        } catch {
+            unlink(temporary)
+            throw error
+        }
+    }
+
+    private static func writeNewFile(_ bytes: [UInt8], to path: String, mode: mode_t) throws(FileError) {
+        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode)
+        guard fd >= 0 else { throw .system("create", path) }
+        defer { close(fd) }
+        guard fchmod(fd, mode) == 0 else { throw .system("set permissions on", path) }
+        let failure: Int32? = bytes.withUnsafeBytes { raw in
+            var written = 0
+            while written < raw.count {
+                let n = write(fd, raw.baseAddress! + written, raw.count - written)
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    return errno
+                }
+                written += n
+            }
+            return nil
+        }
+        if let failure { throw .system("write", path, errno: failure) }
+        guard fsync(fd) == 0 else { throw .system("flush", path) }
+    }
+
+    private static func linkBackup(of path: String, suffix: String) throws(FileError) -> String {
+        var candidate = path + suffix
+        var attempt = 1
+        while link(path, candidate) != 0 {
+            guard errno == EEXIST, attempt < 100 else { throw .system("back up", path) }
+            attempt += 1
+            candidate = "\(path)\(suffix)-\(attempt)"
+        }
+        return candidate
+    }
+
+    /// Makes a directory's entries durable (a rename is only durable once its directory is).
+    public static func syncDirectory(_ path: String) throws(FileError) {
+        let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0 else { throw .system("open directory", path) }
+        defer { close(fd) }
+        guard fsync(fd) == 0 else { throw .system("flush directory", path) }
+    }
+
+    static func parent(of path: String) -> String {
+        guard let slash = path.lastIndex(of: "/") else { return "." }
+        let head = path[..<slash]
+        return head.isEmpty ? "/" : String(head)
+    }
+
+    static func baseName(of path: String) -> String {
+        guard let slash = path.lastIndex(of: "/") else { return path }
+        return String(path[path.index(after: slash)...])
+    }
+}
+
+/// An exclusive advisory lock (flock) on a file, held until the object is released, so two
+/// valise processes never rewrite the same keystore at once.
+public final class FileLock {
+    private let fd: Int32
+
+    /// Takes the lock or fails at once with `busy`; never waits.
+    public init(path: String) throws(FileError) {
+        let fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw .system("open lock file", path) }
+        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+            let error: FileError = errno == EWOULDBLOCK ? .busy(path) : .system("lock", path)
+            close(fd)
+            throw error
+        }
+        self.fd = fd
+    }
+
+    deinit {
+        flock(fd, LOCK_UN)
+        close(fd)
+    }
+}

@@ -1,0 +1,22 @@
+import ArgumentParser
+import ValiseCrypto
+
+@main
+struct Valise: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "valise",
+        abstract: "Valise: end-to-end encrypted messaging between a ministry's missions.",
+        discussion: """
+            Each staff member's device has its own keys, kept in an encrypted keystore in \
+            the Valise home (--home, else $VALISE_HOME, else ~/.valise). Start with \
+            'valise init --name you@mission', then give your key administrator the \
+            fingerprint that 'valise whoami' prints.
+
+            Passphrases come from --passphrase-file FILE (its first line), else from \
+            $VALISE_PASSPHRASE (meant for tests and automation), else from a prompt on \
+            the terminal.
+            """,
+        version: ValiseVersion.string,
+        subcommands: [Init.self, Whoami.self, Passwd.self]
+    )
+}
