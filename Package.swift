@@ -18,6 +18,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.1"),
     ],
     targets: [
         // libsodium 1.0.18 from the system (Debian: libsodium-dev).
@@ -32,6 +33,12 @@ let package = Package(
             dependencies: ["CSodium"],
             swiftSettings: swiftSettings
         ),
+        // The admin-signed, hash-chained organisation directory: entries, verification, state.
+        .target(
+            name: "ValiseDirectory",
+            dependencies: ["ValiseCrypto"],
+            swiftSettings: swiftSettings
+        ),
         // Durable storage: secure atomic files now; the relay queue and client store later.
         .target(
             name: "ValiseStore",
@@ -41,7 +48,7 @@ let package = Package(
         // The client library: home directory, passphrases, the device keystore.
         .target(
             name: "ValiseClient",
-            dependencies: ["ValiseCrypto", "ValiseStore"],
+            dependencies: ["ValiseCrypto", "ValiseDirectory", "ValiseStore"],
             swiftSettings: swiftSettings
         ),
         .executableTarget(
@@ -74,13 +81,23 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "ValiseDirectoryTests",
+            dependencies: [
+                "ValiseDirectory",
+                "ValiseCrypto",
+                "ValiseTestSupport",
+                .product(name: "PropertyBased", package: "swift-property-based"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "ValiseStoreTests",
             dependencies: ["ValiseStore", "ValiseCrypto", "ValiseTestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "ValiseClientTests",
-            dependencies: ["ValiseClient", "ValiseCrypto", "ValiseStore", "ValiseTestSupport"],
+            dependencies: ["ValiseClient", "ValiseCrypto", "ValiseDirectory", "ValiseStore", "ValiseTestSupport"],
             swiftSettings: swiftSettings
         ),
         // Runs the real executables; depending on them makes `swift test` build them first.

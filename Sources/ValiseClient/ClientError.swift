@@ -1,5 +1,6 @@
 public import ValiseCrypto
 public import ValiseStore
+public import ValiseDirectory
 
 /// A failure a staff member can act on, in one line. The kind decides the exit status
 /// (see docs/CLI.md); the message never holds a secret.
@@ -13,6 +14,9 @@ public struct ClientError: CodedError {
         case damaged
         /// Nothing set up yet (no device here).
         case notSetUp
+        /// A directory log, bundle or checkpoint failed verification (tampering, a fork, a
+        /// rule broken): it was not accepted.
+        case verification
         /// Anything else: files, permissions, the system.
         case failure
     }
@@ -33,6 +37,21 @@ public struct ClientError: CodedError {
 
     public static func failure(_ code: String, _ message: String) -> ClientError {
         ClientError(kind: .failure, code: code, message: message)
+    }
+
+    /// Another module's error, with its code and message, as the given kind.
+    public init(_ kind: Kind, _ error: some CodedError) {
+        self.init(kind: kind, code: error.code, message: error.message)
+    }
+
+    /// A directory verification failure, naming the entry and the rule.
+    public init(_ error: DirectoryError, file: String? = nil) {
+        self.init(kind: .verification, code: error.code, message: file.map { "\($0): \(error.message)" } ?? error.message)
+    }
+
+    /// A file that does not parse as what it should be.
+    public init(_ error: FormatError, file: String) {
+        self.init(kind: .verification, code: error.code, message: "\(file): \(error.message)")
     }
 
     /// A file error, kept as it is: it already names the path and what to do.

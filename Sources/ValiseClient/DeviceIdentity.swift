@@ -1,89 +1,191 @@
 public import ValiseCrypto
+public import ValiseDirectory
 
-/// A device's long-term keys and the member it belongs to.
+/// A device's long-term key pair.
 ///
 /// - The identity key (Ed25519) signs, and through the Ed25519→X25519 conversion it is the
 ///   device's X3DH identity key, as X3DH with Ed25519 identities specifies.
-/// - The transport key (X25519) is the device's Noise static key for talking to the relay;
-///   keeping it separate means the relay never sees a key that takes part in end-to-end
-///   encryption.
-public struct DeviceIdentity: Sendable {
-    public let memberName: MemberName
-    /// When the keys were made, in seconds since 1970 (UTC).
-    public let createdAt: UInt64
-    public let identityKey: SigningKey
-    public let transportKey: AgreementPrivateKey
+/// - The transport key (X25519) is the device's Noise static key for the relay; keeping it
+///   separate means the relay never sees a key that takes part in end-to-end encryption.
+public struct DeviceKeys: Sendable {
+    public let identity: SigningKey
+    public let transport: AgreementPrivateKey
 
-    public init(memberName: MemberName, createdAt: UInt64, identityKey: SigningKey, transportKey: AgreementPrivateKey) {
+    public init(identity: SigningKey, transport: AgreementPrivateKey) {
+        self.identity = identity
+        self.transport = transport
+    }
+
+    public static func generate() -> DeviceKeys { DeviceKeys(identity: SigningKey(), transport: AgreementPrivateKey()) }
+}
+
+/// Everything in a device keystore: the member, the keys in use, keys made for a rotation
+/// the directory does not show yet, and retired keys kept only to decrypt what was already
+/// in flight.
+public struct DeviceIdentity: Sendable {
+    /// How long retired keys are kept: the longest message TTL (30 days) and a day's margin.
+    public static let retiredKeyRetention: UInt64 = 31 * 86_400
+    /// At most this many retired key pairs are kept.
+    public static let maximumRetiredKeys = 16
+
+    public struct PendingKeys: Sendable {
+        public let created: UInt64
+        public let keys: DeviceKeys
+    }
+
+    public struct RetiredKeys: Sendable {
+        public let retiredAt: UInt64
+        public let keys: DeviceKeys
+    }
+
+    public let memberName: MemberName
+    /// When the device was made, in seconds since 1970 (UTC).
+    public let createdAt: UInt64
+    public internal(set) var current: DeviceKeys
+    public internal(set) var pending: PendingKeys?
+    public internal(set) var retired: [RetiredKeys]
+
+    public init(memberName: MemberName, createdAt: UInt64, current: DeviceKeys, pending: PendingKeys? = nil, retired: [RetiredKeys] = []) {
         self.memberName = memberName
         self.createdAt = createdAt
-        self.identityKey = identityKey
-        self.transportKey = transportKey
+        self.current = current
+        self.pending = pending
+        self.retired = retired
     }
 
     /// New random keys for `memberName`.
     public static func generate(memberName: MemberName, now: UInt64) -> DeviceIdentity {
-        DeviceIdentity(
-            memberName: memberName, createdAt: now,
-            identityKey: SigningKey(), transportKey: AgreementPrivateKey()
-        )
+        DeviceIdentity(memberName: memberName, createdAt: now, current: .generate())
     }
+
+    public var identityKey: SigningKey { current.identity }
+    public var transportKey: AgreementPrivateKey { current.transport }
 
     /// The fingerprint staff compare out of band.
     public var fingerprint: Fingerprint {
         Fingerprint(identityKey: identityKey.publicKey, memberName: memberName.value)
     }
+
+    /// The signed request an administrator enrolls this device with.
+    public func enrollmentRequest() -> MemberRequest {
+        MemberRequest.enrollment(
+            member: memberName, identityKey: current.identity, transportKey: current.transport.publicKey, created: createdAt)
+    }
+
+    /// Starts a rotation: new keys are made and kept as pending (an existing pending set is
+    /// reused, so asking twice gives the same request). Returns the request, signed by the
+    /// old and the new identity key.
+    public mutating func startRotation(now: UInt64) -> MemberRequest {
+        let pending = self.pending ?? PendingKeys(created: now, keys: .generate())
+        self.pending = pending
+        return MemberRequest.rotation(
+            member: memberName, oldIdentityKey: current.identity, newIdentityKey: pending.keys.identity,
+            newTransportKey: pending.keys.transport.publicKey, created: pending.created)
+    }
+
+    /// What the directory means for the keys: once it shows the pending keys as this
+    /// member's, they become current and the old ones are retired; retired keys older than
+    /// the retention period are dropped (the caller rewrites the keystore, wiping them).
+    /// Returns whether anything changed.
+    public mutating func reconcile(with member: Member?, now: UInt64) -> Bool {
+        var changed = false
+        if let pending, let member, member.identityKey == pending.keys.identity.publicKey {
+            retired.append(RetiredKeys(retiredAt: now, keys: current))
+            current = pending.keys
+            self.pending = nil
+            changed = true
+        }
+        let kept = retired.filter { now < $0.retiredAt &+ Self.retiredKeyRetention }.suffix(Self.maximumRetiredKeys)
+        if kept.count != retired.count {
+            retired = Array(kept)
+            changed = true
+        }
+        return changed
+    }
 }
 
-extension DeviceIdentity {
-    /// Version of the encrypted payload inside a device keystore (docs/PROTOCOL.md, "Keystore").
-    static let payloadVersion: UInt8 = 1
+extension DeviceIdentity: KeystorePayload {
+    public static let contents = KeystoreFile.Contents.device
+    /// The payload version written (docs/PROTOCOL.md, "Device payload"); version 1 is read too.
+    static let payloadVersion: UInt8 = 2
 
-    /// The payload, built in guarded memory:
-    /// u8 version ‖ u16 name length ‖ name ‖ u64 created ‖ 32-byte Ed25519 seed ‖ 32-byte X25519 key.
-    func encodePayload() -> SecretBytes {
+    /// u8 2 ‖ str16 name ‖ u64 created ‖ current keys ‖ u8 pending (‖ u64 created ‖ keys) ‖
+    /// u8 retired count ‖ (u64 retired at ‖ keys)…, where keys = 32-byte Ed25519 seed ‖
+    /// 32-byte X25519 private key.
+    public func encodePayload() -> SecretBytes {
         let name = Array(memberName.value.utf8)
-        let seed = identityKey.seed
-        let transport = transportKey.rawRepresentation
-        let count = 1 + 2 + name.count + 8 + seed.count + transport.count
+        let keyPairs = 1 + (pending == nil ? 0 : 1) + retired.count
+        let count = 1 + 2 + name.count + 8 + 1 + 1 + keyPairs * 64 + (pending == nil ? 0 : 8) + retired.count * 8
         return SecretBytes(count: count) { buffer in
             var writer = SecretWriter(buffer)
             writer.write(Self.payloadVersion)
             writer.writeString(memberName.value)
             writer.write(createdAt)
-            writer.write(seed)
-            writer.write(transport)
+            Self.write(current, to: &writer)
+            if let pending {
+                writer.write(UInt8(1))
+                writer.write(pending.created)
+                Self.write(pending.keys, to: &writer)
+            } else {
+                writer.write(UInt8(0))
+            }
+            writer.write(UInt8(retired.count))
+            for old in retired {
+                writer.write(old.retiredAt)
+                Self.write(old.keys, to: &writer)
+            }
             writer.finish()
         }
     }
 
-    /// Reads a decrypted payload. The AEAD already proved who wrote it, so a failure here
-    /// means a newer or foreign format rather than damage.
-    init(payload: SecretBytes) throws(KeystoreError) {
+    private static func write(_ keys: DeviceKeys, to writer: inout SecretWriter) {
+        writer.write(keys.identity.seed)
+        writer.write(keys.transport.rawRepresentation)
+    }
+
+    /// Reads a decrypted payload (version 1 or 2). The AEAD already proved who wrote it, so
+    /// a failure here means a newer or foreign format rather than damage.
+    public init(payload: SecretBytes) throws(KeystoreError) {
         let result = payload.withUnsafeBytes { raw -> Result<DeviceIdentity, KeystoreError> in
             do throws(FormatError) {
                 var reader = ByteReader(raw, context: "device keystore payload")
                 let version = try reader.readUInt8()
-                guard version == Self.payloadVersion else {
+                guard version == 1 || version == 2 else {
                     return .failure(.invalidPayload("payload version \(version) is not supported"))
                 }
-                let nameText = try reader.readString(maximumByteCount: 2 * MemberName.maximumPartLength + 1, field: "member name")
+                let nameText = try reader.readString(maximumByteCount: MemberName.maximumLength, field: "member name")
                 let createdAt = try reader.readUInt64()
-                let seed = try reader.readSecret(SigningKey.seedByteCount)
-                let transport = try reader.readSecret(AgreementPrivateKey.byteCount)
+                guard let name = try? MemberName(nameText) else { return .failure(.invalidPayload("the member name is not valid")) }
+                let current = try Self.readKeys(&reader)
+                var pending: PendingKeys?
+                var retired: [RetiredKeys] = []
+                if version == 2 {
+                    switch try reader.readUInt8() {
+                    case 0: break
+                    case 1: pending = PendingKeys(created: try reader.readUInt64(), keys: try Self.readKeys(&reader))
+                    default: return .failure(.invalidPayload("invalid pending-keys flag"))
+                    }
+                    let count = Int(try reader.readUInt8())
+                    guard count <= Self.maximumRetiredKeys else { return .failure(.invalidPayload("too many retired keys")) }
+                    for _ in 0..<count {
+                        retired.append(RetiredKeys(retiredAt: try reader.readUInt64(), keys: try Self.readKeys(&reader)))
+                    }
+                }
                 try reader.expectEnd()
-                guard let name = try? MemberName(nameText) else {
-                    return .failure(.invalidPayload("the member name is not valid"))
-                }
-                guard let identity = try? SigningKey(seed: seed),
-                      let transportKey = try? AgreementPrivateKey(rawRepresentation: transport) else {
-                    return .failure(.invalidPayload("a key is not valid"))
-                }
-                return .success(DeviceIdentity(memberName: name, createdAt: createdAt, identityKey: identity, transportKey: transportKey))
+                return .success(DeviceIdentity(memberName: name, createdAt: createdAt, current: current, pending: pending, retired: retired))
             } catch {
                 return .failure(.invalidPayload(error.message))
             }
         }
         self = try result.get()
+    }
+
+    private static func readKeys(_ reader: inout ByteReader) throws(FormatError) -> DeviceKeys {
+        let seed = try reader.readSecret(SigningKey.seedByteCount)
+        let transport = try reader.readSecret(AgreementPrivateKey.byteCount)
+        guard let identity = try? SigningKey(seed: seed), let transportKey = try? AgreementPrivateKey(rawRepresentation: transport) else {
+            throw .invalid(reader.context, "a key is not valid")
+        }
+        return DeviceKeys(identity: identity, transport: transportKey)
     }
 }

@@ -1,19 +1,22 @@
 public import ValiseCrypto
+public import ValiseDirectory
 import ValiseStore
 
 /// The device keystore in a Valise home: `device.key`, encrypted under the staff member's
 /// passphrase (format in docs/PROTOCOL.md, "Keystore").
 public struct DeviceKeystore: Sendable {
     public let home: ValiseHome
+    let file: EncryptedKeyFile<DeviceIdentity>
 
     public init(home: ValiseHome) {
         self.home = home
+        self.file = EncryptedKeyFile(path: home.deviceKeyPath, missingHint: "create one with: valise init --name NAME@MISSION")
     }
 
-    public var path: String { home.deviceKeyPath }
+    public var path: String { file.path }
 
     /// Whether a keystore file (valid or not) is present.
-    public var exists: Bool { SecureFile.exists(path) }
+    public var exists: Bool { file.exists }
 
     /// What `create` did.
     public struct Created: Sendable {
@@ -40,29 +43,34 @@ public struct DeviceKeystore: Sendable {
             )
         }
         let identity = DeviceIdentity.generate(memberName: memberName, now: now)
-        let backup = try write(identity, passphrase: passphrase, parameters: parameters, backupSuffix: force ? ".backup-\(Timestamp.compact(now))" : nil)
+        let backup = try file.write(
+            identity, passphrase: passphrase, parameters: parameters,
+            backupSuffix: force ? ".backup-\(Timestamp.compact(now))" : nil)
         return Created(identity: identity, backupPath: backup)
     }
 
     /// Reads the header without unlocking: the contents type and KDF parameters.
-    public func inspect() throws(ClientError) -> KeystoreFile {
-        let bytes = try readFile()
-        do {
-            return try KeystoreFile(parsing: bytes)
-        } catch {
-            throw ClientError(error, path: path)
-        }
-    }
+    public func inspect() throws(ClientError) -> KeystoreFile { try file.inspect() }
 
     /// Unlocks the keystore. A wrong passphrase or a damaged file changes nothing on disk.
     public func unlock(passphrase: SecretBytes) throws(ClientError) -> (identity: DeviceIdentity, file: KeystoreFile) {
-        let file = try inspect()
-        do {
-            let payload = try file.open(passphrase: passphrase, expecting: .device)
-            return (try DeviceIdentity(payload: payload), file)
-        } catch {
-            throw ClientError(error, path: path)
-        }
+        let (identity, header) = try file.unlock(passphrase: passphrase)
+        return (identity, header)
+    }
+
+    /// Unlocks the keystore and brings it in line with the directory: keys of a rotation the
+    /// directory now shows become current, and retired keys past their retention are wiped
+    /// (the keystore is rewritten, under the same passphrase and parameters, only then).
+    public func unlock(
+        passphrase: SecretBytes, directory: DirectoryState?, now: UInt64
+    ) throws(ClientError) -> (identity: DeviceIdentity, file: KeystoreFile, changed: Bool) {
+        let lock = try home.lock()
+        defer { withExtendedLifetime(lock) {} }
+        var (identity, header) = try file.unlock(passphrase: passphrase)
+        let member = directory?.members[identity.memberName]
+        guard identity.reconcile(with: member, now: now) else { return (identity, header, false) }
+        try file.write(identity, passphrase: passphrase, parameters: header.parameters)
+        return (identity, header, true)
     }
 
     /// Re-encrypts the keystore under `newPassphrase` (and `parameters`). The old file stays
@@ -73,47 +81,22 @@ public struct DeviceKeystore: Sendable {
     ) throws(ClientError) -> DeviceIdentity {
         let lock = try home.lock()
         defer { withExtendedLifetime(lock) {} }
-        let (identity, _) = try unlock(passphrase: oldPassphrase)
-        _ = try write(identity, passphrase: newPassphrase, parameters: parameters, backupSuffix: nil)
+        let (identity, _) = try file.unlock(passphrase: oldPassphrase)
+        try file.write(identity, passphrase: newPassphrase, parameters: parameters)
         return identity
     }
 
-    private func write(
-        _ identity: DeviceIdentity, passphrase: SecretBytes, parameters: PasswordKDFParameters, backupSuffix: String?
-    ) throws(ClientError) -> String? {
-        let payload = identity.encodePayload()
-        let sealed: (bytes: [UInt8], key: SymmetricKey)
-        do {
-            sealed = try KeystoreFile.seal(payload, contents: .device, passphrase: passphrase, parameters: parameters)
-        } catch {
-            throw ClientError(error, path: path)
+    /// Makes (or reuses) the keys of a rotation, saves them as pending, and returns the
+    /// rotation request for an administrator.
+    public func startRotation(passphrase: SecretBytes, now: UInt64) throws(ClientError) -> (request: MemberRequest, identity: DeviceIdentity) {
+        let lock = try home.lock()
+        defer { withExtendedLifetime(lock) {} }
+        var (identity, header) = try file.unlock(passphrase: passphrase)
+        let hadPending = identity.pending != nil
+        let request = identity.startRotation(now: now)
+        if !hadPending {
+            try file.write(identity, passphrase: passphrase, parameters: header.parameters)
         }
-        do {
-            // Read back what the disk returns and decrypt it with the same key before the
-            // old file is replaced.
-            return try SecureFile.writeAtomically(sealed.bytes, to: path, backupSuffix: backupSuffix) { written in
-                guard let reopened = try? KeystoreFile(parsing: written).open(with: sealed.key, expecting: .device) else {
-                    return false
-                }
-                return reopened.constantTimeEquals(payload)
-            }
-        } catch {
-            throw ClientError(error)
-        }
-    }
-
-    private func readFile() throws(ClientError) -> [UInt8] {
-        do {
-            return try SecureFile.read(path, maximumByteCount: KeystoreFile.maximumByteCount)
-        } catch where error.code == "not-found" {
-            throw ClientError(
-                kind: .notSetUp, code: "no-device",
-                message: "no device keystore at \(path); create one with: valise init --name NAME@MISSION"
-            )
-        } catch where error.code == "too-large" {
-            throw ClientError(KeystoreError.tooLarge, path: path)
-        } catch {
-            throw ClientError(error)
-        }
+        return (request, identity)
     }
 }

@@ -21,7 +21,26 @@ private func restoreTerminalAndExit(_ signal: Int32) {
 
 /// Asks for a secret on the controlling terminal (`/dev/tty`) with echo off, reading it
 /// byte by byte into guarded memory.
-enum TerminalPrompt {
+public enum TerminalPrompt {
+    /// Reads one line of ordinary (echoed) input on the terminal: a confirmation, not a secret.
+    public static func readLine(prompt: String, missingTerminalHint: String) throws(ClientError) -> String {
+        let fd = open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC)
+        guard fd >= 0 else {
+            throw .usage("no-terminal", "there is no terminal to ask on: \(missingTerminalHint)")
+        }
+        defer { close(fd) }
+        _ = prompt.withCString { write(fd, $0, strlen($0)) }
+        var bytes: [UInt8] = []
+        var byte: UInt8 = 0
+        while bytes.count < 1024 {
+            let n = read(fd, &byte, 1)
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 || byte == UInt8(ascii: "\n") { break }
+            bytes.append(byte)
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
     @Sendable
     static func readSecret(prompt: String) throws(ClientError) -> SecretBytes {
         let fd = open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC)

@@ -26,6 +26,12 @@ public struct ValiseHome: Sendable, Hashable {
 
     /// The device keystore.
     public var deviceKeyPath: String { path + "/device.key" }
+    /// The enrollment request `valise init` writes unless told otherwise.
+    public var enrollmentRequestPath: String { path + "/enrollment.request" }
+    /// The rotation request `valise keys rotate` writes unless told otherwise.
+    public var rotationRequestPath: String { path + "/rotation.request" }
+    /// The pinned organisation: the bundle last accepted (genesis, log, checkpoint).
+    public var organisationPath: String { path + "/organisation.bundle" }
     /// The lock taken while the device's files are rewritten.
     public var lockPath: String { path + "/.lock" }
 

@@ -5,7 +5,7 @@ public struct ByteReader {
     private let buffer: UnsafeRawBufferPointer
     public private(set) var offset: Int = 0
     /// What is being read, for error messages ("keystore", "directory entry 7").
-    public let context: String
+    public var context: String
 
     public init(_ buffer: UnsafeRawBufferPointer, context: String) {
         self.buffer = buffer
@@ -63,5 +63,24 @@ public struct ByteReader {
     /// Fails unless every byte has been read.
     public func expectEnd() throws(FormatError) {
         guard isAtEnd else { throw .trailingBytes(context) }
+    }
+}
+
+extension ByteReader {
+    /// Runs `body` with a reader over `bytes` (and the raw buffer, for keeping slices), with
+    /// typed errors (`Array.withUnsafeBytes` rethrows untyped).
+    public static func read<R>(
+        _ bytes: [UInt8], context: String,
+        _ body: (inout ByteReader, UnsafeRawBufferPointer) throws(FormatError) -> R
+    ) throws(FormatError) -> R {
+        let result: Result<R, FormatError> = bytes.withUnsafeBytes { raw in
+            var reader = ByteReader(raw, context: context)
+            do throws(FormatError) {
+                return .success(try body(&reader, raw))
+            } catch {
+                return .failure(error)
+            }
+        }
+        return try result.get()
     }
 }

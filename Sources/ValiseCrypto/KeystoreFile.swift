@@ -4,7 +4,7 @@
 ///     offset  size  field
 ///     0       8     magic "VALISEKS"
 ///     8       1     format version (1)
-///     9       1     contents (1 device, 2 admin, 3 relay)
+///     9       1     contents (1 device, 2 admin, 3 relay, 4 checkpoint)
 ///     10      1     KDF algorithm (1 = Argon2id v1.3, parallelism 1)
 ///     11      1     KDF profile (0 standard, 1 insecure-test)
 ///     12      4     Argon2 iterations t, u32 big-endian
@@ -22,12 +22,14 @@ public struct KeystoreFile: Sendable {
         case device = 1
         case admin = 2
         case relay = 3
+        case checkpoint = 4
 
         public var name: String {
             switch self {
             case .device: "device"
             case .admin: "admin"
             case .relay: "relay"
+            case .checkpoint: "checkpoint"
             }
         }
     }

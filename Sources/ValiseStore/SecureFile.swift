@@ -179,6 +179,20 @@ public enum SecureFile {
         return candidate
     }
 
+    /// The names in a directory (without "." and ".."), or an error.
+    public static func list(_ path: String) throws(FileError) -> [String] {
+        guard let directory = opendir(path) else { throw .system("list", path) }
+        defer { closedir(directory) }
+        var names: [String] = []
+        while let entry = readdir(directory) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+            }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names.sorted()
+    }
+
     /// Makes a directory's entries durable (a rename is only durable once its directory is).
     public static func syncDirectory(_ path: String) throws(FileError) {
         let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)

@@ -1,10 +1,16 @@
 import ValiseClient
+import ValiseDirectory
 import ValiseCrypto
 
 /// What `init` and `whoami` print about a device, as text or JSON.
 struct DeviceReport: Encodable {
     struct Keystore: Encodable {
         let path: String
+        var parameters: PasswordKDFParameters {
+            PasswordKDFParameters(
+                profile: PasswordKDFParameters.Profile(name: kdfProfile) ?? .standard,
+                iterations: kdfIterations, memoryKiB: kdfMemoryKiB)
+        }
         let kdfProfile: String
         let kdfIterations: UInt32
         let kdfMemoryKiB: UInt32
@@ -17,8 +23,10 @@ struct DeviceReport: Encodable {
     let transportKey: String
     let createdAt: String
     let keystore: Keystore
+    let directory: DeviceStanding?
+    let rotationPending: Bool
 
-    init(identity: DeviceIdentity, path: String, parameters: PasswordKDFParameters) {
+    init(identity: DeviceIdentity, path: String, parameters: PasswordKDFParameters, standing: DeviceStanding? = nil) {
         member = identity.memberName.value
         fingerprint = identity.fingerprint.description
         identityKey = Hex.encode(identity.identityKey.publicKey.bytes)
@@ -29,6 +37,8 @@ struct DeviceReport: Encodable {
             kdfIterations: parameters.iterations, kdfMemoryKiB: parameters.memoryKiB,
             meetsStandard: parameters.meetsStandard
         )
+        directory = standing
+        rotationPending = identity.pending != nil
     }
 
     var lines: [String] {
@@ -39,7 +49,7 @@ struct DeviceReport: Encodable {
             "transport key: \(transportKey)",
             "created:       \(createdAt)",
             "keystore:      \(keystore.path)",
-        ]
+        ] + (directory.map { ["directory:     \($0)"] } ?? [])
     }
 
     /// A warning when the keystore's passphrase protection is below the standard profile,

@@ -1,6 +1,7 @@
 import ArgumentParser
 import ValiseClient
 import ValiseCrypto
+import ValiseDirectory
 
 #if canImport(Glibc)
 import Glibc
@@ -22,6 +23,24 @@ struct GlobalOptions: ParsableArguments {
 
     func resolveHome() throws(ClientError) -> ValiseHome {
         try ValiseHome.resolve(flag: home, environment: Environment.values(["VALISE_HOME", "HOME"]))
+    }
+
+    /// The passphrase that unlocks an existing keystore.
+    func passphrase(for path: String) throws(ClientError) -> SecretBytes {
+        try Passphrases.unlock(file: passphraseFile, prompt: "Passphrase for \(path): ")
+    }
+}
+
+/// Where passphrases come from (docs/CLI.md, "Passphrases").
+enum Passphrases {
+    static func unlock(file: String?, prompt: String) throws(ClientError) -> SecretBytes {
+        let reader = PassphraseReader()
+        return try reader.read(from: reader.source(file: file, variable: "VALISE_PASSPHRASE"), prompt: prompt)
+    }
+
+    static func new(file: String?, variable: String = "VALISE_PASSPHRASE", prompt: String) throws(ClientError) -> SecretBytes {
+        let reader = PassphraseReader()
+        return try reader.readNew(from: reader.source(file: file, variable: variable), prompt: prompt)
     }
 }
 
@@ -55,4 +74,55 @@ enum Environment {
     }
 
     static func now() -> UInt64 { UInt64(max(0, time(nil))) }
+}
+
+extension MemberName {
+    /// Parses a member name given on the command line.
+    static func argument(_ text: String) throws(ClientError) -> MemberName {
+        do {
+            return try MemberName(text)
+        } catch {
+            throw ClientError(.usage, error)
+        }
+    }
+}
+
+/// Durations on the command line: `90s`, `30m`, `48h`, `7d`.
+struct DurationArgument: ExpressibleByArgument {
+    let seconds: UInt32
+
+    init?(argument: String) {
+        guard let unit = argument.last, let value = UInt32(argument.dropLast()), value > 0 else { return nil }
+        let multiplier: UInt32
+        switch unit {
+        case "s": multiplier = 1
+        case "m": multiplier = 60
+        case "h": multiplier = 3600
+        case "d": multiplier = 86_400
+        default: return nil
+        }
+        let (product, overflow) = value.multipliedReportingOverflow(by: multiplier)
+        guard !overflow else { return nil }
+        seconds = product
+    }
+
+    init(seconds: UInt32) { self.seconds = seconds }
+
+    var defaultValueDescription: String { Self.describe(seconds) }
+
+    static func describe(_ seconds: UInt32) -> String {
+        if seconds % 86_400 == 0 { return "\(seconds / 86_400)d" }
+        if seconds % 3600 == 0 { return "\(seconds / 3600)h" }
+        if seconds % 60 == 0 { return "\(seconds / 60)m" }
+        return "\(seconds)s"
+    }
+}
+
+/// Runs a name or text check on command-line input; a broken rule is a usage error.
+func checkInput(_ body: () throws(NameError) -> Void) throws(ClientError) {
+    do {
+        try body()
+    } catch {
+        throw ClientError(.usage, error)
+    }
 }

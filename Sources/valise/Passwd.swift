@@ -1,5 +1,6 @@
 import ArgumentParser
 import ValiseClient
+import ValiseDirectory
 import ValiseCrypto
 
 extension Valise {

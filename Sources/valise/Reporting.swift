@@ -8,6 +8,7 @@ enum ExitStatus {
     static let wrongPassphrase: Int32 = 2
     static let damaged: Int32 = 3
     static let notSetUp: Int32 = 4
+    static let verification: Int32 = 5
     static let usage: Int32 = 64
 
     static func of(_ kind: ClientError.Kind) -> Int32 {
@@ -16,6 +17,7 @@ enum ExitStatus {
         case .wrongPassphrase: wrongPassphrase
         case .damaged: damaged
         case .notSetUp: notSetUp
+        case .verification: verification
         case .usage: usage
         }
     }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import ValiseCrypto
+import ValiseDirectory
 
 @main
 struct Valise: AsyncParsableCommand {
@@ -17,6 +18,6 @@ struct Valise: AsyncParsableCommand {
             the terminal.
             """,
         version: ValiseVersion.string,
-        subcommands: [Init.self, Whoami.self, Passwd.self]
+        subcommands: [Init.self, Whoami.self, Passwd.self, Keys.self, Verify.self, Directory.self, Admin.self]
     )
 }

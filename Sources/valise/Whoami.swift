@@ -1,41 +1,74 @@
 import ArgumentParser
 import ValiseClient
 import ValiseCrypto
+import ValiseDirectory
 
 extension Valise {
     struct Whoami: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Show this device's member name and key fingerprint.",
+            abstract: "Show this device's member name, key fingerprint and standing in the directory.",
             discussion: """
                 Unlocks the keystore and prints who this device belongs to and the \
                 fingerprint of its identity key: 30 digits to compare with what your \
-                colleagues and administrators see, read aloud or on paper.
+                colleagues and administrators see, read aloud or on paper. With an \
+                organisation pinned, it also says whether the directory lists these keys, \
+                and completes a key rotation the directory now shows.
                 """
         )
 
         @OptionGroup var options: GlobalOptions
 
         func run() throws {
-            let device = try reportingErrors { () throws(ClientError) -> DeviceReport in
-                let keystore = DeviceKeystore(home: try options.resolveHome())
+            let (device, standing, rotated) = try reportingErrors { () throws(ClientError) -> (DeviceReport, DeviceStanding?, Bool) in
+                let home = try options.resolveHome()
+                let keystore = DeviceKeystore(home: home)
                 // Check the file before asking for a passphrase it could not unlock.
                 _ = try keystore.inspect()
-                let reader = PassphraseReader()
-                let source = reader.source(file: options.passphraseFile, variable: "VALISE_PASSPHRASE")
-                let passphrase = try reader.read(from: source, prompt: "Passphrase for \(keystore.path): ")
-                let (identity, file) = try keystore.unlock(passphrase: passphrase)
-                return DeviceReport(identity: identity, path: keystore.path, parameters: file.parameters)
+                let passphrase = try options.passphrase(for: keystore.path)
+                let pinned = PinnedOrganisation(home: home)
+                let state = pinned.exists ? try pinned.load(now: Environment.now()).state : nil
+                let (identity, file, changed) = try keystore.unlock(passphrase: passphrase, directory: state, now: Environment.now())
+                let standing = state.map { DeviceStanding(identity: identity, state: $0) }
+                return (DeviceReport(identity: identity, path: keystore.path, parameters: file.parameters, standing: standing), standing, changed)
             }
-            let parameters = PasswordKDFParameters(
-                profile: PasswordKDFParameters.Profile(name: device.keystore.kdfProfile) ?? .standard,
-                iterations: device.keystore.kdfIterations, memoryKiB: device.keystore.kdfMemoryKiB
-            )
-            if let warning = DeviceReport.weakKeystoreWarning(parameters) { printWarning(warning) }
+            if let warning = DeviceReport.weakKeystoreWarning(device.keystore.parameters) { printWarning(warning) }
+            if let standing, standing.isRevoked { printWarning(standing.description) }
             if options.json {
                 printJSON(device)
-            } else {
-                for line in device.lines { print(line) }
+                return
             }
+            for line in device.lines { print(line) }
+            if rotated { print("Key rotation completed: the directory lists the new keys, which this device now uses.") }
         }
     }
+}
+
+/// What the pinned directory says about this device.
+struct DeviceStanding: Encodable, CustomStringConvertible {
+    let status: String
+    let detail: String
+    var isRevoked: Bool { status == "revoked" }
+
+    init(identity: DeviceIdentity, state: DirectoryState) {
+        guard let member = state.members[identity.memberName] else {
+            status = "not-enrolled"
+            detail = "\(identity.memberName) is not in the directory yet (entry \(state.headSequence) is the newest this device has)"
+            return
+        }
+        if case .revoked(let reason, let sequence) = member.status {
+            status = "revoked"
+            detail = "\(identity.memberName) was revoked at entry \(sequence): \(reason)"
+        } else if member.identityKey == identity.identityKey.publicKey {
+            status = identity.pending == nil ? "enrolled" : "rotation-pending"
+            let since = member.retiredKeys.last.map { "keys rotated at entry \($0.retiredAt)" } ?? "entry \(member.enrolledAt)"
+            detail = identity.pending == nil
+                ? "enrolled (\(since)); the directory lists this device's keys"
+                : "enrolled; a key rotation is waiting for an administrator"
+        } else {
+            status = "keys-differ"
+            detail = "the directory lists other keys for \(identity.memberName) (fingerprint \(member.fingerprint)); this device is not the enrolled one"
+        }
+    }
+
+    var description: String { detail }
 }

@@ -219,6 +219,6 @@ struct DeviceCommandTests {
         #expect(fingerprint(in: withNew.stdout) == fingerprint(in: created.stdout))
         #expect(try ValiseCLI.run(["whoami", "--home", home, "--passphrase-file", oldFile]).status == 2)
         // No copy under the old passphrase is left behind.
-        #expect(try FileManager.default.contentsOfDirectory(atPath: home).sorted() == [".lock", "device.key"])
+        #expect(try FileManager.default.contentsOfDirectory(atPath: home).sorted() == [".lock", "device.key", "enrollment.request"])
     }
 }

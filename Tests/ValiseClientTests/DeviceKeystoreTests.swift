@@ -1,6 +1,7 @@
 import Testing
 import ValiseTestSupport
 @testable import ValiseClient
+import ValiseDirectory
 import ValiseCrypto
 import ValiseStore
 

@@ -1,5 +1,5 @@
 import Testing
-@testable import ValiseClient
+@testable import ValiseDirectory
 
 @Suite("Member names")
 struct MemberNameTests {
@@ -19,14 +19,13 @@ struct MemberNameTests {
         ]
     )
     func invalid(_ text: String) {
-        let error = #expect(throws: ClientError.self) { try MemberName(text) }
-        #expect(error?.kind == .usage)
+        let error = #expect(throws: NameError.self) { try MemberName(text) }
         #expect(error?.code == "invalid-name")
     }
 
     @Test("control characters in a refused name are not echoed")
     func printable() {
-        let error = #expect(throws: ClientError.self) { try MemberName("bad\u{1b}[2Jname") }
+        let error = #expect(throws: NameError.self) { try MemberName("bad\u{1b}[2Jname") }
         #expect(error?.message.contains("\u{1b}") == false)
     }
 }

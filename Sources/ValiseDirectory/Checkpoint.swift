@@ -1,0 +1,87 @@
+public import ValiseCrypto
+
+/// A freshness statement signed by the organisation's certified checkpoint key (held by an
+/// admin-run timer, not the relay): "at `time`, the log's head was entry `sequence` with
+/// hash `headHash`". Clients that see no recent checkpoint know they may be shown an old
+/// directory (a revocation hidden from them).
+///
+/// Encoding: u8 version ‖ u64 sequence ‖ head hash ‖ u64 time ‖ key ‖ signature, where the
+/// signature covers the first four fields with purpose `checkpoint`.
+public struct Checkpoint: Hashable, Sendable {
+    public static let version: UInt8 = 1
+    public static let byteCount = 1 + 8 + 32 + 8 + 32 + 64
+    static let fileMagic = Array("VALISECP".utf8)
+
+    public let sequence: UInt64
+    public let headHash: EntryHash
+    public let time: UInt64
+    public let key: SigningPublicKey
+    public let signature: Signature
+
+    public static func statement(sequence: UInt64, headHash: EntryHash, time: UInt64) -> [UInt8] {
+        var writer = ByteWriter()
+        writer.write(version)
+        writer.write(sequence)
+        writer.write(headHash.bytes)
+        writer.write(time)
+        return writer.bytes
+    }
+
+    /// Signs the head of a verified log.
+    public init(sequence: UInt64, headHash: EntryHash, time: UInt64, signingKey: SigningKey) {
+        self.sequence = sequence
+        self.headHash = headHash
+        self.time = time
+        self.key = signingKey.publicKey
+        self.signature = signingKey.signature(
+            for: Self.statement(sequence: sequence, headHash: headHash, time: time), purpose: .checkpoint)
+    }
+
+    public func encoded() -> [UInt8] {
+        Self.statement(sequence: sequence, headHash: headHash, time: time) + key.bytes + signature.bytes
+    }
+
+    init(reading reader: inout ByteReader) throws(FormatError) {
+        let version = try reader.readUInt8()
+        guard version == Self.version else { throw .unsupportedVersion("checkpoint", Int(version)) }
+        sequence = try reader.readUInt64()
+        headHash = try reader.readHash()
+        time = try reader.readUInt64()
+        key = try reader.readSigningPublicKey()
+        signature = try reader.readSignature()
+    }
+
+    /// A checkpoint file: magic `VALISECP` ‖ u8 1 ‖ checkpoint.
+    public func fileBytes() -> [UInt8] { Self.fileMagic + [1] + encoded() }
+
+    public init(fileBytes bytes: [UInt8]) throws(FormatError) {
+        self = try ByteReader.read(bytes, context: "checkpoint") { (reader, raw) throws(FormatError) -> Checkpoint in
+            try reader.expectMagic(Self.fileMagic, version: 1, what: "a Valise checkpoint")
+            let checkpoint = try Checkpoint(reading: &reader)
+            try reader.expectEnd()
+            return checkpoint
+        }
+    }
+
+    /// Checks the checkpoint against a verified log: signed by the checkpoint key in force
+    /// at its sequence number, about an entry this log has, with the same hash (else it is a
+    /// fork). A checkpoint ahead of the log means the log is behind: fetch the newer entries.
+    public func verify(against verifier: DirectoryVerifier) throws(DirectoryError) {
+        func fail(_ rule: DirectoryError.Rule, _ detail: String) -> DirectoryError {
+            DirectoryError(rule, sequence: nil, subject: nil, detail)
+        }
+        guard let state = verifier.state else { throw fail(.checkpoint, "there is no verified log to check it against") }
+        guard sequence < UInt64(verifier.count) else {
+            throw fail(.checkpoint, "it names entry \(sequence), but this log ends at entry \(verifier.count - 1): fetch the newer entries")
+        }
+        guard verifier.hashes[Int(sequence)] == headHash else {
+            throw fail(.fork, "the checkpoint says entry \(sequence) has hash \(headHash.short)…, this log has \(verifier.hashes[Int(sequence)].short)…; the log shown here differs from the organisation's — report this to your key administrators")
+        }
+        guard let inForce = state.checkpointKeys.last(where: { $0.certifiedAt <= sequence }), inForce.key == key else {
+            throw fail(.checkpoint, "it is not signed by the checkpoint key certified at entry \(sequence)")
+        }
+        guard key.isValidSignature(signature, for: Self.statement(sequence: sequence, headHash: headHash, time: time), purpose: .checkpoint) else {
+            throw fail(.signature, "the checkpoint's signature does not verify")
+        }
+    }
+}

@@ -1,0 +1,324 @@
+import ValiseCrypto
+
+/// Verifies a directory log entry by entry, from a pinned genesis, and keeps the resulting
+/// state. Pure: the caller supplies the time.
+///
+/// Every entry is checked completely before anything changes, so a refused entry leaves
+/// the verifier exactly as it was. A verifier never goes backwards: given a log shorter
+/// than what it has verified it reports a rollback, and given a different entry for a
+/// sequence number it has verified it reports a fork.
+public struct DirectoryVerifier: Sendable {
+    /// How far in the future (by the verifier's clock) an entry may be dated.
+    public static let maximumClockSkew: UInt64 = 300
+    /// More entries than any organisation will write; a longer log is refused.
+    public static let maximumEntries = 10_000_000
+
+    /// The genesis hash this verifier accepts; nil accepts the first genesis it sees.
+    public let pinnedGenesis: EntryHash?
+    /// The state after the last verified entry; nil before the genesis.
+    public private(set) var state: DirectoryState?
+    /// The hash of every verified entry, by sequence number.
+    public private(set) var hashes: [EntryHash] = []
+
+    public init(pinnedGenesis: EntryHash?) {
+        self.pinnedGenesis = pinnedGenesis
+    }
+
+    /// Verifies a whole log from its genesis.
+    public static func verify(_ entries: [DirectoryEntry], pinnedGenesis: EntryHash?, now: UInt64) throws(DirectoryError) -> DirectoryVerifier {
+        var verifier = DirectoryVerifier(pinnedGenesis: pinnedGenesis)
+        try verifier.extend(with: entries, now: now)
+        return verifier
+    }
+
+    /// The number of verified entries (the next sequence number).
+    public var count: Int { hashes.count }
+
+    /// Adds entries that continue (and may overlap) what is verified. Overlapping entries
+    /// must be the same entries (else: fork); the batch must reach at least the verified
+    /// head (else: rollback).
+    public mutating func extend(with entries: [DirectoryEntry], now: UInt64) throws(DirectoryError) {
+        guard let last = entries.last else { return }
+        if last.sequence + 1 < UInt64(count) {
+            throw DirectoryError(
+                .rollback, sequence: last.sequence, subject: nil,
+                "this log ends at entry \(last.sequence), but entries up to \(count - 1) were already verified")
+        }
+        for entry in entries {
+            if entry.sequence < UInt64(count) {
+                try checkSame(entry)
+            } else {
+                try append(entry, now: now)
+            }
+        }
+    }
+
+    /// Verifies and applies the next entry.
+    public mutating func append(_ entry: DirectoryEntry, now: UInt64) throws(DirectoryError) {
+        try check(entry, now: now, requireThreshold: true)
+        apply(entry)
+    }
+
+    /// Checks an entry as the next one without applying it. With `requireThreshold: false`
+    /// an entry still gathering signatures passes if everything else is right (pending
+    /// entries); every signature it has must still be valid and by an admin.
+    public func check(_ entry: DirectoryEntry, now: UInt64, requireThreshold: Bool) throws(DirectoryError) {
+        let subject = entry.body.summary
+        func fail(_ rule: DirectoryError.Rule, _ detail: String) -> DirectoryError {
+            DirectoryError(rule, sequence: entry.sequence, subject: subject, detail)
+        }
+
+        guard entry.sequence == UInt64(count) else {
+            throw fail(.sequence, "expected entry \(count)")
+        }
+        guard count < Self.maximumEntries else { throw fail(.malformed, "the log is longer than \(Self.maximumEntries) entries") }
+        guard entry.timestamp <= now &+ Self.maximumClockSkew else {
+            throw fail(.future, "dated \(entry.timestamp - now) seconds after this machine's clock (at most \(Self.maximumClockSkew) allowed)")
+        }
+
+        guard let state else {
+            guard case .genesis(let genesis) = entry.body else { throw fail(.genesis, "the first entry must be a genesis") }
+            guard entry.previousHash == .zero else { throw fail(.chain, "a genesis has no previous entry (its previous hash must be zero)") }
+            if let pinnedGenesis, entry.hash != pinnedGenesis {
+                throw fail(.genesisPin, "its hash is \(entry.hash.short)…, the pinned genesis is \(pinnedGenesis.short)…")
+            }
+            try Self.checkAdminSet(genesis.admins, fail: fail)
+            guard genesis.freshness.warnAfterSeconds > 0,
+                  genesis.freshness.warnAfterSeconds <= genesis.freshness.refuseAfterSeconds else {
+                throw fail(.genesis, "the freshness bounds must satisfy 0 < warn ≤ refuse")
+            }
+            try Self.checkSignatures(of: entry, by: genesis.admins, requireThreshold: requireThreshold, fail: fail)
+            try Self.checkUnused(genesis.admins, in: nil, fail: fail)
+            return
+        }
+
+        guard entry.previousHash == state.headHash else {
+            throw fail(.chain, "its previous hash is \(entry.previousHash.short)…, entry \(state.headSequence) has hash \(state.headHash.short)…")
+        }
+        guard entry.timestamp >= state.headTimestamp else {
+            throw fail(.time, "dated \(entry.timestamp), before entry \(state.headSequence) (\(state.headTimestamp))")
+        }
+        try Self.checkSignatures(of: entry, by: state.admins, requireThreshold: requireThreshold, fail: fail)
+        try Self.checkBody(entry.body, state: state, fail: fail)
+    }
+
+    /// Checks an entry against the one already verified at its sequence number.
+    private func checkSame(_ entry: DirectoryEntry) throws(DirectoryError) {
+        let known = hashes[Int(entry.sequence)]
+        guard entry.hash == known else {
+            throw DirectoryError(
+                .fork, sequence: entry.sequence, subject: entry.body.summary,
+                "two different entries claim this sequence number: this one has hash \(entry.hash.short)…, the verified one \(known.short)…. The relay or an admin is showing different logs to different people; report this to your key administrators")
+        }
+    }
+
+    private mutating func apply(_ entry: DirectoryEntry) {
+        hashes.append(entry.hash)
+        if case .genesis(let genesis) = entry.body {
+            var initial = DirectoryState(genesis: genesis, entry: entry)
+            initial.markUsed(genesis.admins)
+            state = initial
+            return
+        }
+        state!.apply(entry)
+    }
+}
+
+extension DirectoryVerifier {
+    typealias Failure = (DirectoryError.Rule, String) -> DirectoryError
+
+    static func checkSignatures(
+        of entry: DirectoryEntry, by admins: AdminSet, requireThreshold: Bool, fail: Failure
+    ) throws(DirectoryError) {
+        for signature in entry.signatures {
+            guard admins.admin(signingKey: signature.signer) != nil else {
+                throw fail(.signer, "key \(Hex.encode(signature.signer.bytes.prefix(8)))… is not an admin in force before this entry")
+            }
+            guard entry.isValid(signature) else {
+                throw fail(.signature, "the signature by admin \(admins.admin(signingKey: signature.signer)!.name) does not verify")
+            }
+        }
+        // Signers are distinct: decoding and `signed(by:)` both keep one signature per key.
+        if requireThreshold && entry.signatures.count < Int(admins.threshold) {
+            throw fail(.threshold, "signed by \(entry.signatures.count) admin(s), \(admins.threshold) required")
+        }
+    }
+
+    static func checkAdminSet(_ set: AdminSet, fail: Failure) throws(DirectoryError) {
+        guard (1...AdminSet.maximumAdmins).contains(set.admins.count) else {
+            throw fail(.admins, "an organisation has 1 to \(AdminSet.maximumAdmins) admins")
+        }
+        guard set.threshold >= 1, Int(set.threshold) <= set.admins.count else {
+            throw fail(.admins, "the threshold \(set.threshold) must be between 1 and the number of admins (\(set.admins.count))")
+        }
+        guard Set(set.admins.map(\.name)).count == set.admins.count,
+              Set(set.admins.map(\.signingKey)).count == set.admins.count,
+              Set(set.admins.map(\.transportKey)).count == set.admins.count else {
+            throw fail(.admins, "admin names, signing keys and transport keys must all be distinct")
+        }
+    }
+
+    /// New admins' keys must not belong to a member, relay or checkpoint (admins who stay
+    /// keep theirs).
+    static func checkUnused(_ set: AdminSet, in state: DirectoryState?, fail: Failure) throws(DirectoryError) {
+        guard let state else { return }
+        for admin in set.admins where state.admins.admin(signingKey: admin.signingKey) == nil {
+            guard !state.usedSigningKeys.contains(admin.signingKey) else {
+                throw fail(.keyReuse, "the signing key of admin \(admin.name) was used before")
+            }
+        }
+        for admin in set.admins where !state.admins.admins.contains(where: { $0.transportKey == admin.transportKey }) {
+            guard !state.usedAgreementKeys.contains(admin.transportKey) else {
+                throw fail(.keyReuse, "the transport key of admin \(admin.name) was used before")
+            }
+        }
+    }
+
+    static func checkBody(_ body: EntryBody, state: DirectoryState, fail: Failure) throws(DirectoryError) {
+        switch body {
+        case .genesis:
+            throw fail(.genesis, "only the first entry may be a genesis")
+
+        case .addRelay(let relay):
+            guard state.relays[relay.name] == nil else { throw fail(.relay, "a relay named \(relay.name) exists") }
+            guard isValidAddress(relay.address) else {
+                throw fail(.relay, "the address must be HOST:PORT with a port from 1 to 65535")
+            }
+            guard relay.hasValidProof else { throw fail(.request, "the relay's public-key proof does not verify") }
+            guard !state.usedAgreementKeys.contains(relay.noiseKey), !state.usedSigningKeys.contains(relay.signingKey) else {
+                throw fail(.keyReuse, "the relay's keys were used before")
+            }
+
+        case .removeRelay(let name):
+            guard state.relays[name] != nil else { throw fail(.relay, "there is no relay named \(name)") }
+
+        case .enroll(let enrollment):
+            let request = enrollment.request
+            if let existing = state.members[request.member], existing.isActive {
+                throw fail(.member, "\(request.member) is already an active member")
+            }
+            guard request.kind == .enrollment, request.isValid else {
+                throw fail(.request, "the enrollment request's signature does not verify")
+            }
+            try checkUnusedDeviceKeys(request.identityKey, request.transportKey, state: state, fail: fail)
+
+        case .rotate(let rotation):
+            guard let member = state.members[rotation.member] else { throw fail(.member, "\(rotation.member) is not a member") }
+            guard member.isActive else { throw fail(.member, "\(rotation.member) is revoked") }
+            guard rotation.oldIdentityKey == member.identityKey else {
+                throw fail(.member, "it replaces a key that is not \(rotation.member)'s current identity key")
+            }
+            guard rotation.request.isValid else {
+                throw fail(.request, rotation.oldKeyCountersigned
+                    ? "the rotation request's signatures (new key and old key) do not verify"
+                    : "the new device's enrollment request does not verify")
+            }
+            try checkUnusedDeviceKeys(rotation.newIdentityKey, rotation.newTransportKey, state: state, fail: fail)
+
+        case .revoke(let revocation):
+            switch revocation.target {
+            case .member(let name):
+                guard let member = state.members[name] else { throw fail(.member, "\(name) is not a member") }
+                guard member.isActive else { throw fail(.member, "\(name) is already revoked") }
+            case .identityKey(let key):
+                guard state.revokedKeys[key] == nil else { throw fail(.member, "this key is already revoked") }
+                guard state.members.values.contains(where: { member in
+                    member.identityKey == key || member.retiredKeys.contains { $0.identityKey == key }
+                }) else {
+                    throw fail(.member, "no member has or had this identity key")
+                }
+            }
+
+        case .changeAdmins(let set):
+            try checkAdminSet(set, fail: fail)
+            try checkUnused(set, in: state, fail: fail)
+
+        case .certifyCheckpointKey(let key):
+            guard !state.usedSigningKeys.contains(key) else { throw fail(.keyReuse, "the checkpoint key was used before") }
+        }
+    }
+
+    private static func checkUnusedDeviceKeys(
+        _ identity: SigningPublicKey, _ transport: AgreementPublicKey, state: DirectoryState, fail: Failure
+    ) throws(DirectoryError) {
+        guard !state.usedSigningKeys.contains(identity) else { throw fail(.keyReuse, "the identity key was used before") }
+        guard !state.usedAgreementKeys.contains(transport) else { throw fail(.keyReuse, "the transport key was used before") }
+    }
+
+    /// `HOST:PORT` (or `[IPv6]:PORT`), port 1 to 65535.
+    static func isValidAddress(_ address: String) -> Bool {
+        guard let colon = address.lastIndex(of: ":"), colon != address.startIndex,
+              let port = UInt16(address[address.index(after: colon)...]), port > 0 else { return false }
+        return !address[..<colon].contains(where: { $0 == " " || $0 == "/" })
+    }
+}
+
+extension DirectoryState {
+    mutating func markUsed(_ set: AdminSet) {
+        for admin in set.admins {
+            usedSigningKeys.insert(admin.signingKey)
+            usedAgreementKeys.insert(admin.transportKey)
+        }
+    }
+
+    /// Applies an entry that `DirectoryVerifier.check` accepted.
+    mutating func apply(_ entry: DirectoryEntry) {
+        headSequence = entry.sequence
+        headHash = entry.hash
+        headTimestamp = entry.timestamp
+        switch entry.body {
+        case .genesis:
+            preconditionFailure("a checked genesis is applied by the verifier")
+        case .addRelay(let relay):
+            relays[relay.name] = relay
+            usedAgreementKeys.insert(relay.noiseKey)
+            usedSigningKeys.insert(relay.signingKey)
+        case .removeRelay(let name):
+            relays[name] = nil
+        case .enroll(let enrollment):
+            let request = enrollment.request
+            members[request.member] = Member(
+                name: request.member, mission: enrollment.mission, role: enrollment.role,
+                identityKey: request.identityKey, transportKey: request.transportKey, enrolledAt: entry.sequence,
+                status: .active, retiredKeys: members[request.member]?.retiredKeys ?? [])
+            usedSigningKeys.insert(request.identityKey)
+            usedAgreementKeys.insert(request.transportKey)
+        case .rotate(let rotation):
+            var member = members[rotation.member]!
+            member.retiredKeys.append(Member.RetiredKeys(
+                identityKey: member.identityKey, transportKey: member.transportKey, retiredAt: entry.sequence,
+                countersigned: rotation.oldKeyCountersigned))
+            member.identityKey = rotation.newIdentityKey
+            member.transportKey = rotation.newTransportKey
+            members[rotation.member] = member
+            usedSigningKeys.insert(rotation.newIdentityKey)
+            usedAgreementKeys.insert(rotation.newTransportKey)
+        case .revoke(let revocation):
+            switch revocation.target {
+            case .member(let name):
+                var member = members[name]!
+                member.status = .revoked(reason: revocation.reason, sequence: entry.sequence)
+                for key in [member.identityKey] + member.retiredKeys.map(\.identityKey) where revokedKeys[key] == nil {
+                    revokedKeys[key] = RevokedKey(member: name, reason: revocation.reason, sequence: entry.sequence)
+                }
+                members[name] = member
+            case .identityKey(let key):
+                let owner = members.values.first { member in
+                    member.identityKey == key || member.retiredKeys.contains { $0.identityKey == key }
+                }!
+                revokedKeys[key] = RevokedKey(member: owner.name, reason: revocation.reason, sequence: entry.sequence)
+                if owner.identityKey == key {
+                    var member = owner
+                    member.status = .revoked(reason: revocation.reason, sequence: entry.sequence)
+                    members[owner.name] = member
+                }
+            }
+        case .changeAdmins(let set):
+            admins = set
+            markUsed(set)
+        case .certifyCheckpointKey(let key):
+            checkpointKeys.append((key, entry.sequence))
+            usedSigningKeys.insert(key)
+        }
+    }
+}

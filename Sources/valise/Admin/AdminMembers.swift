@@ -1,0 +1,167 @@
+import ArgumentParser
+import Foundation
+import ValiseClient
+import ValiseCrypto
+import ValiseDirectory
+
+struct AdminEnroll: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "enroll",
+        abstract: "Enroll a member's device from its enrollment request.",
+        discussion: """
+            Shows the fingerprint in the request. Compare it with the one the member reads to \
+            you from 'valise whoami', by a channel you trust: on a terminal you are asked to \
+            confirm; in a script, pass it with --expect-fingerprint.
+            """
+    )
+
+    @OptionGroup var options: AdminOptions
+    @OptionGroup var submission: SubmissionOptions
+
+    @Argument(help: ArgumentHelp("The enrollment request file.", valueName: "request"))
+    var request: String
+
+    @Option(name: .long, help: ArgumentHelp("The mission's name (default: the mission part of the member name).", valueName: "mission"))
+    var mission: String?
+
+    @Option(name: .long, help: ArgumentHelp("The member's role.", valueName: "role"))
+    var role: String = "staff"
+
+    @Option(name: .long, help: ArgumentHelp("The fingerprint the member read out (spaces optional).", valueName: "digits"))
+    var expectFingerprint: String?
+
+    func run() throws {
+        try submitEntry(options, submission) { (_, _) throws(ClientError) -> EntryBody in
+            let request = try RequestFile.read(self.request)
+            guard request.kind == .enrollment else {
+                throw ClientError.usage("wrong-request", "\(self.request) is a rotation request: use valise admin rotate")
+            }
+            try FingerprintCheck.confirm(request.fingerprint, of: request.member.value, expected: expectFingerprint)
+            let enrollment = Enrollment(request: request, mission: mission ?? String(request.member.mission), role: role)
+            try checkInput { () throws(NameError) in
+                try NameRule.checkText(enrollment.mission, what: "mission", maximum: Enrollment.maximumMissionLength)
+                try NameRule.checkText(enrollment.role, what: "role", maximum: Enrollment.maximumRoleLength)
+            }
+            return .enroll(enrollment)
+        }
+    }
+}
+
+struct AdminRotate: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "rotate",
+        abstract: "Replace a member's keys from a rotation request.",
+        discussion: """
+            A rotation request from 'valise keys rotate' is signed by the old and the new key. \
+            For a lost device there is no old key to sign: give the new device's enrollment \
+            request and --lost-device; the entry records that the old key did not countersign.
+            """
+    )
+
+    @OptionGroup var options: AdminOptions
+    @OptionGroup var submission: SubmissionOptions
+
+    @Argument(help: ArgumentHelp("The member, name@mission.", valueName: "member"))
+    var member: String
+
+    @Argument(help: ArgumentHelp("The rotation (or, with --lost-device, enrollment) request.", valueName: "request"))
+    var request: String
+
+    @Flag(name: .long, help: "The old device is lost: accept new keys without the old key's signature.")
+    var lostDevice = false
+
+    @Option(name: .long, help: ArgumentHelp("The new fingerprint the member read out.", valueName: "digits"))
+    var expectFingerprint: String?
+
+    func run() throws {
+        try submitEntry(options, submission) { (_, state) throws(ClientError) -> EntryBody in
+            let name = try MemberName.argument(member)
+            let request = try RequestFile.read(self.request)
+            guard request.member == name else {
+                throw ClientError.usage("wrong-request", "\(self.request) is for \(request.member), not \(name)")
+            }
+            guard let current = state.members[name] else { throw ClientError.usage("unknown-member", "\(name) is not a member") }
+            switch request.kind {
+            case .rotation:
+                guard request.oldIdentityKey == current.identityKey else {
+                    throw ClientError.usage("wrong-request", "the request replaces a key that is not \(name)'s current key")
+                }
+            case .enrollment:
+                guard lostDevice else {
+                    throw ClientError.usage(
+                        "not-countersigned",
+                        "\(self.request) is not signed by \(name)'s current key; if the old device is lost, say so with --lost-device")
+                }
+            }
+            try FingerprintCheck.confirm(request.fingerprint, of: name.value, expected: expectFingerprint)
+            return .rotate(Rotation(request: request, replacing: current.identityKey))
+        }
+    }
+}
+
+struct AdminRevoke: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "revoke",
+        abstract: "Revoke a member (or one of their identity keys), with the reason.",
+        discussion: """
+            Revoking a member takes all of their keys out of use: relays refuse their \
+            connections and colleagues stop encrypting to them. --identity-key revokes a \
+            single key instead, for example an old key that was rotated out and then lost.
+            """
+    )
+
+    @OptionGroup var options: AdminOptions
+    @OptionGroup var submission: SubmissionOptions
+
+    @Argument(help: ArgumentHelp("The member, name@mission.", valueName: "member"))
+    var member: String?
+
+    @Option(name: .long, help: ArgumentHelp("Revoke this identity key (hex) instead of a member.", valueName: "hex"))
+    var identityKey: String?
+
+    @Option(name: .long, help: ArgumentHelp("Why (kept in the directory).", valueName: "text"))
+    var reason: String
+
+    func validate() throws {
+        if (member == nil) == (identityKey == nil) { throw ValidationError("give either a member or --identity-key") }
+    }
+
+    func run() throws {
+        try submitEntry(options, submission) { (_, _) throws(ClientError) -> EntryBody in
+            let target: Revocation.Target
+            if let member {
+                target = .member(try MemberName.argument(member))
+            } else {
+                guard let bytes = Hex.decode(identityKey ?? ""), let key = try? SigningPublicKey(bytes: bytes) else {
+                    throw ClientError.usage("invalid-key", "--identity-key takes a 64-digit hexadecimal Ed25519 public key")
+                }
+                target = .identityKey(key)
+            }
+            try checkInput { () throws(NameError) in
+                try NameRule.checkText(reason, what: "reason", maximum: Revocation.maximumReasonLength)
+            }
+            return .revoke(Revocation(target: target, reason: reason))
+        }
+    }
+}
+
+/// Comparing a fingerprint with the one a person reads out.
+enum FingerprintCheck {
+    static func confirm(_ fingerprint: Fingerprint, of who: String, expected: String?) throws(ClientError) {
+        if let expected {
+            let digits = expected.filter(\.isNumber)
+            guard digits == fingerprint.digits else {
+                throw ClientError(
+                    kind: .verification, code: "fingerprint-mismatch",
+                    message: "the request's fingerprint for \(who) is \(fingerprint), not the expected \(expected); do not enroll it")
+            }
+            return
+        }
+        FileHandle.standardError.write(Data("fingerprint of \(who): \(fingerprint)\n".utf8))
+        guard try Confirmation.ask(
+            "Does \(who) read out exactly this fingerprint?",
+            flagHint: "pass the fingerprint the member read out with --expect-fingerprint") else {
+            throw ClientError.usage("not-confirmed", "not confirmed; nothing was changed")
+        }
+    }
+}
