@@ -68,6 +68,18 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // Benchmarks for docs/PERFORMANCE.md (scripts/bench runs them in release mode). It
+        // imports CSodium directly, to measure the bare libsodium calls beside Valise's own.
+        .executableTarget(
+            name: "valise-bench",
+            dependencies: [
+                "CSodium",
+                "ValiseCrypto",
+                "ValiseDirectory",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // Helpers shared by the test targets (temporary directories; later a manual clock and
         // an in-process relay). Never linked into the executables.
         .target(

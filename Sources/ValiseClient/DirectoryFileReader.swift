@@ -15,22 +15,14 @@ public enum DirectoryFileReader {
 
     public static func read(_ path: String) throws(ClientError) -> Contents {
         let bytes = try PublicFile.read(path, maximumByteCount: DirectoryFiles.maximumLogByteCount)
-        do {
+        do throws(FormatError) {
             if bytes.starts(with: Array("VALISEOB".utf8)) {
                 let bundle = try OrganisationBundle(decoding: bytes)
                 return Contents(entries: bundle.entries, checkpoint: bundle.checkpoint, isBundle: true)
             }
-            let entries = try DirectoryFiles.decodeLog(bytes)
-            guard !entries.isEmpty else {
-                throw ClientError(kind: .verification, code: "empty-log", message: "\(path) holds no entries")
-            }
-            return Contents(entries: entries, checkpoint: nil, isBundle: false)
-        } catch let error as ClientError {
-            throw error
-        } catch let error as FormatError {
-            throw ClientError(error, file: path)
+            return Contents(entries: try DirectoryFiles.decodeLog(bytes), checkpoint: nil, isBundle: false)
         } catch {
-            throw ClientError.failure("io", "\(path): \(error)")
+            throw ClientError(error, file: path)
         }
     }
 }

@@ -60,6 +60,7 @@ public struct OrganisationDirectory: Sendable {
 
     public func lock() throws(ClientError) -> FileLock {
         do {
+            try SecureFile.checkPrivateDirectory(path)
             return try FileLock(path: lockPath)
         } catch {
             throw ClientError(error)

@@ -38,16 +38,18 @@ public struct PassphraseReader: Sendable {
     public typealias EnvironmentLookup = @Sendable (String) -> SecretBytes?
 
     private let environment: EnvironmentLookup
-    private let terminal: @Sendable (String) throws(ClientError) -> SecretBytes
+    private let terminal: @Sendable (String, String) throws(ClientError) -> SecretBytes
 
     /// Reads the real environment (without going through a Swift String) and the real terminal.
     public init() {
-        self.init(environment: PassphraseReader.processEnvironment, terminal: TerminalPrompt.readSecret)
+        self.init(environment: PassphraseReader.processEnvironment, terminal: { (prompt, hint) throws(ClientError) in
+            try TerminalPrompt.readSecret(prompt: prompt, noTerminalHint: hint)
+        })
     }
 
     public init(
         environment: @escaping EnvironmentLookup,
-        terminal: @escaping @Sendable (String) throws(ClientError) -> SecretBytes
+        terminal: @escaping @Sendable (_ prompt: String, _ noTerminalHint: String) throws(ClientError) -> SecretBytes
     ) {
         self.environment = environment
         self.terminal = terminal
@@ -59,6 +61,10 @@ public struct PassphraseReader: Sendable {
         if environment(variable) != nil { return .environment(variable) }
         return .terminal
     }
+
+    /// What to say when there is no terminal either. `flag` and `variable` are the options
+    /// that would have given this passphrase.
+    public var noTerminalHint: String = "use --passphrase-file FILE, or set VALISE_PASSPHRASE for automation"
 
     /// Reads a passphrase to unlock something.
     public func read(from source: PassphraseSource, prompt: String) throws(ClientError) -> SecretBytes {
@@ -84,10 +90,19 @@ public struct PassphraseReader: Sendable {
 
     /// New passphrases: valid UTF-8, at least 12 characters.
     public static func checkNew(_ passphrase: SecretBytes, from source: PassphraseSource) throws(ClientError) {
+        // Validated and counted in place: making a String would copy the passphrase into
+        // ordinary memory that is never wiped.
         let scalars: Int? = passphrase.withUnsafeBytes { raw in
-            guard String(validating: raw, as: UTF8.self) != nil else { return nil }
-            // Every scalar starts with a byte that is not a continuation byte (10xxxxxx).
-            return raw.reduce(0) { $0 + ($1 & 0xC0 == 0x80 ? 0 : 1) }
+            var bytes = raw.makeIterator()
+            var parser = Unicode.UTF8.ForwardParser()
+            var count = 0
+            while true {
+                switch parser.parseScalar(from: &bytes) {
+                case .valid: count += 1
+                case .emptyInput: return count
+                case .error: return nil
+                }
+            }
         }
         guard let scalars else {
             throw .usage("invalid-passphrase", "the new passphrase from \(source) is not valid UTF-8 text")
@@ -117,7 +132,7 @@ public struct PassphraseReader: Sendable {
             }
             passphrase = Self.firstLine(of: value)
         case .terminal:
-            passphrase = try terminal(prompt)
+            passphrase = try terminal(prompt, noTerminalHint)
         }
         guard passphrase.count <= Self.maximumByteCount else {
             throw .usage("passphrase-too-long", "the passphrase from \(source) is longer than \(Self.maximumByteCount) bytes")

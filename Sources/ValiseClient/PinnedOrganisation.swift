@@ -61,6 +61,9 @@ public struct PinnedOrganisation: Sendable {
                 kind: .verification, code: DirectoryError.Rule.genesisPin.rawValue,
                 message: "\(file) belongs to another organisation (genesis \(bundle.genesisHash.short)…); this device is pinned to \(current.bundle.genesisHash.short)…")
         }
+        // The new bundle must verify on its own first (a tampered file is reported as the
+        // rule it breaks); only a valid log that differs from the pinned one is a fork.
+        _ = try Self.verify(bundle, pinnedGenesis: current.bundle.genesisHash, file: file, now: now)
         var verifier = current.verifier
         do {
             try verifier.extend(with: bundle.entries, now: now)

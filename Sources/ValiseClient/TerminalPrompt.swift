@@ -5,10 +5,15 @@ import Darwin
 #endif
 import ValiseCrypto
 
-// Saved for the signal handler, which cannot capture context: if the user interrupts at the
-// prompt, the terminal gets its echo back before the process ends.
+// Saved for the signal handlers, which cannot capture context: if the user interrupts at the
+// prompt the terminal gets its echo back before the process ends, and if they suspend it
+// (Ctrl-Z) echo is back while stopped and off again when resumed (as readpassphrase(3)).
 nonisolated(unsafe) private var savedTerminal = termios()
+nonisolated(unsafe) private var silentTerminal = termios()
 nonisolated(unsafe) private var savedTerminalDescriptor: Int32 = -1
+
+/// Signals that end the process at the prompt.
+private let endingSignals = [SIGINT, SIGTERM, SIGHUP, SIGQUIT]
 
 private func restoreTerminalAndExit(_ signal: Int32) {
     if savedTerminalDescriptor >= 0 {
@@ -17,6 +22,20 @@ private func restoreTerminalAndExit(_ signal: Int32) {
     }
     Glibc.signal(signal, SIG_DFL)
     raise(signal)
+}
+
+private func suspendAtPrompt(_ signal: Int32) {
+    guard savedTerminalDescriptor >= 0 else { return }
+    tcsetattr(savedTerminalDescriptor, TCSAFLUSH, &savedTerminal)
+    Glibc.signal(SIGTSTP, SIG_DFL)
+    var stop = sigset_t()
+    sigemptyset(&stop)
+    sigaddset(&stop, SIGTSTP)
+    sigprocmask(SIG_UNBLOCK, &stop, nil)
+    kill(getpid(), SIGTSTP)
+    // Resumed.
+    Glibc.signal(SIGTSTP, suspendAtPrompt)
+    tcsetattr(savedTerminalDescriptor, TCSAFLUSH, &silentTerminal)
 }
 
 /// Asks for a secret on the controlling terminal (`/dev/tty`) with echo off, reading it
@@ -41,14 +60,12 @@ public enum TerminalPrompt {
         return String(decoding: bytes, as: UTF8.self)
     }
 
-    @Sendable
-    static func readSecret(prompt: String) throws(ClientError) -> SecretBytes {
+    /// The hint when there is no terminal and no other source: says which flag or variable
+    /// would have given the passphrase.
+    static func readSecret(prompt: String, noTerminalHint: String) throws(ClientError) -> SecretBytes {
         let fd = open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC)
         guard fd >= 0 else {
-            throw .usage(
-                "no-passphrase",
-                "no passphrase given and no terminal to ask on: use --passphrase-file FILE, or set VALISE_PASSPHRASE for automation"
-            )
+            throw .usage("no-passphrase", "no passphrase given and no terminal to ask on: \(noTerminalHint)")
         }
         defer { close(fd) }
 
@@ -58,21 +75,18 @@ public enum TerminalPrompt {
         // readpassphrase(3) does: whatever is typed after the prompt is never shown.
         if isTerminal {
             savedTerminal = original
+            silentTerminal = original
+            silentTerminal.c_lflag &= ~tcflag_t(ECHO)
             savedTerminalDescriptor = fd
-            signal(SIGINT, restoreTerminalAndExit)
-            signal(SIGTERM, restoreTerminalAndExit)
-            signal(SIGHUP, restoreTerminalAndExit)
-            var silent = original
-            silent.c_lflag &= ~tcflag_t(ECHO)
-            tcsetattr(fd, TCSAFLUSH, &silent)
+            for ending in endingSignals { signal(ending, restoreTerminalAndExit) }
+            signal(SIGTSTP, suspendAtPrompt)
+            tcsetattr(fd, TCSAFLUSH, &silentTerminal)
         }
         _ = prompt.withCString { write(fd, $0, strlen($0)) }
         defer {
             if isTerminal {
                 tcsetattr(fd, TCSAFLUSH, &original)
-                signal(SIGINT, SIG_DFL)
-                signal(SIGTERM, SIG_DFL)
-                signal(SIGHUP, SIG_DFL)
+                for ending in endingSignals + [SIGTSTP] { signal(ending, SIG_DFL) }
                 savedTerminalDescriptor = -1
             }
             _ = write(fd, "\n", 1)

@@ -14,7 +14,10 @@ public struct ValiseHome: Sendable, Hashable {
 
     /// Resolves the home from a flag and the environment.
     public static func resolve(flag: String?, environment: [String: String]) throws(ClientError) -> ValiseHome {
-        if let flag, !flag.isEmpty { return ValiseHome(path: flag) }
+        if let flag {
+            guard !flag.isEmpty else { throw .usage("empty-home", "--home was given an empty path") }
+            return ValiseHome(path: flag)
+        }
         if let fromEnvironment = environment["VALISE_HOME"], !fromEnvironment.isEmpty {
             return ValiseHome(path: fromEnvironment)
         }
@@ -44,9 +47,11 @@ public struct ValiseHome: Sendable, Hashable {
         }
     }
 
-    /// Takes the home's lock for as long as the returned object lives.
+    /// Takes the home's lock for as long as the returned object lives, after checking that
+    /// the home is still private (other users must not be able to swap its files).
     public func lock() throws(ClientError) -> FileLock {
         do {
+            try SecureFile.checkPrivateDirectory(path)
             return try FileLock(path: lockPath)
         } catch {
             throw ClientError(error)

@@ -20,6 +20,24 @@ public struct SigningPublicKey: Hashable, Sendable, CustomStringConvertible {
         self.bytes = bytes
     }
 
+    /// Wraps 32 bytes without the (costly) point validation, for a key that is used only to
+    /// verify signatures or is compared with keys already validated: libsodium's
+    /// verification itself refuses non-canonical and small-order keys, so such a key can
+    /// never make a signature valid. (Checking every key of a long log twice would double
+    /// its cost.) Anything else must use `init(bytes:)`.
+    public init(bytesCheckedBySignature bytes: [UInt8]) throws(CryptoError) {
+        guard bytes.count == Self.byteCount else {
+            throw .invalidLength("Ed25519 public key", expected: Self.byteCount, actual: bytes.count)
+        }
+        self.bytes = bytes
+    }
+
+    /// Whether the key is a canonical point of the prime-order subgroup (what `init(bytes:)` checks).
+    public var isValidPoint: Bool {
+        Sodium.ensureInitialised()
+        return withBytes(bytes) { p, _ in crypto_core_ed25519_is_valid_point(p) } == 1
+    }
+
     /// Verifies `signature` over `message` for `purpose`.
     public func isValidSignature(
         _ signature: Signature, for message: [UInt8], purpose: SignaturePurpose

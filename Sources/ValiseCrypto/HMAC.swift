@@ -40,9 +40,11 @@ public enum HMACSHA256: HMACFunction {
             let rc = withInput(part) { p, n in crypto_auth_hmacsha256_update(state, p, UInt64(n)) }
             precondition(rc == 0, "crypto_auth_hmacsha256_update failed")
         }
-        return SecretBytes(count: outputByteCount) { out in
-            let rc = crypto_auth_hmacsha256_final(state, out.baseAddress!.assumingMemoryBound(to: UInt8.self))
-            precondition(rc == 0, "crypto_auth_hmacsha256_final failed")
+        return withExtendedLifetime(scratch) {
+            SecretBytes(count: outputByteCount) { out in
+                let rc = crypto_auth_hmacsha256_final(state, out.baseAddress!.assumingMemoryBound(to: UInt8.self))
+                precondition(rc == 0, "crypto_auth_hmacsha256_final failed")
+            }
         }
     }
 }

@@ -7,11 +7,18 @@ public enum BLAKE2b {
     public static let minimumOutputByteCount = Int(crypto_generichash_BYTES_MIN)
     public static let maximumKeyByteCount = Int(crypto_generichash_KEYBYTES_MAX)
 
-    /// Unkeyed BLAKE2b with an output of 16 to 64 bytes.
+    /// Unkeyed BLAKE2b with an output of 16 to 64 bytes, of public data: libsodium's
+    /// one-shot call, with no state to keep in guarded memory (this hashes every directory
+    /// entry, so it must stay cheap).
     public static func hash(_ data: [UInt8], outputByteCount: Int = 64) -> [UInt8] {
-        var hasher = Hasher(outputByteCount: outputByteCount)
-        hasher.update(data)
-        return hasher.finalize()
+        precondition((minimumOutputByteCount...maximumOutputByteCount).contains(outputByteCount), "BLAKE2b output length out of range")
+        Sodium.ensureInitialised()
+        return withBytes(data) { input, length in
+            makeBytes(count: outputByteCount) { out in
+                let rc = crypto_generichash(out, outputByteCount, input, UInt64(length), nil, 0)
+                precondition(rc == 0, "crypto_generichash failed")
+            }
+        }
     }
 
     /// Keyed BLAKE2b (a MAC) with a key of 1 to 64 bytes.

@@ -159,6 +159,10 @@ public struct KeystoreFile: Sendable {
     ) throws(KeystoreError) -> (bytes: [UInt8], key: SymmetricKey) {
         guard payload.count <= maximumPayloadByteCount else { throw .tooLarge }
         guard parameters.isAllowed else { throw .unsupportedParameters(parameters.description) }
+        // The standard label is only for parameters at least as strong as the standard.
+        guard parameters.profile == .insecureTest || parameters.meetsStandard else {
+            throw .unsupportedParameters("\(parameters) is weaker than the standard profile it claims")
+        }
         let salt = Random.bytes(count: Argon2id.saltByteCount)
         let nonce = XChaChaPoly.Nonce.random()
         let key: SymmetricKey

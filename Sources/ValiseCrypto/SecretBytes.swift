@@ -37,7 +37,10 @@ public final class SecretBytes: @unchecked Sendable {
         }
         self.base = pointer
         self.count = count
-        _ = sodium_mprotect_readonly(pointer)
+        // Read-only protection is a safety net, not a guarantee anything relies on; it fails
+        // only when the system runs out of memory mappings.
+        let protected = sodium_mprotect_readonly(pointer)
+        assert(protected == 0, "sodium_mprotect_readonly failed")
     }
 
     /// Zero-filled secret bytes.

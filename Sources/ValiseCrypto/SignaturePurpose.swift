@@ -6,16 +6,17 @@
 public struct SignaturePurpose: Hashable, Sendable, CustomStringConvertible {
     /// The purpose's label, for example `directory-entry`.
     public let label: String
+    /// The bytes that precede every message signed for this purpose (computed once: every
+    /// signature check uses them).
+    public let prefix: [UInt8]
 
     /// `label`: 1 to 64 characters from `a-z 0-9 - . /`. Labels are constants in code, not
     /// input, so an invalid one is a programming error.
     public init(_ label: String) {
         precondition(Self.isValid(label), "invalid signature purpose label")
         self.label = label
+        self.prefix = Array("valise/v1/\(label)".utf8) + [0]
     }
-
-    /// The bytes that precede every message signed for this purpose.
-    public var prefix: [UInt8] { Array("valise/v1/\(label)".utf8) + [0] }
 
     public var description: String { "valise/v1/\(label)" }
 

@@ -20,6 +20,13 @@ extension ByteReader {
         }
     }
 
+    /// An Ed25519 key that only ever verifies signatures, or must equal a key already
+    /// validated (signers, requests' keys, relay keys): see
+    /// `SigningPublicKey(bytesCheckedBySignature:)`.
+    public mutating func readSignatureCheckedKey() throws(FormatError) -> SigningPublicKey {
+        try! SigningPublicKey(bytesCheckedBySignature: readBytes(SigningPublicKey.byteCount))
+    }
+
     public mutating func readAgreementPublicKey() throws(FormatError) -> AgreementPublicKey {
         try! AgreementPublicKey(bytes: readBytes(AgreementPublicKey.byteCount))
     }

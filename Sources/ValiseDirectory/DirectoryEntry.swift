@@ -130,7 +130,7 @@ public struct DirectoryEntry: Hashable, Sendable {
         var signatures: [EntrySignature] = []
         signatures.reserveCapacity(count)
         for _ in 0..<count {
-            let signature = EntrySignature(signer: try reader.readSigningPublicKey(), signature: try reader.readSignature())
+            let signature = EntrySignature(signer: try reader.readSignatureCheckedKey(), signature: try reader.readSignature())
             if let last = signatures.last, !last.signer.bytes.lexicographicallyPrecedes(signature.signer.bytes) {
                 throw .invalid(reader.context, "signatures are not in canonical order (sorted by signer, each signer once)")
             }

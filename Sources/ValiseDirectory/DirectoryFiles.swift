@@ -25,6 +25,7 @@ public enum DirectoryFiles {
         return try ByteReader.read(bytes, context: "directory log") { (reader, raw) throws(FormatError) -> [DirectoryEntry] in
             try reader.expectMagic(logMagic, version: version, what: "a Valise directory log")
             let entries = try readEntries(&reader, raw)
+            guard !entries.isEmpty else { throw .invalid(reader.context, "it holds no entries, not even a genesis") }
             try reader.expectEnd()
             return entries
         }
@@ -65,8 +66,13 @@ public enum DirectoryFiles {
         guard count <= reader.remainingCount / 58 else { throw .truncated(reader.context) }
         var entries: [DirectoryEntry] = []
         entries.reserveCapacity(count)
-        for _ in 0..<count {
-            entries.append(try readEntry(&reader, raw))
+        for index in 0..<count {
+            let entry = try readEntry(&reader, raw)
+            // Logs and bundles hold every entry from the genesis, in order.
+            guard entry.sequence == UInt64(index) else {
+                throw .invalid(reader.context, "entry \(index) says it is entry \(entry.sequence); entries must be stored in order from the genesis")
+            }
+            entries.append(entry)
         }
         return entries
     }

@@ -1,3 +1,4 @@
+import Dispatch
 import ValiseCrypto
 
 /// Verifies a directory log entry by entry, from a pinned genesis, and keeps the resulting
@@ -25,7 +26,12 @@ public struct DirectoryVerifier: Sendable {
     }
 
     /// Verifies a whole log from its genesis.
+    /// Verifies a whole log from its genesis. The result always has a state: an empty log is
+    /// refused (it has no genesis).
     public static func verify(_ entries: [DirectoryEntry], pinnedGenesis: EntryHash?, now: UInt64) throws(DirectoryError) -> DirectoryVerifier {
+        guard !entries.isEmpty else {
+            throw DirectoryError(.genesis, sequence: nil, subject: nil, "the log is empty: it has no genesis")
+        }
         var verifier = DirectoryVerifier(pinnedGenesis: pinnedGenesis)
         try verifier.extend(with: entries, now: now)
         return verifier
@@ -39,18 +45,46 @@ public struct DirectoryVerifier: Sendable {
     /// head (else: rollback).
     public mutating func extend(with entries: [DirectoryEntry], now: UInt64) throws(DirectoryError) {
         guard let last = entries.last else { return }
-        if last.sequence + 1 < UInt64(count) {
+        // Compared without adding to a sequence number read from a file (it may be 2^64 - 1).
+        if count > 0 && last.sequence < UInt64(count - 1) {
             throw DirectoryError(
                 .rollback, sequence: last.sequence, subject: nil,
                 "this log ends at entry \(last.sequence), but entries up to \(count - 1) were already verified")
         }
-        for entry in entries {
+        // Signature checks depend only on each entry's own bytes, so for a long batch they
+        // run first, on every core; the in-order pass then only looks up their results.
+        let verified = entries.count >= Self.parallelThreshold ? Self.verifySignaturesConcurrently(entries) : nil
+        for (index, entry) in entries.enumerated() {
             if entry.sequence < UInt64(count) {
                 try checkSame(entry)
             } else {
-                try append(entry, now: now)
+                try check(entry, now: now, requireThreshold: true, signaturesVerified: verified?[index] ?? false)
+                apply(entry)
             }
         }
+    }
+
+    /// Batches at least this long verify their signatures in parallel.
+    static let parallelThreshold = 64
+
+    /// For each entry, whether every signature it carries (admin signatures, and a request's
+    /// or relay's own signatures in its body) verifies. A `false` is looked at again in
+    /// order, which names the signature that failed.
+    static func verifySignaturesConcurrently(_ entries: [DirectoryEntry]) -> [Bool] {
+        let results = UnsafeMutableBufferPointer<Bool>.allocate(capacity: entries.count)
+        defer { results.deallocate() }
+        // A few more chunks than cores evens out uneven entries; each chunk writes only its
+        // own slots, so the buffer needs no lock.
+        let chunks = min(entries.count, 16)
+        let chunkSize = (entries.count + chunks - 1) / chunks
+        let slots = SendableSlots(results)
+        DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
+            for index in (chunk * chunkSize)..<min(entries.count, (chunk + 1) * chunkSize) {
+                let entry = entries[index]
+                slots.set(index, entry.signatures.allSatisfy(entry.isValid) && entry.body.hasValidEmbeddedSignatures)
+            }
+        }
+        return Array(results)
     }
 
     /// Verifies and applies the next entry.
@@ -63,6 +97,12 @@ public struct DirectoryVerifier: Sendable {
     /// an entry still gathering signatures passes if everything else is right (pending
     /// entries); every signature it has must still be valid and by an admin.
     public func check(_ entry: DirectoryEntry, now: UInt64, requireThreshold: Bool) throws(DirectoryError) {
+        try check(entry, now: now, requireThreshold: requireThreshold, signaturesVerified: false)
+    }
+
+    /// `signaturesVerified`: every signature was already found valid (see
+    /// `verifySignaturesConcurrently`), so only the rules remain to check.
+    func check(_ entry: DirectoryEntry, now: UInt64, requireThreshold: Bool, signaturesVerified: Bool) throws(DirectoryError) {
         let subject = entry.body.summary
         func fail(_ rule: DirectoryError.Rule, _ detail: String) -> DirectoryError {
             DirectoryError(rule, sequence: entry.sequence, subject: subject, detail)
@@ -87,8 +127,7 @@ public struct DirectoryVerifier: Sendable {
                   genesis.freshness.warnAfterSeconds <= genesis.freshness.refuseAfterSeconds else {
                 throw fail(.genesis, "the freshness bounds must satisfy 0 < warn ≤ refuse")
             }
-            try Self.checkSignatures(of: entry, by: genesis.admins, requireThreshold: requireThreshold, fail: fail)
-            try Self.checkUnused(genesis.admins, in: nil, fail: fail)
+            try Self.checkSignatures(of: entry, by: genesis.admins, requireThreshold: requireThreshold, verified: signaturesVerified, fail: fail)
             return
         }
 
@@ -98,8 +137,8 @@ public struct DirectoryVerifier: Sendable {
         guard entry.timestamp >= state.headTimestamp else {
             throw fail(.time, "dated \(entry.timestamp), before entry \(state.headSequence) (\(state.headTimestamp))")
         }
-        try Self.checkSignatures(of: entry, by: state.admins, requireThreshold: requireThreshold, fail: fail)
-        try Self.checkBody(entry.body, state: state, fail: fail)
+        try Self.checkSignatures(of: entry, by: state.admins, requireThreshold: requireThreshold, verified: signaturesVerified, fail: fail)
+        try Self.checkBody(entry.body, state: state, verified: signaturesVerified, fail: fail)
     }
 
     /// Checks an entry against the one already verified at its sequence number.
@@ -128,13 +167,13 @@ extension DirectoryVerifier {
     typealias Failure = (DirectoryError.Rule, String) -> DirectoryError
 
     static func checkSignatures(
-        of entry: DirectoryEntry, by admins: AdminSet, requireThreshold: Bool, fail: Failure
+        of entry: DirectoryEntry, by admins: AdminSet, requireThreshold: Bool, verified: Bool, fail: Failure
     ) throws(DirectoryError) {
         for signature in entry.signatures {
             guard admins.admin(signingKey: signature.signer) != nil else {
                 throw fail(.signer, "key \(Hex.encode(signature.signer.bytes.prefix(8)))… is not an admin in force before this entry")
             }
-            guard entry.isValid(signature) else {
+            guard verified || entry.isValid(signature) else {
                 throw fail(.signature, "the signature by admin \(admins.admin(signingKey: signature.signer)!.name) does not verify")
             }
         }
@@ -174,7 +213,7 @@ extension DirectoryVerifier {
         }
     }
 
-    static func checkBody(_ body: EntryBody, state: DirectoryState, fail: Failure) throws(DirectoryError) {
+    static func checkBody(_ body: EntryBody, state: DirectoryState, verified: Bool, fail: Failure) throws(DirectoryError) {
         switch body {
         case .genesis:
             throw fail(.genesis, "only the first entry may be a genesis")
@@ -184,7 +223,7 @@ extension DirectoryVerifier {
             guard isValidAddress(relay.address) else {
                 throw fail(.relay, "the address must be HOST:PORT with a port from 1 to 65535")
             }
-            guard relay.hasValidProof else { throw fail(.request, "the relay's public-key proof does not verify") }
+            guard verified || relay.hasValidProof else { throw fail(.request, "the relay's public-key proof does not verify") }
             guard !state.usedAgreementKeys.contains(relay.noiseKey), !state.usedSigningKeys.contains(relay.signingKey) else {
                 throw fail(.keyReuse, "the relay's keys were used before")
             }
@@ -197,7 +236,7 @@ extension DirectoryVerifier {
             if let existing = state.members[request.member], existing.isActive {
                 throw fail(.member, "\(request.member) is already an active member")
             }
-            guard request.kind == .enrollment, request.isValid else {
+            guard request.kind == .enrollment, verified || request.isValid else {
                 throw fail(.request, "the enrollment request's signature does not verify")
             }
             try checkUnusedDeviceKeys(request.identityKey, request.transportKey, state: state, fail: fail)
@@ -208,7 +247,7 @@ extension DirectoryVerifier {
             guard rotation.oldIdentityKey == member.identityKey else {
                 throw fail(.member, "it replaces a key that is not \(rotation.member)'s current identity key")
             }
-            guard rotation.request.isValid else {
+            guard verified || rotation.request.isValid else {
                 throw fail(.request, rotation.oldKeyCountersigned
                     ? "the rotation request's signatures (new key and old key) do not verify"
                     : "the new device's enrollment request does not verify")
@@ -319,6 +358,25 @@ extension DirectoryState {
         case .certifyCheckpointKey(let key):
             checkpointKeys.append((key, entry.sequence))
             usedSigningKeys.insert(key)
+        }
+    }
+}
+
+/// Result slots written by concurrent workers, each to its own indices.
+private struct SendableSlots: @unchecked Sendable {
+    let buffer: UnsafeMutableBufferPointer<Bool>
+    init(_ buffer: UnsafeMutableBufferPointer<Bool>) { self.buffer = buffer }
+    func set(_ index: Int, _ value: Bool) { buffer[index] = value }
+}
+
+extension EntryBody {
+    /// Whether the signatures a body carries (a request's, a relay's proof) verify.
+    var hasValidEmbeddedSignatures: Bool {
+        switch self {
+        case .addRelay(let relay): relay.hasValidProof
+        case .enroll(let enrollment): enrollment.request.isValid
+        case .rotate(let rotation): rotation.request.isValid
+        default: true
         }
     }
 }

@@ -80,12 +80,12 @@ extension EntryBody {
             let address = try reader.readText(field: "relay address", maximum: RelayRecord.maximumAddressLength)
             return .addRelay(RelayRecord(
                 name: name, address: address, noiseKey: try reader.readAgreementPublicKey(),
-                signingKey: try reader.readSigningPublicKey(), proof: try reader.readSignature()))
+                signingKey: try reader.readSignatureCheckedKey(), proof: try reader.readSignature()))
         case .removeRelay:
             return .removeRelay(name: try reader.readLabel(field: "relay name"))
         case .enroll:
             let member = try reader.readMemberName()
-            let identity = try reader.readSigningPublicKey()
+            let identity = try reader.readSignatureCheckedKey()
             let transport = try reader.readAgreementPublicKey()
             let created = try reader.readUInt64()
             let signature = try reader.readSignature()
@@ -97,8 +97,8 @@ extension EntryBody {
             return .enroll(Enrollment(request: request, mission: mission, role: role))
         case .rotate:
             let member = try reader.readMemberName()
-            let old = try reader.readSigningPublicKey()
-            let new = try reader.readSigningPublicKey()
+            let old = try reader.readSignatureCheckedKey()
+            let new = try reader.readSignatureCheckedKey()
             let transport = try reader.readAgreementPublicKey()
             let created = try reader.readUInt64()
             let newSignature = try reader.readSignature()

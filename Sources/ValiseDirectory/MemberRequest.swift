@@ -128,8 +128,8 @@ extension MemberRequest {
             try reader.expectMagic(Self.fileMagic, version: Self.fileVersion, what: "an enrollment or rotation request")
             guard let kind = Kind(rawValue: try reader.readUInt8()) else { throw .invalid(context, "unknown request kind") }
             let member = try reader.readMemberName()
-            let old = kind == .rotation ? try reader.readSigningPublicKey() : nil
-            let identity = try reader.readSigningPublicKey()
+            let old = kind == .rotation ? try reader.readSignatureCheckedKey() : nil
+            let identity = try reader.readSignatureCheckedKey()
             let transport = try reader.readAgreementPublicKey()
             let created = try reader.readUInt64()
             let signature = try reader.readSignature()

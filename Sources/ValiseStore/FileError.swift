@@ -29,7 +29,10 @@ public struct FileError: CodedError {
         case ENOSPC, EDQUOT:
             return FileError(code: "no-space", message: "cannot \(action) \(path): no space left on the device", path: path)
         case ELOOP:
-            return FileError(code: "symbolic-link", message: "refusing to \(action) \(path): it is a symbolic link", path: path)
+            return FileError(
+                code: "symbolic-link",
+                message: "refusing to \(action) \(path): it is a symbolic link (give the file itself; process substitution is not accepted)",
+                path: path)
         default:
             return FileError(code: "io", message: "cannot \(action) \(path): \(reason)", path: path)
         }
@@ -50,7 +53,7 @@ public struct FileError: CodedError {
     }
 
     static func notRegularFile(_ path: String) -> FileError {
-        FileError(code: "not-a-file", message: "\(path) is not a regular file", path: path)
+        FileError(code: "not-a-file", message: "\(path) is not a regular file (pipes, devices and directories are not accepted)", path: path)
     }
 
     static func notDirectory(_ path: String) -> FileError {
@@ -59,6 +62,10 @@ public struct FileError: CodedError {
 
     static func tooLarge(_ path: String, limit: Int) -> FileError {
         FileError(code: "too-large", message: "\(path) is larger than \(limit) bytes", path: path)
+    }
+
+    static func changedWhileReading(_ path: String) -> FileError {
+        FileError(code: "changed", message: "\(path) changed while it was being read; try again", path: path)
     }
 
     static func busy(_ path: String) -> FileError {

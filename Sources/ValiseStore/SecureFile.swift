@@ -26,14 +26,15 @@ public enum SecureFile {
     public static func read(
         _ path: String, maximumByteCount: Int, access: Access = .ownerOnly
     ) throws(FileError) -> [UInt8] {
-        let fd = try openForReading(path, maximumByteCount: maximumByteCount, access: access)
+        let (fd, size) = try openForReading(path, maximumByteCount: maximumByteCount, access: access)
         defer { close(fd) }
-        var bytes = [UInt8](repeating: 0, count: maximumByteCount + 1)
+        // One byte more than the file's size, to notice a file that grew while being read.
+        var bytes = [UInt8](repeating: 0, count: size + 1)
         let result = bytes.withUnsafeMutableBytes { raw in
             Result { () throws(FileError) -> Int in try readAll(fd, into: raw, path: path) }
         }
         let count = try result.get()
-        guard count <= maximumByteCount else { throw .tooLarge(path, limit: maximumByteCount) }
+        guard count <= size else { throw .changedWhileReading(path) }
         bytes.removeSubrange(count...)
         return bytes
     }
@@ -43,20 +44,22 @@ public enum SecureFile {
     public static func readSecret(
         _ path: String, maximumByteCount: Int, access: Access = .ownerOnly
     ) throws(FileError) -> SecretBytes {
-        let fd = try openForReading(path, maximumByteCount: maximumByteCount, access: access)
+        let (fd, size) = try openForReading(path, maximumByteCount: maximumByteCount, access: access)
         defer { close(fd) }
         var count = 0
-        let whole = try SecretBytes(count: maximumByteCount + 1) { (raw) throws(FileError) in
+        let whole = try SecretBytes(count: size + 1) { (raw) throws(FileError) in
             count = try readAll(fd, into: raw, path: path)
         }
-        guard count <= maximumByteCount else { throw .tooLarge(path, limit: maximumByteCount) }
+        guard count <= size else { throw .changedWhileReading(path) }
         return whole.slice(0..<count)
     }
 
     private static func openForReading(
         _ path: String, maximumByteCount: Int, access: Access
-    ) throws(FileError) -> Int32 {
-        let fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
+    ) throws(FileError) -> (fd: Int32, size: Int) {
+        // Non-blocking, so that a FIFO given as a key or passphrase file is refused below
+        // instead of waiting for a writer; the flag is cleared once it is a regular file.
+        let fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK)
         guard fd >= 0 else { throw .system("read", path) }
         var info = stat()
         guard fstat(fd, &info) == 0 else {
@@ -66,6 +69,7 @@ public enum SecureFile {
         }
         do throws(FileError) {
             guard (info.st_mode & S_IFMT) == S_IFREG else { throw FileError.notRegularFile(path) }
+            guard fcntl(fd, F_SETFL, O_RDONLY) == 0 else { throw FileError.system("read", path) }
             guard Int(info.st_size) <= maximumByteCount else { throw FileError.tooLarge(path, limit: maximumByteCount) }
             if access == .ownerOnly {
                 guard info.st_uid == geteuid() else { throw FileError.wrongOwner(path) }
@@ -77,7 +81,7 @@ public enum SecureFile {
             close(fd)
             throw error
         }
-        return fd
+        return (fd, Int(info.st_size))
     }
 
     /// Reads until end of file or until `raw` is full; returns the count read.
@@ -107,10 +111,18 @@ public enum SecureFile {
         guard errno == EEXIST else { throw .system("create directory", path) }
         var info = stat()
         guard stat(path, &info) == 0 else { throw .system("inspect", path) }
+        try checkPrivateDirectory(path)
+        guard access(path, W_OK | X_OK) == 0 else { throw .system("write in", path) }
+    }
+
+    /// Checks that an existing directory is private to its owner (mode 0700 or stricter), as
+    /// `preparePrivateDirectory` would, without creating anything.
+    public static func checkPrivateDirectory(_ path: String) throws(FileError) {
+        var info = stat()
+        guard stat(path, &info) == 0 else { throw .system("inspect", path) }
         guard (info.st_mode & S_IFMT) == S_IFDIR else { throw .notDirectory(path) }
         guard info.st_uid == geteuid() else { throw .wrongOwner(path) }
         guard info.st_mode & 0o077 == 0 else { throw .insecurePermissions(path, mode: info.st_mode, isDirectory: true) }
-        guard access(path, W_OK | X_OK) == 0 else { throw .system("write in", path) }
     }
 
     /// Replaces (or creates) `path` with `bytes`, atomically and durably:
@@ -138,8 +150,20 @@ public enum SecureFile {
             if let backupSuffix, exists(path) {
                 backup = try linkBackup(of: path, suffix: backupSuffix)
             }
-            guard rename(temporary, path) == 0 else { throw FileError.system("replace", path) }
-            try syncDirectory(directory)
+            guard rename(temporary, path) == 0 else {
+                let error = FileError.system("replace", path)
+                if let backup { unlink(backup) }
+                throw error
+            }
+            do throws(FileError) {
+                try syncDirectory(directory)
+            } catch {
+                // The new file is in place; only its durability across a power cut is unsure.
+                throw FileError(
+                    code: "not-durable",
+                    message: "\(path) was replaced, but its directory could not be flushed to disk (\(error.message)); it may not survive a power cut",
+                    path: path)
+            }
             return backup
         } catch {
             unlink(temporary)

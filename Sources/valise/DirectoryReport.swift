@@ -88,7 +88,7 @@ struct DirectoryReport: Encodable {
         }
         checkpointKey = state.checkpointKey.map { Hex.encode($0.bytes) }
         self.checkpoint = checkpoint.map { checkpoint in
-            let age = Int64(now) - Int64(checkpoint.time)
+            let age = Int64(clamping: now) - Int64(clamping: checkpoint.time)
             let stale: String? = age > Int64(state.freshness.refuseAfterSeconds)
                 ? "older than the refusal bound"
                 : age > Int64(state.freshness.warnAfterSeconds) ? "older than the warning bound" : nil

@@ -38,8 +38,12 @@ enum Passphrases {
         return try reader.read(from: reader.source(file: file, variable: "VALISE_PASSPHRASE"), prompt: prompt)
     }
 
-    static func new(file: String?, variable: String = "VALISE_PASSPHRASE", prompt: String) throws(ClientError) -> SecretBytes {
-        let reader = PassphraseReader()
+    /// A new passphrase; `flag` and `variable` are the options that give it without a terminal.
+    static func new(
+        file: String?, flag: String = "--passphrase-file", variable: String = "VALISE_PASSPHRASE", prompt: String
+    ) throws(ClientError) -> SecretBytes {
+        var reader = PassphraseReader()
+        reader.noTerminalHint = "use \(flag) FILE, or set \(variable) for automation"
         return try reader.readNew(from: reader.source(file: file, variable: variable), prompt: prompt)
     }
 }

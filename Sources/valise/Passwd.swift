@@ -32,11 +32,9 @@ extension Valise {
             let member = try reportingErrors { () throws(ClientError) -> String in
                 let keystore = DeviceKeystore(home: try options.resolveHome())
                 _ = try keystore.inspect()
-                let reader = PassphraseReader()
-                let oldSource = reader.source(file: options.passphraseFile, variable: "VALISE_PASSPHRASE")
-                let old = try reader.read(from: oldSource, prompt: "Current passphrase for \(keystore.path): ")
-                let newSource = reader.source(file: newPassphraseFile, variable: "VALISE_NEW_PASSPHRASE")
-                let new = try reader.readNew(from: newSource, prompt: "New passphrase: ")
+                let old = try Passphrases.unlock(file: options.passphraseFile, prompt: "Current passphrase for \(keystore.path): ")
+                let new = try Passphrases.new(
+                    file: newPassphraseFile, flag: "--new-passphrase-file", variable: "VALISE_NEW_PASSPHRASE", prompt: "New passphrase: ")
                 let identity = try keystore.changePassphrase(from: old, to: new, parameters: kdfProfile.parameters)
                 return identity.memberName.value
             }

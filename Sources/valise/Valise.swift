@@ -20,4 +20,9 @@ struct Valise: AsyncParsableCommand {
         version: ValiseVersion.string,
         subcommands: [Init.self, Whoami.self, Passwd.self, Keys.self, Verify.self, Directory.self, Admin.self]
     )
+
+    static func main() async {
+        ProcessHardening.apply()
+        await main(nil)
+    }
 }

@@ -14,4 +14,9 @@ struct Valised: AsyncParsableCommand {
             """,
         version: ValiseVersion.string
     )
+
+    static func main() async {
+        ProcessHardening.apply()
+        await main(nil)
+    }
 }

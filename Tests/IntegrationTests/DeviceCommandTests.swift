@@ -84,6 +84,20 @@ struct DeviceCommandTests {
         #expect(!whoami.transcript.contains(passphrase))
     }
 
+    @Test("quitting at the prompt (Ctrl-\\ or Ctrl-C) restores echo and prints no crash report", arguments: [UInt8(0x1c), UInt8(0x03)])
+    func interruptAtPrompt(key: UInt8) throws {
+        #expect(try initDevice().status == 0)
+        let session = try TerminalSession(["whoami", "--home", home])
+        #expect(session.waitFor("Passphrase for "))
+        #expect(!session.echoIsOn)
+        session.press([key])
+        let status = session.finish()
+        #expect(status == 128 + (key == 0x1c ? SIGQUIT : SIGINT))
+        #expect(session.echoIsOn)
+        #expect(!session.transcript.contains("crashed"))
+        #expect(!session.transcript.contains("Backtrac"))
+    }
+
     @Test("a mistyped confirmation at the terminal creates nothing")
     func terminalMismatch() throws {
         let session = try TerminalSession(["init", "--name", "carol@geneva", "--home", home, "--kdf-profile", "insecure-test"])

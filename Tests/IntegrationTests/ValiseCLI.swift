@@ -122,6 +122,18 @@ final class TerminalSession {
         return transcript.contains(text)
     }
 
+    /// Whether the terminal echoes input (the settings the child left behind).
+    var echoIsOn: Bool {
+        var settings = termios()
+        guard tcgetattr(master, &settings) == 0 else { return false }
+        return settings.c_lflag & tcflag_t(ECHO) != 0
+    }
+
+    /// Sends raw bytes as if typed (control characters included).
+    func press(_ bytes: [UInt8]) {
+        _ = bytes.withUnsafeBytes { write(master, $0.baseAddress!, $0.count) }
+    }
+
     func type(_ line: String) {
         let bytes = Array((line + "\n").utf8)
         _ = bytes.withUnsafeBytes { write(master, $0.baseAddress!, $0.count) }

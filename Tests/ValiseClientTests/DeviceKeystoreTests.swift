@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 import ValiseTestSupport
 @testable import ValiseClient
@@ -121,6 +122,21 @@ struct DeviceKeystoreTests {
         #expect(try ValiseHome.resolve(flag: nil, environment: ["VALISE_HOME": "/b", "HOME": "/c"]).path == "/b")
         #expect(try ValiseHome.resolve(flag: nil, environment: ["HOME": "/c"]).path == "/c/.valise")
         #expect(throws: ClientError.self) { try ValiseHome.resolve(flag: nil, environment: [:]) }
+        // An empty --home (an unset shell variable) is a mistake, not "use the default".
+        let empty = #expect(throws: ClientError.self) { try ValiseHome.resolve(flag: "", environment: ["HOME": "/c"]) }
+        #expect(empty?.kind == .usage)
+    }
+
+    @Test("a home that other users can write is refused before the keystore is rewritten")
+    func sharedHome() throws {
+        let keystore = DeviceKeystore(home: home)
+        _ = try keystore.create(memberName: alice, passphrase: passphrase, parameters: .insecureTest, force: false, now: 0)
+        chmod(home.path, 0o777)
+        let error = #expect(throws: ClientError.self) {
+            try keystore.changePassphrase(from: passphrase, to: SecretBytes(copying: Array("another passphrase".utf8)), parameters: .insecureTest)
+        }
+        #expect(error?.code == "insecure-permissions")
+        #expect(throws: ClientError.self) { try keystore.unlock(passphrase: passphrase, directory: nil, now: 0) }
     }
 
     @Test("timestamps", arguments: [(UInt64(0), "1970-01-01T00:00:00Z"), (951_782_400, "2000-02-29T00:00:00Z"), (1_795_000_100, "2026-11-18T11:08:20Z")])

@@ -12,7 +12,7 @@ struct PassphraseReaderTests {
         let answers = Answers(terminal)
         return PassphraseReader(
             environment: { name in environment[name].map { SecretBytes(copying: Array($0.utf8)) } },
-            terminal: { (_: String) throws(ClientError) -> SecretBytes in
+            terminal: { (_: String, _: String) throws(ClientError) -> SecretBytes in
                 guard let next = answers.next() else { throw .usage("no-terminal", "no terminal") }
                 return SecretBytes(copying: Array(next.utf8))
             }

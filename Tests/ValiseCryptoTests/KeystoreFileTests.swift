@@ -103,6 +103,14 @@ struct KeystoreFileTests {
         #expect(throws: KeystoreError.corrupted) { try KeystoreFile(parsing: withValidChecksum(shorterLength)) }
     }
 
+    @Test("the standard label is refused for parameters weaker than the standard")
+    func mislabelledParameters() {
+        let weak = PasswordKDFParameters(profile: .standard, iterations: 1, memoryKiB: 8)
+        #expect(throws: KeystoreError.unsupportedParameters("")) {
+            try KeystoreFile.seal(payload, contents: .device, passphrase: passphrase, parameters: weak)
+        }
+    }
+
     @Test("oversized files and payloads are refused")
     func sizes() throws {
         #expect(throws: KeystoreError.tooLarge) { try KeystoreFile(parsing: [UInt8](repeating: 0, count: 65_537)) }

@@ -102,3 +102,27 @@ struct SecureFileTests {
         _ = try FileLock(path: path)
     }
 }
+
+@Suite("Secure files: hostile paths")
+struct SecureFileHostileTests {
+    let directory = TemporaryDirectory()
+
+    @Test("a FIFO is refused at once instead of blocking")
+    func fifo() throws {
+        let path = directory.file("fifo")
+        #expect(mkfifo(path, 0o600) == 0)
+        let error = #expect(throws: FileError.self) { try SecureFile.read(path, maximumByteCount: 100) }
+        #expect(error?.code == "not-a-file")
+        #expect(throws: FileError.self) { try SecureFile.readSecret(path, maximumByteCount: 100) }
+    }
+
+    @Test("a private directory that became shared is refused by the check")
+    func sharedDirectory() throws {
+        let home = directory.file("home")
+        try SecureFile.preparePrivateDirectory(home)
+        try SecureFile.checkPrivateDirectory(home)
+        chmod(home, 0o777)
+        let error = #expect(throws: FileError.self) { try SecureFile.checkPrivateDirectory(home) }
+        #expect(error?.code == "insecure-permissions")
+    }
+}

@@ -141,22 +141,45 @@ def open_container(data: bytes, passphrase: bytes, expected_contents: int = 1):
 
 
 def parse_device_payload(p: bytes) -> dict:
-    if len(p) < 3 or p[0] != 1:
+    # Version 1: name, created, current keys. Version 2 adds a pending flag (and keys) and
+    # a count of retired keys; "Nothing follows" in both.
+    if len(p) < 3 or p[0] not in (1, 2):
         fail("device payload: unknown payload version")
     (k,) = struct.unpack_from(">H", p, 1)
-    if len(p) != 3 + k + 8 + 32 + 32:  # "Nothing follows."
-        fail("device payload: wrong length")
     name = p[3:3 + k]
+    if len(p) < 3 + k + 8 + 64:
+        fail("device payload: truncated")
     if not valid_member(name):
         fail("device payload: invalid member name")
     (created,) = struct.unpack_from(">Q", p, 3 + k)
-    seed, x_priv = p[11 + k:43 + k], p[43 + k:75 + k]
-    return {"name": name, "created": created, "seed": seed, "x_priv": x_priv}
+    at = 11 + k
+    seed, x_priv = p[at:at + 32], p[at + 32:at + 64]
+    at += 64
+    pending, retired = None, []
+    if p[0] == 2:
+        if at >= len(p) or p[at] not in (0, 1):
+            fail("device payload: invalid pending flag")
+        if p[at] == 1:
+            pending = p[at + 1:at + 73]
+            at += 72
+        at += 1
+        if at >= len(p) or p[at] > 16:
+            fail("device payload: invalid retired count")
+        count = p[at]
+        at += 1
+        for _ in range(count):
+            retired.append(p[at:at + 72])
+            at += 72
+    if at != len(p):
+        fail("device payload: wrong length")
+    return {"name": name, "created": created, "seed": seed, "x_priv": x_priv,
+            "pending": pending is not None, "retired": len(retired)}
 
 
 def device_payload(name: bytes, created: int, seed: bytes, x_priv: bytes) -> bytes:
-    return (b"\x01" + struct.pack(">H", len(name)) + name + struct.pack(">Q", created)
-            + seed + x_priv)
+    # Version 2 with nothing pending and nothing retired.
+    return (b"\x02" + struct.pack(">H", len(name)) + name + struct.pack(">Q", created)
+            + seed + x_priv + b"\x00" + b"\x00")
 
 
 def seal_container(payload: bytes, passphrase: bytes, profile: int, salt: bytes,

@@ -222,7 +222,8 @@ struct AdminCheckpointKey: ParsableCommand {
             guard !keys.checkpointKey.exists else { throw ClientError.usage("checkpoint-key-exists", "\(keys.checkpointKey.path) exists already") }
             let checkpoint = CheckpointKeys(created: Environment.now(), signing: SigningKey())
             let passphrase = try Passphrases.new(
-                file: checkpointPassphraseFile, variable: "VALISE_CHECKPOINT_PASSPHRASE", prompt: "New passphrase for the checkpoint key: ")
+                file: checkpointPassphraseFile, flag: "--checkpoint-passphrase-file", variable: "VALISE_CHECKPOINT_PASSPHRASE",
+                prompt: "New passphrase for the checkpoint key: ")
             try keys.checkpointKey.write(checkpoint, passphrase: passphrase, parameters: kdfProfile.parameters)
             print("Checkpoint key written to \(keys.checkpointKey.path).")
             return .certifyCheckpointKey(checkpoint.signing.publicKey)

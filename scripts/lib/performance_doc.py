@@ -1,0 +1,78 @@
+"""Writes benchmark results (one JSON object per line) into docs/PERFORMANCE.md: each case
+owns a section between markers, so running one case leaves the others as they were."""
+import datetime, json, os, platform, re, subprocess, sys
+
+doc_path, results_path = sys.argv[1], sys.argv[2]
+
+
+def machine():
+    cpu = "unknown CPU"
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    memory = ""
+    try:
+        kib = int(re.search(r"MemTotal:\s+(\d+)", open("/proc/meminfo").read()).group(1))
+        memory = f", {kib / 1024 / 1024:.0f} GiB"
+    except (OSError, AttributeError):
+        pass
+    swift = subprocess.run(["swift", "--version"], capture_output=True, text=True).stdout.splitlines()
+    sodium = subprocess.run(["pkg-config", "--modversion", "libsodium"], capture_output=True, text=True).stdout.strip()
+    return (f"{cpu}, {os.cpu_count()} cores{memory}; {platform.system()} {platform.release()}; "
+            f"{swift[0] if swift else 'swift ?'}; libsodium {sodium or '?'}")
+
+
+def section_directory(r):
+    ms = lambda s: f"{s * 1000:.0f} ms"
+    per_entry = r["medianSeconds"] / r["entries"] * 1e6
+    return f"""## Directory verification
+
+Decoding a directory log file and verifying every entry from the pinned genesis, as a
+device does when it pins or reloads its organisation bundle: a 1-of-1 organisation, a
+genesis and {r['entries'] - 1:,} enrollments. Each enrollment carries two Ed25519
+signatures (the admin's, and the member's own request signature, which the verifier also
+checks), so the log holds {r['signaturesPerEntry'] * r['entries']:,.0f} signatures;
+{r['fileBytes'] / 1e6:.1f} MB. Median of {len(r['runs'])} runs.
+
+| measurement | time | per entry |
+|---|---|---|
+| decode + verify, whole log (signatures checked on every core) | **{ms(r['medianSeconds'])}** | {per_entry:.0f} µs |
+| of which decoding | {ms(r['decodeMedianSeconds'])} | {r['decodeMedianSeconds'] / r['entries'] * 1e6:.1f} µs |
+| decode + verify entry by entry (one core, as when entries arrive one at a time) | {ms(r['sequentialMedianSeconds'])} | {r['sequentialMedianSeconds'] / r['entries'] * 1e6:.0f} µs |
+| bare libsodium, one core: the same number of `crypto_sign_verify_detached` and `crypto_generichash` calls | {ms(r['rawLibsodiumMedianSeconds'])} | {r['rawLibsodiumMedianSeconds'] / r['entries'] * 1e6:.0f} µs |
+
+Ratios to bare libsodium in the same run: whole log **{r['medianSeconds'] / r['rawLibsodiumMedianSeconds']:.2f}×**
+(below 1 because the signature checks run on every core), entry by entry
+**{r['sequentialMedianSeconds'] / r['rawLibsodiumMedianSeconds']:.2f}×** (what Valise adds on one core:
+decoding, hashing, the rules and the state). Target: under one second for 10,000 entries.
+
+Runs (s): {', '.join(f'{x:.3f}' for x in r['runs'])}; bare libsodium: {', '.join(f'{x:.3f}' for x in r['rawRuns'])}.
+"""
+
+
+renderers = {"directory-verify": section_directory}
+results = [json.loads(line) for line in open(results_path) if line.strip().startswith("{")]
+doc = open(doc_path).read() if os.path.exists(doc_path) else ""
+if not doc.startswith("# Performance"):
+    doc = """# Performance
+
+Figures written by `scripts/bench` (release build, on this project's reference machine).
+The disk and the CPU of a shared machine vary from minute to minute, so only ratios
+measured in the same run mean much; each section says what it compares against.
+
+"""
+today = datetime.date.today().isoformat()
+for result in results:
+    case = result["case"]
+    body = renderers[case](result) + f"\nMeasured {today} on: {machine()}.\n"
+    begin, end = f"<!-- bench:{case}:begin -->", f"<!-- bench:{case}:end -->"
+    block = f"{begin}\n{body}{end}"
+    if begin in doc:
+        doc = re.sub(re.escape(begin) + r".*?" + re.escape(end), lambda _: block, doc, flags=re.S)
+    else:
+        doc = doc.rstrip("\n") + "\n\n" + block + "\n"
+open(doc_path, "w").write(doc)
