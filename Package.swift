@@ -19,6 +19,9 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.1"),
+        // The generated code in Sources/ValiseWire/Generated must match this version exactly
+        // (scripts/gen-proto builds its plugin from it).
+        .package(url: "https://github.com/apple/swift-protobuf", exact: "1.39.0"),
     ],
     targets: [
         // libsodium 1.0.18 from the system (Debian: libsodium-dev).
@@ -37,6 +40,15 @@ let package = Package(
         .target(
             name: "ValiseDirectory",
             dependencies: ["ValiseCrypto"],
+            swiftSettings: swiftSettings
+        ),
+        // The wire: framing, the Noise state machine, relay messages. Pure (no I/O).
+        .target(
+            name: "ValiseWire",
+            dependencies: [
+                "ValiseCrypto",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
             swiftSettings: swiftSettings
         ),
         // Durable storage: secure atomic files now; the relay queue and client store later.
@@ -100,6 +112,12 @@ let package = Package(
                 "ValiseTestSupport",
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "ValiseWireTests",
+            dependencies: ["ValiseWire", "ValiseCrypto", "ValiseTestSupport"],
+            resources: [.copy("Fixtures")],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -189,7 +189,7 @@ public struct OrganisationDirectory: Sendable {
         let checkpoint = try readCheckpoint()
         if let candidate = checkpoint {
             do {
-                try candidate.verify(against: verifier)
+                try candidate.verify(against: verifier, now: now)
             } catch {
                 throw ClientError(error, file: checkpointPath)
             }

@@ -70,7 +70,7 @@ public struct PinnedOrganisation: Sendable {
         } catch {
             throw ClientError(error, file: file)
         }
-        let checkpoint = try Self.newer(bundle.checkpoint, than: current.bundle.checkpoint, verifier: verifier, file: file)
+        let checkpoint = try Self.newer(bundle.checkpoint, than: current.bundle.checkpoint, verifier: verifier, file: file, now: now)
         let grew = verifier.count > current.verifier.count
         guard grew || checkpoint != current.bundle.checkpoint else { return .unchanged }
         try write(OrganisationBundle(entries: grew ? bundle.entries : current.bundle.entries, checkpoint: checkpoint))
@@ -98,7 +98,7 @@ public struct PinnedOrganisation: Sendable {
     static func verify(_ bundle: OrganisationBundle, pinnedGenesis: EntryHash?, file: String, now: UInt64) throws(ClientError) -> Loaded {
         do {
             let verifier = try DirectoryVerifier.verify(bundle.entries, pinnedGenesis: pinnedGenesis, now: now)
-            try bundle.checkpoint?.verify(against: verifier)
+            try bundle.checkpoint?.verify(against: verifier, now: now)
             return Loaded(bundle: bundle, verifier: verifier)
         } catch {
             throw ClientError(error, file: file)
@@ -106,10 +106,10 @@ public struct PinnedOrganisation: Sendable {
     }
 
     /// The newer of two checkpoints, after verifying the new one.
-    private static func newer(_ candidate: Checkpoint?, than current: Checkpoint?, verifier: DirectoryVerifier, file: String) throws(ClientError) -> Checkpoint? {
+    private static func newer(_ candidate: Checkpoint?, than current: Checkpoint?, verifier: DirectoryVerifier, file: String, now: UInt64) throws(ClientError) -> Checkpoint? {
         guard let candidate else { return current }
         do {
-            try candidate.verify(against: verifier)
+            try candidate.verify(against: verifier, now: now)
         } catch {
             throw ClientError(error, file: file)
         }

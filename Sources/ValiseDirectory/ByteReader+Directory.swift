@@ -24,15 +24,20 @@ extension ByteReader {
     /// validated (signers, requests' keys, relay keys): see
     /// `SigningPublicKey(bytesCheckedBySignature:)`.
     public mutating func readSignatureCheckedKey() throws(FormatError) -> SigningPublicKey {
-        try! SigningPublicKey(bytesCheckedBySignature: readBytes(SigningPublicKey.byteCount))
+        let bytes = try readBytes(SigningPublicKey.byteCount)
+        return try! SigningPublicKey(bytesCheckedBySignature: bytes)
     }
 
+    // The lengths are read first (a short buffer throws); the `try!` only covers the
+    // length check of a value that has exactly the right length.
     public mutating func readAgreementPublicKey() throws(FormatError) -> AgreementPublicKey {
-        try! AgreementPublicKey(bytes: readBytes(AgreementPublicKey.byteCount))
+        let bytes = try readBytes(AgreementPublicKey.byteCount)
+        return try! AgreementPublicKey(bytes: bytes)
     }
 
     public mutating func readSignature() throws(FormatError) -> Signature {
-        try! Signature(bytes: readBytes(Signature.byteCount))
+        let bytes = try readBytes(Signature.byteCount)
+        return try! Signature(bytes: bytes)
     }
 
     public mutating func readHash() throws(FormatError) -> EntryHash {

@@ -63,25 +63,33 @@ public struct Checkpoint: Hashable, Sendable {
         }
     }
 
-    /// Checks the checkpoint against a verified log: signed by the checkpoint key in force
-    /// at its sequence number, about an entry this log has, with the same hash (else it is a
-    /// fork). A checkpoint ahead of the log means the log is behind: fetch the newer entries.
-    public func verify(against verifier: DirectoryVerifier) throws(DirectoryError) {
+    /// Checks the checkpoint against a verified log, in this order: it names an entry this
+    /// log has (a checkpoint ahead of the log means the log is behind); its key is the
+    /// checkpoint key certified at or before that entry; its signature verifies; the log's
+    /// hash at that entry is the checkpoint's (else: a fork); its time is not before that
+    /// entry's and not more than the allowed skew after `now`.
+    public func verify(against verifier: DirectoryVerifier, now: UInt64) throws(DirectoryError) {
         func fail(_ rule: DirectoryError.Rule, _ detail: String) -> DirectoryError {
-            DirectoryError(rule, sequence: nil, subject: nil, detail)
+            DirectoryError(rule, sequence: nil, subject: "checkpoint", detail)
         }
         guard let state = verifier.state else { throw fail(.checkpoint, "there is no verified log to check it against") }
         guard sequence < UInt64(verifier.count) else {
             throw fail(.checkpoint, "it names entry \(sequence), but this log ends at entry \(verifier.count - 1): fetch the newer entries")
         }
-        guard verifier.hashes[Int(sequence)] == headHash else {
-            throw fail(.fork, "the checkpoint says entry \(sequence) has hash \(headHash.short)…, this log has \(verifier.hashes[Int(sequence)].short)…; the log shown here differs from the organisation's — report this to your key administrators")
-        }
         guard let inForce = state.checkpointKeys.last(where: { $0.certifiedAt <= sequence }), inForce.key == key else {
             throw fail(.checkpoint, "it is not signed by the checkpoint key certified at entry \(sequence)")
         }
         guard key.isValidSignature(signature, for: Self.statement(sequence: sequence, headHash: headHash, time: time), purpose: .checkpoint) else {
-            throw fail(.signature, "the checkpoint's signature does not verify")
+            throw fail(.checkpoint, "its signature does not verify")
+        }
+        guard verifier.hashes[Int(sequence)] == headHash else {
+            throw fail(.fork, "the checkpoint says entry \(sequence) has hash \(headHash.short)…, this log has \(verifier.hashes[Int(sequence)].short)…; the log shown here differs from the organisation's — report this to your key administrators")
+        }
+        guard time >= verifier.timestamps[Int(sequence)] else {
+            throw fail(.checkpoint, "it is dated before the entry it vouches for")
+        }
+        guard time <= now &+ DirectoryVerifier.maximumClockSkew else {
+            throw fail(.checkpoint, "it is dated \(time - now) seconds after this machine's clock")
         }
     }
 }

@@ -18,7 +18,8 @@ public struct DirectoryError: CodedError {
         case let (sequence?, nil): prefix = "entry \(sequence): "
         default: prefix = ""
         }
-        self.message = "\(prefix)\(rule.description): \(detail)"
+        // The stable rule name is in brackets, for people to quote and scripts to match.
+        self.message = "\(prefix)\(rule.description) [\(rule.rawValue)]: \(detail)"
     }
 
     /// The rules a log must follow (docs/PROTOCOL.md, "Directory verification").

@@ -20,6 +20,8 @@ public struct DirectoryVerifier: Sendable {
     public private(set) var state: DirectoryState?
     /// The hash of every verified entry, by sequence number.
     public private(set) var hashes: [EntryHash] = []
+    /// The timestamp of every verified entry, by sequence number (for checkpoints).
+    public private(set) var timestamps: [UInt64] = []
 
     public init(pinnedGenesis: EntryHash?) {
         self.pinnedGenesis = pinnedGenesis
@@ -45,6 +47,14 @@ public struct DirectoryVerifier: Sendable {
     /// head (else: rollback).
     public mutating func extend(with entries: [DirectoryEntry], now: UInt64) throws(DirectoryError) {
         guard let last = entries.last else { return }
+        // A batch is consecutive entries: a repeated or missing sequence number is refused
+        // before anything else (compared without adding to numbers read from a file).
+        for (index, entry) in entries.enumerated().dropFirst()
+        where entry.sequence <= entries[index - 1].sequence || entry.sequence - entries[index - 1].sequence != 1 {
+            throw DirectoryError(
+                .sequence, sequence: entry.sequence, subject: entry.body.summary,
+                "it follows entry \(entries[index - 1].sequence) in this batch; entries must be consecutive")
+        }
         // Compared without adding to a sequence number read from a file (it may be 2^64 - 1).
         if count > 0 && last.sequence < UInt64(count - 1) {
             throw DirectoryError(
@@ -108,37 +118,53 @@ public struct DirectoryVerifier: Sendable {
             DirectoryError(rule, sequence: entry.sequence, subject: subject, detail)
         }
 
+        // The checks run in the order docs/PROTOCOL.md gives ("Verification"), so that an
+        // entry breaking several rules is reported the same way by every implementation.
         guard entry.sequence == UInt64(count) else {
             throw fail(.sequence, "expected entry \(count)")
         }
         guard count < Self.maximumEntries else { throw fail(.malformed, "the log is longer than \(Self.maximumEntries) entries") }
+        let genesis: Genesis?
+        if case .genesis(let body) = entry.body { genesis = body } else { genesis = nil }
+        if state == nil {
+            guard genesis != nil else { throw fail(.genesis, "the first entry must be a genesis") }
+        } else {
+            guard genesis == nil else { throw fail(.genesis, "only the first entry may be a genesis") }
+        }
+        let expectedPrevious = state?.headHash ?? .zero
+        guard entry.previousHash == expectedPrevious else {
+            throw fail(.chain, state == nil
+                ? "a genesis has no previous entry (its previous hash must be zero)"
+                : "its previous hash is \(entry.previousHash.short)…, entry \(count - 1) has hash \(expectedPrevious.short)…")
+        }
+        if state == nil, let pinnedGenesis, entry.hash != pinnedGenesis {
+            throw fail(.genesisPin, "its hash is \(entry.hash.short)…, the pinned genesis is \(pinnedGenesis.short)…")
+        }
+        if let state, entry.timestamp < state.headTimestamp {
+            throw fail(.time, "dated \(entry.timestamp), before entry \(state.headSequence) (\(state.headTimestamp))")
+        }
         guard entry.timestamp <= now &+ Self.maximumClockSkew else {
             throw fail(.future, "dated \(entry.timestamp - now) seconds after this machine's clock (at most \(Self.maximumClockSkew) allowed)")
         }
 
-        guard let state else {
-            guard case .genesis(let genesis) = entry.body else { throw fail(.genesis, "the first entry must be a genesis") }
-            guard entry.previousHash == .zero else { throw fail(.chain, "a genesis has no previous entry (its previous hash must be zero)") }
-            if let pinnedGenesis, entry.hash != pinnedGenesis {
-                throw fail(.genesisPin, "its hash is \(entry.hash.short)…, the pinned genesis is \(pinnedGenesis.short)…")
-            }
+        // The admins who may sign: those in force before the entry; for the genesis, its own.
+        let signers = genesis?.admins ?? state!.admins
+        try Self.checkSignatures(of: entry, by: signers, verified: signaturesVerified, fail: fail)
+        if let genesis {
             try Self.checkAdminSet(genesis.admins, fail: fail)
             guard genesis.freshness.warnAfterSeconds > 0,
                   genesis.freshness.warnAfterSeconds <= genesis.freshness.refuseAfterSeconds else {
                 throw fail(.genesis, "the freshness bounds must satisfy 0 < warn ≤ refuse")
             }
-            try Self.checkSignatures(of: entry, by: genesis.admins, requireThreshold: requireThreshold, verified: signaturesVerified, fail: fail)
-            return
+        } else if case .changeAdmins(let set) = entry.body {
+            try Self.checkAdminSet(set, fail: fail)
         }
-
-        guard entry.previousHash == state.headHash else {
-            throw fail(.chain, "its previous hash is \(entry.previousHash.short)…, entry \(state.headSequence) has hash \(state.headHash.short)…")
+        if requireThreshold && entry.signatures.count < Int(signers.threshold) {
+            throw fail(.threshold, "signed by \(entry.signatures.count) admin(s), \(signers.threshold) required")
         }
-        guard entry.timestamp >= state.headTimestamp else {
-            throw fail(.time, "dated \(entry.timestamp), before entry \(state.headSequence) (\(state.headTimestamp))")
+        if let state {
+            try Self.checkBody(entry.body, state: state, verified: signaturesVerified, fail: fail)
         }
-        try Self.checkSignatures(of: entry, by: state.admins, requireThreshold: requireThreshold, verified: signaturesVerified, fail: fail)
-        try Self.checkBody(entry.body, state: state, verified: signaturesVerified, fail: fail)
     }
 
     /// Checks an entry against the one already verified at its sequence number.
@@ -153,6 +179,7 @@ public struct DirectoryVerifier: Sendable {
 
     private mutating func apply(_ entry: DirectoryEntry) {
         hashes.append(entry.hash)
+        timestamps.append(entry.timestamp)
         if case .genesis(let genesis) = entry.body {
             var initial = DirectoryState(genesis: genesis, entry: entry)
             initial.markUsed(genesis.admins)
@@ -166,8 +193,10 @@ public struct DirectoryVerifier: Sendable {
 extension DirectoryVerifier {
     typealias Failure = (DirectoryError.Rule, String) -> DirectoryError
 
+    /// Each signature in order: its key must be an admin's, then it must verify. Signers are
+    /// distinct: decoding and `signed(by:)` both keep one signature per key.
     static func checkSignatures(
-        of entry: DirectoryEntry, by admins: AdminSet, requireThreshold: Bool, verified: Bool, fail: Failure
+        of entry: DirectoryEntry, by admins: AdminSet, verified: Bool, fail: Failure
     ) throws(DirectoryError) {
         for signature in entry.signatures {
             guard admins.admin(signingKey: signature.signer) != nil else {
@@ -177,13 +206,10 @@ extension DirectoryVerifier {
                 throw fail(.signature, "the signature by admin \(admins.admin(signingKey: signature.signer)!.name) does not verify")
             }
         }
-        // Signers are distinct: decoding and `signed(by:)` both keep one signature per key.
-        if requireThreshold && entry.signatures.count < Int(admins.threshold) {
-            throw fail(.threshold, "signed by \(entry.signatures.count) admin(s), \(admins.threshold) required")
-        }
     }
 
     static func checkAdminSet(_ set: AdminSet, fail: Failure) throws(DirectoryError) {
+        // 1 to 32 admins is checked when decoding (malformed); this guards sets built in code.
         guard (1...AdminSet.maximumAdmins).contains(set.admins.count) else {
             throw fail(.admins, "an organisation has 1 to \(AdminSet.maximumAdmins) admins")
         }
@@ -216,7 +242,7 @@ extension DirectoryVerifier {
     static func checkBody(_ body: EntryBody, state: DirectoryState, verified: Bool, fail: Failure) throws(DirectoryError) {
         switch body {
         case .genesis:
-            throw fail(.genesis, "only the first entry may be a genesis")
+            preconditionFailure("checked before the body")
 
         case .addRelay(let relay):
             guard state.relays[relay.name] == nil else { throw fail(.relay, "a relay named \(relay.name) exists") }
@@ -269,7 +295,6 @@ extension DirectoryVerifier {
             }
 
         case .changeAdmins(let set):
-            try checkAdminSet(set, fail: fail)
             try checkUnused(set, in: state, fail: fail)
 
         case .certifyCheckpointKey(let key):
@@ -284,11 +309,22 @@ extension DirectoryVerifier {
         guard !state.usedAgreementKeys.contains(transport) else { throw fail(.keyReuse, "the transport key was used before") }
     }
 
-    /// `HOST:PORT` (or `[IPv6]:PORT`), port 1 to 65535.
+    /// `HOST:PORT`, where HOST is a DNS name or IPv4 address (letters, digits, `-` and `.`,
+    /// not starting or ending with `.` or `-`) or `[IPv6]` (hexadecimal digits, `:` and `.`
+    /// in brackets), and PORT is 1 to 65535 in decimal without a sign or leading zeros.
     static func isValidAddress(_ address: String) -> Bool {
-        guard let colon = address.lastIndex(of: ":"), colon != address.startIndex,
-              let port = UInt16(address[address.index(after: colon)...]), port > 0 else { return false }
-        return !address[..<colon].contains(where: { $0 == " " || $0 == "/" })
+        guard let colon = address.lastIndex(of: ":") else { return false }
+        let host = address[..<colon]
+        let port = address[address.index(after: colon)...]
+        guard !port.isEmpty, port.count <= 5, port.allSatisfy({ $0.isASCII && $0.isNumber }), port.first != "0",
+              let number = Int(port), (1...65_535).contains(number) else { return false }
+        if host.hasPrefix("[") {
+            guard host.hasSuffix("]"), host.count > 2 else { return false }
+            return host.dropFirst().dropLast().allSatisfy { $0.isHexDigit || $0 == ":" || $0 == "." }
+        }
+        guard !host.isEmpty, host.count <= 253, let first = host.first, let last = host.last,
+              first != "." && first != "-" && last != "." && last != "-" else { return false }
+        return host.allSatisfy { ($0.isASCII && ($0.isLetter || $0.isNumber)) || $0 == "-" || $0 == "." }
     }
 }
 
@@ -298,6 +334,16 @@ extension DirectoryState {
             usedSigningKeys.insert(admin.signingKey)
             usedAgreementKeys.insert(admin.transportKey)
         }
+    }
+
+    /// The member is revoked, with every identity key it has had.
+    private mutating func revokeMember(_ name: MemberName, reason: String, sequence: UInt64) {
+        var member = members[name]!
+        member.status = .revoked(reason: reason, sequence: sequence)
+        for key in [member.identityKey] + member.retiredKeys.map(\.identityKey) where revokedKeys[key] == nil {
+            revokedKeys[key] = RevokedKey(member: name, reason: reason, sequence: sequence)
+        }
+        members[name] = member
     }
 
     /// Applies an entry that `DirectoryVerifier.check` accepted.
@@ -319,7 +365,7 @@ extension DirectoryState {
             members[request.member] = Member(
                 name: request.member, mission: enrollment.mission, role: enrollment.role,
                 identityKey: request.identityKey, transportKey: request.transportKey, enrolledAt: entry.sequence,
-                status: .active, retiredKeys: members[request.member]?.retiredKeys ?? [])
+                status: .active, retiredKeys: [])
             usedSigningKeys.insert(request.identityKey)
             usedAgreementKeys.insert(request.transportKey)
         case .rotate(let rotation):
@@ -335,21 +381,16 @@ extension DirectoryState {
         case .revoke(let revocation):
             switch revocation.target {
             case .member(let name):
-                var member = members[name]!
-                member.status = .revoked(reason: revocation.reason, sequence: entry.sequence)
-                for key in [member.identityKey] + member.retiredKeys.map(\.identityKey) where revokedKeys[key] == nil {
-                    revokedKeys[key] = RevokedKey(member: name, reason: revocation.reason, sequence: entry.sequence)
-                }
-                members[name] = member
+                revokeMember(name, reason: revocation.reason, sequence: entry.sequence)
             case .identityKey(let key):
                 let owner = members.values.first { member in
                     member.identityKey == key || member.retiredKeys.contains { $0.identityKey == key }
                 }!
-                revokedKeys[key] = RevokedKey(member: owner.name, reason: revocation.reason, sequence: entry.sequence)
-                if owner.identityKey == key {
-                    var member = owner
-                    member.status = .revoked(reason: revocation.reason, sequence: entry.sequence)
-                    members[owner.name] = member
+                if owner.identityKey == key && owner.isActive {
+                    // Revoking a member's current key revokes the member, as a member revocation does.
+                    revokeMember(owner.name, reason: revocation.reason, sequence: entry.sequence)
+                } else {
+                    revokedKeys[key] = RevokedKey(member: owner.name, reason: revocation.reason, sequence: entry.sequence)
                 }
             }
         case .changeAdmins(let set):

@@ -58,7 +58,7 @@ extension Valise {
                     }
                     do throws(DirectoryError) {
                         let verifier = try DirectoryVerifier.verify(contents.entries, pinnedGenesis: pin, now: Environment.now())
-                        try contents.checkpoint?.verify(against: verifier)
+                        try contents.checkpoint?.verify(against: verifier, now: Environment.now())
                         return (DirectoryReport(state: verifier.state!, checkpoint: contents.checkpoint, now: Environment.now()), source)
                     } catch {
                         throw ClientError(error, file: file)
