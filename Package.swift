@@ -22,6 +22,11 @@ let package = Package(
         // The generated code in Sources/ValiseWire/Generated must match this version exactly
         // (scripts/gen-proto builds its plugin from it).
         .package(url: "https://github.com/apple/swift-protobuf", exact: "1.39.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-configuration", from: "1.4.0", traits: [.defaults, "YAML"]),
+        .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
     ],
     targets: [
         // libsodium 1.0.18 from the system (Debian: libsodium-dev).
@@ -57,10 +62,32 @@ let package = Package(
             dependencies: ["ValiseCrypto"],
             swiftSettings: swiftSettings
         ),
+        // The relay: the directory it serves, admission, connections over SwiftNIO, limits.
+        .target(
+            name: "ValiseRelay",
+            dependencies: [
+                "ValiseCrypto",
+                "ValiseDirectory",
+                "ValiseStore",
+                "ValiseWire",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // The client library: home directory, passphrases, the device keystore.
         .target(
             name: "ValiseClient",
-            dependencies: ["ValiseCrypto", "ValiseDirectory", "ValiseStore"],
+            dependencies: [
+                "ValiseCrypto",
+                "ValiseDirectory",
+                "ValiseStore",
+                "ValiseWire",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
             swiftSettings: swiftSettings
         ),
         .executableTarget(
@@ -75,7 +102,16 @@ let package = Package(
         .executableTarget(
             name: "valised",
             dependencies: [
+                "ValiseClient",
                 "ValiseCrypto",
+                "ValiseDirectory",
+                "ValiseRelay",
+                "ValiseStore",
+                .product(name: "Configuration", package: "swift-configuration"),
+                .product(name: "SystemPackage", package: "swift-system"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings
@@ -136,7 +172,12 @@ let package = Package(
             dependencies: [
                 "valise",
                 "valised",
+                "ValiseClient",
+                "ValiseCrypto",
+                "ValiseDirectory",
+                "ValiseWire",
                 "ValiseTestSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -1,4 +1,5 @@
 public import ValiseCrypto
+public import ValiseStore
 public import ValiseDirectory
 
 /// An administrator's keys: the Ed25519 key that signs directory entries and the X25519
@@ -124,14 +125,14 @@ public struct KeyDirectory: Sendable {
         self.path = trimmed
     }
 
-    public var adminKey: EncryptedKeyFile<AdminKeys> {
-        EncryptedKeyFile(path: path + "/admin.key", missingHint: "make one with: valise admin keygen --out DIR --name NAME (or valise admin init)")
+    public var adminKey: ClientKeyFile<AdminKeys> {
+        ClientKeyFile(path: path + "/admin.key", missingHint: "make one with: valise admin keygen --out DIR --name NAME (or valise admin init)")
     }
 
     public var adminPublicPath: String { path + "/admin.pub" }
 
-    public var checkpointKey: EncryptedKeyFile<CheckpointKeys> {
-        EncryptedKeyFile(path: path + "/checkpoint.key", missingHint: "make one with: valise admin checkpoint-key")
+    public var checkpointKey: ClientKeyFile<CheckpointKeys> {
+        ClientKeyFile(path: path + "/checkpoint.key", missingHint: "make one with: valise admin checkpoint-key")
     }
 
     public func prepare() throws(ClientError) { try ValiseHome(path: path).prepare() }

@@ -59,18 +59,15 @@ public struct ClientError: CodedError {
         self.init(kind: .failure, code: error.code, message: error.message)
     }
 
-    /// A keystore error for the file at `path`.
-    public init(_ error: KeystoreError, path: String) {
-        switch error.code {
-        case "wrong-passphrase":
-            self.init(kind: .wrongPassphrase, code: error.code, message: "wrong passphrase for \(path)")
-        case "wrong-contents", "key-derivation-failed":
-            self.init(kind: .failure, code: error.code, message: "\(path): \(error.message)")
-        default:
-            self.init(
-                kind: .damaged, code: error.code,
-                message: "\(path): \(error.message); the file was left as it is"
-            )
+    /// A key file error (device, admin or checkpoint keystore).
+    public init(_ error: KeyFileError) {
+        let kind: Kind
+        switch error.kind {
+        case .missing: kind = .notSetUp
+        case .wrongPassphrase: kind = .wrongPassphrase
+        case .damaged: kind = .damaged
+        case .failure: kind = .failure
         }
+        self.init(kind: kind, code: error.code, message: error.message)
     }
 }

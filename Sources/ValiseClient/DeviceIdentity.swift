@@ -1,4 +1,5 @@
 public import ValiseCrypto
+public import ValiseStore
 public import ValiseDirectory
 
 /// A device's long-term key pair.

@@ -6,11 +6,11 @@ import ValiseStore
 /// passphrase (format in docs/PROTOCOL.md, "Keystore").
 public struct DeviceKeystore: Sendable {
     public let home: ValiseHome
-    let file: EncryptedKeyFile<DeviceIdentity>
+    let file: ClientKeyFile<DeviceIdentity>
 
     public init(home: ValiseHome) {
         self.home = home
-        self.file = EncryptedKeyFile(path: home.deviceKeyPath, missingHint: "create one with: valise init --name NAME@MISSION")
+        self.file = ClientKeyFile(path: home.deviceKeyPath, missingHint: "create one with: valise init --name NAME@MISSION")
     }
 
     public var path: String { file.path }

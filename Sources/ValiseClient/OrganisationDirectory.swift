@@ -82,6 +82,27 @@ public struct OrganisationDirectory: Sendable {
         return verifier
     }
 
+    /// Adds entries fetched from a relay (they must continue this log, may overlap it, and
+    /// must verify), and a newer checkpoint. Returns how many entries were new.
+    public func merge(_ fetched: [DirectoryEntry], checkpoint: Checkpoint?, now: UInt64, source: String) throws(ClientError) -> Int {
+        let lock = try lock()
+        defer { withExtendedLifetime(lock) {} }
+        var (entries, verifier) = try load(now: now)
+        let before = verifier.count
+        do {
+            try verifier.extend(with: fetched, now: now)
+            try checkpoint?.verify(against: verifier, now: now)
+        } catch {
+            throw ClientError(error, file: source)
+        }
+        entries += fetched.filter { $0.sequence >= UInt64(before) }
+        if verifier.count > before { try save(entries) }
+        if let checkpoint, try readCheckpoint().map({ checkpoint.time > $0.time }) ?? true {
+            try writeCheckpoint(checkpoint)
+        }
+        return verifier.count - before
+    }
+
     /// Starts the log with a genesis whose signatures meet its threshold.
     public func create(genesis entry: DirectoryEntry, now: UInt64) throws(ClientError) -> DirectoryVerifier {
         try prepare()

@@ -51,6 +51,15 @@ public struct Checkpoint: Hashable, Sendable {
         signature = try reader.readSignature()
     }
 
+    /// Decodes a checkpoint's own encoding (as carried in bundles and relay messages).
+    public init(decoding bytes: [UInt8]) throws(FormatError) {
+        self = try ByteReader.read(bytes, context: "checkpoint") { (reader, _) throws(FormatError) -> Checkpoint in
+            let checkpoint = try Checkpoint(reading: &reader)
+            try reader.expectEnd()
+            return checkpoint
+        }
+    }
+
     /// A checkpoint file: magic `VALISECP` ‖ u8 1 ‖ checkpoint.
     public func fileBytes() -> [UInt8] { Self.fileMagic + [1] + encoded() }
 

@@ -67,6 +67,9 @@ public struct DirectoryError: CodedError {
         }
     }
 
+    /// A checkpoint that does not decode.
+    public static let malformedCheckpoint = DirectoryError(.malformed, sequence: nil, subject: "checkpoint", "it does not decode")
+
     static func malformed(_ error: FormatError, sequence: UInt64? = nil) -> DirectoryError {
         DirectoryError(.malformed, sequence: sequence, subject: nil, error.message)
     }

@@ -33,6 +33,16 @@ func reportingErrors<T>(_ body: () throws(ClientError) -> T) throws(ExitCode) ->
     }
 }
 
+/// The same for async command bodies.
+func reportingErrorsAsync<T>(_ body: () async throws(ClientError) -> T) async throws(ExitCode) -> T {
+    do {
+        return try await body()
+    } catch {
+        printError(error.message)
+        throw ExitCode(ExitStatus.of(error.kind))
+    }
+}
+
 func printError(_ message: String) {
     FileHandle.standardError.write(Data("valise: error: \(message)\n".utf8))
 }

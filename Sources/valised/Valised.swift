@@ -7,12 +7,13 @@ struct Valised: AsyncParsableCommand {
         commandName: "valised",
         abstract: "The Valise relay daemon: stores and forwards sealed envelopes it cannot read.",
         discussion: """
-            The relay admits only devices enrolled in the organisation's directory, keeps \
-            each sealed envelope durably until its recipient has it, and delivers in \
-            precedence order. Its commands (init, run, status) are described in docs/CLI.md \
-            as they land.
+            The relay admits only devices enrolled in the organisation's directory (and \
+            administrators, to publish the directory), keeps each sealed envelope durably \
+            until its recipient has it, and delivers in precedence order. Set it up with \
+            'valised init', then run it with 'valised run'.
             """,
-        version: ValiseVersion.string
+        version: ValiseVersion.string,
+        subcommands: [Init.self, Run.self]
     )
 
     static func main() async {

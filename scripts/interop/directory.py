@@ -6,13 +6,16 @@ byte-exact. It shares no code with the Swift implementation.
 
 Libraries: PyNaCl (Ed25519), hashlib (BLAKE2b, SHA-512).    pip install pynacl
 
-    directory.py verify FILE [--genesis HEX] [--now SECONDS] [--json]
+    directory.py verify FILE [--genesis HEX] [--pinned FILE] [--now SECONDS] [--json]
     directory.py make-demo OUTDIR
     directory.py safety-number NAME1 KEY1 NAME2 KEY2
 
-`verify` reads a log (VALISEDL) or a bundle (VALISEOB), checks every entry against the
-Verification table and prints the resulting directory. On the first refusal it prints
-"entry N: RULE: what: why" and exits 1 (2 for bad usage or an unreadable file).
+`verify` reads a log (VALISEDL) or a bundle (VALISEOB), checks every entry in the order
+of the Verification section and prints the resulting directory. With --pinned, FILE must
+also extend that (verified) log or bundle ("Extending a verified log"). On the first
+refusal it prints "WHERE: WHAT [RULE]: WHY", WHERE being "entry N (kind and subject)",
+"checkpoint of entry N" or the file, RULE the stable rule name, and exits 1 (2 for bad
+usage or an unreadable file).
 """
 import argparse, hashlib, json, os, re, struct, sys, time, unicodedata
 
@@ -27,14 +30,27 @@ CHECKPOINT_LEN = 1 + 8 + 32 + 8 + 32 + 64
 ZERO = bytes(32)
 KINDS = {1: "genesis", 2: "add relay", 3: "remove relay", 4: "enroll", 5: "rotate",
          6: "revoke", 7: "change admins", 8: "certify checkpoint key"}
+RULES = {"malformed": "not decodable", "sequence": "out of sequence",
+         "genesis": "genesis rule broken", "chain": "hash chain broken",
+         "genesis-pin": "not the pinned organisation", "time": "time goes backwards",
+         "future": "dated in the future", "signer": "signed by a key that is not an admin",
+         "signature": "invalid signature", "admins": "invalid admin set",
+         "threshold": "not enough admin signatures", "relay": "relay rule broken",
+         "request": "request signature invalid", "key-reuse": "key already used",
+         "member": "member rule broken", "rollback": "rollback", "fork": "FORK",
+         "checkpoint": "checkpoint refused"}
 LABEL = re.compile(rb"[a-z0-9][a-z0-9._-]{0,63}\Z")
+HOST = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?\Z")   # DNS name or IPv4
+IPV6 = re.compile(r"\[[0-9A-Fa-f:.]+\]\Z")
+PORT = re.compile(r"[1-9][0-9]{0,4}\Z")
 
 
 class Refused(Exception):
-    """An entry (or the bundle's checkpoint) broke a rule of the Verification table."""
-    def __init__(self, seq, rule, why):
-        super().__init__("entry %s: %s: %s" % (seq, rule, why))
-        self.seq, self.rule = seq, rule
+    """A rule of the Verification section (or of Directory files) was broken.
+    Printed as Valise prints it: WHERE: WHAT [RULE]: WHY."""
+    def __init__(self, where, rule, why):
+        super().__init__("%s: %s [%s]: %s" % (where, RULES[rule], rule, why))
+        self.where, self.rule = where, rule
 
 
 # ---- primitives -------------------------------------------------------------------------
@@ -53,6 +69,7 @@ def sign(sk: SigningKey, purpose: bytes, msg: bytes) -> bytes:
 
 
 def verifies(pk: bytes, purpose: bytes, msg: bytes, sig: bytes) -> bool:
+    # libsodium's verification, which refuses non-canonical and small-order keys.
     try:
         VerifyKey(pk).verify(b"valise/v1/" + purpose + b"\x00" + msg, sig)
         return True
@@ -61,7 +78,7 @@ def verifies(pk: bytes, purpose: bytes, msg: bytes, sig: bytes) -> bool:
 
 
 def fingerprint(name: bytes, key: bytes) -> str:
-    # Used for admins too (admin name, signing key), as Valise shows them.
+    # Members (name, identity key) and admins (admin name, signing key).
     d = hashlib.sha512(b"valise/v1/fingerprint\x00" + u16(len(name)) + name + key).digest()
     for _ in range(5199):                       # 5200 SHA-512 in all
         d = hashlib.sha512(d + key).digest()
@@ -100,8 +117,9 @@ class Reader:
     def u64(self): return struct.unpack(">Q", self.take(8))[0]
 
     def ed(self, what):
-        # "refused if not a canonical point of the prime-order subgroup": libsodium's
-        # check, which also refuses small-order points (the identity included), as Valise.
+        # A canonical point of the prime-order subgroup (libsodium's is_valid_point, which
+        # also refuses small-order points). Keys that only verify a signature in the same
+        # entry are read with take(32): the signature check judges them.
         k = self.take(32)
         if not sodium.crypto_core_ed25519_is_valid_point(k):
             raise ValueError("%s is not a valid Ed25519 public key" % what)
@@ -132,8 +150,8 @@ class Reader:
 
 
 def admin_set(r: Reader) -> dict:
-    # Bodies says "u8 N (1 to 32)" while the `admins` rule lists "0 or more than 32
-    # admins" too. Valise refuses such a set as undecodable (malformed); so does this.
+    # u8 N (1 to 32, else malformed) ‖ N × (label ‖ Ed25519 ‖ X25519) ‖ u8 K (any byte:
+    # K = 0 or K > N is the `admins` rule, checked after the signatures).
     n = r.u8()
     if not 1 <= n <= 32:
         raise ValueError("an admin set has 1 to 32 admins, not %d" % n)
@@ -148,18 +166,18 @@ def decode_body(kind: int, body: bytes) -> dict:
         b["org"] = r.text("organisation", 200)
         b.update(admin_set(r))
         b["warn"], b["refuse"] = r.u32(), r.u32()
-    elif kind == 2:
+    elif kind == 2:   # the signing key only verifies the proof: not point-checked
         b["name"], b["address"] = r.name("relay name"), r.text("relay address", 255)
-        b["noise"], b["sign"], b["proof"] = r.take(32), r.ed("relay signing key"), r.take(64)
+        b["noise"], b["sign"], b["proof"] = r.take(32), r.take(32), r.take(64)
     elif kind == 3:
         b["name"] = r.name("relay name")
-    elif kind == 4:
-        b["member"], b["ik"], b["tk"] = r.name("member", True), r.ed("identity key"), r.take(32)
+    elif kind == 4:   # the identity key only verifies the request: not point-checked
+        b["member"], b["ik"], b["tk"] = r.name("member", True), r.take(32), r.take(32)
         b["created"], b["sig"] = r.u64(), r.take(64)
         b["mission"], b["role"] = r.text("mission", 200), r.text("role", 64)
-    elif kind == 5:
-        b["member"], b["old"] = r.name("member", True), r.ed("old identity key")
-        b["ik"], b["tk"], b["created"] = r.ed("new identity key"), r.take(32), r.u64()
+    elif kind == 5:   # old and new identity keys: not point-checked either
+        b["member"], b["old"] = r.name("member", True), r.take(32)
+        b["ik"], b["tk"], b["created"] = r.take(32), r.take(32), r.u64()
         b["sig"], c = r.take(64), r.u8()
         if c not in (0, 1):
             raise ValueError("countersigned is %d" % c)
@@ -195,9 +213,8 @@ def decode_entry(raw: bytes) -> dict:
     s = r.u8()
     if s > MAX_SIGS:
         raise ValueError("%d signatures > %d" % (s, MAX_SIGS))
-    # Signer keys are checked like body keys (Valise does; the document only says
-    # "the signer's 32-byte Ed25519 public key"). Strictly ascending: one encoding.
-    e["sigs"] = [(r.ed("signer key"), r.take(64)) for _ in range(s)]
+    # Signer keys are not decoded as points; strictly ascending: exactly one encoding.
+    e["sigs"] = [(r.take(32), r.take(64)) for _ in range(s)]
     if any(a[0] >= b[0] for a, b in zip(e["sigs"], e["sigs"][1:])):
         raise ValueError("signatures not sorted by signer key, or a signer twice")
     r.done("signatures")
@@ -206,192 +223,226 @@ def decode_entry(raw: bytes) -> dict:
 
 
 def decode_file(data: bytes):
-    """-> (decoded entries, bundle genesis hash or None, checkpoint tuple or None).
-
-    The whole file is decoded before any rule is checked, as Valise does (the document
-    does not say): a malformed entry anywhere is reported before a rule broken earlier."""
-    r = Reader(data)
+    """-> (decoded entries, checkpoint tuple or None). Refuses as `malformed` whatever
+    Directory files refuses: the whole file is decoded before any entry is verified."""
+    r, what = Reader(data), "directory file"
     try:
         if len(data) > MAX_FILE:
             raise ValueError("file larger than 512 MiB")
         magic = r.take(8) if len(data) >= 9 else b""
         if magic not in (b"VALISEDL", b"VALISEOB") or r.u8() != 1:
             raise ValueError("not a version-1 directory log or bundle")
-        genesis = r.take(32) if magic == b"VALISEOB" else None
+        bundle = magic == b"VALISEOB"
+        what = "organisation bundle" if bundle else "directory log"
+        genesis = r.take(32) if bundle else None
         count = r.u32()
+        if count == 0:
+            raise ValueError("it holds no entries (the count must be at least 1)")
         if count > MAX_ENTRIES:
             raise ValueError("%d entries > 10,000,000" % count)
         if count * FRAMED_MIN > len(data) - r.at:     # refused before allocating anything
             raise ValueError("count %d cannot fit in %d bytes" % (count, len(data) - r.at))
     except ValueError as why:
-        raise Refused(0, "malformed", str(why))
+        raise Refused(what, "malformed", str(why))
     entries = []
     for i in range(count):
         try:
             entries.append(decode_entry(r.take(r.u32())))
+            if entries[-1]["seq"] != i:   # files hold entries in order from 0
+                raise ValueError("it says it is entry %d" % entries[-1]["seq"])
         except ValueError as why:
-            raise Refused(i, "malformed", str(why))
+            raise Refused("entry %d" % i, "malformed", str(why))
     cp = None
     try:
-        has = r.u8() if genesis is not None else 0
+        if bundle and genesis != entries[0]["hash"]:
+            raise ValueError("its genesis hash is not its first entry's hash")
+        has = r.u8() if bundle else 0
         if has not in (0, 1):
             raise ValueError("has-checkpoint is %d" % has)
         if has:   # u8 1 ‖ u64 sequence ‖ head hash ‖ u64 time ‖ key ‖ signature
-            raw = r.take(CHECKPOINT_LEN)
-            c = Reader(raw)
-            cp = (c.u8(), c.u64(), c.take(32), c.u64(), c.ed("checkpoint key"), c.take(64), raw)
-            if cp[0] != 1:
-                raise ValueError("checkpoint version %d" % cp[0])
-        r.done("last entry" if genesis is None else "bundle")
+            c = Reader(r.take(CHECKPOINT_LEN))
+            cp = {"version": c.u8(), "seq": c.u64(), "head": c.take(32), "time": c.u64(),
+                  "key": c.take(32), "sig": c.take(64), "signed": c.d[:49]}
+            if cp["version"] != 1:
+                raise ValueError("checkpoint version %d" % cp["version"])
+        r.done("last entry" if not bundle else "bundle")
     except ValueError as why:
-        raise Refused(count, "malformed", str(why))
-    return entries, genesis, cp
+        raise Refused(what, "malformed", str(why))
+    return entries, cp
 
 
 # ---- verification -----------------------------------------------------------------------
 
 def valid_address(a: str) -> bool:
-    # The document says only "HOST:PORT with a port from 1 to 65535". As Valise does (found
-    # by experiment): split at the last ':', a non-empty HOST without ' ' or '/' (brackets
-    # are not checked), a PORT of decimal digits (leading zeros allowed).
-    m = re.fullmatch(r"([^ /]+):([0-9]+)", a)
-    return bool(m) and 1 <= int(m.group(2)) <= 65535
+    # HOST:PORT; HOST a DNS name or IPv4 address (letters, digits, '-', '.', not starting
+    # or ending with '.' or '-', at most 253 bytes) or [IPv6] (hex digits, ':', '.');
+    # PORT 1 to 65535 in decimal without a sign or leading zeros.
+    host, colon, port = a.rpartition(":")
+    return (bool(colon) and bool(PORT.match(port)) and int(port) <= 65535
+            and bool(IPV6.match(host) or HOST.match(host)))
 
 
 class Directory:
     def __init__(self, pin=None, now=None):
         self.pin, self.now = pin, int(time.time()) if now is None else now
-        self.hashes, self.time = [], None
+        self.hashes, self.times = [], []
         self.org = self.warn = self.refuse = None
         self.admins, self.k = [], 0
         self.members, self.revoked, self.relays = {}, set(), {}
         self.checkpoint_keys, self.used = [], set()   # used: ("ed" | "x", key bytes)
 
+    def extend(self, entries) -> None:
+        """A batch: consecutive, not ending before the last verified entry, and equal to
+        what was verified where it overlaps."""
+        for a, b in zip(entries, entries[1:]):
+            if b["seq"] != a["seq"] + 1:
+                raise Refused(where(b), "sequence", "the batch is not consecutive")
+        last = entries[-1]
+        if last["seq"] < len(self.hashes) - 1:
+            raise Refused(where(last), "rollback", "the batch ends at entry %d, before the "
+                          "last verified entry %d" % (last["seq"], len(self.hashes) - 1))
+        for e in entries:
+            if e["seq"] < len(self.hashes):
+                if e["hash"] != self.hashes[e["seq"]]:
+                    raise Refused(where(e), "fork", "its hash is not the verified entry's")
+            else:
+                self.apply(e)
+
     def apply(self, e: dict) -> None:
-        """Check one entry against the state left by the previous ones, rule by rule in
-        the order of the Verification table, then apply it."""
+        """Check one entry against the state left by the previous ones, in the order of
+        the Verification section (the first failing check is reported), then apply it."""
         n, b, kind, seq = len(self.hashes), e["body"], e["kind"], e["seq"]
 
         def need(ok, rule, why):
             if not ok:
-                raise Refused(seq, rule, "%s: %s" % (summary(kind, b), why))
+                raise Refused(where(e), rule, why)
+        need(seq == n, "sequence", "sequence %d, expected %d" % (seq, n))
         need(kind == 1 if n == 0 else kind != 1, "genesis",
              "the first entry must be a genesis, and only the first")
-        need(kind != 1 or 0 < b["warn"] <= b["refuse"], "genesis",
-             "warn-after is 0 or exceeds refuse-after")
-        need(n > 0 or self.pin is None or e["hash"] == self.pin, "genesis-pin",
-             "its hash %s is not the pinned genesis" % e["hash"].hex())
-        need(seq == n, "sequence", "sequence %d, expected %d" % (seq, n))
         need(e["prev"] == (self.hashes[-1] if n else ZERO), "chain",
              "its previous hash is not entry %d's hash" % (n - 1) if n else
              "a genesis's previous hash must be zero")
-        need(self.time is None or e["time"] >= self.time, "time",
-             "dated %d, before the previous entry (%d)" % (e["time"], self.time or 0))
+        need(n > 0 or self.pin is None or e["hash"] == self.pin, "genesis-pin",
+             "its hash %s is not the pinned genesis" % e["hash"].hex())
+        need(not n or e["time"] >= self.times[-1], "time",
+             "dated %d, before the previous entry (%d)" % (e["time"], n and self.times[-1]))
         need(e["time"] <= self.now + SKEW, "future",
              "dated %d, more than %d s after now (%d)" % (e["time"], SKEW, self.now))
-        # Signer and threshold: the admins in force *before* the entry (genesis: its own).
-        # All signers are checked before any signature (Valise interleaves the two).
+        # Signer, then signature, for each signature in order: the admins in force before
+        # the entry (the genesis: its own).
         admins, k = (b["admins"], b["k"]) if kind == 1 else (self.admins, self.k)
-        for pk, _ in e["sigs"]:
-            need(pk in {a["sign"] for a in admins}, "signer", "%s is not an admin" % pk.hex())
         for pk, sig in e["sigs"]:
+            need(pk in {a["sign"] for a in admins}, "signer", "%s is not an admin" % pk.hex())
             need(verifies(pk, b"directory-entry", e["signed"], sig), "signature",
                  "the signature by %s does not verify" % pk.hex())
-        need(len(e["sigs"]) >= k, "threshold", "%d signatures, %d needed" % (len(e["sigs"]), k))
         if kind in (1, 7):
             na = len(b["admins"])
             need(1 <= b["k"] <= na, "admins", "threshold %d with %d admins" % (b["k"], na))
             for f in ("name", "sign", "x"):
                 need(len({a[f] for a in b["admins"]}) == na, "admins",
                      "two admins share a name, signing key or transport key")
+        need(kind != 1 or 0 < b["warn"] <= b["refuse"], "genesis",
+             "warn-after is 0 or exceeds refuse-after")
+        need(len(e["sigs"]) >= k, "threshold", "%d signatures, %d needed" % (len(e["sigs"]), k))
+
+        # The body's rules. Key reuse: Ed25519 and X25519 keys are counted apart; a key
+        # of the admin set in force may stay in a new set, any other key must be unused.
+        def unused(*keys):
+            need(not any(t in self.used for t in keys), "key-reuse", "a new key was used before")
         m = self.members.get(b.get("member"))
         active = m is not None and m["status"] == "active"
-        need(kind != 4 or not active, "member", "%s is an active member" % b.get("member"))
-        need(not (kind == 5 or kind == 6 and b["member"]) or active, "member",
-             "%s is not a member or is revoked" % b.get("member"))
-        need(kind != 5 or b["old"] == m["ik"], "member",
-             "the old key is not the member's current identity key")
         owner = None
-        if kind == 6 and b["key"]:
+        if kind == 2:
+            need(b["name"] not in self.relays, "relay", "relay %s exists" % b["name"])
+            need(valid_address(b["address"]), "relay",
+                 "address %r is not HOST:PORT" % b["address"])
+            need(verifies(b["sign"], b"relay-public-key", b["noise"] + b["sign"], b["proof"]),
+                 "request", "the relay's proof does not verify")
+            unused(("x", b["noise"]), ("ed", b["sign"]))
+        elif kind == 3:
+            need(b["name"] in self.relays, "relay", "no relay %s" % b["name"])
+        elif kind == 4:
+            need(not active, "member", "%s is an active member" % b["member"])
+            st = statement(1, b["member"], [b["ik"], b["tk"]], b["created"])
+            need(verifies(b["ik"], b"enrollment-request", st, b["sig"]), "request",
+                 "the enrollment request signature does not verify")
+            unused(("ed", b["ik"]), ("x", b["tk"]))
+        elif kind == 5:
+            need(active, "member", "%s is not a member or is revoked" % b["member"])
+            need(b["old"] == m["ik"], "member", "the old key is not the member's current key")
+            if b["countersigned"]:   # new and old key both sign the rotation statement
+                st = statement(2, b["member"], [b["old"], b["ik"], b["tk"]], b["created"])
+                ok = (verifies(b["ik"], b"rotation-request", st, b["sig"])
+                      and verifies(b["old"], b"rotation-request", st, b["oldsig"]))
+            else:                    # lost device: the new key signs an enrollment statement
+                st = statement(1, b["member"], [b["ik"], b["tk"]], b["created"])
+                ok = verifies(b["ik"], b"enrollment-request", st, b["sig"])
+            need(ok, "request", "a rotation request signature does not verify")
+            unused(("ed", b["ik"]), ("x", b["tk"]))
+        elif kind == 6 and b["member"]:
+            need(active, "member", "%s is not a member or is revoked" % b["member"])
+        elif kind == 6:
             owner = next((x for x in self.members.values()
                           if b["key"] == x["ik"] or b["key"] in x["earlier"]), None)
             need(b["key"] not in self.revoked and owner, "member",
                  "the key is already revoked, or no member has or had it")
-        # Keys never used before by anyone. The document leaves open what "a key" is; as
-        # Valise does, an Ed25519 and an X25519 key are different keys even with equal
-        # bytes, only earlier entries count, and any key of an admin in force may appear
-        # in a new admin set ("admins who stay in a new admin set keep their keys").
-        fresh = {2: [("x", "noise"), ("ed", "sign")], 4: [("ed", "ik"), ("x", "tk")],
-                 5: [("ed", "ik"), ("x", "tk")], 8: [("ed", "key")]}
-        new = [(t, b[f]) for t, f in fresh.get(kind, [])]
-        if kind in (1, 7):
+        elif kind == 7:
             keep = {("ed", a["sign"]) for a in self.admins} | {("x", a["x"]) for a in self.admins}
-            new = [t for a in b["admins"] for t in (("ed", a["sign"]), ("x", a["x"]))
-                   if t not in keep]
-        need(not any(t in self.used for t in new), "key-reuse", "a new key was used before")
-        if kind == 2:
-            need(verifies(b["sign"], b"relay-public-key", b["noise"] + b["sign"], b["proof"]),
-                 "request", "the relay's proof does not verify")
-        enrolment = lambda: statement(1, b["member"], [b["ik"], b["tk"]], b["created"])
-        if kind == 4 or kind == 5 and not b["countersigned"]:
-            # enroll, and a lost-device rotation: the new key signs an enrollment statement.
-            need(verifies(b["ik"], b"enrollment-request", enrolment(), b["sig"]), "request",
-                 "the enrollment request signature does not verify")
-        elif kind == 5:   # countersigned: new and old key both sign the rotation statement
-            st = statement(2, b["member"], [b["old"], b["ik"], b["tk"]], b["created"])
-            need(verifies(b["ik"], b"rotation-request", st, b["sig"])
-                 and verifies(b["old"], b"rotation-request", st, b["oldsig"]), "request",
-                 "a rotation request signature does not verify")
-        if kind == 2:
-            need(b["name"] not in self.relays, "relay", "relay %s exists" % b["name"])
-            need(valid_address(b["address"]), "relay",
-                 "address %r is not HOST:PORT with a port 1-65535" % b["address"])
-        need(kind != 3 or b["name"] in self.relays, "relay", "no relay %s" % b.get("name"))
+            unused(*[t for a in b["admins"] for t in (("ed", a["sign"]), ("x", a["x"]))
+                     if t not in keep])
+        elif kind == 8:
+            unused(("ed", b["key"]))
 
-        self.used.update(new)
         self.hashes.append(e["hash"])
-        self.time = e["time"]
+        self.times.append(e["time"])
+        if kind in (1, 7):
+            self.used.update(t for a in b["admins"] for t in (("ed", a["sign"]), ("x", a["x"])))
+            self.admins, self.k = b["admins"], b["k"]
         if kind == 1:
             self.org, self.warn, self.refuse = b["org"], b["warn"], b["refuse"]
-        if kind in (1, 7):
-            self.admins, self.k = b["admins"], b["k"]
         elif kind == 2:
+            self.used.update([("x", b["noise"]), ("ed", b["sign"])])
             self.relays[b["name"]] = {f: b[f] for f in ("address", "noise", "sign")}
         elif kind == 3:
             del self.relays[b["name"]]
-        elif kind == 4:
-            # A revoked member enrolled again gets a fresh record here (Valise keeps the
-            # earlier keys of the old record; the document does not say).
+        elif kind == 4:   # a revoked member enrolled again starts a fresh record
+            self.used.update([("ed", b["ik"]), ("x", b["tk"])])
             self.members[b["member"]] = {"name": b["member"], "mission": b["mission"],
                                          "role": b["role"], "ik": b["ik"], "tk": b["tk"],
                                          "enrolled": seq, "status": "active", "earlier": {}}
-        elif kind == 5:   # earlier keys: the rotation entry that retired them, countersigned
-            m["earlier"][m["ik"]] = (seq, b["countersigned"])
+        elif kind == 5:   # earlier keys: transport key, retiring entry, countersigned
+            self.used.update([("ed", b["ik"]), ("x", b["tk"])])
+            m["earlier"][m["ik"]] = (m["tk"], seq, b["countersigned"])
             m["ik"], m["tk"] = b["ik"], b["tk"]
         elif kind == 6:
             target = owner or m
-            if b["key"]:
-                self.revoked.add(b["key"])
-            if b["member"] or b["key"] == target["ik"]:
-                # "revoked identity keys (a revoked member's current and earlier keys; ...)":
-                # also when the member is revoked through its current key (Valise then
-                # revokes that key only).
+            if b["member"] or b["key"] == target["ik"]:   # the member and all its keys
                 target.update(status="revoked", reason=b["reason"], revokedAt=seq)
                 self.revoked.update([target["ik"], *target["earlier"]])
+            else:                                         # an earlier key: that key only
+                self.revoked.add(b["key"])
         elif kind == 8:
+            self.used.add(("ed", b["key"]))
             self.checkpoint_keys.append((seq, b["key"]))
 
-    def check_checkpoint(self, version, seq, head, at, key, sig, raw) -> dict:
-        if seq >= len(self.hashes):
-            raise Refused(seq, "checkpoint", "it is beyond the log: the log is behind")
-        if self.hashes[seq] != head:
-            raise Refused(seq, "fork", "the checkpoint's head hash is not the log's")
+    def check_checkpoint(self, cp: dict) -> dict:
+        seq = cp["seq"]
+
+        def need(ok, rule, why):
+            if not ok:
+                raise Refused("checkpoint of entry %d" % seq, rule, why)
+        need(seq < len(self.hashes), "checkpoint",
+             "the log ends at entry %d: the log is behind" % (len(self.hashes) - 1))
         certified = [k for s, k in self.checkpoint_keys if s <= seq]
-        if not certified or certified[-1] != key:
-            raise Refused(seq, "checkpoint", "not the checkpoint key certified at that point")
-        if not verifies(key, b"checkpoint", raw[:49], sig):   # covers the first four fields
-            raise Refused(seq, "checkpoint", "the checkpoint signature does not verify")
-        return {"sequence": seq, "time": iso(at)}
+        need(certified and certified[-1] == cp["key"], "checkpoint",
+             "its key is not the checkpoint key most recently certified at that entry")
+        need(verifies(cp["key"], b"checkpoint", cp["signed"], cp["sig"]), "checkpoint",
+             "its signature does not verify")
+        need(self.hashes[seq] == cp["head"], "fork", "its head hash is not the log's")
+        need(self.times[seq] <= cp["time"] <= self.now + SKEW, "checkpoint",
+             "dated %d, before its entry (%d) or more than %d s after now (%d)"
+             % (cp["time"], self.times[seq], SKEW, self.now))
+        return {"sequence": seq, "time": iso(cp["time"])}
 
     def state(self) -> dict:
         def member(m):
@@ -404,8 +455,8 @@ class Directory:
             return out
         out = {"organisation": self.org, "genesis": self.hashes[0].hex(),
                "entries": len(self.hashes), "headHash": self.hashes[-1].hex(),
-               "headTime": iso(self.time), "warnAfter": self.warn, "refuseAfter": self.refuse,
-               "threshold": self.k,
+               "headTime": iso(self.times[-1]), "warnAfter": self.warn,
+               "refuseAfter": self.refuse, "threshold": self.k,
                "admins": [{"name": a["name"], "signingKey": a["sign"].hex(),
                            "fingerprint": fingerprint(a["name"].encode(), a["sign"]),
                            "transportKey": a["x"].hex()} for a in self.admins],
@@ -418,29 +469,30 @@ class Directory:
         return out
 
 
-def summary(kind, b):
+def where(e):
+    b = e["body"]
     what = b.get("member") or b.get("name") or (b["key"].hex()[:16] + "…" if b.get("key") else "")
-    return ("%s %s" % (KINDS[kind], what)).strip()
+    return ("entry %d (%s %s" % (e["seq"], KINDS[e["kind"]], what)).strip() + ")"
 
 
 def iso(t):
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
 
 
-def verify_bytes(data: bytes, pin=None, now=None) -> dict:
-    entries, bundle_genesis, cp = decode_file(data)
-    if not entries:
-        raise Refused(0, "genesis", "the file holds no entries")
-    # "The genesis hash must equal the first entry's hash": no rule is named; checked like
-    # a pin, before the entries, as Valise does.
-    if bundle_genesis is not None and bundle_genesis != entries[0]["hash"]:
-        raise Refused(0, "genesis-pin", "the bundle's genesis hash is not its first entry's")
+def verify_bytes(data: bytes, pin=None, now=None, pinned=None) -> dict:
+    """Verify a whole file on its own; with `pinned` (the bytes of a file verified before),
+    also check that it extends that one (rollback, fork)."""
+    entries, cp = decode_file(data)
     d = Directory(pin, now)
     for e in entries:
         d.apply(e)
+    if pinned is not None:
+        d = Directory(pin, now)
+        d.extend(decode_file(pinned)[0])
+        d.extend(entries)
     out = d.state()
     if cp:
-        out["checkpoint"] = d.check_checkpoint(*cp)
+        out["checkpoint"] = d.check_checkpoint(cp)
     return out
 
 
@@ -458,8 +510,10 @@ def enrollment(member: str, sk, tk, created):
 
 
 def make_demo(out: str) -> None:
-    """A 2-of-3 organisation: genesis, two enrollments, a countersigned rotation, a
-    lost-device rotation, a revocation, a relay, a checkpoint key, and a checkpoint."""
+    """A 2-of-3 organisation: genesis, enrollments, a countersigned and a lost-device
+    rotation, revocations (of a member, of an earlier key, of a current key), a
+    re-enrollment, relays (one IPv6, one removed), a change of admins, checkpoint keys and
+    a checkpoint."""
     os.makedirs(out, exist_ok=True)
     now = int(time.time())
     admins = [(n, SigningKey.generate(), x25519_public()) for n in ("ana", "ben", "chloe")]
@@ -470,29 +524,56 @@ def make_demo(out: str) -> None:
         raw, h = entry_bytes(len(log), hashes[-1], now - 100 + len(log), kind, body, signers)
         log.append(raw)
         hashes.append(h)
-    add(1, str16("Ministère de l'Intérieur".encode()) + bytes([3])
-        + b"".join(str16(n.encode()) + sk.verify_key.encode() + x for n, sk, x in admins)
-        + bytes([2]) + u32(2 * 86400) + u32(7 * 86400))
-    dev = {}
-    for member, mission, role in (("dina@quito", "Quito", "consul"),
-                                  ("emil@oslo", "Embassy in Oslo", "attaché")):
+
+    def admin_set(members, k):
+        return (bytes([len(members)]) + b"".join(str16(n.encode()) + sk.verify_key.encode() + x
+                                                 for n, sk, x in members) + bytes([k]))
+
+    def enroll(member, mission, role):
         dev[member] = sk = SigningKey.generate()
         st, sig = enrollment(member, sk, x25519_public(), now - 200)
         add(4, st[1:] + sig + str16(mission.encode()) + str16(role.encode()))
-    new, tk = SigningKey.generate(), x25519_public()     # countersigned rotation
-    old = dev["dina@quito"].verify_key.encode()
-    st = statement(2, "dina@quito", [old, new.verify_key.encode(), tk], now - 90)
-    add(5, st[1:] + sign(new, b"rotation-request", st) + b"\x01"
-        + sign(dev["dina@quito"], b"rotation-request", st))
-    new, tk = SigningKey.generate(), x25519_public()     # lost device: no old-key signature
-    st, sig = enrollment("emil@oslo", new, tk, now - 80)
-    add(5, str16(b"emil@oslo") + dev["emil@oslo"].verify_key.encode()
-        + new.verify_key.encode() + tk + u64(now - 80) + sig + b"\x00")
+
+    def rotate(member, countersigned):
+        new, tk, old = SigningKey.generate(), x25519_public(), dev[member]
+        if countersigned:   # new and old key sign the rotation statement
+            st = statement(2, member, [old.verify_key.encode(), new.verify_key.encode(), tk],
+                           now - 90)
+            add(5, st[1:] + sign(new, b"rotation-request", st) + b"\x01"
+                + sign(old, b"rotation-request", st))
+        else:               # lost device: the new key's enrollment statement only
+            st, sig = enrollment(member, new, tk, now - 80)
+            add(5, str16(member.encode()) + old.verify_key.encode() + new.verify_key.encode()
+                + tk + u64(now - 80) + sig + b"\x00")
+        dev[member] = new
+        return old.verify_key.encode()
+
+    def relay(name, address):
+        sk, noise = SigningKey.generate(), x25519_public()
+        pk = sk.verify_key.encode()
+        add(2, str16(name) + str16(address) + noise + pk + sign(sk, b"relay-public-key", noise + pk))
+
+    dev = {}
+    add(1, str16("Ministère de l'Intérieur".encode()) + admin_set(admins, 2) + u32(2 * 86400)
+        + u32(7 * 86400))
+    enroll("dina@quito", "Quito", "consul")
+    enroll("emil@oslo", "Embassy in Oslo", "attaché")
+    rotate("dina@quito", True)
+    rotate("emil@oslo", False)
     add(6, b"\x01" + str16(b"emil@oslo") + str16(b"device seized at the border"))
-    relay, noise = SigningKey.generate(), x25519_public()
-    rpk = relay.verify_key.encode()
-    add(2, str16(b"relay-1") + str16(b"relay.example.net:8443") + noise + rpk
-        + sign(relay, b"relay-public-key", noise + rpk))
+    relay(b"relay-1", b"relay.example.net:8443")
+    add(8, SigningKey.generate().verify_key.encode())
+    enroll("farid@rabat", "Rabat", "chargé d'affaires")
+    earlier = rotate("farid@rabat", True)                 # revoke an earlier key: that key only
+    add(6, b"\x02" + earlier + str16(b"old laptop sold"))
+    enroll("gala@lima", "Lima", "staff")                   # revoke a current key: the member
+    add(6, b"\x02" + dev["gala@lima"].verify_key.encode() + str16(b"key compromised"))
+    enroll("emil@oslo", "Oslo", "attaché")                 # re-enrolled: a fresh record
+    relay(b"relay-2", b"[2001:db8::7]:443")
+    add(3, str16(b"relay-1"))
+    dario = ("dario", SigningKey.generate(), x25519_public())   # chloe leaves, signing it
+    add(7, admin_set(admins[:2] + [dario], 2))
+    admins[2] = dario
     cpk = SigningKey.generate()
     add(8, cpk.verify_key.encode())
     cp = b"\x01" + u64(len(log) - 1) + hashes[-1] + u64(now - 10)
@@ -503,7 +584,7 @@ def make_demo(out: str) -> None:
     # An enrollment request for a member not in the log, and an admin public-key file
     # (its signature covers the bytes from the version to `created`, not the magic).
     req = SigningKey.generate()
-    st, sig = enrollment("farah@dakar", req, x25519_public(), now)
+    st, sig = enrollment("hana@dakar", req, x25519_public(), now)
     files["member.request"] = b"VALISERQ\x01" + st + sig
     adm = SigningKey.generate()
     signed = (b"\x01" + str16(b"gaspard") + adm.verify_key.encode() + x25519_public()
@@ -514,8 +595,8 @@ def make_demo(out: str) -> None:
     for name, data in files.items():
         with open(os.path.join(out, name), "wb") as f:
             f.write(data)
-    print("genesis %s\nfarah@dakar %s\nadmin gaspard %s" % (
-        hashes[1].hex(), fingerprint(b"farah@dakar", req.verify_key.encode()),
+    print("genesis %s\nhana@dakar %s\nadmin gaspard %s" % (
+        hashes[1].hex(), fingerprint(b"hana@dakar", req.verify_key.encode()),
         fingerprint(b"gaspard", adm.verify_key.encode())))
 
 
@@ -543,7 +624,7 @@ def main() -> int:
     sub = ap.add_subparsers(dest="cmd", required=True)
     v = sub.add_parser("verify")
     v.add_argument("file"); v.add_argument("--genesis"); v.add_argument("--now", type=int)
-    v.add_argument("--json", action="store_true")
+    v.add_argument("--pinned"); v.add_argument("--json", action="store_true")
     sub.add_parser("make-demo").add_argument("outdir")
     s = sub.add_parser("safety-number")
     for x in ("name1", "key1", "name2", "key2"):
@@ -557,8 +638,12 @@ def main() -> int:
                                 fingerprint(a.name2.encode(), bytes.fromhex(a.key2))))
             return 0
         pin = bytes.fromhex(a.genesis) if a.genesis else None
+        pinned = None
+        if a.pinned:
+            with open(a.pinned, "rb") as f:
+                pinned = f.read(MAX_FILE + 1)
         with open(a.file, "rb") as f:
-            state = verify_bytes(f.read(MAX_FILE + 1), pin, a.now)
+            state = verify_bytes(f.read(MAX_FILE + 1), pin, a.now, pinned)
     except Refused as e:
         print(e)
         return 1
@@ -568,7 +653,7 @@ def main() -> int:
     if a.json:
         print(json.dumps(state, indent=2, sort_keys=True))
         return 0
-    if pin is None:
+    if pin is None and pinned is None:
         print("NOT PINNED: the genesis was taken from the file itself")
     print_state(state)
     return 0

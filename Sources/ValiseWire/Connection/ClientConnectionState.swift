@@ -71,7 +71,8 @@ public struct ClientConnectionState: Sendable {
         switch state {
         case .handshaking(var handshake):
             do {
-                _ = try handshake.readMessage(frame)
+                let payload = try handshake.readMessage(frame)
+                guard payload.isEmpty else { return close("protocol violation: the relay's handshake payload is not empty") }
                 let last = try handshake.writeMessage(payload: [])
                 let session = NoiseSession(transport: handshake.split()!, maximumMessageLength: maximumMessageLength)
                 state = .established(session)
@@ -107,6 +108,7 @@ public struct ClientConnectionState: Sendable {
     }
 
     private mutating func close(_ reason: String) -> [Action] {
+        if case .closed = state { return [] }
         state = .closed
         return [.close(reason)]
     }

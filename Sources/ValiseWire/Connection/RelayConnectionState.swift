@@ -97,7 +97,9 @@ public struct RelayConnectionState: Sendable {
         switch state {
         case .handshaking(var handshake):
             do {
-                _ = try handshake.readMessage(frame)
+                let payload = try handshake.readMessage(frame)
+                // Valise's handshake payloads are empty (docs/PROTOCOL.md, "Transport").
+                guard payload.isEmpty else { return close(.handshakeFailed("a handshake payload that is not empty")) }
             } catch {
                 return close(handshakeMessagesRead == 0 ? .unknownPeer : .handshakeFailed(error.message))
             }
@@ -151,6 +153,7 @@ public struct RelayConnectionState: Sendable {
     /// Admission refused: `message` (an encoded error for the client) is sent, then the
     /// connection closes.
     public mutating func refuse(with message: [UInt8]) -> [Action] {
+        guard !isClosed else { return [] }
         guard case .awaitingAdmission(var session, _) = state else { return close(.refused) }
         let bytes = (try? session.seal(message)) ?? []
         return (bytes.isEmpty ? [] : [.write(bytes)]) + close(.refused)
@@ -173,7 +176,9 @@ public struct RelayConnectionState: Sendable {
         send(message) + close(.closedByRelay)
     }
 
+    /// Closes once: a connection that is already closed asks for nothing more.
     private mutating func close(_ reason: Reason) -> [Action] {
+        guard !isClosed else { return [] }
         state = .closed
         return [.close(reason)]
     }

@@ -13,6 +13,8 @@ public struct FrameDecoder: Sendable {
 
     /// Bytes received and not yet returned as a frame.
     public var bufferedByteCount: Int { buffer.count - start }
+    /// Bytes held in storage, consumed ones included (compaction keeps this near one frame).
+    var storedByteCount: Int { buffer.count }
 
     public mutating func append(_ bytes: some Collection<UInt8>) {
         // Drop consumed bytes before growing, so the buffer stays about one frame long.

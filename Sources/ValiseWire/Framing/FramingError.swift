@@ -11,13 +11,9 @@ public struct FramingError: CodedError {
     }
 
     public static let emptyFrame = FramingError(code: "empty-frame", message: "a frame with length 0")
-    public static func frameTooShort(_ length: Int, minimum: Int) -> FramingError {
-        FramingError(code: "frame-too-short", message: "a frame of \(length) bytes, shorter than the \(minimum) a Noise message needs")
-    }
     public static func messageTooLarge(limit: Int) -> FramingError {
         FramingError(code: "message-too-large", message: "a message larger than the \(limit)-byte limit")
     }
     public static let badFragmentHeader = FramingError(code: "bad-fragment", message: "a fragment with an unknown header byte")
     public static let emptyFragment = FramingError(code: "empty-fragment", message: "a transport message without its fragment header")
-    public static let truncatedStream = FramingError(code: "truncated", message: "the connection ended in the middle of a frame or a message")
 }

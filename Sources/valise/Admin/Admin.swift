@@ -16,7 +16,7 @@ extension Valise {
             subcommands: [
                 AdminInit.self, AdminKeygen.self, AdminEnroll.self, AdminRotate.self, AdminRevoke.self,
                 AdminAddRelay.self, AdminRemoveRelay.self, AdminSetAdmins.self, AdminSign.self, AdminAppend.self,
-                AdminShow.self, AdminBundle.self, AdminCheckpointKey.self, AdminCheckpoint.self,
+                AdminShow.self, AdminBundle.self, AdminCheckpointKey.self, AdminCheckpoint.self, AdminPublish.self, AdminPull.self,
             ]
         )
     }

@@ -1,0 +1,131 @@
+public import NIOCore
+public import ValiseCrypto
+public import ValiseDirectory
+import ValiseWire
+import Foundation
+
+/// Talking about the directory with a relay: which relay to use, fetching entries, and
+/// publishing them.
+public enum DirectorySync {
+    /// A relay to connect to: its directory record (the pinned Noise key) and the address,
+    /// which may be overridden, never the key.
+    public struct Target: Sendable {
+        public let relay: RelayRecord
+        public let host: String
+        public let port: Int
+    }
+
+    /// Picks the relay named `name` (or the only one) from the directory; `address`
+    /// replaces its address.
+    public static func target(in state: DirectoryState, name: String?, address: String?) throws(ClientError) -> Target {
+        let relay: RelayRecord
+        if let name {
+            guard let named = state.relays[name] else {
+                throw .usage("unknown-relay", "the directory lists no relay named \(name) (relays: \(state.relays.keys.sorted().joined(separator: ", ")))")
+            }
+            relay = named
+        } else {
+            let all = state.relays.values.sorted { $0.name < $1.name }
+            guard let only = all.first else {
+                throw ClientError(kind: .notSetUp, code: "no-relay", message: "the directory lists no relay yet; an administrator adds one with valise admin add-relay")
+            }
+            guard all.count == 1 else {
+                throw .usage("which-relay", "the directory lists several relays (\(all.map(\.name).joined(separator: ", "))): choose one with --relay-name")
+            }
+            relay = only
+        }
+        let (host, port) = try parse(address ?? relay.address)
+        return Target(relay: relay, host: host, port: port)
+    }
+
+    /// `HOST:PORT` or `[IPv6]:PORT`.
+    public static func parse(_ address: String) throws(ClientError) -> (String, Int) {
+        guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]),
+              (1...65_535).contains(port), colon != address.startIndex else {
+            throw .usage("invalid-address", "\(address) is not HOST:PORT")
+        }
+        var host = String(address[..<colon])
+        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        return (host, port)
+    }
+
+    /// What the relay said on connecting.
+    public struct Welcome: Sendable {
+        /// How many directory entries the relay holds, and the newest one's hash.
+        public let count: Int
+        public let head: [UInt8]
+        /// Whether the relay admitted this key as an admin's (else a device's).
+        public let admittedAsAdmin: Bool
+        public let relayName: String
+
+        init(_ welcome: WireWelcome) {
+            count = Int(clamping: welcome.directoryCount)
+            head = Array(welcome.directoryHead)
+            admittedAsAdmin = welcome.role == .admin
+            relayName = welcome.relayName
+        }
+    }
+
+    /// Connects, runs `body`, and closes the connection whatever happens.
+    public static func withRelay<T: Sendable>(
+        _ target: Target, clientKey: AgreementPrivateKey, timeout: TimeAmount = .seconds(10),
+        _ body: (RelayClient, Welcome) async throws(ClientError) -> T
+    ) async throws(ClientError) -> T {
+        let (client, welcome) = try await RelayClient.connect(
+            host: target.host, port: target.port, clientKey: clientKey, relayKey: target.relay.noiseKey, timeout: timeout)
+        do {
+            let result = try await body(client, Welcome(welcome))
+            await client.close()
+            return result
+        } catch {
+            await client.close()
+            throw error
+        }
+    }
+
+    /// Every entry the relay has from `since` on, and its newest checkpoint.
+    public static func fetch(_ client: RelayClient, since: Int) async throws(ClientError) -> (entries: [DirectoryEntry], checkpoint: Checkpoint?, relayCount: Int) {
+        var entries: [DirectoryEntry] = []
+        var next = UInt64(since)
+        var checkpoint: Checkpoint?
+        var relayCount = 0
+        while true {
+            var fetch = WireDirectoryFetch()
+            fetch.since = next
+            let answer = try await client.request(.directoryFetch(fetch))
+            guard case .directoryEntries(let batch) = answer.body, batch.since == next else {
+                throw .failure("relay-protocol", "the relay answered a directory fetch with something else")
+            }
+            relayCount = Int(clamping: batch.directoryCount)
+            if !batch.checkpoint.isEmpty {
+                do {
+                    checkpoint = try Checkpoint(decoding: Array(batch.checkpoint))
+                } catch {
+                    throw ClientError(error, file: "the relay's checkpoint")
+                }
+            }
+            for bytes in batch.entries {
+                do {
+                    entries.append(try DirectoryEntry(decoding: Array(bytes)))
+                } catch {
+                    throw ClientError(error, file: "an entry from the relay")
+                }
+            }
+            next += UInt64(batch.entries.count)
+            if batch.entries.isEmpty || next >= batch.directoryCount { break }
+        }
+        return (entries, checkpoint, relayCount)
+    }
+
+    /// Publishes `entries` (and a checkpoint) and returns the relay's count and head after.
+    public static func publish(_ client: RelayClient, entries: [DirectoryEntry], checkpoint: Checkpoint?) async throws(ClientError) -> (count: Int, head: [UInt8]) {
+        var publish = WireDirectoryPublish()
+        publish.entries = entries.map { Data($0.encoded()) }
+        if let checkpoint { publish.checkpoint = Data(checkpoint.encoded()) }
+        let answer = try await client.request(.directoryPublish(publish), timeout: .seconds(120))
+        guard case .directoryPublished(let published) = answer.body else {
+            throw .failure("relay-protocol", "the relay answered a publish with something else")
+        }
+        return (Int(clamping: published.directoryCount), Array(published.directoryHead))
+    }
+}

@@ -1,0 +1,243 @@
+import NIOConcurrencyHelpers
+public import NIOCore
+import NIOPosix
+public import ValiseCrypto
+public import ValiseWire
+
+/// A connection to a relay: the Noise_XK handshake with the relay's pinned key, then
+/// request and answer. The relay's unsolicited messages (a revocation notice, later
+/// deliveries) arrive on `unsolicited`. Errors are `ClientError`s saying what happened.
+public final class RelayClient: Sendable {
+    private let channel: any Channel
+    private let handler: NIOLoopBound<RelayClientHandler>
+    private let nextID = NIOLockedValueBox<UInt64>(0)
+    public let unsolicited: AsyncStream<WireRelayMessage>
+
+    private init(channel: any Channel, handler: NIOLoopBound<RelayClientHandler>, unsolicited: AsyncStream<WireRelayMessage>) {
+        self.channel = channel
+        self.handler = handler
+        self.unsolicited = unsolicited
+    }
+
+    /// Connects, completes the handshake and says Hello. Fails if the relay does not prove
+    /// it holds `relayKey`, refuses this client's key, or takes longer than `timeout`.
+    public static func connect(
+        host: String, port: Int, clientKey: AgreementPrivateKey, relayKey: AgreementPublicKey,
+        timeout: TimeAmount = .seconds(10), maximumMessageLength: Int = ValiseTransport.defaultMaximumMessageLength,
+        group: (any EventLoopGroup)? = nil
+    ) async throws(ClientError) -> (client: RelayClient, welcome: WireWelcome) {
+        let group = group ?? MultiThreadedEventLoopGroup.singleton
+        let (stream, continuation) = AsyncStream<WireRelayMessage>.makeStream()
+        let channel: any Channel
+        do {
+            channel = try await ClientBootstrap(group: group)
+                .connectTimeout(timeout)
+                .channelOption(.socketOption(.tcp_nodelay), value: 1)
+                .channelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        let state = ClientConnectionState(clientKey: clientKey, relayKey: relayKey, maximumMessageLength: maximumMessageLength)
+                        try channel.pipeline.syncOperations.addHandler(RelayClientHandler(state: state, unsolicited: continuation))
+                    }
+                }
+                .connect(host: host, port: port)
+                .get()
+        } catch {
+            throw .failure("relay-unreachable", "cannot connect to the relay at \(host):\(port): \(error)")
+        }
+        let handler: NIOLoopBound<RelayClientHandler>
+        do {
+            handler = try await channel.eventLoop.submit {
+                NIOLoopBound(try channel.pipeline.syncOperations.handler(type: RelayClientHandler.self), eventLoop: channel.eventLoop)
+            }.get()
+        } catch {
+            throw .failure("relay-unreachable", "the connection to \(host):\(port) closed at once")
+        }
+        let client = RelayClient(channel: channel, handler: handler, unsolicited: stream)
+        do {
+            let established = channel.eventLoop.flatSubmit { handler.value.established }
+            try await established.withTimeout(timeout, on: channel.eventLoop).get()
+        } catch {
+            await client.close()
+            throw Self.explain(error, host: host, port: port)
+        }
+        var hello = WireHello()
+        hello.protocolVersion = 1
+        hello.software = "valise \(ValiseVersion.string)"
+        let answer = try await client.request(.hello(hello), timeout: timeout)
+        guard case .welcome(let welcome) = answer.body else {
+            await client.close()
+            throw .failure("relay-protocol", "the relay answered Hello with something other than Welcome")
+        }
+        return (client, welcome)
+    }
+
+    /// Sends a request and waits for its answer. An error answer from the relay throws.
+    public func request(_ body: WireClientMessage.OneOf_Body, timeout: TimeAmount = .seconds(30)) async throws(ClientError) -> WireRelayMessage {
+        let id = nextID.withLockedValue { $0 += 1; return $0 }
+        var building = WireClientMessage()
+        building.requestID = id
+        building.body = body
+        let message = building
+        let handler = self.handler
+        let answer: WireRelayMessage
+        do {
+            let future = channel.eventLoop.flatSubmit { handler.value.send(message) }
+            answer = try await future.withTimeout(timeout, on: channel.eventLoop).get()
+        } catch {
+            throw Self.explain(error, host: nil, port: nil)
+        }
+        if case .error(let error) = answer.body {
+            throw Self.relayError(error)
+        }
+        return answer
+    }
+
+    public func close() async {
+        try? await channel.close()
+    }
+
+    static func relayError(_ error: WireError) -> ClientError {
+        let kind: ClientError.Kind = error.code == .notAdmitted || error.code == .revoked ? .verification : .failure
+        return ClientError(kind: kind, code: "relay-\(error.code)", message: "the relay refused: \(error.message)")
+    }
+
+    static func explain(_ error: any Error, host: String?, port: Int?) -> ClientError {
+        if let error = error as? ClientError { return error }
+        if let closed = error as? RelayClientHandler.Closed {
+            if let refusal = closed.error { return relayError(refusal) }
+            if closed.duringHandshake {
+                return ClientError(
+                    kind: .verification, code: "relay-handshake",
+                    message: "the handshake with the relay failed (\(closed.reason)): it does not hold the key the organisation's directory names for it, or it is not a Valise relay")
+            }
+            return .failure("relay-closed", "the relay closed the connection: \(closed.reason)")
+        }
+        if error is TimeoutError {
+            return .failure("relay-timeout", "the relay did not answer in time")
+        }
+        return .failure("relay-io", "connection to the relay failed: \(error)")
+    }
+}
+
+struct TimeoutError: Error {}
+
+extension EventLoopFuture where Value: Sendable {
+    /// Fails with `TimeoutError` if the future has not completed after `timeout`.
+    func withTimeout(_ timeout: TimeAmount, on loop: any EventLoop) -> EventLoopFuture<Value> {
+        let promise = loop.makePromise(of: Value.self)
+        let timer = loop.scheduleTask(in: timeout) { promise.fail(TimeoutError()) }
+        whenComplete { result in
+            timer.cancel()
+            promise.completeWith(result)
+        }
+        return promise.futureResult
+    }
+}
+
+/// The client side of a connection on its event loop: `ClientConnectionState` for Noise and
+/// framing, and a table of requests waiting for their answers.
+final class RelayClientHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    struct Closed: Error {
+        let reason: String
+        /// The relay's last error message, when it said why.
+        let error: WireError?
+        /// Whether the handshake had not completed: a relay that does not hold the pinned
+        /// key drops the connection without a word.
+        var duringHandshake = false
+    }
+
+    private var state: ClientConnectionState
+    private let unsolicited: AsyncStream<WireRelayMessage>.Continuation
+    private var context: ChannelHandlerContext?
+    private var establishedPromise: EventLoopPromise<Void>?
+    private var pending: [UInt64: EventLoopPromise<WireRelayMessage>] = [:]
+    private var lastError: WireError?
+    private var closedReason: String?
+
+    init(state: ClientConnectionState, unsolicited: AsyncStream<WireRelayMessage>.Continuation) {
+        self.state = state
+        self.unsolicited = unsolicited
+    }
+
+    var established: EventLoopFuture<Void> {
+        guard let context else { return MultiThreadedEventLoopGroup.singleton.any().makeFailedFuture(Closed(reason: "not connected", error: nil)) }
+        if state.isEstablished { return context.eventLoop.makeSucceededVoidFuture() }
+        if let closedReason { return context.eventLoop.makeFailedFuture(Closed(reason: closedReason, error: lastError)) }
+        let promise = establishedPromise ?? context.eventLoop.makePromise()
+        establishedPromise = promise
+        return promise.futureResult
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        perform(state.start(), context: context)
+        context.fireChannelActive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var buffer = unwrapInboundIn(data)
+        perform(state.receive(buffer.readBytes(length: buffer.readableBytes) ?? []), context: context)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        finish(closedReason ?? "the connection ended")
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        finish("\(error)")
+        context.close(promise: nil)
+    }
+
+    func send(_ message: WireClientMessage) -> EventLoopFuture<WireRelayMessage> {
+        guard let context else { return MultiThreadedEventLoopGroup.singleton.any().makeFailedFuture(Closed(reason: "not connected", error: nil)) }
+        if let closedReason { return context.eventLoop.makeFailedFuture(Closed(reason: closedReason, error: lastError)) }
+        let promise = context.eventLoop.makePromise(of: WireRelayMessage.self)
+        pending[message.requestID] = promise
+        perform(state.send(WireCodec.encode(message)), context: context)
+        return promise.futureResult
+    }
+
+    private func perform(_ actions: [ClientConnectionState.Action], context: ChannelHandlerContext) {
+        for action in actions {
+            switch action {
+            case .write(let bytes):
+                context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(bytes: bytes)), promise: nil)
+            case .established:
+                establishedPromise?.succeed()
+                establishedPromise = nil
+            case .deliver(let bytes):
+                guard let message = try? WireCodec.decodeRelayMessage(bytes) else {
+                    finish("the relay sent a message that does not decode")
+                    context.close(promise: nil)
+                    return
+                }
+                if let promise = pending.removeValue(forKey: message.requestID), message.requestID != 0 {
+                    promise.succeed(message)
+                } else {
+                    if case .error(let error) = message.body { lastError = error }
+                    unsolicited.yield(message)
+                }
+            case .close(let reason):
+                finish(reason)
+                context.close(promise: nil)
+            }
+        }
+    }
+
+    private func finish(_ reason: String) {
+        if closedReason == nil { closedReason = reason }
+        let closed = Closed(reason: closedReason!, error: lastError, duringHandshake: !state.isEstablished)
+        establishedPromise?.fail(closed)
+        establishedPromise = nil
+        for promise in pending.values { promise.fail(closed) }
+        pending.removeAll()
+        unsolicited.finish()
+    }
+}

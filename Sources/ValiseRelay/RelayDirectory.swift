@@ -1,0 +1,161 @@
+import NIOConcurrencyHelpers
+public import ValiseCrypto
+public import ValiseDirectory
+import ValiseStore
+
+/// Who a transport key belongs to, as the relay admits it.
+public enum Admission: Equatable, Sendable, CustomStringConvertible {
+    /// A member's current device: every request.
+    case device(MemberName)
+    /// An administrator's transport key: fetching and publishing the directory only.
+    case admin(String)
+
+    public var description: String {
+        switch self {
+        case .device(let name): "device of \(name)"
+        case .admin(let name): "admin \(name)"
+        }
+    }
+}
+
+/// The directory the relay stores and serves, kept in `DIR/organisation.bundle` and pinned
+/// to the genesis it was set up with. The relay cannot write it: it only stores entries
+/// that admins signed and that verify. Readers get an immutable snapshot without waiting;
+/// publishing is serialised and swaps in a new snapshot only after the file is durable.
+public final class RelayDirectory: Sendable {
+    /// Everything a connection needs, as of one moment.
+    public struct Snapshot: Sendable {
+        public let verifier: DirectoryVerifier
+        public let entries: [DirectoryEntry]
+        /// Each entry's encoding, by sequence number, ready to send.
+        public let encodedEntries: [[UInt8]]
+        public let checkpoint: Checkpoint?
+        /// Admitted transport keys.
+        public let admissions: [AgreementPublicKey: Admission]
+        /// This relay's name in the directory, when an add-relay entry lists its Noise key.
+        public let relayName: String?
+
+        public var state: DirectoryState { verifier.state! }
+        public var count: Int { verifier.count }
+
+        init(verifier: DirectoryVerifier, entries: [DirectoryEntry], checkpoint: Checkpoint?, relayKey: AgreementPublicKey) {
+            self.verifier = verifier
+            self.entries = entries
+            self.encodedEntries = entries.map { $0.encoded() }
+            self.checkpoint = checkpoint
+            let state = verifier.state!
+            var admissions: [AgreementPublicKey: Admission] = [:]
+            for admin in state.admins.admins { admissions[admin.transportKey] = .admin(admin.name) }
+            for member in state.members.values where member.isActive { admissions[member.transportKey] = .device(member.name) }
+            self.admissions = admissions
+            self.relayName = state.relays.values.first { $0.noiseKey == relayKey }?.name
+        }
+    }
+
+    /// What a publish changed.
+    public struct Published: Sendable {
+        public let count: Int
+        public let head: EntryHash
+        /// Keys that were admitted before and are not now (revoked, rotated out, removed).
+        public let noLongerAdmitted: [AgreementPublicKey]
+    }
+
+    public let path: String
+    private let relayKey: AgreementPublicKey
+    private let current: NIOLockedValueBox<Snapshot>
+    private let publishing = NIOLock()
+
+    /// Loads and verifies `DIR/organisation.bundle` against its own (pinned) genesis.
+    public init(directory: String, relayKey: AgreementPublicKey, now: UInt64) throws(RelayError) {
+        path = directory + "/organisation.bundle"
+        self.relayKey = relayKey
+        let bundle = try Self.read(path)
+        do throws(DirectoryError) {
+            let verifier = try DirectoryVerifier.verify(bundle.entries, pinnedGenesis: bundle.genesisHash, now: now)
+            try bundle.checkpoint?.verify(against: verifier, now: now)
+            current = NIOLockedValueBox(Snapshot(
+                verifier: verifier, entries: bundle.entries, checkpoint: bundle.checkpoint,
+                relayKey: relayKey))
+        } catch {
+            throw .storage("\(path) does not verify: \(error.message)")
+        }
+    }
+
+    /// Writes the first bundle of a new relay (`valised init`), after verifying it.
+    public static func pin(_ bundle: OrganisationBundle, directory: String, now: UInt64) throws(RelayError) {
+        do throws(DirectoryError) {
+            let verifier = try DirectoryVerifier.verify(bundle.entries, pinnedGenesis: bundle.genesisHash, now: now)
+            try bundle.checkpoint?.verify(against: verifier, now: now)
+        } catch {
+            throw .directoryRejected(error.message)
+        }
+        try write(bundle, to: directory + "/organisation.bundle")
+    }
+
+    public var snapshot: Snapshot { current.withLockedValue { $0 } }
+
+    /// Verifies entries (consecutive; they may overlap what is stored) and a checkpoint
+    /// against the stored log and stores them if, and only if, everything verifies. Runs
+    /// signature checks and a file write: call it off the event loops.
+    public func publish(entries encoded: [[UInt8]], checkpoint encodedCheckpoint: [UInt8]?, now: UInt64) throws(RelayError) -> Published {
+        publishing.lock()
+        defer { publishing.unlock() }
+        let before = snapshot
+            var entries: [DirectoryEntry] = []
+            entries.reserveCapacity(encoded.count)
+            for bytes in encoded {
+                do throws(FormatError) {
+                    entries.append(try DirectoryEntry(decoding: bytes))
+                } catch {
+                    throw RelayError.directoryRejected(error.message)
+                }
+            }
+            var verifier = before.verifier
+            var checkpoint = before.checkpoint
+            do throws(DirectoryError) {
+                try verifier.extend(with: entries, now: now)
+                if let encodedCheckpoint, !encodedCheckpoint.isEmpty {
+                    guard let candidate = try? Checkpoint(decoding: encodedCheckpoint) else {
+                        throw DirectoryError.malformedCheckpoint
+                    }
+                    try candidate.verify(against: verifier, now: now)
+                    if checkpoint.map({ candidate.time > $0.time }) ?? true { checkpoint = candidate }
+                }
+            } catch {
+                throw RelayError.directoryRejected(error.message)
+            }
+            let added = entries.filter { $0.sequence >= UInt64(before.count) }
+            guard !added.isEmpty || checkpoint != before.checkpoint else {
+                return Published(count: before.count, head: before.state.headHash, noLongerAdmitted: [])
+            }
+            let all = before.entries + added
+            let next = Snapshot(verifier: verifier, entries: all, checkpoint: checkpoint, relayKey: relayKey)
+            // Durable before anyone is told: the file first, then the snapshot.
+            try Self.write(OrganisationBundle(entries: all, checkpoint: checkpoint), to: path)
+            current.withLockedValue { $0 = next }
+            let dropped = before.admissions.keys.filter { next.admissions[$0] != before.admissions[$0] }
+            return Published(count: next.count, head: next.state.headHash, noLongerAdmitted: dropped)
+    }
+
+    static func read(_ path: String) throws(RelayError) -> OrganisationBundle {
+        let bytes: [UInt8]
+        do {
+            bytes = try SecureFile.read(path, maximumByteCount: DirectoryFiles.maximumLogByteCount, access: .any)
+        } catch {
+            throw .storage(error.message)
+        }
+        do {
+            return try OrganisationBundle(decoding: bytes)
+        } catch {
+            throw .storage("\(path): \(error.message)")
+        }
+    }
+
+    static func write(_ bundle: OrganisationBundle, to path: String) throws(RelayError) {
+        do {
+            try SecureFile.writeAtomically(bundle.encoded(), to: path, mode: 0o644)
+        } catch {
+            throw .storage(error.message)
+        }
+    }
+}

@@ -1,0 +1,68 @@
+import Configuration
+import Foundation
+import SystemPackage
+import Logging
+import ValiseRelay
+
+/// The relay's settings, read with swift-configuration: flags first, then `VALISED_*`
+/// environment variables, then the YAML file, then the defaults of `RelayConfiguration`.
+struct RelaySettings {
+    let relay: RelayConfiguration
+    let logLevel: Logger.Level
+
+    struct Invalid: Error, CustomStringConvertible {
+        let description: String
+    }
+
+    static func load(flags: [String: String], configFile: String?) async throws -> RelaySettings {
+        var providers: [any ConfigProvider] = [
+            InMemoryProvider(name: "flags", values: Dictionary(uniqueKeysWithValues: flags.map { (AbsoluteConfigKey(stringLiteral: $0.key), ConfigValue(.string($0.value), isSecret: false)) })),
+            KeyMappingProvider(upstream: EnvironmentVariablesProvider()) { $0.prepending(["valised"]) },
+        ]
+        if let configFile {
+            providers.append(try await FileProvider<YAMLSnapshot>(filePath: .init(configFile)))
+        }
+        let config = ConfigReader(providers: providers)
+
+        guard let directory = config.string(forKey: "directory") else {
+            throw Invalid(description: "no relay directory: give --dir DIR, VALISED_DIRECTORY, or 'directory' in the file")
+        }
+        var relay = RelayConfiguration(directory: directory)
+        let listen = config.string(forKey: "listen", default: "127.0.0.1:7400")
+        guard let colon = listen.lastIndex(of: ":"), let port = Int(listen[listen.index(after: colon)...]),
+              (0...65_535).contains(port), colon != listen.startIndex else {
+            throw Invalid(description: "listen must be HOST:PORT, not \(listen)")
+        }
+        relay.listenHost = String(listen[..<colon]).trimmingCharacters(in: ["[", "]"])
+        relay.listenPort = port
+
+        let defaults = RelayConfiguration.Limits()
+        relay.limits.maximumConnections = try positive(config, "limits.maxConnections", defaults.maximumConnections)
+        relay.limits.maximumConnectionsPerAddress = try positive(config, "limits.maxConnectionsPerAddress", defaults.maximumConnectionsPerAddress)
+        relay.limits.handshakesPerSecondPerAddress = try positive(config, "limits.handshakesPerSecondPerAddress", defaults.handshakesPerSecondPerAddress)
+        relay.limits.handshakeBurstPerAddress = try positive(config, "limits.handshakeBurstPerAddress", defaults.handshakeBurstPerAddress)
+        relay.limits.handshakeTimeout = try positive(config, "limits.handshakeTimeoutSeconds", defaults.handshakeTimeout)
+        relay.limits.idleTimeout = try positive(config, "limits.idleTimeoutSeconds", defaults.idleTimeout)
+        relay.limits.frameTimeout = try positive(config, "limits.frameTimeoutSeconds", defaults.frameTimeout)
+        relay.limits.maximumMessageBytes = try positive(config, "limits.maxMessageBytes", defaults.maximumMessageBytes)
+        relay.limits.maximumEntriesPerFetch = try positive(config, "limits.maxEntriesPerFetch", defaults.maximumEntriesPerFetch)
+
+        let levelName = config.string(forKey: "log.level", default: "info")
+        guard let level = Logger.Level(rawValue: levelName) else {
+            throw Invalid(description: "log.level must be one of trace, debug, info, notice, warning, error, critical")
+        }
+        return RelaySettings(relay: relay, logLevel: level)
+    }
+
+    private static func positive(_ config: ConfigReader, _ key: String, _ fallback: Int) throws -> Int {
+        let value = config.int(forKey: ConfigKey(key), default: fallback)
+        guard value > 0 else { throw Invalid(description: "\(key) must be a positive number") }
+        return value
+    }
+
+    private static func positive(_ config: ConfigReader, _ key: String, _ fallback: Double) throws -> Double {
+        let value = config.double(forKey: ConfigKey(key), default: fallback)
+        guard value > 0 else { throw Invalid(description: "\(key) must be a positive number") }
+        return value
+    }
+}

@@ -1,0 +1,110 @@
+import ArgumentParser
+import Configuration
+import Foundation
+import Logging
+import NIOCore
+import ServiceLifecycle
+import UnixSignals
+import ValiseClient
+import ValiseCrypto
+import ValiseRelay
+import ValiseStore
+
+extension Valised {
+    struct Run: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Run the relay until SIGTERM or SIGINT.",
+            discussion: """
+                Every setting comes from, in order: these flags, then VALISED_* environment \
+                variables (VALISED_LISTEN, VALISED_LIMITS_MAX_CONNECTIONS, …), then the YAML \
+                file given with --config (config/valised.yaml documents each one), then the \
+                defaults. With --listen HOST:0 a free port is chosen; the relay prints \
+                "valised listening on HOST:PORT" once it accepts connections.
+
+                An encrypted relay key needs its passphrase: --passphrase-file FILE, or \
+                $VALISED_PASSPHRASE.
+                """
+        )
+
+        @Option(name: .long, help: ArgumentHelp("The relay's directory (from 'valised init').", valueName: "dir"))
+        var dir: String?
+
+        @Option(name: .long, help: ArgumentHelp("Where to listen (default 127.0.0.1:7400).", valueName: "host:port"))
+        var listen: String?
+
+        @Option(name: .long, help: ArgumentHelp("A YAML configuration file.", valueName: "file"))
+        var config: String?
+
+        @Option(name: .long, help: ArgumentHelp("trace, debug, info, notice, warning, error or critical (default info).", valueName: "level"))
+        var logLevel: String?
+
+        @Option(name: .long, help: ArgumentHelp("Read the relay key's passphrase from this file.", valueName: "file"))
+        var passphraseFile: String?
+
+        func run() async throws {
+            let settings: RelaySettings
+            do {
+                settings = try await RelaySettings.load(flags: flagValues(), configFile: config)
+            } catch {
+                fail("configuration: \(error)")
+            }
+            LoggingSystem.bootstrap { label in
+                var handler = StreamLogHandler.standardError(label: label)
+                handler.logLevel = settings.logLevel
+                return handler
+            }
+            let logger = Logger(label: "valised")
+
+            let keys: RelayKeys
+            let directory: RelayDirectory
+            do throws(ClientError) {
+                keys = try loadKeys(directory: settings.relay.directory)
+                directory = try relayCall { () throws(RelayError) in
+                    try RelayDirectory(directory: settings.relay.directory, relayKey: keys.noise.publicKey, now: Clock.now())
+                }
+            } catch {
+                fail(error.message)
+            }
+
+            let server = RelayServer(configuration: settings.relay, keys: keys, directory: directory, logger: logger) { address in
+                let line = "valised listening on \(address.ipAddress ?? "?"):\(address.port ?? 0)\n"
+                FileHandle.standardOutput.write(Data(line.utf8))
+            }
+            let group = ServiceGroup(
+                configuration: ServiceGroupConfiguration(
+                    services: [.init(service: server)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+            do {
+                try await group.run()
+            } catch {
+                logger.error("the relay stopped with an error", metadata: ["error": "\(error)"])
+                throw ExitCode.failure
+            }
+        }
+
+        private func flagValues() -> [String: String] {
+            var values: [String: String] = [:]
+            if let dir { values["directory"] = dir }
+            if let listen { values["listen"] = listen }
+            if let logLevel { values["log.level"] = logLevel }
+            return values
+        }
+
+        private func loadKeys(directory: String) throws(ClientError) -> RelayKeys {
+            let file = RelayKeyFile(directory: directory)
+            if try keyCall({ () throws(KeyFileError) in try file.isUnencrypted() }) {
+                return try keyCall { () throws(KeyFileError) in try file.readUnencrypted() }
+            }
+            var reader = PassphraseReader()
+            reader.noTerminalHint = "use --passphrase-file FILE or set VALISED_PASSPHRASE"
+            let passphrase = try reader.read(
+                from: reader.source(file: passphraseFile, variable: "VALISED_PASSPHRASE"), prompt: "Passphrase for \(file.path): ")
+            let encrypted = EncryptedKeyFile<RelayKeys>(path: file.path, missingHint: "create it with: valised init")
+            return try keyCall { () throws(KeyFileError) in try encrypted.unlock(passphrase: passphrase).payload }
+        }
+
+        private func fail(_ message: String) -> Never {
+            FileHandle.standardError.write(Data("valised: error: \(message)\n".utf8))
+            Foundation.exit(1)
+        }
+    }
+}
