@@ -54,6 +54,17 @@ extension Valised {
                 return handler
             }
             let logger = Logger(label: "valised")
+            let limits = settings.relay.limits
+            logger.info("configuration", metadata: [
+                "directory": "\(settings.relay.directory)",
+                "limits.maxConnections": "\(limits.maximumConnections)",
+                "limits.maxConnectionsPerAddress": "\(limits.maximumConnectionsPerAddress)",
+                "limits.handshakesPerSecondPerAddress": "\(limits.handshakesPerSecondPerAddress)",
+                "limits.handshakeTimeoutSeconds": "\(limits.handshakeTimeout)",
+                "limits.idleTimeoutSeconds": "\(limits.idleTimeout)",
+                "limits.frameTimeoutSeconds": "\(limits.frameTimeout)",
+                "limits.maxMessageBytes": "\(limits.maximumMessageBytes)",
+            ])
 
             let keys: RelayKeys
             let directory: RelayDirectory
