@@ -49,9 +49,9 @@ public struct ClientError: CodedError {
         self.init(kind: .verification, code: error.code, message: file.map { "\($0): \(error.message)" } ?? error.message)
     }
 
-    /// A file that does not parse as what it should be.
+    /// A file that does not parse as what it should be: the directory's `malformed` rule.
     public init(_ error: FormatError, file: String) {
-        self.init(kind: .verification, code: error.code, message: "\(file): \(error.message)")
+        self.init(kind: .verification, code: "malformed", message: "\(file): malformed [malformed]: \(error.message)")
     }
 
     /// A file error, kept as it is: it already names the path and what to do.

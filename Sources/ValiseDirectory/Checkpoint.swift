@@ -47,7 +47,8 @@ public struct Checkpoint: Hashable, Sendable {
         sequence = try reader.readUInt64()
         headHash = try reader.readHash()
         time = try reader.readUInt64()
-        key = try reader.readSigningPublicKey()
+        // Compared with the certified key, never used unverified: no point check here.
+        key = try reader.readSignatureCheckedKey()
         signature = try reader.readSignature()
     }
 
@@ -79,7 +80,7 @@ public struct Checkpoint: Hashable, Sendable {
     /// entry's and not more than the allowed skew after `now`.
     public func verify(against verifier: DirectoryVerifier, now: UInt64) throws(DirectoryError) {
         func fail(_ rule: DirectoryError.Rule, _ detail: String) -> DirectoryError {
-            DirectoryError(rule, sequence: nil, subject: "checkpoint", detail)
+            DirectoryError(rule, sequence: nil, subject: "checkpoint of entry \(sequence)", detail)
         }
         guard let state = verifier.state else { throw fail(.checkpoint, "there is no verified log to check it against") }
         guard sequence < UInt64(verifier.count) else {

@@ -16,6 +16,7 @@ public struct DirectoryError: CodedError {
         switch (sequence, subject) {
         case let (sequence?, subject?): prefix = "entry \(sequence) (\(subject)): "
         case let (sequence?, nil): prefix = "entry \(sequence): "
+        case let (nil, subject?): prefix = "\(subject): "
         default: prefix = ""
         }
         // The stable rule name is in brackets, for people to quote and scripts to match.

@@ -89,7 +89,8 @@ public struct DirectoryVerifier: Sendable {
         let chunkSize = (entries.count + chunks - 1) / chunks
         let slots = SendableSlots(results)
         DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
-            for index in (chunk * chunkSize)..<min(entries.count, (chunk + 1) * chunkSize) {
+            // Late chunks may start past the end (16 chunks of ⌈n/16⌉); stride yields nothing then.
+            for index in stride(from: chunk * chunkSize, to: min(entries.count, (chunk + 1) * chunkSize), by: 1) {
                 let entry = entries[index]
                 slots.set(index, entry.signatures.allSatisfy(entry.isValid) && entry.body.hasValidEmbeddedSignatures)
             }
@@ -223,18 +224,22 @@ extension DirectoryVerifier {
         }
     }
 
-    /// New admins' keys must not belong to a member, relay or checkpoint (admins who stay
-    /// keep theirs).
+    /// An admin who stays (same name) keeps their keys; every other key in the new set must
+    /// be unused — in particular a removed admin's key cannot pass to someone else.
     static func checkUnused(_ set: AdminSet, in state: DirectoryState?, fail: Failure) throws(DirectoryError) {
         guard let state else { return }
-        for admin in set.admins where state.admins.admin(signingKey: admin.signingKey) == nil {
-            guard !state.usedSigningKeys.contains(admin.signingKey) else {
-                throw fail(.keyReuse, "the signing key of admin \(admin.name) was used before")
+        let current = state.admins.admins
+        for admin in set.admins {
+            let staying = current.first { $0.name == admin.name }
+            if staying?.signingKey != admin.signingKey {
+                guard !state.usedSigningKeys.contains(admin.signingKey) else {
+                    throw fail(.keyReuse, "the signing key of admin \(admin.name) was used before")
+                }
             }
-        }
-        for admin in set.admins where !state.admins.admins.contains(where: { $0.transportKey == admin.transportKey }) {
-            guard !state.usedAgreementKeys.contains(admin.transportKey) else {
-                throw fail(.keyReuse, "the transport key of admin \(admin.name) was used before")
+            if staying?.transportKey != admin.transportKey {
+                guard !state.usedAgreementKeys.contains(admin.transportKey) else {
+                    throw fail(.keyReuse, "the transport key of admin \(admin.name) was used before")
+                }
             }
         }
     }

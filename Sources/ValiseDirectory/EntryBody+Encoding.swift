@@ -115,7 +115,8 @@ extension EntryBody {
             let target: Revocation.Target
             switch try reader.readUInt8() {
             case 1: target = .member(try reader.readMemberName())
-            case 2: target = .identityKey(try reader.readSigningPublicKey())
+            // Compared with members' keys only: no point check (see docs/PROTOCOL.md, "Bodies").
+            case 2: target = .identityKey(try reader.readSignatureCheckedKey())
             default: throw .invalid(reader.context, "unknown revocation target")
             }
             let reason = try reader.readText(field: "reason", maximum: Revocation.maximumReasonLength)

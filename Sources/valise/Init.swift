@@ -106,6 +106,16 @@ extension Valise {
                 let result = try pinned.pin(bundle, expectedGenesis: expectGenesis.flatMap(EntryHash.init(hex:)), now: Environment.now(), file: file)
                 return (result, try pinned.load(now: Environment.now()).state)
             }
+            if options.json {
+                var report = ["organisation": state.organisation, "genesis": state.genesisHash.hex, "entries": "\(state.headSequence + 1)"]
+                switch result {
+                case .pinned: report["result"] = "pinned"
+                case .updated: report["result"] = "updated"
+                case .unchanged: report["result"] = "unchanged"
+                }
+                printJSON(report)
+                return
+            }
             switch result {
             case .pinned(let genesis):
                 print("Pinned the organisation \"\(state.organisation)\".")

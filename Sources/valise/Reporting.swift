@@ -47,6 +47,11 @@ func printError(_ message: String) {
     FileHandle.standardError.write(Data("valise: error: \(message)\n".utf8))
 }
 
+/// A remark that is not the command's result: to stderr, so that --json output stays clean.
+func printNote(_ message: String) {
+    FileHandle.standardError.write(Data("\(message)\n".utf8))
+}
+
 func printWarning(_ message: String) {
     FileHandle.standardError.write(Data("valise: warning: \(message)\n".utf8))
 }

@@ -1,4 +1,5 @@
 import Testing
+import ValiseTestSupport
 import ValiseCrypto
 @testable import ValiseWire
 

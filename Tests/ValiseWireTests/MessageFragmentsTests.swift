@@ -1,4 +1,5 @@
 import Testing
+import ValiseTestSupport
 @testable import ValiseWire
 
 @Suite("Framing: message fragments and reassembly")

@@ -1,46 +1,11 @@
 import Testing
+import ValiseTestSupport
 import ValiseCrypto
 @testable import ValiseWire
 
-// Helpers shared by the wire tests: a seeded PRNG, chunkings of a byte stream, handshakes
-// between two HandshakeStates, and an in-memory link between a relay and a client.
-
-/// SplitMix64 (Steele, Lea and Flood, "Fast splittable pseudorandom number generators",
-/// OOPSLA 2014): a tiny PRNG with a fixed seed, so every random test replays exactly.
-struct SplitMix64: RandomNumberGenerator, Sendable {
-    private var state: UInt64
-
-    init(seed: UInt64) { state = seed }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
-    /// `count` pseudorandom bytes, eight per step.
-    mutating func bytes(_ count: Int) -> [UInt8] {
-        var out = [UInt8](repeating: 0, count: count)
-        var index = 0
-        while index < count {
-            var word = next()
-            for _ in 0..<min(8, count - index) {
-                out[index] = UInt8(truncatingIfNeeded: word)
-                word >>= 8
-                index += 1
-            }
-        }
-        return out
-    }
-
-    /// A uniform integer in `range` (a plain modulo: the bias is irrelevant here, and the
-    /// result does not depend on the standard library's algorithm).
-    mutating func int(in range: ClosedRange<Int>) -> Int {
-        range.lowerBound + Int(next() % UInt64(range.upperBound - range.lowerBound + 1))
-    }
-}
+// Helpers shared by the wire tests (the seeded PRNG is in ValiseTestSupport): chunkings
+// of a byte stream, handshakes between two HandshakeStates, and an in-memory link between
+// a relay and a client.
 
 /// How a byte stream is cut into the pieces that reach `receive`.
 enum Chunking: Sendable, CustomTestStringConvertible {

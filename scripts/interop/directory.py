@@ -345,8 +345,8 @@ class Directory:
              "warn-after is 0 or exceeds refuse-after")
         need(len(e["sigs"]) >= k, "threshold", "%d signatures, %d needed" % (len(e["sigs"]), k))
 
-        # The body's rules. Key reuse: Ed25519 and X25519 keys are counted apart; a key
-        # of the admin set in force may stay in a new set, any other key must be unused.
+        # The body's rules. Key reuse: Ed25519 and X25519 keys are counted apart, and every
+        # key an entry brings must be unused.
         def unused(*keys):
             need(not any(t in self.used for t in keys), "key-reuse", "a new key was used before")
         m = self.members.get(b.get("member"))
@@ -386,10 +386,10 @@ class Directory:
                           if b["key"] == x["ik"] or b["key"] in x["earlier"]), None)
             need(b["key"] not in self.revoked and owner, "member",
                  "the key is already revoked, or no member has or had it")
-        elif kind == 7:
-            keep = {("ed", a["sign"]) for a in self.admins} | {("x", a["x"]) for a in self.admins}
-            unused(*[t for a in b["admins"] for t in (("ed", a["sign"]), ("x", a["x"]))
-                     if t not in keep])
+        elif kind == 7:   # an admin who stays (same name) may keep their own keys
+            stays = {a["name"]: a for a in self.admins}
+            unused(*[(t, a[f]) for a in b["admins"] for t, f in (("ed", "sign"), ("x", "x"))
+                     if a["name"] not in stays or stays[a["name"]][f] != a[f]])
         elif kind == 8:
             unused(("ed", b["key"]))
 

@@ -225,7 +225,7 @@ struct AdminCheckpointKey: ParsableCommand {
                 file: checkpointPassphraseFile, flag: "--checkpoint-passphrase-file", variable: "VALISE_CHECKPOINT_PASSPHRASE",
                 prompt: "New passphrase for the checkpoint key: ")
             try keys.checkpointKey.write(checkpoint, passphrase: passphrase, parameters: kdfProfile.parameters)
-            print("Checkpoint key written to \(keys.checkpointKey.path).")
+            printNote("Checkpoint key written to \(keys.checkpointKey.path).")
             return .certifyCheckpointKey(checkpoint.signing.publicKey)
         }
     }
