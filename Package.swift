@@ -27,6 +27,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-configuration", from: "1.4.0", traits: [.defaults, "YAML"]),
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
     ],
     targets: [
         // libsodium 1.0.18 from the system (Debian: libsodium-dev).
@@ -59,7 +60,10 @@ let package = Package(
         // Durable storage: secure atomic files now; the relay queue and client store later.
         .target(
             name: "ValiseStore",
-            dependencies: ["ValiseCrypto"],
+            dependencies: [
+                "ValiseCrypto",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ],
             swiftSettings: swiftSettings
         ),
         // The relay: the directory it serves, admission, connections over SwiftNIO, limits.
@@ -128,6 +132,19 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // The relay protocol's load and test client (scripts/crash-test, scripts/bench).
+        .executableTarget(
+            name: "valise-load",
+            dependencies: [
+                "ValiseClient",
+                "ValiseCrypto",
+                "ValiseDirectory",
+                "ValiseWire",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // Helpers shared by the test targets (temporary directories; later a manual clock and
         // an in-process relay). Never linked into the executables.
         .target(
@@ -162,6 +179,14 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "ValiseRelayTests",
+            dependencies: [
+                "ValiseRelay", "ValiseCrypto", "ValiseStore", "ValiseWire", "ValiseTestSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "ValiseClientTests",
             dependencies: ["ValiseClient", "ValiseCrypto", "ValiseDirectory", "ValiseStore", "ValiseTestSupport"],
             swiftSettings: swiftSettings
@@ -172,6 +197,7 @@ let package = Package(
             dependencies: [
                 "valise",
                 "valised",
+                "valise-load",
                 "ValiseClient",
                 "ValiseCrypto",
                 "ValiseDirectory",

@@ -28,6 +28,9 @@ public final class RelayClient: Sendable {
     ) async throws(ClientError) -> (client: RelayClient, welcome: WireWelcome) {
         let group = group ?? MultiThreadedEventLoopGroup.singleton
         let (stream, continuation) = AsyncStream<WireRelayMessage>.makeStream()
+        // The handler is captured as it is added: a relay that drops the connection at once
+        // (the wrong key) must still be explained by the handler's state, not by a failed lookup.
+        let added = NIOLockedValueBox<NIOLoopBound<RelayClientHandler>?>(nil)
         let channel: any Channel
         do {
             channel = try await ClientBootstrap(group: group)
@@ -36,7 +39,9 @@ public final class RelayClient: Sendable {
                 .channelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
                         let state = ClientConnectionState(clientKey: clientKey, relayKey: relayKey, maximumMessageLength: maximumMessageLength)
-                        try channel.pipeline.syncOperations.addHandler(RelayClientHandler(state: state, unsolicited: continuation))
+                        let handler = RelayClientHandler(state: state, unsolicited: continuation)
+                        try channel.pipeline.syncOperations.addHandler(handler)
+                        added.withLockedValue { $0 = NIOLoopBound(handler, eventLoop: channel.eventLoop) }
                     }
                 }
                 .connect(host: host, port: port)
@@ -44,12 +49,7 @@ public final class RelayClient: Sendable {
         } catch {
             throw .failure("relay-unreachable", "cannot connect to the relay at \(host):\(port): \(error)")
         }
-        let handler: NIOLoopBound<RelayClientHandler>
-        do {
-            handler = try await channel.eventLoop.submit {
-                NIOLoopBound(try channel.pipeline.syncOperations.handler(type: RelayClientHandler.self), eventLoop: channel.eventLoop)
-            }.get()
-        } catch {
+        guard let handler = added.withLockedValue({ $0 }) else {
             throw .failure("relay-unreachable", "the connection to \(host):\(port) closed at once")
         }
         let client = RelayClient(channel: channel, handler: handler, unsolicited: stream)
@@ -90,6 +90,19 @@ public final class RelayClient: Sendable {
             throw Self.relayError(error)
         }
         return answer
+    }
+
+    /// Sends a message that has no answer (Fetch, Ack): request id 0, nothing awaited.
+    public func post(_ body: WireClientMessage.OneOf_Body) async throws(ClientError) {
+        var building = WireClientMessage()
+        building.body = body
+        let message = building
+        let handler = self.handler
+        do {
+            try await channel.eventLoop.submit { try handler.value.post(message) }.get()
+        } catch {
+            throw Self.explain(error, host: nil, port: nil)
+        }
     }
 
     public func close() async {
@@ -165,7 +178,9 @@ final class RelayClientHandler: ChannelInboundHandler {
     var established: EventLoopFuture<Void> {
         guard let context else { return MultiThreadedEventLoopGroup.singleton.any().makeFailedFuture(Closed(reason: "not connected", error: nil)) }
         if state.isEstablished { return context.eventLoop.makeSucceededVoidFuture() }
-        if let closedReason { return context.eventLoop.makeFailedFuture(Closed(reason: closedReason, error: lastError)) }
+        if let closedReason {
+            return context.eventLoop.makeFailedFuture(Closed(reason: closedReason, error: lastError, duringHandshake: true))
+        }
         let promise = establishedPromise ?? context.eventLoop.makePromise()
         establishedPromise = promise
         return promise.futureResult
@@ -197,11 +212,19 @@ final class RelayClientHandler: ChannelInboundHandler {
 
     func send(_ message: WireClientMessage) -> EventLoopFuture<WireRelayMessage> {
         guard let context else { return MultiThreadedEventLoopGroup.singleton.any().makeFailedFuture(Closed(reason: "not connected", error: nil)) }
-        if let closedReason { return context.eventLoop.makeFailedFuture(Closed(reason: closedReason, error: lastError)) }
+        if let closedReason {
+            return context.eventLoop.makeFailedFuture(Closed(reason: closedReason, error: lastError, duringHandshake: true))
+        }
         let promise = context.eventLoop.makePromise(of: WireRelayMessage.self)
         pending[message.requestID] = promise
         perform(state.send(WireCodec.encode(message)), context: context)
         return promise.futureResult
+    }
+
+    func post(_ message: WireClientMessage) throws {
+        guard let context else { throw Closed(reason: "not connected", error: nil) }
+        if let closedReason { throw Closed(reason: closedReason, error: lastError) }
+        perform(state.send(WireCodec.encode(message)), context: context)
     }
 
     private func perform(_ actions: [ClientConnectionState.Action], context: ChannelHandlerContext) {

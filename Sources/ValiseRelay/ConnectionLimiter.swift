@@ -20,6 +20,9 @@ public final class ConnectionLimiter: Sendable {
     private struct State {
         var total = 0
         var addresses: [String: Bucket] = [:]
+        /// When the table grows past this, idle addresses whose buckets have refilled are
+        /// forgotten, so addresses that connected once do not pile up for ever.
+        var sweepAbove = 1024
     }
 
     private let limits: RelayConfiguration.Limits
@@ -36,10 +39,9 @@ public final class ConnectionLimiter: Sendable {
         let time = now()
         return state.withLockedValue { state in
             guard state.total < limits.maximumConnections else { return .tooManyConnections }
-            var bucket = state.addresses[address] ?? Bucket(tokens: Double(limits.handshakeBurstPerAddress), updated: time)
-            let elapsed = Double((time - bucket.updated).nanoseconds) / 1e9
-            bucket.tokens = min(Double(limits.handshakeBurstPerAddress), bucket.tokens + max(0, elapsed) * limits.handshakesPerSecondPerAddress)
-            bucket.updated = time
+            if state.addresses.count > state.sweepAbove { sweep(&state, at: time) }
+            var bucket = state.addresses[address] ?? Bucket(tokens: burst, updated: time)
+            refill(&bucket, at: time)
             guard bucket.open < limits.maximumConnectionsPerAddress else {
                 state.addresses[address] = bucket
                 return .tooManyFromAddress
@@ -57,18 +59,36 @@ public final class ConnectionLimiter: Sendable {
     }
 
     public func release(_ address: String) {
+        let time = now()
         state.withLockedValue { state in
             guard var bucket = state.addresses[address], bucket.open > 0 else { return }
             bucket.open -= 1
             state.total -= 1
-            // Forget an address with nothing open once its bucket has refilled.
-            if bucket.open == 0 && bucket.tokens >= Double(limits.handshakeBurstPerAddress) - 1 {
-                state.addresses[address] = nil
-            } else {
-                state.addresses[address] = bucket
-            }
+            refill(&bucket, at: time)
+            // Forget an address with nothing open once its bucket is full again.
+            state.addresses[address] = bucket.open == 0 && bucket.tokens >= burst ? nil : bucket
         }
     }
 
     public var openConnections: Int { state.withLockedValue { $0.total } }
+
+    /// Addresses the limiter remembers (open connections, or a bucket still refilling).
+    public var trackedAddresses: Int { state.withLockedValue { $0.addresses.count } }
+
+    private var burst: Double { Double(limits.handshakeBurstPerAddress) }
+
+    private func refill(_ bucket: inout Bucket, at time: NIODeadline) {
+        let elapsed = Double((time - bucket.updated).nanoseconds) / 1e9
+        bucket.tokens = min(burst, bucket.tokens + max(0, elapsed) * limits.handshakesPerSecondPerAddress)
+        bucket.updated = time
+    }
+
+    private func sweep(_ state: inout State, at time: NIODeadline) {
+        state.addresses = state.addresses.filter { _, bucket in
+            var bucket = bucket
+            refill(&bucket, at: time)
+            return bucket.open > 0 || bucket.tokens < burst
+        }
+        state.sweepAbove = max(1024, 2 * state.addresses.count)
+    }
 }

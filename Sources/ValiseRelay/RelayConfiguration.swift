@@ -1,3 +1,5 @@
+public import ValiseStore
+
 /// Everything a running relay is told (config/valised.yaml documents each setting; the
 /// executable reads them with swift-configuration from flags, the environment and a file).
 public struct RelayConfiguration: Sendable, Equatable {
@@ -20,6 +22,27 @@ public struct RelayConfiguration: Sendable, Equatable {
         public var maximumMessageBytes = 1 << 20
         /// Directory entries sent in one answer, at most.
         public var maximumEntriesPerFetch = 1000
+        /// The largest sealed envelope accepted, in bytes.
+        public var maximumEnvelopeBytes = 256 * 1024
+        /// Envelopes delivered to one connection and not yet acknowledged, at most.
+        public var deliveryWindow = 64
+
+        public init() {}
+    }
+
+    /// The message queue.
+    public struct Queue: Sendable, Equatable {
+        /// Per-mailbox quotas and how long accepted ids are remembered.
+        public var limits = QueueLimits()
+        /// The TTL class for a send that asks for none, and the longest the relay keeps any.
+        public var defaultTTL = TTLClass.week
+        public var maximumTTL = TTLClass.month
+        /// Seconds between sweeps that drop expired envelopes.
+        public var expirySweepInterval = 60.0
+        /// Seconds between queue statistics in the log.
+        public var statisticsInterval = 300.0
+        /// A cap on the store file's size, in bytes (nil: the disk is the limit).
+        public var maximumStoreBytes: Int?
 
         public init() {}
     }
@@ -30,6 +53,10 @@ public struct RelayConfiguration: Sendable, Equatable {
     /// The relay's directory: keys, the organisation bundle, later the message store.
     public var directory: String
     public var limits = Limits()
+    public var queue = Queue()
+
+    /// The envelope store inside the relay's directory.
+    public var storePath: String { directory + "/queue.sqlite" }
 
     public init(directory: String) {
         self.directory = directory

@@ -3,13 +3,19 @@ import NIOCore
 import NIOPosix
 import ValiseCrypto
 import ValiseDirectory
+import ValiseStore
 import ValiseWire
 
 /// One client connection: the thin I/O shell around `RelayConnectionState` (Noise and
 /// framing) and `RelayRequestProcessor` (the relay protocol). Runs on its channel's event
-/// loop; the only work it sends elsewhere is publishing to the directory.
-final class RelayConnectionHandler: ChannelInboundHandler {
+/// loop; database work and publishing go to the thread pool.
+///
+/// Back-pressure: while the channel cannot take more writes (the client is not reading its
+/// answers), the handler holds back the next read, so a client that asks and never reads
+/// stalls itself in TCP instead of growing the relay's memory.
+final class RelayConnectionHandler: ChannelDuplexHandler {
     typealias InboundIn = ByteBuffer
+    typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
     struct Context: Sendable {
@@ -18,8 +24,23 @@ final class RelayConnectionHandler: ChannelInboundHandler {
         let registry: ConnectionRegistry
         let limiter: ConnectionLimiter
         let limits: RelayConfiguration.Limits
+        let queue: RelayConfiguration.Queue
         let threadPool: NIOThreadPool
+        let store: any EnvelopeStore
+        let writer: GroupCommitWriter
+        let mailboxes: MailboxRegistry
         let clock: @Sendable () -> UInt64
+        /// Called with the members that a publish took out of the directory.
+        let onMembersRemoved: @Sendable ([MemberName]) -> Void
+    }
+
+    /// Delivery of this device's mailbox, once it asked (Fetch).
+    private struct Delivery {
+        let mailbox: Mailbox
+        let window: Int
+        var inFlight: Set<MessageID> = []
+        var loading = false
+        var wokenWhileLoading = false
     }
 
     private let shared: Context
@@ -29,8 +50,10 @@ final class RelayConnectionHandler: ChannelInboundHandler {
     private var processor: RelayRequestProcessor?
     private var admittedKey: AgreementPublicKey?
     private var handle: Handle?
+    private var delivery: Delivery?
     private var handshakeTimer: Scheduled<Void>?
     private var frameTimer: Scheduled<Void>?
+    private var readHeld = false
     private var closed = false
 
     init(shared: Context, peer: String, logger: Logger) {
@@ -53,8 +76,28 @@ final class RelayConnectionHandler: ChannelInboundHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var buffer = unwrapInboundIn(data)
         let bytes = buffer.readBytes(length: buffer.readableBytes) ?? []
+        let framesBefore = state.completedFrameCount
         perform(state.receive(bytes), context: context)
-        armFrameTimer(context)
+        armFrameTimer(context, frameCompleted: state.completedFrameCount != framesBefore)
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if context.channel.isWritable {
+            context.read()
+        } else {
+            readHeld = true
+        }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable {
+            if readHeld {
+                readHeld = false
+                context.read()
+            }
+            pump(context)
+        }
+        context.fireChannelWritabilityChanged()
     }
 
     func channelInactive(context: ChannelHandlerContext) {
@@ -62,6 +105,7 @@ final class RelayConnectionHandler: ChannelInboundHandler {
         handshakeTimer?.cancel()
         frameTimer?.cancel()
         if let admittedKey, let handle { shared.registry.unregister(handle, key: admittedKey) }
+        if let delivery, let handle { shared.mailboxes.unregister(handle, for: delivery.mailbox) }
         shared.limiter.release(peer)
         logger.debug("connection closed")
         context.fireChannelInactive()
@@ -117,7 +161,9 @@ final class RelayConnectionHandler: ChannelInboundHandler {
         logger[metadataKey: "client"] = "\(admission)"
         logger.info("admitted")
         admittedKey = key
-        processor = RelayRequestProcessor(admission: admission, maximumEntriesPerFetch: shared.limits.maximumEntriesPerFetch)
+        processor = RelayRequestProcessor(admission: admission, settings: .init(
+            maximumEntriesPerFetch: shared.limits.maximumEntriesPerFetch, maximumEnvelopeBytes: shared.limits.maximumEnvelopeBytes,
+            deliveryWindow: shared.limits.deliveryWindow, defaultTTL: shared.queue.defaultTTL, maximumTTL: shared.queue.maximumTTL))
         let handle = Handle(channel: context.channel, handler: NIOLoopBound((self, context), eventLoop: context.eventLoop))
         self.handle = handle
         shared.registry.register(handle, key: key)
@@ -141,6 +187,108 @@ final class RelayConnectionHandler: ChannelInboundHandler {
             perform(state.sendAndClose(RelayRequestProcessor.encode(reply)), context: context)
         case .publish(let requestID, let entries, let checkpoint):
             publish(requestID: requestID, entries: entries, checkpoint: checkpoint, context: context)
+        case .send(let requestID, let envelope):
+            send(requestID: requestID, envelope: envelope, context: context)
+        case .fetch(let window):
+            startDelivery(window: window, context: context)
+        case .acknowledge(let ids):
+            acknowledge(ids, context: context)
+        case .status(let requestID, let ids, let nonce):
+            status(requestID: requestID, ids: ids, nonce: nonce, context: context)
+        }
+    }
+
+    // MARK: Store and forward
+
+    /// The envelope joins the next group commit; `Accepted` goes out only once it is durable.
+    private func send(requestID: UInt64, envelope: IncomingEnvelope, context: ChannelHandlerContext) {
+        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        let mailboxes = shared.mailboxes
+        let eventLoop = context.eventLoop
+        shared.writer.accept(envelope) { result in
+            if case .success(.accepted(_, duplicate: false)) = result { mailboxes.wake(envelope.mailbox) }
+            eventLoop.execute {
+                let (handler, context) = loopBound.value
+                guard !handler.closed else { return }
+                let reply: WireRelayMessage
+                switch result {
+                case .success(let outcome):
+                    reply = RelayRequestProcessor.accepted(requestID, id: envelope.id, outcome: outcome)
+                case .failure(let error):
+                    handler.logger.error("could not store an envelope", metadata: ["error": "\(error.message)"])
+                    reply = RelayRequestProcessor.error(requestID, RelayError(
+                        error.kind == .storageFull ? .storageFull : .internal, code: "storage", message: "the relay could not store the envelope"))
+                }
+                handler.perform(handler.state.send(RelayRequestProcessor.encode(reply)), context: context)
+            }
+        }
+    }
+
+    private func startDelivery(window: Int, context: ChannelHandlerContext) {
+        guard delivery == nil, case .device(let member)? = processor?.admission, let handle else { return }
+        let mailbox = Mailbox(member.value)
+        delivery = Delivery(mailbox: mailbox, window: window)
+        shared.mailboxes.register(handle, for: mailbox)
+        pump(context)
+    }
+
+    /// Loads the next envelopes (off the event loop) while the window has room, and sends them.
+    fileprivate func pump(_ context: ChannelHandlerContext) {
+        // Deliveries wait while the client is not reading; writability coming back resumes them.
+        guard !closed, context.channel.isWritable, var delivery else { return }
+        if delivery.loading {
+            delivery.wokenWhileLoading = true
+            self.delivery = delivery
+            return
+        }
+        let room = delivery.window - delivery.inFlight.count
+        guard room > 0 else { return }
+        delivery.loading = true
+        delivery.wokenWhileLoading = false
+        self.delivery = delivery
+        let (store, mailbox, excluding, now) = (shared.store, delivery.mailbox, delivery.inFlight, shared.clock())
+        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        shared.threadPool.runIfActive(eventLoop: context.eventLoop) { () throws -> [StoredEnvelope] in
+            try store.nextForDelivery(mailbox: mailbox, excluding: excluding, limit: room, now: now)
+        }.whenComplete { result in
+            let (handler, context) = loopBound.value
+            guard !handler.closed, var delivery = handler.delivery else { return }
+            delivery.loading = false
+            switch result {
+            case .success(let envelopes):
+                for envelope in envelopes where !delivery.inFlight.contains(envelope.id) {
+                    delivery.inFlight.insert(envelope.id)
+                    handler.delivery = delivery
+                    handler.perform(handler.state.send(RelayRequestProcessor.encode(RelayRequestProcessor.deliver(envelope))), context: context)
+                }
+                handler.delivery = delivery
+                if delivery.wokenWhileLoading { handler.pump(context) }
+            case .failure(let error):
+                handler.delivery = delivery
+                handler.logger.error("could not read envelopes", metadata: ["error": "\(error)"])
+            }
+        }
+    }
+
+    private func acknowledge(_ ids: [MessageID], context: ChannelHandlerContext) {
+        guard var delivery else { return }
+        let known = ids.filter { delivery.inFlight.contains($0) }
+        for id in known { delivery.inFlight.remove(id) }
+        self.delivery = delivery
+        if !known.isEmpty { shared.writer.acknowledge(mailbox: delivery.mailbox, ids: known) }
+        pump(context)
+    }
+
+    private func status(requestID: UInt64, ids: [MessageID], nonce: [UInt8], context: ChannelHandlerContext) {
+        let (store, keys) = (shared.store, shared.keys)
+        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        shared.threadPool.runIfActive(eventLoop: context.eventLoop) { () throws -> WireRelayMessage in
+            RelayRequestProcessor.status(requestID, ids: ids, states: try store.states(of: ids), nonce: nonce, keys: keys)
+        }.whenComplete { result in
+            let (handler, context) = loopBound.value
+            guard !handler.closed else { return }
+            let reply = (try? result.get()) ?? RelayRequestProcessor.error(requestID, RelayError(.internal, code: "storage", message: "the relay could not read message states"))
+            handler.perform(handler.state.send(RelayRequestProcessor.encode(reply)), context: context)
         }
     }
 
@@ -160,6 +308,7 @@ final class RelayConnectionHandler: ChannelInboundHandler {
                     shared.registry.drop(keys: published.noLongerAdmitted, reason: RelayError(
                         .revoked, code: "revoked", message: "this key is no longer in the organisation's directory"))
                 }
+                if !published.removedMembers.isEmpty { shared.onMembersRemoved(published.removedMembers) }
                 guard !handler.closed else { return }
                 handler.perform(handler.state.send(RelayRequestProcessor.encode(RelayRequestProcessor.published(requestID, published))), context: context)
             case .failure(let error):
@@ -196,14 +345,14 @@ final class RelayConnectionHandler: ChannelInboundHandler {
     }
 
     /// A frame that stays incomplete for too long (a client dribbling bytes) ends the
-    /// connection, whatever the idle timer says.
-    private func armFrameTimer(_ context: ChannelHandlerContext) {
-        if state.bufferedByteCount == 0 {
+    /// connection, whatever the idle timer says. The timer measures the age of the frame
+    /// being received: it restarts whenever a frame completes and another has begun.
+    private func armFrameTimer(_ context: ChannelHandlerContext, frameCompleted: Bool) {
+        if closed || state.bufferedByteCount == 0 || frameCompleted {
             frameTimer?.cancel()
             frameTimer = nil
-            return
         }
-        guard frameTimer == nil else { return }
+        guard !closed, state.bufferedByteCount > 0, frameTimer == nil else { return }
         let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
         frameTimer = context.eventLoop.scheduleTask(in: .seconds(shared.limits.frameTimeout)) {
             let (handler, context) = loopBound.value
@@ -212,8 +361,8 @@ final class RelayConnectionHandler: ChannelInboundHandler {
         }
     }
 
-    /// What the registry holds: the channel and a way back onto the handler's event loop.
-    final class Handle: DroppableConnection {
+    /// What the registries hold: the channel and a way back onto the handler's event loop.
+    final class Handle: DroppableConnection, DeliveryTarget {
         let channel: any Channel
         let handler: NIOLoopBound<(RelayConnectionHandler, ChannelHandlerContext)>
 
@@ -227,6 +376,14 @@ final class RelayConnectionHandler: ChannelInboundHandler {
             channel.eventLoop.execute {
                 let (connection, context) = handler.value
                 connection.drop(context, reason)
+            }
+        }
+
+        func wake() {
+            let handler = self.handler
+            channel.eventLoop.execute {
+                let (connection, context) = handler.value
+                connection.pump(context)
             }
         }
     }

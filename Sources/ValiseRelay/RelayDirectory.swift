@@ -58,6 +58,8 @@ public final class RelayDirectory: Sendable {
         public let head: EntryHash
         /// Keys that were admitted before and are not now (revoked, rotated out, removed).
         public let noLongerAdmitted: [AgreementPublicKey]
+        /// Members that were active before and are not now (revoked): their mailboxes go.
+        public let removedMembers: [MemberName]
     }
 
     public let path: String
@@ -126,7 +128,7 @@ public final class RelayDirectory: Sendable {
             }
             let added = entries.filter { $0.sequence >= UInt64(before.count) }
             guard !added.isEmpty || checkpoint != before.checkpoint else {
-                return Published(count: before.count, head: before.state.headHash, noLongerAdmitted: [])
+                return Published(count: before.count, head: before.state.headHash, noLongerAdmitted: [], removedMembers: [])
             }
             let all = before.entries + added
             let next = Snapshot(verifier: verifier, entries: all, checkpoint: checkpoint, relayKey: relayKey)
@@ -134,7 +136,8 @@ public final class RelayDirectory: Sendable {
             try Self.write(OrganisationBundle(entries: all, checkpoint: checkpoint), to: path)
             current.withLockedValue { $0 = next }
             let dropped = before.admissions.keys.filter { next.admissions[$0] != before.admissions[$0] }
-            return Published(count: next.count, head: next.state.headHash, noLongerAdmitted: dropped)
+            let removed = before.state.members.values.filter { $0.isActive && next.state.members[$0.name]?.isActive != true }.map(\.name)
+            return Published(count: next.count, head: next.state.headHash, noLongerAdmitted: dropped, removedMembers: removed)
     }
 
     static func read(_ path: String) throws(RelayError) -> OrganisationBundle {

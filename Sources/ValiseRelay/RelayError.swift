@@ -16,6 +16,10 @@ public struct RelayError: CodedError {
         case shuttingDown = 9
         case `internal` = 10
         case timeout = 11
+        case mailboxFull = 12
+        case unknownRecipient = 13
+        case storageFull = 14
+        case idInUse = 15
     }
 
     public let code: String

@@ -1,6 +1,7 @@
 import Foundation
 import ValiseCrypto
 import ValiseDirectory
+import ValiseStore
 import ValiseWire
 
 /// The relay protocol for one admitted connection, without I/O: a client message and the
@@ -13,22 +14,42 @@ struct RelayRequestProcessor {
     /// client's message limit.
     static let maximumFetchBytes = 512 * 1024
 
+    static let maximumStatusIDs = 100
+
     enum Outcome {
         case reply(WireRelayMessage)
         /// Answer, then close the connection.
         case replyAndClose(WireRelayMessage)
         /// Verify and store entries off the event loop, then answer.
         case publish(requestID: UInt64, entries: [[UInt8]], checkpoint: [UInt8])
+        /// Store the envelope durably, then answer Accepted.
+        case send(requestID: UInt64, IncomingEnvelope)
+        /// Start delivering this device's mailbox with this window.
+        case fetch(window: Int)
+        /// The device has stored these envelopes.
+        case acknowledge([MessageID])
+        /// Look these ids up and answer signed statuses.
+        case status(requestID: UInt64, ids: [MessageID], nonce: [UInt8])
+    }
+
+    struct Settings {
+        let maximumEntriesPerFetch: Int
+        let maximumEnvelopeBytes: Int
+        let deliveryWindow: Int
+        let defaultTTL: TTLClass
+        let maximumTTL: TTLClass
     }
 
     let admission: Admission
-    let maximumEntriesPerFetch: Int
+    let settings: Settings
     private(set) var greeted = false
 
-    init(admission: Admission, maximumEntriesPerFetch: Int) {
+    init(admission: Admission, settings: Settings) {
         self.admission = admission
-        self.maximumEntriesPerFetch = maximumEntriesPerFetch
+        self.settings = settings
     }
+
+    var maximumEntriesPerFetch: Int { settings.maximumEntriesPerFetch }
 
     mutating func handle(_ bytes: [UInt8], directory: RelayDirectory.Snapshot) -> Outcome {
         let message: WireClientMessage
@@ -72,9 +93,115 @@ struct RelayRequestProcessor {
         case .directoryPublish(let publish):
             return .publish(
                 requestID: id, entries: publish.entries.map { Array($0) }, checkpoint: Array(publish.checkpoint))
+        case .send(let send):
+            return handleSend(send, id: id, directory: directory)
+        case .fetch(let fetch):
+            guard case .device = admission else { return .reply(Self.notAllowed(id)) }
+            let asked = Int(fetch.window)
+            return .fetch(window: asked == 0 ? settings.deliveryWindow : min(asked, settings.deliveryWindow))
+        case .ack(let ack):
+            guard case .device = admission else { return .reply(Self.notAllowed(id)) }
+            return .acknowledge(ack.ids.compactMap { MessageID(bytes: Array($0)) })
+        case .statusQuery(let query):
+            guard case .device = admission else { return .reply(Self.notAllowed(id)) }
+            guard query.ids.count <= Self.maximumStatusIDs else {
+                return .reply(Self.error(id, RelayError(.tooLarge, code: "too-large", message: "at most \(Self.maximumStatusIDs) ids per status query")))
+            }
+            guard (MessageStatusStatement.minimumNonceBytes...MessageStatusStatement.maximumNonceBytes).contains(query.nonce.count) else {
+                return .reply(Self.error(id, .badRequest("a status query needs a nonce of 16 to 64 bytes")))
+            }
+            let ids = query.ids.compactMap { MessageID(bytes: Array($0)) }
+            guard ids.count == query.ids.count else { return .reply(Self.error(id, .badRequest("message ids are 16 bytes"))) }
+            return .status(requestID: id, ids: ids, nonce: Array(query.nonce))
         case nil:
             return .reply(Self.error(id, .badRequest("the message has no request this relay knows")))
         }
+    }
+
+    private func handleSend(_ send: WireSend, id: UInt64, directory: RelayDirectory.Snapshot) -> Outcome {
+        guard case .device = admission else { return .reply(Self.notAllowed(id)) }
+        guard let messageID = MessageID(bytes: Array(send.id)) else {
+            return .reply(Self.error(id, .badRequest("a message id is 16 bytes")))
+        }
+        guard send.envelope.count <= settings.maximumEnvelopeBytes else {
+            return .reply(Self.error(id, RelayError(
+                .tooLarge, code: "too-large", message: "the envelope is larger than this relay's \(settings.maximumEnvelopeBytes) bytes")))
+        }
+        guard !send.envelope.isEmpty else { return .reply(Self.error(id, .badRequest("the envelope is empty"))) }
+        guard let recipient = try? MemberName(send.recipient), directory.state.members[recipient]?.isActive == true else {
+            return .reply(Self.error(id, RelayError(
+                .unknownRecipient, code: "unknown-recipient", message: "no active member is called \(send.recipient.prefix(130))")))
+        }
+        guard let precedence = Precedence(rawValue: send.precedence.rawValue) else {
+            return .reply(Self.error(id, .badRequest("unknown precedence")))
+        }
+        let ttl: TTLClass
+        switch send.ttl {
+        case .default: ttl = settings.defaultTTL
+        case .hour: ttl = .hour
+        case .day: ttl = .day
+        case .week: ttl = .week
+        case .month: ttl = .month
+        case .UNRECOGNIZED: return .reply(Self.error(id, .badRequest("unknown TTL class")))
+        }
+        return .send(requestID: id, IncomingEnvelope(
+            mailbox: Mailbox(recipient.value), id: messageID, precedence: precedence, ttl: min(ttl, settings.maximumTTL),
+            body: Array(send.envelope)))
+    }
+
+    static func notAllowed(_ requestID: UInt64) -> WireRelayMessage {
+        error(requestID, RelayError(.notAllowed, code: "not-allowed", message: "an admin's key may only fetch and publish the directory"))
+    }
+
+    static func accepted(_ requestID: UInt64, id: MessageID, outcome: AcceptOutcome) -> WireRelayMessage {
+        switch outcome {
+        case .accepted(let expiresAt, let duplicate):
+            var accepted = WireAccepted()
+            accepted.id = Data(id.bytes)
+            accepted.expiresAt = expiresAt
+            accepted.duplicate = duplicate
+            return message(requestID, .accepted(accepted))
+        case .refused(.mailboxFull):
+            return error(requestID, RelayError(.mailboxFull, code: "mailbox-full", message: "the recipient's mailbox is full; try again later"))
+        case .refused(.idInUse), .refused(.alreadyDone):
+            return error(requestID, RelayError(.idInUse, code: "id-in-use", message: "this message id is in use by another message"))
+        case .refused(.storageFull):
+            return error(requestID, RelayError(.storageFull, code: "storage-full", message: "the relay's storage is full; it accepts nothing new for now"))
+        }
+    }
+
+    static func deliver(_ envelope: StoredEnvelope) -> WireRelayMessage {
+        var deliver = WireDeliver()
+        deliver.id = Data(envelope.id.bytes)
+        deliver.precedence = WirePrecedence(rawValue: envelope.precedence.rawValue) ?? .routine
+        deliver.arrivedAt = envelope.arrivedAt
+        deliver.expiresAt = envelope.expiresAt
+        deliver.envelope = Data(envelope.body)
+        return message(0, .deliver(deliver))
+    }
+
+    /// Signed statuses: pending, expired undelivered, or unknown (never accepted, or no
+    /// longer held: delivery itself is confirmed end to end, not by the relay).
+    static func status(
+        _ requestID: UInt64, ids: [MessageID], states: [MessageID: (state: MessageState, since: UInt64)],
+        nonce: [UInt8], keys: RelayKeys
+    ) -> WireRelayMessage {
+        var status = WireStatus()
+        for id in ids {
+            var entry = WireMessageStatus()
+            entry.id = Data(id.bytes)
+            switch states[id]?.state {
+            case .pending?: entry.state = .pending
+            case .expiredUndelivered?: entry.state = .expiredUndelivered
+            default: entry.state = .unknown
+            }
+            entry.time = entry.state == .unknown ? 0 : states[id]?.since ?? 0
+            let statement = MessageStatusStatement.bytes(
+                relayKey: keys.noise.publicKey, id: id.bytes, state: UInt8(entry.state.rawValue), time: entry.time, nonce: nonce)
+            entry.signature = Data(keys.signing.signature(for: statement, purpose: MessageStatusStatement.purpose).bytes)
+            status.statuses.append(entry)
+        }
+        return message(requestID, .status(status))
     }
 
     private func entries(_ fetch: WireDirectoryFetch, _ directory: RelayDirectory.Snapshot) -> WireDirectoryEntries {

@@ -4,6 +4,8 @@ import NIOPosix
 public import ServiceLifecycle
 import NIOConcurrencyHelpers
 import ValiseCrypto
+import ValiseDirectory
+public import ValiseStore
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -15,6 +17,9 @@ public final class RelayServer: Service {
     private let configuration: RelayConfiguration
     private let keys: RelayKeys
     private let directory: RelayDirectory
+    private let store: any EnvelopeStore
+    private let writer: GroupCommitWriter
+    private let mailboxes = MailboxRegistry()
     private let logger: Logger
     private let group: any EventLoopGroup
     private let onListening: @Sendable (SocketAddress) -> Void
@@ -22,29 +27,50 @@ public final class RelayServer: Service {
     public let limiter: ConnectionLimiter
 
     public init(
-        configuration: RelayConfiguration, keys: RelayKeys, directory: RelayDirectory, logger: Logger,
+        configuration: RelayConfiguration, keys: RelayKeys, directory: RelayDirectory, store: any EnvelopeStore, logger: Logger,
         group: (any EventLoopGroup)? = nil,
         onListening: @escaping @Sendable (SocketAddress) -> Void = { _ in }
     ) {
         self.configuration = configuration
         self.keys = keys
         self.directory = directory
+        self.store = store
+        self.writer = GroupCommitWriter(store: store, clock: { WallClock.seconds() })
         self.logger = logger
         self.group = group ?? MultiThreadedEventLoopGroup.singleton
         self.onListening = onListening
         self.limiter = ConnectionLimiter(limits: configuration.limits)
     }
 
+    /// Commit counters of the store's writer (for the benchmark and the statistics log).
+    public var commitCounters: GroupCommitWriter.Counters { writer.currentCounters }
+
     public func run() async throws {
+        writer.start()
+        defer { writer.stop() }
+        let (writer, logger) = (self.writer, self.logger)
         let shared = RelayConnectionHandler.Context(
             keys: keys, directory: directory, registry: registry, limiter: limiter, limits: configuration.limits,
-            threadPool: NIOThreadPool.singleton, clock: { WallClock.seconds() })
+            queue: configuration.queue, threadPool: NIOThreadPool.singleton, store: store, writer: writer,
+            mailboxes: mailboxes, clock: { WallClock.seconds() },
+            onMembersRemoved: { members in
+                for member in members {
+                    writer.purge(mailbox: Mailbox(member.value)) { result in
+                        switch result {
+                        case .success(let count):
+                            logger.info("purged a revoked member's queue", metadata: ["member": "\(member)", "envelopes": "\(count)"])
+                        case .failure(let error):
+                            logger.error("could not purge a revoked member's queue", metadata: ["member": "\(member)", "error": "\(error.message)"])
+                        }
+                    }
+                }
+            })
         let limits = configuration.limits
-        let logger = self.logger
         let counter = NIOLockedValueBox(0)
+        let refusals = RefusalReport()
 
         let server = try await ServerBootstrap(group: group)
-            .serverChannelOption(.backlog, value: 256)
+            .serverChannelOption(.backlog, value: Int32(min(limits.maximumConnections, 4096)))
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelOption(.maxMessagesPerRead, value: 16)
@@ -54,7 +80,12 @@ public final class RelayServer: Service {
                 connectionLogger[metadataKey: "connection.id"] = "\(counter.withLockedValue { $0 += 1; return $0 })"
                 connectionLogger[metadataKey: "peer"] = "\(peer)"
                 if let refusal = shared.limiter.acquire(peer) {
-                    connectionLogger.warning("refused a connection", metadata: ["reason": "\(refusal)"])
+                    // Each refusal at debug level; a warning at most every ten seconds, so a
+                    // flood cannot flood the log as well.
+                    connectionLogger.debug("refused a connection", metadata: ["reason": "\(refusal)"])
+                    if let summary = refusals.record(refusal, now: .now()) {
+                        logger.warning("refusing connections", metadata: summary.metadata)
+                    }
                     return channel.close()
                 }
                 return channel.eventLoop.makeCompletedFuture {
@@ -66,6 +97,28 @@ public final class RelayServer: Service {
             }
             .bind(host: configuration.listenHost, port: configuration.listenPort)
             .get()
+
+        let loop = server.eventLoop
+        let sweep = loop.scheduleRepeatedTask(initialDelay: .seconds(Int64(1)), delay: .seconds(configuration.queue.expirySweepInterval)) { _ in
+            writer.expire { result in
+                switch result {
+                case .success(let count) where count > 0:
+                    logger.info("expired undelivered envelopes", metadata: ["envelopes": "\(count)"])
+                case .success: break
+                case .failure(let error):
+                    logger.error("could not expire envelopes", metadata: ["error": "\(error.message)"])
+                }
+            }
+        }
+        let statistics = loop.scheduleRepeatedTask(
+            initialDelay: .seconds(configuration.queue.statisticsInterval), delay: .seconds(configuration.queue.statisticsInterval)
+        ) { [store] _ in
+            NIOThreadPool.singleton.submit { _ in Self.logStatistics(store: store, writer: writer, logger: logger) }
+        }
+        defer {
+            sweep.cancel()
+            statistics.cancel()
+        }
 
         if let address = server.localAddress {
             logger.info("listening", metadata: ["address": "\(address)", "relay.noise-key": "\(keys.noiseFingerprint)"])
@@ -83,7 +136,24 @@ public final class RelayServer: Service {
         for _ in 0..<50 where limiter.openConnections > 0 {
             try? await Task.sleep(for: .milliseconds(20))
         }
+        Self.logStatistics(store: store, writer: writer, logger: logger)
         logger.info("stopped")
+    }
+
+    /// The queue's figures in one log line (also `valised status`).
+    static func logStatistics(store: any EnvelopeStore, writer: GroupCommitWriter, logger: Logger) {
+        guard let statistics = try? store.statistics(now: WallClock.seconds()) else { return }
+        let counters = writer.currentCounters
+        var metadata: Logger.Metadata = [
+            "queue.envelopes": "\(statistics.count)", "queue.bytes": "\(statistics.bytes)",
+            "queue.oldest-age-seconds": "\(statistics.oldestAge)", "queue.mailboxes": "\(statistics.mailboxes)",
+            "commits.accept": "\(counters.acceptCommits)", "commits.accepted-envelopes": "\(counters.acceptedEnvelopes)",
+            "commits.acknowledge": "\(counters.acknowledgeCommits)",
+        ]
+        for precedence in Precedence.allCases {
+            metadata["queue.\(precedence.name.lowercased())"] = "\(statistics.countByPrecedence[precedence] ?? 0)"
+        }
+        logger.info("queue statistics", metadata: metadata)
     }
 }
 
@@ -94,5 +164,35 @@ enum WallClock {
         var spec = timespec()
         clock_gettime(CLOCK_REALTIME, &spec)
         return UInt64(max(0, spec.tv_sec))
+    }
+}
+
+/// Counts refused connections between warnings.
+final class RefusalReport: Sendable {
+    struct Summary {
+        let counts: [ConnectionLimiter.Refusal: Int]
+        var metadata: Logger.Metadata {
+            var metadata: Logger.Metadata = [:]
+            for (refusal, count) in counts { metadata["refused.\(refusal)"] = "\(count)" }
+            return metadata
+        }
+    }
+
+    private let interval: TimeAmount
+    private let state = NIOLockedValueBox((last: NIODeadline?.none, counts: [ConnectionLimiter.Refusal: Int]()))
+
+    init(interval: TimeAmount = .seconds(Int64(10))) {
+        self.interval = interval
+    }
+
+    /// Counts `refusal`; returns the counts since the last warning when one is due.
+    func record(_ refusal: ConnectionLimiter.Refusal, now: NIODeadline) -> Summary? {
+        state.withLockedValue { state in
+            state.counts[refusal, default: 0] += 1
+            if let last = state.last, now - last < interval { return nil }
+            state.last = now
+            defer { state.counts = [:] }
+            return Summary(counts: state.counts)
+        }
     }
 }

@@ -3,6 +3,7 @@ import Foundation
 import SystemPackage
 import Logging
 import ValiseRelay
+import ValiseStore
 
 /// The relay's settings, read with swift-configuration: flags first, then `VALISED_*`
 /// environment variables, then the YAML file, then the defaults of `RelayConfiguration`.
@@ -46,12 +47,38 @@ struct RelaySettings {
         relay.limits.frameTimeout = try positive(config, "limits.frameTimeoutSeconds", defaults.frameTimeout)
         relay.limits.maximumMessageBytes = try positive(config, "limits.maxMessageBytes", defaults.maximumMessageBytes)
         relay.limits.maximumEntriesPerFetch = try positive(config, "limits.maxEntriesPerFetch", defaults.maximumEntriesPerFetch)
+        relay.limits.maximumEnvelopeBytes = try positive(config, "limits.maxEnvelopeBytes", defaults.maximumEnvelopeBytes)
+        relay.limits.deliveryWindow = try positive(config, "limits.deliveryWindow", defaults.deliveryWindow)
+
+        let queue = RelayConfiguration.Queue()
+        relay.queue.limits.maximumMessagesPerMailbox = try positive(config, "queue.maxMessagesPerMailbox", queue.limits.maximumMessagesPerMailbox)
+        relay.queue.limits.maximumBytesPerMailbox = try positive(config, "queue.maxBytesPerMailbox", queue.limits.maximumBytesPerMailbox)
+        relay.queue.limits.retentionSeconds = UInt64(try positive(config, "queue.retentionSeconds", Int(queue.limits.retentionSeconds)))
+        relay.queue.defaultTTL = try ttl(config, "queue.defaultTTL", queue.defaultTTL)
+        relay.queue.maximumTTL = try ttl(config, "queue.maxTTL", queue.maximumTTL)
+        guard relay.queue.defaultTTL <= relay.queue.maximumTTL else {
+            throw Invalid(description: "queue.defaultTTL must not be longer than queue.maxTTL")
+        }
+        relay.queue.expirySweepInterval = try positive(config, "queue.expirySweepSeconds", queue.expirySweepInterval)
+        relay.queue.statisticsInterval = try positive(config, "queue.statisticsSeconds", queue.statisticsInterval)
+        if let cap = config.int(forKey: "queue.maxStoreBytes") {
+            guard cap >= 1 << 20 else { throw Invalid(description: "queue.maxStoreBytes must be at least 1 MiB") }
+            relay.queue.maximumStoreBytes = cap
+        }
 
         let levelName = config.string(forKey: "log.level", default: "info")
         guard let level = Logger.Level(rawValue: levelName) else {
             throw Invalid(description: "log.level must be one of trace, debug, info, notice, warning, error, critical")
         }
         return RelaySettings(relay: relay, logLevel: level)
+    }
+
+    private static func ttl(_ config: ConfigReader, _ key: String, _ fallback: TTLClass) throws -> TTLClass {
+        let name = config.string(forKey: ConfigKey(key), default: fallback.name)
+        guard let ttl = TTLClass.allCases.first(where: { $0.name == name }) else {
+            throw Invalid(description: "\(key) must be one of 1h, 1d, 7d, 30d")
+        }
+        return ttl
     }
 
     private static func positive(_ config: ConfigReader, _ key: String, _ fallback: Int) throws -> Int {

@@ -76,8 +76,20 @@ extension Valised {
             } catch {
                 fail(error.message)
             }
+            let store: SQLiteEnvelopeStore
+            do throws(StoreError) {
+                store = try SQLiteEnvelopeStore(
+                    path: settings.relay.storePath, limits: settings.relay.queue.limits, maximumBytes: settings.relay.queue.maximumStoreBytes)
+                let statistics = try store.statistics(now: Clock.now())
+                logger.info("store opened", metadata: [
+                    "store": "\(store.path)", "queue.envelopes": "\(statistics.count)", "queue.bytes": "\(statistics.bytes)",
+                    "queue.mailboxes": "\(statistics.mailboxes)",
+                ])
+            } catch {
+                fail(error.message)
+            }
 
-            let server = RelayServer(configuration: settings.relay, keys: keys, directory: directory, logger: logger) { address in
+            let server = RelayServer(configuration: settings.relay, keys: keys, directory: directory, store: store, logger: logger) { address in
                 let line = "valised listening on \(address.ipAddress ?? "?"):\(address.port ?? 0)\n"
                 FileHandle.standardOutput.write(Data(line.utf8))
             }

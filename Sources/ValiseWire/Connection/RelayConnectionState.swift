@@ -75,6 +75,9 @@ public struct RelayConnectionState: Sendable {
     /// Bytes held for an incomplete frame (bounded by one frame).
     public var bufferedByteCount: Int { decoder.bufferedByteCount }
 
+    /// Frames completed so far; a frame timer restarts when this changes.
+    public var completedFrameCount: Int { decoder.completedFrameCount }
+
     /// Bytes arrived from the client.
     public mutating func receive(_ bytes: [UInt8]) -> [Action] {
         guard !isClosed else { return [] }

@@ -11,6 +11,9 @@ public struct FrameDecoder: Sendable {
 
     public init() {}
 
+    /// Frames returned so far: a change tells a caller that a new frame has begun.
+    public private(set) var completedFrameCount = 0
+
     /// Bytes received and not yet returned as a frame.
     public var bufferedByteCount: Int { buffer.count - start }
     /// Bytes held in storage, consumed ones included (compaction keeps this near one frame).
@@ -33,6 +36,7 @@ public struct FrameDecoder: Sendable {
         guard bufferedByteCount >= 2 + length else { return nil }
         let frame = Array(buffer[(start + 2)..<(start + 2 + length)])
         start += 2 + length
+        completedFrameCount &+= 1
         if start == buffer.count {
             buffer.removeAll(keepingCapacity: true)
             start = 0

@@ -30,6 +30,98 @@ fileprivate nonisolated struct _GeneratedWithProtocGenSwiftVersion: SwiftProtobu
   typealias Version = _2
 }
 
+/// Message precedence: higher is delivered first.
+public nonisolated enum WirePrecedence: SwiftProtobuf.Enum, Swift.CaseIterable {
+  public typealias RawValue = Int
+  case routine // = 0
+  case priority // = 1
+  case immediate // = 2
+  case flash // = 3
+  case UNRECOGNIZED(Int)
+
+  public init() {
+    self = .routine
+  }
+
+  public init?(rawValue: Int) {
+    switch rawValue {
+    case 0: self = .routine
+    case 1: self = .priority
+    case 2: self = .immediate
+    case 3: self = .flash
+    default: self = .UNRECOGNIZED(rawValue)
+    }
+  }
+
+  public var rawValue: Int {
+    switch self {
+    case .routine: return 0
+    case .priority: return 1
+    case .immediate: return 2
+    case .flash: return 3
+    case .UNRECOGNIZED(let i): return i
+    }
+  }
+
+  // The compiler won't synthesize support with the UNRECOGNIZED case.
+  public static let allCases: [WirePrecedence] = [
+    .routine,
+    .priority,
+    .immediate,
+    .flash,
+  ]
+
+}
+
+/// How long the relay keeps a message for its recipient, on the relay's clock.
+public nonisolated enum WireTTLClass: SwiftProtobuf.Enum, Swift.CaseIterable {
+  public typealias RawValue = Int
+
+  /// The relay's configured default.
+  case `default` // = 0
+  case hour // = 1
+  case day // = 2
+  case week // = 3
+  case month // = 4
+  case UNRECOGNIZED(Int)
+
+  public init() {
+    self = .default
+  }
+
+  public init?(rawValue: Int) {
+    switch rawValue {
+    case 0: self = .default
+    case 1: self = .hour
+    case 2: self = .day
+    case 3: self = .week
+    case 4: self = .month
+    default: self = .UNRECOGNIZED(rawValue)
+    }
+  }
+
+  public var rawValue: Int {
+    switch self {
+    case .default: return 0
+    case .hour: return 1
+    case .day: return 2
+    case .week: return 3
+    case .month: return 4
+    case .UNRECOGNIZED(let i): return i
+    }
+  }
+
+  // The compiler won't synthesize support with the UNRECOGNIZED case.
+  public static let allCases: [WireTTLClass] = [
+    .default,
+    .hour,
+    .day,
+    .week,
+    .month,
+  ]
+
+}
+
 public nonisolated enum WireErrorCode: SwiftProtobuf.Enum, Swift.CaseIterable {
   public typealias RawValue = Int
   case unspecified // = 0
@@ -54,6 +146,18 @@ public nonisolated enum WireErrorCode: SwiftProtobuf.Enum, Swift.CaseIterable {
   case shuttingDown // = 9
   case `internal` // = 10
   case timeout // = 11
+
+  /// The recipient's mailbox is full (message count or bytes); nothing was evicted.
+  case mailboxFull // = 12
+
+  /// No active member has this name.
+  case unknownRecipient // = 13
+
+  /// The relay's storage is full: it accepts nothing new, and keeps serving what it holds.
+  case storageFull // = 14
+
+  /// The id is in use by another message.
+  case idInUse // = 15
   case UNRECOGNIZED(Int)
 
   public init() {
@@ -74,6 +178,10 @@ public nonisolated enum WireErrorCode: SwiftProtobuf.Enum, Swift.CaseIterable {
     case 9: self = .shuttingDown
     case 10: self = .internal
     case 11: self = .timeout
+    case 12: self = .mailboxFull
+    case 13: self = .unknownRecipient
+    case 14: self = .storageFull
+    case 15: self = .idInUse
     default: self = .UNRECOGNIZED(rawValue)
     }
   }
@@ -92,6 +200,10 @@ public nonisolated enum WireErrorCode: SwiftProtobuf.Enum, Swift.CaseIterable {
     case .shuttingDown: return 9
     case .internal: return 10
     case .timeout: return 11
+    case .mailboxFull: return 12
+    case .unknownRecipient: return 13
+    case .storageFull: return 14
+    case .idInUse: return 15
     case .UNRECOGNIZED(let i): return i
     }
   }
@@ -110,6 +222,10 @@ public nonisolated enum WireErrorCode: SwiftProtobuf.Enum, Swift.CaseIterable {
     .shuttingDown,
     .internal,
     .timeout,
+    .mailboxFull,
+    .unknownRecipient,
+    .storageFull,
+    .idInUse,
   ]
 
 }
@@ -157,6 +273,38 @@ public nonisolated struct WireClientMessage: Sendable {
     set {body = .ping(newValue)}
   }
 
+  public var send: WireSend {
+    get {
+      if case .send(let v)? = body {return v}
+      return WireSend()
+    }
+    set {body = .send(newValue)}
+  }
+
+  public var ack: WireAck {
+    get {
+      if case .ack(let v)? = body {return v}
+      return WireAck()
+    }
+    set {body = .ack(newValue)}
+  }
+
+  public var fetch: WireFetch {
+    get {
+      if case .fetch(let v)? = body {return v}
+      return WireFetch()
+    }
+    set {body = .fetch(newValue)}
+  }
+
+  public var statusQuery: WireStatusQuery {
+    get {
+      if case .statusQuery(let v)? = body {return v}
+      return WireStatusQuery()
+    }
+    set {body = .statusQuery(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Body: Equatable, Sendable {
@@ -164,6 +312,10 @@ public nonisolated struct WireClientMessage: Sendable {
     case directoryFetch(WireDirectoryFetch)
     case directoryPublish(WireDirectoryPublish)
     case ping(WirePing)
+    case send(WireSend)
+    case ack(WireAck)
+    case fetch(WireFetch)
+    case statusQuery(WireStatusQuery)
 
   }
 
@@ -220,6 +372,30 @@ public nonisolated struct WireRelayMessage: Sendable {
     set {body = .error(newValue)}
   }
 
+  public var accepted: WireAccepted {
+    get {
+      if case .accepted(let v)? = body {return v}
+      return WireAccepted()
+    }
+    set {body = .accepted(newValue)}
+  }
+
+  public var deliver: WireDeliver {
+    get {
+      if case .deliver(let v)? = body {return v}
+      return WireDeliver()
+    }
+    set {body = .deliver(newValue)}
+  }
+
+  public var status: WireStatus {
+    get {
+      if case .status(let v)? = body {return v}
+      return WireStatus()
+    }
+    set {body = .status(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Body: Equatable, Sendable {
@@ -228,6 +404,9 @@ public nonisolated struct WireRelayMessage: Sendable {
     case directoryPublished(WireDirectoryPublished)
     case pong(WirePong)
     case error(WireError)
+    case accepted(WireAccepted)
+    case deliver(WireDeliver)
+    case status(WireStatus)
 
   }
 
@@ -407,6 +586,195 @@ public nonisolated struct WirePong: Sendable {
   public init() {}
 }
 
+/// A sealed envelope for a recipient's mailbox. Devices only.
+public nonisolated struct WireSend: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// 16 random bytes chosen by the sender; re-sending the same id never makes a second copy.
+  public var id: Data = Data()
+
+  /// The recipient member's name (its mailbox).
+  public var recipient: String = String()
+
+  public var precedence: WirePrecedence = .routine
+
+  /// Requested; the relay never keeps longer than its configured maximum.
+  public var ttl: WireTTLClass = .default
+
+  /// The sealed envelope: opaque to the relay, at most its configured size.
+  public var envelope: Data = Data()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// Sent only after the envelope is durably stored.
+public nonisolated struct WireAccepted: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var id: Data = Data()
+
+  /// When the relay will drop it undelivered (seconds since 1970, the relay's clock).
+  public var expiresAt: UInt64 = 0
+
+  /// The id was accepted before: no second copy was stored.
+  public var duplicate: Bool = false
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// Starts delivery of this device's mailbox: the backlog (highest precedence first, then
+/// oldest), then new envelopes as they arrive, never more than `window` unacknowledged.
+public nonisolated struct WireFetch: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// 0 means the relay's maximum.
+  public var window: UInt32 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// One envelope for this device (request_id 0). Acknowledge it once stored.
+public nonisolated struct WireDeliver: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var id: Data = Data()
+
+  public var precedence: WirePrecedence = .routine
+
+  public var arrivedAt: UInt64 = 0
+
+  public var expiresAt: UInt64 = 0
+
+  public var envelope: Data = Data()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// The device has durably stored these envelopes: the relay deletes them. No answer.
+public nonisolated struct WireAck: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var ids: [Data] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// Asks what the relay holds of these message ids (at most 100).
+public nonisolated struct WireStatusQuery: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var ids: [Data] = []
+
+  /// 16 to 64 fresh random bytes: the answers are signed over it, so they cannot be replayed.
+  public var nonce: Data = Data()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct WireStatus: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var statuses: [WireMessageStatus] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct WireMessageStatus: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var id: Data = Data()
+
+  public var state: WireMessageStatus.MessageState = .unspecified
+
+  /// Since when (seconds since 1970, the relay's clock); 0 for unknown.
+  public var time: UInt64 = 0
+
+  /// The relay's Ed25519 signature (docs/PROTOCOL.md, "Message status").
+  public var signature: Data = Data()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public nonisolated enum MessageState: SwiftProtobuf.Enum, Swift.CaseIterable {
+    public typealias RawValue = Int
+    case unspecified // = 0
+
+    /// Accepted and waiting for its recipient.
+    case pending // = 1
+
+    /// Dropped when its time ran out, never delivered.
+    case expiredUndelivered // = 2
+
+    /// Not held: never accepted, or no longer (delivered, forgotten): the relay does not say.
+    case unknown // = 3
+    case UNRECOGNIZED(Int)
+
+    public init() {
+      self = .unspecified
+    }
+
+    public init?(rawValue: Int) {
+      switch rawValue {
+      case 0: self = .unspecified
+      case 1: self = .pending
+      case 2: self = .expiredUndelivered
+      case 3: self = .unknown
+      default: self = .UNRECOGNIZED(rawValue)
+      }
+    }
+
+    public var rawValue: Int {
+      switch self {
+      case .unspecified: return 0
+      case .pending: return 1
+      case .expiredUndelivered: return 2
+      case .unknown: return 3
+      case .UNRECOGNIZED(let i): return i
+      }
+    }
+
+    // The compiler won't synthesize support with the UNRECOGNIZED case.
+    public static let allCases: [WireMessageStatus.MessageState] = [
+      .unspecified,
+      .pending,
+      .expiredUndelivered,
+      .unknown,
+    ]
+
+  }
+
+  public init() {}
+}
+
 public nonisolated struct WireError: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -426,13 +794,21 @@ public nonisolated struct WireError: Sendable {
 
 fileprivate nonisolated let _protobuf_package = "valise.relay.v1"
 
+nonisolated extension WirePrecedence: SwiftProtobuf._ProtoNameProviding {
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0PRECEDENCE_ROUTINE\0\u{1}PRECEDENCE_PRIORITY\0\u{1}PRECEDENCE_IMMEDIATE\0\u{1}PRECEDENCE_FLASH\0")
+}
+
+nonisolated extension WireTTLClass: SwiftProtobuf._ProtoNameProviding {
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0TTL_CLASS_DEFAULT\0\u{1}TTL_CLASS_HOUR\0\u{1}TTL_CLASS_DAY\0\u{1}TTL_CLASS_WEEK\0\u{1}TTL_CLASS_MONTH\0")
+}
+
 nonisolated extension WireErrorCode: SwiftProtobuf._ProtoNameProviding {
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0ERROR_CODE_UNSPECIFIED\0\u{1}ERROR_CODE_NOT_ADMITTED\0\u{1}ERROR_CODE_REVOKED\0\u{1}ERROR_CODE_BAD_REQUEST\0\u{1}ERROR_CODE_UNSUPPORTED_VERSION\0\u{1}ERROR_CODE_DIRECTORY_REJECTED\0\u{1}ERROR_CODE_TOO_LARGE\0\u{1}ERROR_CODE_RATE_LIMITED\0\u{1}ERROR_CODE_NOT_ALLOWED\0\u{1}ERROR_CODE_SHUTTING_DOWN\0\u{1}ERROR_CODE_INTERNAL\0\u{1}ERROR_CODE_TIMEOUT\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0ERROR_CODE_UNSPECIFIED\0\u{1}ERROR_CODE_NOT_ADMITTED\0\u{1}ERROR_CODE_REVOKED\0\u{1}ERROR_CODE_BAD_REQUEST\0\u{1}ERROR_CODE_UNSUPPORTED_VERSION\0\u{1}ERROR_CODE_DIRECTORY_REJECTED\0\u{1}ERROR_CODE_TOO_LARGE\0\u{1}ERROR_CODE_RATE_LIMITED\0\u{1}ERROR_CODE_NOT_ALLOWED\0\u{1}ERROR_CODE_SHUTTING_DOWN\0\u{1}ERROR_CODE_INTERNAL\0\u{1}ERROR_CODE_TIMEOUT\0\u{1}ERROR_CODE_MAILBOX_FULL\0\u{1}ERROR_CODE_UNKNOWN_RECIPIENT\0\u{1}ERROR_CODE_STORAGE_FULL\0\u{1}ERROR_CODE_ID_IN_USE\0")
 }
 
 nonisolated extension WireClientMessage: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ClientMessage"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{1}hello\0\u{3}directory_fetch\0\u{3}directory_publish\0\u{1}ping\0\u{c}\u{6}\u{a}")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{1}hello\0\u{3}directory_fetch\0\u{3}directory_publish\0\u{1}ping\0\u{1}send\0\u{1}ack\0\u{1}fetch\0\u{3}status_query\0\u{c}\u{a}\u{6}")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -493,6 +869,58 @@ nonisolated extension WireClientMessage: SwiftProtobuf.Message, SwiftProtobuf._M
           self.body = .ping(v)
         }
       }()
+      case 6: try {
+        var v: WireSend?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .send(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .send(v)
+        }
+      }()
+      case 7: try {
+        var v: WireAck?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .ack(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .ack(v)
+        }
+      }()
+      case 8: try {
+        var v: WireFetch?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .fetch(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .fetch(v)
+        }
+      }()
+      case 9: try {
+        var v: WireStatusQuery?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .statusQuery(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .statusQuery(v)
+        }
+      }()
       default: break
       }
     }
@@ -523,6 +951,22 @@ nonisolated extension WireClientMessage: SwiftProtobuf.Message, SwiftProtobuf._M
       guard case .ping(let v)? = self.body else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 5)
     }()
+    case .send?: try {
+      guard case .send(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 6)
+    }()
+    case .ack?: try {
+      guard case .ack(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 7)
+    }()
+    case .fetch?: try {
+      guard case .fetch(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 8)
+    }()
+    case .statusQuery?: try {
+      guard case .statusQuery(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 9)
+    }()
     case nil: break
     }
     try unknownFields.traverse(visitor: &visitor)
@@ -538,7 +982,7 @@ nonisolated extension WireClientMessage: SwiftProtobuf.Message, SwiftProtobuf._M
 
 nonisolated extension WireRelayMessage: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".RelayMessage"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{1}welcome\0\u{3}directory_entries\0\u{3}directory_published\0\u{1}pong\0\u{1}error\0\u{c}\u{7}\u{9}")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{1}welcome\0\u{3}directory_entries\0\u{3}directory_published\0\u{1}pong\0\u{1}error\0\u{1}accepted\0\u{1}deliver\0\u{1}status\0\u{c}\u{a}\u{6}")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -612,6 +1056,45 @@ nonisolated extension WireRelayMessage: SwiftProtobuf.Message, SwiftProtobuf._Me
           self.body = .error(v)
         }
       }()
+      case 7: try {
+        var v: WireAccepted?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .accepted(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .accepted(v)
+        }
+      }()
+      case 8: try {
+        var v: WireDeliver?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .deliver(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .deliver(v)
+        }
+      }()
+      case 9: try {
+        var v: WireStatus?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .status(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .status(v)
+        }
+      }()
       default: break
       }
     }
@@ -645,6 +1128,18 @@ nonisolated extension WireRelayMessage: SwiftProtobuf.Message, SwiftProtobuf._Me
     case .error?: try {
       guard case .error(let v)? = self.body else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 6)
+    }()
+    case .accepted?: try {
+      guard case .accepted(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 7)
+    }()
+    case .deliver?: try {
+      guard case .deliver(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 8)
+    }()
+    case .status?: try {
+      guard case .status(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 9)
     }()
     case nil: break
     }
@@ -956,6 +1451,320 @@ nonisolated extension WirePong: SwiftProtobuf.Message, SwiftProtobuf._MessageImp
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
+}
+
+nonisolated extension WireSend: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".Send"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}recipient\0\u{1}precedence\0\u{1}ttl\0\u{1}envelope\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularBytesField(value: &self.id) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.recipient) }()
+      case 3: try { try decoder.decodeSingularEnumField(value: &self.precedence) }()
+      case 4: try { try decoder.decodeSingularEnumField(value: &self.ttl) }()
+      case 5: try { try decoder.decodeSingularBytesField(value: &self.envelope) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.id.isEmpty {
+      try visitor.visitSingularBytesField(value: self.id, fieldNumber: 1)
+    }
+    if !self.recipient.isEmpty {
+      try visitor.visitSingularStringField(value: self.recipient, fieldNumber: 2)
+    }
+    if self.precedence != .routine {
+      try visitor.visitSingularEnumField(value: self.precedence, fieldNumber: 3)
+    }
+    if self.ttl != .default {
+      try visitor.visitSingularEnumField(value: self.ttl, fieldNumber: 4)
+    }
+    if !self.envelope.isEmpty {
+      try visitor.visitSingularBytesField(value: self.envelope, fieldNumber: 5)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: WireSend, rhs: WireSend) -> Bool {
+    if lhs.id != rhs.id {return false}
+    if lhs.recipient != rhs.recipient {return false}
+    if lhs.precedence != rhs.precedence {return false}
+    if lhs.ttl != rhs.ttl {return false}
+    if lhs.envelope != rhs.envelope {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension WireAccepted: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".Accepted"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{3}expires_at\0\u{1}duplicate\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularBytesField(value: &self.id) }()
+      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.expiresAt) }()
+      case 3: try { try decoder.decodeSingularBoolField(value: &self.duplicate) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.id.isEmpty {
+      try visitor.visitSingularBytesField(value: self.id, fieldNumber: 1)
+    }
+    if self.expiresAt != 0 {
+      try visitor.visitSingularUInt64Field(value: self.expiresAt, fieldNumber: 2)
+    }
+    if self.duplicate != false {
+      try visitor.visitSingularBoolField(value: self.duplicate, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: WireAccepted, rhs: WireAccepted) -> Bool {
+    if lhs.id != rhs.id {return false}
+    if lhs.expiresAt != rhs.expiresAt {return false}
+    if lhs.duplicate != rhs.duplicate {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension WireFetch: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".Fetch"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}window\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt32Field(value: &self.window) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.window != 0 {
+      try visitor.visitSingularUInt32Field(value: self.window, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: WireFetch, rhs: WireFetch) -> Bool {
+    if lhs.window != rhs.window {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension WireDeliver: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".Deliver"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}precedence\0\u{3}arrived_at\0\u{3}expires_at\0\u{1}envelope\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularBytesField(value: &self.id) }()
+      case 2: try { try decoder.decodeSingularEnumField(value: &self.precedence) }()
+      case 3: try { try decoder.decodeSingularUInt64Field(value: &self.arrivedAt) }()
+      case 4: try { try decoder.decodeSingularUInt64Field(value: &self.expiresAt) }()
+      case 5: try { try decoder.decodeSingularBytesField(value: &self.envelope) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.id.isEmpty {
+      try visitor.visitSingularBytesField(value: self.id, fieldNumber: 1)
+    }
+    if self.precedence != .routine {
+      try visitor.visitSingularEnumField(value: self.precedence, fieldNumber: 2)
+    }
+    if self.arrivedAt != 0 {
+      try visitor.visitSingularUInt64Field(value: self.arrivedAt, fieldNumber: 3)
+    }
+    if self.expiresAt != 0 {
+      try visitor.visitSingularUInt64Field(value: self.expiresAt, fieldNumber: 4)
+    }
+    if !self.envelope.isEmpty {
+      try visitor.visitSingularBytesField(value: self.envelope, fieldNumber: 5)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: WireDeliver, rhs: WireDeliver) -> Bool {
+    if lhs.id != rhs.id {return false}
+    if lhs.precedence != rhs.precedence {return false}
+    if lhs.arrivedAt != rhs.arrivedAt {return false}
+    if lhs.expiresAt != rhs.expiresAt {return false}
+    if lhs.envelope != rhs.envelope {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension WireAck: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".Ack"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}ids\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedBytesField(value: &self.ids) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.ids.isEmpty {
+      try visitor.visitRepeatedBytesField(value: self.ids, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: WireAck, rhs: WireAck) -> Bool {
+    if lhs.ids != rhs.ids {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension WireStatusQuery: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".StatusQuery"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}ids\0\u{1}nonce\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedBytesField(value: &self.ids) }()
+      case 2: try { try decoder.decodeSingularBytesField(value: &self.nonce) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.ids.isEmpty {
+      try visitor.visitRepeatedBytesField(value: self.ids, fieldNumber: 1)
+    }
+    if !self.nonce.isEmpty {
+      try visitor.visitSingularBytesField(value: self.nonce, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: WireStatusQuery, rhs: WireStatusQuery) -> Bool {
+    if lhs.ids != rhs.ids {return false}
+    if lhs.nonce != rhs.nonce {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension WireStatus: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".Status"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}statuses\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.statuses) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.statuses.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.statuses, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: WireStatus, rhs: WireStatus) -> Bool {
+    if lhs.statuses != rhs.statuses {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension WireMessageStatus: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".MessageStatus"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}state\0\u{1}time\0\u{1}signature\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularBytesField(value: &self.id) }()
+      case 2: try { try decoder.decodeSingularEnumField(value: &self.state) }()
+      case 3: try { try decoder.decodeSingularUInt64Field(value: &self.time) }()
+      case 4: try { try decoder.decodeSingularBytesField(value: &self.signature) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.id.isEmpty {
+      try visitor.visitSingularBytesField(value: self.id, fieldNumber: 1)
+    }
+    if self.state != .unspecified {
+      try visitor.visitSingularEnumField(value: self.state, fieldNumber: 2)
+    }
+    if self.time != 0 {
+      try visitor.visitSingularUInt64Field(value: self.time, fieldNumber: 3)
+    }
+    if !self.signature.isEmpty {
+      try visitor.visitSingularBytesField(value: self.signature, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: WireMessageStatus, rhs: WireMessageStatus) -> Bool {
+    if lhs.id != rhs.id {return false}
+    if lhs.state != rhs.state {return false}
+    if lhs.time != rhs.time {return false}
+    if lhs.signature != rhs.signature {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension WireMessageStatus.MessageState: SwiftProtobuf._ProtoNameProviding {
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0MESSAGE_STATE_UNSPECIFIED\0\u{1}MESSAGE_STATE_PENDING\0\u{1}MESSAGE_STATE_EXPIRED_UNDELIVERED\0\u{1}MESSAGE_STATE_UNKNOWN\0")
 }
 
 nonisolated extension WireError: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {

@@ -1,0 +1,48 @@
+/// Where the relay keeps envelopes until their recipients acknowledge them. The relay
+/// depends only on this protocol; SQLite (`SQLiteEnvelopeStore`) is the embedded default,
+/// and a PostgreSQL store for several relay nodes can implement it later.
+///
+/// Every method is synchronous and may block on disk: call them off event loops (the
+/// relay funnels writes through one `GroupCommitWriter` thread and reads through a thread
+/// pool). Every write is one transaction, durable when the method returns.
+public protocol EnvelopeStore: Sendable {
+    /// Stores a batch of envelopes in one transaction (group commit). Expiry is set from
+    /// `now` and each envelope's TTL class. A known id for the same mailbox is accepted
+    /// again without a second copy.
+    func accept(_ envelopes: [IncomingEnvelope], now: UInt64) throws(StoreError) -> [AcceptOutcome]
+
+    /// The mailbox's next envelopes to deliver: highest precedence first, then oldest,
+    /// never expired ones, leaving out `excluding` (those already in flight).
+    func nextForDelivery(mailbox: Mailbox, excluding: Set<MessageID>, limit: Int, now: UInt64) throws(StoreError) -> [StoredEnvelope]
+
+    /// Deletes acknowledged envelopes and remembers them as delivered. Unknown or repeated
+    /// acks are ignored. Returns how many envelopes were deleted.
+    func acknowledge(mailbox: Mailbox, ids: [MessageID], now: UInt64) throws(StoreError) -> Int
+
+    /// Removes expired envelopes (remembered as expired undelivered) and forgets ids whose
+    /// retention has passed. Returns how many envelopes expired.
+    func expire(now: UInt64) throws(StoreError) -> Int
+
+    /// Removes every envelope of a revoked recipient. Returns how many.
+    func purge(mailbox: Mailbox, now: UInt64) throws(StoreError) -> Int
+
+    /// What is remembered of these ids, and since when.
+    func states(of ids: [MessageID]) throws(StoreError) -> [MessageID: (state: MessageState, since: UInt64)]
+
+    func statistics(now: UInt64) throws(StoreError) -> QueueStatistics
+}
+
+/// A storage failure. `storageFull` means the disk or the configured size is full: the
+/// relay refuses new envelopes and keeps serving the ones it has.
+public struct StoreError: Error, Sendable, CustomStringConvertible {
+    public enum Kind: Sendable { case storageFull, corrupt, failure }
+    public let kind: Kind
+    public let message: String
+
+    public init(_ kind: Kind, _ message: String) {
+        self.kind = kind
+        self.message = message
+    }
+
+    public var description: String { message }
+}

@@ -1,0 +1,155 @@
+/// The mailbox of one recipient device: the member's name in the directory.
+public struct Mailbox: Hashable, Sendable, CustomStringConvertible {
+    public let name: String
+    public init(_ name: String) { self.name = name }
+    public var description: String { name }
+}
+
+/// A message's random 128-bit identifier, chosen by its sender. It is the only handle on
+/// a message: whoever knows it may ask the relay whether it is still pending.
+public struct MessageID: Hashable, Sendable, CustomStringConvertible {
+    public static let byteCount = 16
+    public let bytes: [UInt8]
+
+    public init?(bytes: [UInt8]) {
+        guard bytes.count == Self.byteCount else { return nil }
+        self.bytes = bytes
+    }
+
+    public var description: String {
+        let digits = Array("0123456789abcdef".utf8)
+        return String(decoding: bytes.flatMap { [digits[Int($0 >> 4)], digits[Int($0 & 15)]] }, as: UTF8.self)
+    }
+}
+
+/// Message precedence, the classic order of diplomatic and military traffic; higher is
+/// delivered first. Visible to the relay by necessity.
+public enum Precedence: Int, Sendable, CaseIterable, Comparable {
+    case routine = 0
+    case priority = 1
+    case immediate = 2
+    case flash = 3
+
+    public var name: String {
+        switch self {
+        case .routine: "ROUTINE"
+        case .priority: "PRIORITY"
+        case .immediate: "IMMEDIATE"
+        case .flash: "FLASH"
+        }
+    }
+
+    public static func < (lhs: Precedence, rhs: Precedence) -> Bool { lhs.rawValue < rhs.rawValue }
+}
+
+/// How long the relay keeps a message for its recipient, counted on the relay's own clock.
+public enum TTLClass: Int, Sendable, CaseIterable, Comparable {
+    case hour = 0
+    case day = 1
+    case week = 2
+    case month = 3
+
+    public var seconds: UInt64 {
+        switch self {
+        case .hour: 3600
+        case .day: 86_400
+        case .week: 7 * 86_400
+        case .month: 30 * 86_400
+        }
+    }
+
+    public var name: String {
+        switch self {
+        case .hour: "1h"
+        case .day: "1d"
+        case .week: "7d"
+        case .month: "30d"
+        }
+    }
+
+    public static func < (lhs: TTLClass, rhs: TTLClass) -> Bool { lhs.rawValue < rhs.rawValue }
+}
+
+/// An envelope a sender hands the relay.
+public struct IncomingEnvelope: Sendable {
+    public let mailbox: Mailbox
+    public let id: MessageID
+    public let precedence: Precedence
+    public let ttl: TTLClass
+    /// The sealed bytes: opaque to the relay.
+    public let body: [UInt8]
+
+    public init(mailbox: Mailbox, id: MessageID, precedence: Precedence, ttl: TTLClass, body: [UInt8]) {
+        self.mailbox = mailbox
+        self.id = id
+        self.precedence = precedence
+        self.ttl = ttl
+        self.body = body
+    }
+}
+
+/// An envelope waiting for its recipient.
+public struct StoredEnvelope: Sendable, Equatable {
+    /// Arrival order within the store.
+    public let sequence: Int64
+    public let mailbox: Mailbox
+    public let id: MessageID
+    public let precedence: Precedence
+    public let arrivedAt: UInt64
+    public let expiresAt: UInt64
+    public let body: [UInt8]
+}
+
+/// What the store did with one envelope of a batch.
+public enum AcceptOutcome: Sendable, Equatable {
+    /// Stored durably (or stored before: a re-send of a known id makes no second copy).
+    case accepted(expiresAt: UInt64, duplicate: Bool)
+    case refused(StoreRefusal)
+}
+
+public enum StoreRefusal: Sendable, Equatable {
+    /// The mailbox holds its maximum number of messages or bytes; nothing was evicted.
+    case mailboxFull
+    /// The id was accepted before for another mailbox.
+    case idInUse
+    /// The id was accepted before and is no longer pending (delivered, expired, purged).
+    case alreadyDone(MessageState)
+    /// The disk (or the store's configured size) is full.
+    case storageFull
+}
+
+/// What the relay remembers of a message id, for the retention period.
+public enum MessageState: Int, Sendable {
+    case pending = 1
+    case delivered = 2
+    case expiredUndelivered = 3
+    /// Its recipient was revoked before it was delivered.
+    case purged = 4
+}
+
+/// Queue figures for `valised status` and the periodic log line.
+public struct QueueStatistics: Sendable, Equatable {
+    public var countByPrecedence: [Precedence: Int] = [:]
+    public var bytes: Int = 0
+    /// Seconds since the oldest queued envelope arrived (0 when empty).
+    public var oldestAge: UInt64 = 0
+    public var mailboxes: Int = 0
+    /// Remembered ids in each state.
+    public var remembered: [MessageState: Int] = [:]
+
+    public var count: Int { countByPrecedence.values.reduce(0, +) }
+
+    public init() {}
+}
+
+/// The store's bounds.
+public struct QueueLimits: Sendable, Equatable {
+    /// Messages and bytes one mailbox may hold; beyond them senders are refused.
+    public var maximumMessagesPerMailbox = 10_000
+    public var maximumBytesPerMailbox = 256 * 1024 * 1024
+    /// How long an accepted id is remembered (for dedup and status), after its message
+    /// leaves the queue: the longest TTL and a day.
+    public var retentionSeconds: UInt64 = 31 * 86_400
+
+    public init() {}
+}
