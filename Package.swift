@@ -128,6 +128,7 @@ let package = Package(
                 "CSodium",
                 "ValiseCrypto",
                 "ValiseDirectory",
+                "ValiseStore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings

@@ -169,6 +169,8 @@ final class RelayClientHandler: ChannelInboundHandler {
     private var pending: [UInt64: EventLoopPromise<WireRelayMessage>] = [:]
     private var lastError: WireError?
     private var closedReason: String?
+    /// Whether the handshake completed (the state machine forgets it once closed).
+    private var wasEstablished = false
 
     init(state: ClientConnectionState, unsolicited: AsyncStream<WireRelayMessage>.Continuation) {
         self.state = state
@@ -179,7 +181,7 @@ final class RelayClientHandler: ChannelInboundHandler {
         guard let context else { return MultiThreadedEventLoopGroup.singleton.any().makeFailedFuture(Closed(reason: "not connected", error: nil)) }
         if state.isEstablished { return context.eventLoop.makeSucceededVoidFuture() }
         if let closedReason {
-            return context.eventLoop.makeFailedFuture(Closed(reason: closedReason, error: lastError, duringHandshake: true))
+            return context.eventLoop.makeFailedFuture(Closed(reason: closedReason, error: lastError, duringHandshake: !wasEstablished))
         }
         let promise = establishedPromise ?? context.eventLoop.makePromise()
         establishedPromise = promise
@@ -213,7 +215,7 @@ final class RelayClientHandler: ChannelInboundHandler {
     func send(_ message: WireClientMessage) -> EventLoopFuture<WireRelayMessage> {
         guard let context else { return MultiThreadedEventLoopGroup.singleton.any().makeFailedFuture(Closed(reason: "not connected", error: nil)) }
         if let closedReason {
-            return context.eventLoop.makeFailedFuture(Closed(reason: closedReason, error: lastError, duringHandshake: true))
+            return context.eventLoop.makeFailedFuture(Closed(reason: closedReason, error: lastError, duringHandshake: !wasEstablished))
         }
         let promise = context.eventLoop.makePromise(of: WireRelayMessage.self)
         pending[message.requestID] = promise
@@ -233,6 +235,7 @@ final class RelayClientHandler: ChannelInboundHandler {
             case .write(let bytes):
                 context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(bytes: bytes)), promise: nil)
             case .established:
+                wasEstablished = true
                 establishedPromise?.succeed()
                 establishedPromise = nil
             case .deliver(let bytes):
@@ -256,7 +259,7 @@ final class RelayClientHandler: ChannelInboundHandler {
 
     private func finish(_ reason: String) {
         if closedReason == nil { closedReason = reason }
-        let closed = Closed(reason: closedReason!, error: lastError, duringHandshake: !state.isEstablished)
+        let closed = Closed(reason: closedReason!, error: lastError, duringHandshake: !wasEstablished)
         establishedPromise?.fail(closed)
         establishedPromise = nil
         for promise in pending.values { promise.fail(closed) }

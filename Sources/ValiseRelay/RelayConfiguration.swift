@@ -43,6 +43,9 @@ public struct RelayConfiguration: Sendable, Equatable {
         public var statisticsInterval = 300.0
         /// A cap on the store file's size, in bytes (nil: the disk is the limit).
         public var maximumStoreBytes: Int?
+        /// Bytes kept allocated beside the store and given back when the disk fills, so
+        /// that acknowledgements and expiry can still free room (0: none).
+        public var reserveBytes = SQLiteEnvelopeStore.defaultReserveBytes
 
         public init() {}
     }

@@ -39,6 +39,9 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
         let mailbox: Mailbox
         let window: Int
         var inFlight: Set<MessageID> = []
+        /// Acknowledged but not yet deleted by the store: out of the window, yet still read
+        /// back by a load until the ack's commit, so loads leave them out.
+        var acknowledging: Set<MessageID> = []
         var loading = false
         var wokenWhileLoading = false
     }
@@ -246,7 +249,7 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
         delivery.loading = true
         delivery.wokenWhileLoading = false
         self.delivery = delivery
-        let (store, mailbox, excluding, now) = (shared.store, delivery.mailbox, delivery.inFlight, shared.clock())
+        let (store, mailbox, excluding, now) = (shared.store, delivery.mailbox, delivery.inFlight.union(delivery.acknowledging), shared.clock())
         let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
         shared.threadPool.runIfActive(eventLoop: context.eventLoop) { () throws -> [StoredEnvelope] in
             try store.nextForDelivery(mailbox: mailbox, excluding: excluding, limit: room, now: now)
@@ -256,7 +259,7 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
             delivery.loading = false
             switch result {
             case .success(let envelopes):
-                for envelope in envelopes where !delivery.inFlight.contains(envelope.id) {
+                for envelope in envelopes where !delivery.inFlight.contains(envelope.id) && !delivery.acknowledging.contains(envelope.id) {
                     delivery.inFlight.insert(envelope.id)
                     handler.delivery = delivery
                     handler.perform(handler.state.send(RelayRequestProcessor.encode(RelayRequestProcessor.deliver(envelope))), context: context)
@@ -273,9 +276,28 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
     private func acknowledge(_ ids: [MessageID], context: ChannelHandlerContext) {
         guard var delivery else { return }
         let known = ids.filter { delivery.inFlight.contains($0) }
-        for id in known { delivery.inFlight.remove(id) }
+        for id in known {
+            delivery.inFlight.remove(id)
+            delivery.acknowledging.insert(id)
+        }
         self.delivery = delivery
-        if !known.isEmpty { shared.writer.acknowledge(mailbox: delivery.mailbox, ids: known) }
+        if !known.isEmpty {
+            let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+            let eventLoop = context.eventLoop
+            shared.writer.acknowledge(mailbox: delivery.mailbox, ids: known) { result in
+                eventLoop.execute {
+                    let (handler, context) = loopBound.value
+                    if case .failure(let error) = result {
+                        // The envelopes stay stored and are delivered again: at least once.
+                        handler.logger.error("could not record acknowledgements", metadata: ["error": "\(error.message)"])
+                    }
+                    guard var delivery = handler.delivery else { return }
+                    for id in known { delivery.acknowledging.remove(id) }
+                    handler.delivery = delivery
+                    handler.pump(context)
+                }
+            }
+        }
         pump(context)
     }
 

@@ -49,21 +49,19 @@ public final class RelayServer: Service {
         writer.start()
         defer { writer.stop() }
         let (writer, logger) = (self.writer, self.logger)
+        // A crash between a revocation's publish and its purge leaves a queue behind: purge
+        // every mailbox whose member is no longer active before serving.
+        let members = directory.snapshot.state.members
+        for mailbox in try store.occupiedMailboxes() {
+            let name = try? MemberName(mailbox.name)
+            if name.flatMap({ members[$0]?.isActive }) != true { Self.purge(mailbox, writer: writer, logger: logger) }
+        }
         let shared = RelayConnectionHandler.Context(
             keys: keys, directory: directory, registry: registry, limiter: limiter, limits: configuration.limits,
             queue: configuration.queue, threadPool: NIOThreadPool.singleton, store: store, writer: writer,
             mailboxes: mailboxes, clock: { WallClock.seconds() },
             onMembersRemoved: { members in
-                for member in members {
-                    writer.purge(mailbox: Mailbox(member.value)) { result in
-                        switch result {
-                        case .success(let count):
-                            logger.info("purged a revoked member's queue", metadata: ["member": "\(member)", "envelopes": "\(count)"])
-                        case .failure(let error):
-                            logger.error("could not purge a revoked member's queue", metadata: ["member": "\(member)", "error": "\(error.message)"])
-                        }
-                    }
-                }
+                for member in members { Self.purge(Mailbox(member.value), writer: writer, logger: logger) }
             })
         let limits = configuration.limits
         let counter = NIOLockedValueBox(0)
@@ -164,6 +162,19 @@ enum WallClock {
         var spec = timespec()
         clock_gettime(CLOCK_REALTIME, &spec)
         return UInt64(max(0, spec.tv_sec))
+    }
+}
+
+extension RelayServer {
+    static func purge(_ mailbox: Mailbox, writer: GroupCommitWriter, logger: Logger) {
+        writer.purge(mailbox: mailbox) { result in
+            switch result {
+            case .success(let count):
+                logger.info("purged a revoked member's queue", metadata: ["member": "\(mailbox.name)", "envelopes": "\(count)"])
+            case .failure(let error):
+                logger.error("could not purge a revoked member's queue", metadata: ["member": "\(mailbox.name)", "error": "\(error.message)"])
+            }
+        }
     }
 }
 

@@ -28,30 +28,77 @@ extension ValiseLoad {
         @Option(help: "Precedence: routine, priority, immediate, flash, or mixed.") var precedence = "routine"
         @Option(help: "TTL class: default, 1h, 1d, 7d, 30d.") var ttl = "default"
         @Option(help: "Give up after this many seconds.") var timeout = 120.0
+        @Option(help: "Envelopes per second at most (0: as fast as the relay answers).") var rate = 0.0
+
+        @Option(help: "Connections, each a sender with its own share of the envelopes.") var connections = 1
+
+        /// What one connection's sender saw.
+        struct Tally: Sendable {
+            var accepted = 0
+            var latencies: [Double] = []
+            var refusals: [String: Int] = [:]
+            var finished = true
+
+            mutating func add(_ other: Tally) {
+                accepted += other.accepted
+                latencies += other.latencies
+                refusals.merge(other.refusals, uniquingKeysWith: +)
+                finished = finished && other.finished
+            }
+        }
 
         func run() async throws {
+            guard connections >= 1, concurrency >= 1, count >= 0 else { throw ValidationError("--connections, --concurrency and --count must be positive") }
             let device = try LoadDevice(home: home, relay: relay)
             let recipients = to.split(separator: ",").map(String.init)
             let deadline = Date().addingTimeInterval(timeout)
             let idLog = try log.map { try IDLog(path: $0) }
             let done = Set(log.map(IDLog.read) ?? [])
-            var remaining = (0..<count).filter { !done.contains(Hex.encode(messageID(run: run, number: $0))) }
-            var latencies: [Double] = []
-            var accepted = count - remaining.count
-            var refusals: [String: Int] = [:]
+            let remaining = (0..<count).filter { !done.contains(Hex.encode(messageID(run: run, number: $0))) }
             let started = Date()
-
-            while !remaining.isEmpty && Date() < deadline {
-                let client: RelayClient
-                do {
-                    client = try await device.connect(until: deadline)
-                } catch {
-                    break
+            let connections = self.connections
+            var total = Tally()
+            total.accepted = count - remaining.count
+            let shares = (0..<connections).map { index in stride(from: index, to: remaining.count, by: connections).map { remaining[$0] } }
+            await withTaskGroup(of: Tally.self) { group in
+                for share in shares where !share.isEmpty {
+                    group.addTask {
+                        await sendAll(share, device: device, recipients: recipients, idLog: idLog, deadline: deadline,
+                                      rate: rate / Double(connections))
+                    }
                 }
-                // Send in waves of `concurrency`; a wave that loses the connection is retried.
+                for await tally in group { total.add(tally) }
+            }
+            let seconds = Date().timeIntervalSince(started)
+            let latencies = total.latencies.sorted()
+            func percentile(_ p: Double) -> Double { latencies.isEmpty ? 0 : latencies[min(latencies.count - 1, Int(Double(latencies.count) * p))] }
+            print("""
+                {"sent":\(count),"accepted":\(total.accepted),"connections":\(connections),"concurrency":\(concurrency),\
+                "seconds":\(seconds),"perSecond":\(Double(latencies.count) / max(seconds, 1e-9)),\
+                "p50ms":\(percentile(0.5)),"p99ms":\(percentile(0.99)),"refusals":\(refusalsJSON(total.refusals))}
+                """)
+            if total.accepted + total.refusals.values.reduce(0, +) < count { throw ExitCode(3) }
+        }
+
+        /// One sender: its own connection (made again after a loss), waves of `concurrency`
+        /// requests; a wave that loses the connection is sent again with the same ids.
+        private func sendAll(
+            _ numbers: [Int], device: LoadDevice, recipients: [String], idLog: IDLog?, deadline: Date, rate: Double
+        ) async -> Tally {
+            var tally = Tally()
+            var remaining = numbers
+            let started = Date()
+            var attempted = 0
+            while !remaining.isEmpty && Date() < deadline {
+                guard let client = try? await device.connect(until: deadline) else { break }
                 var failedNumbers: [Int] = []
                 while !remaining.isEmpty {
+                    if rate > 0 {
+                        let due = started.addingTimeInterval(Double(attempted) / rate)
+                        if due > Date() { try? await Task.sleep(for: .seconds(due.timeIntervalSinceNow)) }
+                    }
                     let wave = Array(remaining.prefix(concurrency))
+                    attempted += wave.count
                     let results = await withTaskGroup(of: (Int, Result<(WireRelayMessage, Double), ClientError>).self) { group in
                         for number in wave {
                             let send = envelope(number, recipients: recipients)
@@ -74,15 +121,22 @@ extension ValiseLoad {
                         switch result {
                         case .success((let answer, let milliseconds)):
                             if case .accepted = answer.body {
-                                try idLog?.append(Hex.encode(messageID(run: run, number: number)))
-                                accepted += 1
-                                latencies.append(milliseconds)
+                                do {
+                                    try idLog?.append(Hex.encode(messageID(run: run, number: number)))
+                                } catch {
+                                    FileHandle.standardError.write(Data("valise-load: cannot write the log: \(error)\n".utf8))
+                                    tally.finished = false
+                                    await client.close()
+                                    return tally
+                                }
+                                tally.accepted += 1
+                                tally.latencies.append(milliseconds)
                             }
-                        case .failure(let error) where error.code.hasPrefix("relay-closed") || error.code.hasPrefix("relay-io") || error.code.hasPrefix("relay-timeout"):
+                        case .failure(let error) where Self.connectionLost.contains(error.code):
                             lostConnection = true
                             failedNumbers.append(number)
                         case .failure(let error):
-                            refusals[error.code, default: 0] += 1
+                            tally.refusals[error.code, default: 0] += 1
                         }
                     }
                     remaining.removeFirst(wave.count)
@@ -91,15 +145,12 @@ extension ValiseLoad {
                 remaining = failedNumbers + remaining
                 await client.close()
             }
-            let seconds = Date().timeIntervalSince(started)
-            latencies.sort()
-            func percentile(_ p: Double) -> Double { latencies.isEmpty ? 0 : latencies[min(latencies.count - 1, Int(Double(latencies.count) * p))] }
-            print("""
-                {"sent":\(count),"accepted":\(accepted),"seconds":\(seconds),"perSecond":\(Double(latencies.count) / max(seconds, 1e-9)),\
-                "p50ms":\(percentile(0.5)),"p99ms":\(percentile(0.99)),"refusals":\(refusalsJSON(refusals))}
-                """)
-            if accepted + refusals.values.reduce(0, +) < count { throw ExitCode(3) }
+            tally.finished = remaining.isEmpty
+            return tally
         }
+
+        /// Errors that say the connection went, not that the relay refused the envelope.
+        static let connectionLost: Set<String> = ["relay-closed", "relay-io", "relay-timeout", "relay-handshake", "relay-unreachable"]
 
         private func envelope(_ number: Int, recipients: [String]) -> WireSend {
             var send = WireSend()

@@ -65,6 +65,10 @@ struct RelaySettings {
             guard cap >= 1 << 20 else { throw Invalid(description: "queue.maxStoreBytes must be at least 1 MiB") }
             relay.queue.maximumStoreBytes = cap
         }
+        if let reserve = config.int(forKey: "queue.reserveBytes") {
+            guard reserve >= 0 else { throw Invalid(description: "queue.reserveBytes must not be negative") }
+            relay.queue.reserveBytes = reserve
+        }
 
         let levelName = config.string(forKey: "log.level", default: "info")
         guard let level = Logger.Level(rawValue: levelName) else {

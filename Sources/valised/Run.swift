@@ -79,11 +79,13 @@ extension Valised {
             let store: SQLiteEnvelopeStore
             do throws(StoreError) {
                 store = try SQLiteEnvelopeStore(
-                    path: settings.relay.storePath, limits: settings.relay.queue.limits, maximumBytes: settings.relay.queue.maximumStoreBytes)
+                    path: settings.relay.storePath, limits: settings.relay.queue.limits, maximumBytes: settings.relay.queue.maximumStoreBytes,
+                    reserveBytes: settings.relay.queue.reserveBytes)
                 let statistics = try store.statistics(now: Clock.now())
                 logger.info("store opened", metadata: [
                     "store": "\(store.path)", "queue.envelopes": "\(statistics.count)", "queue.bytes": "\(statistics.bytes)",
                     "queue.mailboxes": "\(statistics.mailboxes)",
+                    "queue.spaceReserve": "\(store.spaceReserveHeld ? "held" : "missing: the disk is full, new envelopes are refused until there is room")",
                 ])
             } catch {
                 fail(error.message)

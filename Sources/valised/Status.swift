@@ -23,7 +23,7 @@ extension Valised {
             }
             let statistics: QueueStatistics
             do {
-                statistics = try SQLiteEnvelopeStore(path: path).statistics(now: Clock.now())
+                statistics = try SQLiteEnvelopeStore(path: path, reserveBytes: 0, create: false).statistics(now: Clock.now())
             } catch {
                 FileHandle.standardError.write(Data("valised: error: \(error.message)\n".utf8))
                 throw ExitCode(1)

@@ -11,41 +11,59 @@ final class RelayProcess {
 
     /// Starts the relay and waits (bounded) for its "listening" line.
     init(directory: String, logPath: String, environment extra: [String: String] = [:]) throws {
+        let started = try Self.launch(ValiseCLI.executable("valised"), [], directory: directory, logPath: logPath, environment: extra)
+        (child, stdout, self.logPath) = (started.child, started.stdout, logPath)
+        guard let found = started.port else {
+            child.kill()
+            close(started.stdout)
+            let log = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
+            Issue.record("valised did not start: \(started.seen)\n\(log)")
+            throw POSIXError(.ETIMEDOUT)
+        }
+        port = found
+    }
+
+    /// Spawns `program launcher… run --dir DIR --listen 127.0.0.1:0` (the launcher ends
+    /// with valised's path; `program` may be valised itself or a wrapper such as faketime),
+    /// stderr to `logPath`, and reads stdout (bounded, 20 s) until the "listening" line.
+    /// The port is nil if it never came; the caller stops the child.
+    static func launch(
+        _ program: String, _ launcher: [String], directory: String, logPath: String, environment extra: [String: String]
+    ) throws -> (child: ChildProcess, stdout: Int32, port: Int?, seen: String) {
         var out: [Int32] = [0, 0]
         guard pipe(&out) == 0 else { throw POSIXError(.EMFILE) }
         _ = fcntl(out[0], F_SETFD, FD_CLOEXEC)
         _ = fcntl(out[1], F_SETFD, FD_CLOEXEC)
         let log = open(logPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
         defer { close(log) }
-        child = try ChildProcess(
-            ValiseCLI.executable("valised"), ["run", "--dir", directory, "--listen", "127.0.0.1:0", "--log-level", "debug"],
-            environment: ValiseCLI.environment(extra),
-            setup: { actions in
-                posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-                posix_spawn_file_actions_adddup2(&actions, out[1], 1)
-                posix_spawn_file_actions_adddup2(&actions, log, 2)
-            })
+        let child: ChildProcess
+        do {
+            child = try ChildProcess(
+                program, launcher + ["run", "--dir", directory, "--listen", "127.0.0.1:0", "--log-level", "debug"],
+                environment: ValiseCLI.environment(extra),
+                setup: { actions in
+                    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+                    posix_spawn_file_actions_adddup2(&actions, out[1], 1)
+                    posix_spawn_file_actions_adddup2(&actions, log, 2)
+                })
+        } catch {
+            close(out[0])
+            close(out[1])
+            throw error
+        }
         close(out[1])
-        stdout = out[0]
-        self.logPath = logPath
         var seen = ""
-        let deadline = Date().addingTimeInterval(20)
         var found: Int?
+        let deadline = Date().addingTimeInterval(20)
         while found == nil && Date() < deadline {
-            guard let chunk = ValiseCLI.readAvailable(stdout, waitMilliseconds: 50) else { break }
+            guard let chunk = ValiseCLI.readAvailable(out[0], waitMilliseconds: 50) else { break }
             seen += String(decoding: chunk, as: UTF8.self)
             if let line = seen.split(separator: "\n").first(where: { $0.hasPrefix("valised listening on ") }),
                let port = line.split(separator: ":").last.flatMap({ Int($0) }) {
                 found = port
             }
         }
-        guard let found else {
-            child.kill()
-            let log = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
-            Issue.record("valised did not start: \(seen)\n\(log)")
-            throw POSIXError(.ETIMEDOUT)
-        }
-        port = found
+        return (child, out[0], found, seen)
     }
 
     var address: String { "127.0.0.1:\(port)" }

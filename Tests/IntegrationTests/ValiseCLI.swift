@@ -34,19 +34,31 @@ enum ValiseCLI {
         _ arguments: [String], environment extra: [String: String] = [:], program: String = "valise",
         timeout: Double = 60
     ) throws -> Result {
+        try run(path: executable(program), arguments, environment: extra, timeout: timeout)
+    }
+
+    /// Runs the program at `path` (never through a shell) with stdin from /dev/null, and
+    /// collects its output, bounded by `timeout` seconds.
+    static func run(path: String, _ arguments: [String], environment extra: [String: String] = [:], timeout: Double = 60) throws -> Result {
         var out: [Int32] = [0, 0]
         var err: [Int32] = [0, 0]
         // Close-on-exec, so that children spawned at the same time by other tests do not
         // hold these pipes open (dup2 in the child clears the flag on 1 and 2).
         guard makePipe(&out), makePipe(&err) else { throw POSIXError(.EMFILE) }
-        let child = try ChildProcess(
-            executable(program), arguments, environment: environment(extra),
-            setup: { actions in
-                posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-                posix_spawn_file_actions_adddup2(&actions, out[1], 1)
-                posix_spawn_file_actions_adddup2(&actions, err[1], 2)
-            }
-        )
+        let child: ChildProcess
+        do {
+            child = try ChildProcess(
+                path, arguments, environment: environment(extra),
+                setup: { actions in
+                    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+                    posix_spawn_file_actions_adddup2(&actions, out[1], 1)
+                    posix_spawn_file_actions_adddup2(&actions, err[1], 2)
+                }
+            )
+        } catch {
+            for fd in out + err { close(fd) }
+            throw error
+        }
         close(out[1])
         close(err[1])
         defer {

@@ -15,9 +15,10 @@ public protocol EnvelopeStore: Sendable {
     /// never expired ones, leaving out `excluding` (those already in flight).
     func nextForDelivery(mailbox: Mailbox, excluding: Set<MessageID>, limit: Int, now: UInt64) throws(StoreError) -> [StoredEnvelope]
 
-    /// Deletes acknowledged envelopes and remembers them as delivered. Unknown or repeated
-    /// acks are ignored. Returns how many envelopes were deleted.
-    func acknowledge(mailbox: Mailbox, ids: [MessageID], now: UInt64) throws(StoreError) -> Int
+    /// Deletes acknowledged envelopes and remembers them as delivered, all requests in one
+    /// transaction. Unknown or repeated acks are ignored. Returns, per request, how many
+    /// envelopes it deleted (an id acknowledged twice counts for the first request only).
+    func acknowledge(_ requests: [AcknowledgeRequest], now: UInt64) throws(StoreError) -> [Int]
 
     /// Removes expired envelopes (remembered as expired undelivered) and forgets ids whose
     /// retention has passed. Returns how many envelopes expired.
@@ -30,6 +31,28 @@ public protocol EnvelopeStore: Sendable {
     func states(of ids: [MessageID]) throws(StoreError) -> [MessageID: (state: MessageState, since: UInt64)]
 
     func statistics(now: UInt64) throws(StoreError) -> QueueStatistics
+
+    /// The mailboxes that hold at least one envelope.
+    func occupiedMailboxes() throws(StoreError) -> [Mailbox]
+}
+
+/// One recipient's acknowledgement: these ids of this mailbox were received.
+public struct AcknowledgeRequest: Sendable, Equatable {
+    public let mailbox: Mailbox
+    public let ids: [MessageID]
+
+    public init(mailbox: Mailbox, ids: [MessageID]) {
+        self.mailbox = mailbox
+        self.ids = ids
+    }
+}
+
+extension EnvelopeStore {
+    /// One mailbox's acknowledgement in a transaction of its own. Returns how many
+    /// envelopes were deleted.
+    public func acknowledge(mailbox: Mailbox, ids: [MessageID], now: UInt64) throws(StoreError) -> Int {
+        try acknowledge([AcknowledgeRequest(mailbox: mailbox, ids: ids)], now: now).first ?? 0
+    }
 }
 
 /// A storage failure. `storageFull` means the disk or the configured size is full: the

@@ -47,12 +47,21 @@ public final class GroupCommitWriter: @unchecked Sendable {
         thread.start()
     }
 
-    /// Finishes what is queued, then stops the thread; returns when it has.
+    /// Finishes what is queued, then stops the thread; returns when it has. New work after
+    /// this fails at once. On a writer that was never started, the queued work fails too:
+    /// every job is answered, none is dropped.
     public func stop() {
         condition.lock()
         stopping = true
         condition.broadcast()
-        while !finished && thread != nil { condition.wait() }
+        guard thread != nil else {
+            let abandoned = queue
+            queue.removeAll()
+            condition.unlock()
+            for job in abandoned { fail(job, StoreError(.failure, "the relay is shutting down")) }
+            return
+        }
+        while !finished { condition.wait() }
         condition.unlock()
     }
 
@@ -96,24 +105,43 @@ public final class GroupCommitWriter: @unchecked Sendable {
                 condition.unlock()
                 return
             }
-            let batch = queue
-            queue.removeAll(keepingCapacity: true)
+            let batch = takeBatch()
             condition.unlock()
             process(batch)
         }
     }
 
+    /// Envelope bytes in one commit, at most (a single larger envelope goes alone): this
+    /// bounds what a commit adds to the write-ahead log, which the store's space reserve
+    /// must cover, and keeps one commit's latency bounded.
+    public static let maximumBatchBytes = 4 << 20
+
+    /// The queued jobs up to the batch's byte bound. Called with the lock held.
+    private func takeBatch() -> [Job] {
+        var bytes = 0
+        var end = 0
+        for job in queue {
+            if case .accept(let envelope, _) = job {
+                if bytes > 0 && bytes + envelope.body.count > Self.maximumBatchBytes { break }
+                bytes += envelope.body.count
+            }
+            end += 1
+        }
+        let batch = Array(queue[..<end])
+        queue.removeFirst(end)
+        return batch
+    }
+
     private func process(_ batch: [Job]) {
         let now = clock()
         var accepts: [(IncomingEnvelope, AcceptCompletion)] = []
-        var acks: [Mailbox: ([MessageID], [CountCompletion])] = [:]
+        var acks: [(AcknowledgeRequest, CountCompletion?)] = []
         var others: [Job] = []
         for job in batch {
             switch job {
             case .accept(let envelope, let completion): accepts.append((envelope, completion))
             case .acknowledge(let mailbox, let ids, let completion):
-                acks[mailbox, default: ([], [])].0 += ids
-                if let completion { acks[mailbox, default: ([], [])].1.append(completion) }
+                acks.append((AcknowledgeRequest(mailbox: mailbox, ids: ids), completion))
             default: others.append(job)
             }
         }
@@ -126,10 +154,15 @@ public final class GroupCommitWriter: @unchecked Sendable {
                 for (_, completion) in accepts { completion(.failure(error)) }
             }
         }
-        for (mailbox, (ids, completions)) in acks {
-            let result = Result { () throws(StoreError) -> Int in try store.acknowledge(mailbox: mailbox, ids: ids, now: now) }
-            count { $0.acknowledgeCommits += 1; $0.acknowledgedEnvelopes += ids.count }
-            for completion in completions { completion(result) }
+        if !acks.isEmpty {
+            // Every acknowledgement of the batch, whatever its mailbox, in one transaction.
+            do {
+                let deleted = try store.acknowledge(acks.map(\.0), now: now)
+                count { $0.acknowledgeCommits += 1; $0.acknowledgedEnvelopes += deleted.reduce(0, +) }
+                for (index, count) in deleted.enumerated() { acks[index].1?(.success(count)) }
+            } catch {
+                for (_, completion) in acks { completion?(.failure(error)) }
+            }
         }
         for job in others {
             switch job {

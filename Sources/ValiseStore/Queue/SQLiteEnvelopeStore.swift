@@ -9,16 +9,47 @@ public final class SQLiteEnvelopeStore: EnvelopeStore {
     private let pool: DatabasePool
     public let limits: QueueLimits
     public let path: String
+    private let reserve: SpaceReserve
 
-    /// Opens (creating if needed) the store at `path`. `maximumBytes` caps the file's size
-    /// (SQLite's max_page_count): past it, new envelopes are refused as storage full.
-    public init(path: String, limits: QueueLimits = QueueLimits(), maximumBytes: Int? = nil) throws(StoreError) {
+    /// `PRAGMA application_id` of a Valise queue ("VALQ"): bytes 68–71 of the file header
+    /// say whose file it is before anything is opened for writing.
+    static let applicationID: Int32 = 0x5641_4C51
+
+    /// Opens the store at `path`, creating it first when `create` is set and no file is
+    /// there. An existing file must be a Valise queue this version understands (SQLite, WAL,
+    /// the Valise application id, no migration it does not know); anything else is refused
+    /// before a byte of it changes. `maximumBytes` caps the file's size (SQLite's
+    /// max_page_count): past it, new envelopes are refused as storage full.
+    /// `reserveBytes` are kept allocated in `path-reserve` and given back when the disk is
+    /// full, so that acknowledgements, expiry and purges still go through (0: no reserve).
+    public init(
+        path: String, limits: QueueLimits = QueueLimits(), maximumBytes: Int? = nil,
+        reserveBytes: Int = SQLiteEnvelopeStore.defaultReserveBytes, create: Bool = true
+    ) throws(StoreError) {
         self.path = path
         self.limits = limits
+        if !FileManager.default.fileExists(atPath: path) {
+            guard create else { throw StoreError(.failure, "there is no queue at \(path)") }
+            guard !FileManager.default.fileExists(atPath: path + "-wal") else {
+                throw StoreError(.corrupt, "\(path) is missing but its write-ahead log \(path)-wal is there; restore the store from a backup, or move the log away to start an empty queue")
+            }
+            try Self.create(at: path)
+        }
+        try Self.checkHeader(path)
+        try Self.checkSchema(path)
         var configuration = Configuration()
         configuration.label = "valise.queue"
+        // A checkpoint that must empty the log waits for readers (deliveries, `valised
+        // status`) to finish instead of failing at once.
+        configuration.busyMode = .timeout(5)
         configuration.prepareDatabase { db in
             try db.execute(sql: "PRAGMA synchronous = FULL")
+            // Deleted envelopes are overwritten, not left in free pages for a seized disk
+            // to give up (said explicitly: SQLite's own default is off).
+            try db.execute(sql: "PRAGMA secure_delete = ON")
+            // The log is folded into the database every 1000 pages (4 MiB); with a group
+            // commit of at most 4 MiB, the 8 MiB space reserve always covers one fold.
+            try db.execute(sql: "PRAGMA wal_autocheckpoint = 1000")
             if let maximumBytes {
                 let pageSize = try Int.fetchOne(db, sql: "PRAGMA page_size") ?? 4096
                 try db.execute(sql: "PRAGMA max_page_count = \(max(16, maximumBytes / pageSize))")
@@ -26,9 +57,119 @@ public final class SQLiteEnvelopeStore: EnvelopeStore {
         }
         do {
             pool = try DatabasePool(path: path, configuration: configuration)
+        } catch {
+            throw Self.storeError(error, doing: "open \(path)")
+        }
+        do {
             try Self.migrator.migrate(pool)
         } catch {
             throw Self.storeError(error, doing: "open \(path)")
+        }
+        reserve = SpaceReserve(path: path + "-reserve", bytes: reserveBytes)
+    }
+
+    public static let defaultReserveBytes = 8 << 20
+
+    /// Whether the space reserve is whole. While it is not, new envelopes are refused as
+    /// storage full.
+    public var spaceReserveHeld: Bool { reserve.isHeld }
+
+    /// Gives the store's free pages (left by deletions) back to the file system, and empties
+    /// the write-ahead log, so that the space reserve can be allocated again. Best effort:
+    /// a failure leaves the store as it was.
+    private func reclaimFreePages() {
+        try? pool.writeWithoutTransaction { db in
+            try db.execute(sql: "PRAGMA incremental_vacuum")
+            try db.checkpoint(.truncate)
+        }
+    }
+
+    /// Runs a deletion; if the disk is full, gives the reserve back, folds the log into the
+    /// database (the room it needs is what the reserve kept), and tries once more without
+    /// overwriting the freed pages (which would write them all to the log again): those
+    /// are overwritten when they are reused.
+    private func freeingSpace<T>(_ operation: () throws(StoreError) -> T) throws(StoreError) -> T {
+        do {
+            return try operation()
+        } catch where error.kind == .storageFull && reserve.release() {
+            try? pool.writeWithoutTransaction { db in
+                try db.checkpoint(.truncate)
+                try db.execute(sql: "PRAGMA secure_delete = FAST")
+            }
+            defer { try? pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA secure_delete = ON") } }
+            return try operation()
+        }
+    }
+
+    /// Makes a new, empty queue under a temporary name and renames it into place, so that
+    /// a crash while creating leaves no half-made file at `path`: whatever is found there
+    /// later is either a whole queue or not ours.
+    private static func create(at path: String) throws(StoreError) {
+        let temporary = path + ".creating"
+        for leftover in [temporary, temporary + "-wal", temporary + "-shm"] {
+            try? FileManager.default.removeItem(atPath: leftover)
+        }
+        do {
+            let pool = try DatabasePool(path: temporary)
+            try pool.writeWithoutTransaction { db in
+                // Incremental vacuum lets a store on a full disk hand freed pages back.
+                try db.execute(sql: "PRAGMA auto_vacuum = INCREMENTAL")
+                try db.execute(sql: "PRAGMA application_id = \(applicationID)")
+            }
+            try migrator.migrate(pool)
+            try pool.close()
+            let descriptor = open(temporary, O_RDWR | O_CLOEXEC)
+            guard descriptor >= 0 else { throw StoreError(.failure, "cannot create \(path): \(String(cString: strerror(errno)))") }
+            defer { close(descriptor) }
+            guard fsync(descriptor) == 0 else { throw StoreError(.failure, "cannot create \(path): \(String(cString: strerror(errno)))") }
+            guard rename(temporary, path) == 0 else { throw StoreError(.failure, "cannot create \(path): \(String(cString: strerror(errno)))") }
+            try SecureFile.syncDirectory((path as NSString).deletingLastPathComponent.isEmpty ? "." : (path as NSString).deletingLastPathComponent)
+        } catch let error as StoreError {
+            throw error
+        } catch {
+            throw storeError(error, doing: "create \(path)")
+        }
+    }
+
+    /// Refuses a queue written by a newer version (a migration this one does not know),
+    /// through a read-only connection, which never writes the file (not even a checkpoint).
+    private static func checkSchema(_ path: String) throws(StoreError) {
+        var configuration = Configuration()
+        configuration.readonly = true
+        let superseded: Bool
+        do {
+            let database = try DatabaseQueue(path: path, configuration: configuration)
+            superseded = try database.read { db in try migrator.hasBeenSuperseded(db) }
+            try database.close()
+        } catch {
+            throw storeError(error, doing: "open \(path)")
+        }
+        guard !superseded else {
+            throw StoreError(.failure, "\(path) was written by a newer version of valised; run that version, or restore a backup")
+        }
+    }
+
+    /// Reads the 100-byte SQLite header without opening the database, so a foreign file is
+    /// refused untouched.
+    private static func checkHeader(_ path: String) throws(StoreError) {
+        guard let handle = FileHandle(forReadingAtPath: path) else {
+            throw StoreError(.failure, "cannot open \(path): \(String(cString: strerror(errno)))")
+        }
+        defer { try? handle.close() }
+        let header = [UInt8]((try? handle.read(upToCount: 100)) ?? Data())
+        let notOurs = "\(path) is not a Valise queue"
+        guard !header.isEmpty else {
+            throw StoreError(.corrupt, "\(notOurs): the file is empty. A queue is never left empty, so move the file away and restore the store from a backup (or start an empty queue if none was ever accepted)")
+        }
+        guard header.count == 100, header.starts(with: Array("SQLite format 3\0".utf8)) else {
+            throw StoreError(.corrupt, "\(notOurs): it is not an SQLite database")
+        }
+        let applicationID = header[68..<72].reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
+        guard applicationID == UInt32(bitPattern: Self.applicationID) else {
+            throw StoreError(.corrupt, "\(notOurs): it is an SQLite database of another application")
+        }
+        guard header[18] == 2, header[19] == 2 else {
+            throw StoreError(.corrupt, "\(notOurs): a Valise queue is always in WAL mode; restore it from a backup")
         }
     }
 
@@ -72,6 +213,8 @@ public final class SQLiteEnvelopeStore: EnvelopeStore {
     }
 
     public func accept(_ envelopes: [IncomingEnvelope], now: UInt64) throws(StoreError) -> [AcceptOutcome] {
+        // The room kept for deletions is not for new envelopes.
+        guard reserve.ensure(reclaim: reclaimFreePages) else { return envelopes.map { _ in .refused(.storageFull) } }
         let limits = self.limits
         do {
             return try pool.write { db -> [AcceptOutcome] in
@@ -146,28 +289,37 @@ public final class SQLiteEnvelopeStore: EnvelopeStore {
         }
     }
 
-    public func acknowledge(mailbox: Mailbox, ids: [MessageID], now: UInt64) throws(StoreError) -> Int {
-        guard !ids.isEmpty else { return 0 }
+    public func acknowledge(_ requests: [AcknowledgeRequest], now: UInt64) throws(StoreError) -> [Int] {
+        guard requests.contains(where: { !$0.ids.isEmpty }) else { return requests.map { _ in 0 } }
+        return try freeingSpace { () throws(StoreError) in try recordAcknowledgements(requests, now: now) }
+    }
+
+    private func recordAcknowledgements(_ requests: [AcknowledgeRequest], now: UInt64) throws(StoreError) -> [Int] {
         do {
             return try pool.write { db in
-                var deleted = 0
-                var freed = 0
-                for id in ids {
-                    guard let size = try Int.fetchOne(
-                        db, sql: "DELETE FROM envelope WHERE id = ? AND mailbox = ? RETURNING size",
-                        arguments: [id.bytes.databaseBlob, mailbox.name]) else { continue }
-                    deleted += 1
-                    freed += size
-                    try db.execute(
-                        sql: "UPDATE message SET state = ?, since = ? WHERE id = ?",
-                        arguments: [MessageState.delivered.rawValue, Int64(now), id.bytes.databaseBlob])
+                var deletedPerRequest: [Int] = []
+                var freed: [String: (count: Int, bytes: Int)] = [:]
+                for request in requests {
+                    var deleted = 0
+                    for id in request.ids {
+                        guard let size = try Int.fetchOne(
+                            db, sql: "DELETE FROM envelope WHERE id = ? AND mailbox = ? RETURNING size",
+                            arguments: [id.bytes.databaseBlob, request.mailbox.name]) else { continue }
+                        deleted += 1
+                        freed[request.mailbox.name, default: (0, 0)].count += 1
+                        freed[request.mailbox.name, default: (0, 0)].bytes += size
+                        try db.execute(
+                            sql: "UPDATE message SET state = ?, since = ? WHERE id = ?",
+                            arguments: [MessageState.delivered.rawValue, Int64(now), id.bytes.databaseBlob])
+                    }
+                    deletedPerRequest.append(deleted)
                 }
-                if deleted > 0 {
+                for (mailbox, usage) in freed {
                     try db.execute(
                         sql: "UPDATE mailbox_usage SET count = count - ?, bytes = bytes - ? WHERE mailbox = ?",
-                        arguments: [deleted, freed, mailbox.name])
+                        arguments: [usage.count, usage.bytes, mailbox])
                 }
-                return deleted
+                return deletedPerRequest
             }
         } catch {
             throw Self.storeError(error, doing: "record acknowledgements")
@@ -175,6 +327,10 @@ public final class SQLiteEnvelopeStore: EnvelopeStore {
     }
 
     public func expire(now: UInt64) throws(StoreError) -> Int {
+        try freeingSpace { () throws(StoreError) in try removeExpired(now: now) }
+    }
+
+    private func removeExpired(now: UInt64) throws(StoreError) -> Int {
         do {
             return try pool.write { db in
                 let expired = try Row.fetchAll(
@@ -203,6 +359,10 @@ public final class SQLiteEnvelopeStore: EnvelopeStore {
     }
 
     public func purge(mailbox: Mailbox, now: UInt64) throws(StoreError) -> Int {
+        try freeingSpace { () throws(StoreError) in try removeAll(of: mailbox, now: now) }
+    }
+
+    private func removeAll(of mailbox: Mailbox, now: UInt64) throws(StoreError) -> Int {
         do {
             return try pool.write { db in
                 try db.execute(
@@ -256,6 +416,16 @@ public final class SQLiteEnvelopeStore: EnvelopeStore {
             }
         } catch {
             throw Self.storeError(error, doing: "read statistics")
+        }
+    }
+
+    public func occupiedMailboxes() throws(StoreError) -> [Mailbox] {
+        do {
+            return try pool.read { db in
+                try String.fetchAll(db, sql: "SELECT mailbox FROM mailbox_usage WHERE count > 0 ORDER BY mailbox").map(Mailbox.init)
+            }
+        } catch {
+            throw Self.storeError(error, doing: "list mailboxes")
         }
     }
 

@@ -1,0 +1,109 @@
+import Foundation
+import Testing
+import ValiseTestSupport
+@testable import ValiseStore
+
+@Suite("Queue: expiry and tombstones")
+struct QueueExpiryTests {
+    let file = QueueFile()
+
+    @Test("the TTL classes are 1 h, 1 d, 7 d and 30 d")
+    func ttlClasses() {
+        #expect(TTLClass.allCases.map(\.seconds) == [3600, 86_400, 604_800, 2_592_000])
+        #expect(TTLClass.allCases.map(\.name) == ["1h", "1d", "7d", "30d"])
+        #expect(Precedence.allCases.sorted(by: >).map(\.name) == ["FLASH", "IMMEDIATE", "PRIORITY", "ROUTINE"])
+    }
+
+    @Test("expiry is the store's now plus the TTL class, and an expired envelope is never delivered", arguments: TTLClass.allCases)
+    func expiryFromStoreClock(ttl: TTLClass) throws {
+        let store = try file.open()
+        let now = queueEpoch + 12_345
+        let expiresAt = now + ttl.seconds
+        #expect(try store.accept([envelope("alice", 1, .flash, ttl: ttl), envelope("alice", 2, ttl: .month)], now: now)
+            == [.accepted(expiresAt: expiresAt, duplicate: false), fresh(now, .month)])
+        let stored = try #require(try store.queued("alice", now: now).first)
+        #expect(stored.id == messageID(1))
+        #expect(stored.arrivedAt == now)
+        #expect(stored.expiresAt == expiresAt)
+
+        #expect(try store.queuedIDs("alice", now: expiresAt - 1).first == messageID(1))
+        // From its expiry on it is not delivered, even before expire() has removed it.
+        for moment in [expiresAt, expiresAt + 1] {
+            let ids = try store.queuedIDs("alice", now: moment)
+            #expect(!ids.contains(messageID(1)))
+            let window = try store.nextForDelivery(mailbox: Mailbox("alice"), excluding: [], limit: 1, now: moment)
+            #expect(window.allSatisfy { $0.expiresAt > moment })
+        }
+    }
+
+    @Test("expire() removes and counts expired envelopes and leaves tombstones with the time")
+    func expireLeavesTombstones() throws {
+        let store = try file.open()
+        _ = try store.accept([
+            envelope("bob", 1, ttl: .hour), envelope("bob", 2, ttl: .day), envelope("carol", 3, ttl: .hour),
+            envelope("carol", 4, .flash, ttl: .hour), envelope("carol", 5, ttl: .week),
+        ], now: queueEpoch)
+        // Delivered before its expiry: stays "delivered", is not counted as expired.
+        _ = try store.acknowledge(mailbox: Mailbox("carol"), ids: [messageID(4)], now: queueEpoch + 10)
+
+        #expect(try store.expire(now: queueEpoch + TTLClass.hour.seconds - 1) == 0)
+        let sweep = queueEpoch + TTLClass.hour.seconds + 5
+        #expect(try store.expire(now: sweep) == 2)
+        #expect(try store.expire(now: sweep) == 0)
+
+        #expect(try store.queuedIDs("bob", now: sweep) == [messageID(2)])
+        #expect(try store.queuedIDs("carol", now: sweep) == [messageID(5)])
+        let states = try store.states(of: (1...5).map { messageID($0) })
+        #expect(states[messageID(1)]?.state == .expiredUndelivered)
+        #expect(states[messageID(1)]?.since == sweep)
+        #expect(states[messageID(3)]?.state == .expiredUndelivered)
+        #expect(states[messageID(3)]?.since == sweep)
+        #expect(states[messageID(4)]?.state == .delivered)
+        #expect(states[messageID(4)]?.since == queueEpoch + 10)
+        #expect(states[messageID(2)]?.state == .pending)
+        #expect(states[messageID(5)]?.state == .pending)
+
+        let statistics = try store.statistics(now: sweep)
+        #expect(statistics.countByPrecedence == [.routine: 2])
+        #expect(statistics.bytes == 2 * 48)
+        #expect(statistics.mailboxes == 2)
+        #expect(statistics.remembered == [.pending: 2, .delivered: 1, .expiredUndelivered: 2])
+        // An expired id is still known: re-sending it makes no new copy.
+        #expect(try store.accept([envelope("bob", 1, ttl: .hour)], now: sweep)
+            == [.accepted(expiresAt: queueEpoch + TTLClass.hour.seconds, duplicate: true)])
+        #expect(try store.queuedIDs("bob", now: sweep) == [messageID(2)])
+    }
+
+    @Test("tombstones are forgotten after the retention period")
+    func tombstonesForgotten() throws {
+        let retention: UInt64 = 3 * 3600
+        let store = try file.open(limits: limits(retention: retention))
+        _ = try store.accept([envelope("dave", 1, ttl: .hour), envelope("dave", 2, ttl: .month)], now: queueEpoch)
+        let expiresAt = queueEpoch + TTLClass.hour.seconds
+        #expect(try store.expire(now: expiresAt) == 1)
+        #expect(try store.state(of: messageID(1))?.state == .expiredUndelivered)
+        #expect(try store.state(of: messageID(1))?.since == expiresAt)
+
+        #expect(try store.expire(now: expiresAt + retention - 1) == 0)
+        #expect(try store.state(of: messageID(1))?.state == .expiredUndelivered)
+        #expect(try store.expire(now: expiresAt + retention) == 0)
+        #expect(try store.state(of: messageID(1)) == nil)
+        // The pending one is untouched; forgetting only ever applies to ids no longer queued.
+        #expect(try store.state(of: messageID(2))?.state == .pending)
+        #expect(try store.statistics(now: expiresAt + retention).remembered == [.pending: 1])
+        let now = expiresAt + retention
+        #expect(try store.accept([envelope("dave", 1, ttl: .hour)], now: now) == [fresh(now, .hour)])
+        #expect(try store.queuedIDs("dave", now: now) == [messageID(2), messageID(1)])
+    }
+
+    @Test("an id is remembered at least while its envelope is queued, however long the retention")
+    func pendingNeverForgotten() throws {
+        let store = try file.open(limits: limits(retention: 0))
+        _ = try store.accept([envelope("erin", 1, ttl: .week)], now: queueEpoch)
+        #expect(try store.expire(now: queueEpoch + TTLClass.day.seconds) == 0)
+        #expect(try store.state(of: messageID(1))?.state == .pending)
+        #expect(try store.accept([envelope("erin", 1, ttl: .week)], now: queueEpoch + TTLClass.day.seconds)
+            == [.accepted(expiresAt: queueEpoch + TTLClass.week.seconds, duplicate: true)])
+        #expect(try store.queued("erin", now: queueEpoch + TTLClass.day.seconds).count == 1)
+    }
+}
