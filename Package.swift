@@ -176,7 +176,7 @@ let package = Package(
         ),
         .testTarget(
             name: "ValiseStoreTests",
-            dependencies: ["ValiseStore", "ValiseCrypto", "ValiseTestSupport"],
+            dependencies: ["ValiseStore", "ValiseCrypto", "ValiseTestSupport", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -1,6 +1,5 @@
 import Foundation
-// Only to build foreign SQLite files for the recovery tests. ValiseStoreTests reaches GRDB
-// through ValiseStore; Package.swift should name it for this target.
+// Only to build foreign SQLite files for the recovery tests.
 import GRDB
 import Testing
 import ValiseTestSupport
@@ -48,6 +47,14 @@ struct QueueDurabilityTests {
         #expect(try reopened.accept([envelope("b", 1)], now: later)
             == [.accepted(expiresAt: queueEpoch + 1 + TTLClass.week.seconds, duplicate: true)])
         #expect(try reopened.accept([envelope("c", 3)], now: later) == [.refused(.idInUse)])
+    }
+
+    @Test("every commit is fsynced before it returns: the writer runs with synchronous=FULL, which GRDB's pool would lower")
+    func synchronousFull() throws {
+        let store = try file.open()
+        #expect(try store.writerSynchronousSetting() == 2)
+        _ = try store.accept([envelope("a", 1)], now: queueEpoch)
+        #expect(try store.writerSynchronousSetting() == 2, "still FULL after a commit")
     }
 
     @Test("the store file is in WAL mode and passes SQLite's integrity check")

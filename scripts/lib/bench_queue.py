@@ -88,9 +88,26 @@ def start_relay(count_fsyncs):
     raise SystemExit("bench queue: the relay did not start; see " + os.path.join(work, "relay.log"))
 
 
-def stop_relay(process):
-    process.send_signal(signal.SIGTERM)
-    process.wait(timeout=60)
+def stop_server(process):
+    # Under strace, the process started is strace: valised is its child, and strace writes
+    # its counts once valised has exited.
+    try:
+        children = [int(pid) for pid in open(f"/proc/{process.pid}/task/{process.pid}/children").read().split()]
+    except OSError:
+        children = []
+    is_strace = strace is not None and os.path.basename(os.readlink(f"/proc/{process.pid}/exe")).startswith("strace")
+    for pid in (children if is_strace and children else [process.pid]):
+        os.kill(pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        for pid in children + [process.pid]:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        process.wait(timeout=10)
+        raise SystemExit("bench queue: a server did not stop within 60 s of SIGTERM")
 
 
 def fresh_queue():
@@ -129,7 +146,7 @@ def valise_send(count, connections, run):
              "--count", str(count), "--run", run, "--connections", str(connections), "--size", str(SIZE),
              "--timeout", "600"], capture_output=True, text=True, env=env, timeout=900)
     finally:
-        stop_relay(relay)
+        stop_server(relay)
     if result.returncode != 0:
         raise SystemExit(f"bench queue: valise-load failed: {result.stderr[-2000:]}")
     load = json.loads(result.stdout.strip().splitlines()[-1])
@@ -166,8 +183,7 @@ def redis(count, clients):
         result = subprocess.run([benchmark, "-p", str(redis_port), "-t", "lpush", "-n", str(count), "-c", str(clients),
                                  "-d", str(SIZE), "-P", "1", "--csv"], capture_output=True, text=True, timeout=900)
     finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(timeout=30)
+        stop_server(process)
         shutil.rmtree(directory, ignore_errors=True)
     rows = list(csv.DictReader(io.StringIO(result.stdout)))
     if not rows:
@@ -191,7 +207,7 @@ def startup(envelopes, repetitions=3):
     opened = ""
     for _ in range(repetitions):
         relay, seconds = start_relay(count_fsyncs=False)
-        stop_relay(relay)
+        stop_server(relay)
         times.append(seconds)
     for line in open(os.path.join(work, "relay.log")):
         if "store opened" in line:

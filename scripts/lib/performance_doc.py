@@ -90,6 +90,14 @@ Redis with the same number of clients **{ratio(one, redis_one)}** (1) and
 **{ratio(many, redis_many)}** (64). The disk's floor, one 512-byte write and `fdatasync`
 at a time: {rate(r['fsyncFloorPerSecond'])}.
 
+Read these with the machine in mind. On this virtual machine an `fdatasync` costs about
+{1e6 / r['fsyncFloorPerSecond']:,.0f} µs (the host absorbs the flush); a disk that honours
+flushes takes milliseconds, and then one sender is bounded by the disk while 64 share each
+fsync, so group commit counts for far more than here. The relay, the load generator and
+its 64 Noise sessions share two cores, so with 64 senders the figures measure CPU, not
+the disk. Making the relay faster is the performance issue's work; this one's is that
+`Accepted` never comes before the fsync (the fsyncs per message show it).
+
 ## Startup with a full queue
 
 `valised run` from exec until it listens, with {start['envelopes']:,} envelopes of 256

@@ -43,7 +43,6 @@ public final class SQLiteEnvelopeStore: EnvelopeStore {
         // status`) to finish instead of failing at once.
         configuration.busyMode = .timeout(5)
         configuration.prepareDatabase { db in
-            try db.execute(sql: "PRAGMA synchronous = FULL")
             // Deleted envelopes are overwritten, not left in free pages for a seized disk
             // to give up (said explicitly: SQLite's own default is off).
             try db.execute(sql: "PRAGMA secure_delete = ON")
@@ -61,7 +60,19 @@ public final class SQLiteEnvelopeStore: EnvelopeStore {
             throw Self.storeError(error, doing: "open \(path)")
         }
         do {
+            // GRDB puts a pool's connections in synchronous=NORMAL once WAL is on (after
+            // prepareDatabase), which fsyncs only at checkpoints: a commit could be lost to
+            // a power cut after Accepted. Every write goes through the one writer
+            // connection, so FULL there makes every commit durable before it returns.
+            try pool.writeWithoutTransaction { db in
+                try db.execute(sql: "PRAGMA synchronous = FULL")
+                guard try Int.fetchOne(db, sql: "PRAGMA synchronous") == 2 else {
+                    throw StoreError(.failure, "cannot open \(path): SQLite refused synchronous=FULL")
+                }
+            }
             try Self.migrator.migrate(pool)
+        } catch let error as StoreError {
+            throw error
         } catch {
             throw Self.storeError(error, doing: "open \(path)")
         }
@@ -69,6 +80,11 @@ public final class SQLiteEnvelopeStore: EnvelopeStore {
     }
 
     public static let defaultReserveBytes = 8 << 20
+
+    /// The writer connection's `PRAGMA synchronous` (2 is FULL), for tests.
+    func writerSynchronousSetting() throws -> Int {
+        try pool.writeWithoutTransaction { db in try Int.fetchOne(db, sql: "PRAGMA synchronous") ?? -1 }
+    }
 
     /// Whether the space reserve is whole. While it is not, new envelopes are refused as
     /// storage full.
