@@ -26,6 +26,10 @@ public struct RelayConfiguration: Sendable, Equatable {
         public var maximumEnvelopeBytes = 256 * 1024
         /// Envelopes delivered to one connection and not yet acknowledged, at most.
         public var deliveryWindow = 64
+        /// Sends and status queries of one connection still waiting for their answer, at
+        /// most: past it the relay stops reading from the connection until one is answered,
+        /// so a client cannot queue work (and memory) faster than the disk commits.
+        public var maximumPendingRequests = 64
 
         public init() {}
     }

@@ -57,6 +57,8 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
     private var handshakeTimer: Scheduled<Void>?
     private var frameTimer: Scheduled<Void>?
     private var readHeld = false
+    /// Sends and status queries handed to the store and not yet answered.
+    private var pendingRequests = 0
     private var closed = false
 
     init(shared: Context, peer: String, logger: Logger) {
@@ -84,23 +86,39 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
         armFrameTimer(context, frameCompleted: state.completedFrameCount != framesBefore)
     }
 
+    /// Reads wait while the client is not reading our answers (back-pressure) and while it
+    /// has as many requests waiting on the store as it may.
+    private func mayRead(_ context: ChannelHandlerContext) -> Bool {
+        context.channel.isWritable && pendingRequests < shared.limits.maximumPendingRequests
+    }
+
     func read(context: ChannelHandlerContext) {
-        if context.channel.isWritable {
+        if mayRead(context) {
             context.read()
         } else {
             readHeld = true
         }
     }
 
+    private func resumeReading(_ context: ChannelHandlerContext) {
+        if readHeld && mayRead(context) {
+            readHeld = false
+            context.read()
+        }
+    }
+
     func channelWritabilityChanged(context: ChannelHandlerContext) {
         if context.channel.isWritable {
-            if readHeld {
-                readHeld = false
-                context.read()
-            }
+            resumeReading(context)
             pump(context)
         }
         context.fireChannelWritabilityChanged()
+    }
+
+    /// A request handed to the store was answered: reading may go on.
+    private func requestAnswered(_ context: ChannelHandlerContext) {
+        pendingRequests -= 1
+        resumeReading(context)
     }
 
     func channelInactive(context: ChannelHandlerContext) {
@@ -208,11 +226,13 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
         let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
         let mailboxes = shared.mailboxes
         let eventLoop = context.eventLoop
+        pendingRequests += 1
         shared.writer.accept(envelope) { result in
             if case .success(.accepted(_, duplicate: false)) = result { mailboxes.wake(envelope.mailbox) }
             eventLoop.execute {
                 let (handler, context) = loopBound.value
                 guard !handler.closed else { return }
+                handler.requestAnswered(context)
                 let reply: WireRelayMessage
                 switch result {
                 case .success(let outcome):
@@ -249,17 +269,24 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
         delivery.loading = true
         delivery.wokenWhileLoading = false
         self.delivery = delivery
-        let (store, mailbox, excluding, now) = (shared.store, delivery.mailbox, delivery.inFlight.union(delivery.acknowledging), shared.clock())
+        let (store, mailbox, excluding, clock) = (shared.store, delivery.mailbox, delivery.inFlight.union(delivery.acknowledging), shared.clock)
         let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
         shared.threadPool.runIfActive(eventLoop: context.eventLoop) { () throws -> [StoredEnvelope] in
-            try store.nextForDelivery(mailbox: mailbox, excluding: excluding, limit: room, now: now)
+            // The clock is read here, not before the hop: the job may have waited.
+            try store.nextForDelivery(mailbox: mailbox, excluding: excluding, limit: room, now: clock())
         }.whenComplete { result in
             let (handler, context) = loopBound.value
             guard !handler.closed, var delivery = handler.delivery else { return }
             delivery.loading = false
             switch result {
             case .success(let envelopes):
+                let now = handler.shared.clock()
                 for envelope in envelopes where !delivery.inFlight.contains(envelope.id) && !delivery.acknowledging.contains(envelope.id) {
+                    // Never late: an envelope that expired since it was read stays for the sweep.
+                    guard envelope.expiresAt > now else { continue }
+                    // A client that stopped reading gets no more than the socket's buffer;
+                    // the rest waits in the store until writability returns (which pumps).
+                    guard context.channel.isWritable else { break }
                     delivery.inFlight.insert(envelope.id)
                     handler.delivery = delivery
                     handler.perform(handler.state.send(RelayRequestProcessor.encode(RelayRequestProcessor.deliver(envelope))), context: context)
@@ -268,7 +295,11 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
                 if delivery.wokenWhileLoading { handler.pump(context) }
             case .failure(let error):
                 handler.delivery = delivery
-                handler.logger.error("could not read envelopes", metadata: ["error": "\(error)"])
+                handler.logger.error("could not read envelopes; trying again in a second", metadata: ["error": "\(error)"])
+                context.eventLoop.scheduleTask(in: TimeAmount.seconds(Int64(1))) {
+                    let (handler, context) = loopBound.value
+                    handler.pump(context)
+                }
             }
         }
     }
@@ -302,13 +333,15 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
     }
 
     private func status(requestID: UInt64, ids: [MessageID], nonce: [UInt8], context: ChannelHandlerContext) {
-        let (store, keys) = (shared.store, shared.keys)
+        let (store, keys, clock) = (shared.store, shared.keys, shared.clock)
         let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        pendingRequests += 1
         shared.threadPool.runIfActive(eventLoop: context.eventLoop) { () throws -> WireRelayMessage in
-            RelayRequestProcessor.status(requestID, ids: ids, states: try store.states(of: ids), nonce: nonce, keys: keys)
+            RelayRequestProcessor.status(requestID, ids: ids, states: try store.states(of: ids, now: clock()), nonce: nonce, keys: keys)
         }.whenComplete { result in
             let (handler, context) = loopBound.value
             guard !handler.closed else { return }
+            handler.requestAnswered(context)
             let reply = (try? result.get()) ?? RelayRequestProcessor.error(requestID, RelayError(.internal, code: "storage", message: "the relay could not read message states"))
             handler.perform(handler.state.send(RelayRequestProcessor.encode(reply)), context: context)
         }

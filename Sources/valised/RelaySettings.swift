@@ -49,6 +49,7 @@ struct RelaySettings {
         relay.limits.maximumEntriesPerFetch = try positive(config, "limits.maxEntriesPerFetch", defaults.maximumEntriesPerFetch)
         relay.limits.maximumEnvelopeBytes = try positive(config, "limits.maxEnvelopeBytes", defaults.maximumEnvelopeBytes)
         relay.limits.deliveryWindow = try positive(config, "limits.deliveryWindow", defaults.deliveryWindow)
+        relay.limits.maximumPendingRequests = try positive(config, "limits.maxPendingRequests", defaults.maximumPendingRequests)
 
         let queue = RelayConfiguration.Queue()
         relay.queue.limits.maximumMessagesPerMailbox = try positive(config, "queue.maxMessagesPerMailbox", queue.limits.maximumMessagesPerMailbox)

@@ -52,9 +52,21 @@ struct QueueDurabilityTests {
     @Test("every commit is fsynced before it returns: the writer runs with synchronous=FULL, which GRDB's pool would lower")
     func synchronousFull() throws {
         let store = try file.open()
-        #expect(try store.writerSynchronousSetting() == 2)
+        #expect(try store.writerPragma("synchronous") == 2)
         _ = try store.accept([envelope("a", 1)], now: queueEpoch)
-        #expect(try store.writerSynchronousSetting() == 2, "still FULL after a commit")
+        #expect(try store.writerPragma("synchronous") == 2, "still FULL after a commit")
+    }
+
+    @Test("a new store has incremental auto-vacuum (so a full disk can get freed pages back) and secure delete")
+    func vacuumAndSecureDelete() throws {
+        let store = try file.open()
+        #expect(try store.writerPragma("auto_vacuum") == 2)
+        #expect(try store.writerPragma("secure_delete") == 1)
+        _ = try store.accept((1...40).map { envelope("a", $0, body: [UInt8](repeating: 7, count: 8000)) }, now: queueEpoch)
+        _ = try store.acknowledge(mailbox: Mailbox("a"), ids: (1...40).map { messageID($0) }, now: queueEpoch + 1)
+        let before = try store.writerPragma("page_count")
+        store.reclaimFreePagesForTests()
+        #expect(try store.writerPragma("page_count") < before, "incremental vacuum gave no page back")
     }
 
     @Test("the store file is in WAL mode and passes SQLite's integrity check")

@@ -55,9 +55,10 @@ struct QueueExpiryTests {
         #expect(try store.queuedIDs("carol", now: sweep) == [messageID(5)])
         let states = try store.states(of: (1...5).map { messageID($0) })
         #expect(states[messageID(1)]?.state == .expiredUndelivered)
-        #expect(states[messageID(1)]?.since == sweep)
+        // The tombstone's time is the expiry, not the sweep that noticed it.
+        #expect(states[messageID(1)]?.since == queueEpoch + TTLClass.hour.seconds)
         #expect(states[messageID(3)]?.state == .expiredUndelivered)
-        #expect(states[messageID(3)]?.since == sweep)
+        #expect(states[messageID(3)]?.since == queueEpoch + TTLClass.hour.seconds)
         #expect(states[messageID(4)]?.state == .delivered)
         #expect(states[messageID(4)]?.since == queueEpoch + 10)
         #expect(states[messageID(2)]?.state == .pending)
@@ -105,5 +106,46 @@ struct QueueExpiryTests {
         #expect(try store.accept([envelope("erin", 1, ttl: .week)], now: queueEpoch + TTLClass.day.seconds)
             == [.accepted(expiresAt: queueEpoch + TTLClass.week.seconds, duplicate: true)])
         #expect(try store.queued("erin", now: queueEpoch + TTLClass.day.seconds).count == 1)
+    }
+
+    @Test("past its expiry but before the sweep, an envelope's status is already expired undelivered, dated at the expiry")
+    func expiredBeforeSweep() throws {
+        let store = try file.open()
+        _ = try store.accept([envelope("frank", 1, ttl: .hour)], now: queueEpoch)
+        let expiresAt = queueEpoch + TTLClass.hour.seconds
+        #expect(try store.states(of: [messageID(1)], now: expiresAt - 1)[messageID(1)]?.state == .pending)
+        let late = try store.states(of: [messageID(1)], now: expiresAt + 3600)[messageID(1)]
+        #expect(late?.state == .expiredUndelivered)
+        #expect(late?.since == expiresAt)
+    }
+
+    @Test("an ack that arrives after the sweep removed the envelope turns the tombstone into delivered; another mailbox's ack does not")
+    func ackAfterSweep() throws {
+        let store = try file.open()
+        _ = try store.accept([envelope("gina", 1, ttl: .hour), envelope("gina", 2, ttl: .hour)], now: queueEpoch)
+        let sweep = queueEpoch + TTLClass.hour.seconds
+        #expect(try store.expire(now: sweep) == 2)
+        #expect(try store.acknowledge(mailbox: Mailbox("gina"), ids: [messageID(1)], now: sweep + 1) == 0)
+        #expect(try store.acknowledge(mailbox: Mailbox("hank"), ids: [messageID(2)], now: sweep + 1) == 0)
+        #expect(try store.state(of: messageID(1))?.state == .delivered)
+        #expect(try store.state(of: messageID(1))?.since == sweep + 1)
+        #expect(try store.state(of: messageID(2))?.state == .expiredUndelivered)
+    }
+
+    @Test("a sweep larger than one deletion chunk removes everything, keeps the counters right, and a purge likewise")
+    func chunkedSweepAndPurge() throws {
+        let count = SQLiteEnvelopeStore.deletionChunk * 2 + 7
+        let store = try file.open()
+        _ = try store.accept((0..<count).map { envelope("ivan", $0, ttl: .hour) }, now: queueEpoch)
+        _ = try store.accept((0..<count).map { envelope("jane", $0, ttl: .week, salt: 9) }, now: queueEpoch)
+        #expect(try store.expire(now: queueEpoch + TTLClass.hour.seconds) == count)
+        #expect(try store.queuedIDs("ivan", now: queueEpoch).isEmpty)
+        #expect(try store.purge(mailbox: Mailbox("jane"), now: queueEpoch + 1) == count)
+        let statistics = try store.statistics(now: queueEpoch + 2)
+        #expect(statistics.count == 0 && statistics.bytes == 0 && statistics.mailboxes == 0)
+        #expect(statistics.remembered == [.expiredUndelivered: count, .purged: count])
+        // Usage starts from zero again: a full quota's worth fits.
+        #expect(try store.accept([envelope("jane", 1, salt: 10)], now: queueEpoch + 3) == [fresh(queueEpoch + 3)])
+        #expect(try store.integrityCheck() == "ok")
     }
 }

@@ -168,8 +168,8 @@ final class GatedStore: EnvelopeStore, @unchecked Sendable {
         return try inner.purge(mailbox: mailbox, now: now)
     }
 
-    func states(of ids: [MessageID]) throws(StoreError) -> [MessageID: (state: MessageState, since: UInt64)] {
-        try inner.states(of: ids)
+    func states(of ids: [MessageID], now: UInt64) throws(StoreError) -> [MessageID: (state: MessageState, since: UInt64)] {
+        try inner.states(of: ids, now: now)
     }
 
     func statistics(now: UInt64) throws(StoreError) -> QueueStatistics {

@@ -178,7 +178,14 @@ struct QueueModel {
     mutating func acknowledge(mailbox: String, ids: [MessageID], now: UInt64) -> Int {
         var deleted = 0
         for id in ids {
-            guard let index = envelopes.firstIndex(where: { $0.id == id && $0.mailbox == mailbox }) else { continue }
+            guard let index = envelopes.firstIndex(where: { $0.id == id && $0.mailbox == mailbox }) else {
+                // Swept as expired before the ack came: the recipient has it after all.
+                if let memo = memory[id], memo.mailbox == mailbox, memo.state == .expiredUndelivered {
+                    memory[id]?.state = .delivered
+                    memory[id]?.since = now
+                }
+                continue
+            }
             envelopes.remove(at: index)
             memory[id]?.state = .delivered
             memory[id]?.since = now
@@ -192,7 +199,7 @@ struct QueueModel {
         envelopes.removeAll { $0.expiresAt <= now }
         for entry in expired {
             memory[entry.id]?.state = .expiredUndelivered
-            memory[entry.id]?.since = now
+            memory[entry.id]?.since = entry.expiresAt
         }
         memory = memory.filter { $0.value.forgetAt > now }
         return expired.count

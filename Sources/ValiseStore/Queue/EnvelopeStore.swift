@@ -27,8 +27,10 @@ public protocol EnvelopeStore: Sendable {
     /// Removes every envelope of a revoked recipient. Returns how many.
     func purge(mailbox: Mailbox, now: UInt64) throws(StoreError) -> Int
 
-    /// What is remembered of these ids, and since when.
-    func states(of ids: [MessageID]) throws(StoreError) -> [MessageID: (state: MessageState, since: UInt64)]
+    /// What is remembered of these ids, and since when, at `now`: a pending envelope whose
+    /// expiry has passed but which the sweep has not removed yet is already expired
+    /// undelivered (since its expiry), as it can no longer be delivered.
+    func states(of ids: [MessageID], now: UInt64) throws(StoreError) -> [MessageID: (state: MessageState, since: UInt64)]
 
     func statistics(now: UInt64) throws(StoreError) -> QueueStatistics
 
@@ -48,6 +50,11 @@ public struct AcknowledgeRequest: Sendable, Equatable {
 }
 
 extension EnvelopeStore {
+    /// What is recorded of these ids, as of the last sweep.
+    public func states(of ids: [MessageID]) throws(StoreError) -> [MessageID: (state: MessageState, since: UInt64)] {
+        try states(of: ids, now: 0)
+    }
+
     /// One mailbox's acknowledgement in a transaction of its own. Returns how many
     /// envelopes were deleted.
     public func acknowledge(mailbox: Mailbox, ids: [MessageID], now: UInt64) throws(StoreError) -> Int {

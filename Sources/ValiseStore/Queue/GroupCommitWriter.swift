@@ -148,7 +148,8 @@ public final class GroupCommitWriter: @unchecked Sendable {
         if !accepts.isEmpty {
             do {
                 let outcomes = try store.accept(accepts.map(\.0), now: now)
-                count { $0.acceptCommits += 1; $0.acceptedEnvelopes += accepts.count }
+                let stored = outcomes.count { if case .accepted(_, duplicate: false) = $0 { true } else { false } }
+                count { $0.acceptCommits += 1; $0.acceptedEnvelopes += stored }
                 for (index, outcome) in outcomes.enumerated() { accepts[index].1(.success(outcome)) }
             } catch {
                 for (_, completion) in accepts { completion(.failure(error)) }

@@ -49,6 +49,8 @@ public final class SQLiteEnvelopeStore: EnvelopeStore {
             // The log is folded into the database every 1000 pages (4 MiB); with a group
             // commit of at most 4 MiB, the 8 MiB space reserve always covers one fold.
             try db.execute(sql: "PRAGMA wal_autocheckpoint = 1000")
+            // After a burst, the log file is cut back to 64 MiB at the next checkpoint.
+            try db.execute(sql: "PRAGMA journal_size_limit = 67108864")
             if let maximumBytes {
                 let pageSize = try Int.fetchOne(db, sql: "PRAGMA page_size") ?? 4096
                 try db.execute(sql: "PRAGMA max_page_count = \(max(16, maximumBytes / pageSize))")
@@ -81,9 +83,11 @@ public final class SQLiteEnvelopeStore: EnvelopeStore {
 
     public static let defaultReserveBytes = 8 << 20
 
-    /// The writer connection's `PRAGMA synchronous` (2 is FULL), for tests.
-    func writerSynchronousSetting() throws -> Int {
-        try pool.writeWithoutTransaction { db in try Int.fetchOne(db, sql: "PRAGMA synchronous") ?? -1 }
+    func reclaimFreePagesForTests() { reclaimFreePages() }
+
+    /// A PRAGMA's value on the writer connection (`synchronous`: 2 is FULL), for tests.
+    func writerPragma(_ name: String) throws -> Int {
+        try pool.writeWithoutTransaction { db in try Int.fetchOne(db, sql: "PRAGMA \(name)") ?? -1 }
     }
 
     /// Whether the space reserve is whole. While it is not, new envelopes are refused as
@@ -126,10 +130,15 @@ public final class SQLiteEnvelopeStore: EnvelopeStore {
             try? FileManager.default.removeItem(atPath: leftover)
         }
         do {
-            let pool = try DatabasePool(path: temporary)
-            try pool.writeWithoutTransaction { db in
-                // Incremental vacuum lets a store on a full disk hand freed pages back.
+            var configuration = Configuration()
+            configuration.prepareDatabase { db in
+                // Incremental vacuum lets a store on a full disk hand freed pages back. It
+                // must be set before any table exists, so here: GRDB's WAL set-up, which
+                // runs after this, creates and drops one.
                 try db.execute(sql: "PRAGMA auto_vacuum = INCREMENTAL")
+            }
+            let pool = try DatabasePool(path: temporary, configuration: configuration)
+            try pool.writeWithoutTransaction { db in
                 try db.execute(sql: "PRAGMA application_id = \(applicationID)")
             }
             try migrator.migrate(pool)
@@ -320,7 +329,15 @@ public final class SQLiteEnvelopeStore: EnvelopeStore {
                     for id in request.ids {
                         guard let size = try Int.fetchOne(
                             db, sql: "DELETE FROM envelope WHERE id = ? AND mailbox = ? RETURNING size",
-                            arguments: [id.bytes.databaseBlob, request.mailbox.name]) else { continue }
+                            arguments: [id.bytes.databaseBlob, request.mailbox.name]) else {
+                            // Delivered just before its expiry and swept before the ack came:
+                            // the recipient has it, so the status must not say undelivered.
+                            try db.execute(
+                                sql: "UPDATE message SET state = ?, since = ? WHERE id = ? AND mailbox = ? AND state = ?",
+                                arguments: [MessageState.delivered.rawValue, Int64(now), id.bytes.databaseBlob,
+                                            request.mailbox.name, MessageState.expiredUndelivered.rawValue])
+                            continue
+                        }
                         deleted += 1
                         freed[request.mailbox.name, default: (0, 0)].count += 1
                         freed[request.mailbox.name, default: (0, 0)].bytes += size
@@ -346,29 +363,58 @@ public final class SQLiteEnvelopeStore: EnvelopeStore {
         try freeingSpace { () throws(StoreError) in try removeExpired(now: now) }
     }
 
+    /// Rows one deletion transaction touches, at most: bounds what a sweep or a purge adds
+    /// to the write-ahead log (which the space reserve must cover) and how long it holds
+    /// the writer.
+    static let deletionChunk = 500
+
+    /// Runs `chunk` in one transaction after another until it deletes fewer than a chunk's
+    /// worth of rows; returns how many it deleted in all.
+    private func inChunks(_ chunk: (Database) throws -> Int) throws -> Int {
+        var total = 0
+        while true {
+            let removed = try pool.write { db in try chunk(db) }
+            total += removed
+            if removed < Self.deletionChunk { return total }
+        }
+    }
+
     private func removeExpired(now: UInt64) throws(StoreError) -> Int {
         do {
-            return try pool.write { db in
+            let total = try inChunks { db in
                 let expired = try Row.fetchAll(
-                    db, sql: "DELETE FROM envelope WHERE expires_at <= ? RETURNING id, mailbox, size", arguments: [Int64(now)])
+                    db,
+                    sql: """
+                        DELETE FROM envelope WHERE sequence IN
+                            (SELECT sequence FROM envelope WHERE expires_at <= ? LIMIT ?)
+                        RETURNING id, mailbox, size, expires_at
+                        """,
+                    arguments: [Int64(now), Self.deletionChunk])
                 var freed: [String: (count: Int, bytes: Int)] = [:]
                 for row in expired {
                     let mailbox: String = row["mailbox"]
                     freed[mailbox, default: (0, 0)].count += 1
                     freed[mailbox, default: (0, 0)].bytes += row["size"] as Int
+                    // The tombstone says when it expired, not when the sweep noticed.
                     try db.execute(
                         sql: "UPDATE message SET state = ?, since = ? WHERE id = ?",
-                        arguments: [MessageState.expiredUndelivered.rawValue, Int64(now), row["id"] as Data])
+                        arguments: [MessageState.expiredUndelivered.rawValue, row["expires_at"] as Int64, row["id"] as Data])
                 }
                 for (mailbox, amount) in freed {
                     try db.execute(
                         sql: "UPDATE mailbox_usage SET count = count - ?, bytes = bytes - ? WHERE mailbox = ?",
                         arguments: [amount.count, amount.bytes, mailbox])
                 }
-                try db.execute(sql: "DELETE FROM message WHERE forget_at <= ?", arguments: [Int64(now)])
                 try db.execute(sql: "DELETE FROM mailbox_usage WHERE count <= 0")
                 return expired.count
             }
+            _ = try inChunks { db in
+                try db.execute(
+                    sql: "DELETE FROM message WHERE id IN (SELECT id FROM message WHERE forget_at <= ? LIMIT ?)",
+                    arguments: [Int64(now), Self.deletionChunk])
+                return db.changesCount
+            }
+            return total
         } catch {
             throw Self.storeError(error, doing: "expire envelopes")
         }
@@ -380,29 +426,47 @@ public final class SQLiteEnvelopeStore: EnvelopeStore {
 
     private func removeAll(of mailbox: Mailbox, now: UInt64) throws(StoreError) -> Int {
         do {
-            return try pool.write { db in
+            return try inChunks { db in
+                let purged = try Row.fetchAll(
+                    db,
+                    sql: """
+                        DELETE FROM envelope WHERE sequence IN
+                            (SELECT sequence FROM envelope WHERE mailbox = ? LIMIT ?)
+                        RETURNING id, size
+                        """,
+                    arguments: [mailbox.name, Self.deletionChunk])
+                var bytes = 0
+                for row in purged {
+                    bytes += row["size"] as Int
+                    try db.execute(
+                        sql: "UPDATE message SET state = ?, since = ? WHERE id = ? AND state = ?",
+                        arguments: [MessageState.purged.rawValue, Int64(now), row["id"] as Data, MessageState.pending.rawValue])
+                }
                 try db.execute(
-                    sql: "UPDATE message SET state = ?, since = ? WHERE mailbox = ? AND state = ?",
-                    arguments: [MessageState.purged.rawValue, Int64(now), mailbox.name, MessageState.pending.rawValue])
-                try db.execute(sql: "DELETE FROM envelope WHERE mailbox = ?", arguments: [mailbox.name])
-                let purged = db.changesCount
-                try db.execute(sql: "DELETE FROM mailbox_usage WHERE mailbox = ?", arguments: [mailbox.name])
-                return purged
+                    sql: "UPDATE mailbox_usage SET count = count - ?, bytes = bytes - ? WHERE mailbox = ?",
+                    arguments: [purged.count, bytes, mailbox.name])
+                try db.execute(sql: "DELETE FROM mailbox_usage WHERE mailbox = ? AND count <= 0", arguments: [mailbox.name])
+                return purged.count
             }
         } catch {
             throw Self.storeError(error, doing: "purge a mailbox")
         }
     }
 
-    public func states(of ids: [MessageID]) throws(StoreError) -> [MessageID: (state: MessageState, since: UInt64)] {
+    public func states(of ids: [MessageID], now: UInt64) throws(StoreError) -> [MessageID: (state: MessageState, since: UInt64)] {
         guard !ids.isEmpty else { return [:] }
         do {
             return try pool.read { db in
                 var result: [MessageID: (state: MessageState, since: UInt64)] = [:]
                 for id in ids {
-                    guard let row = try Row.fetchOne(db, sql: "SELECT state, since FROM message WHERE id = ?", arguments: [id.bytes.databaseBlob]),
+                    guard let row = try Row.fetchOne(db, sql: "SELECT state, since, expires_at FROM message WHERE id = ?", arguments: [id.bytes.databaseBlob]),
                           let state = MessageState(rawValue: row["state"]) else { continue }
-                    result[id] = (state, UInt64(row["since"] as Int64))
+                    let expiresAt = UInt64(row["expires_at"] as Int64)
+                    if state == .pending && expiresAt <= now {
+                        result[id] = (.expiredUndelivered, expiresAt)
+                    } else {
+                        result[id] = (state, UInt64(row["since"] as Int64))
+                    }
                 }
                 return result
             }
