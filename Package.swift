@@ -48,6 +48,12 @@ let package = Package(
             dependencies: ["ValiseCrypto"],
             swiftSettings: swiftSettings
         ),
+        // End-to-end sessions: X3DH and the Double Ratchet. Pure (no I/O).
+        .target(
+            name: "ValiseSession",
+            dependencies: ["ValiseCrypto"],
+            swiftSettings: swiftSettings
+        ),
         // The wire: framing, the Noise state machine, relay messages. Pure (no I/O).
         .target(
             name: "ValiseWire",
@@ -171,6 +177,12 @@ let package = Package(
         .testTarget(
             name: "ValiseWireTests",
             dependencies: ["ValiseWire", "ValiseCrypto", "ValiseTestSupport"],
+            resources: [.copy("Fixtures")],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "ValiseSessionTests",
+            dependencies: ["ValiseSession", "ValiseCrypto", "ValiseTestSupport"],
             resources: [.copy("Fixtures")],
             swiftSettings: swiftSettings
         ),
