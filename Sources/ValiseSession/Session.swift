@@ -1,0 +1,146 @@
+public import ValiseCrypto
+
+/// One end of an end-to-end session with a peer device: the Double Ratchet plus what
+/// docs/PROTOCOL.md ("Session messages") adds around it. Until the initiator has read a
+/// reply, every message it sends carries the X3DH initial header, so that whichever of its
+/// messages arrives first (delivery follows precedence, not order) can start the session.
+///
+/// A value, like `DoubleRatchet`: the caller stores it (encrypted) after every change, in
+/// the same transaction as the message it encrypted or decrypted.
+public struct Session: Sendable {
+    /// The session message format's version.
+    public static let version: UInt8 = 1
+    enum Kind: UInt8 {
+        case initial = 1
+        case ratchet = 2
+    }
+
+    /// The peer device's identity key (Ed25519), which the caller checks against the directory.
+    public let peerIdentity: SigningPublicKey
+    private var ratchet: DoubleRatchet
+    /// Sent with every message until a reply has been read (initiator only).
+    private var pendingInitialHeader: X3DH.InitialHeader?
+    /// The header that started this session (both sides), to recognise its repeats.
+    private let initialHeader: X3DH.InitialHeader
+
+    /// Whether messages still carry the initial header.
+    public var awaitsReply: Bool { pendingInitialHeader != nil }
+
+    /// Starts a session with the device whose bundle this is (the caller has checked the
+    /// bundle's identity key against the directory).
+    public static func initiate(
+        identity: SigningKey, bundle: X3DH.PrekeyBundle,
+        ephemeral: AgreementPrivateKey = AgreementPrivateKey(), ratchetKey: AgreementPrivateKey = AgreementPrivateKey()
+    ) throws(SessionError) -> Session {
+        let (agreement, header) = try X3DH.initiate(identity: identity, bundle: bundle, ephemeral: ephemeral)
+        let ratchet = try DoubleRatchet(initiatorWith: agreement, remoteRatchetKey: bundle.signedPrekey, ratchetKey: ratchetKey)
+        return Session(peerIdentity: bundle.identityKey, ratchet: ratchet, pendingInitialHeader: header, initialHeader: header)
+    }
+
+    /// What the responder needs to accept an initial message.
+    public struct Prekeys {
+        /// The private half of a signed prekey this device holds (current or kept for
+        /// late messages), or nil.
+        public var signedPrekey: (AgreementPublicKey) -> AgreementPrivateKey?
+        /// The private half of an unused one-time prekey, or nil.
+        public var oneTimePrekey: (AgreementPublicKey) -> AgreementPrivateKey?
+        /// Whether a session was already begun with this replay key (see `Accepted`).
+        public var seenBefore: ([UInt8]) -> Bool
+
+        public init(
+            signedPrekey: @escaping (AgreementPublicKey) -> AgreementPrivateKey?,
+            oneTimePrekey: @escaping (AgreementPublicKey) -> AgreementPrivateKey?,
+            seenBefore: @escaping ([UInt8]) -> Bool
+        ) {
+            self.signedPrekey = signedPrekey
+            self.oneTimePrekey = oneTimePrekey
+            self.seenBefore = seenBefore
+        }
+    }
+
+    /// A session started by a peer's initial message.
+    public struct Accepted: Sendable {
+        public var session: Session
+        public let plaintext: [UInt8]
+        /// The one-time prekey the session used: the caller deletes its private half in
+        /// the same transaction that stores the session.
+        public let usedOneTimePrekey: AgreementPublicKey?
+        /// SPK ‖ EK: the caller records it for as long as it keeps the signed prekey, and
+        /// answers `seenBefore` from that record, so a replayed initial message cannot
+        /// start a second session (a one-time prekey, deleted once used, does the same).
+        public let replayKey: [UInt8]
+    }
+
+    /// Whether `message` is an initial message (one that may start a session).
+    public static func isInitial(_ message: [UInt8]) -> Bool {
+        message.count >= 2 && message[0] == version && message[1] == Kind.initial.rawValue
+    }
+
+    /// The responder's side: starts a session from an initial message.
+    public static func accept(
+        _ message: [UInt8], identity: SigningKey, prekeys: Prekeys,
+        newRatchetKey: () -> AgreementPrivateKey = { AgreementPrivateKey() }
+    ) throws(SessionError) -> Accepted {
+        let (header, ratchetMessage) = try parse(message)
+        guard let header else { throw SessionError(code: "no-session", message: "the message belongs to a session this device does not have") }
+        guard let signedPrekey = prekeys.signedPrekey(header.signedPrekey) else { throw .unknownPrekey }
+        let oneTimePrekey: AgreementPrivateKey?
+        if let wanted = header.oneTimePrekey {
+            guard let found = prekeys.oneTimePrekey(wanted) else { throw .unknownPrekey }
+            oneTimePrekey = found
+        } else {
+            oneTimePrekey = nil
+        }
+        let replayKey = header.signedPrekey.bytes + header.ephemeralKey.bytes
+        guard !prekeys.seenBefore(replayKey) else { throw .duplicate }
+        let agreement = try X3DH.respond(identity: identity, signedPrekey: signedPrekey, oneTimePrekey: oneTimePrekey, header: header)
+        var ratchet = DoubleRatchet(responderWith: agreement, signedPrekey: signedPrekey)
+        let plaintext = try ratchet.decrypt(ratchetMessage, newRatchetKey: newRatchetKey)
+        let session = Session(peerIdentity: header.identityKey, ratchet: ratchet, pendingInitialHeader: nil, initialHeader: header)
+        return Accepted(session: session, plaintext: plaintext, usedOneTimePrekey: header.oneTimePrekey, replayKey: replayKey)
+    }
+
+    /// `u8 version (1) ‖ u8 kind ‖ [initial header, kind 1] ‖ ratchet message`.
+    public mutating func encrypt(_ plaintext: [UInt8]) throws(SessionError) -> [UInt8] {
+        let message = try ratchet.encrypt(plaintext).encoded
+        if let pendingInitialHeader {
+            return [Self.version, Kind.initial.rawValue] + pendingInitialHeader.encoded + message
+        }
+        return [Self.version, Kind.ratchet.rawValue] + message
+    }
+
+    /// Decrypts a message of this session: a ratchet message, or an initial message that
+    /// repeats this session's own start (the peer had not yet read a reply). An initial
+    /// message with another header is a new session, which the caller starts with `accept`.
+    public mutating func decrypt(
+        _ message: [UInt8], newRatchetKey: () -> AgreementPrivateKey = { AgreementPrivateKey() }
+    ) throws(SessionError) -> [UInt8] {
+        let (header, ratchetMessage) = try Self.parse(message)
+        if let header, header != initialHeader {
+            throw SessionError(code: "new-session", message: "the message starts a new session")
+        }
+        let plaintext = try ratchet.decrypt(ratchetMessage, newRatchetKey: newRatchetKey)
+        // A message from the peer means it has our session: stop sending the header.
+        pendingInitialHeader = nil
+        return plaintext
+    }
+
+    private static func parse(_ message: [UInt8]) throws(SessionError) -> (X3DH.InitialHeader?, RatchetMessage) {
+        guard message.count >= 2 else { throw .malformed("the session message") }
+        guard message[0] == version else {
+            throw SessionError(code: "unsupported-version", message: "the session message has version \(message[0]), which this program does not support")
+        }
+        switch Kind(rawValue: message[1]) {
+        case .ratchet:
+            return (nil, try RatchetMessage(decoding: Array(message[2...])))
+        case .initial:
+            guard message.count >= 3 else { throw .malformed("the session message") }
+            let headerLength = message[2] == 1 ? 129 : 97
+            guard message.count >= 2 + headerLength else { throw .malformed("the session message") }
+            let header = try X3DH.InitialHeader(decoding: Array(message[2..<(2 + headerLength)]))
+            return (header, try RatchetMessage(decoding: Array(message[(2 + headerLength)...])))
+        case nil:
+            throw .malformed("the session message")
+        }
+    }
+}
