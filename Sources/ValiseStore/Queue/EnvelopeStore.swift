@@ -24,7 +24,8 @@ public protocol EnvelopeStore: Sendable {
     /// retention has passed. Returns how many envelopes expired.
     func expire(now: UInt64) throws(StoreError) -> Int
 
-    /// Removes every envelope of a revoked recipient. Returns how many.
+    /// Removes every envelope of a revoked recipient (and its prekeys, where the store
+    /// keeps them). Returns how many envelopes.
     func purge(mailbox: Mailbox, now: UInt64) throws(StoreError) -> Int
 
     /// What is remembered of these ids, and since when, at `now`: a pending envelope whose
@@ -34,7 +35,8 @@ public protocol EnvelopeStore: Sendable {
 
     func statistics(now: UInt64) throws(StoreError) -> QueueStatistics
 
-    /// The mailboxes that hold at least one envelope.
+    /// The mailboxes that hold at least one envelope (or, in a store that also keeps
+    /// prekeys, any prekey), so that the relay can purge those of revoked members.
     func occupiedMailboxes() throws(StoreError) -> [Mailbox]
 }
 

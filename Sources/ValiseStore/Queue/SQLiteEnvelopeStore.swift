@@ -6,7 +6,7 @@ import GRDB
 /// meant to be funnelled through one thread in batches (group commit); reads run
 /// concurrently with them (WAL readers).
 public final class SQLiteEnvelopeStore: EnvelopeStore {
-    private let pool: DatabasePool
+    let pool: DatabasePool
     public let limits: QueueLimits
     public let path: String
     private let reserve: SpaceReserve
@@ -234,6 +234,7 @@ public final class SQLiteEnvelopeStore: EnvelopeStore {
                 ) WITHOUT ROWID;
                 """)
         }
+        registerPrekeyMigration(&migrator)
         return migrator
     }
 
@@ -426,6 +427,7 @@ public final class SQLiteEnvelopeStore: EnvelopeStore {
 
     private func removeAll(of mailbox: Mailbox, now: UInt64) throws(StoreError) -> Int {
         do {
+            try pool.write { db in try Self.deletePrekeys(db, mailbox: mailbox) }
             return try inChunks { db in
                 let purged = try Row.fetchAll(
                     db,
@@ -502,7 +504,10 @@ public final class SQLiteEnvelopeStore: EnvelopeStore {
     public func occupiedMailboxes() throws(StoreError) -> [Mailbox] {
         do {
             return try pool.read { db in
-                try String.fetchAll(db, sql: "SELECT mailbox FROM mailbox_usage WHERE count > 0 ORDER BY mailbox").map(Mailbox.init)
+                try String.fetchAll(db, sql: """
+                    SELECT mailbox FROM mailbox_usage WHERE count > 0
+                    UNION SELECT mailbox FROM prekey UNION SELECT mailbox FROM one_time_prekey ORDER BY mailbox
+                    """).map(Mailbox.init)
             }
         } catch {
             throw Self.storeError(error, doing: "list mailboxes")

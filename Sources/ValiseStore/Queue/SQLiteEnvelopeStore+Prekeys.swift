@@ -1,0 +1,96 @@
+import Foundation
+import GRDB
+
+extension SQLiteEnvelopeStore: PrekeyStore {
+    public static let maximumOneTimePrekeys = 200
+
+    static func registerPrekeyMigration(_ migrator: inout DatabaseMigrator) {
+        migrator.registerMigration("prekeys-v1") { db in
+            try db.execute(sql: """
+                CREATE TABLE prekey (
+                    mailbox TEXT PRIMARY KEY,
+                    signed_prekey BLOB NOT NULL,
+                    signed_prekey_signature BLOB NOT NULL,
+                    envelope_key BLOB NOT NULL,
+                    envelope_key_signature BLOB NOT NULL,
+                    updated_at INTEGER NOT NULL
+                ) WITHOUT ROWID;
+                CREATE TABLE one_time_prekey (
+                    mailbox TEXT NOT NULL,
+                    key BLOB NOT NULL,
+                    PRIMARY KEY (mailbox, key)
+                ) WITHOUT ROWID;
+                """)
+        }
+    }
+
+    public func storePrekeys(mailbox: Mailbox, prekeys: StoredPrekeys, oneTimePrekeys: [[UInt8]]) throws(StoreError) -> Int {
+        guard prekeys.isWellFormed, oneTimePrekeys.allSatisfy({ $0.count == 32 }) else {
+            throw StoreError(.failure, "cannot store prekeys: a key or signature has the wrong length")
+        }
+        do {
+            return try pool.write { db in
+                let held = Set(try Data.fetchAll(db, sql: "SELECT key FROM one_time_prekey WHERE mailbox = ?", arguments: [mailbox.name]).map { [UInt8]($0) })
+                let new = Set(oneTimePrekeys).subtracting(held)
+                guard held.count + new.count <= Self.maximumOneTimePrekeys else {
+                    throw StoreError(.failure, "a device may hold at most \(Self.maximumOneTimePrekeys) one-time prekeys on the relay (it has \(held.count), and sent \(new.count) new)")
+                }
+                try db.execute(
+                    sql: """
+                        INSERT INTO prekey (mailbox, signed_prekey, signed_prekey_signature, envelope_key, envelope_key_signature, updated_at)
+                        VALUES (?, ?, ?, ?, ?, ?)
+                        ON CONFLICT(mailbox) DO UPDATE SET signed_prekey = excluded.signed_prekey,
+                            signed_prekey_signature = excluded.signed_prekey_signature, envelope_key = excluded.envelope_key,
+                            envelope_key_signature = excluded.envelope_key_signature, updated_at = excluded.updated_at
+                        """,
+                    arguments: [mailbox.name, Data(prekeys.signedPrekey), Data(prekeys.signedPrekeySignature), Data(prekeys.envelopeKey),
+                                Data(prekeys.envelopeKeySignature), Int64(prekeys.updatedAt)])
+                for key in new {
+                    try db.execute(sql: "INSERT INTO one_time_prekey (mailbox, key) VALUES (?, ?)", arguments: [mailbox.name, Data(key)])
+                }
+                return held.count + new.count
+            }
+        } catch let error as StoreError {
+            throw error
+        } catch {
+            throw Self.storeError(error, doing: "store prekeys")
+        }
+    }
+
+    public func takeBundle(mailbox: Mailbox) throws(StoreError) -> PrekeyBundleRecord? {
+        do {
+            return try pool.write { db -> PrekeyBundleRecord? in
+                guard let row = try Row.fetchOne(db, sql: "SELECT * FROM prekey WHERE mailbox = ?", arguments: [mailbox.name]) else { return nil }
+                let prekeys = StoredPrekeys(
+                    signedPrekey: [UInt8](row["signed_prekey"] as Data), signedPrekeySignature: [UInt8](row["signed_prekey_signature"] as Data),
+                    envelopeKey: [UInt8](row["envelope_key"] as Data), envelopeKeySignature: [UInt8](row["envelope_key_signature"] as Data),
+                    updatedAt: UInt64(row["updated_at"] as Int64))
+                let oneTime = try Data.fetchOne(
+                    db, sql: "SELECT key FROM one_time_prekey WHERE mailbox = ? ORDER BY key LIMIT 1", arguments: [mailbox.name])
+                if let oneTime {
+                    try db.execute(sql: "DELETE FROM one_time_prekey WHERE mailbox = ? AND key = ?", arguments: [mailbox.name, oneTime])
+                }
+                let left = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM one_time_prekey WHERE mailbox = ?", arguments: [mailbox.name]) ?? 0
+                return PrekeyBundleRecord(prekeys: prekeys, oneTimePrekey: oneTime.map { [UInt8]($0) }, oneTimePrekeysLeft: left)
+            }
+        } catch {
+            throw Self.storeError(error, doing: "hand out a prekey bundle")
+        }
+    }
+
+    public func oneTimePrekeyCount(mailbox: Mailbox) throws(StoreError) -> Int {
+        do {
+            return try pool.read { db in
+                try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM one_time_prekey WHERE mailbox = ?", arguments: [mailbox.name]) ?? 0
+            }
+        } catch {
+            throw Self.storeError(error, doing: "count one-time prekeys")
+        }
+    }
+
+    /// Deletes a revoked device's prekeys (part of `purge`).
+    static func deletePrekeys(_ db: Database, mailbox: Mailbox) throws {
+        try db.execute(sql: "DELETE FROM prekey WHERE mailbox = ?", arguments: [mailbox.name])
+        try db.execute(sql: "DELETE FROM one_time_prekey WHERE mailbox = ?", arguments: [mailbox.name])
+    }
+}
