@@ -78,6 +78,7 @@ let package = Package(
             dependencies: [
                 "ValiseCrypto",
                 "ValiseDirectory",
+                "ValiseSession",
                 "ValiseStore",
                 "ValiseWire",
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -214,6 +215,7 @@ let package = Package(
                 "ValiseClient",
                 "ValiseCrypto",
                 "ValiseDirectory",
+                "ValiseSession",
                 "ValiseWire",
                 "ValiseTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -30,6 +30,9 @@ public struct RelayConfiguration: Sendable, Equatable {
         /// most: past it the relay stops reading from the connection until one is answered,
         /// so a client cannot queue work (and memory) faster than the disk commits.
         public var maximumPendingRequests = 64
+        /// Prekey bundles one device may fetch per minute (and in a burst), so that nobody
+        /// can drain another member's one-time prekeys.
+        public var prekeyFetchesPerMinute = 30.0
 
         public init() {}
     }

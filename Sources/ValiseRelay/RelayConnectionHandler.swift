@@ -27,6 +27,8 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
         let queue: RelayConfiguration.Queue
         let threadPool: NIOThreadPool
         let store: any EnvelopeStore
+        let prekeys: any PrekeyStore
+        let prekeyFetches: PrekeyFetchLimiter
         let writer: GroupCommitWriter
         let mailboxes: MailboxRegistry
         let clock: @Sendable () -> UInt64
@@ -216,6 +218,32 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
             acknowledge(ids, context: context)
         case .status(let requestID, let ids, let nonce):
             status(requestID: requestID, ids: ids, nonce: nonce, context: context)
+        case .prekeyUpload(let requestID, let mailbox, let signedPrekey, let signedPrekeySignature, let envelopeKey, let envelopeKeySignature, let oneTime):
+            let prekeys = StoredPrekeys(
+                signedPrekey: signedPrekey, signedPrekeySignature: signedPrekeySignature, envelopeKey: envelopeKey,
+                envelopeKeySignature: envelopeKeySignature, updatedAt: shared.clock())
+            let store = shared.prekeys
+            answerOffLoop(requestID: requestID, context: context, failure: "could not store prekeys") { () throws -> WireRelayMessage in
+                do {
+                    return RelayRequestProcessor.prekeysStored(requestID, count: try store.storePrekeys(mailbox: mailbox, prekeys: prekeys, oneTimePrekeys: oneTime))
+                } catch let error as StoreError where error.kind == .limitReached {
+                    return RelayRequestProcessor.error(requestID, RelayError(.tooLarge, code: "too-many-prekeys", message: error.message))
+                }
+            }
+        case .prekeyFetch(let requestID, let member, let identityKey):
+            guard let admittedKey, shared.prekeyFetches.allow(admittedKey) else {
+                perform(state.send(RelayRequestProcessor.encode(RelayRequestProcessor.error(requestID, RelayError(
+                    .rateLimited, code: "rate-limited", message: "too many prekey fetches; try again in a minute")))), context: context)
+                return
+            }
+            let store = shared.prekeys
+            answerOffLoop(requestID: requestID, context: context, failure: "could not read prekeys") { () throws -> WireRelayMessage in
+                guard let record = try store.takeBundle(mailbox: Mailbox(member.value)) else {
+                    return RelayRequestProcessor.error(requestID, RelayError(
+                        .noPrekeys, code: "no-prekeys", message: "\(member.value) has published no prekeys yet"))
+                }
+                return RelayRequestProcessor.prekeyBundle(requestID, member: member, identityKey: identityKey, record: record)
+            }
         }
     }
 
@@ -334,15 +362,30 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
 
     private func status(requestID: UInt64, ids: [MessageID], nonce: [UInt8], context: ChannelHandlerContext) {
         let (store, keys, clock) = (shared.store, shared.keys, shared.clock)
+        answerOffLoop(requestID: requestID, context: context, failure: "could not read message states") { () throws -> WireRelayMessage in
+            RelayRequestProcessor.status(requestID, ids: ids, states: try store.states(of: ids, now: clock()), nonce: nonce, keys: keys)
+        }
+    }
+
+    /// Runs `work` (store access) on the thread pool, counted as a pending request, and
+    /// sends its answer; a failure is logged and answered INTERNAL.
+    private func answerOffLoop(
+        requestID: UInt64, context: ChannelHandlerContext, failure: String, _ work: @escaping @Sendable () throws -> WireRelayMessage
+    ) {
         let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
         pendingRequests += 1
-        shared.threadPool.runIfActive(eventLoop: context.eventLoop) { () throws -> WireRelayMessage in
-            RelayRequestProcessor.status(requestID, ids: ids, states: try store.states(of: ids, now: clock()), nonce: nonce, keys: keys)
-        }.whenComplete { result in
+        shared.threadPool.runIfActive(eventLoop: context.eventLoop, work).whenComplete { result in
             let (handler, context) = loopBound.value
             guard !handler.closed else { return }
             handler.requestAnswered(context)
-            let reply = (try? result.get()) ?? RelayRequestProcessor.error(requestID, RelayError(.internal, code: "storage", message: "the relay could not read message states"))
+            let reply: WireRelayMessage
+            switch result {
+            case .success(let message):
+                reply = message
+            case .failure(let error):
+                handler.logger.error("\(failure)", metadata: ["error": "\(error)"])
+                reply = RelayRequestProcessor.error(requestID, RelayError(.internal, code: "storage", message: "the relay \(failure)"))
+            }
             handler.perform(handler.state.send(RelayRequestProcessor.encode(reply)), context: context)
         }
     }

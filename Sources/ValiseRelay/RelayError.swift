@@ -20,6 +20,7 @@ public struct RelayError: CodedError {
         case unknownRecipient = 13
         case storageFull = 14
         case idInUse = 15
+        case noPrekeys = 16
     }
 
     public let code: String

@@ -1,6 +1,7 @@
 import Foundation
 import ValiseCrypto
 import ValiseDirectory
+import ValiseSession
 import ValiseStore
 import ValiseWire
 
@@ -30,6 +31,12 @@ struct RelayRequestProcessor {
         case acknowledge([MessageID])
         /// Look these ids up and answer signed statuses.
         case status(requestID: UInt64, ids: [MessageID], nonce: [UInt8])
+        /// Store this device's checked prekeys, then answer PrekeysStored.
+        case prekeyUpload(requestID: UInt64, Mailbox, signedPrekey: [UInt8], signedPrekeySignature: [UInt8],
+                          envelopeKey: [UInt8], envelopeKeySignature: [UInt8], oneTimePrekeys: [[UInt8]])
+        /// Hand out this member's bundle (taking one one-time prekey), if the asking device
+        /// is within its fetch rate.
+        case prekeyFetch(requestID: UInt64, member: MemberName, identityKey: SigningPublicKey)
     }
 
     struct Settings {
@@ -113,9 +120,64 @@ struct RelayRequestProcessor {
             let ids = query.ids.compactMap { MessageID(bytes: Array($0)) }
             guard ids.count == query.ids.count else { return .reply(Self.error(id, .badRequest("message ids are 16 bytes"))) }
             return .status(requestID: id, ids: ids, nonce: Array(query.nonce))
+        case .prekeyUpload(let upload):
+            return handlePrekeyUpload(upload, id: id, directory: directory)
+        case .prekeyFetch(let fetch):
+            guard case .device = admission else { return .reply(Self.notAllowed(id)) }
+            guard let name = try? MemberName(fetch.member), let member = directory.state.members[name], member.isActive else {
+                return .reply(Self.error(id, RelayError(
+                    .unknownRecipient, code: "unknown-recipient", message: "no active member is called \(fetch.member.prefix(130))")))
+            }
+            return .prekeyFetch(requestID: id, member: name, identityKey: member.identityKey)
         case nil:
             return .reply(Self.error(id, .badRequest("the message has no request this relay knows")))
         }
+    }
+
+    /// One-time prekeys one upload may carry (the store keeps at most as many per device).
+    static let maximumOneTimePrekeysPerUpload = 200
+
+    private func handlePrekeyUpload(_ upload: WirePrekeyUpload, id: UInt64, directory: RelayDirectory.Snapshot) -> Outcome {
+        guard case .device(let name) = admission, let member = directory.state.members[name], member.isActive else {
+            return .reply(Self.notAllowed(id))
+        }
+        guard upload.oneTimePrekeys.count <= Self.maximumOneTimePrekeysPerUpload else {
+            return .reply(Self.error(id, RelayError(
+                .tooLarge, code: "too-large", message: "at most \(Self.maximumOneTimePrekeysPerUpload) one-time prekeys per upload")))
+        }
+        guard upload.signedPrekey.count == 32, upload.envelopeKey.count == 32, upload.oneTimePrekeys.allSatisfy({ $0.count == 32 }),
+              let prekeySignature = try? Signature(bytes: Array(upload.signedPrekeySignature)),
+              let envelopeSignature = try? Signature(bytes: Array(upload.envelopeKeySignature)) else {
+            return .reply(Self.error(id, .badRequest("prekeys are 32 bytes and signatures 64")))
+        }
+        // Only keys the device's own identity key signed are handed to others.
+        guard member.identityKey.isValidSignature(prekeySignature, for: Array(upload.signedPrekey), purpose: X3DH.signedPrekeyPurpose),
+              member.identityKey.isValidSignature(envelopeSignature, for: Array(upload.envelopeKey), purpose: SealedEnvelope.envelopeKeyPurpose) else {
+            return .reply(Self.error(id, .badRequest("a prekey signature does not verify with this device's identity key")))
+        }
+        return .prekeyUpload(
+            requestID: id, Mailbox(name.value), signedPrekey: Array(upload.signedPrekey), signedPrekeySignature: Array(upload.signedPrekeySignature),
+            envelopeKey: Array(upload.envelopeKey), envelopeKeySignature: Array(upload.envelopeKeySignature),
+            oneTimePrekeys: upload.oneTimePrekeys.map { Array($0) })
+    }
+
+    static func prekeysStored(_ requestID: UInt64, count: Int) -> WireRelayMessage {
+        var stored = WirePrekeysStored()
+        stored.oneTimePrekeys = UInt32(count)
+        return message(requestID, .prekeysStored(stored))
+    }
+
+    static func prekeyBundle(_ requestID: UInt64, member: MemberName, identityKey: SigningPublicKey, record: PrekeyBundleRecord) -> WireRelayMessage {
+        var bundle = WirePrekeyBundle()
+        bundle.member = member.value
+        bundle.identityKey = Data(identityKey.bytes)
+        bundle.signedPrekey = Data(record.prekeys.signedPrekey)
+        bundle.signedPrekeySignature = Data(record.prekeys.signedPrekeySignature)
+        bundle.envelopeKey = Data(record.prekeys.envelopeKey)
+        bundle.envelopeKeySignature = Data(record.prekeys.envelopeKeySignature)
+        bundle.oneTimePrekey = Data(record.oneTimePrekey ?? [])
+        bundle.oneTimePrekeysLeft = UInt32(record.oneTimePrekeysLeft)
+        return message(requestID, .prekeyBundle(bundle))
     }
 
     private func handleSend(_ send: WireSend, id: UInt64, directory: RelayDirectory.Snapshot) -> Outcome {

@@ -17,7 +17,7 @@ public final class RelayServer: Service {
     private let configuration: RelayConfiguration
     private let keys: RelayKeys
     private let directory: RelayDirectory
-    private let store: any EnvelopeStore
+    private let store: any EnvelopeStore & PrekeyStore
     private let writer: GroupCommitWriter
     private let mailboxes = MailboxRegistry()
     private let logger: Logger
@@ -27,7 +27,7 @@ public final class RelayServer: Service {
     public let limiter: ConnectionLimiter
 
     public init(
-        configuration: RelayConfiguration, keys: RelayKeys, directory: RelayDirectory, store: any EnvelopeStore, logger: Logger,
+        configuration: RelayConfiguration, keys: RelayKeys, directory: RelayDirectory, store: any EnvelopeStore & PrekeyStore, logger: Logger,
         group: (any EventLoopGroup)? = nil,
         onListening: @escaping @Sendable (SocketAddress) -> Void = { _ in }
     ) {
@@ -58,7 +58,8 @@ public final class RelayServer: Service {
         }
         let shared = RelayConnectionHandler.Context(
             keys: keys, directory: directory, registry: registry, limiter: limiter, limits: configuration.limits,
-            queue: configuration.queue, threadPool: NIOThreadPool.singleton, store: store, writer: writer,
+            queue: configuration.queue, threadPool: NIOThreadPool.singleton, store: store, prekeys: store,
+            prekeyFetches: PrekeyFetchLimiter(perMinute: configuration.limits.prekeyFetchesPerMinute), writer: writer,
             mailboxes: mailboxes, clock: { WallClock.seconds() },
             onMembersRemoved: { members in
                 for member in members { Self.purge(Mailbox(member.value), writer: writer, logger: logger) }

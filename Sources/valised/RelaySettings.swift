@@ -50,6 +50,7 @@ struct RelaySettings {
         relay.limits.maximumEnvelopeBytes = try positive(config, "limits.maxEnvelopeBytes", defaults.maximumEnvelopeBytes)
         relay.limits.deliveryWindow = try positive(config, "limits.deliveryWindow", defaults.deliveryWindow)
         relay.limits.maximumPendingRequests = try positive(config, "limits.maxPendingRequests", defaults.maximumPendingRequests)
+        relay.limits.prekeyFetchesPerMinute = try positive(config, "limits.prekeyFetchesPerMinute", defaults.prekeyFetchesPerMinute)
 
         let queue = RelayConfiguration.Queue()
         relay.queue.limits.maximumMessagesPerMailbox = try positive(config, "queue.maxMessagesPerMailbox", queue.limits.maximumMessagesPerMailbox)

@@ -67,7 +67,11 @@ extension EnvelopeStore {
 /// A storage failure. `storageFull` means the disk or the configured size is full: the
 /// relay refuses new envelopes and keeps serving the ones it has.
 public struct StoreError: Error, Sendable, CustomStringConvertible {
-    public enum Kind: Sendable { case storageFull, corrupt, failure }
+    public enum Kind: Sendable {
+        case storageFull, corrupt, failure
+        /// A bound on what one client may keep was reached; nothing changed.
+        case limitReached
+    }
     public let kind: Kind
     public let message: String
 

@@ -33,7 +33,7 @@ extension SQLiteEnvelopeStore: PrekeyStore {
                 let held = Set(try Data.fetchAll(db, sql: "SELECT key FROM one_time_prekey WHERE mailbox = ?", arguments: [mailbox.name]).map { [UInt8]($0) })
                 let new = Set(oneTimePrekeys).subtracting(held)
                 guard held.count + new.count <= Self.maximumOneTimePrekeys else {
-                    throw StoreError(.failure, "a device may hold at most \(Self.maximumOneTimePrekeys) one-time prekeys on the relay (it has \(held.count), and sent \(new.count) new)")
+                    throw StoreError(.limitReached, "a device may hold at most \(Self.maximumOneTimePrekeys) one-time prekeys on the relay (it has \(held.count), and sent \(new.count) new)")
                 }
                 try db.execute(
                     sql: """

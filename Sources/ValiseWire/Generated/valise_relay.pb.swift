@@ -158,6 +158,9 @@ public nonisolated enum WireErrorCode: SwiftProtobuf.Enum, Swift.CaseIterable {
 
   /// The id is in use by another message.
   case idInUse // = 15
+
+  /// The member has published no prekeys yet: no session can be started with it now.
+  case noPrekeys // = 16
   case UNRECOGNIZED(Int)
 
   public init() {
@@ -182,6 +185,7 @@ public nonisolated enum WireErrorCode: SwiftProtobuf.Enum, Swift.CaseIterable {
     case 13: self = .unknownRecipient
     case 14: self = .storageFull
     case 15: self = .idInUse
+    case 16: self = .noPrekeys
     default: self = .UNRECOGNIZED(rawValue)
     }
   }
@@ -204,6 +208,7 @@ public nonisolated enum WireErrorCode: SwiftProtobuf.Enum, Swift.CaseIterable {
     case .unknownRecipient: return 13
     case .storageFull: return 14
     case .idInUse: return 15
+    case .noPrekeys: return 16
     case .UNRECOGNIZED(let i): return i
     }
   }
@@ -226,6 +231,7 @@ public nonisolated enum WireErrorCode: SwiftProtobuf.Enum, Swift.CaseIterable {
     .unknownRecipient,
     .storageFull,
     .idInUse,
+    .noPrekeys,
   ]
 
 }
@@ -305,6 +311,22 @@ public nonisolated struct WireClientMessage: Sendable {
     set {body = .statusQuery(newValue)}
   }
 
+  public var prekeyUpload: WirePrekeyUpload {
+    get {
+      if case .prekeyUpload(let v)? = body {return v}
+      return WirePrekeyUpload()
+    }
+    set {body = .prekeyUpload(newValue)}
+  }
+
+  public var prekeyFetch: WirePrekeyFetch {
+    get {
+      if case .prekeyFetch(let v)? = body {return v}
+      return WirePrekeyFetch()
+    }
+    set {body = .prekeyFetch(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Body: Equatable, Sendable {
@@ -316,6 +338,8 @@ public nonisolated struct WireClientMessage: Sendable {
     case ack(WireAck)
     case fetch(WireFetch)
     case statusQuery(WireStatusQuery)
+    case prekeyUpload(WirePrekeyUpload)
+    case prekeyFetch(WirePrekeyFetch)
 
   }
 
@@ -396,6 +420,22 @@ public nonisolated struct WireRelayMessage: Sendable {
     set {body = .status(newValue)}
   }
 
+  public var prekeysStored: WirePrekeysStored {
+    get {
+      if case .prekeysStored(let v)? = body {return v}
+      return WirePrekeysStored()
+    }
+    set {body = .prekeysStored(newValue)}
+  }
+
+  public var prekeyBundle: WirePrekeyBundle {
+    get {
+      if case .prekeyBundle(let v)? = body {return v}
+      return WirePrekeyBundle()
+    }
+    set {body = .prekeyBundle(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Body: Equatable, Sendable {
@@ -407,6 +447,8 @@ public nonisolated struct WireRelayMessage: Sendable {
     case accepted(WireAccepted)
     case deliver(WireDeliver)
     case status(WireStatus)
+    case prekeysStored(WirePrekeysStored)
+    case prekeyBundle(WirePrekeyBundle)
 
   }
 
@@ -790,6 +832,88 @@ public nonisolated struct WireError: Sendable {
   public init() {}
 }
 
+/// A device publishes its keys for X3DH and sealed envelopes (docs/PROTOCOL.md,
+/// "End-to-end"). The relay checks both signatures against the device's identity key in the
+/// directory, replaces the signed prekey and envelope key, and adds the one-time prekeys.
+public nonisolated struct WirePrekeyUpload: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// X25519, 32 bytes
+  public var signedPrekey: Data = Data()
+
+  /// Ed25519 by the identity key, purpose signed-prekey
+  public var signedPrekeySignature: Data = Data()
+
+  /// X25519, 32 bytes
+  public var envelopeKey: Data = Data()
+
+  /// Ed25519 by the identity key, purpose envelope-key
+  public var envelopeKeySignature: Data = Data()
+
+  /// X25519, 32 bytes each
+  public var oneTimePrekeys: [Data] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// How many one-time prekeys the device now has on the relay.
+public nonisolated struct WirePrekeysStored: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var oneTimePrekeys: UInt32 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// Asks for a member's bundle; each one-time prekey is handed out once.
+public nonisolated struct WirePrekeyFetch: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var member: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct WirePrekeyBundle: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var member: String = String()
+
+  /// from the directory
+  public var identityKey: Data = Data()
+
+  public var signedPrekey: Data = Data()
+
+  public var signedPrekeySignature: Data = Data()
+
+  public var envelopeKey: Data = Data()
+
+  public var envelopeKeySignature: Data = Data()
+
+  /// empty when none is left
+  public var oneTimePrekey: Data = Data()
+
+  public var oneTimePrekeysLeft: UInt32 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
 
 fileprivate nonisolated let _protobuf_package = "valise.relay.v1"
@@ -803,12 +927,12 @@ nonisolated extension WireTTLClass: SwiftProtobuf._ProtoNameProviding {
 }
 
 nonisolated extension WireErrorCode: SwiftProtobuf._ProtoNameProviding {
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0ERROR_CODE_UNSPECIFIED\0\u{1}ERROR_CODE_NOT_ADMITTED\0\u{1}ERROR_CODE_REVOKED\0\u{1}ERROR_CODE_BAD_REQUEST\0\u{1}ERROR_CODE_UNSUPPORTED_VERSION\0\u{1}ERROR_CODE_DIRECTORY_REJECTED\0\u{1}ERROR_CODE_TOO_LARGE\0\u{1}ERROR_CODE_RATE_LIMITED\0\u{1}ERROR_CODE_NOT_ALLOWED\0\u{1}ERROR_CODE_SHUTTING_DOWN\0\u{1}ERROR_CODE_INTERNAL\0\u{1}ERROR_CODE_TIMEOUT\0\u{1}ERROR_CODE_MAILBOX_FULL\0\u{1}ERROR_CODE_UNKNOWN_RECIPIENT\0\u{1}ERROR_CODE_STORAGE_FULL\0\u{1}ERROR_CODE_ID_IN_USE\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0ERROR_CODE_UNSPECIFIED\0\u{1}ERROR_CODE_NOT_ADMITTED\0\u{1}ERROR_CODE_REVOKED\0\u{1}ERROR_CODE_BAD_REQUEST\0\u{1}ERROR_CODE_UNSUPPORTED_VERSION\0\u{1}ERROR_CODE_DIRECTORY_REJECTED\0\u{1}ERROR_CODE_TOO_LARGE\0\u{1}ERROR_CODE_RATE_LIMITED\0\u{1}ERROR_CODE_NOT_ALLOWED\0\u{1}ERROR_CODE_SHUTTING_DOWN\0\u{1}ERROR_CODE_INTERNAL\0\u{1}ERROR_CODE_TIMEOUT\0\u{1}ERROR_CODE_MAILBOX_FULL\0\u{1}ERROR_CODE_UNKNOWN_RECIPIENT\0\u{1}ERROR_CODE_STORAGE_FULL\0\u{1}ERROR_CODE_ID_IN_USE\0\u{1}ERROR_CODE_NO_PREKEYS\0")
 }
 
 nonisolated extension WireClientMessage: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ClientMessage"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{1}hello\0\u{3}directory_fetch\0\u{3}directory_publish\0\u{1}ping\0\u{1}send\0\u{1}ack\0\u{1}fetch\0\u{3}status_query\0\u{c}\u{a}\u{6}")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{1}hello\0\u{3}directory_fetch\0\u{3}directory_publish\0\u{1}ping\0\u{1}send\0\u{1}ack\0\u{1}fetch\0\u{3}status_query\0\u{3}prekey_upload\0\u{3}prekey_fetch\0\u{c}\u{c}\u{4}")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -921,6 +1045,32 @@ nonisolated extension WireClientMessage: SwiftProtobuf.Message, SwiftProtobuf._M
           self.body = .statusQuery(v)
         }
       }()
+      case 10: try {
+        var v: WirePrekeyUpload?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .prekeyUpload(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .prekeyUpload(v)
+        }
+      }()
+      case 11: try {
+        var v: WirePrekeyFetch?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .prekeyFetch(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .prekeyFetch(v)
+        }
+      }()
       default: break
       }
     }
@@ -967,6 +1117,14 @@ nonisolated extension WireClientMessage: SwiftProtobuf.Message, SwiftProtobuf._M
       guard case .statusQuery(let v)? = self.body else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 9)
     }()
+    case .prekeyUpload?: try {
+      guard case .prekeyUpload(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 10)
+    }()
+    case .prekeyFetch?: try {
+      guard case .prekeyFetch(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 11)
+    }()
     case nil: break
     }
     try unknownFields.traverse(visitor: &visitor)
@@ -982,7 +1140,7 @@ nonisolated extension WireClientMessage: SwiftProtobuf.Message, SwiftProtobuf._M
 
 nonisolated extension WireRelayMessage: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".RelayMessage"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{1}welcome\0\u{3}directory_entries\0\u{3}directory_published\0\u{1}pong\0\u{1}error\0\u{1}accepted\0\u{1}deliver\0\u{1}status\0\u{c}\u{a}\u{6}")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{1}welcome\0\u{3}directory_entries\0\u{3}directory_published\0\u{1}pong\0\u{1}error\0\u{1}accepted\0\u{1}deliver\0\u{1}status\0\u{3}prekeys_stored\0\u{3}prekey_bundle\0\u{c}\u{c}\u{4}")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1095,6 +1253,32 @@ nonisolated extension WireRelayMessage: SwiftProtobuf.Message, SwiftProtobuf._Me
           self.body = .status(v)
         }
       }()
+      case 10: try {
+        var v: WirePrekeysStored?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .prekeysStored(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .prekeysStored(v)
+        }
+      }()
+      case 11: try {
+        var v: WirePrekeyBundle?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .prekeyBundle(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .prekeyBundle(v)
+        }
+      }()
       default: break
       }
     }
@@ -1140,6 +1324,14 @@ nonisolated extension WireRelayMessage: SwiftProtobuf.Message, SwiftProtobuf._Me
     case .status?: try {
       guard case .status(let v)? = self.body else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 9)
+    }()
+    case .prekeysStored?: try {
+      guard case .prekeysStored(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 10)
+    }()
+    case .prekeyBundle?: try {
+      guard case .prekeyBundle(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 11)
     }()
     case nil: break
     }
@@ -1797,6 +1989,181 @@ nonisolated extension WireError: SwiftProtobuf.Message, SwiftProtobuf._MessageIm
   public static func ==(lhs: WireError, rhs: WireError) -> Bool {
     if lhs.code != rhs.code {return false}
     if lhs.message != rhs.message {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension WirePrekeyUpload: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".PrekeyUpload"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}signed_prekey\0\u{3}signed_prekey_signature\0\u{3}envelope_key\0\u{3}envelope_key_signature\0\u{3}one_time_prekeys\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularBytesField(value: &self.signedPrekey) }()
+      case 2: try { try decoder.decodeSingularBytesField(value: &self.signedPrekeySignature) }()
+      case 3: try { try decoder.decodeSingularBytesField(value: &self.envelopeKey) }()
+      case 4: try { try decoder.decodeSingularBytesField(value: &self.envelopeKeySignature) }()
+      case 5: try { try decoder.decodeRepeatedBytesField(value: &self.oneTimePrekeys) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.signedPrekey.isEmpty {
+      try visitor.visitSingularBytesField(value: self.signedPrekey, fieldNumber: 1)
+    }
+    if !self.signedPrekeySignature.isEmpty {
+      try visitor.visitSingularBytesField(value: self.signedPrekeySignature, fieldNumber: 2)
+    }
+    if !self.envelopeKey.isEmpty {
+      try visitor.visitSingularBytesField(value: self.envelopeKey, fieldNumber: 3)
+    }
+    if !self.envelopeKeySignature.isEmpty {
+      try visitor.visitSingularBytesField(value: self.envelopeKeySignature, fieldNumber: 4)
+    }
+    if !self.oneTimePrekeys.isEmpty {
+      try visitor.visitRepeatedBytesField(value: self.oneTimePrekeys, fieldNumber: 5)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: WirePrekeyUpload, rhs: WirePrekeyUpload) -> Bool {
+    if lhs.signedPrekey != rhs.signedPrekey {return false}
+    if lhs.signedPrekeySignature != rhs.signedPrekeySignature {return false}
+    if lhs.envelopeKey != rhs.envelopeKey {return false}
+    if lhs.envelopeKeySignature != rhs.envelopeKeySignature {return false}
+    if lhs.oneTimePrekeys != rhs.oneTimePrekeys {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension WirePrekeysStored: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".PrekeysStored"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}one_time_prekeys\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt32Field(value: &self.oneTimePrekeys) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.oneTimePrekeys != 0 {
+      try visitor.visitSingularUInt32Field(value: self.oneTimePrekeys, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: WirePrekeysStored, rhs: WirePrekeysStored) -> Bool {
+    if lhs.oneTimePrekeys != rhs.oneTimePrekeys {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension WirePrekeyFetch: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".PrekeyFetch"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}member\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.member) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.member.isEmpty {
+      try visitor.visitSingularStringField(value: self.member, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: WirePrekeyFetch, rhs: WirePrekeyFetch) -> Bool {
+    if lhs.member != rhs.member {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension WirePrekeyBundle: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".PrekeyBundle"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}member\0\u{3}identity_key\0\u{3}signed_prekey\0\u{3}signed_prekey_signature\0\u{3}envelope_key\0\u{3}envelope_key_signature\0\u{3}one_time_prekey\0\u{3}one_time_prekeys_left\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.member) }()
+      case 2: try { try decoder.decodeSingularBytesField(value: &self.identityKey) }()
+      case 3: try { try decoder.decodeSingularBytesField(value: &self.signedPrekey) }()
+      case 4: try { try decoder.decodeSingularBytesField(value: &self.signedPrekeySignature) }()
+      case 5: try { try decoder.decodeSingularBytesField(value: &self.envelopeKey) }()
+      case 6: try { try decoder.decodeSingularBytesField(value: &self.envelopeKeySignature) }()
+      case 7: try { try decoder.decodeSingularBytesField(value: &self.oneTimePrekey) }()
+      case 8: try { try decoder.decodeSingularUInt32Field(value: &self.oneTimePrekeysLeft) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.member.isEmpty {
+      try visitor.visitSingularStringField(value: self.member, fieldNumber: 1)
+    }
+    if !self.identityKey.isEmpty {
+      try visitor.visitSingularBytesField(value: self.identityKey, fieldNumber: 2)
+    }
+    if !self.signedPrekey.isEmpty {
+      try visitor.visitSingularBytesField(value: self.signedPrekey, fieldNumber: 3)
+    }
+    if !self.signedPrekeySignature.isEmpty {
+      try visitor.visitSingularBytesField(value: self.signedPrekeySignature, fieldNumber: 4)
+    }
+    if !self.envelopeKey.isEmpty {
+      try visitor.visitSingularBytesField(value: self.envelopeKey, fieldNumber: 5)
+    }
+    if !self.envelopeKeySignature.isEmpty {
+      try visitor.visitSingularBytesField(value: self.envelopeKeySignature, fieldNumber: 6)
+    }
+    if !self.oneTimePrekey.isEmpty {
+      try visitor.visitSingularBytesField(value: self.oneTimePrekey, fieldNumber: 7)
+    }
+    if self.oneTimePrekeysLeft != 0 {
+      try visitor.visitSingularUInt32Field(value: self.oneTimePrekeysLeft, fieldNumber: 8)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: WirePrekeyBundle, rhs: WirePrekeyBundle) -> Bool {
+    if lhs.member != rhs.member {return false}
+    if lhs.identityKey != rhs.identityKey {return false}
+    if lhs.signedPrekey != rhs.signedPrekey {return false}
+    if lhs.signedPrekeySignature != rhs.signedPrekeySignature {return false}
+    if lhs.envelopeKey != rhs.envelopeKey {return false}
+    if lhs.envelopeKeySignature != rhs.envelopeKeySignature {return false}
+    if lhs.oneTimePrekey != rhs.oneTimePrekey {return false}
+    if lhs.oneTimePrekeysLeft != rhs.oneTimePrekeysLeft {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -1,0 +1,120 @@
+import Foundation
+import Testing
+import ValiseClient
+import ValiseCrypto
+import ValiseSession
+import ValiseWire
+
+// Prekeys through a running relay: upload checked against the directory, each one-time
+// prekey handed out once, a fetch rate per device, the bundle usable for X3DH, purged with
+// a revoked member.
+extension QueueTests {
+    func identityKey(_ world: RelayWorld, _ member: String) throws -> SigningKey {
+        let keystore = DeviceKeystore(home: ValiseHome(path: world.path(member)))
+        return try keystore.unlock(passphrase: SecretBytes(copying: Array(world.passphrase.utf8))).identity.identityKey
+    }
+
+    func upload(_ device: QueueDevice, identity: SigningKey, signedPrekey: AgreementPrivateKey, envelopeKey: AgreementPrivateKey,
+                oneTime: [AgreementPrivateKey], signer: SigningKey? = nil) async throws(ClientError) -> WireRelayMessage {
+        var upload = WirePrekeyUpload()
+        upload.signedPrekey = Data(signedPrekey.publicKey.bytes)
+        upload.signedPrekeySignature = Data(X3DH.signPrekey(signedPrekey.publicKey, with: signer ?? identity).bytes)
+        upload.envelopeKey = Data(envelopeKey.publicKey.bytes)
+        upload.envelopeKeySignature = Data(SealedEnvelope.signEnvelopeKey(envelopeKey.publicKey, with: signer ?? identity).bytes)
+        upload.oneTimePrekeys = oneTime.map { Data($0.publicKey.bytes) }
+        return try await device.client.request(.prekeyUpload(upload))
+    }
+
+    func fetchBundle(_ device: QueueDevice, _ member: String) async throws(ClientError) -> WirePrekeyBundle {
+        var fetch = WirePrekeyFetch()
+        fetch.member = member
+        let answer = try await device.client.request(.prekeyFetch(fetch))
+        guard case .prekeyBundle(let bundle)? = answer.body else {
+            throw ClientError(kind: .failure, code: "unexpected", message: "not a PrekeyBundle: \(answer)")
+        }
+        return bundle
+    }
+
+    @Test("prekeys: bob uploads, alice fetches a bundle that starts a session bob can read; each one-time prekey goes out once; a forged signature and an unknown member are refused")
+    func prekeys() async throws {
+        let world = try RelayWorld(members: Self.pair)
+        let bobIdentity = try identityKey(world, Self.bob)
+        let bob = try await QueueDevice(world: world, member: Self.bob)
+        let alice = try await QueueDevice(world: world, member: Self.alice)
+
+        // Nothing published yet.
+        await #expect(throws: ClientError.self) { try await fetchBundle(alice, Self.bob) }
+
+        let signedPrekey = AgreementPrivateKey()
+        let envelopeKey = AgreementPrivateKey()
+        let oneTime = (0..<3).map { _ in AgreementPrivateKey() }
+        // Signed by another identity key (alice's): refused, nothing stored.
+        let aliceKey = try identityKey(world, Self.alice)
+        do {
+            let forged = try await upload(bob, identity: bobIdentity, signedPrekey: signedPrekey, envelopeKey: envelopeKey, oneTime: oneTime, signer: aliceKey)
+            Issue.record("a forged upload was accepted: \(forged)")
+        } catch {
+            #expect(error.code == "relay-\(WireErrorCode.badRequest)", "\(error)")
+        }
+        await #expect(throws: ClientError.self) { try await fetchBundle(alice, Self.bob) }
+        let stored = try await upload(bob, identity: bobIdentity, signedPrekey: signedPrekey, envelopeKey: envelopeKey, oneTime: oneTime)
+        guard case .prekeysStored(let count)? = stored.body else { Issue.record("not stored: \(stored)"); return }
+        #expect(count.oneTimePrekeys == 3)
+
+        var handed: Set<Data> = []
+        for left in [2, 1, 0] {
+            let bundle = try await fetchBundle(alice, Self.bob)
+            #expect(bundle.identityKey == Data(bobIdentity.publicKey.bytes))
+            #expect(bundle.oneTimePrekeysLeft == UInt32(left))
+            #expect(bundle.oneTimePrekey.count == 32 && !handed.contains(bundle.oneTimePrekey))
+            handed.insert(bundle.oneTimePrekey)
+        }
+        #expect(handed == Set(oneTime.map { Data($0.publicKey.bytes) }))
+        let last = try await fetchBundle(alice, Self.bob)
+        #expect(last.oneTimePrekey.isEmpty)
+
+        // The bundle starts a session that bob reads (the relay passed it through intact).
+        let aliceIdentity = try identityKey(world, Self.alice)
+        let x3dhBundle = X3DH.PrekeyBundle(
+            identityKey: try SigningPublicKey(bytes: Array(last.identityKey)), signedPrekey: try AgreementPublicKey(bytes: Array(last.signedPrekey)),
+            signedPrekeySignature: try Signature(bytes: Array(last.signedPrekeySignature)), oneTimePrekey: nil)
+        var session = try Session.initiate(identity: aliceIdentity, bundle: x3dhBundle)
+        let message = try session.encrypt(Array("through the relay's bundle".utf8))
+        let accepted = try Session.accept(message, identity: bobIdentity, prekeys: Session.Prekeys(
+            signedPrekey: { $0 == signedPrekey.publicKey ? signedPrekey : nil }, oneTimePrekey: { _ in nil }, seenBefore: { _ in false }))
+        #expect(accepted.plaintext == Array("through the relay's bundle".utf8))
+        #expect(SealedEnvelope.isValidEnvelopeKey(
+            try AgreementPublicKey(bytes: Array(last.envelopeKey)), signature: try Signature(bytes: Array(last.envelopeKeySignature)),
+            identity: bobIdentity.publicKey))
+
+        var unknown = WirePrekeyFetch()
+        unknown.member = "nobody@nowhere"
+        do {
+            let answer = try await alice.client.request(.prekeyFetch(unknown))
+            Issue.record("an unknown member's bundle: \(answer)")
+        } catch {
+            #expect(error.code == "relay-\(WireErrorCode.unknownRecipient)", "\(error)")
+        }
+        await alice.close()
+        await bob.close()
+    }
+
+    @Test("prekeys: fetches are rate-limited per device (limits.prekeyFetchesPerMinute), so one-time prekeys cannot be drained")
+    func prekeyFetchRate() async throws {
+        let world = try RelayWorld(members: Self.pair, relayEnvironment: ["VALISED_LIMITS_PREKEY_FETCHES_PER_MINUTE": "3"])
+        let bobIdentity = try identityKey(world, Self.bob)
+        let bob = try await QueueDevice(world: world, member: Self.bob)
+        _ = try await upload(bob, identity: bobIdentity, signedPrekey: AgreementPrivateKey(), envelopeKey: AgreementPrivateKey(),
+                             oneTime: (0..<10).map { _ in AgreementPrivateKey() })
+        let alice = try await QueueDevice(world: world, member: Self.alice)
+        for _ in 0..<3 { _ = try await fetchBundle(alice, Self.bob) }
+        await #expect(throws: ClientError.self) { try await fetchBundle(alice, Self.bob) }
+        // A new connection of the same device does not reset the limit.
+        await alice.close()
+        let again = try await QueueDevice(world: world, member: Self.alice)
+        await #expect(throws: ClientError.self) { try await fetchBundle(again, Self.bob) }
+        #expect(world.relay.isRunning)
+        await again.close()
+        await bob.close()
+    }
+}
