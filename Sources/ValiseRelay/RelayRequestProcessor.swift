@@ -134,16 +134,13 @@ struct RelayRequestProcessor {
         }
     }
 
-    /// One-time prekeys one upload may carry (the store keeps at most as many per device).
-    static let maximumOneTimePrekeysPerUpload = 200
-
     private func handlePrekeyUpload(_ upload: WirePrekeyUpload, id: UInt64, directory: RelayDirectory.Snapshot) -> Outcome {
         guard case .device(let name) = admission, let member = directory.state.members[name], member.isActive else {
             return .reply(Self.notAllowed(id))
         }
-        guard upload.oneTimePrekeys.count <= Self.maximumOneTimePrekeysPerUpload else {
+        guard upload.oneTimePrekeys.count <= PrekeyLimits.maximumOneTimePrekeys else {
             return .reply(Self.error(id, RelayError(
-                .tooLarge, code: "too-large", message: "at most \(Self.maximumOneTimePrekeysPerUpload) one-time prekeys per upload")))
+                .tooLarge, code: "too-large", message: "at most \(PrekeyLimits.maximumOneTimePrekeys) one-time prekeys per upload")))
         }
         guard upload.signedPrekey.count == 32, upload.envelopeKey.count == 32, upload.oneTimePrekeys.allSatisfy({ $0.count == 32 }),
               let prekeySignature = try? Signature(bytes: Array(upload.signedPrekeySignature)),

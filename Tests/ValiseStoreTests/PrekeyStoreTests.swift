@@ -42,7 +42,7 @@ struct PrekeyStoreTests {
     @Test("an upload replaces the signed prekey and envelope key, adds only new one-time prekeys, and refuses to pass the limit without changing anything")
     func replaceAndLimit() throws {
         let store = try file.open()
-        let maximum = SQLiteEnvelopeStore.maximumOneTimePrekeys
+        let maximum = PrekeyLimits.maximumOneTimePrekeys
         #expect(try store.storePrekeys(mailbox: Mailbox("carol"), prekeys: prekeys(1), oneTimePrekeys: oneTime(1...(maximum - 10))) == maximum - 10)
         #expect(try store.storePrekeys(mailbox: Mailbox("carol"), prekeys: prekeys(2, at: queueEpoch + 5), oneTimePrekeys: oneTime(1...(maximum - 5))) == maximum - 5)
         #expect(throws: StoreError.self) {

@@ -1,3 +1,8 @@
+public enum PrekeyLimits {
+    /// One-time prekeys a device may have on the relay at once (and so send in one upload).
+    public static let maximumOneTimePrekeys = 200
+}
+
 /// A device's published keys for starting sessions with it (docs/PROTOCOL.md,
 /// "End-to-end"): its signed prekey and envelope key, each with the identity key's
 /// signature, which the relay checks against the directory before storing them.
@@ -35,12 +40,10 @@ public struct PrekeyBundleRecord: Sendable, Equatable {
 /// one-time prekey is deleted in the same transaction that hands it out, so a crash can
 /// never give it to two senders.
 public protocol PrekeyStore: Sendable {
-    /// One-time prekeys a device may have on the relay at once.
-    static var maximumOneTimePrekeys: Int { get }
-
     /// Replaces the mailbox's signed prekey and envelope key and adds `oneTimePrekeys`
     /// (32 bytes each; ones already held are ignored). Refuses, changing nothing, if the
-    /// device would hold more than `maximumOneTimePrekeys`. Returns how many it holds.
+    /// device would hold more than `PrekeyLimits.maximumOneTimePrekeys`. Returns how many
+    /// it holds.
     func storePrekeys(mailbox: Mailbox, prekeys: StoredPrekeys, oneTimePrekeys: [[UInt8]]) throws(StoreError) -> Int
 
     /// The mailbox's bundle, taking one one-time prekey if any is left; nil if the device

@@ -2,8 +2,6 @@ import Foundation
 import GRDB
 
 extension SQLiteEnvelopeStore: PrekeyStore {
-    public static let maximumOneTimePrekeys = 200
-
     static func registerPrekeyMigration(_ migrator: inout DatabaseMigrator) {
         migrator.registerMigration("prekeys-v1") { db in
             try db.execute(sql: """
@@ -32,8 +30,8 @@ extension SQLiteEnvelopeStore: PrekeyStore {
             return try pool.write { db in
                 let held = Set(try Data.fetchAll(db, sql: "SELECT key FROM one_time_prekey WHERE mailbox = ?", arguments: [mailbox.name]).map { [UInt8]($0) })
                 let new = Set(oneTimePrekeys).subtracting(held)
-                guard held.count + new.count <= Self.maximumOneTimePrekeys else {
-                    throw StoreError(.limitReached, "a device may hold at most \(Self.maximumOneTimePrekeys) one-time prekeys on the relay (it has \(held.count), and sent \(new.count) new)")
+                guard held.count + new.count <= PrekeyLimits.maximumOneTimePrekeys else {
+                    throw StoreError(.limitReached, "a device may hold at most \(PrekeyLimits.maximumOneTimePrekeys) one-time prekeys on the relay (it has \(held.count), and sent \(new.count) new)")
                 }
                 try db.execute(
                     sql: """
