@@ -24,10 +24,18 @@ public struct RatchetHeader: Sendable, Equatable, Hashable {
     }
 
     public init(decoding bytes: [UInt8]) throws(SessionError) {
-        guard bytes.count == Self.byteCount else { throw .malformed("the ratchet header") }
-        ratchetKey = try! AgreementPublicKey(bytes: Array(bytes[0..<32]))
-        previousChainLength = bytes[32..<36].reduce(0) { $0 << 8 | UInt32($1) }
-        messageNumber = bytes[36..<40].reduce(0) { $0 << 8 | UInt32($1) }
+        do {
+            self = try ByteReader.read(bytes, context: "ratchet header") { (reader, _) throws(FormatError) in
+                let key = try reader.readBytes(AgreementPublicKey.byteCount)
+                let header = RatchetHeader(
+                    ratchetKey: try! AgreementPublicKey(bytes: key), previousChainLength: try reader.readUInt32(),
+                    messageNumber: try reader.readUInt32())
+                try reader.expectEnd()
+                return header
+            }
+        } catch {
+            throw .malformed("the ratchet header")
+        }
     }
 }
 

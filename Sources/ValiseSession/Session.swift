@@ -135,7 +135,7 @@ public struct Session: Sendable {
             return (nil, try RatchetMessage(decoding: Array(message[2...])))
         case .initial:
             guard message.count >= 3 else { throw .malformed("the session message") }
-            let headerLength = message[2] == 1 ? 129 : 97
+            let headerLength = X3DH.InitialHeader.encodedByteCount(flags: message[2])
             guard message.count >= 2 + headerLength else { throw .malformed("the session message") }
             let header = try X3DH.InitialHeader(decoding: Array(message[2..<(2 + headerLength)]))
             return (header, try RatchetMessage(decoding: Array(message[(2 + headerLength)...])))

@@ -42,9 +42,13 @@ public enum X3DH {
             self.oneTimePrekey = oneTimePrekey
         }
 
+        /// The encoded header's length for its first (flags) byte: 97, or 129 with a
+        /// one-time prekey.
+        public static func encodedByteCount(flags: UInt8) -> Int { flags & 1 == 1 ? 129 : 97 }
+
         /// `u8 flags (bit 0: a one-time prekey follows) ‖ IK (32, Ed25519) ‖ EK (32) ‖ SPK (32) [‖ OPK (32)]`.
         public var encoded: [UInt8] {
-            var writer = ByteWriter(capacity: 129)
+            var writer = ByteWriter(capacity: Self.encodedByteCount(flags: 1))
             writer.write(UInt8(oneTimePrekey == nil ? 0 : 1))
             writer.write(identityKey.bytes)
             writer.write(ephemeralKey.bytes)
