@@ -9,11 +9,6 @@ import ValiseWire
 // prekey handed out once, a fetch rate per device, the bundle usable for X3DH, purged with
 // a revoked member.
 extension QueueTests {
-    func identityKey(_ world: RelayWorld, _ member: String) throws -> SigningKey {
-        let keystore = DeviceKeystore(home: ValiseHome(path: world.path(member)))
-        return try keystore.unlock(passphrase: SecretBytes(copying: Array(world.passphrase.utf8))).identity.identityKey
-    }
-
     func upload(_ device: QueueDevice, identity: SigningKey, signedPrekey: AgreementPrivateKey, envelopeKey: AgreementPrivateKey,
                 oneTime: [AgreementPrivateKey], signer: SigningKey? = nil) async throws(ClientError) -> WireRelayMessage {
         var upload = WirePrekeyUpload()
@@ -38,7 +33,7 @@ extension QueueTests {
     @Test("prekeys: bob uploads, alice fetches a bundle that starts a session bob can read; each one-time prekey goes out once; a forged signature and an unknown member are refused")
     func prekeys() async throws {
         let world = try RelayWorld(members: Self.pair)
-        let bobIdentity = try identityKey(world, Self.bob)
+        let bobIdentity = try world.identityKey(Self.bob)
         let bob = try await QueueDevice(world: world, member: Self.bob)
         let alice = try await QueueDevice(world: world, member: Self.alice)
 
@@ -49,7 +44,7 @@ extension QueueTests {
         let envelopeKey = AgreementPrivateKey()
         let oneTime = (0..<3).map { _ in AgreementPrivateKey() }
         // Signed by another identity key (alice's): refused, nothing stored.
-        let aliceKey = try identityKey(world, Self.alice)
+        let aliceKey = try world.identityKey(Self.alice)
         do {
             let forged = try await upload(bob, identity: bobIdentity, signedPrekey: signedPrekey, envelopeKey: envelopeKey, oneTime: oneTime, signer: aliceKey)
             Issue.record("a forged upload was accepted: \(forged)")
@@ -74,7 +69,7 @@ extension QueueTests {
         #expect(last.oneTimePrekey.isEmpty)
 
         // The bundle starts a session that bob reads (the relay passed it through intact).
-        let aliceIdentity = try identityKey(world, Self.alice)
+        let aliceIdentity = try world.identityKey(Self.alice)
         let x3dhBundle = X3DH.PrekeyBundle(
             identityKey: try SigningPublicKey(bytes: Array(last.identityKey)), signedPrekey: try AgreementPublicKey(bytes: Array(last.signedPrekey)),
             signedPrekeySignature: try Signature(bytes: Array(last.signedPrekeySignature)), oneTimePrekey: nil)
@@ -111,7 +106,7 @@ extension QueueTests {
     @Test("prekeys: fetches are rate-limited per device (limits.prekeyFetchesPerMinute), so one-time prekeys cannot be drained")
     func prekeyFetchRate() async throws {
         let world = try RelayWorld(members: Self.pair, relayEnvironment: ["VALISED_LIMITS_PREKEY_FETCHES_PER_MINUTE": "3"])
-        let bobIdentity = try identityKey(world, Self.bob)
+        let bobIdentity = try world.identityKey(Self.bob)
         let bob = try await QueueDevice(world: world, member: Self.bob)
         _ = try await upload(bob, identity: bobIdentity, signedPrekey: AgreementPrivateKey(), envelopeKey: AgreementPrivateKey(),
                              oneTime: (0..<10).map { _ in AgreementPrivateKey() })

@@ -62,11 +62,17 @@ final class RelayWorld {
         try valise(["admin", "publish", "--relay", "hq", "--relay-address", relay.address] + org)
     }
 
-    /// A device's transport key, read from its keystore in this process.
-    func transportKey(_ member: String) throws -> AgreementPrivateKey {
+    /// A device's keys, read from its keystore in this process.
+    func deviceIdentity(_ member: String) throws -> DeviceIdentity {
         let keystore = DeviceKeystore(home: ValiseHome(path: path(member)))
-        return try keystore.unlock(passphrase: SecretBytes(copying: Array(passphrase.utf8))).identity.transportKey
+        return try keystore.unlock(passphrase: SecretBytes(copying: Array(passphrase.utf8))).identity
     }
+
+    /// A device's transport key, read from its keystore in this process.
+    func transportKey(_ member: String) throws -> AgreementPrivateKey { try deviceIdentity(member).transportKey }
+
+    /// A device's identity (signing) key, read from its keystore in this process.
+    func identityKey(_ member: String) throws -> SigningKey { try deviceIdentity(member).identityKey }
 
     /// The relay's Noise key, as the directory lists it.
     func relayKey() throws -> AgreementPublicKey {
