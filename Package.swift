@@ -88,12 +88,13 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        // The client library: home directory, passphrases, the device keystore.
+        // The client library: home directory, passphrases, the device keystore, messaging.
         .target(
             name: "ValiseClient",
             dependencies: [
                 "ValiseCrypto",
                 "ValiseDirectory",
+                "ValiseSession",
                 "ValiseStore",
                 "ValiseWire",
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -106,6 +107,8 @@ let package = Package(
             dependencies: [
                 "ValiseClient",
                 "ValiseCrypto",
+                "ValiseDirectory",
+                "ValiseStore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings

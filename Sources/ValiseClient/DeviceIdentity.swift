@@ -45,13 +45,23 @@ public struct DeviceIdentity: Sendable {
     public internal(set) var current: DeviceKeys
     public internal(set) var pending: PendingKeys?
     public internal(set) var retired: [RetiredKeys]
+    /// The key the device's local message store is encrypted under.
+    public let storeKey: SymmetricKey
+    /// Whether `storeKey` was made just now, for a keystore written before it existed: the
+    /// keystore must be rewritten before the store is first used.
+    public internal(set) var storeKeyIsNew: Bool
 
-    public init(memberName: MemberName, createdAt: UInt64, current: DeviceKeys, pending: PendingKeys? = nil, retired: [RetiredKeys] = []) {
+    public init(
+        memberName: MemberName, createdAt: UInt64, current: DeviceKeys, pending: PendingKeys? = nil, retired: [RetiredKeys] = [],
+        storeKey: SymmetricKey = SymmetricKey(), storeKeyIsNew: Bool = false
+    ) {
         self.memberName = memberName
         self.createdAt = createdAt
         self.current = current
         self.pending = pending
         self.retired = retired
+        self.storeKey = storeKey
+        self.storeKeyIsNew = storeKeyIsNew
     }
 
     /// New random keys for `memberName`.
@@ -108,15 +118,15 @@ public struct DeviceIdentity: Sendable {
 extension DeviceIdentity: KeystorePayload {
     public static let contents = KeystoreFile.Contents.device
     /// The payload version written (docs/PROTOCOL.md, "Device payload"); version 1 is read too.
-    static let payloadVersion: UInt8 = 2
+    static let payloadVersion: UInt8 = 3
 
-    /// u8 2 ‖ str16 name ‖ u64 created ‖ current keys ‖ u8 pending (‖ u64 created ‖ keys) ‖
-    /// u8 retired count ‖ (u64 retired at ‖ keys)…, where keys = 32-byte Ed25519 seed ‖
+    /// u8 3 ‖ str16 name ‖ u64 created ‖ current keys ‖ u8 pending (‖ u64 created ‖ keys) ‖
+    /// u8 retired count ‖ (u64 retired at ‖ keys)… ‖ store key (32), where keys = 32-byte Ed25519 seed ‖
     /// 32-byte X25519 private key.
     public func encodePayload() -> SecretBytes {
         let name = Array(memberName.value.utf8)
         let keyPairs = 1 + (pending == nil ? 0 : 1) + retired.count
-        let count = 1 + 2 + name.count + 8 + 1 + 1 + keyPairs * 64 + (pending == nil ? 0 : 8) + retired.count * 8
+        let count = 1 + 2 + name.count + 8 + 1 + 1 + keyPairs * 64 + (pending == nil ? 0 : 8) + retired.count * 8 + SymmetricKey.byteCount
         return SecretBytes(count: count) { buffer in
             var writer = SecretWriter(buffer)
             writer.write(Self.payloadVersion)
@@ -135,6 +145,7 @@ extension DeviceIdentity: KeystorePayload {
                 writer.write(old.retiredAt)
                 Self.write(old.keys, to: &writer)
             }
+            writer.write(storeKey.rawRepresentation)
             writer.finish()
         }
     }
@@ -144,14 +155,14 @@ extension DeviceIdentity: KeystorePayload {
         writer.write(keys.transport.rawRepresentation)
     }
 
-    /// Reads a decrypted payload (version 1 or 2). The AEAD already proved who wrote it, so
+    /// Reads a decrypted payload (version 1, 2 or 3; the first two get a new store key). The AEAD already proved who wrote it, so
     /// a failure here means a newer or foreign format rather than damage.
     public init(payload: SecretBytes) throws(KeystoreError) {
         let result = payload.withUnsafeBytes { raw -> Result<DeviceIdentity, KeystoreError> in
             do throws(FormatError) {
                 var reader = ByteReader(raw, context: "device keystore payload")
                 let version = try reader.readUInt8()
-                guard version == 1 || version == 2 else {
+                guard (1...3).contains(version) else {
                     return .failure(.invalidPayload("payload version \(version) is not supported"))
                 }
                 let nameText = try reader.readString(maximumByteCount: MemberName.maximumLength, field: "member name")
@@ -160,7 +171,7 @@ extension DeviceIdentity: KeystorePayload {
                 let current = try Self.readKeys(&reader)
                 var pending: PendingKeys?
                 var retired: [RetiredKeys] = []
-                if version == 2 {
+                if version >= 2 {
                     switch try reader.readUInt8() {
                     case 0: break
                     case 1: pending = PendingKeys(created: try reader.readUInt64(), keys: try Self.readKeys(&reader))
@@ -172,8 +183,15 @@ extension DeviceIdentity: KeystorePayload {
                         retired.append(RetiredKeys(retiredAt: try reader.readUInt64(), keys: try Self.readKeys(&reader)))
                     }
                 }
+                var storeKey: SymmetricKey?
+                if version >= 3 {
+                    storeKey = try? SymmetricKey(try reader.readSecret(SymmetricKey.byteCount))
+                    guard storeKey != nil else { return .failure(.invalidPayload("the store key is not valid")) }
+                }
                 try reader.expectEnd()
-                return .success(DeviceIdentity(memberName: name, createdAt: createdAt, current: current, pending: pending, retired: retired))
+                return .success(DeviceIdentity(
+                    memberName: name, createdAt: createdAt, current: current, pending: pending, retired: retired,
+                    storeKey: storeKey ?? SymmetricKey(), storeKeyIsNew: storeKey == nil))
             } catch {
                 return .failure(.invalidPayload(error.message))
             }

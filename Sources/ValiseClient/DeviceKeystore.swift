@@ -68,9 +68,11 @@ public struct DeviceKeystore: Sendable {
         defer { withExtendedLifetime(lock) {} }
         var (identity, header) = try file.unlock(passphrase: passphrase)
         let member = directory?.members[identity.memberName]
-        guard identity.reconcile(with: member, now: now) else { return (identity, header, false) }
+        let reconciled = identity.reconcile(with: member, now: now)
+        guard reconciled || identity.storeKeyIsNew else { return (identity, header, false) }
         try file.write(identity, passphrase: passphrase, parameters: header.parameters)
-        return (identity, header, true)
+        identity.storeKeyIsNew = false
+        return (identity, header, reconciled)
     }
 
     /// Re-encrypts the keystore under `newPassphrase` (and `parameters`). The old file stays
@@ -84,6 +86,22 @@ public struct DeviceKeystore: Sendable {
         let (identity, _) = try file.unlock(passphrase: oldPassphrase)
         try file.write(identity, passphrase: newPassphrase, parameters: parameters)
         return identity
+    }
+
+    /// Rewrites the keystore with `identity` (after a reconcile), under the home's lock.
+    public func save(_ identity: DeviceIdentity, passphrase: SecretBytes, parameters: PasswordKDFParameters) throws(ClientError) {
+        let lock = try home.lock()
+        defer { withExtendedLifetime(lock) {} }
+        try file.write(identity, passphrase: passphrase, parameters: parameters)
+    }
+
+    /// Destroys the keystore (a device that saw its own revocation): overwritten, then removed.
+    public func wipe() throws(ClientError) {
+        do {
+            try SecureFile.shred(path)
+        } catch {
+            throw ClientError(error)
+        }
     }
 
     /// Makes (or reuses) the keys of a rotation, saves them as pending, and returns the

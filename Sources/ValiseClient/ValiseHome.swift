@@ -35,6 +35,11 @@ public struct ValiseHome: Sendable, Hashable {
     public var rotationRequestPath: String { path + "/rotation.request" }
     /// The pinned organisation: the bundle last accepted (genesis, log, checkpoint).
     public var organisationPath: String { path + "/organisation.bundle" }
+    /// The local message store: sessions, prekeys, outbox and inbox, encrypted under the
+    /// keystore's store key.
+    public var messageStorePath: String { path + "/messages.sqlite" }
+    /// The agent's socket directory and socket (`valise agent`).
+    public var agentSocketPath: String { path + "/agent/socket" }
     /// The lock taken while the device's files are rewritten.
     public var lockPath: String { path + "/.lock" }
 

@@ -40,6 +40,7 @@ public struct SecretWriter {
 
     public mutating func write(_ value: UInt8) { withUnsafeBytes(of: value) { put($0) } }
     public mutating func write(_ value: UInt16) { withUnsafeBytes(of: value.bigEndian) { put($0) } }
+    public mutating func write(_ value: UInt32) { withUnsafeBytes(of: value.bigEndian) { put($0) } }
     public mutating func write(_ value: UInt64) { withUnsafeBytes(of: value.bigEndian) { put($0) } }
     public mutating func write(_ data: [UInt8]) { data.withUnsafeBytes { put($0) } }
     public mutating func write(_ secret: SecretBytes) { secret.withUnsafeBytes { put($0) } }

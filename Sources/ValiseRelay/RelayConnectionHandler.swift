@@ -41,6 +41,8 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
         let mailbox: Mailbox
         let window: Int
         var inFlight: Set<MessageID> = []
+        /// Whether MailboxIdle was sent since the last delivery.
+        var idleAnnounced = false
         /// Acknowledged but not yet deleted by the store: out of the window, yet still read
         /// back by a load until the ack's commit, so loads leave them out.
         var acknowledging: Set<MessageID> = []
@@ -171,9 +173,8 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
 
     private func authenticate(_ key: AgreementPublicKey, context: ChannelHandlerContext) {
         let fingerprint = String(Hex.encode(key.bytes).prefix(16))
-        logger[metadataKey: "client.key"] = "\(fingerprint)"
         guard let admission = shared.directory.snapshot.admissions[key] else {
-            logger.warning("refused a key that is not a current device or admin key of the directory")
+            logger.warning("refused a key that is not a current device or admin key of the directory", metadata: ["client.key": "\(fingerprint)"])
             let refusal = RelayRequestProcessor.error(0, RelayError(
                 .notAdmitted, code: "not-admitted", message: "this key is not a current device or admin key of the organisation's directory"))
             perform(state.refuse(with: RelayRequestProcessor.encode(refusal)), context: context)
@@ -181,7 +182,11 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
         }
         handshakeTimer?.cancel()
         handshakeTimer = nil
-        logger[metadataKey: "client"] = "\(admission)"
+        // Which device holds a connection is named at debug level only: a log on the
+        // relay's disk must not let anyone match senders to the envelopes that arrived at
+        // the same time (docs/SECURITY.md).
+        logger.debug("admitted", metadata: ["client": "\(admission)", "client.key": "\(fingerprint)"])
+        logger[metadataKey: "client"] = "\(admission.role)"
         logger.info("admitted")
         admittedKey = key
         processor = RelayRequestProcessor(admission: admission, settings: .init(
@@ -318,6 +323,16 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
                     delivery.inFlight.insert(envelope.id)
                     handler.delivery = delivery
                     handler.perform(handler.state.send(RelayRequestProcessor.encode(RelayRequestProcessor.deliver(envelope))), context: context)
+                }
+                if envelopes.count < room, delivery.inFlight.isEmpty, delivery.acknowledging.isEmpty, !delivery.wokenWhileLoading {
+                    // Nothing waits and nothing is unacknowledged: say so once, for a
+                    // client that syncs and leaves.
+                    if !delivery.idleAnnounced {
+                        delivery.idleAnnounced = true
+                        handler.perform(handler.state.send(RelayRequestProcessor.encode(RelayRequestProcessor.mailboxIdle)), context: context)
+                    }
+                } else if !delivery.inFlight.isEmpty {
+                    delivery.idleAnnounced = false
                 }
                 handler.delivery = delivery
                 if delivery.wokenWhileLoading { handler.pump(context) }

@@ -9,11 +9,25 @@ public enum Admission: Equatable, Sendable, CustomStringConvertible {
     case device(MemberName)
     /// An administrator's transport key: fetching and publishing the directory only.
     case admin(String)
+    /// A revoked member's last device key: it may read the first `entries` entries of the
+    /// directory (through its own revocation), so that it can see the signed revocation
+    /// and wipe its keys; nothing else.
+    case revoked(MemberName, entries: Int)
+
+    /// "device" or "admin", without saying whose.
+    public var role: String {
+        switch self {
+        case .device: "device"
+        case .admin: "admin"
+        case .revoked: "revoked device"
+        }
+    }
 
     public var description: String {
         switch self {
         case .device(let name): "device of \(name)"
         case .admin(let name): "admin \(name)"
+        case .revoked(let name, _): "revoked device of \(name)"
         }
     }
 }
@@ -46,7 +60,16 @@ public final class RelayDirectory: Sendable {
             let state = verifier.state!
             var admissions: [AgreementPublicKey: Admission] = [:]
             for admin in state.admins.admins { admissions[admin.transportKey] = .admin(admin.name) }
-            for member in state.members.values where member.isActive { admissions[member.transportKey] = .device(member.name) }
+            for member in state.members.values {
+                switch member.status {
+                case .active:
+                    admissions[member.transportKey] = .device(member.name)
+                case .revoked(_, let sequence):
+                    if admissions[member.transportKey] == nil, sequence < UInt64(verifier.count) {
+                        admissions[member.transportKey] = .revoked(member.name, entries: Int(sequence) + 1)
+                    }
+                }
+            }
             self.admissions = admissions
             self.relayName = state.relays.values.first { $0.noiseKey == relayKey }?.name
         }

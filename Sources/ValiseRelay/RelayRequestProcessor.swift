@@ -81,8 +81,28 @@ struct RelayRequestProcessor {
             welcome.relayName = directory.relayName ?? ""
             welcome.directoryCount = UInt64(directory.count)
             welcome.directoryHead = Data(directory.state.headHash.bytes)
-            if case .admin = admission { welcome.role = .admin } else { welcome.role = .device }
+            switch admission {
+            case .admin: welcome.role = .admin
+            case .device: welcome.role = .device
+            case .revoked(_, let entries):
+                welcome.role = .revoked
+                welcome.directoryCount = UInt64(entries)
+                welcome.directoryHead = Data(directory.verifier.hashes[entries - 1].bytes)
+            }
             return .reply(Self.message(id, .welcome(welcome)))
+        }
+
+        if case .revoked(_, let entries) = admission {
+            switch message.body {
+            case .ping:
+                break
+            case .directoryFetch(let fetch):
+                return .reply(Self.message(id, .directoryEntries(self.entries(fetch, directory, upTo: entries))))
+            default:
+                return .reply(Self.error(id, RelayError(
+                    .revoked, code: "revoked",
+                    message: "the organisation revoked this device; it may only read the directory up to its revocation")))
+            }
         }
 
         switch message.body {
@@ -236,8 +256,13 @@ struct RelayRequestProcessor {
         deliver.arrivedAt = envelope.arrivedAt
         deliver.expiresAt = envelope.expiresAt
         deliver.envelope = Data(envelope.body)
+        // The class the relay applied (its maximum may have shortened the sender's).
+        let applied = envelope.expiresAt &- envelope.arrivedAt
+        deliver.ttl = TTLClass.allCases.last { $0.seconds <= applied }.map { WireTTLClass(rawValue: $0.rawValue + 1) ?? .hour } ?? .hour
         return message(0, .deliver(deliver))
     }
+
+    static let mailboxIdle = message(0, .mailboxIdle(WireMailboxIdle()))
 
     /// Signed statuses: pending, expired undelivered, or unknown (never accepted, or no
     /// longer held: delivery itself is confirmed end to end, not by the relay).
@@ -263,15 +288,20 @@ struct RelayRequestProcessor {
         return message(requestID, .status(status))
     }
 
-    private func entries(_ fetch: WireDirectoryFetch, _ directory: RelayDirectory.Snapshot) -> WireDirectoryEntries {
+    /// Entries from `fetch.since`, bounded; a revoked device sees only the first `upTo`
+    /// (through its revocation) and no checkpoint (which covers a later head).
+    private func entries(_ fetch: WireDirectoryFetch, _ directory: RelayDirectory.Snapshot, upTo visible: Int? = nil) -> WireDirectoryEntries {
+        let count = min(visible ?? directory.count, directory.count)
         var answer = WireDirectoryEntries()
         answer.since = fetch.since
-        answer.directoryCount = UInt64(directory.count)
-        answer.checkpoint = directory.checkpoint.map { Data($0.encoded()) } ?? Data()
-        guard fetch.since < UInt64(directory.count) else { return answer }
+        answer.directoryCount = UInt64(count)
+        if visible == nil {
+            answer.checkpoint = directory.checkpoint.map { Data($0.encoded()) } ?? Data()
+        }
+        guard fetch.since < UInt64(count) else { return answer }
         let limit = fetch.limit == 0 ? maximumEntriesPerFetch : min(Int(fetch.limit), maximumEntriesPerFetch)
         var bytes = 0
-        for entry in directory.encodedEntries[Int(fetch.since)...].prefix(limit) {
+        for entry in directory.encodedEntries[Int(fetch.since)..<count].prefix(limit) {
             if bytes + entry.count > Self.maximumFetchBytes && !answer.entries.isEmpty { break }
             bytes += entry.count
             answer.entries.append(Data(entry))

@@ -82,16 +82,16 @@ public struct DoubleRatchet: Sendable {
         let number: UInt32
     }
 
-    private var sendingRatchetKey: AgreementPrivateKey
-    private var receivingRatchetKey: AgreementPublicKey?
-    private var rootKey: SecretBytes
-    private var sendingChain: SecretBytes?
-    private var receivingChain: SecretBytes?
-    private var sent: UInt32 = 0
-    private var received: UInt32 = 0
-    private var previousSendingChainLength: UInt32 = 0
-    private var skipped: [SkippedKey: SecretBytes] = [:]
-    private var skippedOrder: [SkippedKey] = []
+    var sendingRatchetKey: AgreementPrivateKey
+    var receivingRatchetKey: AgreementPublicKey?
+    var rootKey: SecretBytes
+    var sendingChain: SecretBytes?
+    var receivingChain: SecretBytes?
+    var sent: UInt32 = 0
+    var received: UInt32 = 0
+    var previousSendingChainLength: UInt32 = 0
+    var skipped: [SkippedKey: SecretBytes] = [:]
+    var skippedOrder: [SkippedKey] = []
     /// The session's associated data (from X3DH: both identity keys).
     public let associatedData: [UInt8]
 

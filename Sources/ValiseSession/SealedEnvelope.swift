@@ -151,7 +151,8 @@ public struct SealedEnvelope: Sendable, Equatable {
         guard envelope.recipient == recipient else {
             throw SessionError(code: "not-for-this-device", message: "the envelope is addressed to another device")
         }
-        guard envelope.precedence == precedence, envelope.ttlClass == ttlClass else {
+        // The relay may shorten a TTL (its maximum caps it), never lengthen it.
+        guard envelope.precedence == precedence, ttlClass <= envelope.ttlClass else {
             throw SessionError(code: "label-mismatch", message: "the relay's precedence or TTL class differs from the sender's")
         }
         return envelope

@@ -17,11 +17,11 @@ public struct Session: Sendable {
 
     /// The peer device's identity key (Ed25519), which the caller checks against the directory.
     public let peerIdentity: SigningPublicKey
-    private var ratchet: DoubleRatchet
+    var ratchet: DoubleRatchet
     /// Sent with every message until a reply has been read (initiator only).
-    private var pendingInitialHeader: X3DH.InitialHeader?
+    var pendingInitialHeader: X3DH.InitialHeader?
     /// The header that started this session (both sides), to recognise its repeats.
-    private let initialHeader: X3DH.InitialHeader
+    let initialHeader: X3DH.InitialHeader
 
     /// Whether messages still carry the initial header.
     public var awaitsReply: Bool { pendingInitialHeader != nil }

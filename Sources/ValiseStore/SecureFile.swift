@@ -217,6 +217,26 @@ public enum SecureFile {
         return names.sorted()
     }
 
+    /// Overwrites a key file with random bytes, flushes, and removes it. (On a journaling or
+    /// copy-on-write file system, or an SSD, old blocks may survive an overwrite; the
+    /// keystore is encrypted under the passphrase either way.) A missing file is not an error.
+    public static func shred(_ path: String) throws(FileError) {
+        let fd = open(path, O_WRONLY | O_NOFOLLOW | O_CLOEXEC)
+        if fd < 0 {
+            if errno == ENOENT { return }
+            throw .system("open", path)
+        }
+        var info = stat()
+        if fstat(fd, &info) == 0 && info.st_size > 0 {
+            let noise = Random.bytes(count: Int(info.st_size))
+            _ = noise.withUnsafeBytes { write(fd, $0.baseAddress!, $0.count) }
+            _ = fsync(fd)
+        }
+        close(fd)
+        guard unlink(path) == 0 else { throw .system("remove", path) }
+        try syncDirectory(parent(of: path))
+    }
+
     /// Makes a directory's entries durable (a rename is only durable once its directory is).
     public static func syncDirectory(_ path: String) throws(FileError) {
         let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)

@@ -18,35 +18,25 @@ extension Valise {
         )
 
         @OptionGroup var options: GlobalOptions
-
-        @Option(name: .long, help: ArgumentHelp("Reach the relay at this address instead of the directory's.", valueName: "host:port"))
-        var relay: String?
-
-        @Option(name: .long, help: ArgumentHelp("Which relay, when the directory lists several.", valueName: "name"))
-        var relayName: String?
+        @OptionGroup var relayOptions: RelayOptions
 
         func run() async throws {
-            let report = try await reportingErrorsAsync { () async throws(ClientError) -> SyncReport in
+            let (report, messages) = try await reportingErrorsAsync { () async throws(ClientError) -> (SyncReport, MessageSync.Report) in
                 let home = try options.resolveHome()
-                let pinned = PinnedOrganisation(home: home)
-                let now = Environment.now()
-                let before = try pinned.load(now: now)
-                let target = try DirectorySync.target(in: before.state, name: relayName, address: relay)
-                let keystore = DeviceKeystore(home: home)
-                _ = try keystore.inspect()
-                let passphrase = try options.passphrase(for: keystore.path)
-                let (identity, _) = try keystore.unlock(passphrase: passphrase)
-
-                let fetched = try await DirectorySync.withRelay(target, clientKey: identity.transportKey) { (client, _) throws(ClientError) in
-                    try await DirectorySync.fetch(client, since: before.verifier.count)
+                let before = try PinnedOrganisation(home: home).load(now: Environment.now()).verifier.count
+                return try await withRelaySync(options, relayOptions, now: Environment.now) { (session, sync) throws(ClientError) -> (SyncReport, MessageSync.Report) in
+                    try await sync.uploadPrekeys(now: Environment.now())
+                    try await sync.flushOutbox(now: Environment.now())
+                    try await sync.fetchMailbox(now: Environment.now)
+                    // Receipts whose delay has passed go now; the rest wait for the next sync.
+                    try await sync.flushOutbox(now: Environment.now())
+                    try await sync.checkStatuses(now: Environment.now())
+                    try sync.summarize()
+                    let report = SyncReport(relay: sync.relayName, before: before, after: session.organisation, now: Environment.now(), messages: sync.report)
+                    return (report, sync.report)
                 }
-                let bundle = OrganisationBundle(entries: before.bundle.entries + fetched.entries, checkpoint: fetched.checkpoint ?? before.bundle.checkpoint)
-                _ = try pinned.pin(bundle, expectedGenesis: nil, now: now, file: "the relay's directory")
-                let after = try pinned.load(now: now)
-                _ = try keystore.unlock(passphrase: passphrase, directory: after.state, now: now)
-                return SyncReport(relay: target.relay.name, before: before.verifier.count, after: after, now: now)
             }
-            if let warning = report.freshnessWarning { printWarning(warning) }
+            let lines = MessageText.describe(messages)
             if options.json {
                 printJSON(report)
                 return
@@ -54,6 +44,8 @@ extension Valise {
             print("Synced with relay \(report.relay): \(report.newEntries) new entr\(report.newEntries == 1 ? "y" : "ies"), \(report.entries) in all.")
             print("head:       entry \(report.entries - 1), \(report.head.prefix(16))…")
             print("checkpoint: \(report.checkpoint ?? "none yet")")
+            for line in lines { print(line) }
+            print("mailbox:    \(report.received) new message\(report.received == 1 ? "" : "s"), \(report.unread) unread; outbox: \(report.outboxWaiting) waiting")
         }
     }
 }
@@ -66,26 +58,27 @@ struct SyncReport: Encodable {
     let checkpoint: String?
     let checkpointAgeSeconds: Int64?
     let freshnessWarning: String?
+    let received: Int
+    let unread: Int
+    let outboxWaiting: Int
+    let sent: Int
+    let refused: Int
+    let oneTimePrekeysOnRelay: Int?
 
-    init(relay: String, before: Int, after: PinnedOrganisation.Loaded, now: UInt64) {
+    init(relay: String, before: Int, after: PinnedOrganisation.Loaded, now: UInt64, messages: MessageSync.Report) {
+        received = messages.received.count
+        unread = messages.unread
+        outboxWaiting = messages.outboxWaiting
+        sent = messages.sent.count
+        refused = messages.refused.count
+        oneTimePrekeysOnRelay = messages.oneTimePrekeysOnRelay
         self.relay = relay
         entries = after.verifier.count
         newEntries = after.verifier.count - before
         head = after.state.headHash.hex
-        let policy = after.state.freshness
-        if let checkpoint = after.bundle.checkpoint {
-            let age = Int64(clamping: now) - Int64(clamping: checkpoint.time)
-            checkpointAgeSeconds = age
-            self.checkpoint = "entry \(checkpoint.sequence) at \(Timestamp.rfc3339(checkpoint.time))"
-            freshnessWarning = age > Int64(policy.warnAfterSeconds)
-                ? "the newest checkpoint is \(age / 3600) hours old (the organisation warns after \(DurationArgument.describe(policy.warnAfterSeconds))): the relay may be showing an old directory"
-                : nil
-        } else {
-            checkpointAgeSeconds = nil
-            checkpoint = nil
-            freshnessWarning = after.state.checkpointKey == nil
-                ? nil
-                : "the relay has no checkpoint: this device cannot tell whether the directory is current"
-        }
+        let freshness = DirectoryFreshness(after, now: now)
+        checkpointAgeSeconds = freshness.checkpointAge
+        checkpoint = after.bundle.checkpoint.map { "entry \($0.sequence) at \(Timestamp.rfc3339($0.time))" }
+        freshnessWarning = freshness.warning
     }
 }

@@ -18,7 +18,7 @@ struct Valise: AsyncParsableCommand {
             the terminal.
             """,
         version: ValiseVersion.string,
-        subcommands: [Init.self, Whoami.self, Passwd.self, Sync.self, Keys.self, Verify.self, Directory.self, Admin.self]
+        subcommands: [Init.self, Whoami.self, Passwd.self, Send.self, Sync.self, Inbox.self, Read.self, Watch.self, Status.self, Sent.self, Agent.self, Keys.self, Verify.self, Directory.self, Admin.self]
     )
 
     static func main() async {

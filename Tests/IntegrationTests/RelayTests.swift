@@ -96,8 +96,11 @@ struct RelayTests {
         #expect(eve.stderr.contains("not a current device or admin key"))
 
         try world.revoke("bob@jakarta")
+        // Bob's device may read the directory up to its revocation, and nothing else: it
+        // sees the signed revocation and wipes its keys.
         let bob = try world.valise(["sync", "--home", world.path("bob@jakarta"), "--relay", world.relay.address], expect: 5)
-        #expect(bob.stderr.contains("not a current device or admin key"))
+        #expect(bob.stderr.contains("the organisation revoked this device"), "\(bob.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: world.path("bob@jakarta/device.key")), "the revoked device's keystore was wiped")
         // Alice learns of the revocation from the relay.
         let again = try world.json(world.sync("alice@jakarta"))
         #expect(again["newEntries"] as? Int == 1)

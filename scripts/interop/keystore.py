@@ -142,8 +142,8 @@ def open_container(data: bytes, passphrase: bytes, expected_contents: int = 1):
 
 def parse_device_payload(p: bytes) -> dict:
     # Version 1: name, created, current keys. Version 2 adds a pending flag (and keys) and
-    # a count of retired keys; "Nothing follows" in both.
-    if len(p) < 3 or p[0] not in (1, 2):
+    # a count of retired keys; version 3 adds the 32-byte store key. "Nothing follows".
+    if len(p) < 3 or p[0] not in (1, 2, 3):
         fail("device payload: unknown payload version")
     (k,) = struct.unpack_from(">H", p, 1)
     name = p[3:3 + k]
@@ -156,7 +156,7 @@ def parse_device_payload(p: bytes) -> dict:
     seed, x_priv = p[at:at + 32], p[at + 32:at + 64]
     at += 64
     pending, retired = None, []
-    if p[0] == 2:
+    if p[0] >= 2:
         if at >= len(p) or p[at] not in (0, 1):
             fail("device payload: invalid pending flag")
         if p[at] == 1:
@@ -170,6 +170,8 @@ def parse_device_payload(p: bytes) -> dict:
         for _ in range(count):
             retired.append(p[at:at + 72])
             at += 72
+    if p[0] == 3:
+        at += 32
     if at != len(p):
         fail("device payload: wrong length")
     return {"name": name, "created": created, "seed": seed, "x_priv": x_priv,
@@ -177,9 +179,11 @@ def parse_device_payload(p: bytes) -> dict:
 
 
 def device_payload(name: bytes, created: int, seed: bytes, x_priv: bytes) -> bytes:
-    # Version 2 with nothing pending and nothing retired.
-    return (b"\x02" + struct.pack(">H", len(name)) + name + struct.pack(">Q", created)
-            + seed + x_priv + b"\x00" + b"\x00")
+    # Version 3 with nothing pending, nothing retired, and a store key made from the seed
+    # (any 32 bytes will do; deriving them keeps the output reproducible).
+    store_key = hashlib.blake2b(b"interop store key" + seed, digest_size=32).digest()
+    return (b"\x03" + struct.pack(">H", len(name)) + name + struct.pack(">Q", created)
+            + seed + x_priv + b"\x00" + b"\x00" + store_key)
 
 
 def seal_container(payload: bytes, passphrase: bytes, profile: int, salt: bytes,

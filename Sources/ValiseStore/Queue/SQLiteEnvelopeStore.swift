@@ -11,9 +11,9 @@ public final class SQLiteEnvelopeStore: EnvelopeStore {
     public let path: String
     private let reserve: SpaceReserve
 
-    /// `PRAGMA application_id` of a Valise queue ("VALQ"): bytes 68–71 of the file header
-    /// say whose file it is before anything is opened for writing.
-    static let applicationID: Int32 = 0x5641_4C51
+    /// `PRAGMA application_id` "VALQ": bytes 68–71 of the file header say whose file it is
+    /// before anything is opened for writing.
+    static let fileKind = SQLiteFile.Kind(applicationID: 0x5641_4C51, name: "a Valise queue", program: "valised")
 
     /// Opens the store at `path`, creating it first when `create` is set and no file is
     /// there. An existing file must be a Valise queue this version understands (SQLite, WAL,
@@ -28,15 +28,7 @@ public final class SQLiteEnvelopeStore: EnvelopeStore {
     ) throws(StoreError) {
         self.path = path
         self.limits = limits
-        if !FileManager.default.fileExists(atPath: path) {
-            guard create else { throw StoreError(.failure, "there is no queue at \(path)") }
-            guard !FileManager.default.fileExists(atPath: path + "-wal") else {
-                throw StoreError(.corrupt, "\(path) is missing but its write-ahead log \(path)-wal is there; restore the store from a backup, or move the log away to start an empty queue")
-            }
-            try Self.create(at: path)
-        }
-        try Self.checkHeader(path)
-        try Self.checkSchema(path)
+        try SQLiteFile.prepare(path, kind: Self.fileKind, migrator: Self.migrator, create: create)
         var configuration = Configuration()
         configuration.label = "valise.queue"
         // A checkpoint that must empty the log waits for readers (deliveries, `valised
@@ -118,83 +110,6 @@ public final class SQLiteEnvelopeStore: EnvelopeStore {
             }
             defer { try? pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA secure_delete = ON") } }
             return try operation()
-        }
-    }
-
-    /// Makes a new, empty queue under a temporary name and renames it into place, so that
-    /// a crash while creating leaves no half-made file at `path`: whatever is found there
-    /// later is either a whole queue or not ours.
-    private static func create(at path: String) throws(StoreError) {
-        let temporary = path + ".creating"
-        for leftover in [temporary, temporary + "-wal", temporary + "-shm"] {
-            try? FileManager.default.removeItem(atPath: leftover)
-        }
-        do {
-            var configuration = Configuration()
-            configuration.prepareDatabase { db in
-                // Incremental vacuum lets a store on a full disk hand freed pages back. It
-                // must be set before any table exists, so here: GRDB's WAL set-up, which
-                // runs after this, creates and drops one.
-                try db.execute(sql: "PRAGMA auto_vacuum = INCREMENTAL")
-            }
-            let pool = try DatabasePool(path: temporary, configuration: configuration)
-            try pool.writeWithoutTransaction { db in
-                try db.execute(sql: "PRAGMA application_id = \(applicationID)")
-            }
-            try migrator.migrate(pool)
-            try pool.close()
-            let descriptor = open(temporary, O_RDWR | O_CLOEXEC)
-            guard descriptor >= 0 else { throw StoreError(.failure, "cannot create \(path): \(String(cString: strerror(errno)))") }
-            defer { close(descriptor) }
-            guard fsync(descriptor) == 0 else { throw StoreError(.failure, "cannot create \(path): \(String(cString: strerror(errno)))") }
-            guard rename(temporary, path) == 0 else { throw StoreError(.failure, "cannot create \(path): \(String(cString: strerror(errno)))") }
-            try SecureFile.syncDirectory((path as NSString).deletingLastPathComponent.isEmpty ? "." : (path as NSString).deletingLastPathComponent)
-        } catch let error as StoreError {
-            throw error
-        } catch {
-            throw storeError(error, doing: "create \(path)")
-        }
-    }
-
-    /// Refuses a queue written by a newer version (a migration this one does not know),
-    /// through a read-only connection, which never writes the file (not even a checkpoint).
-    private static func checkSchema(_ path: String) throws(StoreError) {
-        var configuration = Configuration()
-        configuration.readonly = true
-        let superseded: Bool
-        do {
-            let database = try DatabaseQueue(path: path, configuration: configuration)
-            superseded = try database.read { db in try migrator.hasBeenSuperseded(db) }
-            try database.close()
-        } catch {
-            throw storeError(error, doing: "open \(path)")
-        }
-        guard !superseded else {
-            throw StoreError(.failure, "\(path) was written by a newer version of valised; run that version, or restore a backup")
-        }
-    }
-
-    /// Reads the 100-byte SQLite header without opening the database, so a foreign file is
-    /// refused untouched.
-    private static func checkHeader(_ path: String) throws(StoreError) {
-        guard let handle = FileHandle(forReadingAtPath: path) else {
-            throw StoreError(.failure, "cannot open \(path): \(String(cString: strerror(errno)))")
-        }
-        defer { try? handle.close() }
-        let header = [UInt8]((try? handle.read(upToCount: 100)) ?? Data())
-        let notOurs = "\(path) is not a Valise queue"
-        guard !header.isEmpty else {
-            throw StoreError(.corrupt, "\(notOurs): the file is empty. A queue is never left empty, so move the file away and restore the store from a backup (or start an empty queue if none was ever accepted)")
-        }
-        guard header.count == 100, header.starts(with: Array("SQLite format 3\0".utf8)) else {
-            throw StoreError(.corrupt, "\(notOurs): it is not an SQLite database")
-        }
-        let applicationID = header[68..<72].reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
-        guard applicationID == UInt32(bitPattern: Self.applicationID) else {
-            throw StoreError(.corrupt, "\(notOurs): it is an SQLite database of another application")
-        }
-        guard header[18] == 2, header[19] == 2 else {
-            throw StoreError(.corrupt, "\(notOurs): a Valise queue is always in WAL mode; restore it from a backup")
         }
     }
 
@@ -522,20 +437,7 @@ public final class SQLiteEnvelopeStore: EnvelopeStore {
             throw Self.storeError(error, doing: "check integrity")
         }
     }
-
-    static func storeError(_ error: any Error, doing what: String) -> StoreError {
-        if let error = error as? DatabaseError {
-            switch error.resultCode {
-            case .SQLITE_FULL:
-                return StoreError(.storageFull, "cannot \(what): the store is full (disk or configured size)")
-            case .SQLITE_CORRUPT, .SQLITE_NOTADB:
-                return StoreError(.corrupt, "cannot \(what): the store is damaged (\(error.message ?? "corrupt")); restore it from a backup")
-            default:
-                return StoreError(.failure, "cannot \(what): \(error.message ?? "\(error.resultCode)")")
-            }
-        }
-        return StoreError(.failure, "cannot \(what): \(error)")
-    }
+    static func storeError(_ error: any Error, doing what: String) -> StoreError { SQLiteFile.storeError(error, doing: what) }
 }
 
 extension [UInt8] {

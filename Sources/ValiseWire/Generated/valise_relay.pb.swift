@@ -436,6 +436,14 @@ public nonisolated struct WireRelayMessage: Sendable {
     set {body = .prekeyBundle(newValue)}
   }
 
+  public var mailboxIdle: WireMailboxIdle {
+    get {
+      if case .mailboxIdle(let v)? = body {return v}
+      return WireMailboxIdle()
+    }
+    set {body = .mailboxIdle(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Body: Equatable, Sendable {
@@ -449,6 +457,7 @@ public nonisolated struct WireRelayMessage: Sendable {
     case status(WireStatus)
     case prekeysStored(WirePrekeysStored)
     case prekeyBundle(WirePrekeyBundle)
+    case mailboxIdle(WireMailboxIdle)
 
   }
 
@@ -499,6 +508,10 @@ public nonisolated struct WireWelcome: Sendable {
 
     /// An administrator's transport key: may fetch and publish the directory only.
     case admin // = 2
+
+    /// A revoked device: it may read the directory up to its own revocation entry (so that
+    /// it can verify the revocation and wipe its keys), nothing else.
+    case revoked // = 3
     case UNRECOGNIZED(Int)
 
     public init() {
@@ -510,6 +523,7 @@ public nonisolated struct WireWelcome: Sendable {
       case 0: self = .unspecified
       case 1: self = .device
       case 2: self = .admin
+      case 3: self = .revoked
       default: self = .UNRECOGNIZED(rawValue)
       }
     }
@@ -519,6 +533,7 @@ public nonisolated struct WireWelcome: Sendable {
       case .unspecified: return 0
       case .device: return 1
       case .admin: return 2
+      case .revoked: return 3
       case .UNRECOGNIZED(let i): return i
       }
     }
@@ -528,6 +543,7 @@ public nonisolated struct WireWelcome: Sendable {
       .unspecified,
       .device,
       .admin,
+      .revoked,
     ]
 
   }
@@ -702,6 +718,23 @@ public nonisolated struct WireDeliver: Sendable {
   public var expiresAt: UInt64 = 0
 
   public var envelope: Data = Data()
+
+  /// The TTL class the relay applied: expires_at - arrived_at, one of the classes (never
+  /// DEFAULT). It may be shorter than the sender's (the relay's maximum caps it), never longer.
+  public var ttl: WireTTLClass = .default
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// The mailbox has nothing more for this connection now (request_id 0): every envelope
+/// delivered on it has been acknowledged and committed, and none is waiting. Sent each time
+/// delivery becomes idle; a one-shot sync stops on it. A later envelope is still pushed.
+public nonisolated struct WireMailboxIdle: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1140,7 +1173,7 @@ nonisolated extension WireClientMessage: SwiftProtobuf.Message, SwiftProtobuf._M
 
 nonisolated extension WireRelayMessage: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".RelayMessage"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{1}welcome\0\u{3}directory_entries\0\u{3}directory_published\0\u{1}pong\0\u{1}error\0\u{1}accepted\0\u{1}deliver\0\u{1}status\0\u{3}prekeys_stored\0\u{3}prekey_bundle\0\u{c}\u{c}\u{4}")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{1}welcome\0\u{3}directory_entries\0\u{3}directory_published\0\u{1}pong\0\u{1}error\0\u{1}accepted\0\u{1}deliver\0\u{1}status\0\u{3}prekeys_stored\0\u{3}prekey_bundle\0\u{3}mailbox_idle\0\u{c}\u{d}\u{3}")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1279,6 +1312,19 @@ nonisolated extension WireRelayMessage: SwiftProtobuf.Message, SwiftProtobuf._Me
           self.body = .prekeyBundle(v)
         }
       }()
+      case 12: try {
+        var v: WireMailboxIdle?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .mailboxIdle(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .mailboxIdle(v)
+        }
+      }()
       default: break
       }
     }
@@ -1332,6 +1378,10 @@ nonisolated extension WireRelayMessage: SwiftProtobuf.Message, SwiftProtobuf._Me
     case .prekeyBundle?: try {
       guard case .prekeyBundle(let v)? = self.body else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 11)
+    }()
+    case .mailboxIdle?: try {
+      guard case .mailboxIdle(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 12)
     }()
     case nil: break
     }
@@ -1432,7 +1482,7 @@ nonisolated extension WireWelcome: SwiftProtobuf.Message, SwiftProtobuf._Message
 }
 
 nonisolated extension WireWelcome.Role: SwiftProtobuf._ProtoNameProviding {
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0ROLE_UNSPECIFIED\0\u{1}ROLE_DEVICE\0\u{1}ROLE_ADMIN\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0ROLE_UNSPECIFIED\0\u{1}ROLE_DEVICE\0\u{1}ROLE_ADMIN\0\u{1}ROLE_REVOKED\0")
 }
 
 nonisolated extension WireDirectoryFetch: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
@@ -1767,7 +1817,7 @@ nonisolated extension WireFetch: SwiftProtobuf.Message, SwiftProtobuf._MessageIm
 
 nonisolated extension WireDeliver: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Deliver"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}precedence\0\u{3}arrived_at\0\u{3}expires_at\0\u{1}envelope\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}precedence\0\u{3}arrived_at\0\u{3}expires_at\0\u{1}envelope\0\u{1}ttl\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1780,6 +1830,7 @@ nonisolated extension WireDeliver: SwiftProtobuf.Message, SwiftProtobuf._Message
       case 3: try { try decoder.decodeSingularUInt64Field(value: &self.arrivedAt) }()
       case 4: try { try decoder.decodeSingularUInt64Field(value: &self.expiresAt) }()
       case 5: try { try decoder.decodeSingularBytesField(value: &self.envelope) }()
+      case 6: try { try decoder.decodeSingularEnumField(value: &self.ttl) }()
       default: break
       }
     }
@@ -1801,6 +1852,9 @@ nonisolated extension WireDeliver: SwiftProtobuf.Message, SwiftProtobuf._Message
     if !self.envelope.isEmpty {
       try visitor.visitSingularBytesField(value: self.envelope, fieldNumber: 5)
     }
+    if self.ttl != .default {
+      try visitor.visitSingularEnumField(value: self.ttl, fieldNumber: 6)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1810,6 +1864,26 @@ nonisolated extension WireDeliver: SwiftProtobuf.Message, SwiftProtobuf._Message
     if lhs.arrivedAt != rhs.arrivedAt {return false}
     if lhs.expiresAt != rhs.expiresAt {return false}
     if lhs.envelope != rhs.envelope {return false}
+    if lhs.ttl != rhs.ttl {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension WireMailboxIdle: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".MailboxIdle"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap()
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    // Load everything into unknown fields
+    while try decoder.nextFieldNumber() != nil {}
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: WireMailboxIdle, rhs: WireMailboxIdle) -> Bool {
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -1,0 +1,298 @@
+import Foundation
+public import NIOCore
+public import ValiseCrypto
+public import ValiseDirectory
+public import ValiseSession
+import ValiseStore
+import ValiseWire
+
+/// Drives a `Messenger` over one relay connection: prekeys up, outbox out, mailbox in,
+/// statuses checked. Steps run one at a time, so a session is never advanced by two at once.
+public final class MessageSync {
+    public let messenger: Messenger
+    let client: RelayClient
+    let relay: RelayRecord
+
+    /// What happened, for the command to say.
+    public struct Report: Sendable {
+        public var oneTimePrekeysOnRelay: Int?
+        public var prekeysRotated = false
+        public var sent: [(id: [UInt8], to: String)] = []
+        public var received: [InboxMessage] = []
+        public var receipts = 0
+        public var repeated = 0
+        public var refused: [(code: String, reason: String)] = []
+        public var later: [String] = []
+        public var expired = 0
+        public var notices: [String] = []
+        public var keyChanges: [Messenger.KeyChange] = []
+        public var mailboxDrained = false
+        /// Filled by `summarize`.
+        public var unread = 0
+        public var outboxWaiting = 0
+
+        public init() {}
+    }
+
+    public private(set) var report = Report()
+
+    public init(messenger: Messenger, client: RelayClient, relay: RelayRecord) {
+        self.messenger = messenger
+        self.client = client
+        self.relay = relay
+    }
+
+    public var relayName: String { relay.name }
+
+    /// Counts unread messages and outbox items not yet accepted, into the report.
+    @discardableResult
+    public func summarize() throws(ClientError) -> Report {
+        let (unread, waiting) = try messenger.counts()
+        report.unread = unread
+        report.outboxWaiting = waiting
+        return report
+    }
+
+    // MARK: Prekeys
+
+    /// Uploads the current signed prekey and envelope key (replacing them when due), learns
+    /// how many one-time prekeys the relay holds, and tops them up when low.
+    /// A relay that refuses (a full disk, say) leaves the device's older prekeys in place:
+    /// that is a notice, not a failed sync; a lost connection still throws.
+    public func uploadPrekeys(now: UInt64) async throws(ClientError) {
+        do {
+            var held = try await upload(try messenger.preparePrekeys(newOneTimePrekeys: 0, now: now))
+            let add = Messenger.oneTimePrekeysToAdd(relayHolds: held)
+            if add > 0 {
+                held = try await upload(try messenger.preparePrekeys(newOneTimePrekeys: add, now: now))
+            }
+            report.oneTimePrekeysOnRelay = held
+        } catch where Self.isRefusal(error) {
+            report.notices.append("the relay did not store this device's prekeys (\(error.message)); colleagues may not be able to start a conversation with it until a later sync succeeds")
+        }
+    }
+
+    /// The relay answered with an error (as opposed to the connection failing).
+    static func isRefusal(_ error: ClientError) -> Bool {
+        error.code.hasPrefix("relay-") && !["relay-closed", "relay-timeout", "relay-io", "relay-unreachable", "relay-handshake", "relay-protocol"].contains(error.code)
+    }
+
+    private func upload(_ prekeys: Messenger.PrekeyUpload) async throws(ClientError) -> Int {
+        if prekeys.rotated { report.prekeysRotated = true }
+        var upload = WirePrekeyUpload()
+        upload.signedPrekey = Data(prekeys.signedPrekey.bytes)
+        upload.signedPrekeySignature = Data(prekeys.signedPrekeySignature.bytes)
+        upload.envelopeKey = Data(prekeys.envelopeKey.bytes)
+        upload.envelopeKeySignature = Data(prekeys.envelopeKeySignature.bytes)
+        upload.oneTimePrekeys = prekeys.oneTimePrekeys.map { Data($0.bytes) }
+        let answer = try await client.request(.prekeyUpload(upload))
+        guard case .prekeysStored(let stored) = answer.body else {
+            throw .failure("relay-protocol", "the relay answered a prekey upload with something else")
+        }
+        return Int(stored.oneTimePrekeys)
+    }
+
+    // MARK: Outbox
+
+    /// Encrypts what is due (fetching bundles where a session must start) and sends every
+    /// encrypted envelope until the relay has it. A recipient without published keys, or
+    /// a full mailbox, leaves the item waiting; a lost connection stops here.
+    public func flushOutbox(now: UInt64) async throws(ClientError) {
+        var bundles: [MemberName: Messenger.Bundle] = [:]
+        var waiting: Set<MemberName> = []
+        for (item, name, needsBundle) in try messenger.unsealed(now: now) {
+            if waiting.contains(name) { continue }
+            var bundle: Messenger.Bundle?
+            if needsBundle {
+                if let fetched = bundles[name] {
+                    bundle = fetched
+                } else {
+                    do {
+                        bundle = try await fetchBundle(name)
+                    } catch where error.code == "relay-\(WireErrorCode.noPrekeys)" || error.code == "relay-\(WireErrorCode.rateLimited)" {
+                        waiting.insert(name)
+                        report.notices.append("waiting: \(name) has no keys on the relay yet (their device has not synced since enrolment); the message stays in the outbox")
+                        continue
+                    } catch where error.code == "relay-\(WireErrorCode.unknownRecipient)" {
+                        try messenger.undeliverable(item, now: now)
+                        report.notices.append("not sent: the relay no longer knows \(name) (revoked?); run 'valise sync' to see the directory")
+                        continue
+                    }
+                    bundles[name] = bundle
+                }
+            }
+            for notice in try messenger.seal(item, to: name, bundle: bundle, now: now) {
+                switch notice {
+                case .keysChanged(let change): report.keyChanges.append(change)
+                case .recipientRevoked(let who): report.notices.append("not sent: \(who) was revoked by the organisation")
+                case .waitingForKeys(let who, let why): report.notices.append("waiting for \(who): \(why)")
+                }
+            }
+        }
+        for (item, to) in try messenger.readyToSend() {
+            var send = WireSend()
+            send.id = Data(item.id)
+            send.recipient = to
+            send.precedence = WirePrecedence(rawValue: Int(item.precedence)) ?? .routine
+            send.ttl = WireTTLClass(rawValue: Int(item.ttl)) ?? .day
+            send.envelope = Data(item.envelope ?? [])
+            let answer: WireRelayMessage
+            do {
+                answer = try await client.request(.send(send))
+            } catch where error.code == "relay-\(WireErrorCode.unknownRecipient)" {
+                try messenger.undeliverable(item, now: now)
+                report.notices.append("not sent: the relay refuses \(to) (no longer a member)")
+                continue
+            } catch where Self.isRefusal(error) {
+                report.notices.append("the relay did not take a message for \(to) yet (\(error.message)); it stays in the outbox")
+                continue
+            }
+            guard case .accepted(let accepted) = answer.body, Array(accepted.id) == item.id else {
+                throw .failure("relay-protocol", "the relay answered a send with something else")
+            }
+            try messenger.accepted(item, expiresAt: accepted.expiresAt, now: now)
+            if item.kind == .message { report.sent.append((item.id, to)) }
+        }
+    }
+
+    private func fetchBundle(_ name: MemberName) async throws(ClientError) -> Messenger.Bundle {
+        var fetch = WirePrekeyFetch()
+        fetch.member = name.value
+        let answer = try await client.request(.prekeyFetch(fetch))
+        guard case .prekeyBundle(let bundle) = answer.body, bundle.member == name.value else {
+            throw .failure("relay-protocol", "the relay answered a prekey fetch with something else")
+        }
+        return try messenger.checkBundle(
+            member: name, identityKey: Array(bundle.identityKey), signedPrekey: Array(bundle.signedPrekey),
+            signedPrekeySignature: Array(bundle.signedPrekeySignature), envelopeKey: Array(bundle.envelopeKey),
+            envelopeKeySignature: Array(bundle.envelopeKeySignature), oneTimePrekey: Array(bundle.oneTimePrekey))
+    }
+
+    // MARK: Mailbox
+
+    /// Handles one delivered envelope: stored (or refused) locally first, then acknowledged.
+    @discardableResult
+    func handle(_ deliver: WireDeliver, now: UInt64) async throws(ClientError) -> Messenger.Received {
+        let delivered = Messenger.Delivered(
+            id: Array(deliver.id), precedence: UInt8(clamping: deliver.precedence.rawValue), ttlClass: UInt8(clamping: deliver.ttl.rawValue),
+            envelope: Array(deliver.envelope))
+        let outcome = try messenger.receive(delivered, now: now)
+        switch outcome {
+        case .message(let message): report.received.append(message)
+        case .receipt(let count): report.receipts += count
+        case .repeated: report.repeated += 1
+        case .refused(let code, let reason): report.refused.append((code, reason))
+        case .later(let reason): report.later.append(reason)
+        }
+        if outcome.acknowledge {
+            var ack = WireAck()
+            ack.ids = [deliver.id]
+            try await client.post(.ack(ack))
+        }
+        return outcome
+    }
+
+    /// Asks the relay for this device's mailbox and handles every envelope until the relay
+    /// says it is idle (or `timeout` passes).
+    public func fetchMailbox(now: @Sendable () -> UInt64, timeout: TimeAmount = .seconds(60)) async throws(ClientError) {
+        var fetch = WireFetch()
+        fetch.window = 32
+        try await client.post(.fetch(fetch))
+        let client = self.client
+        let watchdog = Task {
+            try await Task.sleep(nanoseconds: UInt64(timeout.nanoseconds))
+            await client.close()
+        }
+        defer { watchdog.cancel() }
+        for await message in client.unsolicited {
+            switch message.body {
+            case .deliver(let deliver):
+                try await handle(deliver, now: now())
+            case .mailboxIdle:
+                report.mailboxDrained = true
+                return
+            case .error(let error):
+                throw RelayClient.relayError(error)
+            default:
+                continue
+            }
+        }
+        throw .failure("relay-closed", "the relay closed the connection before the mailbox was read to the end; what arrived is stored, the rest comes next time")
+    }
+
+    /// Stays on the connection: handles envelopes as the relay pushes them (calling
+    /// `onMessage` for each new message), and every `tick` sends what has fallen due in the
+    /// outbox (delivery receipts wait a random delay). Returns when the connection ends.
+    public func watch(now: @escaping @Sendable () -> UInt64, tick: TimeAmount = .seconds(5), onMessage: (InboxMessage) -> Void) async throws(ClientError) {
+        enum Event: Sendable {
+            case relay(WireRelayMessage)
+            case tick
+        }
+        var fetch = WireFetch()
+        fetch.window = 32
+        try await client.post(.fetch(fetch))
+        let (events, continuation) = AsyncStream<Event>.makeStream()
+        let client = self.client
+        let forward = Task {
+            for await message in client.unsolicited { continuation.yield(.relay(message)) }
+            continuation.finish()
+        }
+        let ticker = Task {
+            while !Task.isCancelled {
+                try await Task.sleep(nanoseconds: UInt64(tick.nanoseconds))
+                continuation.yield(.tick)
+            }
+        }
+        defer {
+            forward.cancel()
+            ticker.cancel()
+        }
+        for await event in events {
+            switch event {
+            case .relay(let message):
+                switch message.body {
+                case .deliver(let deliver):
+                    if case .message(let received) = try await handle(deliver, now: now()) { onMessage(received) }
+                case .error(let error):
+                    throw RelayClient.relayError(error)
+                default:
+                    continue
+                }
+            case .tick:
+                try await flushOutbox(now: now())
+            }
+        }
+        throw .failure("relay-closed", "the connection to the relay ended")
+    }
+
+    // MARK: Statuses
+
+    /// Asks the relay about accepted messages with no receipt yet, and records those its
+    /// signed status says expired undelivered.
+    public func checkStatuses(now: UInt64) async throws(ClientError) {
+        let waiting = try messenger.storeOperation("read the outbox", write: false) { tx in try tx.outbox([.accepted], kind: .message) }
+        for chunk in stride(from: 0, to: waiting.count, by: 100) {
+            let ids = waiting[chunk..<min(chunk + 100, waiting.count)].map(\.id)
+            var query = WireStatusQuery()
+            query.ids = ids.map { Data($0) }
+            let nonce = Random.bytes(count: 32)
+            query.nonce = Data(nonce)
+            let answer = try await client.request(.statusQuery(query))
+            guard case .status(let status) = answer.body else {
+                throw .failure("relay-protocol", "the relay answered a status query with something else")
+            }
+            for statement in status.statuses where statement.state == .expiredUndelivered {
+                let id = Array(statement.id)
+                guard ids.contains(id), let signature = try? Signature(bytes: Array(statement.signature)) else { continue }
+                let signed = MessageStatusStatement.bytes(
+                    relayKey: relay.noiseKey, id: id, state: UInt8(statement.state.rawValue), time: statement.time, nonce: nonce)
+                guard relay.signingKey.isValidSignature(signature, for: signed, purpose: MessageStatusStatement.purpose) else {
+                    report.notices.append("the relay's status for a message is not signed by its key: ignored")
+                    continue
+                }
+                try messenger.expired(id: id, now: now)
+                report.expired += 1
+            }
+        }
+    }
+}

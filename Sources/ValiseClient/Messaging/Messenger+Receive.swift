@@ -1,0 +1,241 @@
+import Foundation
+public import ValiseCrypto
+public import ValiseDirectory
+public import ValiseSession
+public import ValiseStore
+
+extension Messenger {
+    /// An envelope as the relay delivered it.
+    public struct Delivered: Sendable {
+        public let id: [UInt8]
+        public let precedence: UInt8
+        public let ttlClass: UInt8
+        public let envelope: [UInt8]
+
+        public init(id: [UInt8], precedence: UInt8, ttlClass: UInt8, envelope: [UInt8]) {
+            self.id = id
+            self.precedence = precedence
+            self.ttlClass = ttlClass
+            self.envelope = envelope
+        }
+    }
+
+    /// What became of a delivered envelope. All but `later` are acknowledged to the relay
+    /// (after the local commit): a refused envelope can never become readable, so keeping
+    /// it on the relay would only block the mailbox.
+    public enum Received: Sendable {
+        case message(InboxMessage)
+        case receipt(count: Int)
+        /// Handled before: acknowledged again, not shown twice.
+        case repeated
+        case refused(code: String, reason: String)
+        /// Not handled yet (this device's directory is behind the sender's): left on the
+        /// relay for the next sync.
+        case later(String)
+
+        public var acknowledge: Bool {
+            if case .later = self { return false }
+            return true
+        }
+    }
+
+    /// Opens, checks and decrypts an envelope, and commits the message (and the advanced
+    /// session, the used one-time prekey's deletion, the receipt to send) in one
+    /// transaction. Nothing is stored for an envelope that fails a check.
+    public func receive(_ delivered: Delivered, now: UInt64) throws(ClientError) -> Received {
+        let id = delivered.id
+        guard id.count == SealedEnvelope.idByteCount else { return .refused(code: "malformed", reason: "the relay delivered an envelope with a malformed id") }
+        if try storeOperation("read the message store", write: false, { try $0.hasSeen(id) }) { return .repeated }
+        do {
+            let outcome = try open(delivered, now: now)
+            return outcome
+        } catch let refusal as Refusal {
+            try storeOperation("record a refused envelope") { try $0.markSeen(id, now: now, refused: refusal.code) }
+            return .refused(code: refusal.code, reason: refusal.reason)
+        } catch let later as Later {
+            return .later(later.reason)
+        } catch let error as ClientError {
+            throw error
+        } catch {
+            throw ClientError.failure("message-store", "cannot store a message: \(error)")
+        }
+    }
+
+    struct Refusal: Error {
+        let code: String
+        let reason: String
+    }
+
+    struct Later: Error {
+        let reason: String
+    }
+
+    private func open(_ delivered: Delivered, now: UInt64) throws -> Received {
+        let envelope = try openEnvelope(delivered)
+        let (sender, keysChanged) = try checkSender(envelope)
+        let senderName = sender.name.value
+        return try transaction("store a message") { tx -> Received in
+            var known = try tx.correspondent(senderName).map { try Correspondent(stored: $0) }
+            let changed = known.map { $0.identityKey != sender.identityKey } ?? false
+            if changed { known = nil }
+            // A correspondent who wrote first: their envelope key comes with the bundle
+            // fetched before the first reply (fetched at 0: due at once).
+            let unknownKey = try AgreementPublicKey(bytes: [UInt8](repeating: 0, count: 32))
+            var correspondent = try known ?? Correspondent(
+                name: senderName, identityKey: sender.identityKey, envelopeKey: unknownKey, envelopeKeyFetchedAt: 0, session: nil)
+            let plaintext: [UInt8]
+            var usedOneTimePrekey: AgreementPublicKey?
+            var replay: (key: [UInt8], signedPrekey: [UInt8])?
+            do {
+                if var session = correspondent.session, !Self.startsOtherSession(envelope.sessionMessage, session) {
+                    plaintext = try session.decrypt(envelope.sessionMessage)
+                    correspondent.session = session
+                } else {
+                    let accepted = try acceptSession(envelope, tx: tx)
+                    plaintext = accepted.plaintext
+                    correspondent.session = accepted.session
+                    usedOneTimePrekey = accepted.usedOneTimePrekey
+                    if usedOneTimePrekey == nil {
+                        replay = (accepted.replayKey, Array(accepted.replayKey.prefix(32)))
+                    }
+                }
+            } catch let error as SessionError {
+                throw Refusal(code: error.code, reason: "from \(senderName): \(error.message)")
+            }
+            let content: MessageContent
+            do throws(SessionError) {
+                content = try MessageContent(decoding: plaintext)
+            } catch {
+                throw Refusal(code: error.code, reason: "from \(senderName): \(error.message)")
+            }
+            try tx.setCorrespondent(senderName, correspondent.stored)
+            if let usedOneTimePrekey { try tx.deletePrekey(usedOneTimePrekey.bytes) }
+            if let replay { try tx.addReplay(replay.key, signedPrekey: replay.signedPrekey) }
+            try tx.markSeen(envelope.id, now: now)
+            switch content {
+            case .text(let text):
+                let record = InboxRecord(from: senderName, sentAt: envelope.timestamp, text: text, keysChanged: (changed || keysChanged) ? true : nil)
+                try tx.addInbox(id: envelope.id, precedence: envelope.precedence, receivedAt: now, data: try JSONEncoder().encode(record).bytes)
+                let delay = UInt64.random(in: receiptDelay)
+                let receipt = OutboxRecord(to: senderName, text: nil, receiptFor: [Hex.encode(envelope.id)])
+                try tx.addOutbox(OutboxItem(
+                    id: Random.bytes(count: SealedEnvelope.idByteCount), kind: .receipt, precedence: UInt8(Precedence.routine.rawValue),
+                    ttl: UInt8(TTLClass.day.rawValue + 1), createdAt: now, notBefore: now &+ delay, data: try JSONEncoder().encode(receipt).bytes))
+                return .message(InboxMessage(id: envelope.id, from: senderName, precedence: envelope.precedence, sentAt: envelope.timestamp, receivedAt: now, read: false, text: text,
+                                             keysChanged: changed || keysChanged ? KeyChange(member: sender.name, fingerprint: sender.fingerprint.description) : nil))
+            case .receipt(let ids):
+                var confirmed = 0
+                for messageID in ids {
+                    // Only the message's own recipient can confirm it.
+                    guard let item = try tx.outboxItem(id: messageID), item.kind == .message, item.state == .accepted || item.state == .expired,
+                          try JSONDecoder().decode(OutboxRecord.self, from: Data(item.data)).to == senderName else { continue }
+                    try tx.setOutboxState(id: messageID, .delivered, now: now)
+                    confirmed += 1
+                }
+                return .receipt(count: confirmed)
+            }
+        }
+    }
+
+    /// An initial message whose header is not this session's starts a new one (the peer
+    /// lost its session, or its keys were rotated).
+    private static func startsOtherSession(_ message: [UInt8], _ session: Session) -> Bool {
+        guard Session.isInitial(message) else { return false }
+        var probe = session
+        do {
+            _ = try probe.decrypt(message)
+            return false
+        } catch {
+            return error.code == "new-session"
+        }
+    }
+
+    private func acceptSession(_ envelope: SealedEnvelope, tx: LocalStore.Transaction) throws -> Session.Accepted {
+        guard let ownIdentity = identities.first(where: { $0.publicKey == envelope.recipient }) else {
+            throw Refusal(code: "not-for-this-device", reason: "the envelope is addressed to another device")
+        }
+        let signed = try tx.prekeys(.signed)
+        let oneTime = try tx.prekeys(.oneTime)
+        let prekeys = Session.Prekeys(
+            signedPrekey: { key in signed.first { $0.publicKey == key.bytes }.flatMap { try? AgreementPrivateKey(rawRepresentation: $0.privateKey) } },
+            oneTimePrekey: { key in oneTime.first { $0.publicKey == key.bytes }.flatMap { try? AgreementPrivateKey(rawRepresentation: $0.privateKey) } },
+            seenBefore: { key in (try? tx.hasReplay(key)) ?? true })
+        let accepted = try Session.accept(envelope.sessionMessage, identity: ownIdentity, prekeys: prekeys)
+        guard accepted.session.peerIdentity == envelope.sender else {
+            throw Refusal(code: "sender-mismatch", reason: "the envelope names one sender and its session another (forged)")
+        }
+        return accepted
+    }
+
+    /// This device's identity keys: the current one, then those retired by a rotation
+    /// (kept to read what was already in flight).
+    var identities: [SigningKey] {
+        [identity.identityKey] + identity.retired.map(\.keys.identity)
+    }
+
+    /// Opens the seal with the envelope keys this device holds (current, then retired).
+    private func openEnvelope(_ delivered: Delivered) throws -> SealedEnvelope {
+        let keys = try storeOperation("read the envelope keys", write: false) { try $0.prekeys(.envelope) }
+        var last: SessionError = SessionError(code: "unsealable", message: "this device holds no envelope key yet")
+        for key in keys {
+            guard let privateKey = try? AgreementPrivateKey(rawRepresentation: key.privateKey) else { continue }
+            for own in identities {
+                do {
+                    return try SealedEnvelope.open(
+                        delivered.envelope, with: privateKey, expectedID: delivered.id, recipient: own.publicKey,
+                        precedence: delivered.precedence, ttlClass: delivered.ttlClass)
+                } catch {
+                    last = error
+                    if error.code == "not-for-this-device" { continue }
+                    break
+                }
+            }
+            if last.code != "unsealable" { break }
+        }
+        throw Refusal(code: last.code, reason: last.message)
+    }
+
+    /// The sender must be an active member whose current identity key signed nothing less
+    /// than this envelope's session; its directory head must agree with this device's.
+    private func checkSender(_ envelope: SealedEnvelope) throws -> (Member, Bool) {
+        let head = envelope.senderHead
+        if head.sequence < UInt64(directory.verifier.count) {
+            guard constantTimeEquals(directory.verifier.hashes[Int(head.sequence)].bytes, head.hash) else {
+                throw Refusal(
+                    code: "directory-fork",
+                    reason: "DIRECTORY FORK: the sender's directory has another entry \(head.sequence) than this device's. Someone is showing different directories to different members; tell your key administrator at once")
+            }
+        }
+        if let member = state.member(identityKey: envelope.sender) {
+            guard member.isActive else {
+                throw Refusal(code: "revoked-sender", reason: "from \(member.name), whom the organisation revoked: not shown")
+            }
+            return (member, false)
+        }
+        if let revoked = state.revokedKeys[envelope.sender] {
+            throw Refusal(code: "revoked-sender", reason: "from \(revoked.member), whose key the organisation revoked (entry \(revoked.sequence)): not shown")
+        }
+        if let member = state.members.values.first(where: { $0.retiredKeys.contains { $0.identityKey == envelope.sender } }) {
+            throw Refusal(code: "retired-sender-key", reason: "from \(member.name), sent with keys an administrator has since replaced: not shown")
+        }
+        if head.sequence >= UInt64(directory.verifier.count) {
+            throw Later(reason: "an envelope's sender is in a newer directory than this device's (entry \(head.sequence)); it stays on the relay until the next sync")
+        }
+        throw Refusal(code: "unknown-sender", reason: "from a key that is not a member of the directory: not shown")
+    }
+}
+
+/// A message in the inbox, decrypted for display.
+public struct InboxMessage: Sendable {
+    public let id: [UInt8]
+    public let from: String
+    public let precedence: UInt8
+    public let sentAt: UInt64
+    public let receivedAt: UInt64
+    public let read: Bool
+    public let text: String
+    public let keysChanged: Messenger.KeyChange?
+
+    public var idHex: String { Hex.encode(id) }
+    public var precedenceName: String { (Precedence(rawValue: Int(precedence)) ?? .routine).name }
+}

@@ -1,0 +1,79 @@
+import Foundation
+public import ValiseCrypto
+public import ValiseStore
+
+/// A sent message and where it stands.
+public struct SentMessage: Sendable {
+    public let id: [UInt8]
+    public let to: String
+    public let precedence: UInt8
+    public let createdAt: UInt64
+    public let state: OutboxState
+    public let changedAt: UInt64
+    public let expiresAt: UInt64?
+
+    public var idHex: String { Hex.encode(id) }
+    public var precedenceName: String { (Precedence(rawValue: Int(precedence)) ?? .routine).name }
+
+    /// The state as `valise sent` names it.
+    public var stateName: String {
+        switch state {
+        case .unsealed, .sealed: "waiting"
+        case .accepted: "accepted"
+        case .delivered: "delivered"
+        case .expired: "expired-undelivered"
+        case .failed: "undeliverable"
+        }
+    }
+}
+
+extension Messenger {
+    /// The inbox in the order this device received it.
+    public func inbox(unreadOnly: Bool) throws(ClientError) -> [InboxMessage] {
+        try storeOperation("read the inbox", write: false) { tx in
+            try tx.inbox(unreadOnly: unreadOnly).map { item in try Self.message(item) }
+        }
+    }
+
+    /// One message, by its id or an unambiguous prefix of it (at least 4 hex digits);
+    /// marks it read.
+    public func read(_ prefix: String) throws(ClientError) -> InboxMessage {
+        let wanted = prefix.lowercased()
+        guard wanted.count >= 4, wanted.allSatisfy(\.isHexDigit) else {
+            throw .usage("bad-message-id", "\(prefix) is not a message id (at least 4 hex digits, as 'valise inbox' shows)")
+        }
+        return try storeOperation("read a message") { tx -> InboxMessage in
+            let matches = try tx.inbox().filter { Hex.encode($0.id).hasPrefix(wanted) }
+            guard let item = matches.first else { throw ClientError.usage("no-such-message", "no message in the inbox has the id \(prefix)") }
+            guard matches.count == 1 else { throw ClientError.usage("ambiguous-message-id", "\(prefix) matches \(matches.count) messages; give more of the id") }
+            try tx.markRead(id: item.id)
+            return try Self.message(item)
+        }
+    }
+
+    private static func message(_ item: InboxItem) throws -> InboxMessage {
+        let record = try JSONDecoder().decode(InboxRecord.self, from: Data(item.data))
+        return InboxMessage(
+            id: item.id, from: record.from, precedence: item.precedence, sentAt: record.sentAt, receivedAt: item.receivedAt, read: item.read,
+            text: record.text, keysChanged: nil)
+    }
+
+    /// Every message this device sent, oldest first.
+    public func sent() throws(ClientError) -> [SentMessage] {
+        try storeOperation("read the outbox", write: false) { tx in
+            try tx.sentMessages().map { item in
+                let record = try JSONDecoder().decode(OutboxRecord.self, from: Data(item.data))
+                return SentMessage(
+                    id: item.id, to: record.to, precedence: item.precedence, createdAt: item.createdAt, state: item.state,
+                    changedAt: item.changedAt, expiresAt: item.expiresAt)
+            }
+        }
+    }
+
+    /// Signed prekeys, envelope keys and one-time prekeys this device holds.
+    public func prekeyCounts() throws(ClientError) -> (signed: Int, envelope: Int, oneTime: Int) {
+        try storeOperation("read the prekeys", write: false) { tx in
+            (try tx.prekeyCount(.signed), try tx.prekeyCount(.envelope), try tx.prekeyCount(.oneTime))
+        }
+    }
+}

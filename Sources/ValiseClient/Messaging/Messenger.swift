@@ -1,0 +1,304 @@
+import Foundation
+public import ValiseCrypto
+public import ValiseDirectory
+public import ValiseSession
+public import ValiseStore
+
+/// The device's end-to-end messaging, between the relay connection and the local store:
+/// writing messages to the outbox, encrypting them once, and reading what arrives. It does
+/// no network I/O itself (MessageSync drives it over a relay connection), so every rule
+/// here is tested without a relay.
+public final class Messenger {
+    public let store: LocalStore
+    public let identity: DeviceIdentity
+    public let directory: PinnedOrganisation.Loaded
+    /// The delay before a delivery receipt is sent, in seconds (random in this range), so
+    /// that its timing does not link the sender and the recipient.
+    public let receiptDelay: ClosedRange<UInt64>
+
+    /// How long an envelope key fetched with a bundle is used before it is fetched again
+    /// (devices rotate theirs weekly and keep the old ones for the longest TTL).
+    public static let envelopeKeyRefresh: UInt64 = 7 * 86_400
+    public static let defaultReceiptDelay: ClosedRange<UInt64> = 2...30
+
+    public init(home: ValiseHome, identity: DeviceIdentity, directory: PinnedOrganisation.Loaded, receiptDelay: ClosedRange<UInt64> = Messenger.defaultReceiptDelay) throws(ClientError) {
+        precondition(!identity.storeKeyIsNew, "the keystore must be rewritten with its new store key first")
+        do {
+            store = try LocalStore(path: home.messageStorePath, key: identity.storeKey)
+        } catch {
+            throw ClientError(kind: error.kind == .corrupt ? .damaged : .failure, code: "message-store", message: error.message)
+        }
+        self.identity = identity
+        self.directory = directory
+        self.receiptDelay = receiptDelay
+    }
+
+    /// Closes the message store.
+    public func close() { store.close() }
+
+    var state: DirectoryState { directory.state }
+    var head: SealedEnvelope.DirectoryHead {
+        SealedEnvelope.DirectoryHead(sequence: state.headSequence, hash: state.headHash.bytes)
+    }
+
+    func storeOperation<T>(_ what: String, write: Bool = true, _ body: (LocalStore.Transaction) throws -> T) throws(ClientError) -> T {
+        do {
+            return write ? try store.write(what, body) : try store.read(what, body)
+        } catch {
+            throw ClientError(kind: error.kind == .corrupt ? .damaged : .failure, code: "message-store", message: error.message)
+        }
+    }
+
+    /// One write transaction whose own errors (a refusal, a ClientError) pass through as
+    /// they are, rolling everything back; store failures become ClientErrors.
+    func transaction<T>(_ what: String, _ body: (LocalStore.Transaction) throws -> T) throws -> T {
+        var passed: (any Error)?
+        do {
+            return try store.write(what) { tx in
+                do {
+                    return try body(tx)
+                } catch {
+                    if !LocalStore.isStoreFailure(error) { passed = error }
+                    throw error
+                }
+            }
+        } catch {
+            if let passed { throw passed }
+            throw ClientError(kind: error.kind == .corrupt ? .damaged : .failure, code: "message-store", message: error.message)
+        }
+    }
+
+    // MARK: Own status
+
+    /// Whether the directory says this device's member was revoked, and at which entry.
+    public var ownRevocation: (sequence: UInt64, reason: String)? {
+        if let revoked = state.revokedKeys[identity.identityKey.publicKey] { return (revoked.sequence, revoked.reason) }
+        if let member = state.members[identity.memberName], case .revoked(let reason, let sequence) = member.status,
+           member.identityKey == identity.identityKey.publicKey {
+            return (sequence, reason)
+        }
+        return nil
+    }
+
+    /// Deletes every session and prekey secret from the store and checkpoints, so nothing
+    /// of them is left in the log or free pages (the caller also wipes the keystore).
+    public func wipeKeys() throws(ClientError) {
+        try storeOperation("wipe keys") { try $0.deleteAllKeys() }
+        store.checkpoint()
+    }
+
+    // MARK: Writing messages
+
+    /// A message written to the outbox, one per recipient.
+    public struct Composed: Sendable {
+        public let id: [UInt8]
+        public let to: MemberName
+        /// Set when the recipient's keys are not the ones this device last used for them.
+        public let keysChanged: KeyChange?
+    }
+
+    /// A correspondent's keys changed (an administrator rotated them): shown plainly, with
+    /// the new safety number to compare.
+    public struct KeyChange: Sendable {
+        public let member: MemberName
+        public let fingerprint: String
+        public var warning: String {
+            "\(member)'s keys have changed (an administrator rotated them). Their new fingerprint is \(fingerprint); compare it with them by phone before sending anything sensitive (valise verify \(member))."
+        }
+    }
+
+    /// Checks the recipients against the directory and writes the message to the outbox
+    /// (one item per recipient), so it survives until the relay has it. Refuses revoked and
+    /// unknown members, and ordinary precedence past the directory's hard freshness bound,
+    /// before anything is written.
+    public func compose(_ text: String, to recipients: [MemberName], precedence: Precedence, ttl: TTLClass, now: UInt64) throws(ClientError) -> [Composed] {
+        guard !text.isEmpty else { throw .usage("empty-message", "the message is empty") }
+        guard text.utf8.count <= MessageContent.maximumTextByteCount else {
+            throw .usage("message-too-long", "the message is \(text.utf8.count) bytes; at most \(MessageContent.maximumTextByteCount) fit in one envelope")
+        }
+        guard !recipients.isEmpty else { throw .usage("no-recipient", "name at least one recipient with --to") }
+        guard Set(recipients).count == recipients.count else { throw .usage("repeated-recipient", "a recipient is named twice") }
+        var members: [Member] = []
+        for name in recipients {
+            guard name != identity.memberName else { throw .usage("self-recipient", "you cannot send a message to yourself") }
+            guard let member = state.members[name] else {
+                throw ClientError(kind: .usage, code: "unknown-recipient", message: "no member is called \(name) in the directory (entry \(state.headSequence)); nothing was sent")
+            }
+            if case .revoked(let reason, let sequence) = member.status {
+                throw ClientError(kind: .usage, code: "revoked-recipient", message: "\(name) was revoked by the organisation (entry \(sequence): \(reason)); nothing was sent")
+            }
+            members.append(member)
+        }
+        let freshness = DirectoryFreshness(directory, now: now)
+        if freshness.refusesOrdinarySends && precedence != .flash {
+            throw ClientError(kind: .verification, code: "directory-stale", message: "\(freshness.description); ordinary messages are refused until 'valise sync' brings a fresh checkpoint (FLASH still goes)")
+        }
+        return try storeOperation("write the message to the outbox") { tx in
+            var composed: [Composed] = []
+            for member in members {
+                let id = Random.bytes(count: SealedEnvelope.idByteCount)
+                let record = OutboxRecord(to: member.name.value, text: text)
+                let item = OutboxItem(
+                    id: id, kind: .message, precedence: UInt8(precedence.rawValue), ttl: UInt8(ttl.rawValue + 1), createdAt: now, notBefore: now,
+                    data: try JSONEncoder().encode(record).bytes)
+                try tx.addOutbox(item)
+                var change: KeyChange?
+                if let known = try tx.correspondent(member.name.value).map({ try Correspondent(stored: $0) }), known.identityKey != member.identityKey {
+                    change = KeyChange(member: member.name, fingerprint: member.fingerprint.description)
+                }
+                composed.append(Composed(id: id, to: member.name, keysChanged: change))
+            }
+            return composed
+        }
+    }
+
+    // MARK: Encrypting
+
+    /// A prekey bundle as the relay handed it out, already checked against the directory.
+    public struct Bundle: Sendable {
+        public let x3dh: X3DH.PrekeyBundle
+        public let envelopeKey: AgreementPublicKey
+    }
+
+    /// Checks a fetched bundle: the identity key must be the member's in this device's
+    /// directory (not merely the relay's word), and both prekeys signed by it.
+    public func checkBundle(member: MemberName, identityKey: [UInt8], signedPrekey: [UInt8], signedPrekeySignature: [UInt8],
+                            envelopeKey: [UInt8], envelopeKeySignature: [UInt8], oneTimePrekey: [UInt8]) throws(ClientError) -> Bundle {
+        guard let listed = state.members[member], listed.isActive else {
+            throw ClientError(kind: .usage, code: "unknown-recipient", message: "\(member) is not an active member of the directory")
+        }
+        guard let identity = try? SigningPublicKey(bytes: identityKey), identity == listed.identityKey else {
+            throw ClientError(kind: .verification, code: "bundle-identity", message: "the relay's prekey bundle for \(member) has an identity key the directory does not list for them; nothing was sent")
+        }
+        guard let spk = try? AgreementPublicKey(bytes: signedPrekey), let spkSignature = try? Signature(bytes: signedPrekeySignature),
+              let ek = try? AgreementPublicKey(bytes: envelopeKey), let ekSignature = try? Signature(bytes: envelopeKeySignature),
+              identity.isValidSignature(spkSignature, for: spk.bytes, purpose: X3DH.signedPrekeyPurpose),
+              SealedEnvelope.isValidEnvelopeKey(ek, signature: ekSignature, identity: identity)
+        else {
+            throw ClientError(kind: .verification, code: "bad-prekey-signature", message: "the prekey bundle for \(member) is not signed by their identity key (tampered, or a relay fault); nothing was sent")
+        }
+        var otpk: AgreementPublicKey?
+        if !oneTimePrekey.isEmpty {
+            guard let key = try? AgreementPublicKey(bytes: oneTimePrekey) else {
+                throw ClientError(kind: .verification, code: "bad-bundle", message: "the prekey bundle for \(member) has a malformed one-time prekey")
+            }
+            otpk = key
+        }
+        return Bundle(x3dh: X3DH.PrekeyBundle(identityKey: identity, signedPrekey: spk, signedPrekeySignature: spkSignature, oneTimePrekey: otpk), envelopeKey: ek)
+    }
+
+    /// What encrypting the outbox did, for the command to say.
+    public enum SealNotice: Sendable {
+        case keysChanged(KeyChange)
+        case recipientRevoked(MemberName)
+        case waitingForKeys(MemberName, String)
+    }
+
+    /// Items waiting to be encrypted now, and whether each recipient needs a bundle first.
+    public func unsealed(now: UInt64) throws(ClientError) -> [(item: OutboxItem, to: MemberName, needsBundle: Bool)] {
+        try storeOperation("read the outbox", write: false) { tx in
+            try tx.outbox([.unsealed]).filter { $0.notBefore <= now }.compactMap { item in
+                let record = try JSONDecoder().decode(OutboxRecord.self, from: Data(item.data))
+                guard let name = try? MemberName(record.to) else { return nil }
+                let known = try tx.correspondent(record.to).map { try Correspondent(stored: $0) }
+                let current = state.members[name]?.identityKey
+                let needs = known?.session == nil || known?.identityKey != current
+                    || now >= (known?.envelopeKeyFetchedAt ?? 0) &+ Self.envelopeKeyRefresh
+                return (item, name, needs)
+            }
+        }
+    }
+
+    /// Encrypts one outbox item, once: the sealed envelope and the advanced session are
+    /// committed in one transaction, and from then on only those bytes are sent.
+    /// `bundle` is needed when `unsealed` said so.
+    @discardableResult
+    public func seal(_ item: OutboxItem, to name: MemberName, bundle: Bundle?, now: UInt64) throws(ClientError) -> [SealNotice] {
+        guard let member = state.members[name], member.isActive else {
+            try storeOperation("update the outbox") { try $0.setOutboxState(id: item.id, .failed, now: now) }
+            return [.recipientRevoked(name)]
+        }
+        return try storeOperation("encrypt a message") { tx -> [SealNotice] in
+            let record = try JSONDecoder().decode(OutboxRecord.self, from: Data(item.data))
+            var notices: [SealNotice] = []
+            var known = try tx.correspondent(name.value).map { try Correspondent(stored: $0) }
+            if let previous = known, previous.identityKey != member.identityKey {
+                notices.append(.keysChanged(KeyChange(member: name, fingerprint: member.fingerprint.description)))
+                known = nil
+            }
+            var correspondent: Correspondent
+            if let bundle {
+                if var existing = known, existing.session != nil {
+                    existing.envelopeKey = bundle.envelopeKey
+                    existing.envelopeKeyFetchedAt = now
+                    correspondent = existing
+                } else {
+                    let session = try Session.initiate(identity: identity.identityKey, bundle: bundle.x3dh)
+                    correspondent = Correspondent(name: name.value, identityKey: member.identityKey, envelopeKey: bundle.envelopeKey, envelopeKeyFetchedAt: now, session: session)
+                }
+            } else if let existing = known, existing.session != nil {
+                correspondent = existing
+            } else {
+                throw ClientError.failure("no-bundle", "a prekey bundle for \(name) is needed to start a session")
+            }
+            let content: MessageContent
+            if let ids = record.receiptFor {
+                content = .receipt(ids.compactMap { Hex.decode($0) })
+            } else {
+                content = .text(record.text ?? "")
+            }
+            let message = try correspondent.session!.encrypt(content.encoded)
+            let envelope = SealedEnvelope(
+                id: item.id, recipient: member.identityKey, precedence: item.precedence, ttlClass: item.ttl, sender: identity.identityKey.publicKey,
+                senderHead: head, timestamp: now, sessionMessage: message)
+            let sealed = try envelope.sealed(to: correspondent.envelopeKey)
+            try tx.setCorrespondent(name.value, correspondent.stored)
+            try tx.sealOutbox(id: item.id, envelope: sealed, now: now)
+            return notices
+        }
+    }
+
+    /// Envelopes ready for the relay (encrypted, not yet accepted), most urgent first.
+    public func readyToSend() throws(ClientError) -> [(item: OutboxItem, to: String)] {
+        try storeOperation("read the outbox", write: false) { tx in
+            try tx.outbox([.sealed]).map { item in
+                (item, try JSONDecoder().decode(OutboxRecord.self, from: Data(item.data)).to)
+            }
+        }
+    }
+
+    /// The relay has it durably: a message waits for its receipt; a receipt is done.
+    public func accepted(_ item: OutboxItem, expiresAt: UInt64, now: UInt64) throws(ClientError) {
+        try storeOperation("record an acceptance") { tx in
+            if item.kind == .receipt {
+                try tx.deleteOutbox(id: item.id)
+            } else {
+                try tx.setOutboxState(id: item.id, .accepted, now: now, expiresAt: expiresAt)
+            }
+        }
+    }
+
+    /// Unread messages, and messages (not receipts) the relay does not have yet.
+    public func counts() throws(ClientError) -> (unread: Int, outboxWaiting: Int) {
+        try storeOperation("read the message store", write: false) { tx in
+            (try tx.unreadCount(), try tx.outbox([.unsealed, .sealed], kind: .message).count)
+        }
+    }
+
+    /// The relay will never take it (the recipient is gone).
+    public func undeliverable(_ item: OutboxItem, now: UInt64) throws(ClientError) {
+        try storeOperation("update the outbox") { tx in try tx.setOutboxState(id: item.id, .failed, now: now) }
+    }
+
+    /// The relay's signed status says the message expired before its recipient took it.
+    public func expired(id: [UInt8], now: UInt64) throws(ClientError) {
+        try storeOperation("update the outbox") { tx in
+            guard let item = try tx.outboxItem(id: id), item.state == .accepted else { return }
+            try tx.setOutboxState(id: id, .expired, now: now)
+        }
+    }
+}
+
+extension Data {
+    var bytes: [UInt8] { [UInt8](self) }
+}

@@ -1,0 +1,119 @@
+import ArgumentParser
+import Foundation
+import ValiseClient
+import ValiseCrypto
+import ValiseDirectory
+import ValiseStore
+
+/// Which relay to use: the directory's, or another address (the key is still the one the
+/// directory names).
+struct RelayOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp("Reach the relay at this address instead of the directory's (its key is still checked).", valueName: "host:port"))
+    var relay: String?
+
+    @Option(name: .long, help: ArgumentHelp("Which relay, when the directory lists several.", valueName: "name"))
+    var relayName: String?
+}
+
+/// `--precedence flash|immediate|priority|routine`.
+struct PrecedenceArgument: ExpressibleByArgument {
+    let value: Precedence
+
+    init(_ value: Precedence) { self.value = value }
+
+    init?(argument: String) {
+        guard let match = Precedence.allCases.first(where: { $0.name.lowercased() == argument.lowercased() }) else { return nil }
+        value = match
+    }
+
+    static var allValueStrings: [String] { Precedence.allCases.reversed().map { $0.name.lowercased() } }
+    var defaultValueDescription: String { value.name.lowercased() }
+}
+
+/// The unlocked device for a messaging command: from the agent when one runs for this home,
+/// else from the passphrase.
+func unlockDevice(_ options: GlobalOptions, home: ValiseHome) throws(ClientError) -> UnlockedDevice {
+    if options.passphraseFile == nil, let unlocked = try AgentClient.unlocked(home: home) {
+        return unlocked
+    }
+    let keystore = DeviceKeystore(home: home)
+    let file = try keystore.inspect()
+    if let warning = DeviceReport.weakKeystoreWarning(file.parameters) { printWarning(warning) }
+    return try UnlockedDevice.unlock(home: home, passphrase: try options.passphrase(for: keystore.path))
+}
+
+/// Opens the device offline, with the pinned directory.
+func openOffline(_ options: GlobalOptions, now: UInt64) throws(ClientError) -> (DeviceSession, Messenger) {
+    let home = try options.resolveHome()
+    let pinned = try PinnedOrganisation(home: home).load(now: now)
+    let (session, messenger) = try DeviceSession.open(
+        home: home, organisation: pinned, unlocked: try unlockDevice(options, home: home), now: now, receiptDelay: Environment.receiptDelay())
+    return (session, messenger)
+}
+
+/// Connects to the relay, refreshes the directory, opens the device and runs `steps`.
+func withRelaySync<T: Sendable>(
+    _ options: GlobalOptions, _ relay: RelayOptions, unlocked: UnlockedDevice? = nil, now: @escaping @Sendable () -> UInt64,
+    _ steps: (DeviceSession, MessageSync) async throws(ClientError) -> T
+) async throws(ClientError) -> T {
+    let home = try options.resolveHome()
+    let pinned = try PinnedOrganisation(home: home).load(now: now())
+    let target = try DirectorySync.target(in: pinned.state, name: relay.relayName, address: relay.relay)
+    let device: UnlockedDevice
+    if let unlocked { device = unlocked } else { device = try unlockDevice(options, home: home) }
+    let unlocked = device
+    return try await DeviceSession.connect(home: home, identity: unlocked.identity, target: target) { (client, _) throws(ClientError) -> T in
+        let organisation = try await DeviceSession.refreshDirectory(client, home: home, pinned: pinned, now: now())
+        let (session, messenger) = try DeviceSession.open(
+            home: home, organisation: organisation, unlocked: unlocked, now: now(), receiptDelay: Environment.receiptDelay())
+        defer { messenger.close() }
+        if session.rotationCompleted { printNote("Key rotation completed: the directory lists the new keys, which this device now uses.") }
+        if let warning = DirectoryFreshness(organisation, now: now()).warning { printWarning(warning) }
+        return try await steps(session, MessageSync(messenger: messenger, client: client, relay: target.relay))
+    }
+}
+
+extension Environment {
+    /// The delay range for delivery receipts: VALISE_RECEIPT_DELAY=MIN-MAX (seconds), for
+    /// demonstrations and tests; otherwise the default (a few seconds to half a minute).
+    static func receiptDelay() -> ClosedRange<UInt64> {
+        guard let text = values(["VALISE_RECEIPT_DELAY"])["VALISE_RECEIPT_DELAY"] else { return Messenger.defaultReceiptDelay }
+        let parts = text.split(separator: "-").compactMap { UInt64($0) }
+        guard parts.count == 2, parts[0] <= parts[1] else {
+            printWarning("VALISE_RECEIPT_DELAY is not MIN-MAX in seconds; using the default")
+            return Messenger.defaultReceiptDelay
+        }
+        return parts[0]...parts[1]
+    }
+}
+
+/// Whether an error means the relay could not be reached (the outbox keeps the message),
+/// as opposed to a refusal that must stop the command.
+func isUnreachable(_ error: ClientError) -> Bool {
+    ["relay-unreachable", "relay-timeout", "relay-io", "relay-closed"].contains(error.code)
+}
+
+enum MessageText {
+    static func shortID(_ id: [UInt8]) -> String { String(Hex.encode(id).prefix(8)) }
+
+    static func time(_ seconds: UInt64) -> String { Timestamp.rfc3339(seconds) }
+
+    /// One line per thing that happened in a sync, for people.
+    static func describe(_ report: MessageSync.Report, sentLines: Bool = true, warnedAbout: Set<String> = []) -> [String] {
+        var lines: [String] = []
+        for change in report.keyChanges where !warnedAbout.contains(change.member.value) { printWarning(change.warning) }
+        if sentLines {
+            for (id, to) in report.sent { lines.append("Sent \(shortID(id)) to \(to): the relay has it.") }
+        }
+        for message in report.received {
+            if let change = message.keysChanged { printWarning(change.warning) }
+            lines.append("New \(message.precedenceName) message \(shortID(message.id)) from \(message.from) (read it with: valise read \(shortID(message.id))).")
+        }
+        if report.receipts > 0 { lines.append("\(report.receipts) sent message\(report.receipts == 1 ? " was" : "s were") delivered to the recipient's device (end-to-end receipt).") }
+        if report.expired > 0 { lines.append("\(report.expired) sent message\(report.expired == 1 ? "" : "s") expired before the recipient took \(report.expired == 1 ? "it" : "them") (the relay's signed status).") }
+        for (code, reason) in report.refused { printWarning("refused an envelope [\(code)]: \(reason)") }
+        for reason in report.later { printNote(reason) }
+        for notice in report.notices { printNote(notice) }
+        return lines
+    }
+}

@@ -1,0 +1,135 @@
+import ArgumentParser
+import Foundation
+import ValiseClient
+import ValiseCrypto
+import ValiseDirectory
+import ValiseStore
+
+extension Valise {
+    struct Send: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Send an end-to-end encrypted message to one or more colleagues.",
+            discussion: """
+                Only the named members' devices can read it: it is encrypted on this computer \
+                for each of them (X3DH and the Double Ratchet) and sealed so that the relay \
+                sees neither its text nor who sent it. The text is the argument, or standard \
+                input when there is none (end it with Ctrl-D).
+
+                The message is written to this device's outbox first. If the relay cannot be \
+                reached it waits there ('valise status' shows it) and the next 'valise sync' \
+                sends it. Precedence orders delivery (FLASH first) and is visible to the \
+                relay; --expires says how long the relay keeps it for a recipient who is \
+                offline (1h, 1d, 7d or 30d; shorter values round up to the next class).
+
+                Messages to revoked or unknown members are refused before anything is \
+                written. When a recipient's keys have changed since your last message (an \
+                administrator rotated them), you are told, with their new fingerprint.
+                """
+        )
+
+        @OptionGroup var options: GlobalOptions
+        @OptionGroup var relayOptions: RelayOptions
+
+        @Option(name: .long, help: ArgumentHelp("Who receives it: one or more member names, separated by commas.", valueName: "member[,member…]"))
+        var to: String
+
+        @Option(name: .customLong("precedence"), help: ArgumentHelp("flash, immediate, priority or routine.", valueName: "precedence"))
+        var precedenceArgument: PrecedenceArgument = PrecedenceArgument(.routine)
+
+        var precedence: Precedence { precedenceArgument.value }
+
+        @Option(name: .long, help: ArgumentHelp("How long the relay keeps it for an offline recipient: 1h, 1d, 7d or 30d.", valueName: "duration"))
+        var expires: DurationArgument = DurationArgument(seconds: 7 * 86_400)
+
+        @Argument(help: ArgumentHelp("The message. Read from standard input when absent.", valueName: "text"))
+        var text: String?
+
+        func validate() throws {
+            guard ttlClass != nil else {
+                throw ValidationError("--expires must be at most 30d")
+            }
+        }
+
+        var ttlClass: TTLClass? { TTLClass.allCases.first { $0.seconds >= UInt64(expires.seconds) } }
+
+        func run() async throws {
+            let outcome = try await reportingErrorsAsync { () async throws(ClientError) -> SendOutcome in
+                let recipients = try to.split(separator: ",").map { name throws(ClientError) in try MemberName.argument(name.trimmingCharacters(in: .whitespaces)) }
+                let body = try readText()
+                let ttl = ttlClass ?? .week
+                let home = try options.resolveHome()
+                let unlocked = try unlockDevice(options, home: home)
+                do throws(ClientError) {
+                    return try await withRelaySync(options, relayOptions, unlocked: unlocked, now: Environment.now) { (_, sync) throws(ClientError) -> SendOutcome in
+                        let composed = try sync.messenger.compose(body, to: recipients, precedence: precedence, ttl: ttl, now: Environment.now())
+                        try await sync.flushOutbox(now: Environment.now())
+                        return SendOutcome(composed: composed.map(SendOutcome.Item.init), report: sync.report, offline: nil)
+                    }
+                } catch where isUnreachable(error) {
+                    let pinned = try PinnedOrganisation(home: home).load(now: Environment.now())
+                    let (_, messenger) = try DeviceSession.open(
+                        home: home, organisation: pinned, unlocked: unlocked, now: Environment.now(), receiptDelay: Environment.receiptDelay())
+                    defer { messenger.close() }
+                    let composed = try messenger.compose(body, to: recipients, precedence: precedence, ttl: ttl, now: Environment.now())
+                    return SendOutcome(composed: composed.map(SendOutcome.Item.init), report: MessageSync.Report(), offline: error.message)
+                }
+            }
+            for item in outcome.composed { if let warning = item.keyWarning { printWarning(warning) } }
+            let warned = Set(outcome.composed.filter { $0.keyWarning != nil }.map { (item: SendOutcome.Item) in item.to })
+            let lines = MessageText.describe(outcome.report, sentLines: false, warnedAbout: warned)
+            if options.json {
+                printJSON(outcome)
+                return
+            }
+            let sent = Set(outcome.report.sent.map { MessageText.shortID($0.id) })
+            for item in outcome.composed {
+                if sent.contains(item.shortID) {
+                    print("Sent \(precedence.name) message \(item.shortID) to \(item.to): the relay has it, encrypted end to end.")
+                } else {
+                    print("\(precedence.name) message \(item.shortID) to \(item.to) waits in the outbox\(outcome.offline.map { " (\($0))" } ?? ""); 'valise sync' sends it.")
+                }
+            }
+            for line in lines { print(line) }
+        }
+
+        private func readText() throws(ClientError) -> String {
+            if let text { return text }
+            let data = FileHandle.standardInput.readDataToEndOfFile()
+            guard let text = String(data: data, encoding: .utf8) else { throw .usage("not-utf8", "the message on standard input is not UTF-8 text") }
+            var trimmed = text
+            while trimmed.hasSuffix("\n") { trimmed.removeLast() }
+            return trimmed
+        }
+    }
+}
+
+struct SendOutcome: Encodable, Sendable {
+    struct Item: Encodable, Sendable {
+        let id: String
+        let to: String
+        let keyWarning: String?
+
+        var shortID: String { String(id.prefix(8)) }
+
+        init(_ composed: Messenger.Composed) {
+            id = Hex.encode(composed.id)
+            to = composed.to.value
+            keyWarning = composed.keysChanged?.warning
+        }
+    }
+
+    let composed: [Item]
+    let report: MessageSync.Report
+    let offline: String?
+
+    enum CodingKeys: String, CodingKey {
+        case messages, waiting
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        let sent = Set(report.sent.map { Hex.encode($0.id) })
+        try container.encode(composed.map { ["id": $0.id, "to": $0.to, "state": sent.contains($0.id) ? "accepted" : "waiting"] }, forKey: .messages)
+        try container.encodeIfPresent(offline, forKey: .waiting)
+    }
+}
