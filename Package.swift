@@ -205,7 +205,10 @@ let package = Package(
         ),
         .testTarget(
             name: "ValiseClientTests",
-            dependencies: ["ValiseClient", "ValiseCrypto", "ValiseDirectory", "ValiseStore", "ValiseTestSupport"],
+            dependencies: [
+                "ValiseClient", "ValiseCrypto", "ValiseDirectory", "ValiseSession", "ValiseStore", "ValiseTestSupport",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ],
             swiftSettings: swiftSettings
         ),
         // Runs the real executables; depending on them makes `swift test` build them first.
@@ -219,9 +222,11 @@ let package = Package(
                 "ValiseCrypto",
                 "ValiseDirectory",
                 "ValiseSession",
+                "ValiseStore",
                 "ValiseWire",
                 "ValiseTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "GRDB", package: "GRDB.swift"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -36,7 +36,7 @@ extension Valise {
                         try await sync.watch(now: Environment.now) { message in
                             if let change = message.keysChanged { printWarning(change.warning) }
                             if options.json {
-                                printJSONLine(InboxJSON.Message(message))
+                                printJSONLine(InboxJSON.Message(message, withText: text))
                             } else {
                                 print("\(message.precedenceName) from \(message.from) at \(MessageText.time(message.sentAt)) [\(MessageText.shortID(message.id))]")
                                 if text { print(message.text) }

@@ -10,8 +10,8 @@ final class RelayProcess {
     private let stdout: Int32
 
     /// Starts the relay and waits (bounded) for its "listening" line.
-    init(directory: String, logPath: String, environment extra: [String: String] = [:]) throws {
-        let started = try Self.launch(ValiseCLI.executable("valised"), [], directory: directory, logPath: logPath, environment: extra)
+    init(directory: String, logPath: String, environment extra: [String: String] = [:], logLevel: String = "debug") throws {
+        let started = try Self.launch(ValiseCLI.executable("valised"), [], directory: directory, logPath: logPath, environment: extra, logLevel: logLevel)
         (child, stdout, self.logPath) = (started.child, started.stdout, logPath)
         guard let found = started.port else {
             child.kill()
@@ -28,7 +28,8 @@ final class RelayProcess {
     /// stderr to `logPath`, and reads stdout (bounded, 20 s) until the "listening" line.
     /// The port is nil if it never came; the caller stops the child.
     static func launch(
-        _ program: String, _ launcher: [String], directory: String, logPath: String, environment extra: [String: String]
+        _ program: String, _ launcher: [String], directory: String, logPath: String, environment extra: [String: String],
+        logLevel: String = "debug"
     ) throws -> (child: ChildProcess, stdout: Int32, port: Int?, seen: String) {
         var out: [Int32] = [0, 0]
         guard pipe(&out) == 0 else { throw POSIXError(.EMFILE) }
@@ -39,7 +40,7 @@ final class RelayProcess {
         let child: ChildProcess
         do {
             child = try ChildProcess(
-                program, launcher + ["run", "--dir", directory, "--listen", "127.0.0.1:0", "--log-level", "debug"],
+                program, launcher + ["run", "--dir", directory, "--listen", "127.0.0.1:0", "--log-level", logLevel],
                 environment: ValiseCLI.environment(extra),
                 setup: { actions in
                     posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)

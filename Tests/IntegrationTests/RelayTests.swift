@@ -34,7 +34,7 @@ final class RelayWorld {
     }
 
     /// Sets everything up and starts the relay; `environment` configures it.
-    init(members: [String] = ["alice@jakarta", "bob@jakarta", "carol@nairobi"], relayEnvironment: [String: String] = [:]) throws {
+    init(members: [String] = ["alice@jakarta", "bob@jakarta", "carol@nairobi"], relayEnvironment: [String: String] = [:], relayLogLevel: String = "debug") throws {
         try valise(["admin", "init", "--name", "Ministry", "--admin-name", "registrar"] + org + insecure)
         try valise(["admin", "bundle", "--out", path("genesis.bundle")] + org)
         let initRelay = try ValiseCLI.run(
@@ -47,7 +47,7 @@ final class RelayWorld {
         }
         try valise(["admin", "bundle", "--out", path("org.bundle")] + org)
         for member in members { try valise(["init", "--home", path(member), "--org-bundle", path("org.bundle")]) }
-        relay = try RelayProcess(directory: path("relay"), logPath: path("relay.log"), environment: relayEnvironment)
+        relay = try RelayProcess(directory: path("relay"), logPath: path("relay.log"), environment: relayEnvironment, logLevel: relayLogLevel)
         // The relay knows only the genesis; the admin's transport key (in it) may publish.
         try valise(["admin", "publish", "--relay", "hq", "--relay-address", relay.address] + org)
     }
