@@ -34,6 +34,9 @@ public final class LocalStore: Sendable {
         var configuration = Configuration()
         configuration.label = "valise.local"
         configuration.busyMode = .timeout(10)
+        // Another valise process (watch and send at once) waits its turn instead of failing
+        // half way: every write transaction takes the write lock when it begins.
+        configuration.defaultTransactionKind = .immediate
         configuration.prepareDatabase { db in
             try db.execute(sql: "PRAGMA secure_delete = ON")
         }
