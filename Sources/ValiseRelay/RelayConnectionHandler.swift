@@ -314,25 +314,28 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
             switch result {
             case .success(let envelopes):
                 let now = handler.shared.clock()
+                var sent = 0
+                var stoppedEarly = false
                 for envelope in envelopes where !delivery.inFlight.contains(envelope.id) && !delivery.acknowledging.contains(envelope.id) {
                     // Never late: an envelope that expired since it was read stays for the sweep.
                     guard envelope.expiresAt > now else { continue }
                     // A client that stopped reading gets no more than the socket's buffer;
                     // the rest waits in the store until writability returns (which pumps).
-                    guard context.channel.isWritable else { break }
+                    guard context.channel.isWritable else {
+                        stoppedEarly = true
+                        break
+                    }
                     delivery.inFlight.insert(envelope.id)
                     handler.delivery = delivery
                     handler.perform(handler.state.send(RelayRequestProcessor.encode(RelayRequestProcessor.deliver(envelope))), context: context)
+                    sent += 1
                 }
-                if envelopes.count < room, delivery.inFlight.isEmpty, delivery.acknowledging.isEmpty, !delivery.wokenWhileLoading {
-                    // Nothing waits and nothing is unacknowledged: say so once, for a
-                    // client that syncs and leaves.
-                    if !delivery.idleAnnounced {
-                        delivery.idleAnnounced = true
-                        handler.perform(handler.state.send(RelayRequestProcessor.encode(RelayRequestProcessor.mailboxIdle)), context: context)
-                    }
-                } else if !delivery.inFlight.isEmpty {
-                    delivery.idleAnnounced = false
+                if sent > 0 { delivery.idleAnnounced = false }
+                // The store had nothing more to deliver now: everything deliverable is on
+                // its way, ahead of this notice, for a client that syncs and leaves.
+                if envelopes.count < room, !stoppedEarly, !delivery.wokenWhileLoading, !delivery.idleAnnounced {
+                    delivery.idleAnnounced = true
+                    handler.perform(handler.state.send(RelayRequestProcessor.encode(RelayRequestProcessor.mailboxIdle)), context: context)
                 }
                 handler.delivery = delivery
                 if delivery.wokenWhileLoading { handler.pump(context) }

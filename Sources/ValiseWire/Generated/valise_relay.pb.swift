@@ -728,9 +728,9 @@ public nonisolated struct WireDeliver: Sendable {
   public init() {}
 }
 
-/// The mailbox has nothing more for this connection now (request_id 0): every envelope
-/// delivered on it has been acknowledged and committed, and none is waiting. Sent each time
-/// delivery becomes idle; a one-shot sync stops on it. A later envelope is still pushed.
+/// Every envelope of the mailbox that may be delivered now has been sent on this connection,
+/// ahead of this (request_id 0); sent once, and again after a later delivery. A one-shot
+/// sync stops on it. A later envelope is still pushed.
 public nonisolated struct WireMailboxIdle: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
