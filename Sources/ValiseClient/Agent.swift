@@ -28,6 +28,8 @@ public final class AgentServer {
     private var payload: SecretBytes
     public let idleTimeout: UInt64
     private var listener: Int32 = -1
+    /// Set when the keystore has gone (the device wiped itself after its revocation).
+    private var stopping = false
 
     public init(home: ValiseHome, passphrase: SecretBytes, idleTimeout: UInt64) throws(ClientError) {
         self.home = home
@@ -125,7 +127,7 @@ public final class AgentServer {
             close(listener)
             unlink(socketPath)
         }
-        while !shouldStop() {
+        while !shouldStop() && !stopping {
             if now() >= lastUsed &+ idleTimeout {
                 log("idle for \(idleTimeout) seconds: stopping and wiping the keys")
                 return
@@ -137,9 +139,11 @@ public final class AgentServer {
             guard client >= 0 else { continue }
             _ = fcntl(client, F_SETFD, FD_CLOEXEC)
             defer { close(client) }
-            var timeout = timeval(tv_sec: 5, tv_usec: 0)
+            // One request gets 5 seconds in all, however slowly its bytes come.
+            var timeout = timeval(tv_sec: 1, tv_usec: 0)
             setsockopt(client, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
             setsockopt(client, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+            AgentClient.deadline = time(nil) + 5
             guard AgentClient.peerUID(client) == getuid() else {
                 log("refused a connection from another user")
                 continue
@@ -153,6 +157,11 @@ public final class AgentServer {
         guard let op = AgentClient.readBytes(fd, 1)?.first else { return }
         switch op {
         case AgentProtocol.get:
+            guard SecureFile.exists(home.deviceKeyPath) else {
+                log("the keystore is gone (a revoked device wipes itself): stopping and wiping the keys")
+                stopping = true
+                return
+            }
             do {
                 try refresh(log: log)
             } catch {
@@ -310,9 +319,13 @@ public enum AgentClient {
         return ok ? secret : nil
     }
 
+    /// When the current request must be over (the agent serves one at a time).
+    nonisolated(unsafe) static var deadline: time_t = .max
+
     private static func readAll(_ fd: Int32, _ buffer: UnsafeMutableRawBufferPointer) -> Bool {
         var offset = 0
         while offset < buffer.count {
+            guard time(nil) < deadline else { return false }
             let got = recv(fd, buffer.baseAddress! + offset, buffer.count - offset, 0)
             if got < 0 && errno == EINTR { continue }
             guard got > 0 else { return false }

@@ -53,9 +53,19 @@ public struct DeviceKeystore: Sendable {
     public func inspect() throws(ClientError) -> KeystoreFile { try file.inspect() }
 
     /// Unlocks the keystore. A wrong passphrase or a damaged file changes nothing on disk.
+    /// A keystore from before the message store gets its store key here, once: under the
+    /// home's lock, read again, so that two commands upgrading at once agree on one key.
     public func unlock(passphrase: SecretBytes) throws(ClientError) -> (identity: DeviceIdentity, file: KeystoreFile) {
         let (identity, header) = try file.unlock(passphrase: passphrase)
-        return (identity, header)
+        guard identity.storeKeyIsNew else { return (identity, header) }
+        let lock = try home.lock()
+        defer { withExtendedLifetime(lock) {} }
+        var (again, current) = try file.unlock(passphrase: passphrase)
+        if again.storeKeyIsNew {
+            try file.write(again, passphrase: passphrase, parameters: current.parameters)
+            again.storeKeyIsNew = false
+        }
+        return (again, current)
     }
 
     /// Unlocks the keystore and brings it in line with the directory: keys of a rotation the

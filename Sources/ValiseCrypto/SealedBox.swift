@@ -7,13 +7,15 @@ public enum SealedBox {
     public static let overheadByteCount = crypto_box_sealbytes()
     public static let maximumMessageByteCount = 1 << 30
 
-    public static func seal(_ message: [UInt8], to recipient: AgreementPublicKey) -> [UInt8] {
+    /// Throws `.weakSharedSecret` for a small-order recipient key (libsodium refuses it):
+    /// such a key comes from someone else, so it must never stop the caller.
+    public static func seal(_ message: [UInt8], to recipient: AgreementPublicKey) throws(CryptoError) -> [UInt8] {
         Sodium.ensureInitialised()
         precondition(message.count <= maximumMessageByteCount, "sealed box message too large")
-        return withBytes(message) { m, mlen in
-            makeBytes(count: mlen + overheadByteCount) { out in
+        return try withBytes(message) { (m, mlen) throws(CryptoError) -> [UInt8] in
+            try makeBytes(count: mlen + overheadByteCount) { (out) throws(CryptoError) in
                 let rc = withBytes(recipient.bytes) { pk, _ in crypto_box_seal(out, m, UInt64(mlen), pk) }
-                precondition(rc == 0, "crypto_box_seal failed")
+                try Sodium.check(rc, .weakSharedSecret)
             }
         }
     }

@@ -15,6 +15,13 @@ public struct AgreementPublicKey: Hashable, Sendable, CustomStringConvertible {
     }
 
     public var description: String { "AgreementPublicKey(\(Hex.encode(bytes)))" }
+
+    /// Whether the key is in the small-order subgroup (every agreement with it gives the
+    /// all-zero secret, since X25519 scalars are multiples of 8): useless, and a sign of
+    /// malice when someone publishes it.
+    public var isSmallOrder: Bool {
+        (try? AgreementPrivateKey().sharedSecret(with: self)) == nil
+    }
 }
 
 /// An X25519 private key. It only agrees on shared secrets; it cannot sign or encrypt.

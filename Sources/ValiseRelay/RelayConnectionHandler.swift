@@ -182,12 +182,11 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
         }
         handshakeTimer?.cancel()
         handshakeTimer = nil
-        // Which device holds a connection is named at debug level only: a log on the
-        // relay's disk must not let anyone match senders to the envelopes that arrived at
-        // the same time (docs/SECURITY.md).
+        // Admissions are logged at debug level only, and name the device there: a log on
+        // the relay's disk must not let anyone match a device (by name, key or address) to
+        // the envelopes that arrived at the same time (docs/SECURITY.md).
         logger.debug("admitted", metadata: ["client": "\(admission)", "client.key": "\(fingerprint)"])
         logger[metadataKey: "client"] = "\(admission.role)"
-        logger.info("admitted")
         admittedKey = key
         processor = RelayRequestProcessor(admission: admission, settings: .init(
             maximumEntriesPerFetch: shared.limits.maximumEntriesPerFetch, maximumEnvelopeBytes: shared.limits.maximumEnvelopeBytes,

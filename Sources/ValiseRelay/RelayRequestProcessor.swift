@@ -172,6 +172,12 @@ struct RelayRequestProcessor {
               member.identityKey.isValidSignature(envelopeSignature, for: Array(upload.envelopeKey), purpose: SealedEnvelope.envelopeKeyPurpose) else {
             return .reply(Self.error(id, .badRequest("a prekey signature does not verify with this device's identity key")))
         }
+        // A small-order key would make every sender's encryption fail: never hand one out.
+        // (One-time prekeys are checked by the sender, whose X3DH refuses them.)
+        guard let signed = try? AgreementPublicKey(bytes: Array(upload.signedPrekey)), !signed.isSmallOrder,
+              let envelope = try? AgreementPublicKey(bytes: Array(upload.envelopeKey)), !envelope.isSmallOrder else {
+            return .reply(Self.error(id, .badRequest("a signed prekey or envelope key is a small-order point")))
+        }
         return .prekeyUpload(
             requestID: id, Mailbox(name.value), signedPrekey: Array(upload.signedPrekey), signedPrekeySignature: Array(upload.signedPrekeySignature),
             envelopeKey: Array(upload.envelopeKey), envelopeKeySignature: Array(upload.envelopeKeySignature),

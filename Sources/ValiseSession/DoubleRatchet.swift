@@ -177,8 +177,8 @@ public struct DoubleRatchet: Sendable {
         while received < end {
             let (nextChain, messageKey) = Self.chainStep(current)
             let slot = SkippedKey(ratchetKey: ratchetKey, number: received)
-            skipped[slot] = messageKey
-            skippedOrder.append(slot)
+            // A peer that reuses a ratchet key must not make one slot listed twice.
+            if skipped.updateValue(messageKey, forKey: slot) == nil { skippedOrder.append(slot) }
             current = nextChain
             received += 1
         }

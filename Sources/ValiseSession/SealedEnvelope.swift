@@ -99,7 +99,11 @@ public struct SealedEnvelope: Sendable, Equatable {
             throw SessionError(code: "too-large", message: "the message is too large for the largest envelope (\(Self.buckets.last!) bytes)")
         }
         let padded = Padding.pad(encoded, toMultipleOf: bucket - SealedBox.overheadByteCount)
-        return SealedBox.seal(padded, to: envelopeKey)
+        do {
+            return try SealedBox.seal(padded, to: envelopeKey)
+        } catch {
+            throw SessionError.weakKey
+        }
     }
 
     /// Opens an envelope sealed to `envelopeKey` and checks it against what the relay said

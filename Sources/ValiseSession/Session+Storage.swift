@@ -13,10 +13,11 @@ extension Session {
 
     public var stored: SecretBytes {
         let r = ratchet
+        let slots = r.skippedOrder.filter { r.skipped[$0] != nil }
         let header = initialHeader.encoded
         let count = 1 + 32 + 1 + header.count + 1 + 32 + 1 + (r.receivingRatchetKey == nil ? 0 : 32) + 32
             + 1 + (r.sendingChain == nil ? 0 : 32) + 1 + (r.receivingChain == nil ? 0 : 32)
-            + 12 + 2 + r.associatedData.count + 4 + r.skippedOrder.count * 68
+            + 12 + 2 + r.associatedData.count + 4 + slots.count * 68
         return SecretBytes(count: count) { buffer in
             var writer = SecretWriter(buffer)
             writer.write(Self.storageVersion)
@@ -34,11 +35,11 @@ extension Session {
             writer.write(r.previousSendingChainLength)
             writer.write(UInt16(r.associatedData.count))
             writer.write(r.associatedData)
-            writer.write(UInt32(r.skippedOrder.count))
-            for slot in r.skippedOrder {
+            writer.write(UInt32(slots.count))
+            for slot in slots {
                 writer.write(slot.ratchetKey.bytes)
                 writer.write(slot.number)
-                if let key = r.skipped[slot] { writer.write(key) }
+                writer.write(r.skipped[slot]!)
             }
             writer.finish()
         }

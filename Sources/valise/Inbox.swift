@@ -70,7 +70,7 @@ extension Valise {
             print("Received:   \(MessageText.time(message.receivedAt))")
             print("Id:         \(message.idHex)")
             print("")
-            print(message.text)
+            print(MessageText.printable(message.text))
         }
     }
 }

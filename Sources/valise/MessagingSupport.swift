@@ -90,13 +90,25 @@ extension Environment {
 /// Whether an error means the relay could not be reached (the outbox keeps the message),
 /// as opposed to a refusal that must stop the command.
 func isUnreachable(_ error: ClientError) -> Bool {
-    ["relay-unreachable", "relay-timeout", "relay-io", "relay-closed"].contains(error.code)
+    ["relay-unreachable", "relay-timeout", "relay-io", "relay-closed", "directory-behind"].contains(error.code)
 }
 
 enum MessageText {
     static func shortID(_ id: [UInt8]) -> String { String(Hex.encode(id).prefix(8)) }
 
     static func time(_ seconds: UInt64) -> String { Timestamp.rfc3339(seconds) }
+
+    /// A sender's text made safe for a terminal: control characters (but newline and tab),
+    /// escape sequences and bidirectional overrides would let a message draw a false
+    /// "From:" line or header, so each is shown as U+FFFD.
+    static func printable(_ text: String) -> String {
+        String(String.UnicodeScalarView(text.unicodeScalars.map { scalar in
+            let value = scalar.value
+            let control = (value < 0x20 && value != 0x0A && value != 0x09) || (0x7F...0x9F).contains(value)
+            let bidi = (0x202A...0x202E).contains(value) || (0x2066...0x2069).contains(value) || value == 0x200E || value == 0x200F
+            return control || bidi ? "\u{FFFD}" : scalar
+        }))
+    }
 
     /// One line per thing that happened in a sync, for people.
     static func describe(_ report: MessageSync.Report, sentLines: Bool = true, warnedAbout: Set<String> = []) -> [String] {

@@ -39,7 +39,7 @@ extension Valise {
                                 printJSONLine(InboxJSON.Message(message, withText: text))
                             } else {
                                 print("\(message.precedenceName) from \(message.from) at \(MessageText.time(message.sentAt)) [\(MessageText.shortID(message.id))]")
-                                if text { print(message.text) }
+                                if text { print(MessageText.printable(message.text)) }
                             }
                             fflush(nil)
                         }

@@ -70,11 +70,11 @@ struct SealedEnvelopeTests {
         badLength[SealedEnvelope.fixedByteCount - 1] = 200
         let block = 1024 - SealedBox.overheadByteCount
         for contents in [badVersion, badPrecedence, badLength] {
-            let sealed = SealedBox.seal(Padding.pad(contents, toMultipleOf: block), to: envelopeKey.publicKey)
+            let sealed = try SealedBox.seal(Padding.pad(contents, toMultipleOf: block), to: envelopeKey.publicKey)
             #expect(throws: SessionError.malformed("")) { try open(sealed) }
         }
         // No padding marker: all zeroes after the contents.
-        let unpadded = SealedBox.seal(good + [UInt8](repeating: 0, count: block - good.count), to: envelopeKey.publicKey)
+        let unpadded = try SealedBox.seal(good + [UInt8](repeating: 0, count: block - good.count), to: envelopeKey.publicKey)
         #expect(throws: SessionError(code: "unsealable", message: "")) { try open(unpadded) }
     }
 

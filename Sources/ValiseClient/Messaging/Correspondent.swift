@@ -2,39 +2,75 @@ public import ValiseCrypto
 public import ValiseSession
 
 /// What the device keeps about one correspondent (sealed in the local store): the identity
-/// key it last saw for them, their envelope key, and the session, if one exists.
+/// key it last saw for them, their envelope key, the session in use, and up to three
+/// earlier sessions (a session both sides started at once may still be in use by the peer).
 ///
-///     u8 version (1) ‖ str16 name ‖ identity key 32 ‖ envelope key 32 ‖
-///     u64 envelope key fetched at ‖ u8 has session ‖ [stored session]
+///     u8 version (2) ‖ str16 name ‖ identity key 32 ‖ envelope key 32 ‖
+///     u64 envelope key fetched at ‖ u8 has session ‖ [u32 length ‖ stored session] ‖
+///     u8 earlier count ‖ (u32 length ‖ stored session)…
+///
+/// Version 1 ends after the current session (which takes the rest), with no earlier ones.
 public struct Correspondent: Sendable {
+    public static let maximumPreviousSessions = 3
+
     public let name: String
     public var identityKey: SigningPublicKey
     public var envelopeKey: AgreementPublicKey
     public var envelopeKeyFetchedAt: UInt64
     public var session: Session?
+    public var previousSessions: [Session] = []
 
-    public init(name: String, identityKey: SigningPublicKey, envelopeKey: AgreementPublicKey, envelopeKeyFetchedAt: UInt64, session: Session?) {
+    public init(name: String, identityKey: SigningPublicKey, envelopeKey: AgreementPublicKey, envelopeKeyFetchedAt: UInt64, session: Session?, previousSessions: [Session] = []) {
         self.name = name
         self.identityKey = identityKey
         self.envelopeKey = envelopeKey
         self.envelopeKeyFetchedAt = envelopeKeyFetchedAt
         self.session = session
+        self.previousSessions = previousSessions
     }
 
-    static let version: UInt8 = 1
+    /// A new session becomes current; the one it replaces is kept among the earlier ones.
+    mutating func start(_ new: Session) {
+        if let session { previousSessions.insert(session, at: 0) }
+        previousSessions = Array(previousSessions.prefix(Self.maximumPreviousSessions))
+        session = new
+    }
+
+    /// `advanced` is candidate `index` (0: the current session) after decrypting: it is
+    /// the session the peer uses, so it becomes (or stays) the current one.
+    mutating func use(_ advanced: Session, from index: Int) {
+        guard index > 0 else {
+            session = advanced
+            return
+        }
+        previousSessions.remove(at: index - 1)
+        start(advanced)
+    }
+
+    static let version: UInt8 = 2
 
     public var stored: SecretBytes {
-        let session = self.session?.stored
+        let current = session?.stored
+        let earlier = previousSessions.map(\.stored)
         let name = Array(self.name.utf8)
-        return SecretBytes(count: 1 + 2 + name.count + 32 + 32 + 8 + 1 + (session?.count ?? 0)) { buffer in
+        let count = 1 + 2 + name.count + 32 + 32 + 8 + 1 + (current.map { 4 + $0.count } ?? 0) + 1 + earlier.reduce(0) { $0 + 4 + $1.count }
+        return SecretBytes(count: count) { buffer in
             var writer = SecretWriter(buffer)
             writer.write(Self.version)
             writer.writeString(self.name)
             writer.write(identityKey.bytes)
             writer.write(envelopeKey.bytes)
             writer.write(envelopeKeyFetchedAt)
-            writer.write(UInt8(session == nil ? 0 : 1))
-            if let session { writer.write(session) }
+            writer.write(UInt8(current == nil ? 0 : 1))
+            if let current {
+                writer.write(UInt32(current.count))
+                writer.write(current)
+            }
+            writer.write(UInt8(earlier.count))
+            for old in earlier {
+                writer.write(UInt32(old.count))
+                writer.write(old)
+            }
             writer.finish()
         }
     }
@@ -43,28 +79,40 @@ public struct Correspondent: Sendable {
         let result = stored.withUnsafeBytes { raw -> Result<Correspondent, ClientError> in
             do throws(FormatError) {
                 var reader = ByteReader(raw, context: "correspondent")
-                guard try reader.readUInt8() == Self.version else { throw .invalid("correspondent", "version") }
+                let version = try reader.readUInt8()
+                guard version == 1 || version == 2 else { throw .invalid("correspondent", "version") }
                 let name = try reader.readString(maximumByteCount: 256, field: "name")
                 let identity = try reader.readBytes(32)
                 let envelope = try reader.readBytes(32)
                 let fetchedAt = try reader.readUInt64()
                 let hasSession = try reader.readUInt8()
                 var session: Session?
+                var previous: [Session] = []
                 if hasSession == 1 {
-                    let rest = try reader.readSecret(reader.remainingCount)
-                    guard let restored = try? Session(stored: rest) else { throw .invalid("correspondent", "the stored session") }
-                    session = restored
+                    let length = version == 1 ? reader.remainingCount : Int(try reader.readUInt32())
+                    session = try Self.session(try reader.readSecret(length))
+                }
+                if version == 2 {
+                    let count = Int(try reader.readUInt8())
+                    guard count <= Self.maximumPreviousSessions else { throw .invalid("correspondent", "too many earlier sessions") }
+                    for _ in 0..<count { previous.append(try Self.session(try reader.readSecret(Int(try reader.readUInt32())))) }
                 }
                 try reader.expectEnd()
                 guard let identityKey = try? SigningPublicKey(bytes: identity), let envelopeKey = try? AgreementPublicKey(bytes: envelope) else {
                     throw .invalid("correspondent", "a key")
                 }
-                return .success(Correspondent(name: name, identityKey: identityKey, envelopeKey: envelopeKey, envelopeKeyFetchedAt: fetchedAt, session: session))
+                return .success(Correspondent(
+                    name: name, identityKey: identityKey, envelopeKey: envelopeKey, envelopeKeyFetchedAt: fetchedAt, session: session, previousSessions: previous))
             } catch {
                 return .failure(.failure("store-damaged", "a correspondent's record in the message store cannot be read (\(error.message))"))
             }
         }
         self = try result.get()
+    }
+
+    private static func session(_ bytes: SecretBytes) throws(FormatError) -> Session {
+        guard let restored = try? Session(stored: bytes) else { throw .invalid("correspondent", "a stored session") }
+        return restored
     }
 }
 

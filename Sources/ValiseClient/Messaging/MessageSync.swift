@@ -35,6 +35,9 @@ public final class MessageSync {
     }
 
     public private(set) var report = Report()
+    /// Whether the directory was fetched from this relay moments ago (see
+    /// `Messenger.receive`); a long `watch` stops saying so after its first tick.
+    var directoryCurrent = true
 
     public init(messenger: Messenger, client: RelayClient, relay: RelayRecord) {
         self.messenger = messenger
@@ -109,6 +112,10 @@ public final class MessageSync {
                 } else {
                     do {
                         bundle = try await fetchBundle(name)
+                    } catch where error.kind == .verification {
+                        waiting.insert(name)
+                        report.notices.append("not sent to \(name) yet: \(error.message)")
+                        continue
                     } catch where error.code == "relay-\(WireErrorCode.noPrekeys)" || error.code == "relay-\(WireErrorCode.rateLimited)" {
                         waiting.insert(name)
                         report.notices.append("waiting: \(name) has no keys on the relay yet (their device has not synced since enrolment); the message stays in the outbox")
@@ -121,7 +128,17 @@ public final class MessageSync {
                     bundles[name] = bundle
                 }
             }
-            for notice in try messenger.seal(item, to: name, bundle: bundle, now: now) {
+            let notices: [Messenger.SealNotice]
+            do {
+                notices = try messenger.seal(item, to: name, bundle: bundle, now: now)
+            } catch where error.kind == .verification {
+                // This recipient's keys are unusable (a bad bundle, a small-order key): their
+                // messages wait, and everyone else's still go.
+                waiting.insert(name)
+                report.notices.append("not sent to \(name) yet: \(error.message)")
+                continue
+            }
+            for notice in notices {
                 switch notice {
                 case .keysChanged(let change): report.keyChanges.append(change)
                 case .recipientRevoked(let who): report.notices.append("not sent: \(who) was revoked by the organisation")
@@ -176,7 +193,7 @@ public final class MessageSync {
         let delivered = Messenger.Delivered(
             id: Array(deliver.id), precedence: UInt8(clamping: deliver.precedence.rawValue), ttlClass: UInt8(clamping: deliver.ttl.rawValue),
             envelope: Array(deliver.envelope))
-        let outcome = try messenger.receive(delivered, now: now)
+        let outcome = try messenger.receive(delivered, now: now, directoryCurrent: directoryCurrent)
         switch outcome {
         case .message(let message): report.received.append(message)
         case .receipt(let count): report.receipts += count
@@ -210,6 +227,8 @@ public final class MessageSync {
                 try await handle(deliver, now: now())
             case .mailboxIdle:
                 report.mailboxDrained = true
+                // Used one-time prekeys and old session states must not stay in the log.
+                messenger.store.checkpoint()
                 return
             case .error(let error):
                 throw RelayClient.relayError(error)
@@ -252,14 +271,23 @@ public final class MessageSync {
             case .relay(let message):
                 switch message.body {
                 case .deliver(let deliver):
-                    if case .message(let received) = try await handle(deliver, now: now()) { onMessage(received) }
+                    switch try await handle(deliver, now: now()) {
+                    case .message(let received): onMessage(received)
+                    case .later:
+                        // A sender newer than this connection's directory: reconnect, which
+                        // fetches the directory, and the relay delivers it again.
+                        throw .failure("directory-behind", "a message's sender is newer than this device's directory; reconnecting to fetch it")
+                    default: break
+                    }
                 case .error(let error):
                     throw RelayClient.relayError(error)
                 default:
                     continue
                 }
             case .tick:
+                directoryCurrent = false
                 try await flushOutbox(now: now())
+                messenger.store.checkpoint()
             }
         }
         throw .failure("relay-closed", "the connection to the relay ended")

@@ -8,10 +8,13 @@ extension Messenger {
     /// of the device's identity key).
     public static let signedPrekeyLifetime: UInt64 = 7 * 86_400
     /// Replaced prekeys and envelope keys are kept this long for messages already in
-    /// flight (the longest TTL and a day), then deleted.
-    public static let retiredPrekeyRetention: UInt64 = 31 * 86_400
-    /// One-time prekeys nobody used are deleted after this long.
-    public static let oneTimePrekeyRetention: UInt64 = 90 * 86_400
+    /// flight: a sender may use an envelope key for 7 days after fetching it, and the
+    /// relay may then hold the envelope for the longest TTL (30 days), plus a day.
+    public static let retiredPrekeyRetention: UInt64 = 38 * 86_400
+    /// The relay hands out one-time prekeys until they are used, however old: the device
+    /// keeps their private halves until then, but at most this many (the oldest go first:
+    /// the relay hands out the oldest first, so those are the ones long since fetched).
+    public static let maximumOneTimePrekeysHeld = 1000
     /// The relay is topped up to this many one-time prekeys when it holds fewer than
     /// `oneTimePrekeyLowWater`.
     public static let oneTimePrekeyTarget = 100
@@ -57,7 +60,7 @@ extension Messenger {
                     deleted = true
                 }
             }
-            for old in try tx.prekeys(.oneTime) where now >= old.createdAt &+ Self.oneTimePrekeyRetention {
+            for old in try tx.prekeys(.oneTime).dropFirst(max(0, Self.maximumOneTimePrekeysHeld - newOneTimePrekeys)) {
                 try tx.deletePrekey(old.publicKey)
                 deleted = true
             }

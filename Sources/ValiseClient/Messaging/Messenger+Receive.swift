@@ -42,12 +42,16 @@ extension Messenger {
     /// Opens, checks and decrypts an envelope, and commits the message (and the advanced
     /// session, the used one-time prekey's deletion, the receipt to send) in one
     /// transaction. Nothing is stored for an envelope that fails a check.
-    public func receive(_ delivered: Delivered, now: UInt64) throws(ClientError) -> Received {
+    ///
+    /// `directoryCurrent` says the directory was fetched from this relay just now: then an
+    /// unknown sender claiming a newer directory is lying (or the relay hides entries) and
+    /// is refused; otherwise the envelope waits (`later`) for a fresher directory.
+    public func receive(_ delivered: Delivered, now: UInt64, directoryCurrent: Bool = true) throws(ClientError) -> Received {
         let id = delivered.id
         guard id.count == SealedEnvelope.idByteCount else { return .refused(code: "malformed", reason: "the relay delivered an envelope with a malformed id") }
         if try storeOperation("read the message store", write: false, { try $0.hasSeen(id) }) { return .repeated }
         do {
-            let outcome = try open(delivered, now: now)
+            let outcome = try open(delivered, now: now, directoryCurrent: directoryCurrent)
             return outcome
         } catch let refusal as Refusal {
             try storeOperation("record a refused envelope") { try $0.markSeen(id, now: now, refused: refusal.code) }
@@ -70,11 +74,13 @@ extension Messenger {
         let reason: String
     }
 
-    private func open(_ delivered: Delivered, now: UInt64) throws -> Received {
+    private func open(_ delivered: Delivered, now: UInt64, directoryCurrent: Bool) throws -> Received {
         let envelope = try openEnvelope(delivered)
-        let (sender, keysChanged) = try checkSender(envelope)
+        let (sender, keysChanged) = try checkSender(envelope, directoryCurrent: directoryCurrent)
         let senderName = sender.name.value
         return try transaction("store a message") { tx -> Received in
+            // Another process may have handled it since the first look.
+            if try tx.hasSeen(envelope.id) { return .repeated }
             var known = try tx.correspondent(senderName).map { try Correspondent(stored: $0) }
             let changed = known.map { $0.identityKey != sender.identityKey } ?? false
             if changed { known = nil }
@@ -87,17 +93,21 @@ extension Messenger {
             var usedOneTimePrekey: AgreementPublicKey?
             var replay: (key: [UInt8], signedPrekey: [UInt8])?
             do {
-                if var session = correspondent.session, !Self.startsOtherSession(envelope.sessionMessage, session) {
-                    plaintext = try session.decrypt(envelope.sessionMessage)
-                    correspondent.session = session
-                } else {
+                if let (index, session, decrypted) = Self.decryptInKnownSession(envelope.sessionMessage, correspondent) {
+                    plaintext = decrypted
+                    correspondent.use(session, from: index)
+                } else if Session.isInitial(envelope.sessionMessage) {
                     let accepted = try acceptSession(envelope, tx: tx)
                     plaintext = accepted.plaintext
-                    correspondent.session = accepted.session
+                    correspondent.start(accepted.session)
                     usedOneTimePrekey = accepted.usedOneTimePrekey
                     if usedOneTimePrekey == nil {
                         replay = (accepted.replayKey, Array(accepted.replayKey.prefix(32)))
                     }
+                } else {
+                    throw correspondent.session == nil
+                        ? SessionError(code: "no-session", message: "the message belongs to a session this device does not have")
+                        : SessionError.undecryptable
                 }
             } catch let error as SessionError {
                 throw Refusal(code: error.code, reason: "from \(senderName): \(error.message)")
@@ -137,17 +147,18 @@ extension Messenger {
         }
     }
 
-    /// An initial message whose header is not this session's starts a new one (the peer
-    /// lost its session, or its keys were rotated).
-    private static func startsOtherSession(_ message: [UInt8], _ session: Session) -> Bool {
-        guard Session.isInitial(message) else { return false }
-        var probe = session
-        do {
-            _ = try probe.decrypt(message)
-            return false
-        } catch {
-            return error.code == "new-session"
+    /// Tries the current session, then the earlier ones (index 0 is the current): when two
+    /// devices started sessions with each other at once, each may be writing in the one
+    /// the other replaced. Nothing changes unless a message authenticates.
+    private static func decryptInKnownSession(_ message: [UInt8], _ correspondent: Correspondent) -> (Int, Session, [UInt8])? {
+        let candidates = (correspondent.session.map { [$0] } ?? []) + correspondent.previousSessions
+        for (index, candidate) in candidates.enumerated() {
+            var session = candidate
+            if let plaintext = try? session.decrypt(message) {
+                return (correspondent.session == nil ? index + 1 : index, session, plaintext)
+            }
         }
+        return nil
     }
 
     private func acceptSession(_ envelope: SealedEnvelope, tx: LocalStore.Transaction) throws -> Session.Accepted {
@@ -156,15 +167,30 @@ extension Messenger {
         }
         let signed = try tx.prekeys(.signed)
         let oneTime = try tx.prekeys(.oneTime)
+        // Read before the agreement, so that a database failure is an error (retried), not
+        // a replay verdict (refused and acknowledged: a lost message).
+        var replayAnswers: [[UInt8]: Bool] = [:]
+        if Session.isInitial(envelope.sessionMessage), let header = try? Self.initialHeader(of: envelope.sessionMessage) {
+            let key = header.signedPrekey.bytes + header.ephemeralKey.bytes
+            replayAnswers[key] = try tx.hasReplay(key)
+        }
         let prekeys = Session.Prekeys(
             signedPrekey: { key in signed.first { $0.publicKey == key.bytes }.flatMap { try? AgreementPrivateKey(rawRepresentation: $0.privateKey) } },
             oneTimePrekey: { key in oneTime.first { $0.publicKey == key.bytes }.flatMap { try? AgreementPrivateKey(rawRepresentation: $0.privateKey) } },
-            seenBefore: { key in (try? tx.hasReplay(key)) ?? true })
+            seenBefore: { key in replayAnswers[key] ?? true })
         let accepted = try Session.accept(envelope.sessionMessage, identity: ownIdentity, prekeys: prekeys)
         guard accepted.session.peerIdentity == envelope.sender else {
             throw Refusal(code: "sender-mismatch", reason: "the envelope names one sender and its session another (forged)")
         }
         return accepted
+    }
+
+    /// The X3DH header of an initial session message.
+    static func initialHeader(of message: [UInt8]) throws -> X3DH.InitialHeader {
+        guard message.count >= 3 else { throw SessionError.malformed("the session message") }
+        let length = X3DH.InitialHeader.encodedByteCount(flags: message[2])
+        guard message.count >= 2 + length else { throw SessionError.malformed("the session message") }
+        return try X3DH.InitialHeader(decoding: Array(message[2..<(2 + length)]))
     }
 
     /// This device's identity keys: the current one, then those retired by a rotation
@@ -197,7 +223,7 @@ extension Messenger {
 
     /// The sender must be an active member whose current identity key signed nothing less
     /// than this envelope's session; its directory head must agree with this device's.
-    private func checkSender(_ envelope: SealedEnvelope) throws -> (Member, Bool) {
+    private func checkSender(_ envelope: SealedEnvelope, directoryCurrent: Bool) throws -> (Member, Bool) {
         let head = envelope.senderHead
         if head.sequence < UInt64(directory.verifier.count) {
             guard constantTimeEquals(directory.verifier.hashes[Int(head.sequence)].bytes, head.hash) else {
@@ -218,7 +244,7 @@ extension Messenger {
         if let member = state.members.values.first(where: { $0.retiredKeys.contains { $0.identityKey == envelope.sender } }) {
             throw Refusal(code: "retired-sender-key", reason: "from \(member.name), sent with keys an administrator has since replaced: not shown")
         }
-        if head.sequence >= UInt64(directory.verifier.count) {
+        if head.sequence >= UInt64(directory.verifier.count) && !directoryCurrent {
             throw Later(reason: "an envelope's sender is in a newer directory than this device's (entry \(head.sequence)); it stays on the relay until the next sync")
         }
         throw Refusal(code: "unknown-sender", reason: "from a key that is not a member of the directory: not shown")

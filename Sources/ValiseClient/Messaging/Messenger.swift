@@ -84,7 +84,9 @@ public final class Messenger {
     /// of them is left in the log or free pages (the caller also wipes the keystore).
     public func wipeKeys() throws(ClientError) {
         try storeOperation("wipe keys") { try $0.deleteAllKeys() }
-        store.checkpoint()
+        guard store.checkpoint() else {
+            throw ClientError.failure("wipe-incomplete", "the keys were deleted from \(store.path), but its log could not be emptied (another valise process is reading it); close the others and run the command again")
+        }
     }
 
     // MARK: Writing messages
@@ -177,9 +179,12 @@ public final class Messenger {
         else {
             throw ClientError(kind: .verification, code: "bad-prekey-signature", message: "the prekey bundle for \(member) is not signed by their identity key (tampered, or a relay fault); nothing was sent")
         }
+        guard !spk.isSmallOrder, !ek.isSmallOrder else {
+            throw ClientError(kind: .verification, code: "bad-bundle", message: "the prekey bundle for \(member) holds an unusable (small-order) key; nothing was sent")
+        }
         var otpk: AgreementPublicKey?
         if !oneTimePrekey.isEmpty {
-            guard let key = try? AgreementPublicKey(bytes: oneTimePrekey) else {
+            guard let key = try? AgreementPublicKey(bytes: oneTimePrekey), !key.isSmallOrder else {
                 throw ClientError(kind: .verification, code: "bad-bundle", message: "the prekey bundle for \(member) has a malformed one-time prekey")
             }
             otpk = key
@@ -218,7 +223,22 @@ public final class Messenger {
             try storeOperation("update the outbox") { try $0.setOutboxState(id: item.id, .failed, now: now) }
             return [.recipientRevoked(name)]
         }
-        return try storeOperation("encrypt a message") { tx -> [SealNotice] in
+        do {
+            return try sealing(item, to: name, member: member, bundle: bundle, now: now)
+        } catch let error as ClientError {
+            throw error
+        } catch let error as SessionError {
+            throw ClientError(kind: .verification, code: error.code, message: "cannot encrypt for \(name): \(error.message); the message stays in the outbox")
+        } catch {
+            throw ClientError.failure("message-store", "cannot encrypt a message: \(error)")
+        }
+    }
+
+    private func sealing(_ item: OutboxItem, to name: MemberName, member: Member, bundle: Bundle?, now: UInt64) throws -> [SealNotice] {
+        try transaction("encrypt a message") { tx -> [SealNotice] in
+            // Another process may have sealed it since it was read: never advance the
+            // session for an item that will not be sent.
+            guard try tx.outboxItem(id: item.id)?.state == .unsealed else { return [] }
             let record = try JSONDecoder().decode(OutboxRecord.self, from: Data(item.data))
             var notices: [SealNotice] = []
             var known = try tx.correspondent(name.value).map { try Correspondent(stored: $0) }
@@ -272,7 +292,8 @@ public final class Messenger {
         try storeOperation("record an acceptance") { tx in
             if item.kind == .receipt {
                 try tx.deleteOutbox(id: item.id)
-            } else {
+            } else if try tx.outboxItem(id: item.id)?.state == .sealed {
+                // A receipt may already have said delivered: never step back.
                 try tx.setOutboxState(id: item.id, .accepted, now: now, expiresAt: expiresAt)
             }
         }

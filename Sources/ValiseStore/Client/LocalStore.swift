@@ -34,9 +34,8 @@ public final class LocalStore: Sendable {
         var configuration = Configuration()
         configuration.label = "valise.local"
         configuration.busyMode = .timeout(10)
-        // Another valise process (watch and send at once) waits its turn instead of failing
-        // half way: every write transaction takes the write lock when it begins.
-        configuration.defaultTransactionKind = .immediate
+        // Another valise process (watch and send at once) waits its turn: GRDB begins every
+        // pool write with BEGIN IMMEDIATE, so a read-modify-write of a session never races.
         configuration.prepareDatabase { db in
             try db.execute(sql: "PRAGMA secure_delete = ON")
         }
@@ -185,8 +184,10 @@ public final class LocalStore: Sendable {
 
     /// Folds the log into the database and truncates it, so that deleted keys do not
     /// survive in the write-ahead log (secure_delete already overwrote their pages).
-    public func checkpoint() {
-        try? pool.writeWithoutTransaction { db in _ = try db.checkpoint(.truncate) }
+    /// Returns whether the log was emptied (it is not while another process reads).
+    @discardableResult
+    public func checkpoint() -> Bool {
+        (try? pool.writeWithoutTransaction { db in try db.checkpoint(.truncate) }) != nil
     }
 
     /// Whether an error thrown inside a transaction came from the database (as opposed to

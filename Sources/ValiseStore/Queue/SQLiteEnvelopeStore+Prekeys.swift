@@ -20,6 +20,11 @@ extension SQLiteEnvelopeStore: PrekeyStore {
                 ) WITHOUT ROWID;
                 """)
         }
+        // One-time prekeys go out oldest upload first, so that the device, which keeps a
+        // bounded number of private halves, drops only ones the relay no longer holds.
+        migrator.registerMigration("prekeys-v2") { db in
+            try db.execute(sql: "ALTER TABLE one_time_prekey ADD COLUMN added_at INTEGER NOT NULL DEFAULT 0")
+        }
     }
 
     public func storePrekeys(mailbox: Mailbox, prekeys: StoredPrekeys, oneTimePrekeys: [[UInt8]]) throws(StoreError) -> Int {
@@ -44,7 +49,9 @@ extension SQLiteEnvelopeStore: PrekeyStore {
                     arguments: [mailbox.name, Data(prekeys.signedPrekey), Data(prekeys.signedPrekeySignature), Data(prekeys.envelopeKey),
                                 Data(prekeys.envelopeKeySignature), Int64(prekeys.updatedAt)])
                 for key in new {
-                    try db.execute(sql: "INSERT INTO one_time_prekey (mailbox, key) VALUES (?, ?)", arguments: [mailbox.name, Data(key)])
+                    try db.execute(
+                        sql: "INSERT INTO one_time_prekey (mailbox, key, added_at) VALUES (?, ?, ?)",
+                        arguments: [mailbox.name, Data(key), Int64(clamping: prekeys.updatedAt)])
                 }
                 return held.count + new.count
             }
@@ -64,7 +71,7 @@ extension SQLiteEnvelopeStore: PrekeyStore {
                     envelopeKey: [UInt8](row["envelope_key"] as Data), envelopeKeySignature: [UInt8](row["envelope_key_signature"] as Data),
                     updatedAt: UInt64(row["updated_at"] as Int64))
                 let oneTime = try Data.fetchOne(
-                    db, sql: "SELECT key FROM one_time_prekey WHERE mailbox = ? ORDER BY key LIMIT 1", arguments: [mailbox.name])
+                    db, sql: "SELECT key FROM one_time_prekey WHERE mailbox = ? ORDER BY added_at, key LIMIT 1", arguments: [mailbox.name])
                 if let oneTime {
                     try db.execute(sql: "DELETE FROM one_time_prekey WHERE mailbox = ? AND key = ?", arguments: [mailbox.name, oneTime])
                 }
