@@ -26,6 +26,13 @@ public struct Session: Sendable {
     /// Whether messages still carry the initial header.
     public var awaitsReply: Bool { pendingInitialHeader != nil }
 
+    /// Whether `identity` is one of the two identity keys the session was agreed between
+    /// (its associated data): after a device's own key rotation, its old sessions are not.
+    public func involves(_ identity: SigningPublicKey) -> Bool {
+        let ad = ratchet.associatedData
+        return ad.count == 64 && (Array(ad[0..<32]) == identity.bytes || Array(ad[32..<64]) == identity.bytes)
+    }
+
     /// Starts a session with the device whose bundle this is (the caller has checked the
     /// bundle's identity key against the directory).
     public static func initiate(

@@ -31,9 +31,17 @@ public struct Correspondent: Sendable {
 
     /// A new session becomes current; the one it replaces is kept among the earlier ones.
     mutating func start(_ new: Session) {
-        if let session { previousSessions.insert(session, at: 0) }
-        previousSessions = Array(previousSessions.prefix(Self.maximumPreviousSessions))
+        retireCurrentSession()
         session = new
+    }
+
+    /// No current session any more (this device's keys were rotated): the old one is kept
+    /// among the earlier ones, to read what the peer still sends in it.
+    mutating func retireCurrentSession() {
+        guard let session else { return }
+        previousSessions.insert(session, at: 0)
+        previousSessions = Array(previousSessions.prefix(Self.maximumPreviousSessions))
+        self.session = nil
     }
 
     /// `advanced` is candidate `index` (0: the current session) after decrypting: it is

@@ -1,6 +1,7 @@
 import Foundation
 public import ValiseCrypto
 public import ValiseStore
+import ValiseDirectory
 
 /// A sent message and where it stands.
 public struct SentMessage: Sendable {
@@ -31,7 +32,7 @@ extension Messenger {
     /// The inbox in the order this device received it.
     public func inbox(unreadOnly: Bool) throws(ClientError) -> [InboxMessage] {
         try storeOperation("read the inbox", write: false) { tx in
-            try tx.inbox(unreadOnly: unreadOnly).map { item in try Self.message(item) }
+            try tx.inbox(unreadOnly: unreadOnly).map { item in try message(item) }
         }
     }
 
@@ -47,15 +48,21 @@ extension Messenger {
             guard let item = matches.first else { throw ClientError.usage("no-such-message", "no message in the inbox has the id \(prefix)") }
             guard matches.count == 1 else { throw ClientError.usage("ambiguous-message-id", "\(prefix) matches \(matches.count) messages; give more of the id") }
             try tx.markRead(id: item.id)
-            return try Self.message(item)
+            return try message(item, read: true)
         }
     }
 
-    private static func message(_ item: InboxItem) throws -> InboxMessage {
+    /// A stored message for display; the key-change flag it was received with comes back
+    /// with the sender's fingerprint as the directory shows it now.
+    private func message(_ item: InboxItem, read: Bool? = nil) throws -> InboxMessage {
         let record = try JSONDecoder().decode(InboxRecord.self, from: Data(item.data))
+        var change: KeyChange?
+        if record.keysChanged == true, let name = try? MemberName(record.from) {
+            change = KeyChange(member: name, fingerprint: state.members[name]?.fingerprint.description ?? "unknown (no longer in the directory)")
+        }
         return InboxMessage(
-            id: item.id, from: record.from, precedence: item.precedence, sentAt: record.sentAt, receivedAt: item.receivedAt, read: item.read,
-            text: record.text, keysChanged: nil)
+            id: item.id, from: record.from, precedence: item.precedence, sentAt: record.sentAt, receivedAt: item.receivedAt, read: read ?? item.read,
+            text: record.text, keysChanged: change)
     }
 
     /// Every message this device sent, oldest first.

@@ -207,7 +207,8 @@ public final class Messenger {
                 guard let name = try? MemberName(record.to) else { return nil }
                 let known = try tx.correspondent(record.to).map { try Correspondent(stored: $0) }
                 let current = state.members[name]?.identityKey
-                let needs = known?.session == nil || known?.identityKey != current
+                let ownKey = identity.identityKey.publicKey
+                let needs = known?.session == nil || known?.identityKey != current || known?.session?.involves(ownKey) == false
                     || now >= (known?.envelopeKeyFetchedAt ?? 0) &+ Self.envelopeKeyRefresh
                 return (item, name, needs)
             }
@@ -245,6 +246,11 @@ public final class Messenger {
             if let previous = known, previous.identityKey != member.identityKey {
                 notices.append(.keysChanged(KeyChange(member: name, fingerprint: member.fingerprint.description)))
                 known = nil
+            }
+            // After this device's own rotation, its sessions were agreed with its old key: the
+            // peer would refuse to trust them with the new one, so new sessions start.
+            if let session = known?.session, !session.involves(identity.identityKey.publicKey) {
+                known?.retireCurrentSession()
             }
             var correspondent: Correspondent
             if let bundle {
