@@ -1,4 +1,4 @@
-public import ValiseCrypto
+import ValiseCrypto
 
 /// What a session message's plaintext holds (docs/PROTOCOL.md, "Message contents"): a text
 /// for a person to read, or a delivery receipt for messages received.

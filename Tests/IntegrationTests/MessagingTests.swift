@@ -33,6 +33,7 @@ struct MessagingTests {
             try world.json(valise(member, arguments + ["--json"], connect: connect, sourceLocation: sourceLocation))
         }
 
+        @discardableResult
         func send(_ from: String, to: String, _ precedence: String, _ text: String, expect status: Int32 = 0) throws -> ValiseCLI.Result {
             try valise(from, ["send", "--to", to, "--precedence", precedence, text], expect: status)
         }

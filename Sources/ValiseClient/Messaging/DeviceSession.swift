@@ -1,6 +1,6 @@
-public import NIOCore
+import NIOCore
 public import ValiseCrypto
-public import ValiseDirectory
+import ValiseDirectory
 import ValiseStore
 
 /// A device opened for messaging: the keystore unlocked and brought in line with the

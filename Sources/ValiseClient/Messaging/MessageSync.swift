@@ -1,8 +1,8 @@
 import Foundation
 public import NIOCore
-public import ValiseCrypto
+import ValiseCrypto
 public import ValiseDirectory
-public import ValiseSession
+import ValiseSession
 import ValiseStore
 import ValiseWire
 

@@ -1,7 +1,7 @@
 import Foundation
 public import ValiseCrypto
-public import ValiseSession
-public import ValiseStore
+import ValiseSession
+import ValiseStore
 
 extension Messenger {
     /// Signed prekeys and envelope keys are replaced weekly (and at once after a rotation

@@ -1,8 +1,8 @@
 import Foundation
-public import ValiseCrypto
-public import ValiseDirectory
-public import ValiseSession
-public import ValiseStore
+import ValiseCrypto
+import ValiseDirectory
+import ValiseSession
+import ValiseStore
 
 extension Messenger {
     /// An envelope as the relay delivered it.
@@ -87,7 +87,7 @@ extension Messenger {
             // A correspondent who wrote first: their envelope key comes with the bundle
             // fetched before the first reply (fetched at 0: due at once).
             let unknownKey = try AgreementPublicKey(bytes: [UInt8](repeating: 0, count: 32))
-            var correspondent = try known ?? Correspondent(
+            var correspondent = known ?? Correspondent(
                 name: senderName, identityKey: sender.identityKey, envelopeKey: unknownKey, envelopeKeyFetchedAt: 0, session: nil)
             let plaintext: [UInt8]
             var usedOneTimePrekey: AgreementPublicKey?

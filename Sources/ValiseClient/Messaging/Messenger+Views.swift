@@ -1,5 +1,5 @@
 import Foundation
-public import ValiseCrypto
+import ValiseCrypto
 public import ValiseStore
 import ValiseDirectory
 

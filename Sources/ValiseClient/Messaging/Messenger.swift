@@ -252,6 +252,9 @@ public final class Messenger {
             if let session = known?.session, !session.involves(identity.identityKey.publicKey) {
                 known?.retireCurrentSession()
             }
+            if let bundle, bundle.x3dh.identityKey != member.identityKey {
+                throw ClientError(kind: .verification, code: "bundle-identity", message: "the prekey bundle for \(name) is not for the identity key the directory lists for them")
+            }
             var correspondent: Correspondent
             if let bundle {
                 if var existing = known, existing.session != nil {
