@@ -39,7 +39,7 @@ public enum MessageContent: Sendable, Equatable {
                 switch try reader.readUInt8() {
                 case 1:
                     let length = Int(try reader.readUInt32())
-                    guard length <= Self.maximumTextByteCount else { throw .invalid("message contents", "the text is too long") }
+                    guard (1...Self.maximumTextByteCount).contains(length) else { throw .invalid("message contents", "the text's length is out of range") }
                     let utf8 = try reader.readBytes(length)
                     try reader.expectEnd()
                     guard let text = String(validating: utf8, as: UTF8.self) else { throw .invalid("message contents", "the text is not UTF-8") }

@@ -92,7 +92,7 @@ public struct SealedEnvelope: Sendable, Equatable {
     /// Pads and seals the envelope to the recipient's envelope key (whose signature by the
     /// recipient's identity key the caller has checked).
     public func sealed(to envelopeKey: AgreementPublicKey) throws(SessionError) -> [UInt8] {
-        guard id.count == Self.idByteCount, senderHead.hash.count == 32, precedence <= 3, ttlClass <= 4 else {
+        guard id.count == Self.idByteCount, senderHead.hash.count == 32, precedence <= 3, (1...4).contains(ttlClass) else {
             throw .malformed("the envelope to seal")
         }
         guard let bucket = Self.bucket(forSessionMessageOf: sessionMessage.count) else {
@@ -136,7 +136,7 @@ public struct SealedEnvelope: Sendable, Equatable {
                 let length = try reader.readUInt32()
                 let message = try reader.readBytes(Int(length))
                 try reader.expectEnd()
-                guard precedence <= 3, ttlClass <= 4 else { throw .invalid("sealed envelope", "unknown precedence or TTL class") }
+                guard precedence <= 3, (1...4).contains(ttlClass) else { throw .invalid("sealed envelope", "unknown precedence or TTL class") }
                 do {
                     return SealedEnvelope(
                         id: id, recipient: try SigningPublicKey(bytes: recipient), precedence: precedence, ttlClass: ttlClass,

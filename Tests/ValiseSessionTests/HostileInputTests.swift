@@ -20,7 +20,7 @@ struct SessionHostileInputTests {
         let second = try alice.encrypt(text("second"))
         let envelopeKey = pair.nextKey()
         let sealed = try SealedEnvelope(
-            id: [UInt8](repeating: 1, count: 16), recipient: pair.bob.publicKey, precedence: 0, ttlClass: 0, sender: pair.alice.publicKey,
+            id: [UInt8](repeating: 1, count: 16), recipient: pair.bob.publicKey, precedence: 0, ttlClass: 1, sender: pair.alice.publicKey,
             senderHead: .init(sequence: 1, hash: [UInt8](repeating: 2, count: 32)), timestamp: 0, sessionMessage: second
         ).sealed(to: envelopeKey.publicKey)
 
@@ -50,12 +50,12 @@ struct SessionHostileInputTests {
             _ = try? RatchetMessage(decoding: input)
             _ = try? X3DH.InitialHeader(decoding: input)
             #expect(throws: SessionError.self) {
-                try SealedEnvelope.open(input, with: envelopeKey, expectedID: [UInt8](repeating: 1, count: 16), recipient: pair.bob.publicKey, precedence: 0, ttlClass: 0)
+                try SealedEnvelope.open(input, with: envelopeKey, expectedID: [UInt8](repeating: 1, count: 16), recipient: pair.bob.publicKey, precedence: 0, ttlClass: 1)
             }
         }
         // Nothing above moved the session: the real second message still decrypts.
         #expect(try bob.decrypt(second, newRatchetKey: { pair.nextKey() }) == text("second"))
-        let opened = try SealedEnvelope.open(sealed, with: envelopeKey, expectedID: [UInt8](repeating: 1, count: 16), recipient: pair.bob.publicKey, precedence: 0, ttlClass: 0)
+        let opened = try SealedEnvelope.open(sealed, with: envelopeKey, expectedID: [UInt8](repeating: 1, count: 16), recipient: pair.bob.publicKey, precedence: 0, ttlClass: 1)
         #expect(opened.sessionMessage == second)
     }
 }
