@@ -19,11 +19,14 @@ struct MessagingTests {
             world = try RelayWorld(members: MessagingTests.members, relayLogLevel: "info")
         }
 
+        /// Where the commands reach the relay (a relay under faketime replaces the world's).
+        var relayAddress: String?
+
         @discardableResult
         func valise(_ member: String, _ arguments: [String], expect status: Int32 = 0, connect: Bool = true,
                     sourceLocation: SourceLocation = #_sourceLocation) throws -> ValiseCLI.Result {
             var full = arguments + ["--home", world.path(member)]
-            if connect { full += ["--relay", world.relay.address] }
+            if connect { full += ["--relay", relayAddress ?? world.relay.address] }
             let result = try ValiseCLI.run(full, environment: ["VALISE_PASSPHRASE": world.passphrase, "VALISE_RECEIPT_DELAY": "0-0"])
             #expect(result.status == status, "valise \(arguments.joined(separator: " ")) for \(member): \(result.stderr)", sourceLocation: sourceLocation)
             return result
