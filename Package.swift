@@ -132,6 +132,18 @@ let package = Package(
         ),
         // Benchmarks for docs/PERFORMANCE.md (scripts/bench runs them in release mode). It
         // imports CSodium directly, to measure the bare libsodium calls beside Valise's own.
+        // The parsers that face the network or the disk, as functions of arbitrary bytes, for
+        // libFuzzer (valise-fuzz, built by scripts/fuzz) and the fuzz regression tests.
+        .target(
+            name: "ValiseFuzzTargets",
+            dependencies: ["ValiseCrypto", "ValiseDirectory", "ValiseSession", "ValiseWire"],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "valise-fuzz",
+            dependencies: ["ValiseFuzzTargets"],
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "valise-bench",
             dependencies: [
@@ -209,6 +221,12 @@ let package = Package(
                 "ValiseClient", "ValiseCrypto", "ValiseDirectory", "ValiseSession", "ValiseStore", "ValiseTestSupport",
                 .product(name: "GRDB", package: "GRDB.swift"),
             ],
+            swiftSettings: swiftSettings
+        ),
+        // Replays the fuzz targets' committed inputs (seeds, and every crash found, once fixed).
+        .testTarget(
+            name: "ValiseFuzzTargetsTests",
+            dependencies: ["ValiseFuzzTargets", "ValiseTestSupport"],
             swiftSettings: swiftSettings
         ),
         // Runs the real executables; depending on them makes `swift test` build them first.

@@ -1,0 +1,134 @@
+import Foundation
+import ValiseCrypto
+import ValiseDirectory
+import ValiseSession
+import ValiseWire
+
+/// The parsers that face the network or the disk, each as a function of arbitrary bytes,
+/// for libFuzzer (`scripts/fuzz TARGET SECONDS`, through `valise-fuzz`) and for the
+/// regression tests that replay committed inputs. Any input may be refused; none may crash,
+/// hang or trap.
+public enum FuzzTargets {
+    public static let names = ["frames", "noise-responder", "relay-messages", "directory", "envelope", "keystore"]
+
+    /// Runs target `name` on `input`; false if there is no such target.
+    @discardableResult
+    public static func run(_ name: String, _ input: [UInt8]) -> Bool {
+        switch name {
+        case "frames": frames(input)
+        case "noise-responder": noiseResponder(input)
+        case "relay-messages": relayMessages(input)
+        case "directory": directory(input)
+        case "envelope": envelope(input)
+        case "keystore": keystore(input)
+        default: return false
+        }
+        return true
+    }
+
+    /// Well-formed inputs made in code, to start a fuzzer's corpus past the first checks
+    /// (files in Fuzz/seeds/ add real bundles and keystores).
+    public static func seeds(_ name: String) -> [[UInt8]] {
+        switch name {
+        case "relay-messages":
+            var hello = WireClientMessage()
+            hello.requestID = 1
+            hello.body = .hello(WireHello())
+            var send = WireSend()
+            send.id = Data(Fixed.id)
+            send.recipient = "bob@geneva"
+            send.precedence = .flash
+            send.ttl = .day
+            send.envelope = Data([UInt8](repeating: 1, count: 64))
+            var sending = WireClientMessage()
+            sending.requestID = 2
+            sending.body = .send(send)
+            var deliver = WireDeliver()
+            deliver.id = Data(Fixed.id)
+            deliver.ttl = .week
+            var delivering = WireRelayMessage()
+            delivering.body = .deliver(deliver)
+            return [WireCodec.encode(hello), WireCodec.encode(sending), WireCodec.encode(delivering)]
+        case "envelope":
+            return Fixed.aliceMessages
+        default:
+            return []
+        }
+    }
+
+    /// The first byte decides how the rest is cut into reads, as TCP may cut it.
+    static func chunks(_ input: [UInt8]) -> [[UInt8]] {
+        guard let first = input.first else { return [] }
+        let size = max(1, Int(first))
+        return stride(from: 1, to: input.count, by: size).map { Array(input[$0..<min($0 + size, input.count)]) }
+    }
+
+    /// Length-prefixed framing: every frame it yields fits the bound; a bad length throws.
+    static func frames(_ input: [UInt8]) {
+        var decoder = FrameDecoder()
+        for chunk in chunks(input) {
+            decoder.append(chunk)
+            while true {
+                guard let frame = try? decoder.nextFrame() else { break }
+                precondition(frame.count <= FrameDecoder.maximumFrameLength)
+            }
+        }
+    }
+
+    /// The relay's side of a connection (framing, the Noise_XK responder, reassembly) fed
+    /// arbitrary bytes in arbitrary pieces.
+    static func noiseResponder(_ input: [UInt8]) {
+        var state = RelayConnectionState(relayKey: Fixed.relayKey, maximumMessageLength: 1 << 16)
+        for chunk in chunks(input) {
+            let actions = state.receive(chunk)
+            if actions.contains(where: { if case .close = $0 { return true } else { return false } }) { break }
+        }
+    }
+
+    /// Relay protocol messages both ways; what decodes must encode and decode to the same.
+    static func relayMessages(_ input: [UInt8]) {
+        if let message = try? WireCodec.decodeClientMessage(input) {
+            let again = try? WireCodec.decodeClientMessage(WireCodec.encode(message))
+            precondition(again == message, "a client message does not survive encoding")
+        }
+        if let message = try? WireCodec.decodeRelayMessage(input) {
+            let again = try? WireCodec.decodeRelayMessage(WireCodec.encode(message))
+            precondition(again == message, "a relay message does not survive encoding")
+        }
+    }
+
+    /// Directory files and entries, then the verifier over whatever parsed.
+    static func directory(_ input: [UInt8]) {
+        if let bundle = try? OrganisationBundle(decoding: input) {
+            _ = try? DirectoryVerifier.verify(bundle.entries, pinnedGenesis: nil, now: Fixed.now)
+        }
+        if let entry = try? DirectoryEntry(decoding: input) {
+            _ = try? DirectoryVerifier.verify([entry], pinnedGenesis: nil, now: Fixed.now)
+        }
+        _ = try? Checkpoint(decoding: input)
+    }
+
+    /// Everything a received envelope goes through: the seal, the contents inside it (the
+    /// input sealed properly, so the parser behind the seal is reached), the session
+    /// message in a session that exists and as a new one, the message contents.
+    static func envelope(_ input: [UInt8]) {
+        _ = try? SealedEnvelope.open(input, with: Fixed.envelopeKey, expectedID: Fixed.id, recipient: Fixed.bob.publicKey, precedence: 0, ttlClass: 1)
+        for bucket in SealedEnvelope.buckets.prefix(2) where input.count < bucket - SealedBox.overheadByteCount {
+            let padded = Padding.pad(input, toMultipleOf: bucket - SealedBox.overheadByteCount)
+            if let sealed = try? SealedBox.seal(padded, to: Fixed.envelopeKey.publicKey) {
+                _ = try? SealedEnvelope.open(sealed, with: Fixed.envelopeKey, expectedID: Fixed.id, recipient: Fixed.bob.publicKey, precedence: 0, ttlClass: 1)
+            }
+            break
+        }
+        var session = Fixed.bobSession
+        _ = try? session.decrypt(input)
+        _ = try? Session.accept(input, identity: Fixed.bob, prekeys: Fixed.bobPrekeys)
+        _ = try? MessageContent(decoding: input)
+        _ = try? Session(stored: SecretBytes(copying: input))
+    }
+
+    /// The keystore container, without a passphrase (parsing bounds everything first).
+    static func keystore(_ input: [UInt8]) {
+        _ = try? KeystoreFile(parsing: input)
+    }
+}
