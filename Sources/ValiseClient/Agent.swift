@@ -82,7 +82,7 @@ public final class AgentServer {
 
     /// Creates the socket (replacing a stale one) in a fresh 0700 directory.
     public func listen() throws(ClientError) {
-        let directory = SecureFileParent.of(socketPath)
+        let directory = SecureFile.parent(of: socketPath)
         do {
             try SecureFile.preparePrivateDirectory(directory)
         } catch {
@@ -165,8 +165,7 @@ public final class AgentServer {
             do {
                 try refresh(log: log)
             } catch {
-                let message = Array(error.message.utf8)
-                _ = AgentClient.writeAll(fd, [1] + AgentClient.lengthPrefix(message.count) + message)
+                AgentClient.writeRefusal(fd, error.message)
                 return
             }
             _ = AgentClient.writeAll(fd, [0] + AgentClient.lengthPrefix(payload.count))
@@ -181,22 +180,13 @@ public final class AgentServer {
                 _ = AgentClient.writeAll(fd, [0])
                 log("rewrote the keystore for a command")
             } catch let error as ClientError {
-                let message = Array(error.message.utf8)
-                _ = AgentClient.writeAll(fd, [1] + AgentClient.lengthPrefix(message.count) + message)
+                AgentClient.writeRefusal(fd, error.message)
             } catch {
-                let message = Array("the payload is not a device payload".utf8)
-                _ = AgentClient.writeAll(fd, [1] + AgentClient.lengthPrefix(message.count) + message)
+                AgentClient.writeRefusal(fd, "the payload is not a device payload")
             }
         default:
             return
         }
-    }
-}
-
-enum SecureFileParent {
-    static func of(_ path: String) -> String {
-        guard let slash = path.lastIndex(of: "/") else { return "." }
-        return String(path[..<slash])
     }
 }
 
@@ -208,7 +198,7 @@ public enum AgentClient {
         let path = home.agentSocketPath
         guard SecureFile.exists(path) else { return nil }
         do {
-            try SecureFile.checkPrivateDirectory(SecureFileParent.of(path))
+            try SecureFile.checkPrivateDirectory(SecureFile.parent(of: path))
         } catch {
             throw ClientError(error)
         }
@@ -247,9 +237,7 @@ public enum AgentClient {
 
     /// `u32 length ‖ UTF-8`, at most 4 KiB.
     private static func readMessage(_ fd: Int32) -> String {
-        guard let header = readBytes(fd, 4) else { return "no reason given" }
-        let length = Int(header.reduce(UInt32(0)) { $0 << 8 | UInt32($1) })
-        guard length <= 4096, let bytes = readBytes(fd, length) else { return "no reason given" }
+        guard let length = readLength(fd), length <= 4096, let bytes = readBytes(fd, length) else { return "no reason given" }
         return String(decoding: bytes, as: UTF8.self)
     }
 
@@ -284,8 +272,20 @@ public enum AgentClient {
     }
 
     static func lengthPrefix(_ count: Int) -> [UInt8] {
-        let value = UInt32(count)
-        return [UInt8(value >> 24), UInt8(truncatingIfNeeded: value >> 16), UInt8(truncatingIfNeeded: value >> 8), UInt8(truncatingIfNeeded: value)]
+        var writer = ByteWriter(capacity: 4)
+        writer.write(UInt32(count))
+        return writer.bytes
+    }
+
+    /// A refused request's answer: `u8 1 ‖ u32 length ‖ UTF-8 message`.
+    static func writeRefusal(_ fd: Int32, _ message: String) {
+        let text = Array(message.utf8)
+        _ = writeAll(fd, [1] + lengthPrefix(text.count) + text)
+    }
+
+    /// A `u32` length prefix.
+    static func readLength(_ fd: Int32) -> Int? {
+        readBytes(fd, 4).map { header in Int(header.reduce(UInt32(0)) { $0 << 8 | UInt32($1) }) }
     }
 
     static func writeAll(_ fd: Int32, _ bytes: [UInt8]) -> Bool {
@@ -311,9 +311,7 @@ public enum AgentClient {
 
     /// `u32 length ‖ bytes`, read straight into guarded memory.
     static func readSecret(_ fd: Int32) -> SecretBytes? {
-        guard let header = readBytes(fd, 4) else { return nil }
-        let length = Int(header.reduce(UInt32(0)) { $0 << 8 | UInt32($1) })
-        guard length > 0, length <= AgentProtocol.maximumPayload else { return nil }
+        guard let length = readLength(fd), length > 0, length <= AgentProtocol.maximumPayload else { return nil }
         var ok = false
         let secret = SecretBytes(count: length) { buffer in ok = readAll(fd, buffer) }
         return ok ? secret : nil

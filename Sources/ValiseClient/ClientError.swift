@@ -59,6 +59,11 @@ public struct ClientError: CodedError {
         self.init(kind: .failure, code: error.code, message: error.message)
     }
 
+    /// A message store failure: damage (another key, a broken file) or anything else.
+    public init(_ error: StoreError) {
+        self.init(kind: error.kind == .corrupt ? .damaged : .failure, code: "message-store", message: error.message)
+    }
+
     /// A key file error (device, admin or checkpoint keystore).
     public init(_ error: KeyFileError) {
         let kind: Kind

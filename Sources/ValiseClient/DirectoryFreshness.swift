@@ -35,12 +35,6 @@ public struct DirectoryFreshness: Sendable {
         guard let checkpointAge else {
             return "the relay has no checkpoint: this device cannot tell whether the directory is current"
         }
-        return "the newest checkpoint is \(checkpointAge / 3600) hours old (the organisation warns after \(Self.describe(policy.warnAfterSeconds)) and refuses ordinary messages after \(Self.describe(policy.refuseAfterSeconds))): the relay may be showing an old directory"
-    }
-
-    static func describe(_ seconds: UInt32) -> String {
-        if seconds % 86_400 == 0 { return "\(seconds / 86_400)d" }
-        if seconds % 3600 == 0 { return "\(seconds / 3600)h" }
-        return "\(seconds)s"
+        return "the newest checkpoint is \(checkpointAge / 3600) hours old (the organisation warns after \(Timestamp.duration(policy.warnAfterSeconds)) and refuses ordinary messages after \(Timestamp.duration(policy.refuseAfterSeconds))): the relay may be showing an old directory"
     }
 }

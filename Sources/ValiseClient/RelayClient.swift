@@ -134,6 +134,14 @@ public final class RelayClient: Sendable {
 
 struct TimeoutError: Error {}
 
+extension ClientError {
+    /// The connection to the relay failed or ended (as opposed to the relay refusing a
+    /// request, or a handshake that proved the wrong relay): worth trying again later.
+    public var isConnectionLost: Bool {
+        ["relay-unreachable", "relay-timeout", "relay-io", "relay-closed"].contains(code)
+    }
+}
+
 extension EventLoopFuture where Value: Sendable {
     /// Fails with `TimeoutError` if the future has not completed after `timeout`.
     func withTimeout(_ timeout: TimeAmount, on loop: any EventLoop) -> EventLoopFuture<Value> {

@@ -6,6 +6,14 @@ public enum Timestamp {
         return "\(pad(y, 4))\(pad(mo))\(pad(d))T\(pad(h))\(pad(mi))\(pad(s))Z"
     }
 
+    /// A duration as people and the `--expires` style options write it: `7d`, `48h`, `30m`, `90s`.
+    public static func duration(_ seconds: UInt32) -> String {
+        if seconds % 86_400 == 0 { return "\(seconds / 86_400)d" }
+        if seconds % 3600 == 0 { return "\(seconds / 3600)h" }
+        if seconds % 60 == 0 { return "\(seconds / 60)m" }
+        return "\(seconds)s"
+    }
+
     /// `2026-11-26T08:15:00Z` (RFC 3339, UTC).
     public static func rfc3339(_ seconds: UInt64) -> String {
         let (y, mo, d, h, mi, s) = civil(seconds)

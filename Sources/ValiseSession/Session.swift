@@ -83,6 +83,11 @@ public struct Session: Sendable {
         message.count >= 2 && message[0] == version && message[1] == Kind.initial.rawValue
     }
 
+    /// The X3DH header an initial message carries, or nil for a ratchet message.
+    public static func initialHeader(of message: [UInt8]) throws(SessionError) -> X3DH.InitialHeader? {
+        try parse(message).0
+    }
+
     /// The responder's side: starts a session from an initial message.
     public static func accept(
         _ message: [UInt8], identity: SigningKey, prekeys: Prekeys,
@@ -98,7 +103,7 @@ public struct Session: Sendable {
         } else {
             oneTimePrekey = nil
         }
-        let replayKey = header.signedPrekey.bytes + header.ephemeralKey.bytes
+        let replayKey = header.replayKey
         guard !prekeys.seenBefore(replayKey) else { throw .duplicate }
         let agreement = try X3DH.respond(identity: identity, signedPrekey: signedPrekey, oneTimePrekey: oneTimePrekey, header: header)
         var ratchet = DoubleRatchet(responderWith: agreement, signedPrekey: signedPrekey)

@@ -46,6 +46,10 @@ public enum X3DH {
         /// one-time prekey.
         public static func encodedByteCount(flags: UInt8) -> Int { flags & 1 == 1 ? 129 : 97 }
 
+        /// SPK ‖ EK: what a responder records to refuse a replayed start of a session that
+        /// used no one-time prekey.
+        public var replayKey: [UInt8] { signedPrekey.bytes + ephemeralKey.bytes }
+
         /// `u8 flags (bit 0: a one-time prekey follows) ‖ IK (32, Ed25519) ‖ EK (32) ‖ SPK (32) [‖ OPK (32)]`.
         public var encoded: [UInt8] {
             var writer = ByteWriter(capacity: Self.encodedByteCount(flags: 1))

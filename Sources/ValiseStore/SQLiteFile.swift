@@ -55,7 +55,7 @@ enum SQLiteFile {
             defer { close(descriptor) }
             guard fsync(descriptor) == 0 else { throw StoreError(.failure, "cannot create \(path): \(String(cString: strerror(errno)))") }
             guard rename(temporary, path) == 0 else { throw StoreError(.failure, "cannot create \(path): \(String(cString: strerror(errno)))") }
-            try SecureFile.syncDirectory((path as NSString).deletingLastPathComponent.isEmpty ? "." : (path as NSString).deletingLastPathComponent)
+            try SecureFile.syncDirectory(SecureFile.parent(of: path))
         } catch let error as StoreError {
             throw error
         } catch {

@@ -245,7 +245,8 @@ public enum SecureFile {
         guard fsync(fd) == 0 else { throw .system("flush directory", path) }
     }
 
-    static func parent(of path: String) -> String {
+    /// The directory holding `path` ("." for a bare name).
+    public static func parent(of path: String) -> String {
         guard let slash = path.lastIndex(of: "/") else { return "." }
         let head = path[..<slash]
         return head.isEmpty ? "/" : String(head)

@@ -114,12 +114,7 @@ struct DurationArgument: ExpressibleByArgument {
 
     var defaultValueDescription: String { Self.describe(seconds) }
 
-    static func describe(_ seconds: UInt32) -> String {
-        if seconds % 86_400 == 0 { return "\(seconds / 86_400)d" }
-        if seconds % 3600 == 0 { return "\(seconds / 3600)h" }
-        if seconds % 60 == 0 { return "\(seconds / 60)m" }
-        return "\(seconds)s"
-    }
+    static func describe(_ seconds: UInt32) -> String { Timestamp.duration(seconds) }
 }
 
 /// Runs a name or text check on command-line input; a broken rule is a usage error.

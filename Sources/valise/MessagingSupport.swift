@@ -90,7 +90,7 @@ extension Environment {
 /// Whether an error means the relay could not be reached (the outbox keeps the message),
 /// as opposed to a refusal that must stop the command.
 func isUnreachable(_ error: ClientError) -> Bool {
-    ["relay-unreachable", "relay-timeout", "relay-io", "relay-closed", "directory-behind"].contains(error.code)
+    error.isConnectionLost || error.code == "directory-behind"
 }
 
 enum MessageText {

@@ -1,5 +1,7 @@
 public import ValiseCrypto
 public import ValiseSession
+import Foundation
+import ValiseStore
 
 /// What the device keeps about one correspondent (sealed in the local store): the identity
 /// key it last saw for them, their envelope key, the session in use, and up to three
@@ -130,6 +132,20 @@ struct OutboxRecord: Codable {
     var text: String?
     /// Hex ids of the messages a receipt confirms.
     var receiptFor: [String]?
+}
+
+extension OutboxItem {
+    /// Who it is for and what it says.
+    func record() throws -> OutboxRecord {
+        try JSONDecoder().decode(OutboxRecord.self, from: Data(data))
+    }
+}
+
+extension LocalStore.Transaction {
+    /// What this device keeps about `name`, or nil.
+    func correspondentRecord(_ name: String) throws -> Correspondent? {
+        try correspondent(name).map { try Correspondent(stored: $0) }
+    }
 }
 
 /// A received message's record (sealed at rest in the inbox).

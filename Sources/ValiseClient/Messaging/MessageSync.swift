@@ -77,7 +77,7 @@ public final class MessageSync {
 
     /// The relay answered with an error (as opposed to the connection failing).
     static func isRefusal(_ error: ClientError) -> Bool {
-        error.code.hasPrefix("relay-") && !["relay-closed", "relay-timeout", "relay-io", "relay-unreachable", "relay-handshake", "relay-protocol"].contains(error.code)
+        error.code.hasPrefix("relay-") && !error.isConnectionLost && error.code != "relay-handshake" && error.code != "relay-protocol"
     }
 
     private func upload(_ prekeys: Messenger.PrekeyUpload) async throws(ClientError) -> Int {
@@ -209,12 +209,17 @@ public final class MessageSync {
         return outcome
     }
 
-    /// Asks the relay for this device's mailbox and handles every envelope until the relay
-    /// says it is idle (or `timeout` passes).
-    public func fetchMailbox(now: @Sendable () -> UInt64, timeout: TimeAmount = .seconds(60)) async throws(ClientError) {
+    /// Asks the relay to deliver this device's mailbox on this connection.
+    private func startDelivery() async throws(ClientError) {
         var fetch = WireFetch()
         fetch.window = 32
         try await client.post(.fetch(fetch))
+    }
+
+    /// Asks the relay for this device's mailbox and handles every envelope until the relay
+    /// says it is idle (or `timeout` passes).
+    public func fetchMailbox(now: @Sendable () -> UInt64, timeout: TimeAmount = .seconds(60)) async throws(ClientError) {
+        try await startDelivery()
         let client = self.client
         let watchdog = Task {
             try await Task.sleep(nanoseconds: UInt64(timeout.nanoseconds))
@@ -247,9 +252,7 @@ public final class MessageSync {
             case relay(WireRelayMessage)
             case tick
         }
-        var fetch = WireFetch()
-        fetch.window = 32
-        try await client.post(.fetch(fetch))
+        try await startDelivery()
         let (events, continuation) = AsyncStream<Event>.makeStream()
         let client = self.client
         let forward = Task {

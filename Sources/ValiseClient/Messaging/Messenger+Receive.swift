@@ -81,7 +81,7 @@ extension Messenger {
         return try transaction("store a message") { tx -> Received in
             // Another process may have handled it since the first look.
             if try tx.hasSeen(envelope.id) { return .repeated }
-            var known = try tx.correspondent(senderName).map { try Correspondent(stored: $0) }
+            var known = try tx.correspondentRecord(senderName)
             let changed = known.map { $0.identityKey != sender.identityKey } ?? false
             if changed { known = nil }
             // A correspondent who wrote first: their envelope key comes with the bundle
@@ -138,7 +138,7 @@ extension Messenger {
                 for messageID in ids {
                     // Only the message's own recipient can confirm it.
                     guard let item = try tx.outboxItem(id: messageID), item.kind == .message, item.state == .accepted || item.state == .expired,
-                          try JSONDecoder().decode(OutboxRecord.self, from: Data(item.data)).to == senderName else { continue }
+                          try item.record().to == senderName else { continue }
                     try tx.setOutboxState(id: messageID, .delivered, now: now)
                     confirmed += 1
                 }
@@ -170,9 +170,8 @@ extension Messenger {
         // Read before the agreement, so that a database failure is an error (retried), not
         // a replay verdict (refused and acknowledged: a lost message).
         var replayAnswers: [[UInt8]: Bool] = [:]
-        if Session.isInitial(envelope.sessionMessage), let header = try? Self.initialHeader(of: envelope.sessionMessage) {
-            let key = header.signedPrekey.bytes + header.ephemeralKey.bytes
-            replayAnswers[key] = try tx.hasReplay(key)
+        if let header = try? Session.initialHeader(of: envelope.sessionMessage) {
+            replayAnswers[header.replayKey] = try tx.hasReplay(header.replayKey)
         }
         let prekeys = Session.Prekeys(
             signedPrekey: { key in signed.first { $0.publicKey == key.bytes }.flatMap { try? AgreementPrivateKey(rawRepresentation: $0.privateKey) } },
@@ -183,14 +182,6 @@ extension Messenger {
             throw Refusal(code: "sender-mismatch", reason: "the envelope names one sender and its session another (forged)")
         }
         return accepted
-    }
-
-    /// The X3DH header of an initial session message.
-    static func initialHeader(of message: [UInt8]) throws -> X3DH.InitialHeader {
-        guard message.count >= 3 else { throw SessionError.malformed("the session message") }
-        let length = X3DH.InitialHeader.encodedByteCount(flags: message[2])
-        guard message.count >= 2 + length else { throw SessionError.malformed("the session message") }
-        return try X3DH.InitialHeader(decoding: Array(message[2..<(2 + length)]))
     }
 
     /// This device's identity keys: the current one, then those retired by a rotation

@@ -69,7 +69,7 @@ extension Messenger {
     public func sent() throws(ClientError) -> [SentMessage] {
         try storeOperation("read the outbox", write: false) { tx in
             try tx.sentMessages().map { item in
-                let record = try JSONDecoder().decode(OutboxRecord.self, from: Data(item.data))
+                let record = try item.record()
                 return SentMessage(
                     id: item.id, to: record.to, precedence: item.precedence, createdAt: item.createdAt, state: item.state,
                     changedAt: item.changedAt, expiresAt: item.expiresAt)

@@ -26,7 +26,7 @@ public final class Messenger {
         do {
             store = try LocalStore(path: home.messageStorePath, key: identity.storeKey)
         } catch {
-            throw ClientError(kind: error.kind == .corrupt ? .damaged : .failure, code: "message-store", message: error.message)
+            throw ClientError(error)
         }
         self.identity = identity
         self.directory = directory
@@ -45,7 +45,7 @@ public final class Messenger {
         do {
             return write ? try store.write(what, body) : try store.read(what, body)
         } catch {
-            throw ClientError(kind: error.kind == .corrupt ? .damaged : .failure, code: "message-store", message: error.message)
+            throw ClientError(error)
         }
     }
 
@@ -64,7 +64,7 @@ public final class Messenger {
             }
         } catch {
             if let passed { throw passed }
-            throw ClientError(kind: error.kind == .corrupt ? .damaged : .failure, code: "message-store", message: error.message)
+            throw ClientError(error)
         }
     }
 
@@ -145,7 +145,7 @@ public final class Messenger {
                     data: try JSONEncoder().encode(record).bytes)
                 try tx.addOutbox(item)
                 var change: KeyChange?
-                if let known = try tx.correspondent(member.name.value).map({ try Correspondent(stored: $0) }), known.identityKey != member.identityKey {
+                if let known = try tx.correspondentRecord(member.name.value), known.identityKey != member.identityKey {
                     change = KeyChange(member: member.name, fingerprint: member.fingerprint.description)
                 }
                 composed.append(Composed(id: id, to: member.name, keysChanged: change))
@@ -203,9 +203,9 @@ public final class Messenger {
     public func unsealed(now: UInt64) throws(ClientError) -> [(item: OutboxItem, to: MemberName, needsBundle: Bool)] {
         try storeOperation("read the outbox", write: false) { tx in
             try tx.outbox([.unsealed]).filter { $0.notBefore <= now }.compactMap { item in
-                let record = try JSONDecoder().decode(OutboxRecord.self, from: Data(item.data))
+                let record = try item.record()
                 guard let name = try? MemberName(record.to) else { return nil }
-                let known = try tx.correspondent(record.to).map { try Correspondent(stored: $0) }
+                let known = try tx.correspondentRecord(record.to)
                 let current = state.members[name]?.identityKey
                 let ownKey = identity.identityKey.publicKey
                 let needs = known?.session == nil || known?.identityKey != current || known?.session?.involves(ownKey) == false
@@ -240,9 +240,9 @@ public final class Messenger {
             // Another process may have sealed it since it was read: never advance the
             // session for an item that will not be sent.
             guard try tx.outboxItem(id: item.id)?.state == .unsealed else { return [] }
-            let record = try JSONDecoder().decode(OutboxRecord.self, from: Data(item.data))
+            let record = try item.record()
             var notices: [SealNotice] = []
-            var known = try tx.correspondent(name.value).map { try Correspondent(stored: $0) }
+            var known = try tx.correspondentRecord(name.value)
             if let previous = known, previous.identityKey != member.identityKey {
                 notices.append(.keysChanged(KeyChange(member: name, fingerprint: member.fingerprint.description)))
                 known = nil
@@ -291,7 +291,7 @@ public final class Messenger {
     public func readyToSend() throws(ClientError) -> [(item: OutboxItem, to: String)] {
         try storeOperation("read the outbox", write: false) { tx in
             try tx.outbox([.sealed]).map { item in
-                (item, try JSONDecoder().decode(OutboxRecord.self, from: Data(item.data)).to)
+                (item, try item.record().to)
             }
         }
     }
