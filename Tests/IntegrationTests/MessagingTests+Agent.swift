@@ -12,16 +12,6 @@ extension MessagingTests {
         }
     }
 
-    /// Polls `condition` every 50 ms for at most `seconds`.
-    static func eventually(within seconds: Double, _ condition: () throws -> Bool) rethrows -> Bool {
-        let deadline = Date().addingTimeInterval(seconds)
-        while Date() < deadline {
-            if try condition() { return true }
-            usleep(50_000)
-        }
-        return try condition()
-    }
-
     @Test("the agent: commands use its keys without the passphrase; its socket directory is private; it stops after the idle timeout and removes the socket")
     func agent() throws {
         let story = try Story()
@@ -32,7 +22,7 @@ extension MessagingTests {
             ["agent", "--home", home, "--idle-timeout", "4s"], output: story.world.path("agent.out"),
             environment: ["VALISE_PASSPHRASE": story.world.passphrase])
         defer { agent.kill() }
-        #expect(Self.eventually(within: 15) { FileManager.default.fileExists(atPath: socket) }, "the agent did not create its socket")
+        #expect(story.world.eventually(within: 15) { FileManager.default.fileExists(atPath: socket) }, "the agent did not create its socket")
         let mode = try FileManager.default.attributesOfItem(atPath: home + "/agent")[.posixPermissions] as? Int
         #expect(mode == 0o700)
 
@@ -43,7 +33,7 @@ extension MessagingTests {
         #expect(inbox.status == 0, "inbox through the agent: \(inbox.stderr)")
 
         // Unused for 4 s, it stops and takes its socket with it.
-        #expect(Self.eventually(within: 20) { !agent.isRunning }, "the agent is still running after its idle timeout")
+        #expect(story.world.eventually(within: 20) { !agent.isRunning }, "the agent is still running after its idle timeout")
         #expect(!FileManager.default.fileExists(atPath: socket))
         let output = (try? String(contentsOfFile: story.world.path("agent.out"), encoding: .utf8)) ?? ""
         #expect(output.contains("wiped"), "\(output)")
@@ -62,15 +52,15 @@ extension MessagingTests {
             ["watch", "--json", "--text", "--home", story.world.path(bob), "--relay", story.world.relay.address], output: output,
             environment: ["VALISE_PASSPHRASE": story.world.passphrase, "VALISE_RECEIPT_DELAY": "0-0"])
         defer { watcher.kill() }
-        #expect(Self.eventually(within: 15) { ((try? String(contentsOfFile: output, encoding: .utf8)) ?? "").contains("Watching for messages") })
+        #expect(story.world.eventually(within: 15) { ((try? String(contentsOfFile: output, encoding: .utf8)) ?? "").contains("Watching for messages") })
 
         let sent = try story.json(alice, ["send", "--to", bob, "--precedence", "flash", "watch this"])
         let id = try #require((sent["messages"] as? [[String: Any]])?.first?["id"] as? String)
-        let shown = Self.eventually(within: 15) { ((try? String(contentsOfFile: output, encoding: .utf8)) ?? "").contains(id) }
+        let shown = story.world.eventually(within: 15) { ((try? String(contentsOfFile: output, encoding: .utf8)) ?? "").contains(id) }
         #expect(shown, "watch did not print the message: \((try? String(contentsOfFile: output, encoding: .utf8)) ?? "")")
         #expect(((try? String(contentsOfFile: output, encoding: .utf8)) ?? "").contains("watch this"))
         // The watcher sends its receipt on its next tick (every 5 s).
-        let delivered = try Self.eventually(within: 20) {
+        let delivered = try story.world.eventually(within: 20) {
             try story.valise(alice, ["sync"])
             return try story.sent(alice).first?["state"] as? String == "delivered"
         }

@@ -20,7 +20,7 @@ extension MessagingTests {
             environment: ["VALISED_QUEUE_EXPIRY_SWEEP_SECONDS": "1"])
         defer { _ = later.stop() }
         story.relayAddress = later.address
-        #expect(Self.eventually(within: 15) { !later.logLines(containing: "expired undelivered envelopes").isEmpty }, "no sweep:\n\(later.log)")
+        #expect(story.world.eventually(within: 15) { !later.logLines(containing: "expired undelivered envelopes").isEmpty }, "no sweep:\n\(later.log)")
 
         let synced = try story.json(bob, ["sync"])
         #expect(synced["received"] as? Int == 1)

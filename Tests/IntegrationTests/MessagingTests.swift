@@ -73,14 +73,7 @@ struct MessagingTests {
     }
 
     static func contains(_ haystack: [UInt8], _ needle: [UInt8]) -> Bool {
-        guard !needle.isEmpty, haystack.count >= needle.count else { return false }
-        let first = needle[0]
-        var index = 0
-        while let found = haystack[index...].firstIndex(of: first), found + needle.count <= haystack.count {
-            if Array(haystack[found..<(found + needle.count)]) == needle { return true }
-            index = found + 1
-        }
-        return false
+        !needle.isEmpty && haystack.firstRange(of: needle) != nil
     }
 
     /// The relay's queue files (database and write-ahead log), whole.

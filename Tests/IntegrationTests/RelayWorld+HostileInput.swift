@@ -21,13 +21,13 @@ extension RelayWorld {
     }
 
     /// Polls `condition` every 20 ms until it holds or `seconds` pass.
-    func eventually(within seconds: Double = 2, _ condition: () -> Bool) -> Bool {
+    func eventually(within seconds: Double = 2, _ condition: () throws -> Bool) rethrows -> Bool {
         let deadline = Date().addingTimeInterval(seconds)
         while Date() < deadline {
-            if condition() { return true }
+            if try condition() { return true }
             usleep(20_000)
         }
-        return condition()
+        return try condition()
     }
 
     /// Alice's transport key through the handshake, admitted and greeted (Hello, Welcome),
