@@ -28,6 +28,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-configuration", from: "1.4.0", traits: [.defaults, "YAML"]),
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        // Latency percentiles in the load generator (scripts/bench).
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
     ],
     targets: [
         // libsodium 1.0.18 from the system (Debian: libsodium-dev).
@@ -150,6 +152,7 @@ let package = Package(
                 "CSodium",
                 "ValiseCrypto",
                 "ValiseDirectory",
+                "ValiseSession",
                 "ValiseStore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
@@ -164,7 +167,9 @@ let package = Package(
                 "ValiseDirectory",
                 "ValiseWire",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
             ],
             swiftSettings: swiftSettings
         ),
