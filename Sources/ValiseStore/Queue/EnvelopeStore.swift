@@ -20,6 +20,12 @@ public protocol EnvelopeStore: Sendable {
     /// envelopes it deleted (an id acknowledged twice counts for the first request only).
     func acknowledge(_ requests: [AcknowledgeRequest], now: UInt64) throws(StoreError) -> [Int]
 
+    /// `accept` and `acknowledge` together, in one transaction where the store can (one
+    /// durable commit for both); each part's result on its own.
+    func commit(
+        accepting envelopes: [IncomingEnvelope], acknowledging requests: [AcknowledgeRequest], now: UInt64
+    ) -> (accepted: Result<[AcceptOutcome], StoreError>, acknowledged: Result<[Int], StoreError>)
+
     /// Removes expired envelopes (remembered as expired undelivered) and forgets ids whose
     /// retention has passed. Returns how many envelopes expired.
     func expire(now: UInt64) throws(StoreError) -> Int
@@ -52,6 +58,14 @@ public struct AcknowledgeRequest: Sendable, Equatable {
 }
 
 extension EnvelopeStore {
+    /// Two transactions, one after the other: for stores that cannot do better.
+    public func commit(
+        accepting envelopes: [IncomingEnvelope], acknowledging requests: [AcknowledgeRequest], now: UInt64
+    ) -> (accepted: Result<[AcceptOutcome], StoreError>, acknowledged: Result<[Int], StoreError>) {
+        (Result { () throws(StoreError) in try accept(envelopes, now: now) },
+         Result { () throws(StoreError) in try acknowledge(requests, now: now) })
+    }
+
     /// What is recorded of these ids, as of the last sweep.
     public func states(of ids: [MessageID]) throws(StoreError) -> [MessageID: (state: MessageState, since: UInt64)] {
         try states(of: ids, now: 0)

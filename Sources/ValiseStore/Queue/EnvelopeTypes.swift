@@ -98,6 +98,24 @@ public struct StoredEnvelope: Sendable, Equatable {
     public let arrivedAt: UInt64
     public let expiresAt: UInt64
     public let body: [UInt8]
+
+    public init(sequence: Int64, mailbox: Mailbox, id: MessageID, precedence: Precedence, arrivedAt: UInt64, expiresAt: UInt64, body: [UInt8]) {
+        self.sequence = sequence
+        self.mailbox = mailbox
+        self.id = id
+        self.precedence = precedence
+        self.arrivedAt = arrivedAt
+        self.expiresAt = expiresAt
+        self.body = body
+    }
+
+    /// An envelope just accepted, as the store now holds it (its sequence is not known
+    /// outside the store: 0), to hand to a connection already delivering its mailbox.
+    public init(accepted envelope: IncomingEnvelope, expiresAt: UInt64) {
+        self.init(
+            sequence: 0, mailbox: envelope.mailbox, id: envelope.id, precedence: envelope.precedence,
+            arrivedAt: expiresAt - envelope.ttl.seconds, expiresAt: expiresAt, body: envelope.body)
+    }
 }
 
 /// What the store did with one envelope of a batch.

@@ -18,7 +18,8 @@ public final class GroupCommitWriter: @unchecked Sendable {
         case purge(Mailbox, CountCompletion)
     }
 
-    /// Commit counters, for `valised status` and the benchmark (fsyncs per message).
+    /// Commit counters, for `valised status` and the benchmark (fsyncs per message). A
+    /// transaction that both stored envelopes and recorded acknowledgements counts in both.
     public struct Counters: Sendable, Equatable {
         public var acceptCommits = 0
         public var acceptedEnvelopes = 0
@@ -145,23 +146,27 @@ public final class GroupCommitWriter: @unchecked Sendable {
             default: others.append(job)
             }
         }
+        // Envelopes and acknowledgements of one batch share a transaction (one fsync).
+        let (accepted, acknowledged) = accepts.isEmpty || acks.isEmpty
+            ? (Result { () throws(StoreError) in accepts.isEmpty ? [] : try store.accept(accepts.map(\.0), now: now) },
+               Result { () throws(StoreError) in acks.isEmpty ? [] : try store.acknowledge(acks.map(\.0), now: now) })
+            : store.commit(accepting: accepts.map(\.0), acknowledging: acks.map(\.0), now: now)
         if !accepts.isEmpty {
-            do {
-                let outcomes = try store.accept(accepts.map(\.0), now: now)
+            switch accepted {
+            case .success(let outcomes):
                 let stored = outcomes.count { if case .accepted(_, duplicate: false) = $0 { true } else { false } }
                 count { $0.acceptCommits += 1; $0.acceptedEnvelopes += stored }
                 for (index, outcome) in outcomes.enumerated() { accepts[index].1(.success(outcome)) }
-            } catch {
+            case .failure(let error):
                 for (_, completion) in accepts { completion(.failure(error)) }
             }
         }
         if !acks.isEmpty {
-            // Every acknowledgement of the batch, whatever its mailbox, in one transaction.
-            do {
-                let deleted = try store.acknowledge(acks.map(\.0), now: now)
+            switch acknowledged {
+            case .success(let deleted):
                 count { $0.acknowledgeCommits += 1; $0.acknowledgedEnvelopes += deleted.reduce(0, +) }
                 for (index, count) in deleted.enumerated() { acks[index].1?(.success(count)) }
-            } catch {
+            case .failure(let error):
                 for (_, completion) in acks { completion?(.failure(error)) }
             }
         }

@@ -9,6 +9,7 @@ public final class SQLiteEnvelopeStore: EnvelopeStore {
     let pool: DatabasePool
     public let limits: QueueLimits
     public let path: String
+    public let durability: Durability
     private let reserve: SpaceReserve
 
     /// `PRAGMA application_id` "VALQ": bytes 68–71 of the file header say whose file it is
@@ -22,12 +23,15 @@ public final class SQLiteEnvelopeStore: EnvelopeStore {
     /// max_page_count): past it, new envelopes are refused as storage full.
     /// `reserveBytes` are kept allocated in `path-reserve` and given back when the disk is
     /// full, so that acknowledgements, expiry and purges still go through (0: no reserve).
+    /// `durability` says when a commit counts as done: `.full` (the default) once the log is
+    /// on the disk, `.os` once the operating system has it (see `Durability`).
     public init(
         path: String, limits: QueueLimits = QueueLimits(), maximumBytes: Int? = nil,
-        reserveBytes: Int = SQLiteEnvelopeStore.defaultReserveBytes, create: Bool = true
+        reserveBytes: Int = SQLiteEnvelopeStore.defaultReserveBytes, create: Bool = true, durability: Durability = .full
     ) throws(StoreError) {
         self.path = path
         self.limits = limits
+        self.durability = durability
         try SQLiteFile.prepare(path, kind: Self.fileKind, migrator: Self.migrator, create: create)
         var configuration = Configuration()
         configuration.label = "valise.queue"
@@ -57,11 +61,13 @@ public final class SQLiteEnvelopeStore: EnvelopeStore {
             // GRDB puts a pool's connections in synchronous=NORMAL once WAL is on (after
             // prepareDatabase), which fsyncs only at checkpoints: a commit could be lost to
             // a power cut after Accepted. Every write goes through the one writer
-            // connection, so FULL there makes every commit durable before it returns.
+            // connection, so FULL there makes every commit durable before it returns —
+            // unless the operator chose `.os`, which is exactly NORMAL.
+            let level = durability.synchronousLevel
             try pool.writeWithoutTransaction { db in
-                try db.execute(sql: "PRAGMA synchronous = FULL")
-                guard try Int.fetchOne(db, sql: "PRAGMA synchronous") == 2 else {
-                    throw StoreError(.failure, "cannot open \(path): SQLite refused synchronous=FULL")
+                try db.execute(sql: "PRAGMA synchronous = \(level)")
+                guard try Int.fetchOne(db, sql: "PRAGMA synchronous") == level else {
+                    throw StoreError(.failure, "cannot open \(path): SQLite refused synchronous=\(level)")
                 }
             }
             try Self.migrator.migrate(pool)
@@ -156,44 +162,8 @@ public final class SQLiteEnvelopeStore: EnvelopeStore {
     public func accept(_ envelopes: [IncomingEnvelope], now: UInt64) throws(StoreError) -> [AcceptOutcome] {
         // The room kept for deletions is not for new envelopes.
         guard reserve.ensure(reclaim: reclaimFreePages) else { return envelopes.map { _ in .refused(.storageFull) } }
-        let limits = self.limits
         do {
-            return try pool.write { db -> [AcceptOutcome] in
-                var outcomes: [AcceptOutcome] = []
-                outcomes.reserveCapacity(envelopes.count)
-                for envelope in envelopes {
-                    let id = envelope.id.bytes.databaseBlob
-                    if let row = try Row.fetchOne(db, sql: "SELECT mailbox, expires_at FROM message WHERE id = ?", arguments: [id]) {
-                        let mailbox: String = row["mailbox"]
-                        outcomes.append(mailbox == envelope.mailbox.name
-                            ? .accepted(expiresAt: UInt64(row["expires_at"] as Int64), duplicate: true)
-                            : .refused(.idInUse))
-                        continue
-                    }
-                    let usage = try Row.fetchOne(db, sql: "SELECT count, bytes FROM mailbox_usage WHERE mailbox = ?", arguments: [envelope.mailbox.name])
-                    let count: Int = usage?["count"] ?? 0
-                    let bytes: Int = usage?["bytes"] ?? 0
-                    guard count + 1 <= limits.maximumMessagesPerMailbox, bytes + envelope.body.count <= limits.maximumBytesPerMailbox else {
-                        outcomes.append(.refused(.mailboxFull))
-                        continue
-                    }
-                    let expires = now + envelope.ttl.seconds
-                    try db.execute(
-                        sql: "INSERT INTO envelope (mailbox, id, precedence, arrived_at, expires_at, size, body) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                        arguments: [envelope.mailbox.name, id, envelope.precedence.rawValue, Int64(now), Int64(expires), envelope.body.count, envelope.body.databaseBlob])
-                    try db.execute(
-                        sql: "INSERT INTO message (id, mailbox, state, since, expires_at, forget_at) VALUES (?, ?, ?, ?, ?, ?)",
-                        arguments: [id, envelope.mailbox.name, MessageState.pending.rawValue, Int64(now), Int64(expires), Int64(expires + limits.retentionSeconds)])
-                    try db.execute(
-                        sql: """
-                            INSERT INTO mailbox_usage (mailbox, count, bytes) VALUES (?, 1, ?)
-                            ON CONFLICT(mailbox) DO UPDATE SET count = count + 1, bytes = bytes + excluded.bytes
-                            """,
-                        arguments: [envelope.mailbox.name, envelope.body.count])
-                    outcomes.append(.accepted(expiresAt: expires, duplicate: false))
-                }
-                return outcomes
-            }
+            return try pool.write { db in try insert(envelopes, now: now, in: db) }
         } catch {
             let failure = Self.storeError(error, doing: "store envelopes")
             if failure.kind == .storageFull { return envelopes.map { _ in .refused(.storageFull) } }
@@ -201,17 +171,129 @@ public final class SQLiteEnvelopeStore: EnvelopeStore {
         }
     }
 
+    /// Stores envelopes and records acknowledgements in one transaction: a relay that is
+    /// both taking and delivering pays one fsync for both. If that fails (a full disk, say),
+    /// nothing of it happened and each goes again on its own, so that the acknowledgements
+    /// (which free room) are not held back by the envelopes.
+    public func commit(
+        accepting envelopes: [IncomingEnvelope], acknowledging requests: [AcknowledgeRequest], now: UInt64
+    ) -> (accepted: Result<[AcceptOutcome], StoreError>, acknowledged: Result<[Int], StoreError>) {
+        let separately = { () -> (accepted: Result<[AcceptOutcome], StoreError>, acknowledged: Result<[Int], StoreError>) in
+            (Result { () throws(StoreError) in try self.accept(envelopes, now: now) },
+             Result { () throws(StoreError) in try self.acknowledge(requests, now: now) })
+        }
+        guard !envelopes.isEmpty, requests.contains(where: { !$0.ids.isEmpty }), reserve.ensure(reclaim: reclaimFreePages) else {
+            return separately()
+        }
+        do {
+            let (outcomes, deleted) = try pool.write { db in (try insert(envelopes, now: now, in: db), try Self.delete(requests, now: now, in: db)) }
+            return (.success(outcomes), .success(deleted))
+        } catch {
+            return separately()
+        }
+    }
+
+    /// The envelopes' rows, in a write transaction: dedup by id, quotas, then the envelope,
+    /// its remembered id, and the mailbox's totals.
+    private func insert(_ envelopes: [IncomingEnvelope], now: UInt64, in db: Database) throws -> [AcceptOutcome] {
+        // Prepared once per connection and reused (GRDB's statement cache): compiling
+        // SQL for every envelope cost more than executing it.
+        let findMessage = try db.cachedStatement(sql: "SELECT mailbox, expires_at FROM message WHERE id = ?")
+        let readUsage = try db.cachedStatement(sql: "SELECT count, bytes FROM mailbox_usage WHERE mailbox = ?")
+        let insertEnvelope = try db.cachedStatement(
+            sql: "INSERT INTO envelope (mailbox, id, precedence, arrived_at, expires_at, size, body) VALUES (?, ?, ?, ?, ?, ?, ?)")
+        let insertMessage = try db.cachedStatement(
+            sql: "INSERT INTO message (id, mailbox, state, since, expires_at, forget_at) VALUES (?, ?, ?, ?, ?, ?)")
+        // Each mailbox's totals are read once per batch and written back once.
+        var usage: [String: MailboxUsage] = [:]
+        var outcomes: [AcceptOutcome] = []
+        outcomes.reserveCapacity(envelopes.count)
+        for envelope in envelopes {
+            let id = envelope.id.bytes.databaseBlob
+            let mailbox = envelope.mailbox.name
+            if let row = try Row.fetchOne(findMessage, arguments: [id]) {
+                let known: String = row[0]
+                outcomes.append(known == mailbox
+                    ? .accepted(expiresAt: UInt64(row[1] as Int64), duplicate: true)
+                    : .refused(.idInUse))
+                continue
+            }
+            var totals: MailboxUsage
+            if let cached = usage[mailbox] {
+                totals = cached
+            } else {
+                let row = try Row.fetchOne(readUsage, arguments: [mailbox])
+                totals = MailboxUsage(count: row?[0] ?? 0, bytes: row?[1] ?? 0)
+            }
+            guard totals.count + 1 <= limits.maximumMessagesPerMailbox, totals.bytes + envelope.body.count <= limits.maximumBytesPerMailbox else {
+                outcomes.append(.refused(.mailboxFull))
+                continue
+            }
+            let expires = now + envelope.ttl.seconds
+            try insertEnvelope.execute(arguments: [
+                mailbox, id, envelope.precedence.rawValue, Int64(now), Int64(expires), envelope.body.count, envelope.body.databaseBlob])
+            try insertMessage.execute(arguments: [
+                id, mailbox, MessageState.pending.rawValue, Int64(now), Int64(expires), Int64(expires + limits.retentionSeconds)])
+            totals.count += 1
+            totals.bytes += envelope.body.count
+            totals.added += 1
+            totals.addedBytes += envelope.body.count
+            usage[mailbox] = totals
+            outcomes.append(.accepted(expiresAt: expires, duplicate: false))
+        }
+        let addUsage = try db.cachedStatement(sql: """
+            INSERT INTO mailbox_usage (mailbox, count, bytes) VALUES (?, ?, ?)
+            ON CONFLICT(mailbox) DO UPDATE SET count = count + excluded.count, bytes = bytes + excluded.bytes
+            """)
+        for (mailbox, totals) in usage where totals.added > 0 {
+            try addUsage.execute(arguments: [mailbox, totals.added, totals.addedBytes])
+        }
+        return outcomes
+    }
+
+    /// Acknowledged envelopes deleted and remembered as delivered, in a write transaction.
+    private static func delete(_ requests: [AcknowledgeRequest], now: UInt64, in db: Database) throws -> [Int] {
+        let deleteEnvelope = try db.cachedStatement(sql: "DELETE FROM envelope WHERE id = ? AND mailbox = ? RETURNING size")
+        let markDelivered = try db.cachedStatement(sql: "UPDATE message SET state = ?, since = ? WHERE id = ?")
+        let markExpiredDelivered = try db.cachedStatement(
+            sql: "UPDATE message SET state = ?, since = ? WHERE id = ? AND mailbox = ? AND state = ?")
+        var deletedPerRequest: [Int] = []
+        var freed: [String: (count: Int, bytes: Int)] = [:]
+        for request in requests {
+            var deleted = 0
+            for id in request.ids {
+                guard let size = try Int.fetchOne(deleteEnvelope, arguments: [id.bytes.databaseBlob, request.mailbox.name]) else {
+                    // Delivered just before its expiry and swept before the ack came:
+                    // the recipient has it, so the status must not say undelivered.
+                    try markExpiredDelivered.execute(arguments: [
+                        MessageState.delivered.rawValue, Int64(now), id.bytes.databaseBlob,
+                        request.mailbox.name, MessageState.expiredUndelivered.rawValue])
+                    continue
+                }
+                deleted += 1
+                freed[request.mailbox.name, default: (0, 0)].count += 1
+                freed[request.mailbox.name, default: (0, 0)].bytes += size
+                try markDelivered.execute(arguments: [MessageState.delivered.rawValue, Int64(now), id.bytes.databaseBlob])
+            }
+            deletedPerRequest.append(deleted)
+        }
+        let releaseUsage = try db.cachedStatement(sql: "UPDATE mailbox_usage SET count = count - ?, bytes = bytes - ? WHERE mailbox = ?")
+        for (mailbox, usage) in freed {
+            try releaseUsage.execute(arguments: [usage.count, usage.bytes, mailbox])
+        }
+        return deletedPerRequest
+    }
+
     public func nextForDelivery(mailbox: Mailbox, excluding: Set<MessageID>, limit: Int, now: UInt64) throws(StoreError) -> [StoredEnvelope] {
         guard limit > 0 else { return [] }
         do {
             return try pool.read { db in
                 let rows = try Row.fetchAll(
-                    db,
-                    sql: """
+                    db.cachedStatement(sql: """
                         SELECT sequence, id, precedence, arrived_at, expires_at, body FROM envelope
                         WHERE mailbox = ? AND expires_at > ?
                         ORDER BY precedence DESC, sequence LIMIT ?
-                        """,
+                        """),
                     arguments: [mailbox.name, Int64(now), limit + excluding.count])
                 var result: [StoredEnvelope] = []
                 for row in rows {
@@ -237,39 +319,7 @@ public final class SQLiteEnvelopeStore: EnvelopeStore {
 
     private func recordAcknowledgements(_ requests: [AcknowledgeRequest], now: UInt64) throws(StoreError) -> [Int] {
         do {
-            return try pool.write { db in
-                var deletedPerRequest: [Int] = []
-                var freed: [String: (count: Int, bytes: Int)] = [:]
-                for request in requests {
-                    var deleted = 0
-                    for id in request.ids {
-                        guard let size = try Int.fetchOne(
-                            db, sql: "DELETE FROM envelope WHERE id = ? AND mailbox = ? RETURNING size",
-                            arguments: [id.bytes.databaseBlob, request.mailbox.name]) else {
-                            // Delivered just before its expiry and swept before the ack came:
-                            // the recipient has it, so the status must not say undelivered.
-                            try db.execute(
-                                sql: "UPDATE message SET state = ?, since = ? WHERE id = ? AND mailbox = ? AND state = ?",
-                                arguments: [MessageState.delivered.rawValue, Int64(now), id.bytes.databaseBlob,
-                                            request.mailbox.name, MessageState.expiredUndelivered.rawValue])
-                            continue
-                        }
-                        deleted += 1
-                        freed[request.mailbox.name, default: (0, 0)].count += 1
-                        freed[request.mailbox.name, default: (0, 0)].bytes += size
-                        try db.execute(
-                            sql: "UPDATE message SET state = ?, since = ? WHERE id = ?",
-                            arguments: [MessageState.delivered.rawValue, Int64(now), id.bytes.databaseBlob])
-                    }
-                    deletedPerRequest.append(deleted)
-                }
-                for (mailbox, usage) in freed {
-                    try db.execute(
-                        sql: "UPDATE mailbox_usage SET count = count - ?, bytes = bytes - ? WHERE mailbox = ?",
-                        arguments: [usage.count, usage.bytes, mailbox])
-                }
-                return deletedPerRequest
-            }
+            return try pool.write { db in try Self.delete(requests, now: now, in: db) }
         } catch {
             throw Self.storeError(error, doing: "record acknowledgements")
         }
@@ -438,6 +488,31 @@ public final class SQLiteEnvelopeStore: EnvelopeStore {
         }
     }
     static func storeError(_ error: any Error, doing what: String) -> StoreError { SQLiteFile.storeError(error, doing: what) }
+}
+
+/// When the relay counts an envelope as stored, and so answers `Accepted`.
+public enum Durability: String, Sendable, CaseIterable {
+    /// Once the write-ahead log is on the disk (SQLite `synchronous=FULL`, an fsync per
+    /// group commit): an accepted envelope survives a crash of the process, of the
+    /// operating system, and a power cut. The default.
+    case full
+    /// Once the operating system has the write (`synchronous=NORMAL` in WAL mode: the log
+    /// is fsynced only at checkpoints). Survives a crash of the relay process, not a crash
+    /// of the operating system or a power cut: envelopes accepted in the last moments
+    /// before one can be lost, breaking the delivery contract. For sites that choose
+    /// throughput over that guarantee, knowingly (config/valised.yaml says so too).
+    case os
+
+    /// SQLite's `PRAGMA synchronous` value.
+    var synchronousLevel: Int { self == .full ? 2 : 1 }
+}
+
+/// A mailbox's totals while a batch is accepted, and what the batch added to them.
+private struct MailboxUsage {
+    var count: Int
+    var bytes: Int
+    var added = 0
+    var addedBytes = 0
 }
 
 extension [UInt8] {
