@@ -1,10 +1,12 @@
 import NIOConcurrencyHelpers
 import ValiseStore
 
-/// A connection that delivers a mailbox, woken when an envelope for it is accepted.
+/// A connection that delivers a mailbox, given each envelope accepted for it.
 protocol DeliveryTarget: AnyObject, Sendable {
-    /// Safe from any thread: the connection looks for new envelopes on its event loop.
-    func wake()
+    /// Safe from any thread: on its event loop, the connection sends the envelope at once if
+    /// it has already sent everything else the store holds for it (and has room), or else
+    /// looks in the store, so that nothing overtakes a waiting envelope of higher precedence.
+    func offer(_ envelope: StoredEnvelope)
 }
 
 /// Connections that fetch each mailbox, so that an accepted envelope reaches an online
@@ -23,8 +25,10 @@ final class MailboxRegistry: Sendable {
         }
     }
 
-    func wake(_ mailbox: Mailbox) {
-        let waiting = targets.withLockedValue { $0[mailbox].map { Array($0.values) } ?? [] }
-        for target in waiting { target.wake() }
+    /// An envelope was committed: its mailbox's connections get it from memory instead of
+    /// reading it back from the store.
+    func offer(_ envelope: StoredEnvelope) {
+        let waiting = targets.withLockedValue { $0[envelope.mailbox].map { Array($0.values) } ?? [] }
+        for target in waiting { target.offer(envelope) }
     }
 }

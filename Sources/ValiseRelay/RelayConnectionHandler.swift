@@ -48,6 +48,10 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
         var acknowledging: Set<MessageID> = []
         var loading = false
         var wokenWhileLoading = false
+        /// The last load found fewer envelopes than it had room for, and nothing arrived
+        /// since that was not sent at once: the store holds nothing for this mailbox that is
+        /// not already in flight, so a newly accepted envelope can go straight out.
+        var caughtUp = false
     }
 
     private let shared: Context
@@ -61,6 +65,9 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
     private var handshakeTimer: Scheduled<Void>?
     private var frameTimer: Scheduled<Void>?
     private var readHeld = false
+    /// Writes wait for one flush at the end of this event-loop tick: a batch of deliveries
+    /// or answers costs one write system call, not one each.
+    private var flushScheduled = false
     /// Sends and status queries handed to the store and not yet answered.
     private var pendingRequests = 0
     private var closed = false
@@ -155,7 +162,8 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
         for action in actions {
             switch action {
             case .write(let bytes):
-                context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(bytes: bytes)), promise: nil)
+                context.write(wrapOutboundOut(context.channel.allocator.buffer(bytes: bytes)), promise: nil)
+                scheduleFlush(context)
             case .authenticate(let key):
                 authenticate(key, context: context)
             case .deliver(let message):
@@ -260,7 +268,9 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
         let eventLoop = context.eventLoop
         pendingRequests += 1
         shared.writer.accept(envelope) { result in
-            if case .success(.accepted(_, duplicate: false)) = result { mailboxes.wake(envelope.mailbox) }
+            if case .success(.accepted(let expiresAt, duplicate: false)) = result {
+                mailboxes.offer(StoredEnvelope(accepted: envelope, expiresAt: expiresAt))
+            }
             eventLoop.execute {
                 let (handler, context) = loopBound.value
                 guard !handler.closed else { return }
@@ -300,6 +310,7 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
         guard room > 0 else { return }
         delivery.loading = true
         delivery.wokenWhileLoading = false
+        delivery.caughtUp = false
         self.delivery = delivery
         let (store, mailbox, excluding, clock) = (shared.store, delivery.mailbox, delivery.inFlight.union(delivery.acknowledging), shared.clock)
         let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
@@ -332,7 +343,9 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
                 if sent > 0 { delivery.idleAnnounced = false }
                 // The store had nothing more to deliver now: everything deliverable is on
                 // its way, ahead of this notice, for a client that syncs and leaves.
-                if envelopes.count < room, !stoppedEarly, !delivery.wokenWhileLoading, !delivery.idleAnnounced {
+                let exhausted = envelopes.count < room && !stoppedEarly && !delivery.wokenWhileLoading
+                delivery.caughtUp = exhausted
+                if exhausted, !delivery.idleAnnounced {
                     delivery.idleAnnounced = true
                     handler.perform(handler.state.send(RelayRequestProcessor.encode(RelayRequestProcessor.mailboxIdle)), context: context)
                 }
@@ -347,6 +360,24 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
                 }
             }
         }
+    }
+
+    /// An envelope for this mailbox was just committed. A connection that is caught up
+    /// sends it now; any other looks in the store (which has it) when it has room.
+    fileprivate func offer(_ envelope: StoredEnvelope, context: ChannelHandlerContext) {
+        guard !closed, var delivery else { return }
+        if delivery.inFlight.contains(envelope.id) || delivery.acknowledging.contains(envelope.id) { return }
+        guard delivery.caughtUp, !delivery.loading, context.channel.isWritable, delivery.inFlight.count < delivery.window,
+              envelope.expiresAt > shared.clock() else {
+            delivery.caughtUp = false
+            self.delivery = delivery
+            pump(context)
+            return
+        }
+        delivery.inFlight.insert(envelope.id)
+        delivery.idleAnnounced = false
+        self.delivery = delivery
+        perform(state.send(RelayRequestProcessor.encode(RelayRequestProcessor.deliver(envelope))), context: context)
     }
 
     private func acknowledge(_ ids: [MessageID], context: ChannelHandlerContext) {
@@ -370,11 +401,17 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
                     guard var delivery = handler.delivery else { return }
                     for id in known { delivery.acknowledging.remove(id) }
                     handler.delivery = delivery
-                    handler.pump(context)
+                    handler.pumpUnlessCaughtUp(context)
                 }
             }
         }
-        pump(context)
+        pumpUnlessCaughtUp(context)
+    }
+
+    /// Room in the window was made. A caught-up connection has nothing to look for in the
+    /// store (new envelopes are offered to it); any other loads the next ones.
+    private func pumpUnlessCaughtUp(_ context: ChannelHandlerContext) {
+        if delivery?.caughtUp != true { pump(context) }
     }
 
     private func status(requestID: UInt64, ids: [MessageID], nonce: [UInt8], context: ChannelHandlerContext) {
@@ -456,7 +493,20 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
     private func close(_ context: ChannelHandlerContext) {
         guard !closed else { return }
         closed = true
+        // Unflushed writes (a last error for the client) would be dropped by the close.
+        context.flush()
         context.close(promise: nil)
+    }
+
+    private func scheduleFlush(_ context: ChannelHandlerContext) {
+        guard !flushScheduled else { return }
+        flushScheduled = true
+        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        context.eventLoop.execute {
+            let (handler, context) = loopBound.value
+            handler.flushScheduled = false
+            context.flush()
+        }
     }
 
     /// A frame that stays incomplete for too long (a client dribbling bytes) ends the
@@ -494,11 +544,11 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
             }
         }
 
-        func wake() {
+        func offer(_ envelope: StoredEnvelope) {
             let handler = self.handler
             channel.eventLoop.execute {
                 let (connection, context) = handler.value
-                connection.pump(context)
+                connection.offer(envelope, context: context)
             }
         }
     }
