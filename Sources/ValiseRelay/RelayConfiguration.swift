@@ -53,6 +53,9 @@ public struct RelayConfiguration: Sendable, Equatable {
         /// Bytes kept allocated beside the store and given back when the disk fills, so
         /// that acknowledgements and expiry can still free room (0: none).
         public var reserveBytes = SQLiteEnvelopeStore.defaultReserveBytes
+        /// When an envelope counts as stored: on the disk (`.full`), or with the operating
+        /// system only (`.os`: survives a relay crash, not a power cut).
+        public var durability = Durability.full
 
         public init() {}
     }

@@ -72,6 +72,12 @@ struct RelaySettings {
             relay.queue.reserveBytes = reserve
         }
 
+        let durability = config.string(forKey: "durability", default: Durability.full.rawValue)
+        guard let chosen = Durability(rawValue: durability) else {
+            throw Invalid(description: "durability must be full or os, not \(durability)")
+        }
+        relay.queue.durability = chosen
+
         let levelName = config.string(forKey: "log.level", default: "info")
         guard let level = Logger.Level(rawValue: levelName) else {
             throw Invalid(description: "log.level must be one of trace, debug, info, notice, warning, error, critical")

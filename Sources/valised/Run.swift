@@ -80,11 +80,17 @@ extension Valised {
             do throws(StoreError) {
                 store = try SQLiteEnvelopeStore(
                     path: settings.relay.storePath, limits: settings.relay.queue.limits, maximumBytes: settings.relay.queue.maximumStoreBytes,
-                    reserveBytes: settings.relay.queue.reserveBytes)
+                    reserveBytes: settings.relay.queue.reserveBytes, durability: settings.relay.queue.durability)
+                if store.durability == .os {
+                    logger.warning("""
+                        durability is 'os': an accepted envelope survives a crash of valised but not of the operating system \
+                        or a power cut (set durability: full to fsync every commit)
+                        """)
+                }
                 let statistics = try store.statistics(now: Clock.now())
                 logger.info("store opened", metadata: [
                     "store": "\(store.path)", "queue.envelopes": "\(statistics.count)", "queue.bytes": "\(statistics.bytes)",
-                    "queue.mailboxes": "\(statistics.mailboxes)",
+                    "queue.mailboxes": "\(statistics.mailboxes)", "queue.durability": "\(store.durability.rawValue)",
                     "queue.spaceReserve": "\(store.spaceReserveHeld ? "held" : "missing: the disk is full, new envelopes are refused until there is room")",
                 ])
             } catch {

@@ -57,6 +57,19 @@ struct QueueDurabilityTests {
         #expect(try store.writerPragma("synchronous") == 2, "still FULL after a commit")
     }
 
+    @Test("durability 'os' is synchronous=NORMAL on the writer, and only when asked for; reopening with full restores FULL")
+    func relaxedDurability() throws {
+        let relaxed = try file.open(durability: .os)
+        #expect(relaxed.durability == .os)
+        #expect(try relaxed.writerPragma("synchronous") == 1)
+        _ = try relaxed.accept([envelope("a", 1)], now: queueEpoch)
+        #expect(try relaxed.writerPragma("synchronous") == 1, "still NORMAL after a commit")
+        #expect(try relaxed.queued("a", now: queueEpoch).count == 1)
+        let strict = try file.open()
+        #expect(try strict.writerPragma("synchronous") == 2)
+        #expect(try strict.queued("a", now: queueEpoch).count == 1, "what the relaxed store committed is there")
+    }
+
     @Test("a new store has incremental auto-vacuum (so a full disk can get freed pages back) and secure delete")
     func vacuumAndSecureDelete() throws {
         let store = try file.open()

@@ -35,8 +35,8 @@ struct QueueFile {
     let directory = TemporaryDirectory()
     var path: String { directory.file("queue.sqlite") }
 
-    func open(limits: QueueLimits = QueueLimits(), maximumBytes: Int? = nil) throws -> SQLiteEnvelopeStore {
-        try SQLiteEnvelopeStore(path: path, limits: limits, maximumBytes: maximumBytes)
+    func open(limits: QueueLimits = QueueLimits(), maximumBytes: Int? = nil, durability: Durability = .full) throws -> SQLiteEnvelopeStore {
+        try SQLiteEnvelopeStore(path: path, limits: limits, maximumBytes: maximumBytes, durability: durability)
     }
 }
 
