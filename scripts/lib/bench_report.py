@@ -1,0 +1,138 @@
+"""The relay suite's part of docs/PERFORMANCE.md, and the issue's targets as checkable lines.
+
+    bench_report.py targets RESULTS     prints one `target:` line per target, from the JSON
+                                        lines of one scripts/bench run (RESULTS)
+
+performance_doc.py imports the section renderers (relay, crypto, connections).
+"""
+import json, sys
+
+PEERS = [("rabbitmq-quorum", "RabbitMQ quorum queue"), ("redis-always", "Redis Streams, AOF always"),
+         ("redis-everysec", "Redis Streams, AOF everysec"), ("nats-jetstream", "NATS JetStream, file store")]
+
+
+def figure(results, system, case, window, field):
+    return results.get(f"{system}|{case}|{window}", {}).get(field)
+
+
+def ratio(a, b):
+    return a / b if a is not None and b else None
+
+
+def fmt(value, digits=0, suffix=""):
+    if value is None:
+        return "–"
+    return f"{value:,.{digits}f}{suffix}"
+
+
+def section_relay(r):
+    res = r["results"]
+    systems = [("valise", "Valise, durable"), ("valise-os", "Valise, durability: os")]
+    systems += [(key, name) for key, name in PEERS if any(k.startswith(key + "|") for k in res)]
+    rows = [("online W=1: delivered+acked/s", "online", 1, "rate", 0), ("online W=64: delivered+acked/s", "online", 64, "rate", 0),
+            ("online W=64: send→deliver p50 (ms)", "online", 64, "p50ms", 2), ("online W=64: p99 (ms)", "online", 64, "p99ms", 2),
+            ("online W=64: p99.9 (ms)", "online", 64, "p999ms", 2),
+            ("online W=256: delivered+acked/s", "online", 256, "rate", 0), ("offline: stored/s", "offline", 64, "storeRate", 0),
+            ("offline: drained+acked/s", "offline", 64, "drainRate", 0), ("one in flight: Send→Accepted p50 (ms)", "latency", 1, "p50ms", 3),
+            ("one in flight: p99 (ms)", "latency", 1, "p99ms", 3), ("relay CPU per message, online W=64 (µs)", "online", 64, "relayCPUPerMessageUs", 1)]
+    header = "| case | " + " | ".join(name for _, name in systems) + " |\n|---|" + "---|" * len(systems) + "\n"
+    body = ""
+    for label, case, window, field, digits in rows:
+        cells = [fmt(figure(res, key, case, window, field), digits) for key, _ in systems]
+        if all(cell == "–" for cell in cells[1:]) and cells[0] == "–":
+            continue
+        body += f"| {label} | " + " | ".join(cells) + " |\n"
+    notes = "".join(f"- {name}: {res[k]['notes']}\n" for key, name in PEERS for k in res
+                    if k.startswith(key + "|") and res[k].get("notes"))
+    peers = "" if r["peers"] else "\nPeers were not run (`scripts/bench --peers` runs them).\n"
+    fsync = r.get("fsyncPerSecond")
+    return f"""## Relay: durable delivery, side by side with brokers
+
+`valise-load bench` against a fresh `valised` (release build) per run, on loopback:
+{r['senders']} senders and {r['recipients']} recipients on real Noise sessions speaking the relay
+protocol; {r['size']}-byte envelopes made before they are sent (the relay never opens one, so
+this measures the relay: transport, protocol, the durable queue, delivery). **online**:
+recipients fetching first, each sender keeps W sends un-answered; the rate counts envelopes
+delivered and acknowledged, from the first send to the last ack; latency is send→deliver
+on one clock (the send time rides in the envelope). **offline**: the senders store them
+with nobody fetching, then the recipients drain them. **one in flight**: one sender, one
+`Send` at a time, until its `Accepted` (which comes only after the commit's fsync). The
+peers run the same cases with the same sizes and windows through a small Python client
+(scripts/lib/bench_peers.py), each with the same stored-until-ack contract where it has
+one. Medians of {r['rounds']} rounds, Valise and peers alternating within each round.
+The disk's fsync rate, probed beside every round (256-byte append + `fdatasync`):
+{fmt(fsync)}/s median (runs: {', '.join(fmt(x) for x in r.get('fsyncRuns', []))}).
+{peers}
+{header}{body}
+{notes}"""
+
+
+def section_crypto(r):
+    return f"""## Client crypto per message
+
+What a client's device does for one message of {r.get('size', 256)} bytes, without the
+store: Double Ratchet encrypt and seal into a sealed envelope, and open and decrypt on the
+other side, against the same libsodium calls made in a straight line on preallocated
+buffers ({r.get('rawCalls', 'see valise-bench crypto')}). Medians of {r.get('repetitions', '?')} repetitions.
+
+| | Valise | raw libsodium | ratio | allocations per message |
+|---|---|---|---|---|
+| encrypt + seal | {fmt(r.get('encryptSealNs'))} ns | {fmt(r.get('rawEncryptSealNs'))} ns | **{fmt(r.get('encryptRatio'), 2)}×** | {fmt(r.get('allocsPerEncrypt'), 1)} |
+| open + decrypt | {fmt(r.get('openDecryptNs'))} ns | {fmt(r.get('rawOpenDecryptNs'))} ns | **{fmt(r.get('decryptRatio'), 2)}×** | {fmt(r.get('allocsPerDecrypt'), 1)} |
+
+Target: at most 1.3× the raw calls.
+"""
+
+
+def section_connections(r):
+    return f"""## Idle connections
+
+{fmt(r.get('connections'))} authenticated connections (Noise handshake done, admitted, Hello
+answered) opened to one relay from 127.0.0.1 and held idle; {fmt(r.get('held'))} were still
+open and answering at the end. Handshakes: **{fmt(r.get('handshakesPerSecond'))}/s**. Relay
+resident memory: {fmt(r.get('relayRSSBeforeKiB'))} KiB before, {fmt(r.get('relayRSSAfterKiB'))} KiB with
+all held: **{fmt(r.get('rssPerConnectionKiB'), 1)} KiB per connection**. Target: 10,000 held, at
+most 16 KiB each.
+"""
+
+
+def target_lines(results):
+    """`target: CASE: valise/PEER = R (goal >= G)` lines, from one run's JSON results."""
+    by_case = {}
+    for result in results:
+        by_case[result["case"]] = result
+    lines = []
+
+    def line(case, name, value, goal, at_least):
+        sign = ">=" if at_least else "<="
+        shown = "not measured" if value is None else f"{value:.2f}"
+        lines.append(f"target: {case}: {name} = {shown} (goal {sign} {goal:.2f})")
+
+    relay = by_case.get("relay", {}).get("results", {})
+    get = lambda system, case, window, field: figure(relay, system, case, window, field)
+    line("durable online W=64", "valise/rabbitmq-quorum", ratio(get("valise", "online", 64, "rate"), get("rabbitmq-quorum", "online", 64, "rate")), 2, True)
+    line("durable online W=64", "valise/redis-always", ratio(get("valise", "online", 64, "rate"), get("redis-always", "online", 64, "rate")), 2, True)
+    line("durable offline store", "valise/rabbitmq-quorum", ratio(get("valise", "offline", 64, "storeRate"), get("rabbitmq-quorum", "offline", 64, "storeRate")), 2, True)
+    line("durable offline drain", "valise/rabbitmq-quorum", ratio(get("valise", "offline", 64, "drainRate"), get("rabbitmq-quorum", "offline", 64, "drainRate")), 2, True)
+    line("durable one-in-flight p50", "valise/rabbitmq-quorum", ratio(get("valise", "latency", 1, "p50ms"), get("rabbitmq-quorum", "latency", 1, "p50ms")), 1, False)
+    fsync_rate = by_case.get("relay", {}).get("fsyncPerSecond")
+    bound = 1000 / fsync_rate + 0.2 if fsync_rate else None
+    line("durable one-in-flight p50", "valise/(one fsync + 0.2 ms)", ratio(get("valise", "latency", 1, "p50ms"), bound), 1, False)
+    line("relaxed online W=64", "valise-os/nats-jetstream", ratio(get("valise-os", "online", 64, "rate"), get("nats-jetstream", "online", 64, "rate")), 1, True)
+    line("relaxed online W=64", "valise-os/redis-everysec", ratio(get("valise-os", "online", 64, "rate"), get("redis-everysec", "online", 64, "rate")), 0.6, True)
+    crypto = by_case.get("crypto", {})
+    line("client crypto encrypt+seal", "valise/raw-libsodium", crypto.get("encryptRatio"), 1.3, False)
+    line("client crypto open+decrypt", "valise/raw-libsodium", crypto.get("decryptRatio"), 1.3, False)
+    connections = by_case.get("connections", {})
+    line("idle connection RSS", "valise/16KiB", ratio(connections.get("rssPerConnectionKiB"), 16), 1, False)
+    line("idle connections held", "valise/10000", ratio(connections.get("held"), 10000), 1, True)
+    startup = by_case.get("queue", {}).get("startup", {})
+    line("restart with 1M queued", "valise/2s", ratio(startup.get("medianSeconds"), 2), 1, False)
+    return lines
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 3 or sys.argv[1] != "targets":
+        raise SystemExit("usage: bench_report.py targets RESULTS")
+    results = [json.loads(line) for line in open(sys.argv[2]) if line.strip().startswith("{")]
+    print("\n".join(target_lines(results)))
