@@ -50,11 +50,11 @@ SERVICES = ("rabbitmq-server", "redis-server", "nats-server")
 SERVER_EXES = ("beam.smp", "epmd", "redis-server", "nats-server", "erl_child_setup")
 
 # The client libraries and everything they pull in, pinned exactly.
-# aiormq and redis-py are not used: see peers/amqp.py and peers/clients.py for why.
+# The full client libraries (aiormq, redis-py, nats-py) cost more CPU per message than the
+# brokers on this machine: see peers/amqp.py, peers/clients.py and peers/natsproto.py.
 REQUIREMENTS = [
     "pamqp==4.0.1",  # AMQP 0-9-1 frame codec, for peers/amqp.py
     "hiredis==3.5.0",  # RESP parser and command packer, for the Redis client
-    "nats-py==2.16.0",  # NATS and JetStream client (no required dependencies)
     "uvloop==0.23.0",  # event loop of every client process
 ]
 
@@ -187,7 +187,7 @@ def ensure_venv():
         result = subprocess.run(pip + ["--no-deps"] + REQUIREMENTS, timeout=900)
     if result.returncode != 0:
         raise SystemExit("bench_peers: pip install of the client libraries failed")
-    check = subprocess.run([python, "-c", "import pamqp, hiredis, nats, uvloop"], capture_output=True, text=True)
+    check = subprocess.run([python, "-c", "import pamqp, hiredis, uvloop"], capture_output=True, text=True)
     if check.returncode != 0:
         sys.stderr.write(check.stderr)
         raise SystemExit("bench_peers: the client venv does not import its libraries")

@@ -167,8 +167,7 @@ class Redis(Broker):
 
 class Nats(Broker):
     name = "nats-jetstream"
-    durability = ("JetStream file store; nats-server 2.9.10 has no sync option and fsyncs the store "
-                  "every 2 min: a PubAck does not wait for an fsync")
+    durability = "JetStream file store, WorkQueue retention (see the fsync note)"
 
     def start(self, deadline):
         self.port = free_port()

@@ -23,9 +23,10 @@ Queue layout:
                    pipeline sends a batch and waits for all of it, which is not a sliding
                    window; this one writes each command at once and matches replies in order.
   nats-jetstream   one stream (subjects mbox.*) with WorkQueue retention (a message is
-                   removed once acknowledged), a subject per recipient, publish_async PubAcks,
-                   and one durable push consumer per recipient with explicit acks and
-                   max_ack_pending = prefetch.
+                   removed once acknowledged), a subject per recipient, publishes with a reply
+                   inbox (W un-answered PubAcks per sender), and one durable push consumer per
+                   recipient with explicit acks and max_ack_pending = prefetch. The client is
+                   peers/natsproto.py (see there why not nats-py).
 """
 import asyncio
 import collections
@@ -215,79 +216,75 @@ class RedisReceiver:
         self.r.close()
 
 
-# ---------------------------------------------------------------- NATS JetStream (nats-py)
-
-def _nats_url(info):
-    return f"nats://127.0.0.1:{info['port']}"
-
+# ---------------------------------------------------------------- NATS JetStream (peers/natsproto.py)
 
 async def nats_setup(info, recipients, deadline):
-    import nats
-    from nats.js.api import StreamConfig, RetentionPolicy, StorageType
+    from . import natsproto
     while True:
         try:
-            nc = await nats.connect(_nats_url(info), connect_timeout=2, max_reconnect_attempts=0)
+            conn = await asyncio.wait_for(natsproto.connect(info["port"]), timeout=5)
             break
         except Exception:
             if time.monotonic() > deadline:
                 raise
             await asyncio.sleep(0.1)
-    js = nc.jetstream()
-    await js.add_stream(StreamConfig(name=STREAM, subjects=["mbox.*"], retention=RetentionPolicy.WORK_QUEUE,
-                                     storage=StorageType.FILE, num_replicas=1))
-    await nc.close()
+    await natsproto.request(conn, f"$JS.API.STREAM.CREATE.{STREAM}", {
+        "name": STREAM, "subjects": ["mbox.*"], "retention": "workqueue", "storage": "file",
+        "num_replicas": 1, "discard": "old"})
+    await conn.close()
 
 
 class NatsSender:
     async def connect(self, info, window):
-        import nats
-        self.nc = await nats.connect(_nats_url(info), max_reconnect_attempts=0)
-        self.js = self.nc.jetstream(publish_async_max_pending=max(window, 1) + 16)
-        self.subjects = {}
+        from . import natsproto
+        self.conn = await natsproto.connect(info["port"])
+        self.publisher = natsproto.Publisher(self.conn)
+        await self.conn.ping()  # the PubAck inbox subscription is in place
+        self.subjects = [b"mbox.%d" % r for r in range(1024)]
 
-    async def send(self, recipient, payload):
-        subject = self.subjects.get(recipient)
-        if subject is None:
-            subject = self.subjects[recipient] = f"mbox.{recipient}"
-        ack = await (await self.js.publish_async(subject, payload))
-        if ack.stream != STREAM:
-            raise RuntimeError(f"unexpected PubAck {ack!r}")
+    def send(self, recipient, payload):
+        return self.publisher.publish(self.subjects[recipient], payload)
 
     async def close(self):
-        await self.nc.close()
+        await self.conn.close()
 
 
 class NatsReceiver:
     async def connect(self, info, recipient, prefetch):
-        import nats
-        self.nc = await nats.connect(_nats_url(info), max_reconnect_attempts=0)
-        self.js = self.nc.jetstream()
+        from . import natsproto
+        self.conn = await natsproto.connect(info["port"])
         self.recipient = recipient
         self.prefetch = prefetch
 
     async def start(self, on_message, expected):
-        from nats.js.api import ConsumerConfig, AckPolicy, DeliverPolicy
+        import os
+        from . import natsproto
+        conn = self.conn
         done = asyncio.get_running_loop().create_future()
         count = 0
 
-        async def deliver(msg):
+        def delivered(_subject, reply, payload):
             nonlocal count
-            on_message(msg.data)
-            await msg.ack()
+            on_message(payload)
+            conn.publish(reply, b"")  # the ack
             count += 1
             if count == expected and not done.done():
-                await self.nc.flush()
+                conn._flush()  # the last ack is on the wire when the clock stops
                 done.set_result(time.monotonic_ns())
 
-        config = ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, deliver_policy=DeliverPolicy.ALL,
-                                max_ack_pending=self.prefetch)
-        self.sub = await self.js.subscribe(f"mbox.{self.recipient}", durable=f"r{self.recipient}",
-                                           cb=deliver, manual_ack=True, config=config,
-                                           pending_msgs_limit=1 << 20, pending_bytes_limit=1 << 30)
+        deliver = f"deliver.{self.recipient}.{os.urandom(4).hex()}"
+        conn.subscribe(deliver, delivered)
+        await conn.ping()
+        durable = f"r{self.recipient}"
+        await natsproto.request(conn, f"$JS.API.CONSUMER.DURABLE.CREATE.{STREAM}.{durable}", {
+            "stream_name": STREAM, "config": {
+                "durable_name": durable, "deliver_subject": deliver, "deliver_policy": "all",
+                "ack_policy": "explicit", "ack_wait": 30_000_000_000, "max_ack_pending": self.prefetch,
+                "filter_subject": f"mbox.{self.recipient}", "replay_policy": "instant"}})
         return done
 
     async def close(self):
-        await self.nc.close()
+        await self.conn.close()
 
 
 SETUP = {"rabbitmq": rabbit_setup, "redis": redis_setup, "nats": nats_setup}

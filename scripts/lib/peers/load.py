@@ -402,8 +402,9 @@ def run(args):
                          + (" (the figures are disturbed)" if other > 0.25 else ""))
         notes.append(f"prefetch {prefetch}" if case != "latency" else "publish->confirm latency, no consumer")
         if peer == "nats-jetstream":
-            notes.append("JetStream in nats-server 2.9.10 does NOT fsync before the PubAck: it writes to the OS "
-                         "and fsyncs the file store every 2 minutes (no sync_interval option before 2.10)")
+            notes.append("fsync: JetStream in nats-server 2.9.10 does NOT fsync before the PubAck: it writes to "
+                         "the OS and fsyncs the file store every 2 minutes (no sync_interval option before 2.10); "
+                         "it survives a process crash, not a power cut")
         if peer == "redis-everysec":
             notes.append("appendfsync everysec acknowledges before the fsync")
         if family == "redis":
