@@ -179,6 +179,11 @@ def ensure_venv():
     if subprocess.run([base, "-c", "import ensurepip, venv"], capture_output=True).returncode != 0:
         ensure_apt(["python3-venv"])  # Debian's python3 needs it for `python3 -m venv`
     say(f"creating the client venv {path} (pip, pinned)")
+    parent = os.path.dirname(path)
+    if os.path.isdir(parent):  # venvs of earlier pins
+        for old in os.listdir(parent):
+            if old.startswith("venv-") and old != os.path.basename(path):
+                subprocess.run(["rm", "-rf", os.path.join(parent, old)], check=True)
     subprocess.run(["rm", "-rf", path], check=True)
     subprocess.run([base, "-m", "venv", path], check=True, timeout=300)
     pip = [python, "-m", "pip", "--disable-pip-version-check", "-q", "install"]

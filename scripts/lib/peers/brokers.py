@@ -28,7 +28,32 @@ class BrokerError(Exception):
     pass
 
 
+class StartupExit(BrokerError):
+    """The broker process exited while starting (a port taken meanwhile, most often)."""
+
+
+def _ephemeral_range():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            low, high = (int(x) for x in f.read().split())
+            return low, high
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
 def free_port():
+    """A port free on 127.0.0.1 now, outside the kernel's ephemeral range, so that outgoing
+    connections (ours or another program's) do not take it before the broker binds it."""
+    low, high = _ephemeral_range()
+    candidates = [p for p in range(10000, 65000) if not low <= p <= high]
+    for _ in range(200):
+        port = secrets.choice(candidates)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -94,15 +119,37 @@ def _stop_pid(pid, popen=None, grace=15.0):
             pass
 
 
-def _wait_tcp(port, deadline, proc, what, log):
+def _listens(pid, port):
+    """Whether process `pid` holds the socket listening on 127.0.0.1:`port` (so that a
+    connection is known to reach our broker, not another program that took the port)."""
+    inodes = set()
+    try:
+        with open("/proc/net/tcp") as f:
+            for line in f.readlines()[1:]:
+                fields = line.split()
+                if fields[1] == f"0100007F:{port:04X}" and fields[3] == "0A":
+                    inodes.add(f"socket:[{fields[9]}]")
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            try:
+                if os.readlink(f"/proc/{pid}/fd/{fd}") in inodes:
+                    return True
+            except OSError:
+                continue
+    except OSError:
+        return False
+    return False
+
+
+def _wait_tcp(port, deadline, proc, what, log, owner=None):
     while True:
         if proc.poll() is not None:
-            raise BrokerError(f"{what} exited during startup (status {proc.returncode}); see {log}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            pass
+            raise StartupExit(f"{what} exited during startup (status {proc.returncode}); see {log}")
+        if _listens(owner or proc.pid, port):
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                    return
+            except OSError:
+                pass
         if time.monotonic() > deadline:
             raise BrokerError(f"timed out: {what} did not listen on 127.0.0.1:{port} in time; see {log}")
         time.sleep(0.05)
@@ -121,6 +168,22 @@ class Broker:
         self.proc = None
         self.port = None
         self.startup_seconds = None
+
+    def start(self, deadline, attempts=3):
+        """Starts the broker; if it exits while starting (a port taken between our check and
+        its bind), starts it again on other ports, afresh, while time remains."""
+        for attempt in range(attempts):
+            try:
+                self._start(deadline)
+                return
+            except StartupExit:
+                self.stop()
+                if attempt == attempts - 1 or time.monotonic() > deadline:
+                    raise
+                kept = os.path.join(os.path.dirname(self.work), f"{self.name}.failed-start")
+                shutil.rmtree(kept, ignore_errors=True)
+                os.rename(self.work, kept)  # its logs, for a look afterwards
+                os.makedirs(self.work)
 
     # the process whose CPU time is the broker's
     def server_pid(self):
@@ -153,7 +216,7 @@ class Redis(Broker):
             self.durability = "AOF appendfsync everysec (reply before fsync; fsync once a second in the background); no RDB"
         super().__init__(work)
 
-    def start(self, deadline):
+    def _start(self, deadline):
         self.port = free_port()
         started = time.monotonic()
         argv = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--protected-mode", "yes",
@@ -169,7 +232,7 @@ class Nats(Broker):
     name = "nats-jetstream"
     durability = "JetStream file store, WorkQueue retention (see the fsync note)"
 
-    def start(self, deadline):
+    def _start(self, deadline):
         self.port = free_port()
         conf = os.path.join(self.work, "nats.conf")
         with open(conf, "w") as f:
@@ -198,7 +261,8 @@ class RabbitMQ(Broker):
     def server_pid(self):
         return self.beam_pid
 
-    def start(self, deadline):
+    def _start(self, deadline):
+        self.beam_pid = None
         w = self.work
         home = os.path.join(w, "home")
         os.makedirs(home)
@@ -244,11 +308,11 @@ class RabbitMQ(Broker):
             except (OSError, ValueError):
                 pass
             if self.proc.poll() is not None:
-                raise BrokerError(f"rabbitmq-server exited during startup; see {log} and {w}/log")
+                raise StartupExit(f"rabbitmq-server exited during startup; see {log} and {w}/log")
             if time.monotonic() > deadline:
                 raise BrokerError(f"timed out: rabbitmq-server wrote no pid file in time; see {log}")
             time.sleep(0.05)
-        _wait_tcp(self.port, deadline, self.proc, "rabbitmq-server", log)
+        _wait_tcp(self.port, deadline, self.proc, "rabbitmq-server", log, owner=self.beam_pid)
         self.startup_seconds = time.monotonic() - started
 
     def stop(self):

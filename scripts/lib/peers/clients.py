@@ -21,7 +21,9 @@ Queue layout:
                    the stream. Both are written to the AOF (and fsync'ed under `always`).
                    The Redis client is a small RESP client on hiredis's parser: redis-py's
                    pipeline sends a batch and waits for all of it, which is not a sliding
-                   window; this one writes each command at once and matches replies in order.
+                   window; this one sends each command at the end of the event-loop turn
+                   that issued it (with the others of that turn, in one write) and matches
+                   replies in order.
   nats-jetstream   one stream (subjects mbox.*) with WorkQueue retention (a message is
                    removed once acknowledged), a subject per recipient, publishes with a reply
                    inbox (W un-answered PubAcks per sender), and one durable push consumer per
@@ -106,6 +108,9 @@ class Resp(asyncio.Protocol):
         self.waiting = collections.deque()
         self.transport = None
         self.lost = None
+        self.loop = asyncio.get_running_loop()
+        self.out = []
+        self.flush_scheduled = False
 
     def connection_made(self, transport):
         self.transport = transport
@@ -131,12 +136,23 @@ class Resp(asyncio.Protocol):
                 future.set_exception(self.lost)
 
     def command(self, *args):
+        """Sends at the end of this event-loop turn, with whatever else was sent in it (one
+        write for many commands); the future resolves with the reply."""
         if self.lost is not None:
             raise self.lost
-        future = asyncio.get_running_loop().create_future()
+        future = self.loop.create_future()
         self.waiting.append(future)
-        self.transport.write(self.hiredis.pack_command(args))
+        self.out.append(self.hiredis.pack_command(args))
+        if not self.flush_scheduled:
+            self.flush_scheduled = True
+            self.loop.call_soon(self.flush)
         return future
+
+    def flush(self):
+        self.flush_scheduled = False
+        if self.out and not self.transport.is_closing():
+            self.transport.write(b"".join(self.out))
+        self.out.clear()
 
     def close(self):
         if self.transport is not None:
@@ -209,7 +225,7 @@ class RedisReceiver:
             count += len(ids)
             pending = [r.command(b"XACK", key, GROUP, *ids), r.command(b"XDEL", key, *ids)]
         for future in pending:
-            await future
+            await future  # the last XACK and XDEL are answered (and, under always, fsync'ed)
         return time.monotonic_ns()
 
     async def close(self):

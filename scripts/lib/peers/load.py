@@ -1,14 +1,16 @@
 """The load: a coordinator (this process) that starts the broker, declares the queues and runs
 sender and receiver client processes, then prints one JSON line.
 
-Client processes. Python clients cost far more CPU per message than the brokers' own code, so
-on this 2-core machine the client can be the bottleneck. Senders run in one process and
-receivers in another by default (--sender-procs / --receiver-procs split them further), so
-sending and receiving each get up to a core of their own and the two sides do not queue
-behind each other in one event loop; more processes than that only add scheduling on two
-cores that the broker also needs. `clientCPU` (user+sys seconds of all client processes over
-the measured wall time, in cores) and the per-process figures in `notes` show when a client
-process, rather than the broker, was near one core (saturated).
+Client processes. Senders run in one process and receivers in another (--sender-procs and
+--receiver-procs split them further), so that sending and receiving each can have a core and
+do not queue behind each other in one event loop; more processes than that only add
+scheduling on two cores that the broker needs too. With the lean clients (peers/amqp.py,
+natsproto.py and the RESP client) a process spends about 5-10 us of CPU per message, so one
+sender process would saturate only past ~100,000 messages/s, well above what any peer does
+here. `clientCPU` (user+sys seconds of all client processes over the measured wall time, in
+cores) and the per-process figures in `notes` show when a client process comes near one core
+anyway; `notes` also gives the broker's CPU and what other processes on the machine used
+meanwhile (a build running beside the benchmark shows there).
 
 Every client process uses uvloop. Timestamps are CLOCK_MONOTONIC (time.monotonic_ns), one
 clock for every process on the machine, so a receiver computes send->deliver latency from the
