@@ -45,6 +45,7 @@ class Connection(asyncio.Protocol):
         self.error = None
         self.publish_prefix = {}
         self.header_frame = {}
+        self.frame_max = 4096
 
     # ---- transport
 
@@ -178,6 +179,9 @@ class Connection(asyncio.Protocol):
         """A persistent message to the default exchange; returns the confirm's future."""
         if self.error is not None:
             raise self.error
+        if len(body) > self.frame_max - 8:
+            raise AMQPError(f"a {len(body)}-byte body needs several body frames; this client sends one "
+                            f"(frame_max {self.frame_max})")
         prefix = self.publish_prefix.get(routing_key)
         if prefix is None:
             key = routing_key.encode()
@@ -218,8 +222,9 @@ async def connect(port, user="guest", password="guest"):
         client_properties={"product": "valise-bench", "capabilities": {"publisher_confirms": True}},
         mechanism="PLAIN", response=f"\0{user}\0{password}", locale="en_US"), channel=0)
     tune = await conn.expect("Connection.Tune")
+    conn.frame_max = tune.frame_max or 131072
     conn.send_method(commands.Connection.TuneOk(channel_max=tune.channel_max or 2047,
-                                                frame_max=tune.frame_max, heartbeat=0), channel=0)
+                                                frame_max=conn.frame_max, heartbeat=0), channel=0)
     await conn.rpc(commands.Connection.Open(virtual_host="/"), "Connection.OpenOk", channel=0)
     await conn.rpc(commands.Channel.Open(), "Channel.OpenOk")
     return conn

@@ -60,10 +60,9 @@ class RabbitSender:
         from . import amqp
         self.conn = await amqp.connect(info["port"])
         await amqp.confirm_select(self.conn)
-        self.keys = [f"q{r}" for r in range(1024)]
 
     def send(self, recipient, payload):
-        return self.conn.publish(self.keys[recipient], payload)
+        return self.conn.publish(f"q{recipient}", payload)
 
     async def close(self):
         await self.conn.close()
@@ -256,10 +255,13 @@ class NatsSender:
         self.conn = await natsproto.connect(info["port"])
         self.publisher = natsproto.Publisher(self.conn)
         await self.conn.ping()  # the PubAck inbox subscription is in place
-        self.subjects = [b"mbox.%d" % r for r in range(1024)]
+        self.subjects = {}
 
     def send(self, recipient, payload):
-        return self.publisher.publish(self.subjects[recipient], payload)
+        subject = self.subjects.get(recipient)
+        if subject is None:
+            subject = self.subjects[recipient] = b"mbox.%d" % recipient
+        return self.publisher.publish(subject, payload)
 
     async def close(self):
         await self.conn.close()
