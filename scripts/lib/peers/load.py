@@ -34,6 +34,7 @@ class RunError(Exception):
 
 
 _T0 = time.monotonic()
+MIN_CPU_WINDOW = 0.5  # seconds: below this, /proc's 10 ms ticks make CPU shares meaningless
 
 
 def trace(message):
@@ -308,7 +309,7 @@ def run(args):
         """Cores that processes other than this run's used meanwhile (another build, say)."""
         busy = sum(machine[i + 1][0] - machine[i][0] for i in range(0, len(machine) - 1, 2))
         wall = sum(machine[i + 1][1] - machine[i][1] for i in range(0, len(machine) - 1, 2))
-        if wall <= 0 or broker_cpu_seconds is None:
+        if wall < MIN_CPU_WINDOW or broker_cpu_seconds is None:
             return None
         return max(0.0, (busy - client_cpu - broker_cpu_seconds) / wall)
 
@@ -382,7 +383,9 @@ def run(args):
             if None not in (b0, b1, b2, b3):
                 broker_cpu = ((b1 - b0) + (b3 - b2)) / seconds
                 other = other_load(store_cpu + drain_cpu, (b1 - b0) + (b3 - b2))
-                notes.append(f"broker CPU store {(b1 - b0) / store_seconds:.2f}, drain {(b3 - b2) / drain_seconds:.2f} cores")
+                if seconds >= MIN_CPU_WINDOW:
+                    notes.append(f"broker CPU store {(b1 - b0) / store_seconds:.2f}, "
+                                 f"drain {(b3 - b2) / drain_seconds:.2f} cores")
         elif case == "latency":
             tx = phase("senders", [[0]], record_confirm=True, record_delivery=False, consume_first=False)
             tx.wait_ready(deadline)
@@ -399,8 +402,11 @@ def run(args):
             other = other_load(cpu, None if broker_cpu is None else b1 - b0)
         else:
             raise RunError(f"unknown case {case}")
-        if broker_cpu is not None:
+        if broker_cpu is not None and seconds >= MIN_CPU_WINDOW:
             notes.append(f"broker CPU {broker_cpu:.2f} cores")
+        else:
+            notes.append(f"measured for {seconds:.2f} s, too short for the broker's and the machine's "
+                         "CPU shares (/proc counts 10 ms ticks)")
         notes.append("client CPU: " + "; ".join(procs_note))
         if other is not None:
             notes.append(f"other processes on the machine meanwhile {other:.2f} cores of {os.cpu_count()}"
@@ -412,9 +418,9 @@ def run(args):
                          "it survives a process crash, not a power cut")
         if peer == "redis-everysec":
             notes.append("appendfsync everysec acknowledges before the fsync")
-        if family == "redis":
+        if family == "redis" and case != "latency":
             notes.append("consumer XREADGROUP then XACK+XDEL (entry deleted after ack)")
-        if family == "rabbitmq":
+        if family == "rabbitmq" and case != "latency":
             notes.append("one basic.ack per message")
         result["notes"] = "; ".join(notes)
         return result
