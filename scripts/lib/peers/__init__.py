@@ -1,0 +1,1 @@
+"""Peer brokers for scripts/bench --peers (see bench_peers.py)."""
