@@ -2,19 +2,25 @@ import CSodium
 
 /// Secret bytes (keys, seeds, passphrases, shared secrets) in memory that libsodium guards.
 ///
-/// The bytes live in `sodium_malloc`'d pages: guard pages on both sides, a canary, locked
-/// against swapping where the system allows, and made read-only once filled. Releasing the
-/// last reference wipes and unmaps them (`sodium_free`). The contents never appear in a
-/// description, a debug dump or a mirror, and comparison is constant-time.
+/// The bytes live in `sodium_malloc`'d memory, with guard pages and a canary, locked
+/// against swapping where the system allows. Small secrets (up to 512 bytes: keys, chaining
+/// keys, HMAC blocks) take a slot of the shared `SecretArena`, so that holding thousands of
+/// connections' keys costs their size and not two pages and four mappings each; larger ones
+/// get a region of their own, made read-only once filled. Releasing the last reference wipes
+/// the bytes. Only when the system can give no guarded memory at all do they fall back to
+/// ordinary memory, still wiped on release (`SecureAllocation`). The contents never appear
+/// in a description, a debug dump or a mirror, and comparison is constant-time.
 ///
 /// The class is immutable after initialisation, so sharing a reference never copies a secret
 /// and concurrent reads are safe.
 public final class SecretBytes: @unchecked Sendable {
-    private let base: UnsafeMutableRawPointer
+    private let allocation: SecureAllocation
+    private var base: UnsafeMutableRawPointer { allocation.pointer }
     /// The number of secret bytes.
-    public let count: Int
+    public var count: Int { allocation.count }
 
-    /// Allocates `count` bytes, lets `body` fill them, then makes them read-only.
+    /// Allocates `count` bytes, lets `body` fill them, then makes them read-only where they
+    /// have pages of their own.
     ///
     /// If `body` throws, the memory is wiped and released and the error is rethrown.
     public init<E: Error>(
@@ -22,25 +28,19 @@ public final class SecretBytes: @unchecked Sendable {
         initializingWith body: (UnsafeMutableRawBufferPointer) throws(E) -> Void
     ) throws(E) {
         precondition(count >= 0, "SecretBytes count must not be negative")
-        Sodium.ensureInitialised()
-        // sodium_malloc only fails when the system is out of memory, like any allocation.
-        guard let pointer = sodium_malloc(count) else {
-            fatalError("out of memory: sodium_malloc(\(count)) failed")
-        }
+        let allocation = SecureAllocation.allocate(count)
         // Fill before the properties are set: if `body` throws, no object exists yet, so
-        // the memory is freed exactly once, here.
+        // the memory is released exactly once, here.
         do {
-            try body(UnsafeMutableRawBufferPointer(start: pointer, count: count))
+            try body(UnsafeMutableRawBufferPointer(start: allocation.pointer, count: count))
         } catch {
-            sodium_free(pointer)
+            allocation.release()
             throw error
         }
-        self.base = pointer
-        self.count = count
-        // Read-only protection is a safety net, not a guarantee anything relies on; it fails
-        // only when the system runs out of memory mappings.
-        let protected = sodium_mprotect_readonly(pointer)
-        assert(protected == 0, "sodium_mprotect_readonly failed")
+        self.allocation = allocation
+        // Read-only protection is a safety net, not a guarantee anything relies on (a slot
+        // shares its pages with other secrets, so only a region of its own gets it).
+        allocation.protectReadOnly()
     }
 
     /// Zero-filled secret bytes.
@@ -65,8 +65,7 @@ public final class SecretBytes: @unchecked Sendable {
     }
 
     deinit {
-        // sodium_free makes the pages writable again, checks the canary, wipes and unmaps.
-        sodium_free(base)
+        allocation.release()
     }
 
     /// Reads the secret bytes. Do not let the pointer escape, and do not copy the bytes into
@@ -116,20 +115,17 @@ extension SecretBytes: CustomStringConvertible, CustomDebugStringConvertible, Cu
 /// Writable scratch memory in guarded pages for intermediate values that hold key material
 /// (hash and HMAC states, padded keys). Wiped and released with the object.
 final class SecureScratch {
-    let pointer: UnsafeMutableRawPointer
-    let count: Int
+    private let allocation: SecureAllocation
+    var pointer: UnsafeMutableRawPointer { allocation.pointer }
+    var count: Int { allocation.count }
 
-    /// `count` bytes, rounded up to a multiple of 64 so that the pointer libsodium returns
-    /// (placed just below a guard page) is 64-byte aligned, as its hash states want.
+    /// `count` bytes, rounded up to a multiple of 64, so that both an arena slot and a
+    /// region of its own (which libsodium places just below a guard page) are 64-byte
+    /// aligned, as libsodium's hash states want.
     init(count: Int) {
-        Sodium.ensureInitialised()
         let rounded = (count + 63) & ~63
-        guard let pointer = sodium_malloc(rounded) else {
-            fatalError("out of memory: sodium_malloc(\(rounded)) failed")
-        }
-        self.pointer = pointer
-        self.count = rounded
-        sodium_memzero(pointer, rounded)
+        allocation = SecureAllocation.allocate(rounded)
+        sodium_memzero(allocation.pointer, rounded)
     }
 
     func typed<T>(_ type: T.Type) -> UnsafeMutablePointer<T> {
@@ -140,5 +136,5 @@ final class SecureScratch {
     /// For libsodium states that Swift imports as opaque (over-aligned C structs).
     var opaque: OpaquePointer { OpaquePointer(pointer) }
 
-    deinit { sodium_free(pointer) }
+    deinit { allocation.release() }
 }

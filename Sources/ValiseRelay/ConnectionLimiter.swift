@@ -1,5 +1,6 @@
 import NIOConcurrencyHelpers
 public import NIOCore
+import ValiseCrypto
 
 /// Counts connections in all and per source address, and meters new connections per
 /// address with a token bucket, so one address cannot take the relay's capacity or
@@ -9,6 +10,9 @@ public final class ConnectionLimiter: Sendable {
         case tooManyConnections
         case tooManyFromAddress
         case handshakeRate
+        /// The system could give no more guarded memory for keys (out of memory, or of
+        /// memory mappings): new connections wait, the open ones go on.
+        case secureMemory
     }
 
     private struct Bucket {
@@ -28,14 +32,24 @@ public final class ConnectionLimiter: Sendable {
     private let limits: RelayConfiguration.Limits
     private let state = NIOLockedValueBox(State())
     private let now: @Sendable () -> NIODeadline
+    private let secureMemoryAvailable: @Sendable () -> Bool
 
-    public init(limits: RelayConfiguration.Limits, now: @escaping @Sendable () -> NIODeadline = { .now() }) {
+    /// - `secureMemoryAvailable`: whether guarded memory has room for another connection's
+    ///   keys; by default the shared arena's headroom, grown if need be.
+    public init(
+        limits: RelayConfiguration.Limits, now: @escaping @Sendable () -> NIODeadline = { .now() },
+        secureMemoryAvailable: (@Sendable () -> Bool)? = nil
+    ) {
         self.limits = limits
         self.now = now
+        self.secureMemoryAvailable = secureMemoryAvailable ?? { SecureMemory.reserveHeadroom() }
     }
 
     /// Admits a new connection from `address`, or says why not.
     public func acquire(_ address: String) -> Refusal? {
+        // Checked first, outside the lock: a connection whose handshake could not get
+        // guarded memory is refused here rather than stopping the relay halfway through.
+        guard secureMemoryAvailable() else { return .secureMemory }
         let time = now()
         return state.withLockedValue { state in
             guard state.total < limits.maximumConnections else { return .tooManyConnections }

@@ -42,6 +42,9 @@ public final class RelayServer: Service {
         self.limiter = ConnectionLimiter(limits: configuration.limits)
     }
 
+    /// A new connection's receive buffer: room for the handshake and a Hello.
+    static let initialReceiveBufferBytes = 256
+
     /// Commit counters of the store's writer (for the benchmark and the statistics log).
     public var commitCounters: GroupCommitWriter.Counters { writer.currentCounters }
 
@@ -73,6 +76,12 @@ public final class RelayServer: Service {
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelOption(.maxMessagesPerRead, value: 16)
+            // Each connection keeps its receive buffer between reads, at the largest size
+            // it has needed. NIO starts at 2 KiB; an idle connection has only ever read
+            // handshake messages of under 100 bytes, so it starts small and grows (doubling)
+            // only for a connection that carries traffic.
+            .childChannelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(
+                minimum: 64, initial: Self.initialReceiveBufferBytes, maximum: 65_536))
             .childChannelInitializer { channel in
                 let peer = channel.remoteAddress?.ipAddress ?? "unknown"
                 var connectionLogger = logger

@@ -9,7 +9,7 @@ struct ValiseLoad: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "valise-load",
         abstract: "Relay protocol load and test client (for scripts/crash-test and scripts/bench).",
-        subcommands: [Send.self, Receive.self, Bench.self]
+        subcommands: [Send.self, Receive.self, Bench.self, Connections.self]
     )
 
     static func main() async {

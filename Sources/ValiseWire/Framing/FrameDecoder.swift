@@ -5,6 +5,10 @@
 public struct FrameDecoder: Sendable {
     /// Noise's limit: a frame's length field cannot say more.
     public static let maximumFrameLength = 65_535
+    /// Storage kept for the next read once every byte is consumed. Larger storage (left by
+    /// a large frame) is given back, so that a connection that once carried a large message
+    /// does not hold its size while it sits idle among thousands of others.
+    static let retainedCapacity = 1024
 
     private var buffer: [UInt8] = []
     private var start = 0
@@ -18,6 +22,8 @@ public struct FrameDecoder: Sendable {
     public var bufferedByteCount: Int { buffer.count - start }
     /// Bytes held in storage, consumed ones included (compaction keeps this near one frame).
     var storedByteCount: Int { buffer.count }
+    /// Bytes of storage allocated, used or not.
+    var storedCapacity: Int { buffer.capacity }
 
     public mutating func append(_ bytes: some Collection<UInt8>) {
         // Drop consumed bytes before growing, so the buffer stays about one frame long.
@@ -38,7 +44,7 @@ public struct FrameDecoder: Sendable {
         start += 2 + length
         completedFrameCount &+= 1
         if start == buffer.count {
-            buffer.removeAll(keepingCapacity: true)
+            buffer.removeAll(keepingCapacity: buffer.capacity <= Self.retainedCapacity)
             start = 0
         }
         return frame
