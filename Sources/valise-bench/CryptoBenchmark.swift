@@ -28,9 +28,15 @@ struct CryptoBenchmark {
     static let ttlClass: UInt8 = 2
 
     struct Sample {
-        var seconds: Double
-        var heap: Int
-        var guarded: Int
+        var seconds: Double = 0
+        var heap = 0
+        var guarded = 0
+
+        mutating func add(_ other: Sample) {
+            seconds += other.seconds
+            heap += other.heap
+            guarded += other.guarded
+        }
     }
 
     struct Result {
@@ -41,53 +47,46 @@ struct CryptoBenchmark {
         var envelopeByteCount = 0
     }
 
+    /// Messages per slice: Valise and raw take turns slice by slice, so that a change in
+    /// the machine's load (it is shared) falls on both alike.
+    static let sliceCount = 50
+
     func run() -> Result {
         let ids = (0..<iterations).map { _ in Random.bytes(count: SealedEnvelope.idByteCount) }
         let valise = ValiseEnds()
         let raw = RawEnds(capacity: iterations)
         var result = Result()
-        // One unmeasured round first: page faults, lazy initialisation, caches.
-        _ = roundValise(valise, ids: ids)
-        _ = roundRaw(raw, ids: ids)
-        for repetition in 0..<repetitions {
-            // Alternate which goes first, so a drift in the machine's speed hits both.
-            if repetition % 2 == 0 {
-                let (encrypt, decrypt, size) = roundValise(valise, ids: ids)
-                let (rawEncrypt, rawDecrypt) = roundRaw(raw, ids: ids)
-                result.record(encrypt, decrypt, rawEncrypt, rawDecrypt, size)
-            } else {
-                let (rawEncrypt, rawDecrypt) = roundRaw(raw, ids: ids)
-                let (encrypt, decrypt, size) = roundValise(valise, ids: ids)
-                result.record(encrypt, decrypt, rawEncrypt, rawDecrypt, size)
-            }
+        // One unmeasured round first: page faults, lazy initialisation, pools, caches.
+        _ = round(valise, raw, ids: ids)
+        for _ in 0..<repetitions {
+            let (encrypt, rawEncrypt, decrypt, rawDecrypt, size) = round(valise, raw, ids: ids)
+            result.record(encrypt, decrypt, rawEncrypt, rawDecrypt, size)
         }
         return result
     }
 
-    private func roundValise(_ ends: ValiseEnds, ids: [[UInt8]]) -> (Sample, Sample, Int) {
+    private func round(_ valise: ValiseEnds, _ raw: RawEnds, ids: [[UInt8]]) -> (Sample, Sample, Sample, Sample, Int) {
         var sealed: [[UInt8]] = []
         sealed.reserveCapacity(ids.count)
-        let encrypt = measure {
-            for id in ids { sealed.append(ends.encryptAndSeal(id: id)) }
+        var encrypt = Sample(), rawEncrypt = Sample(), decrypt = Sample(), rawDecrypt = Sample()
+        let slices = stride(from: 0, to: ids.count, by: Self.sliceCount).map { $0..<min($0 + Self.sliceCount, ids.count) }
+        for (number, slice) in slices.enumerated() {
+            let valiseTurn = { encrypt.add(measure { for index in slice { sealed.append(valise.encryptAndSeal(id: ids[index])) } }) }
+            let rawTurn = { rawEncrypt.add(measure { for index in slice { raw.encryptAndSeal(id: ids[index], into: index) } }) }
+            if number % 2 == 0 { valiseTurn(); rawTurn() } else { rawTurn(); valiseTurn() }
         }
-        var opened = 0
-        let decrypt = measure {
-            for (id, envelope) in zip(ids, sealed) where ends.openAndDecrypt(envelope, id: id) { opened += 1 }
+        var opened = 0, rawOpened = 0
+        for (number, slice) in slices.enumerated() {
+            let valiseTurn = {
+                decrypt.add(measure { for index in slice where valise.openAndDecrypt(sealed[index], id: ids[index]) { opened += 1 } })
+            }
+            let rawTurn = {
+                rawDecrypt.add(measure { for index in slice where raw.openAndDecrypt(from: index, id: ids[index]) { rawOpened += 1 } })
+            }
+            if number % 2 == 0 { valiseTurn(); rawTurn() } else { rawTurn(); valiseTurn() }
         }
-        precondition(opened == ids.count, "valise-bench: a message did not decrypt")
-        return (encrypt, decrypt, sealed[0].count)
-    }
-
-    private func roundRaw(_ ends: RawEnds, ids: [[UInt8]]) -> (Sample, Sample) {
-        let encrypt = measure {
-            for (index, id) in ids.enumerated() { ends.encryptAndSeal(id: id, into: index) }
-        }
-        var opened = 0
-        let decrypt = measure {
-            for (index, id) in ids.enumerated() where ends.openAndDecrypt(from: index, id: id) { opened += 1 }
-        }
-        precondition(opened == ids.count, "valise-bench: a raw message did not decrypt")
-        return (encrypt, decrypt)
+        precondition(opened == ids.count && rawOpened == ids.count, "valise-bench: a message did not decrypt")
+        return (encrypt, rawEncrypt, decrypt, rawDecrypt, sealed[0].count)
     }
 
     private func measure(_ body: () -> Void) -> Sample {

@@ -8,7 +8,8 @@ extension ValiseBench {
             abstract: "Encrypt+seal and open+decrypt one 256-byte message, against the raw libsodium calls.",
             discussion: """
                 Prints one JSON line: nanoseconds of this thread's CPU time (user and system) per \
-                message (medians over the repetitions), \
+                message (medians over the repetitions; Valise and raw take turns every 50 \
+                messages), \
                 the ratios Valise/raw (medians of the per-repetition ratios), sodium_malloc \
                 calls per message, and heap allocations per message when ordo-one/malloc-interposer \
                 is preloaded (null otherwise):
