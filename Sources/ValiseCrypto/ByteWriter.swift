@@ -9,6 +9,8 @@ public struct ByteWriter {
     public mutating func write(_ value: UInt32) { appendBigEndian(value) }
     public mutating func write(_ value: UInt64) { appendBigEndian(value) }
     public mutating func write(_ data: [UInt8]) { bytes.append(contentsOf: data) }
+    /// A string's UTF-8 bytes, without a length (the caller writes one first).
+    public mutating func write(_ text: String.UTF8View) { bytes.append(contentsOf: text) }
 
     /// A u16 length then the UTF-8 bytes; the caller has bounded the string.
     public mutating func writeString(_ text: String) {
@@ -44,6 +46,7 @@ public struct SecretWriter {
     public mutating func write(_ value: UInt64) { withUnsafeBytes(of: value.bigEndian) { put($0) } }
     public mutating func write(_ data: [UInt8]) { data.withUnsafeBytes { put($0) } }
     public mutating func write(_ secret: SecretBytes) { secret.withUnsafeBytes { put($0) } }
+    public mutating func write(_ secret: PooledSecret) { secret.withUnsafeBytes { put($0) } }
     public mutating func writeString(_ text: String) {
         let utf8 = Array(text.utf8)
         precondition(utf8.count <= Int(UInt16.max), "string too long for a u16 length")

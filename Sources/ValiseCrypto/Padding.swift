@@ -6,23 +6,38 @@ import CSodium
 public enum Padding {
     /// `bytes` padded to the next multiple of `blockSize` (at least one byte is added).
     public static func pad(_ bytes: [UInt8], toMultipleOf blockSize: Int) -> [UInt8] {
+        var buffer = bytes
+        pad(&buffer, toMultipleOf: blockSize)
+        return buffer
+    }
+
+    /// Pads `bytes` in place (no new buffer if its capacity already holds the padding).
+    public static func pad(_ bytes: inout [UInt8], toMultipleOf blockSize: Int) {
         precondition(blockSize > 0, "padding block size must be positive")
-        let total = (bytes.count / blockSize + 1) * blockSize
-        var buffer = bytes + [UInt8](repeating: 0, count: total - bytes.count)
+        let count = bytes.count
+        let total = (count / blockSize + 1) * blockSize
+        bytes.append(contentsOf: repeatElement(0, count: total - count))
         var padded = 0
-        let rc = buffer.withUnsafeMutableBufferPointer { out in
-            sodium_pad(&padded, out.baseAddress!, bytes.count, blockSize, total)
+        let rc = bytes.withUnsafeMutableBufferPointer { out in
+            sodium_pad(&padded, out.baseAddress!, count, blockSize, total)
         }
         precondition(rc == 0 && padded == total, "sodium_pad failed")
-        return buffer
     }
 
     /// The bytes before the padding; throws `.invalidParameter` if the padding is not valid.
     public static func unpad(_ bytes: [UInt8], blockSize: Int) throws(CryptoError) -> [UInt8] {
+        var buffer = bytes
+        try unpad(&buffer, blockSize: blockSize)
+        return buffer
+    }
+
+    /// Removes the padding in place; throws `.invalidParameter`, leaving `bytes` as they
+    /// were, if the padding is not valid.
+    public static func unpad(_ bytes: inout [UInt8], blockSize: Int) throws(CryptoError) {
         guard blockSize > 0, !bytes.isEmpty, bytes.count % blockSize == 0 else { throw .invalidParameter("padding") }
         var unpadded = 0
         let rc = withBytes(bytes) { b, count in sodium_unpad(&unpadded, b, count, blockSize) }
         guard rc == 0 else { throw .invalidParameter("padding") }
-        return Array(bytes[0..<unpadded])
+        bytes.removeLast(bytes.count - unpadded)
     }
 }

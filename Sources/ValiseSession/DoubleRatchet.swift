@@ -17,25 +17,28 @@ public struct RatchetHeader: Sendable, Equatable, Hashable {
     /// `DHs (32) ‖ u32 PN ‖ u32 N`, big-endian.
     public var encoded: [UInt8] {
         var writer = ByteWriter(capacity: Self.byteCount)
-        writer.write(ratchetKey.bytes)
-        writer.write(previousChainLength)
-        writer.write(messageNumber)
+        write(to: &writer)
         return writer.bytes
     }
 
+    func write(to writer: inout ByteWriter) {
+        writer.write(ratchetKey.bytes)
+        writer.write(previousChainLength)
+        writer.write(messageNumber)
+    }
+
     public init(decoding bytes: [UInt8]) throws(SessionError) {
-        do {
-            self = try ByteReader.read(bytes, context: "ratchet header") { (reader, _) throws(FormatError) in
-                let key = try reader.readBytes(AgreementPublicKey.byteCount)
-                let header = RatchetHeader(
-                    ratchetKey: try! AgreementPublicKey(bytes: key), previousChainLength: try reader.readUInt32(),
-                    messageNumber: try reader.readUInt32())
-                try reader.expectEnd()
-                return header
-            }
-        } catch {
-            throw .malformed("the ratchet header")
-        }
+        try self.init(decoding: bytes[...])
+    }
+
+    /// Reads the header in place (a message's first 40 bytes), without copying the rest.
+    init(decoding bytes: ArraySlice<UInt8>) throws(SessionError) {
+        guard bytes.count == Self.byteCount else { throw .malformed("the ratchet header") }
+        let start = bytes.startIndex
+        let keyEnd = start + AgreementPublicKey.byteCount
+        ratchetKey = try! AgreementPublicKey(bytes: Array(bytes[start..<keyEnd]))
+        previousChainLength = bytes[keyEnd..<(keyEnd + 4)].reduce(0) { $0 << 8 | UInt32($1) }
+        messageNumber = bytes[(keyEnd + 4)..<(keyEnd + 8)].reduce(0) { $0 << 8 | UInt32($1) }
     }
 }
 
@@ -49,12 +52,27 @@ public struct RatchetMessage: Sendable, Equatable {
         self.ciphertext = ciphertext
     }
 
-    public var encoded: [UInt8] { header.encoded + ciphertext }
+    public var encoded: [UInt8] {
+        var writer = ByteWriter(capacity: RatchetHeader.byteCount + ciphertext.count)
+        write(to: &writer)
+        return writer.bytes
+    }
+
+    func write(to writer: inout ByteWriter) {
+        header.write(to: &writer)
+        writer.write(ciphertext)
+    }
 
     public init(decoding bytes: [UInt8]) throws(SessionError) {
+        try self.init(decoding: bytes[...])
+    }
+
+    /// Reads a message that ends a longer buffer (a session message) without copying it first.
+    init(decoding bytes: ArraySlice<UInt8>) throws(SessionError) {
         guard bytes.count >= RatchetHeader.byteCount + XChaChaPoly.tagByteCount else { throw .malformed("the ratchet message") }
-        header = try RatchetHeader(decoding: Array(bytes[0..<RatchetHeader.byteCount]))
-        ciphertext = Array(bytes[RatchetHeader.byteCount...])
+        let headerEnd = bytes.startIndex + RatchetHeader.byteCount
+        header = try RatchetHeader(decoding: bytes[bytes.startIndex..<headerEnd])
+        ciphertext = Array(bytes[headerEnd...])
     }
 }
 
@@ -72,6 +90,9 @@ public struct RatchetMessage: Sendable, Equatable {
 public struct DoubleRatchet: Sendable {
     public static let rootInfo = Array("Valise_DR_Root_v1".utf8)
     public static let messageInfo = Array("Valise_DR_Message_v1".utf8)
+    /// KDF_CK's constants and the message key's HKDF, for `SymmetricRatchet`.
+    static let symmetric = SymmetricRatchet.Parameters(
+        chainConstant: 0x02, messageConstant: 0x01, salt: [UInt8](repeating: 0, count: 32), info: messageInfo)
     /// Message keys one message may make the session skip (and keep): MAX_SKIP.
     public static let maximumSkip = 1000
     /// Skipped message keys kept in all; the oldest go first.
@@ -85,8 +106,9 @@ public struct DoubleRatchet: Sendable {
     var sendingRatchetKey: AgreementPrivateKey
     var receivingRatchetKey: AgreementPublicKey?
     var rootKey: SecretBytes
-    var sendingChain: SecretBytes?
-    var receivingChain: SecretBytes?
+    // Chain keys change with every message: pooled guarded memory, not pages of their own.
+    var sendingChain: PooledSecret?
+    var receivingChain: PooledSecret?
     var sent: UInt32 = 0
     var received: UInt32 = 0
     var previousSendingChainLength: UInt32 = 0
@@ -125,12 +147,13 @@ public struct DoubleRatchet: Sendable {
         guard let chain = sendingChain else {
             throw SessionError(code: "cannot-send", message: "the session cannot send before it has received a message")
         }
-        let (next, messageKey) = Self.chainStep(chain)
-        let header = RatchetHeader(ratchetKey: sendingRatchetKey.publicKey, previousChainLength: previousSendingChainLength, messageNumber: sent)
         guard sent < UInt32.max else { throw SessionError(code: "chain-exhausted", message: "the sending chain is exhausted") }
+        let (next, messageKey) = SymmetricRatchet.step(chain, Self.symmetric)
+        let header = RatchetHeader(ratchetKey: sendingRatchetKey.publicKey, previousChainLength: previousSendingChainLength, messageNumber: sent)
         sendingChain = next
         sent += 1
-        return RatchetMessage(header: header, ciphertext: try seal(plaintext, messageKey: messageKey, header: header))
+        let ciphertext = SymmetricRatchet.seal(plaintext, messageKey: messageKey, Self.symmetric, associatedData: associatedData, header: header.encoded)
+        return RatchetMessage(header: header, ciphertext: ciphertext)
     }
 
     /// Decrypts `message`, ratcheting forward as its header says; `newRatchetKey` makes the
@@ -148,7 +171,13 @@ public struct DoubleRatchet: Sendable {
         let header = message.header
         let slot = SkippedKey(ratchetKey: header.ratchetKey, number: header.messageNumber)
         if let messageKey = skipped[slot] {
-            let plaintext = try open(message, messageKey: messageKey)
+            let plaintext: [UInt8]
+            do {
+                plaintext = try SymmetricRatchet.open(
+                    message.ciphertext, messageKey: messageKey, Self.symmetric, associatedData: associatedData, header: message.header.encoded)
+            } catch {
+                throw .undecryptable
+            }
             skipped[slot] = nil
             skippedOrder.removeAll { $0 == slot }
             return plaintext
@@ -161,10 +190,15 @@ public struct DoubleRatchet: Sendable {
         }
         try skipMessageKeys(until: header.messageNumber)
         guard let chain = receivingChain else { throw .undecryptable }
-        let (nextChain, messageKey) = Self.chainStep(chain)
+        let (nextChain, messageKey) = SymmetricRatchet.step(chain, Self.symmetric)
         receivingChain = nextChain
         received += 1
-        return try open(message, messageKey: messageKey)
+        do {
+            return try SymmetricRatchet.open(
+                message.ciphertext, messageKey: messageKey, Self.symmetric, associatedData: associatedData, header: message.header.encoded)
+        } catch {
+            throw .undecryptable
+        }
     }
 
     private mutating func skipMessageKeys(until end: UInt32) throws(SessionError) {
@@ -175,10 +209,11 @@ public struct DoubleRatchet: Sendable {
         }
         var current = chain
         while received < end {
-            let (nextChain, messageKey) = Self.chainStep(current)
+            let (nextChain, messageKey) = SymmetricRatchet.step(current, Self.symmetric)
             let slot = SkippedKey(ratchetKey: ratchetKey, number: received)
-            // A peer that reuses a ratchet key must not make one slot listed twice.
-            if skipped.updateValue(messageKey, forKey: slot) == nil { skippedOrder.append(slot) }
+            // A peer that reuses a ratchet key must not make one slot listed twice; a kept
+            // key may stay for long, so it gets guarded pages of its own.
+            if skipped.updateValue(messageKey.secretBytes, forKey: slot) == nil { skippedOrder.append(slot) }
             current = nextChain
             received += 1
         }
@@ -201,7 +236,7 @@ public struct DoubleRatchet: Sendable {
         sendingChain = sending
     }
 
-    // MARK: The functions the specification names
+    // MARK: The functions the specification names (KDF_CK and ENCRYPT: `SymmetricRatchet`, with `symmetric`)
 
     private static func agree(_ own: AgreementPrivateKey, _ remote: AgreementPublicKey) throws(SessionError) -> SecretBytes {
         do {
@@ -212,38 +247,9 @@ public struct DoubleRatchet: Sendable {
     }
 
     /// KDF_RK(rk, dh_out) → (new root key, chain key).
-    static func rootStep(_ rootKey: SecretBytes, _ dhOutput: SecretBytes) throws(SessionError) -> (SecretBytes, SecretBytes) {
+    static func rootStep(_ rootKey: SecretBytes, _ dhOutput: SecretBytes) throws(SessionError) -> (SecretBytes, PooledSecret) {
         let output = try! HKDF<HMACSHA256>.expand(
             pseudoRandomKey: HKDF<HMACSHA256>.extract(salt: rootKey, inputKeyMaterial: dhOutput), info: rootInfo, outputByteCount: 64)
-        return (output.slice(0..<32), output.slice(32..<64))
-    }
-
-    /// KDF_CK(ck) → (next chain key, message key).
-    static func chainStep(_ chainKey: SecretBytes) -> (SecretBytes, SecretBytes) {
-        (HMACSHA256.authenticate(key: chainKey, message: [.bytes([0x02])]),
-         HMACSHA256.authenticate(key: chainKey, message: [.bytes([0x01])]))
-    }
-
-    /// The AEAD key and nonce of one message key.
-    static func messageCipher(_ messageKey: SecretBytes) -> (SymmetricKey, XChaChaPoly.Nonce) {
-        let output = try! HKDF<HMACSHA256>.deriveKey(
-            inputKeyMaterial: messageKey, salt: [UInt8](repeating: 0, count: 32), info: messageInfo, outputByteCount: 56)
-        let key = try! SymmetricKey(output.slice(0..<32))
-        let nonce = output.slice(32..<56).withUnsafeBytes { try! XChaChaPoly.Nonce(bytes: Array($0)) }
-        return (key, nonce)
-    }
-
-    private func seal(_ plaintext: [UInt8], messageKey: SecretBytes, header: RatchetHeader) throws(SessionError) -> [UInt8] {
-        let (key, nonce) = Self.messageCipher(messageKey)
-        return XChaChaPoly.seal(plaintext, using: key, nonce: nonce, authenticating: associatedData + header.encoded)
-    }
-
-    private func open(_ message: RatchetMessage, messageKey: SecretBytes) throws(SessionError) -> [UInt8] {
-        let (key, nonce) = Self.messageCipher(messageKey)
-        do {
-            return try XChaChaPoly.open(message.ciphertext, using: key, nonce: nonce, authenticating: associatedData + message.header.encoded)
-        } catch {
-            throw .undecryptable
-        }
+        return (output.slice(0..<32), PooledSecret(copying: output, range: 32..<64))
     }
 }

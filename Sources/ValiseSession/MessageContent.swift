@@ -15,20 +15,22 @@ public enum MessageContent: Sendable, Equatable {
     public static let maximumReceiptIDs = 64
 
     public var encoded: [UInt8] {
-        var writer = ByteWriter()
-        writer.write(Self.version)
         switch self {
         case .text(let text):
-            let utf8 = Array(text.utf8)
+            var writer = ByteWriter(capacity: 6 + text.utf8.count)
+            writer.write(Self.version)
             writer.write(UInt8(1))
-            writer.write(UInt32(utf8.count))
-            writer.write(utf8)
+            writer.write(UInt32(text.utf8.count))
+            writer.write(text.utf8)
+            return writer.bytes
         case .receipt(let ids):
+            var writer = ByteWriter(capacity: 3 + ids.count * SealedEnvelope.idByteCount)
+            writer.write(Self.version)
             writer.write(UInt8(2))
             writer.write(UInt8(ids.count))
             for id in ids { writer.write(id) }
+            return writer.bytes
         }
-        return writer.bytes
     }
 
     public init(decoding bytes: [UInt8]) throws(SessionError) {

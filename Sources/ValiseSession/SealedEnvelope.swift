@@ -55,8 +55,11 @@ public struct SealedEnvelope: Sendable, Equatable {
 
     /// `u8 version ‖ id (16) ‖ recipient (32) ‖ u8 precedence ‖ u8 TTL class ‖ sender (32) ‖
     /// u64 head sequence ‖ head hash (32) ‖ u64 timestamp ‖ u32 length ‖ session message`.
-    var encoded: [UInt8] {
-        var writer = ByteWriter(capacity: 128 + sessionMessage.count)
+    var encoded: [UInt8] { encoded(capacity: Self.fixedByteCount + sessionMessage.count) }
+
+    /// The contents in a buffer of `capacity` bytes (room for the padding, when sealing).
+    private func encoded(capacity: Int) -> [UInt8] {
+        var writer = ByteWriter(capacity: capacity)
         writer.write(Self.version)
         writer.write(id)
         writer.write(recipient.bytes)
@@ -98,7 +101,8 @@ public struct SealedEnvelope: Sendable, Equatable {
         guard let bucket = Self.bucket(forSessionMessageOf: sessionMessage.count) else {
             throw SessionError(code: "too-large", message: "the message is too large for the largest envelope (\(Self.buckets.last!) bytes)")
         }
-        let padded = Padding.pad(encoded, toMultipleOf: bucket - SealedBox.overheadByteCount)
+        var padded = encoded(capacity: bucket - SealedBox.overheadByteCount)
+        Padding.pad(&padded, toMultipleOf: bucket - SealedBox.overheadByteCount)
         do {
             return try SealedBox.seal(padded, to: envelopeKey)
         } catch {
@@ -114,9 +118,10 @@ public struct SealedEnvelope: Sendable, Equatable {
         precedence: UInt8, ttlClass: UInt8
     ) throws(SessionError) -> SealedEnvelope {
         guard buckets.contains(sealed.count) else { throw .malformed("the envelope (not a bucket size)") }
-        let padded: [UInt8]
+        var padded: [UInt8]
         do {
-            padded = try Padding.unpad(try SealedBox.open(sealed, with: envelopeKey), blockSize: sealed.count - SealedBox.overheadByteCount)
+            padded = try SealedBox.open(sealed, with: envelopeKey)
+            try Padding.unpad(&padded, blockSize: sealed.count - SealedBox.overheadByteCount)
         } catch {
             throw SessionError(code: "unsealable", message: "the envelope does not open with this device's envelope key (tampered, or for another key)")
         }

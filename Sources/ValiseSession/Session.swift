@@ -114,11 +114,18 @@ public struct Session: Sendable {
 
     /// `u8 version (1) ‖ u8 kind ‖ [initial header, kind 1] ‖ ratchet message`.
     public mutating func encrypt(_ plaintext: [UInt8]) throws(SessionError) -> [UInt8] {
-        let message = try ratchet.encrypt(plaintext).encoded
-        if let pendingInitialHeader {
-            return [Self.version, Kind.initial.rawValue] + pendingInitialHeader.encoded + message
+        let message = try ratchet.encrypt(plaintext)
+        let initial = pendingInitialHeader?.encoded
+        var writer = ByteWriter(capacity: 2 + (initial?.count ?? 0) + RatchetHeader.byteCount + message.ciphertext.count)
+        writer.write(Self.version)
+        if let initial {
+            writer.write(Kind.initial.rawValue)
+            writer.write(initial)
+        } else {
+            writer.write(Kind.ratchet.rawValue)
         }
-        return [Self.version, Kind.ratchet.rawValue] + message
+        message.write(to: &writer)
+        return writer.bytes
     }
 
     /// Decrypts a message of this session: a ratchet message, or an initial message that
@@ -144,13 +151,13 @@ public struct Session: Sendable {
         }
         switch Kind(rawValue: message[1]) {
         case .ratchet:
-            return (nil, try RatchetMessage(decoding: Array(message[2...])))
+            return (nil, try RatchetMessage(decoding: message[2...]))
         case .initial:
             guard message.count >= 3 else { throw .malformed("the session message") }
             let headerLength = X3DH.InitialHeader.encodedByteCount(flags: message[2])
             guard message.count >= 2 + headerLength else { throw .malformed("the session message") }
             let header = try X3DH.InitialHeader(decoding: Array(message[2..<(2 + headerLength)]))
-            return (header, try RatchetMessage(decoding: Array(message[(2 + headerLength)...])))
+            return (header, try RatchetMessage(decoding: message[(2 + headerLength)...]))
         case nil:
             throw .malformed("the session message")
         }
