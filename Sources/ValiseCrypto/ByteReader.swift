@@ -49,13 +49,6 @@ public struct ByteReader {
         }
     }
 
-    /// Copies `count` bytes (at most 64) straight into pooled guarded memory.
-    public mutating func readPooledSecret(_ count: Int) throws(FormatError) -> PooledSecret {
-        precondition(count <= PooledSecret.maximumByteCount, "a pooled secret holds at most 64 bytes")
-        let source = try take(count)
-        return PooledSecret(count: count) { out in out.copyMemory(from: source) }
-    }
-
     /// A u16 length, then that many bytes, which must be valid UTF-8 of at most `maximum` bytes.
     public mutating func readString(maximumByteCount maximum: Int, field: String) throws(FormatError) -> String {
         let length = Int(try readUInt16())

@@ -46,7 +46,6 @@ public struct SecretWriter {
     public mutating func write(_ value: UInt64) { withUnsafeBytes(of: value.bigEndian) { put($0) } }
     public mutating func write(_ data: [UInt8]) { data.withUnsafeBytes { put($0) } }
     public mutating func write(_ secret: SecretBytes) { secret.withUnsafeBytes { put($0) } }
-    public mutating func write(_ secret: PooledSecret) { secret.withUnsafeBytes { put($0) } }
     public mutating func writeString(_ text: String) {
         let utf8 = Array(text.utf8)
         precondition(utf8.count <= Int(UInt16.max), "string too long for a u16 length")

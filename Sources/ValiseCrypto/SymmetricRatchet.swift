@@ -8,9 +8,10 @@ import CSodium
 /// - the message key gives an XChaCha20-Poly1305 key and nonce: HKDF-SHA-256(salt, IKM =
 ///   message key, info, 56 bytes) → key (32) ‖ nonce (24).
 ///
-/// The results are `PooledSecret`s, and every intermediate value (HMAC states, HKDF's PRK
-/// and output) lives in a pooled guarded scratch slot that is wiped when the call returns:
-/// no system call per message, where `HMACSHA256` and `HKDF` map guarded pages for each.
+/// The results are `SecretBytes` (slots of the shared `SecretArena`), and every intermediate
+/// value (HMAC states, HKDF's PRK and output) lives in one arena scratch slot that is wiped
+/// when the call returns: no system call and no object per intermediate value, where
+/// `HMACSHA256` and `HKDF` make a `SecureScratch` or `SecretBytes` for each.
 /// The values are those of `HMACSHA256` and `HKDF<HMACSHA256>` (tests compare them).
 public enum SymmetricRatchet {
     public struct Parameters: Sendable {
@@ -30,19 +31,14 @@ public enum SymmetricRatchet {
     }
 
     /// KDF_CK(chain key) → (next chain key, message key).
-    public static func step(_ chainKey: PooledSecret, _ parameters: Parameters) -> (chainKey: PooledSecret, messageKey: PooledSecret) {
-        chainKey.withUnsafeBytes { key in step(key, parameters) }
-    }
-
-    /// KDF_CK for a chain key held in its own guarded pages (as a stored session's).
-    public static func step(_ chainKey: SecretBytes, _ parameters: Parameters) -> (chainKey: PooledSecret, messageKey: PooledSecret) {
+    public static func step(_ chainKey: SecretBytes, _ parameters: Parameters) -> (chainKey: SecretBytes, messageKey: SecretBytes) {
         chainKey.withUnsafeBytes { key in step(key, parameters) }
     }
 
     /// Encrypts `plaintext` under the key and nonce `messageKey` gives; the associated data
     /// is `associatedData ‖ header`. Returns ciphertext ‖ tag.
     public static func seal(
-        _ plaintext: [UInt8], messageKey: PooledSecret, _ parameters: Parameters, associatedData: [UInt8], header: [UInt8]
+        _ plaintext: [UInt8], messageKey: SecretBytes, _ parameters: Parameters, associatedData: [UInt8], header: [UInt8]
     ) -> [UInt8] {
         Sodium.ensureInitialised()
         precondition(plaintext.count <= AEADPrimitive.maximumMessageByteCount, "XChaCha20-Poly1305 message too large")
@@ -61,15 +57,6 @@ public enum SymmetricRatchet {
 
     /// Verifies and decrypts ciphertext ‖ tag; throws `.authenticationFailed` on any mismatch.
     public static func open(
-        _ sealed: [UInt8], messageKey: PooledSecret, _ parameters: Parameters, associatedData: [UInt8], header: [UInt8]
-    ) throws(CryptoError) -> [UInt8] {
-        try messageKey.withUnsafeBytes { (key) throws(CryptoError) -> [UInt8] in
-            try open(sealed, key, parameters, associatedData, header)
-        }
-    }
-
-    /// `open` with a message key kept in its own guarded pages (a skipped one).
-    public static func open(
         _ sealed: [UInt8], messageKey: SecretBytes, _ parameters: Parameters, associatedData: [UInt8], header: [UInt8]
     ) throws(CryptoError) -> [UInt8] {
         try messageKey.withUnsafeBytes { (key) throws(CryptoError) -> [UInt8] in
@@ -83,17 +70,19 @@ public enum SymmetricRatchet {
     private static let stateOffset = 0
     private static let prkOffset = 256
     private static let outputOffset = 288
+    private static let scratchByteCount = 352
 
-    private static func step(_ chainKey: UnsafeRawBufferPointer, _ parameters: Parameters) -> (chainKey: PooledSecret, messageKey: PooledSecret) {
+    private static func step(_ chainKey: UnsafeRawBufferPointer, _ parameters: Parameters) -> (chainKey: SecretBytes, messageKey: SecretBytes) {
         precondition(chainKey.count == HMACSHA256.outputByteCount, "a chain key has 32 bytes")
         Sodium.ensureInitialised()
-        let scratch = SecretPool.scratch.take()
-        defer { SecretPool.scratch.give(scratch) }
+        let allocation = SecureAllocation.allocate(scratchByteCount)
+        defer { allocation.release() }
+        let scratch = allocation.pointer
         let state = (scratch + stateOffset).bindMemory(to: crypto_auth_hmacsha256_state.self, capacity: 1)
-        let next = PooledSecret(count: 32) { out in
+        let next = SecretBytes(count: 32) { out in
             hmac(state, key: chainKey, byte: parameters.chainConstant, into: out.baseAddress!)
         }
-        let message = PooledSecret(count: 32) { out in
+        let message = SecretBytes(count: 32) { out in
             hmac(state, key: chainKey, byte: parameters.messageConstant, into: out.baseAddress!)
         }
         return (next, message)
@@ -121,7 +110,7 @@ public enum SymmetricRatchet {
     }
 
     private static func withCipher<R, E: Error>(
-        _ messageKey: PooledSecret, _ parameters: Parameters,
+        _ messageKey: SecretBytes, _ parameters: Parameters,
         _ body: (UnsafePointer<UInt8>, UnsafePointer<UInt8>) throws(E) -> R
     ) throws(E) -> R {
         try messageKey.withUnsafeBytes { (key) throws(E) -> R in try withCipher(key, parameters, body) }
@@ -134,8 +123,9 @@ public enum SymmetricRatchet {
         _ body: (UnsafePointer<UInt8>, UnsafePointer<UInt8>) throws(E) -> R
     ) throws(E) -> R {
         precondition(messageKey.count == HMACSHA256.outputByteCount, "a message key has 32 bytes")
-        let scratch = SecretPool.scratch.take()
-        defer { SecretPool.scratch.give(scratch) }
+        let allocation = SecureAllocation.allocate(scratchByteCount)
+        defer { allocation.release() }
+        let scratch = allocation.pointer
         let state = (scratch + stateOffset).bindMemory(to: crypto_auth_hmacsha256_state.self, capacity: 1)
         let prk = (scratch + prkOffset).bindMemory(to: UInt8.self, capacity: 32)
         let output = (scratch + outputOffset).bindMemory(to: UInt8.self, capacity: 64)

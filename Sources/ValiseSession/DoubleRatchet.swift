@@ -106,9 +106,9 @@ public struct DoubleRatchet: Sendable {
     var sendingRatchetKey: AgreementPrivateKey
     var receivingRatchetKey: AgreementPublicKey?
     var rootKey: SecretBytes
-    // Chain keys change with every message: pooled guarded memory, not pages of their own.
-    var sendingChain: PooledSecret?
-    var receivingChain: PooledSecret?
+    // Chain keys change with every message; small secrets take arena slots, not pages of their own.
+    var sendingChain: SecretBytes?
+    var receivingChain: SecretBytes?
     var sent: UInt32 = 0
     var received: UInt32 = 0
     var previousSendingChainLength: UInt32 = 0
@@ -211,9 +211,8 @@ public struct DoubleRatchet: Sendable {
         while received < end {
             let (nextChain, messageKey) = SymmetricRatchet.step(current, Self.symmetric)
             let slot = SkippedKey(ratchetKey: ratchetKey, number: received)
-            // A peer that reuses a ratchet key must not make one slot listed twice; a kept
-            // key may stay for long, so it gets guarded pages of its own.
-            if skipped.updateValue(messageKey.secretBytes, forKey: slot) == nil { skippedOrder.append(slot) }
+            // A peer that reuses a ratchet key must not make one slot listed twice.
+            if skipped.updateValue(messageKey, forKey: slot) == nil { skippedOrder.append(slot) }
             current = nextChain
             received += 1
         }
@@ -247,9 +246,9 @@ public struct DoubleRatchet: Sendable {
     }
 
     /// KDF_RK(rk, dh_out) → (new root key, chain key).
-    static func rootStep(_ rootKey: SecretBytes, _ dhOutput: SecretBytes) throws(SessionError) -> (SecretBytes, PooledSecret) {
+    static func rootStep(_ rootKey: SecretBytes, _ dhOutput: SecretBytes) throws(SessionError) -> (SecretBytes, SecretBytes) {
         let output = try! HKDF<HMACSHA256>.expand(
             pseudoRandomKey: HKDF<HMACSHA256>.extract(salt: rootKey, inputKeyMaterial: dhOutput), info: rootInfo, outputByteCount: 64)
-        return (output.slice(0..<32), PooledSecret(copying: output, range: 32..<64))
+        return (output.slice(0..<32), output.slice(32..<64))
     }
 }

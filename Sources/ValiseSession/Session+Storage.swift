@@ -54,7 +54,7 @@ extension Session {
         }
     }
 
-    private static func writeOptional(_ secret: PooledSecret?, to writer: inout SecretWriter) {
+    private static func writeOptional(_ secret: SecretBytes?, to writer: inout SecretWriter) {
         if let secret {
             writer.write(UInt8(1))
             writer.write(secret)
@@ -78,8 +78,8 @@ extension Session {
                 let sendingKey = try reader.readSecret(32)
                 let receivingKey = try reader.readUInt8() == 1 ? try reader.readBytes(32) : nil
                 let root = try reader.readSecret(32)
-                let sendingChain = try reader.readUInt8() == 1 ? try reader.readPooledSecret(32) : nil
-                let receivingChain = try reader.readUInt8() == 1 ? try reader.readPooledSecret(32) : nil
+                let sendingChain = try reader.readUInt8() == 1 ? try reader.readSecret(32) : nil
+                let receivingChain = try reader.readUInt8() == 1 ? try reader.readSecret(32) : nil
                 let sent = try reader.readUInt32()
                 let received = try reader.readUInt32()
                 let previous = try reader.readUInt32()
@@ -123,7 +123,7 @@ extension Session {
 extension DoubleRatchet {
     init(
         associatedData: [UInt8], sendingRatchetKey: AgreementPrivateKey, receivingRatchetKey: AgreementPublicKey?, rootKey: SecretBytes,
-        sendingChain: PooledSecret?, receivingChain: PooledSecret?, sent: UInt32, received: UInt32, previousSendingChainLength: UInt32,
+        sendingChain: SecretBytes?, receivingChain: SecretBytes?, sent: UInt32, received: UInt32, previousSendingChainLength: UInt32,
         skipped: [SkippedKey: SecretBytes], skippedOrder: [SkippedKey]
     ) {
         self.associatedData = associatedData
