@@ -1,5 +1,6 @@
 import NIOConcurrencyHelpers
 import NIOCore
+import Synchronization
 import Testing
 @testable import ValiseRelay
 
@@ -33,6 +34,17 @@ struct ConnectionLimiterTests {
         limiter.release("10.0.0.1")
         #expect(limiter.openConnections == 4)
         #expect(limiter.acquire("10.0.0.1") == nil)
+    }
+
+    @Test("without guarded memory for another connection's keys, new connections are refused and nothing is counted")
+    func secureMemory() {
+        let available = Mutex(false)
+        let limiter = ConnectionLimiter(limits: Self.limits(total: 5, perAddress: 3, burst: 10), secureMemoryAvailable: { available.withLock { $0 } })
+        #expect(limiter.acquire("10.0.0.1") == .secureMemory)
+        #expect(limiter.openConnections == 0)
+        available.withLock { $0 = true }
+        #expect(limiter.acquire("10.0.0.1") == nil)
+        #expect(limiter.openConnections == 1)
     }
 
     @Test("the handshake rate is a token bucket: a burst, then the rate")
