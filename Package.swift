@@ -71,6 +71,8 @@ let package = Package(
             dependencies: [
                 "ValiseCrypto",
                 .product(name: "GRDB", package: "GRDB.swift"),
+                // SQLite's C API, for the queue's hot statements (BoundStatement).
+                .product(name: "GRDBSQLite", package: "GRDB.swift"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -217,6 +219,7 @@ let package = Package(
             dependencies: [
                 "ValiseRelay", "ValiseCrypto", "ValiseStore", "ValiseWire", "ValiseTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
         ),

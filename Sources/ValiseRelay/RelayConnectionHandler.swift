@@ -33,6 +33,8 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
         let prekeyFetches: PrekeyFetchLimiter
         let writer: GroupCommitWriter
         let mailboxes: MailboxRegistry
+        /// Hands the writer's completions to event loops, one task per loop per commit.
+        let handoff: LoopHandoff
         let clock: @Sendable () -> UInt64
         /// Called with the members that a publish took out of the directory.
         let onMembersRemoved: @Sendable ([MemberName]) -> Void
@@ -50,6 +52,7 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
             prekeyFetches: PrekeyFetchLimiter,
             writer: GroupCommitWriter,
             mailboxes: MailboxRegistry,
+            handoff: LoopHandoff,
             clock: @escaping @Sendable () -> UInt64,
             onMembersRemoved: @escaping @Sendable ([MemberName]) -> Void
         ) {
@@ -65,6 +68,7 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
             self.prekeyFetches = prekeyFetches
             self.writer = writer
             self.mailboxes = mailboxes
+            self.handoff = handoff
             self.clock = clock
             self.onMembersRemoved = onMembersRemoved
         }
@@ -233,7 +237,7 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
         processor = RelayRequestProcessor(admission: admission, settings: .init(
             maximumEntriesPerFetch: shared.limits.maximumEntriesPerFetch, maximumEnvelopeBytes: shared.limits.maximumEnvelopeBytes,
             deliveryWindow: shared.limits.deliveryWindow, defaultTTL: shared.queue.defaultTTL, maximumTTL: shared.queue.maximumTTL))
-        let handle = Handle(channel: context.channel, handler: NIOLoopBound((self, context), eventLoop: context.eventLoop))
+        let handle = Handle(channel: context.channel, handler: NIOLoopBound((self, context), eventLoop: context.eventLoop), handoff: shared.handoff)
         self.handle = handle
         shared.registry.register(handle, key: key)
         // The key may have been revoked between the snapshot above and registering.
@@ -298,14 +302,14 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
     /// The envelope joins the next group commit; `Accepted` goes out only once it is durable.
     private func send(requestID: UInt64, envelope: IncomingEnvelope, context: ChannelHandlerContext) {
         let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        let mailboxes = shared.mailboxes
+        let (mailboxes, handoff) = (shared.mailboxes, shared.handoff)
         let eventLoop = context.eventLoop
         pendingRequests += 1
         shared.writer.accept(envelope) { result in
             if case .success(.accepted(let expiresAt, duplicate: false)) = result {
                 mailboxes.offer(StoredEnvelope(accepted: envelope, expiresAt: expiresAt))
             }
-            eventLoop.execute {
+            handoff.execute(on: eventLoop) {
                 let (handler, context) = loopBound.value
                 guard !handler.closed else { return }
                 handler.requestAnswered(context)
@@ -424,9 +428,9 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
         self.delivery = delivery
         if !known.isEmpty {
             let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-            let eventLoop = context.eventLoop
+            let (eventLoop, handoff) = (context.eventLoop, shared.handoff)
             shared.writer.acknowledge(mailbox: delivery.mailbox, ids: known) { result in
-                eventLoop.execute {
+                handoff.execute(on: eventLoop) {
                     let (handler, context) = loopBound.value
                     if case .failure(let error) = result {
                         // The envelopes stay stored and are delivered again: at least once.
@@ -564,10 +568,12 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
     final class Handle: DroppableConnection, DeliveryTarget {
         let channel: any Channel
         let handler: NIOLoopBound<(RelayConnectionHandler, ChannelHandlerContext)>
+        let handoff: LoopHandoff
 
-        init(channel: any Channel, handler: NIOLoopBound<(RelayConnectionHandler, ChannelHandlerContext)>) {
+        init(channel: any Channel, handler: NIOLoopBound<(RelayConnectionHandler, ChannelHandlerContext)>, handoff: LoopHandoff) {
             self.channel = channel
             self.handler = handler
+            self.handoff = handoff
         }
 
         func drop(_ reason: RelayError) {
@@ -580,7 +586,7 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
 
         func offer(_ envelope: StoredEnvelope) {
             let handler = self.handler
-            channel.eventLoop.execute {
+            handoff.execute(on: channel.eventLoop) {
                 let (connection, context) = handler.value
                 connection.offer(envelope, context: context)
             }

@@ -20,6 +20,7 @@ public final class RelayServer: Service {
     private let store: any EnvelopeStore & PrekeyStore
     private let writer: GroupCommitWriter
     private let mailboxes = MailboxRegistry()
+    private let handoff = LoopHandoff()
     private let logger: Logger
     private let group: any EventLoopGroup
     private let onListening: @Sendable (SocketAddress) -> Void
@@ -35,7 +36,7 @@ public final class RelayServer: Service {
         self.keys = keys
         self.directory = directory
         self.store = store
-        self.writer = GroupCommitWriter(store: store, clock: { WallClock.seconds() })
+        self.writer = GroupCommitWriter(store: store, clock: { WallClock.seconds() }, batching: handoff)
         self.logger = logger
         self.group = group ?? MultiThreadedEventLoopGroup.singleton
         self.onListening = onListening
@@ -63,7 +64,7 @@ public final class RelayServer: Service {
             keys: keys, directory: directory, registry: registry, limiter: limiter, limits: configuration.limits,
             queue: configuration.queue, threadPool: NIOThreadPool.singleton, store: store, prekeys: store,
             prekeyFetches: PrekeyFetchLimiter(perMinute: configuration.limits.prekeyFetchesPerMinute), writer: writer,
-            mailboxes: mailboxes, clock: { WallClock.seconds() },
+            mailboxes: mailboxes, handoff: handoff, clock: { WallClock.seconds() },
             onMembersRemoved: { members in
                 for member in members { Self.purge(Mailbox(member.value), writer: writer, logger: logger) }
             })

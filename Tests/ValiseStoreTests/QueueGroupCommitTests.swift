@@ -55,6 +55,41 @@ struct QueueGroupCommitTests {
         #expect(counters.acceptCommits >= 1 && counters.acceptCommits <= threads * perThread)
     }
 
+    /// Records what the writer tells it, and what completions ran between.
+    final class BatchLog: CompletionBatching, @unchecked Sendable {
+        let events = Locked<[String]>([])
+        func beginBatch() { events.withValue { $0.append("begin") } }
+        func endBatch() { events.withValue { $0.append("end") } }
+    }
+
+    @Test("a CompletionBatching hears the start and end of every commit's completions, with the completions between")
+    func batchHooks() throws {
+        let log = BatchLog()
+        let writer = GroupCommitWriter(store: try file.open(), clock: { queueEpoch }, batching: log)
+        writer.start()
+        let done = CompletionCounter()
+        for i in 0..<20 {
+            writer.accept(envelope("m", i, .routine)) { _ in
+                log.events.withValue { $0.append("done") }
+                done.signal()
+            }
+        }
+        #expect(done.wait(for: 20))
+        writer.stop()
+        let events = log.events.current
+        #expect(events.count { $0 == "done" } == 20)
+        // begin (done)+ end, repeated: no completion outside a bracket, none empty.
+        var open = false, sinceBegin = 0
+        for event in events {
+            switch event {
+            case "begin": #expect(!open); open = true; sinceBegin = 0
+            case "end": #expect(open && sinceBegin > 0); open = false
+            default: #expect(open); sinceBegin += 1
+            }
+        }
+        #expect(!open)
+    }
+
     @Test("envelopes queued while the writer is busy become one transaction: fewer commits than envelopes")
     func batching() throws {
         let gated = GatedStore(try file.open())

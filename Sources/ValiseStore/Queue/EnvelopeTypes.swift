@@ -16,6 +16,12 @@ public struct MessageID: Hashable, Sendable, CustomStringConvertible {
         self.bytes = bytes
     }
 
+    /// The 16 bytes in one call: an array's own hashing feeds the hasher byte by byte, and
+    /// the relay hashes ids for every envelope in flight.
+    public func hash(into hasher: inout Hasher) {
+        bytes.withUnsafeBytes { hasher.combine(bytes: $0) }
+    }
+
     public var description: String {
         let digits = Array("0123456789abcdef".utf8)
         return String(decoding: bytes.flatMap { [digits[Int($0 >> 4)], digits[Int($0 & 15)]] }, as: UTF8.self)

@@ -6,7 +6,8 @@ import Foundation
 /// thread starts a commit as soon as it is free and something is queued.
 ///
 /// Completions are called on the writer thread; they must only hand results on (to an
-/// event loop), never block.
+/// event loop), never block. A `CompletionBatching` hears when one commit's completions
+/// begin and end, so that it can hand them on together.
 public final class GroupCommitWriter: @unchecked Sendable {
     public typealias AcceptCompletion = @Sendable (Result<AcceptOutcome, StoreError>) -> Void
     public typealias CountCompletion = @Sendable (Result<Int, StoreError>) -> Void
@@ -35,10 +36,12 @@ public final class GroupCommitWriter: @unchecked Sendable {
     private var finished = false
     private var counters = Counters()
     private var thread: Thread?
+    private let batching: (any CompletionBatching)?
 
-    public init(store: any EnvelopeStore, clock: @escaping @Sendable () -> UInt64) {
+    public init(store: any EnvelopeStore, clock: @escaping @Sendable () -> UInt64, batching: (any CompletionBatching)? = nil) {
         self.store = store
         self.clock = clock
+        self.batching = batching
     }
 
     public func start() {
@@ -108,7 +111,9 @@ public final class GroupCommitWriter: @unchecked Sendable {
             }
             let batch = takeBatch()
             condition.unlock()
+            batching?.beginBatch()
             process(batch)
+            batching?.endBatch()
         }
     }
 
@@ -195,4 +200,12 @@ public final class GroupCommitWriter: @unchecked Sendable {
         case .expire(let completion), .purge(_, let completion): completion(.failure(error))
         }
     }
+}
+
+/// Told, on the writer thread, when one commit's completions begin and when they have all
+/// been called: a relay gathers what they hand to each event loop and wakes each loop once
+/// per commit instead of once per message.
+public protocol CompletionBatching: Sendable {
+    func beginBatch()
+    func endBatch()
 }
