@@ -110,7 +110,7 @@ Filling the store through `SQLiteEnvelopeStore` in transactions of 10,000 took
 
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_report import section_connections, section_crypto, section_relay  # noqa: E402
+from bench_report import section_connections, section_crypto, section_relay, target_lines  # noqa: E402
 
 renderers = {"directory-verify": section_directory, "queue": section_queue, "relay": section_relay,
              "crypto": section_crypto, "connections": section_connections}
@@ -134,4 +134,16 @@ for result in results:
         doc = re.sub(re.escape(begin) + r".*?" + re.escape(end), lambda _: block, doc, flags=re.S)
     else:
         doc = doc.rstrip("\n") + "\n\n" + block + "\n"
+# With the peers in the run, the target lines too (what `scripts/bench --peers` ends with).
+if any(result["case"] == "relay" and result.get("peers") for result in results):
+    begin, end = "<!-- bench:targets:begin -->", "<!-- bench:targets:end -->"
+    body = ("## Targets\n\nThe targets of this run, as `scripts/bench --peers` prints them "
+            "(ratios in the same run):\n\n```\n" + "\n".join(target_lines(results)) + "\n```\n")
+    block = f"{begin}\n{body}\nMeasured {today} on: {machine()}.\n{end}"
+    if begin in doc:
+        doc = re.sub(re.escape(begin) + r".*?" + re.escape(end), lambda _: block, doc, flags=re.S)
+    else:
+        # Near the top, after the introduction: the first thing a reader checks.
+        first = doc.find("<!-- bench:")
+        doc = doc[:first] + block + "\n\n" + doc[first:] if first >= 0 else doc.rstrip("\n") + "\n\n" + block + "\n"
 open(doc_path, "w").write(doc)
