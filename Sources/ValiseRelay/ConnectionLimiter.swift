@@ -13,6 +13,16 @@ public final class ConnectionLimiter: Sendable {
         /// The system could give no more guarded memory for keys (out of memory, or of
         /// memory mappings): new connections wait, the open ones go on.
         case secureMemory
+
+        /// The counter `valised status` shows it under.
+        var limit: LimitCounters.Limit {
+            switch self {
+            case .tooManyConnections: .connections
+            case .tooManyFromAddress: .connectionsPerAddress
+            case .handshakeRate: .handshakeRate
+            case .secureMemory: .secureMemory
+            }
+        }
     }
 
     private struct Bucket {

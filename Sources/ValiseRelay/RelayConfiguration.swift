@@ -30,6 +30,15 @@ public struct RelayConfiguration: Sendable, Equatable {
         /// most: past it the relay stops reading from the connection until one is answered,
         /// so a client cannot queue work (and memory) faster than the disk commits.
         public var maximumPendingRequests = 64
+        /// Envelope bytes of one connection's Sends waiting for `Accepted`, at most: past it
+        /// the relay stops reading from the connection too (64 requests of the largest
+        /// envelope would otherwise be 16 MiB per connection).
+        public var maximumPendingBytes = 4 << 20
+        /// Sends one device may make per second, across its connections, and in a burst
+        /// (a token bucket): past it, RATE_LIMITED, so that one device cannot take the
+        /// relay's disk from everyone else. The burst covers a message to a large group.
+        public var sendsPerSecondPerDevice = 50.0
+        public var sendBurstPerDevice = 500
         /// Prekey bundles one device may fetch per minute (and in a burst), so that nobody
         /// can drain another member's one-time prekeys.
         public var prekeyFetchesPerMinute = 30.0

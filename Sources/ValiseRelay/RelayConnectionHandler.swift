@@ -30,7 +30,10 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
         let threadPool: NIOThreadPool
         let store: any EnvelopeStore
         let prekeys: any PrekeyStore
-        let prekeyFetches: PrekeyFetchLimiter
+        let prekeyFetches: DeviceRateLimiter
+        let sends: DeviceRateLimiter
+        /// What the limits refused or held back, for `valised status`.
+        let counters: LimitCounters
         let writer: GroupCommitWriter
         let mailboxes: MailboxRegistry
         /// Hands the writer's completions to event loops, one task per loop per commit.
@@ -49,7 +52,9 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
             threadPool: NIOThreadPool,
             store: any EnvelopeStore,
             prekeys: any PrekeyStore,
-            prekeyFetches: PrekeyFetchLimiter,
+            prekeyFetches: DeviceRateLimiter,
+            sends: DeviceRateLimiter,
+            counters: LimitCounters,
             writer: GroupCommitWriter,
             mailboxes: MailboxRegistry,
             handoff: LoopHandoff,
@@ -66,6 +71,8 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
             self.store = store
             self.prekeys = prekeys
             self.prekeyFetches = prekeyFetches
+            self.sends = sends
+            self.counters = counters
             self.writer = writer
             self.mailboxes = mailboxes
             self.handoff = handoff
@@ -108,6 +115,8 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
     private var flushScheduled = false
     /// Sends and status queries handed to the store and not yet answered.
     private var pendingRequests = 0
+    /// Envelope bytes of the Sends among them.
+    private var pendingBytes = 0
     private var closed = false
 
     init(shared: Context, peer: String, logger: Logger) {
@@ -138,13 +147,25 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
     /// Reads wait while the client is not reading our answers (back-pressure) and while it
     /// has as many requests waiting on the store as it may.
     private func mayRead(_ context: ChannelHandlerContext) -> Bool {
-        context.channel.isWritable && pendingRequests < shared.limits.maximumPendingRequests
+        context.channel.isWritable && !pendingFull
+    }
+
+    /// Requests, or envelope bytes, waiting for their answers are at the connection's limit.
+    private var pendingFull: Bool {
+        pendingRequests >= shared.limits.maximumPendingRequests || pendingBytes >= shared.limits.maximumPendingBytes
+    }
+
+    /// Counts a pause of reading for answers still owed (a slow reader is counted when its
+    /// outgoing buffer fills, in `channelWritabilityChanged`).
+    private func countHeldRead(_ context: ChannelHandlerContext) {
+        if context.channel.isWritable { shared.counters.count(.pendingRequests) }
     }
 
     func read(context: ChannelHandlerContext) {
         if mayRead(context) {
             context.read()
         } else {
+            if !readHeld { countHeldRead(context) }
             readHeld = true
         }
     }
@@ -160,13 +181,16 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
         if context.channel.isWritable {
             resumeReading(context)
             pump(context)
+        } else if !closed {
+            shared.counters.count(.slowReader)
         }
         context.fireChannelWritabilityChanged()
     }
 
     /// A request handed to the store was answered: reading may go on.
-    private func requestAnswered(_ context: ChannelHandlerContext) {
+    private func requestAnswered(_ context: ChannelHandlerContext, bytes: Int = 0) {
         pendingRequests -= 1
+        pendingBytes -= bytes
         resumeReading(context)
     }
 
@@ -254,6 +278,7 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
         self.processor = processor
         switch outcome {
         case .reply(let reply):
+            countRefusal(reply)
             perform(state.send(RelayRequestProcessor.encode(reply)), context: context)
         case .replyAndClose(let reply):
             logger.info("closing after a protocol error", metadata: ["error": "\(reply.error.message)"])
@@ -261,6 +286,13 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
         case .publish(let requestID, let entries, let checkpoint):
             publish(requestID: requestID, entries: entries, checkpoint: checkpoint, context: context)
         case .send(let requestID, let envelope):
+            guard let admittedKey, shared.sends.allow(admittedKey) else {
+                shared.counters.count(.sendRate)
+                perform(state.send(RelayRequestProcessor.encode(RelayRequestProcessor.error(requestID, RelayError(
+                    .rateLimited, code: "rate-limited", message: "this device is sending faster than the relay allows; try again shortly")))),
+                    context: context)
+                return
+            }
             send(requestID: requestID, envelope: envelope, context: context)
         case .fetch(let window):
             startDelivery(window: window, context: context)
@@ -282,6 +314,7 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
             }
         case .prekeyFetch(let requestID, let member, let identityKey):
             guard let admittedKey, shared.prekeyFetches.allow(admittedKey) else {
+                shared.counters.count(.prekeyFetchRate)
                 perform(state.send(RelayRequestProcessor.encode(RelayRequestProcessor.error(requestID, RelayError(
                     .rateLimited, code: "rate-limited", message: "too many prekey fetches; try again in a minute")))), context: context)
                 return
@@ -297,6 +330,17 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
         }
     }
 
+    /// Counts an answer that a limit made (TOO_LARGE, MAILBOX_FULL, STORAGE_FULL).
+    fileprivate func countRefusal(_ reply: WireRelayMessage) {
+        guard case .error(let error)? = reply.body else { return }
+        switch error.code {
+        case .tooLarge: shared.counters.count(.tooLarge)
+        case .mailboxFull: shared.counters.count(.mailboxFull)
+        case .storageFull: shared.counters.count(.storageFull)
+        default: break
+        }
+    }
+
     // MARK: Store and forward
 
     /// The envelope joins the next group commit; `Accepted` goes out only once it is durable.
@@ -305,6 +349,8 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
         let (mailboxes, handoff) = (shared.mailboxes, shared.handoff)
         let eventLoop = context.eventLoop
         pendingRequests += 1
+        pendingBytes += envelope.body.count
+        let bytes = envelope.body.count
         shared.writer.accept(envelope) { result in
             if case .success(.accepted(let expiresAt, duplicate: false)) = result {
                 mailboxes.offer(StoredEnvelope(accepted: envelope, expiresAt: expiresAt))
@@ -312,15 +358,17 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
             handoff.execute(on: eventLoop) {
                 let (handler, context) = loopBound.value
                 guard !handler.closed else { return }
-                handler.requestAnswered(context)
+                handler.requestAnswered(context, bytes: bytes)
                 let reply: WireRelayMessage
                 switch result {
                 case .success(let outcome):
                     reply = RelayRequestProcessor.accepted(requestID, id: envelope.id, outcome: outcome)
+                    handler.countRefusal(reply)
                 case .failure(let error):
                     handler.logger.error("could not store an envelope", metadata: ["error": "\(error.message)"])
                     reply = RelayRequestProcessor.error(requestID, RelayError(
                         error.kind == .storageFull ? .storageFull : .internal, code: "storage", message: "the relay could not store the envelope"))
+                    handler.countRefusal(reply)
                 }
                 handler.perform(handler.state.send(RelayRequestProcessor.encode(reply)), context: context)
             }

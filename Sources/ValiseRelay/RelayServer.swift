@@ -26,6 +26,8 @@ public final class RelayServer: Service {
     private let onListening: @Sendable (SocketAddress) -> Void
     public let registry = ConnectionRegistry()
     public let limiter: ConnectionLimiter
+    /// What the limits refused or held back since the start (`limits.json`, `valised status`).
+    public let counters = LimitCounters(since: WallClock.seconds())
 
     public init(
         configuration: RelayConfiguration, keys: RelayKeys, directory: RelayDirectory, store: any EnvelopeStore & PrekeyStore, logger: Logger,
@@ -63,13 +65,16 @@ public final class RelayServer: Service {
         let shared = RelayConnectionHandler.Context(
             keys: keys, directory: directory, registry: registry, limiter: limiter, limits: configuration.limits,
             queue: configuration.queue, threadPool: NIOThreadPool.singleton, store: store, prekeys: store,
-            prekeyFetches: PrekeyFetchLimiter(perMinute: configuration.limits.prekeyFetchesPerMinute), writer: writer,
+            prekeyFetches: .prekeyFetches(perMinute: configuration.limits.prekeyFetchesPerMinute),
+            sends: DeviceRateLimiter(perSecond: configuration.limits.sendsPerSecondPerDevice, burst: Double(configuration.limits.sendBurstPerDevice)),
+            counters: counters, writer: writer,
             mailboxes: mailboxes, handoff: handoff, clock: { WallClock.seconds() },
             onMembersRemoved: { members in
                 for member in members { Self.purge(Mailbox(member.value), writer: writer, logger: logger) }
             })
         let limits = configuration.limits
         let counter = NIOLockedValueBox(0)
+        let counters = self.counters
         let refusals = RefusalReport()
 
         let server = try await ServerBootstrap(group: group)
@@ -92,6 +97,7 @@ public final class RelayServer: Service {
                     // Each refusal at debug level; a warning at most every ten seconds, so a
                     // flood cannot flood the log as well.
                     connectionLogger.debug("refused a connection", metadata: ["reason": "\(refusal)"])
+                    counters.count(refusal.limit)
                     if let summary = refusals.record(refusal, now: .now()) {
                         logger.warning("refusing connections", metadata: summary.metadata)
                     }
@@ -124,9 +130,26 @@ public final class RelayServer: Service {
         ) { [store] _ in
             NIOThreadPool.singleton.submit { _ in Self.logStatistics(store: store, writer: writer, logger: logger) }
         }
+        // The limits' counts for `valised status`: once a second while they change.
+        let (statusDirectory, lastWritten) = (configuration.directory, NIOLockedValueBox<[LimitCounters.Limit: Int]?>(nil))
+        let writeStatus: @Sendable () -> Void = {
+            let snapshot = counters.snapshot
+            guard lastWritten.withLockedValue({ $0 != snapshot }) else { return }
+            do {
+                try counters.write(toDirectory: statusDirectory, updated: WallClock.seconds())
+                lastWritten.withLockedValue { $0 = snapshot }
+            } catch {
+                logger.warning("could not write the limits' status file", metadata: ["error": "\(error)"])
+            }
+        }
+        let status = loop.scheduleRepeatedTask(initialDelay: .zero, delay: .seconds(Int64(1))) { _ in
+            NIOThreadPool.singleton.submit { _ in writeStatus() }
+        }
         defer {
             sweep.cancel()
             statistics.cancel()
+            status.cancel()
+            writeStatus()
         }
 
         if let address = server.localAddress {

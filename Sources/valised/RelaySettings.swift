@@ -51,6 +51,9 @@ struct RelaySettings {
         relay.limits.deliveryWindow = try positive(config, "limits.deliveryWindow", defaults.deliveryWindow)
         relay.limits.maximumPendingRequests = try positive(config, "limits.maxPendingRequests", defaults.maximumPendingRequests)
         relay.limits.prekeyFetchesPerMinute = try positive(config, "limits.prekeyFetchesPerMinute", defaults.prekeyFetchesPerMinute)
+        relay.limits.maximumPendingBytes = try positive(config, "limits.maxPendingBytes", defaults.maximumPendingBytes)
+        relay.limits.sendsPerSecondPerDevice = try positive(config, "limits.sendsPerSecondPerDevice", defaults.sendsPerSecondPerDevice)
+        relay.limits.sendBurstPerDevice = try positive(config, "limits.sendBurstPerDevice", defaults.sendBurstPerDevice)
 
         let queue = RelayConfiguration.Queue()
         relay.queue.limits.maximumMessagesPerMailbox = try positive(config, "queue.maxMessagesPerMailbox", queue.limits.maximumMessagesPerMailbox)

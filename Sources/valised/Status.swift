@@ -1,12 +1,17 @@
 import ArgumentParser
 import Foundation
+import ValiseRelay
 import ValiseStore
 
 extension Valised {
     struct Status: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Show the relay's queue: envelopes by precedence, bytes, the oldest's age.",
-            discussion: "Reads the store directly; it works whether or not the relay is running."
+            abstract: "Show the relay's queue (envelopes by precedence, bytes, the oldest's age) and its limits' counts.",
+            discussion: """
+                Reads the store directly; it works whether or not the relay is running. The limits' \
+                counts (refusals and held-back clients since the relay started) come from \
+                limits.json, which a running relay rewrites about once a second while they change.
+                """
         )
 
         @Option(name: .long, help: ArgumentHelp("The relay's directory.", valueName: "dir"))
@@ -30,8 +35,12 @@ extension Valised {
             }
             var byPrecedence: [String: Int] = [:]
             for precedence in Precedence.allCases { byPrecedence[precedence.name] = statistics.countByPrecedence[precedence] ?? 0 }
+            let limits = LimitCounters.read(directory: dir)
+            // Every known limit, in a fixed order, then any the file names that this build does not know.
+            let limitNames = LimitCounters.Limit.allCases.map(\.rawValue)
+                + (limits?.counts.keys.sorted().filter { !LimitCounters.Limit.allCases.map(\.rawValue).contains($0) } ?? [])
             if json {
-                let object: [String: Any] = [
+                var object: [String: Any] = [
                     "envelopes": statistics.count, "bytes": statistics.bytes, "oldestAgeSeconds": statistics.oldestAge,
                     "mailboxes": statistics.mailboxes, "byPrecedence": byPrecedence,
                     "remembered": [
@@ -39,6 +48,9 @@ extension Valised {
                         "expiredUndelivered": statistics.remembered[.expiredUndelivered] ?? 0, "purged": statistics.remembered[.purged] ?? 0,
                     ],
                 ]
+                if let limits {
+                    object["limits"] = ["since": limits.since, "updated": limits.updated, "counts": limits.counts]
+                }
                 let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
                 print(String(decoding: data, as: UTF8.self))
                 return
@@ -48,7 +60,20 @@ extension Valised {
                 print("  \(precedence.name.padding(toLength: 10, withPad: " ", startingAt: 0)) \(byPrecedence[precedence.name] ?? 0)")
             }
             print("oldest:     \(statistics.oldestAge) seconds")
+            if let limits {
+                print("limits:     since the relay started \(Self.time(limits.since)), counted \(Self.time(limits.updated))")
+                for name in limitNames {
+                    print("  \(name.padding(toLength: 22, withPad: " ", startingAt: 0)) \(limits.counts[name] ?? 0)")
+                }
+            } else {
+                print("limits:     no counts yet (\(LimitCounters.fileName) is written by a running relay)")
+            }
             print("remembered: \(statistics.remembered[.pending] ?? 0) pending, \(statistics.remembered[.delivered] ?? 0) delivered, \(statistics.remembered[.expiredUndelivered] ?? 0) expired undelivered, \(statistics.remembered[.purged] ?? 0) purged")
+        }
+
+        /// Seconds since 1970 as an ISO 8601 UTC time.
+        static func time(_ seconds: UInt64) -> String {
+            Date(timeIntervalSince1970: TimeInterval(seconds)).ISO8601Format()
         }
     }
 }

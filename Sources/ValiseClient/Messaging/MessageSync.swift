@@ -160,6 +160,10 @@ public final class MessageSync {
                 try messenger.undeliverable(item, now: now)
                 report.notices.append("not sent: the relay refuses \(to) (no longer a member)")
                 continue
+            } catch where error.code == "relay-\(WireErrorCode.rateLimited)" {
+                // Every further send would be refused too: stop, and send the rest next time.
+                report.notices.append("the relay asks this device to send more slowly; the remaining messages stay in the outbox for the next sync")
+                break
             } catch where Self.isRefusal(error) {
                 report.notices.append("the relay did not take a message for \(to) yet (\(error.message)); it stays in the outbox")
                 continue

@@ -2,10 +2,11 @@ import NIOConcurrencyHelpers
 import NIOCore
 import ValiseCrypto
 
-/// A token bucket per device key for prekey fetches: each fetch hands out one of a member's
-/// one-time prekeys, so one device must not be able to drain them. Keys are admitted
-/// devices only, so the table is bounded by the directory.
-final class PrekeyFetchLimiter: Sendable {
+/// A token bucket per device key, counted across all of the device's connections: prekey
+/// fetches (each hands out one of a member's one-time prekeys, which one device must not
+/// drain) and sends (one device must not take the relay's disk from everyone else). Keys
+/// are admitted devices only, so the table is bounded by the directory.
+final class DeviceRateLimiter: Sendable {
     private struct Bucket {
         var tokens: Double
         var updated: UInt64
@@ -16,11 +17,17 @@ final class PrekeyFetchLimiter: Sendable {
     private let clock: @Sendable () -> UInt64
     private let buckets = NIOLockedValueBox<[AgreementPublicKey: Bucket]>([:])
 
+    /// `perSecond` tokens a second, at most `burst` in hand (a new device starts full);
     /// `clock` in nanoseconds (monotonic); tests pass their own.
-    init(perMinute: Double, clock: @escaping @Sendable () -> UInt64 = { NIODeadline.now().uptimeNanoseconds }) {
-        perSecond = perMinute / 60
-        burst = max(1, perMinute)
+    init(perSecond: Double, burst: Double, clock: @escaping @Sendable () -> UInt64 = { NIODeadline.now().uptimeNanoseconds }) {
+        self.perSecond = perSecond
+        self.burst = max(1, burst)
         self.clock = clock
+    }
+
+    /// Prekey fetches: `perMinute` a minute, and as many in a burst.
+    static func prekeyFetches(perMinute: Double) -> DeviceRateLimiter {
+        DeviceRateLimiter(perSecond: perMinute / 60, burst: perMinute)
     }
 
     /// Takes a token for `key`; false when it has none left.

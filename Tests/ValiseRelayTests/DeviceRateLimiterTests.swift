@@ -1,0 +1,66 @@
+import Foundation
+import NIOConcurrencyHelpers
+import Testing
+import ValiseCrypto
+@testable import ValiseRelay
+
+@Suite("Device rate limiter and limit counters")
+struct DeviceRateLimiterTests {
+    /// Nanoseconds the test moves by hand.
+    final class Clock: Sendable {
+        private let time = NIOLockedValueBox<UInt64>(1_000_000_000)
+        var now: UInt64 { time.withLockedValue { $0 } }
+        func advance(seconds: Double) { time.withLockedValue { $0 += UInt64(seconds * 1e9) } }
+    }
+
+    @Test("a device gets its burst, then the rate; another device has its own bucket")
+    func bucket() {
+        let clock = Clock()
+        let limiter = DeviceRateLimiter(perSecond: 2, burst: 5) { clock.now }
+        let (first, second) = (AgreementPrivateKey().publicKey, AgreementPrivateKey().publicKey)
+        #expect((0..<5).allSatisfy { _ in limiter.allow(first) })
+        #expect(!limiter.allow(first))
+        #expect(limiter.allow(second), "the other device is unaffected")
+        clock.advance(seconds: 0.4)
+        #expect(!limiter.allow(first), "0.8 tokens after 0.4 s: not yet")
+        clock.advance(seconds: 0.1)
+        #expect(limiter.allow(first), "one token after 0.5 s at 2 a second")
+        #expect(!limiter.allow(first))
+        clock.advance(seconds: 3600)
+        #expect((0..<5).allSatisfy { _ in limiter.allow(first) }, "refills to the burst, no further")
+        #expect(!limiter.allow(first))
+    }
+
+    @Test("prekey fetches: so many a minute, and as many in a burst")
+    func prekeyFetches() {
+        let key = AgreementPrivateKey().publicKey
+        let limiter = DeviceRateLimiter.prekeyFetches(perMinute: 3)
+        #expect((0..<3).allSatisfy { _ in limiter.allow(key) })
+        #expect(!limiter.allow(key))
+    }
+
+    @Test("the counters' status file reads back; a damaged or oversized one is not read")
+    func statusFile() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("limits-\(UUID())").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        #expect(LimitCounters.read(directory: directory) == nil)
+
+        let counters = LimitCounters(since: 1_700_000_000)
+        counters.count(.sendRate)
+        counters.count(.sendRate)
+        counters.count(.slowReader)
+        try counters.write(toDirectory: directory, updated: 1_700_000_060)
+        let read = try #require(LimitCounters.read(directory: directory))
+        #expect(read.since == 1_700_000_000 && read.updated == 1_700_000_060)
+        #expect(read.counts["sendRate"] == 2 && read.counts["slowReader"] == 1 && read.counts["mailboxFull"] == 0)
+        #expect(Set(read.counts.keys) == Set(LimitCounters.Limit.allCases.map(\.rawValue)))
+
+        let path = directory + "/" + LimitCounters.fileName
+        for damaged in [Data("{\"since\": 1".utf8), Data("{\"since\": 1, \"updated\": 2, \"counts\": {\"sendRate\": -1}}".utf8),
+                        Data(repeating: 0x20, count: 5000)] {
+            try damaged.write(to: URL(fileURLWithPath: path))
+            #expect(LimitCounters.read(directory: directory) == nil)
+        }
+    }
+}
