@@ -1,8 +1,9 @@
 public import Foundation
 import NIOConcurrencyHelpers
 
-/// How often each of the relay's limits refused something or held a client back, since the
-/// relay started. Written to `limits.json` in the relay's directory (`LimitCounters.fileName`)
+/// How often each of the relay's limits refused something or held a client back, and how
+/// often it refused access (unknown or revoked keys, failed handshakes, requests a key may
+/// not make), since the relay started. Written to `limits.json` in the relay's directory (`LimitCounters.fileName`)
 /// about once a second while they change, so that `valised status` can show them; the file
 /// holds counts only: no addresses, no keys, no member names.
 public final class LimitCounters: Sendable {
@@ -33,6 +34,25 @@ public final class LimitCounters: Sendable {
         /// Times a connection's reading and deliveries were paused because it did not read
         /// what the relay had written (its outgoing buffer past NIO's high-water mark).
         case slowReader
+
+        // Access refused.
+
+        /// Connections dropped because their first handshake message did not decrypt: sent
+        /// to another relay's key (a wrong pin), or not Noise at all (scanners).
+        case unknownRelayKey
+        /// Handshakes that failed after the first message (a damaged or replayed third message).
+        case handshakeFailed
+        /// Keys that completed the handshake but are not a current device or admin key.
+        case notAdmitted
+        /// Requests answered REVOKED (a revoked device asking for more than its directory),
+        /// and connections dropped because a publish revoked their key.
+        case revoked
+        /// Requests a key's role may not make (NOT_ALLOWED), e.g. a device publishing the directory.
+        case notAllowed
+        /// Directory publishes refused (DIRECTORY_REJECTED: bad signatures, below threshold, a fork).
+        case directoryRejected
+        /// Requests that broke the protocol (BAD_REQUEST), and connections closed for one.
+        case badRequest
     }
 
     /// The status file, in the relay's directory.

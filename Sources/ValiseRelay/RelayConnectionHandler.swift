@@ -231,9 +231,17 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
             case .deliver(let message):
                 handleMessage(message, context: context)
             case .close(let reason):
-                if case .unknownPeer = reason {
+                switch reason {
+                case .unknownPeer:
+                    shared.counters.count(.unknownRelayKey)
                     logger.info("dropped a connection that does not know this relay's key")
-                } else {
+                case .handshakeFailed:
+                    shared.counters.count(.handshakeFailed)
+                    logger.info("closing connection", metadata: ["reason": "\(reason)"])
+                case .protocolViolation:
+                    shared.counters.count(.badRequest)
+                    logger.info("closing connection", metadata: ["reason": "\(reason)"])
+                case .refused, .closedByRelay:
                     logger.info("closing connection", metadata: ["reason": "\(reason)"])
                 }
                 close(context)
@@ -244,6 +252,7 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
     private func authenticate(_ key: AgreementPublicKey, context: ChannelHandlerContext) {
         let fingerprint = String(Hex.encode(key.bytes).prefix(16))
         guard let admission = shared.directory.snapshot.admissions[key] else {
+            shared.counters.count(.notAdmitted)
             logger.warning("refused a key that is not a current device or admin key of the directory", metadata: ["client.key": "\(fingerprint)"])
             let refusal = RelayRequestProcessor.error(0, RelayError(
                 .notAdmitted, code: "not-admitted", message: "this key is not a current device or admin key of the organisation's directory"))
@@ -281,6 +290,7 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
             countRefusal(reply)
             perform(state.send(RelayRequestProcessor.encode(reply)), context: context)
         case .replyAndClose(let reply):
+            countRefusal(reply)
             logger.info("closing after a protocol error", metadata: ["error": "\(reply.error.message)"])
             perform(state.sendAndClose(RelayRequestProcessor.encode(reply)), context: context)
         case .publish(let requestID, let entries, let checkpoint):
@@ -330,15 +340,22 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
         }
     }
 
-    /// Counts an answer that a limit made (TOO_LARGE, MAILBOX_FULL, STORAGE_FULL).
+    /// Counts an answer that a limit made (TOO_LARGE, MAILBOX_FULL, STORAGE_FULL) or that
+    /// refused access (REVOKED, NOT_ALLOWED, BAD_REQUEST); the latter are logged too.
     fileprivate func countRefusal(_ reply: WireRelayMessage) {
         guard case .error(let error)? = reply.body else { return }
+        let refusal: LimitCounters.Limit
         switch error.code {
-        case .tooLarge: shared.counters.count(.tooLarge)
-        case .mailboxFull: shared.counters.count(.mailboxFull)
-        case .storageFull: shared.counters.count(.storageFull)
-        default: break
+        case .tooLarge: shared.counters.count(.tooLarge); return
+        case .mailboxFull: shared.counters.count(.mailboxFull); return
+        case .storageFull: shared.counters.count(.storageFull); return
+        case .revoked: refusal = .revoked
+        case .notAllowed: refusal = .notAllowed
+        case .badRequest: refusal = .badRequest
+        default: return
         }
+        shared.counters.count(refusal)
+        logger.info("refused a request", metadata: ["refusal": "\(refusal.rawValue)"])
     }
 
     // MARK: Store and forward
@@ -552,6 +569,7 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
             case .failure(let error):
                 let relayError = (error as? RelayError) ?? .storage("\(error)")
                 handler.logger.warning("directory publish refused", metadata: ["error": "\(relayError.message)"])
+                shared.counters.count(relayError.protocolCode == .notAllowed ? .notAllowed : .directoryRejected)
                 guard !handler.closed else { return }
                 handler.perform(handler.state.send(RelayRequestProcessor.encode(RelayRequestProcessor.error(requestID, relayError))), context: context)
             }
@@ -561,6 +579,7 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
     /// Ends the connection with an error the client can read (if established).
     func drop(_ context: ChannelHandlerContext, _ error: RelayError) {
         guard !closed else { return }
+        if error.protocolCode == .revoked { shared.counters.count(.revoked) }
         logger.info("dropping connection", metadata: ["reason": "\(error.message)"])
         perform(state.sendAndClose(RelayRequestProcessor.encode(RelayRequestProcessor.error(0, error))), context: context)
         close(context)
