@@ -131,15 +131,21 @@ public final class RelayServer: Service {
             NIOThreadPool.singleton.submit { _ in Self.logStatistics(store: store, writer: writer, logger: logger) }
         }
         // The limits' counts for `valised status`: once a second while they change.
-        let (statusDirectory, lastWritten) = (configuration.directory, NIOLockedValueBox<[LimitCounters.Limit: Int]?>(nil))
+        // A failure is logged once, not every second (a full disk must not fill the log too).
+        let statusDirectory = configuration.directory
+        let lastWritten = NIOLockedValueBox<(counts: [LimitCounters.Limit: Int]?, failing: Bool)>((nil, false))
         let writeStatus: @Sendable () -> Void = {
             let snapshot = counters.snapshot
-            guard lastWritten.withLockedValue({ $0 != snapshot }) else { return }
+            guard lastWritten.withLockedValue({ $0.counts != snapshot }) else { return }
             do {
                 try counters.write(toDirectory: statusDirectory, updated: WallClock.seconds())
-                lastWritten.withLockedValue { $0 = snapshot }
+                lastWritten.withLockedValue { $0 = (snapshot, false) }
             } catch {
-                logger.warning("could not write the limits' status file", metadata: ["error": "\(error)"])
+                let first = lastWritten.withLockedValue { state in
+                    defer { state.failing = true }
+                    return !state.failing
+                }
+                if first { logger.warning("could not write the limits' status file", metadata: ["error": "\(error)"]) }
             }
         }
         let status = loop.scheduleRepeatedTask(initialDelay: .zero, delay: .seconds(Int64(1))) { _ in
