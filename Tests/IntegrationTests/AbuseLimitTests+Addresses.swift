@@ -74,7 +74,9 @@ extension AbuseLimitTests {
         let sync = try ValiseCLI.run(["sync", "--home", world.path("alice@jakarta"), "--relay", world.relay.address, "--json"],
                                      environment: ["VALISE_PASSPHRASE": world.passphrase], timeout: 30)
         #expect(sync.status != 0, "alice synced with a full relay")
-        print("total connections: alice's sync against a full relay exited \(sync.status): \(sync.stderr)")
+        // Regression: the error once blamed only the relay's key, sending people after an
+        // impostor when the relay was merely full.
+        #expect(sync.stderr.contains("refusing new connections for now"), "alice was told: \(sync.stderr)")
         try await world.expectStatus("the refused connections were not counted") { (Self.limitCount($0, "connections") ?? 0) >= 3 }
 
         for socket in abusers { socket.close() }
