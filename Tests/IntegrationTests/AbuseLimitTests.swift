@@ -12,35 +12,76 @@ struct AbuseLimitTests {
         ((status["limits"] as? [String: Any])?["counts"] as? [String: Any])?[name] as? Int
     }
 
+    /// A Send of `envelopeBytes` bytes to `recipient`, as a raw client writes it.
+    static func sendMessage(_ requestID: UInt64, to recipient: String, envelopeBytes: Int = 6) -> WireClientMessage {
+        var message = WireClientMessage()
+        message.requestID = requestID
+        var send = WireSend()
+        send.id = Data(QueueFixture.id())
+        send.recipient = recipient
+        send.precedence = .routine
+        send.ttl = .default
+        send.envelope = Data(repeating: 0x42, count: envelopeBytes)
+        message.send = send
+        return message
+    }
+
+    /// `requests` (each with its own request id), written in one go on an admitted raw
+    /// connection, and the relay's answer to each, in the order of the requests: refusals
+    /// made at once overtake Sends waiting for the store.
+    static func exchange(
+        _ socket: HostileSocket, _ client: inout NoiseClient, _ requests: [WireClientMessage]
+    ) throws -> [WireRelayMessage.OneOf_Body?] {
+        var frames: [UInt8] = []
+        for request in requests { frames += try client.seal(request) }
+        guard socket.send(frames, within: 10) else { throw HostileSocket.Failure("the requests were not written") }
+        var answers: [UInt64: WireRelayMessage.OneOf_Body?] = [:]
+        for _ in requests {
+            guard let frame = socket.readFrame(within: 10) else { throw HostileSocket.Failure("an answer is missing") }
+            let answer = try client.open(frame)
+            answers[answer.requestID] = answer.body
+        }
+        return try requests.map { request in
+            guard let answer = answers[request.requestID] else { throw HostileSocket.Failure("no answer to request \(request.requestID)") }
+            return answer
+        }
+    }
+
+    /// The error code of an answer, nil if it is not an error.
+    static func errorCode(_ body: WireRelayMessage.OneOf_Body?) -> WireErrorCode? {
+        if case .error(let error)? = body { return error.code }
+        return nil
+    }
+
     /// `count` Sends to `recipient`, written in one go on an admitted raw connection, and
     /// the answers: how many were Accepted and how many RATE_LIMITED.
     static func burst(
         _ socket: HostileSocket, _ client: inout NoiseClient, count: Int, to recipient: String, envelopeBytes: Int = 6
     ) throws -> (accepted: Int, limited: Int, other: [String]) {
-        var frames: [UInt8] = []
-        for index in 0..<count {
-            var message = WireClientMessage()
-            message.requestID = UInt64(100 + index)
-            var send = WireSend()
-            send.id = Data(QueueFixture.id())
-            send.recipient = recipient
-            send.precedence = .routine
-            send.ttl = .default
-            send.envelope = Data(repeating: 0x42, count: envelopeBytes)
-            message.send = send
-            frames += try client.seal(message)
-        }
-        guard socket.send(frames, within: 10) else { throw HostileSocket.Failure("the sends were not written") }
+        let sends = (0..<count).map { sendMessage(UInt64(100 + $0), to: recipient, envelopeBytes: envelopeBytes) }
         var (accepted, limited, other) = (0, 0, [String]())
-        for _ in 0..<count {
-            guard let frame = socket.readFrame(within: 10) else { throw HostileSocket.Failure("an answer is missing") }
-            switch try client.open(frame).body {
+        for body in try exchange(socket, &client, sends) {
+            switch body {
             case .accepted?: accepted += 1
             case .error(let error)? where error.code == .rateLimited: limited += 1
             case let body: other.append("\(String(describing: body))")
             }
         }
         return (accepted, limited, other)
+    }
+
+    /// The raw connection is still open and answered: a refusal is an answer, not a
+    /// disconnection.
+    static func expectAnswersPing(_ socket: HostileSocket, _ client: inout NoiseClient, sourceLocation: SourceLocation = #_sourceLocation) throws {
+        var ping = WireClientMessage()
+        ping.requestID = 999
+        ping.ping = WirePing()
+        #expect(socket.send(try client.seal(ping)), "the connection was closed", sourceLocation: sourceLocation)
+        let pong = try #require(socket.readFrame(within: 5), "no answer to a ping after the refusals", sourceLocation: sourceLocation)
+        guard case .pong? = try client.open(pong).body else {
+            Issue.record("not a Pong", sourceLocation: sourceLocation)
+            return
+        }
     }
 
     /// A relay with `environment`, and Carol's device admitted on it from 127.0.0.2.
@@ -50,10 +91,11 @@ struct AbuseLimitTests {
         return (world, socket, client)
     }
 
-    /// Alice, another device, from 127.0.0.1: five sends, each of which must be accepted.
-    static func bystanderSends(_ world: RelayWorld) async throws {
+    /// Alice, another device, from 127.0.0.1: five sends (to Bob unless told), each of which
+    /// must be accepted.
+    static func bystanderSends(_ world: RelayWorld, to recipient: String = "bob@jakarta", sourceLocation: SourceLocation = #_sourceLocation) async throws {
         let alice = try await QueueDevice(world: world, member: "alice@jakarta")
-        for _ in 0..<5 { try await alice.sendAccepted(QueueFixture.id(), to: "bob@jakarta") }
+        for _ in 0..<5 { try await alice.sendAccepted(QueueFixture.id(), to: recipient, sourceLocation: sourceLocation) }
         await alice.close()
     }
 
@@ -70,16 +112,7 @@ struct AbuseLimitTests {
 
         try await Self.bystanderSends(world)
         try await world.expectStatus("the refused sends were not counted") { Self.limitCount($0, "sendRate") == answers.limited }
-        // The abuser's connection is still open: a refusal is an answer, not a disconnection.
-        var ping = WireClientMessage()
-        ping.requestID = 999
-        ping.ping = WirePing()
-        #expect(socket.send(try abuser.seal(ping)))
-        let pong = try #require(socket.readFrame(within: 5), "no answer to a ping after the refusals")
-        guard case .pong? = try abuser.open(pong).body else {
-            Issue.record("not a Pong")
-            return
-        }
+        try Self.expectAnswersPing(socket, &abuser)
     }
 
     @Test("pending bytes: a connection with more envelope bytes waiting than allowed is read no further until they are committed; others unaffected")

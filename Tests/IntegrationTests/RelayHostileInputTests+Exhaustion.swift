@@ -216,13 +216,7 @@ extension RelayHostileInputTests {
         // and the kernel's socket buffers (not in its RSS); 24 MiB is far above that.
         let bound = 24 * 1024
         while Date().timeIntervalSince(started) < 6 && !failed && peak - rssBefore <= bound {
-            if pending.isEmpty {
-                for _ in 0..<1_000 {
-                    fetch.requestID = nextID
-                    nextID += 1
-                    pending += try client.seal(fetch)
-                }
-            }
+            if pending.isEmpty { pending = try client.directoryFetches(1_000, nextID: &nextID) }
             let written = socket.sendSome(pending)
             if written < 0 { failed = true } else if written > 0 { pending.removeFirst(written) }
             sentBytes += max(0, written)

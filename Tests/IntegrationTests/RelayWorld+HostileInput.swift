@@ -50,3 +50,19 @@ extension RelayWorld {
         return (socket, client)
     }
 }
+
+extension NoiseClient {
+    /// `count` DirectoryFetch requests, sealed and framed, numbered from `nextID` on (which
+    /// advances): a few dozen bytes each, which the relay answers with the whole directory.
+    mutating func directoryFetches(_ count: Int, nextID: inout UInt64) throws -> [UInt8] {
+        var fetch = WireClientMessage()
+        fetch.directoryFetch = WireDirectoryFetch()
+        var frames: [UInt8] = []
+        for _ in 0..<count {
+            fetch.requestID = nextID
+            nextID += 1
+            frames += try seal(fetch)
+        }
+        return frames
+    }
+}
