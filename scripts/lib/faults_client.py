@@ -1,0 +1,191 @@
+"""Client-side faults of scripts/faults: SIGKILL of valise send and valise sync, a full disk
+under a client's home, and a client clock hours away from the relay's."""
+import json
+import os
+import random
+import subprocess
+import time
+from datetime import datetime, timezone
+
+from faults_common import say
+import faults_disk
+
+ALICE, BOB = "alice@lagos", "bob@quito"
+
+
+def _send(fault, text, *extra, check=True):
+    return fault.valise(ALICE, "send", "--to", BOB, *extra, text, check=check, timeout=90)
+
+
+def _timed(fault, args):
+    started = time.monotonic()
+    fault.run(args, timeout=90)
+    return time.monotonic() - started
+
+
+def kill_send(fault):
+    """valise send killed at a random moment of its run, many times; then one sync."""
+    fault.organisation(ALICE, BOB)
+    fault.start_relay()
+    fault.publish()
+    fault.valise(BOB, "sync", timeout=90)  # bob's prekeys on the relay
+    runs = 6 if fault.short else 20
+    texts = set()
+    # How long an unkilled send takes here, so that kills land across the whole of it.
+    first = f"send-kill baseline {random.random()}"
+    duration = _timed(fault, [f"{fault.bin}/valise", "send", "--to", BOB, first, "--home", fault.home(ALICE)])
+    texts.add(first)
+    fault.sent += 1
+    killed_midway = 0
+    for run in range(runs):
+        text = f"send-kill {run} {random.random()}"
+        texts.add(text)
+        process = fault.spawn([f"{fault.bin}/valise", "send", "--to", BOB, text, "--home", fault.home(ALICE)])
+        time.sleep(random.uniform(0, duration * 1.1))
+        if process.poll() is None:
+            process.kill()
+            killed_midway += 1
+        process.wait(timeout=30)
+        fault.runs += 1
+        fault.sent += 1
+    fault.notes.append(f"{killed_midway} of {runs} sends killed before they finished (a send takes {duration:.2f} s)")
+    fault.sync_until_sent(ALICE)
+    fault.valise(BOB, "sync", timeout=90)
+    fault.compare(ALICE, BOB, texts)
+    fault.check(killed_midway > 0, "no send was killed before it finished: the fault was not exercised")
+
+
+def kill_sync(fault):
+    """valise sync of the recipient killed at random moments while messages arrive."""
+    fault.organisation(ALICE, BOB)
+    fault.start_relay()
+    fault.publish()
+    fault.valise(BOB, "sync", timeout=90)  # bob's prekeys on the relay
+    runs = 6 if fault.short else 20
+    texts = set()
+    per_run = 2 if fault.short else 3
+    duration = None
+    killed_midway = 0
+    for run in range(runs):
+        for number in range(per_run):
+            text = f"sync-kill {run}/{number} {random.random()}"
+            _send(fault, text)
+            texts.add(text)
+            fault.sent += 1
+        if duration is None:  # the first sync runs to the end and gives the time to aim at
+            duration = _timed(fault, [f"{fault.bin}/valise", "sync", "--home", fault.home(BOB)])
+            continue
+        process = fault.spawn([f"{fault.bin}/valise", "sync", "--home", fault.home(BOB)])
+        time.sleep(random.uniform(0, duration * 1.1))
+        if process.poll() is None:
+            process.kill()
+            killed_midway += 1
+        process.wait(timeout=30)
+        fault.runs += 1
+    fault.notes.append(f"{killed_midway} of {fault.runs} syncs killed before they finished (a sync takes {duration:.2f} s)")
+    fault.valise(BOB, "sync", timeout=90)
+    fault.valise(BOB, "sync", timeout=90)
+    fault.compare(ALICE, BOB, texts)
+    fault.check(killed_midway > 0, "no sync was killed before it finished: the fault was not exercised")
+
+
+def disk_full(fault):
+    """The recipient's and then the sender's home on a full tmpfs: clear errors, nothing
+    acknowledged that was not stored, everything through once the space is back."""
+    fault.organisation(ALICE, BOB)
+    fault.start_relay()
+    fault.publish()
+    fault.valise(BOB, "sync", timeout=90)  # bob's prekeys on the relay
+    texts = set()
+    for member in (BOB, ALICE):
+        with faults_disk.Tmpfs(fault.home(member), "32m") as disk:
+            if disk.skipped:
+                fault.skipped = disk.skipped
+                return
+            fault.runs += 1
+            before = [f"disk-full {member} before {n} {random.random()}" for n in range(3)]
+            for text in before:
+                _send(fault, text)
+                texts.add(text)
+                fault.sent += 1
+            fault.valise(BOB, "sync", timeout=90)
+            filled = disk.fill()
+            during = [f"disk-full {member} during {n} {random.random()}" for n in range(3)]
+            outcomes = []
+            for text in during:
+                status, out, err = _send(fault, text, check=False)
+                outcomes.append((status, err.strip()))
+                texts.add(text)
+                fault.sent += 1
+            status, out, err = fault.valise(BOB, "sync", check=False, timeout=90)
+            outcomes.append((status, err.strip()))
+            failures = [(s, e) for s, e in outcomes if s != 0]
+            if member == BOB:
+                fault.check(status != 0, f"bob's sync succeeded on a full disk ({filled} bytes of filler)")
+            else:
+                fault.check(failures, f"alice's sends all succeeded on a full disk ({filled} bytes of filler)")
+            for s, e in failures:
+                last = e.splitlines()[-1] if e else ""
+                fault.check(s > 0 and last.startswith("valise: error:"),
+                            f"on a full disk a command exited {s} without a one-line error: {e[-200:]!r}")
+            if failures:
+                fault.notes.append(f"{member} full: " + (failures[0][1].splitlines() or [""])[-1][:110])
+            disk.free()
+            fault.sync_until_sent(ALICE)
+            fault.valise(BOB, "sync", timeout=90)
+    fault.valise(BOB, "sync", timeout=90)
+    fault.compare(ALICE, BOB, texts)
+
+
+def _utc(text):
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def clock_skew(fault):
+    """Clients hours ahead and behind the relay: messages go through, sent_at is the
+    sender's clock (docs/CLI.md), the TTL runs on the relay's clock (DESIGN.md): a 1 h
+    message expires when the relay's clock passes it, whatever the client's says."""
+    if subprocess.run(["which", "faketime"], capture_output=True).returncode != 0:
+        fault.skipped = "faketime is not installed"
+        return
+    fault.organisation(ALICE, BOB)
+    fault.start_relay()
+    fault.publish()
+    fault.valise(BOB, "sync", timeout=90)  # bob's prekeys on the relay
+    texts = set()
+    for skew in (-5, +5):
+        fault.runs += 1
+        text = f"skew {skew:+d}h {random.random()}"
+        fault.valise(ALICE, "send", "--to", BOB, text, prefix=("faketime", "-f", f"{skew:+d}h"), timeout=90)
+        texts.add(text)
+        fault.sent += 1
+        fault.valise(BOB, "sync", timeout=90, prefix=("faketime", "-f", f"{-skew:+d}h"))
+        shown = [m for m in fault.inbox(BOB) if fault.texts(BOB, [m])[m["id"]] == text]
+        if fault.check(len(shown) == 1, f"the message sent {skew:+d} h off was shown {len(shown)} times"):
+            offset = (_utc(shown[0]["sent_at"]) - time.time()) / 3600
+            fault.check(abs(offset - skew) < 0.2, f"sent_at is {offset:+.2f} h from now, the sender's clock said {skew:+d} h")
+    # Expiry on the relay's clock: a 1 h message, then the relay's clock 2 h on.
+    fault.runs += 1
+    text = f"skew expiry {random.random()}"
+    fault.valise(ALICE, "send", "--to", BOB, "--expires", "1h", text, prefix=("faketime", "-f", "-3h"), timeout=90)
+    fault.sent += 1
+    fault.kill_relay()
+    fault.start_relay(prefix=("faketime", "-f", "+2h"))
+    time.sleep(2)  # the expiry sweep runs a second after the start
+    fault.valise(BOB, "sync", timeout=90, prefix=("faketime", "-f", "+2h"))
+    late = [m for m in fault.inbox(BOB) if fault.texts(BOB, [m])[m["id"]] == text]
+    fault.check(not late, "a 1 h message was shown after the relay's clock passed its expiry")
+    state = None
+    for _ in range(3):
+        fault.valise(ALICE, "sync", timeout=90)
+        states = [m for m in fault.sent_states(ALICE) if m["state"] not in ("accepted", "delivered", "waiting")]
+        state = [m["state"] for m in fault.sent_states(ALICE)]
+        if states:
+            break
+        time.sleep(1)
+    fault.check("expired-undelivered" in (state or []),
+                f"the sender does not see the expired message as expired-undelivered: {state}")
+    fault.notes.append("expired 1 h message: " + ", ".join(sorted(set(state or []))))
+    # The two skewed messages are the contract's part; the expired one is not "accepted"
+    # any more (compare counts accepted and delivered states only) and must not be shown.
+    fault.compare(ALICE, BOB, texts)
