@@ -106,6 +106,8 @@ class Fault:
         directory = directory or self.relay_dir
         out_path = os.path.join(self.work, "relay.out")
         open(out_path, "w").close()
+        log_path = os.path.join(self.work, "relay.log")
+        logged = os.path.getsize(log_path) if os.path.exists(log_path) else 0
         stderr = open(os.path.join(self.work, "relay.log"), "ab")
         stdout = open(out_path, "wb")
         process = self.spawn([f"{self.bin}/valised", "run", "--dir", directory, "--listen", f"127.0.0.1:{self.port}"],
@@ -124,8 +126,11 @@ class Fault:
             process.kill()
             process.wait(timeout=10)
             return f"did not listen within {wait} s"
-        tail = open(os.path.join(self.work, "relay.log"), errors="replace").read().strip().splitlines()[-3:]
-        message = f"exited {process.returncode}: " + " | ".join(tail)
+        with open(log_path, errors="replace") as log:
+            log.seek(logged)
+            lines = log.read().strip().splitlines()
+        errors = [line for line in lines if "error" in line] or lines[-3:]
+        message = f"exited {process.returncode}: " + " | ".join(errors)
         if expect_start:
             raise RuntimeError(f"the relay did not start: {message}")
         return message
