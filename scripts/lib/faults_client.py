@@ -153,21 +153,33 @@ def clock_skew(fault):
     fault.publish()
     fault.valise(BOB, "sync", timeout=90)  # bob's prekeys on the relay
     texts = set()
-    for skew in (-5, +5):
+    # (sender's clock, recipient's clock) against the relay's; 4 minutes behind is inside
+    # the 300 s that directory entries may be ahead of a verifier's clock (PROTOCOL.md).
+    for alice_skew, bob_skew in (("+5h", "-4m"), ("-4m", "+5h"), ("+30m", "+30m")):
         fault.runs += 1
-        text = f"skew {skew:+d}h {random.random()}"
-        fault.valise(ALICE, "send", "--to", BOB, text, prefix=("faketime", "-f", f"{skew:+d}h"), timeout=90)
+        text = f"skew {alice_skew}/{bob_skew} {random.random()}"
+        fault.valise(ALICE, "send", "--to", BOB, text, prefix=("faketime", "-f", alice_skew), timeout=90)
         texts.add(text)
         fault.sent += 1
-        fault.valise(BOB, "sync", timeout=90, prefix=("faketime", "-f", f"{-skew:+d}h"))
+        fault.valise(BOB, "sync", timeout=90, prefix=("faketime", "-f", bob_skew))
         shown = [m for m in fault.inbox(BOB) if fault.texts(BOB, [m])[m["id"]] == text]
-        if fault.check(len(shown) == 1, f"the message sent {skew:+d} h off was shown {len(shown)} times"):
-            offset = (_utc(shown[0]["sent_at"]) - time.time()) / 3600
-            fault.check(abs(offset - skew) < 0.2, f"sent_at is {offset:+.2f} h from now, the sender's clock said {skew:+d} h")
+        if fault.check(len(shown) == 1, f"the message sent at {alice_skew} was shown {len(shown)} times"):
+            offset = (_utc(shown[0]["sent_at"]) - time.time()) / 60
+            expected = int(alice_skew[1:-1]) * (60 if alice_skew.endswith("h") else 1) * (1 if alice_skew[0] == "+" else -1)
+            fault.check(abs(offset - expected) < 3, f"sent_at is {offset:+.1f} min from now, the sender's clock said {alice_skew}")
+    # A sender 5 h behind sees the directory's entries dated in its future: refused as
+    # [future] (exit 5), nothing sent.
+    fault.runs += 1
+    text = f"skew -5h {random.random()}"
+    status, out, err = fault.valise(ALICE, "send", "--to", BOB, text, prefix=("faketime", "-f", "-5h"), timeout=90,
+                                    check=False)
+    fault.sent += 1
+    fault.check(status == 5 and "[future]" in err, f"a sender 5 h behind was not refused as [future] (exit {status}): {err[-200:]!r}")
+    fault.notes.append("sender 5 h behind: " + (err.strip().splitlines() or [""])[-1].split(": entry 0")[-1][:100])
     # Expiry on the relay's clock: a 1 h message, then the relay's clock 2 h on.
     fault.runs += 1
     text = f"skew expiry {random.random()}"
-    fault.valise(ALICE, "send", "--to", BOB, "--expires", "1h", text, prefix=("faketime", "-f", "-3h"), timeout=90)
+    fault.valise(ALICE, "send", "--to", BOB, "--expires", "1h", text, timeout=90)
     fault.sent += 1
     fault.kill_relay()
     fault.start_relay(prefix=("faketime", "-f", "+2h"))
