@@ -37,6 +37,7 @@ def main():
         ("disk full: relay", faults_relay.disk_full),
         ("disk full: client", faults_client.disk_full),
         ("clock skew", faults_client.clock_skew),
+        ("network: cut after each frame", faults_network.cut_frames),
         ("network: drop/delay/dup", faults_network.network),
     ]
     for index, (name, run) in enumerate(suites):

@@ -129,7 +129,7 @@ def disk_full(fault):
                 fault.check(s > 0 and last.startswith("valise: error:"),
                             f"on a full disk a command exited {s} without a one-line error: {e[-200:]!r}")
             if failures:
-                fault.notes.append(f"{member} full: " + (failures[0][1].splitlines() or [""])[-1][:110])
+                fault.notes.append(f"{member} full: " + (failures[0][1].splitlines() or [""])[-1].replace(fault.work + "/", "")[:110])
             disk.free()
             fault.sync_until_sent(ALICE)
             fault.valise(BOB, "sync", timeout=90)

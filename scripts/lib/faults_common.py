@@ -22,6 +22,15 @@ def free_port():
         return s.getsockname()[1]
 
 
+def signal_group(process, sig):
+    """Signals a process this suite started and its own children (faketime runs the relay
+    as its child), by the process group the spawn gave it."""
+    try:
+        os.killpg(process.pid, sig)
+    except ProcessLookupError:
+        pass
+
+
 class Fault:
     def __init__(self, name, bin_dir, work, short):
         self.name, self.bin, self.work, self.short = name, bin_dir, work, short
@@ -56,14 +65,15 @@ class Fault:
     # -- processes ----------------------------------------------------------------------
     def spawn(self, args, stdout=None, stderr=None, env=None, prefix=()):
         process = subprocess.Popen(list(prefix) + list(args), stdout=stdout or subprocess.DEVNULL,
-                                   stderr=stderr or subprocess.DEVNULL, env=env or self.env, cwd=self.work)
+                                   stderr=stderr or subprocess.DEVNULL, env=env or self.env, cwd=self.work,
+                                   start_new_session=True)  # its own group: faketime's child goes with it
         self.processes.append(process)
         return process
 
     def stop_all(self):
         for process in self.processes:
             if process.poll() is None:
-                process.kill()
+                signal_group(process, signal.SIGKILL)
                 try:
                     process.wait(timeout=10)
                 except subprocess.TimeoutExpired:
@@ -81,6 +91,8 @@ class Fault:
             out, err = process.communicate(timeout=10)
             raise RuntimeError(f"timed out after {timeout} s: {' '.join(args[:3])}")
         out, err = out.decode(errors="replace"), err.decode(errors="replace")
+        with open(os.path.join(self.work, "commands.log"), "a") as log:  # for KEEP=1 post-mortems
+            log.write(f"$ {' '.join(args)}\n[exit {process.returncode}]\n{out}{err}\n")
         if check and process.returncode != 0:
             raise RuntimeError(f"{' '.join(os.path.basename(a) for a in args[:3])} exited {process.returncode}: {err.strip()[-300:]}")
         return process.returncode, out, err
@@ -137,7 +149,7 @@ class Fault:
 
     def kill_relay(self, sig=signal.SIGKILL):
         if self.relay is not None and self.relay.poll() is None:
-            self.relay.send_signal(sig)
+            signal_group(self.relay, sig)
             self.relay.wait(timeout=30)
         status = self.relay.returncode if self.relay is not None else None
         self.relay = None
@@ -193,6 +205,10 @@ class Fault:
         lost = accepted - set(ids)
         self.lost += len(lost)
         self.duplicates += (len(ids) - len(set(ids))) + (len(shown_texts) - len(set(shown_texts)))
+        for text in {t for t in shown_texts if shown_texts.count(t) > 1}:
+            twice = [id for id, t in texts.items() if t == text]
+            states_of = {m["id"]: m["state"] for m in states}
+            self.problem(f"shown twice: {text!r} as {twice}, sender's states {[states_of.get(i) for i in twice]}")
         strange = [t for t in shown_texts if t not in texts_sent]
         self.check(not strange, f"{recipient} shows {len(strange)} texts that were never sent: {strange[:2]}")
         for id in sorted(lost)[:5]:

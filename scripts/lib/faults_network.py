@@ -44,16 +44,23 @@ class Proxy:
         finally:
             server.close()
 
-    async def _connection(self, client_reader, client_writer):
+    async def _open_relay(self, client_writer):
+        """The connection to the relay for a client's, or None (the client's is closed)."""
         self.counts["connections"] += 1
         try:
-            relay_reader, relay_writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", self.target), 5)
+            return await asyncio.wait_for(asyncio.open_connection("127.0.0.1", self.target), 5)
         except (OSError, asyncio.TimeoutError):
             client_writer.close()
+            return None
+
+    async def _connection(self, client_reader, client_writer):
+        relay = await self._open_relay(client_writer)
+        if relay is None:
             return
+        relay_reader, relay_writer = relay
         # One connection in four passes untouched, so that sessions do get through.
         faulty = self.random.random() < 0.75
-        budget = self.random.randrange(200, 40000)  # bytes before a cut or a drop
+        budget = self.random.randrange(100, 8000)  # bytes before a cut or a drop
         state = {"bytes": 0}
 
         async def pipe(reader, writer):
@@ -91,6 +98,80 @@ class Proxy:
             faulty = self.random.random() < 0.5  # sometimes a second fault on the same stream
 
         await asyncio.gather(pipe(client_reader, relay_writer), pipe(relay_reader, client_writer))
+
+
+class FrameCutter(Proxy):
+    """Forwards whole frames (2-byte big-endian length, DESIGN.md) and closes both sides
+    right after the client's `cut_after`-th frame, so that a sweep over `cut_after` cuts a
+    session at every step: handshake, directory, prekeys, the envelope, its Accepted."""
+
+    cut_after = 1
+
+    async def _connection(self, client_reader, client_writer):
+        relay = await self._open_relay(client_writer)
+        if relay is None:
+            return
+        relay_reader, relay_writer = relay
+        cut = asyncio.Event()
+
+        async def upstream():
+            frames = 0
+            try:
+                while frames < self.cut_after:
+                    length = await client_reader.readexactly(2)
+                    body = await client_reader.readexactly(int.from_bytes(length, "big"))
+                    relay_writer.write(length + body)
+                    await relay_writer.drain()
+                    frames += 1
+                await asyncio.sleep(0.05)  # the relay may answer; the client sees no answer after the cut
+                self.counts["cut"] += 1
+            except (OSError, asyncio.IncompleteReadError):
+                pass
+            cut.set()
+
+        async def downstream():
+            try:
+                while not cut.is_set():
+                    chunk = await relay_reader.read(4096)
+                    if not chunk:
+                        break
+                    client_writer.write(chunk)
+                    await client_writer.drain()
+            except OSError:
+                pass
+
+        down = asyncio.ensure_future(downstream())
+        await upstream()
+        down.cancel()
+        for writer in (client_writer, relay_writer):
+            writer.close()
+
+
+def cut_frames(fault):
+    """valise send through a connection cut after its 1st, 2nd, … frame; then syncs
+    straight to the relay. Each message once in the outbox, once on the recipient's screen."""
+    fault.organisation(ALICE, BOB)
+    fault.start_relay()
+    fault.publish()
+    fault.valise(BOB, "sync", timeout=90)
+    cutter = FrameCutter(fault.port, 0).start()
+    texts, outcomes = set(), {}
+    try:
+        for frames in range(1, (12 if fault.short else 20) + 1):
+            cutter.cut_after = frames
+            text = f"cut after {frames} frames {random.random()}"
+            texts.add(text)
+            fault.sent += 1
+            fault.runs += 1
+            status, out, err = fault.valise(ALICE, "send", "--to", BOB, "--relay", f"127.0.0.1:{cutter.port}", text,
+                                            check=False, timeout=90)
+            outcomes[status] = outcomes.get(status, 0) + 1
+            fault.sync_until_sent(ALICE)
+    finally:
+        cutter.stop()
+    fault.valise(BOB, "sync", timeout=90)
+    fault.notes.append("valise send exit statuses: " + ", ".join(f"{k}: {v}" for k, v in sorted(outcomes.items())))
+    fault.compare(ALICE, BOB, texts)
 
 
 def _logged(path):
