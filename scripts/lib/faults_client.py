@@ -41,7 +41,7 @@ def kill_send(fault):
         text = f"send-kill {run} {random.random()}"
         texts.add(text)
         process = fault.spawn([f"{fault.bin}/valise", "send", "--to", BOB, text, "--home", fault.home(ALICE)])
-        time.sleep(random.uniform(0, duration * 1.1))
+        time.sleep(random.uniform(0, duration * 1.3))
         if process.poll() is None:
             process.kill()
             killed_midway += 1
@@ -76,7 +76,7 @@ def kill_sync(fault):
             duration = _timed(fault, [f"{fault.bin}/valise", "sync", "--home", fault.home(BOB)])
             continue
         process = fault.spawn([f"{fault.bin}/valise", "sync", "--home", fault.home(BOB)])
-        time.sleep(random.uniform(0, duration * 1.1))
+        time.sleep(random.uniform(0, duration * 1.3))
         if process.poll() is None:
             process.kill()
             killed_midway += 1

@@ -194,14 +194,15 @@ def network(fault):
         # valise-load sends a wave again after a lost connection; an answer that was an
         # error (the relay ending a broken session) counts as a refusal, so run it again
         # like a client's next sync would, with the same ids (bounded).
+        patience = 30 if fault.short else 60  # seconds per attempt (a request into a black hole waits 30 s)
         for attempt in range(8):
             fault.runs += 1
             fault.run([load, "send", "--home", fault.home(SENDER), "--to", RECEIVER, "--count", str(count), "--run", "net",
-                       "--log", accepted_log, "--concurrency", "8", "--relay", address, "--size", "512", "--timeout", "60"],
-                      timeout=90, check=False)
+                       "--log", accepted_log, "--concurrency", "8", "--relay", address, "--size", "512",
+                       "--timeout", str(patience)], timeout=patience + 30, check=False)
             if len(set(_logged(accepted_log))) >= count:
                 break
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + patience
         while time.monotonic() < deadline and not set(_logged(accepted_log)) <= set(_logged(delivered_log)):
             time.sleep(0.5)
         receiver.kill()

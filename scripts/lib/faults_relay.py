@@ -65,8 +65,8 @@ def _damaged_start(fault, description):
     fault.runs += 1
     refusal = fault.start_relay(expect_start=False, wait=15)
     if refusal is not None:
-        fault.check("queue.sqlite" in refusal,
-                    f"{description}: the relay refused to start without naming the store: {refusal[:200]}")
+        fault.check("queue.sqlite" in refusal or "store is damaged" in refusal,
+                    f"{description}: the relay refused to start without saying the store is at fault: {refusal[:200]}")
         fault.notes.append(f"{description}: refused to start ({refusal.split(': ', 1)[-1].replace(fault.work + '/', '')[:110]})")
         return False
     status, out, err = fault.valise(BOB, "sync", "--json", check=False, timeout=90)
