@@ -4,17 +4,12 @@ processes on 127.0.0.1, then the delivery contract checked from what the process
 Run by scripts/faults (which builds first): python3 faults.py BIN WORK [--short].
 Every wait is bounded; every process this starts is stopped by its pid.
 """
-import json
 import os
 import random
-import re
-import signal
-import socket
-import subprocess
 import sys
 import time
 
-from faults_common import Fault, ROOT, free_port, say
+from faults_common import Fault, say
 import faults_client
 import faults_relay
 import faults_network

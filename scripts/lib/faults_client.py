@@ -1,13 +1,10 @@
 """Client-side faults of scripts/faults: SIGKILL of valise send and valise sync, a full disk
 under a client's home, and a client clock hours away from the relay's."""
-import json
-import os
 import random
 import subprocess
 import time
-from datetime import datetime, timezone
+from datetime import datetime
 
-from faults_common import say
 import faults_disk
 
 ALICE, BOB = "alice@lagos", "bob@quito"
@@ -25,10 +22,7 @@ def _timed(fault, args):
 
 def kill_send(fault):
     """valise send killed at a random moment of its run, many times; then one sync."""
-    fault.organisation(ALICE, BOB)
-    fault.start_relay()
-    fault.publish()
-    fault.valise(BOB, "sync", timeout=90)  # bob's prekeys on the relay
+    fault.messaging_world(ALICE, BOB, recipient=BOB)
     runs = 6 if fault.short else 20
     texts = set()
     # How long an unkilled send takes here, so that kills land across the whole of it.
@@ -40,12 +34,8 @@ def kill_send(fault):
     for run in range(runs):
         text = f"send-kill {run} {random.random()}"
         texts.add(text)
-        process = fault.spawn([f"{fault.bin}/valise", "send", "--to", BOB, text, "--home", fault.home(ALICE)])
-        time.sleep(random.uniform(0, duration * 1.3))
-        if process.poll() is None:
-            process.kill()
-            killed_midway += 1
-        process.wait(timeout=30)
+        killed_midway += fault.kill_at_random([f"{fault.bin}/valise", "send", "--to", BOB, text, "--home", fault.home(ALICE)],
+                                              duration)
         fault.runs += 1
         fault.sent += 1
     fault.notes.append(f"{killed_midway} of {runs} sends killed before they finished (a send takes {duration:.2f} s)")
@@ -57,10 +47,7 @@ def kill_send(fault):
 
 def kill_sync(fault):
     """valise sync of the recipient killed at random moments while messages arrive."""
-    fault.organisation(ALICE, BOB)
-    fault.start_relay()
-    fault.publish()
-    fault.valise(BOB, "sync", timeout=90)  # bob's prekeys on the relay
+    fault.messaging_world(ALICE, BOB, recipient=BOB)
     runs = 6 if fault.short else 20
     texts = set()
     per_run = 2 if fault.short else 3
@@ -75,12 +62,7 @@ def kill_sync(fault):
         if duration is None:  # the first sync runs to the end and gives the time to aim at
             duration = _timed(fault, [f"{fault.bin}/valise", "sync", "--home", fault.home(BOB)])
             continue
-        process = fault.spawn([f"{fault.bin}/valise", "sync", "--home", fault.home(BOB)])
-        time.sleep(random.uniform(0, duration * 1.3))
-        if process.poll() is None:
-            process.kill()
-            killed_midway += 1
-        process.wait(timeout=30)
+        killed_midway += fault.kill_at_random([f"{fault.bin}/valise", "sync", "--home", fault.home(BOB)], duration)
         fault.runs += 1
     fault.notes.append(f"{killed_midway} of {fault.runs} syncs killed before they finished (a sync takes {duration:.2f} s)")
     fault.valise(BOB, "sync", timeout=90)
@@ -92,10 +74,7 @@ def kill_sync(fault):
 def disk_full(fault):
     """The recipient's and then the sender's home on a full tmpfs: clear errors, nothing
     acknowledged that was not stored, everything through once the space is back."""
-    fault.organisation(ALICE, BOB)
-    fault.start_relay()
-    fault.publish()
-    fault.valise(BOB, "sync", timeout=90)  # bob's prekeys on the relay
+    fault.messaging_world(ALICE, BOB, recipient=BOB)
     texts = set()
     for member in (BOB, ALICE):
         with faults_disk.Tmpfs(fault.home(member), "32m") as disk:
@@ -148,10 +127,7 @@ def clock_skew(fault):
     if subprocess.run(["which", "faketime"], capture_output=True).returncode != 0:
         fault.skipped = "faketime is not installed"
         return
-    fault.organisation(ALICE, BOB)
-    fault.start_relay()
-    fault.publish()
-    fault.valise(BOB, "sync", timeout=90)  # bob's prekeys on the relay
+    fault.messaging_world(ALICE, BOB, recipient=BOB)
     texts = set()
     # (sender's clock, recipient's clock) against the relay's; 4 minutes behind is inside
     # the 300 s that directory entries may be ahead of a verifier's clock (PROTOCOL.md).

@@ -2,6 +2,7 @@
 relay started and stopped by pid, valise commands with bounded waits, and the row."""
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -20,6 +21,11 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def logged(path):
+    """The ids in one of valise-load's logs (none if it was never written)."""
+    return open(path).read().split() if os.path.exists(path) else []
 
 
 def signal_group(process, sig):
@@ -154,6 +160,36 @@ class Fault:
         status = self.relay.returncode if self.relay is not None else None
         self.relay = None
         return status
+
+    def messaging_world(self, *members, recipient=None):
+        """An organisation of MEMBERS, its relay started and the directory published; the
+        RECIPIENT syncs once so that its prekeys are on the relay."""
+        self.organisation(*members)
+        self.start_relay()
+        self.publish()
+        if recipient:
+            self.valise(recipient, "sync", timeout=90)
+
+    def kill_at_random(self, args, duration):
+        """Runs ARGS and sends it SIGKILL at a random moment of about DURATION seconds;
+        whether it was still running then."""
+        process = self.spawn(args)
+        time.sleep(random.uniform(0, duration * 1.3))
+        killed = process.poll() is None
+        if killed:
+            process.kill()
+        process.wait(timeout=30)
+        return killed
+
+    def tally_logs(self, count, accepted_log, delivered_log):
+        """The row from valise-load's logs: ids a sender saw Accepted, ids a receiver stored."""
+        accepted, delivered = set(logged(accepted_log)), logged(delivered_log)
+        self.sent += count
+        self.accepted += len(accepted)
+        self.delivered += len(set(delivered) & accepted)
+        self.lost += len(accepted - set(delivered))
+        self.duplicates += len(delivered) - len(set(delivered))
+        self.check(len(accepted) == count, f"only {len(accepted)} of {count} were accepted")
 
     def publish(self):
         self.run([f"{self.bin}/valise", "admin", "publish", "--relay", "hq", "--org", os.path.join(self.work, "org")])

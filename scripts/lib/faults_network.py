@@ -6,11 +6,10 @@ repeats harmless."""
 import asyncio
 import os
 import random
-import signal
 import threading
 import time
 
-from faults_common import free_port
+from faults_common import free_port, logged
 
 SENDER, RECEIVER = "s1@lagos", "r1@jakarta"
 ALICE, BOB = "alice@lagos", "bob@quito"
@@ -150,10 +149,7 @@ class FrameCutter(Proxy):
 def cut_frames(fault):
     """valise send through a connection cut after its 1st, 2nd, … frame; then syncs
     straight to the relay. Each message once in the outbox, once on the recipient's screen."""
-    fault.organisation(ALICE, BOB)
-    fault.start_relay()
-    fault.publish()
-    fault.valise(BOB, "sync", timeout=90)
+    fault.messaging_world(ALICE, BOB, recipient=BOB)
     cutter = FrameCutter(fault.port, 0).start()
     texts, outcomes = set(), {}
     try:
@@ -174,15 +170,9 @@ def cut_frames(fault):
     fault.compare(ALICE, BOB, texts)
 
 
-def _logged(path):
-    return open(path).read().split() if os.path.exists(path) else []
-
-
 def network(fault):
     """valise-load senders and receivers, then the real valise CLI, through the proxy."""
-    fault.organisation(SENDER, RECEIVER, ALICE, BOB)
-    fault.start_relay()
-    fault.publish()
+    fault.messaging_world(SENDER, RECEIVER, ALICE, BOB)
     proxy = Proxy(fault.port, random.randrange(1 << 30)).start()
     address = f"127.0.0.1:{proxy.port}"
     try:
@@ -200,17 +190,17 @@ def network(fault):
             fault.run([load, "send", "--home", fault.home(SENDER), "--to", RECEIVER, "--count", str(count), "--run", "net",
                        "--log", accepted_log, "--concurrency", "8", "--relay", address, "--size", "512",
                        "--timeout", str(patience)], timeout=patience + 30, check=False)
-            if len(set(_logged(accepted_log))) >= count:
+            if len(set(logged(accepted_log))) >= count:
                 break
         deadline = time.monotonic() + patience
-        while time.monotonic() < deadline and not set(_logged(accepted_log)) <= set(_logged(delivered_log)):
+        while time.monotonic() < deadline and not set(logged(accepted_log)) <= set(logged(delivered_log)):
             time.sleep(0.5)
         receiver.kill()
         receiver.wait(timeout=30)
         # Whatever the faulty receiver did not get, a direct one fetches.
         fault.run([load, "receive", "--home", fault.home(RECEIVER), "--log", delivered_log, "--idle", "3", "--timeout", "60"],
                   timeout=90, check=False)
-        accepted, delivered = _logged(accepted_log), _logged(delivered_log)
+        accepted, delivered = logged(accepted_log), logged(delivered_log)
         fault.sent += count
         fault.check(len(set(accepted)) == count, f"only {len(set(accepted))} of {count} were accepted through the proxy")
         fault.accepted += len(set(accepted))

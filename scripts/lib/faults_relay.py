@@ -1,6 +1,5 @@
 """Relay-side faults of scripts/faults: SIGKILL (scripts/crash-test), a damaged or torn
 queue.sqlite, and a full disk under the relay's directory."""
-import hashlib
 import json
 import os
 import random
@@ -11,7 +10,7 @@ import struct
 import subprocess
 import time
 
-from faults_common import ROOT, say
+from faults_common import ROOT, logged
 import faults_disk
 
 ALICE, BOB = "alice@lagos", "bob@quito"
@@ -40,11 +39,8 @@ def relay_kill(fault):
 
 def _queue_messages(fault, count):
     """An organisation, a relay holding COUNT messages from alice to bob, then stopped."""
-    fault.organisation(ALICE, BOB)
-    fault.start_relay()
-    fault.publish()
+    fault.messaging_world(ALICE, BOB, recipient=BOB)
     texts = set()
-    fault.valise(BOB, "sync", timeout=90)  # bob's prekeys on the relay
     for number in range(count):
         text = f"store {number} {random.random()}"
         fault.valise(ALICE, "send", "--to", BOB, text, timeout=90)
@@ -163,18 +159,12 @@ def _wal_tear(path):
     return f"half a frame appended after the last commit at {end}"
 
 
-def _logged(path):
-    return open(path).read().split() if os.path.exists(path) else []
-
-
 def torn_wal(fault):
     """The relay killed (SIGKILL) under load, its WAL torn after the last commit, restarted:
     every id the sender saw Accepted reaches the recipient once."""
     runs = 2 if fault.short else 4
     count = 300 if fault.short else 600
-    fault.organisation(SENDER, RECEIVER)
-    fault.start_relay()
-    fault.publish()
+    fault.messaging_world(SENDER, RECEIVER)
     accepted_log, delivered_log = os.path.join(fault.work, "accepted"), os.path.join(fault.work, "delivered")
     load = f"{fault.bin}/valise-load"
     sender = fault.spawn([load, "send", "--home", fault.home(SENDER), "--to", RECEIVER, "--count", str(count),
@@ -200,12 +190,7 @@ def torn_wal(fault):
                          "--timeout", "120"])
     drain.wait(timeout=150)
     fault.kill_relay(signal.SIGTERM)
-    accepted, delivered = _logged(accepted_log), _logged(delivered_log)
-    fault.sent = count
-    fault.accepted, fault.delivered = len(set(accepted)), len(set(delivered) & set(accepted))
-    fault.lost = len(set(accepted) - set(delivered))
-    fault.duplicates = len(delivered) - len(set(delivered))
-    fault.check(len(set(accepted)) == count, f"only {len(set(accepted))} of {count} were accepted")
+    fault.tally_logs(count, accepted_log, delivered_log)
     integrity = sqlite3.connect(f"file:{fault.relay_dir}/queue.sqlite?mode=ro", uri=True).execute(
         "PRAGMA integrity_check").fetchone()[0]
     fault.check(integrity == "ok", f"the store failed SQLite's integrity check: {integrity}")
@@ -232,7 +217,7 @@ def disk_full(fault):
             return
         fault.start_relay()
         fault.publish()
-        first = _load_send(fault, accepted_log, count // 3, 60)
+        _load_send(fault, accepted_log, count // 3, 60)
         fault.runs += 1
         filled = disk.fill()
         during = _load_send(fault, accepted_log, count, 30)
@@ -242,21 +227,16 @@ def disk_full(fault):
         # Deliveries and acks while full.
         fault.run([load, "receive", "--home", fault.home(RECEIVER), "--log", delivered_log, "--idle", "3",
                    "--timeout", "60"], timeout=90, check=False)
-        while_full = len(set(_logged(delivered_log)))
-        fault.check(while_full >= len(set(_logged(accepted_log))) - 0,
-                    f"only {while_full} of {len(set(_logged(accepted_log)))} accepted were delivered while the disk was full")
+        while_full = len(set(logged(delivered_log)))
+        fault.check(while_full >= len(set(logged(accepted_log))) - 0,
+                    f"only {while_full} of {len(set(logged(accepted_log)))} accepted were delivered while the disk was full")
         disk.free()
         for _ in range(10):
-            result = _load_send(fault, accepted_log, count, 60)
-            if len(set(_logged(accepted_log))) >= count:
+            _load_send(fault, accepted_log, count, 60)
+            if len(set(logged(accepted_log))) >= count:
                 break
             time.sleep(1)
         fault.run([load, "receive", "--home", fault.home(RECEIVER), "--log", delivered_log, "--idle", "3",
                    "--timeout", "120"], timeout=150, check=False)
         fault.check(fault.kill_relay(signal.SIGTERM) == 0, "valised did not exit 0 on SIGTERM")
-    accepted, delivered = _logged(accepted_log), _logged(delivered_log)
-    fault.sent = count
-    fault.accepted, fault.delivered = len(set(accepted)), len(set(delivered) & set(accepted))
-    fault.lost = len(set(accepted) - set(delivered))
-    fault.duplicates = len(delivered) - len(set(delivered))
-    fault.check(len(set(accepted)) == count, f"after space returned only {len(set(accepted))} of {count} were accepted")
+    fault.tally_logs(count, accepted_log, delivered_log)
