@@ -59,13 +59,20 @@ extension Valise {
                 let ttl = ttlClass ?? .week
                 let home = try options.resolveHome()
                 let unlocked = try unlockDevice(options, home: home)
+                var inOutbox: [Messenger.Composed]?
                 do throws(ClientError) {
                     return try await withRelaySync(options, relayOptions, unlocked: unlocked, now: Environment.now) { (_, sync) throws(ClientError) -> SendOutcome in
                         let composed = try sync.messenger.compose(body, to: recipients, precedence: precedence, ttl: ttl, now: Environment.now())
+                        inOutbox = composed
                         try await sync.flushOutbox(now: Environment.now())
                         return SendOutcome(composed: composed.map(SendOutcome.Item.init), report: sync.report, offline: nil)
                     }
                 } catch where isUnreachable(error) {
+                    // Lost while sending: the message is in the outbox already, and writing it
+                    // again would give it a second id, which the recipient would see twice.
+                    if let inOutbox {
+                        return SendOutcome(composed: inOutbox.map(SendOutcome.Item.init), report: MessageSync.Report(), offline: error.message)
+                    }
                     let pinned = try PinnedOrganisation(home: home).load(now: Environment.now())
                     let (_, messenger) = try DeviceSession.open(
                         home: home, organisation: pinned, unlocked: unlocked, now: Environment.now(), receiptDelay: Environment.receiptDelay())
