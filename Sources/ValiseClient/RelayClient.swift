@@ -119,11 +119,12 @@ public final class RelayClient: Sendable {
         if let closed = error as? RelayClientHandler.Closed {
             if let refusal = closed.error { return relayError(refusal) }
             if closed.duringHandshake {
-                // A relay at its connection limits closes as silently as one that does not
-                // hold the key: the client cannot tell them apart, so it names both.
+                // A lost connection and a relay at its connection limits end a handshake as
+                // silently as a relay that does not hold the key: the client cannot tell
+                // them apart, so it names all three.
                 return ClientError(
                     kind: .verification, code: "relay-handshake",
-                    message: "the handshake with the relay failed (\(closed.reason)): the relay may be refusing new connections for now (too many, in all or from this address; try again later), or it does not hold the key the organisation's directory names for it, or it is not a Valise relay")
+                    message: "the handshake with the relay failed (\(closed.reason)): the connection may have been lost, or the relay may be refusing new connections for now (too many, in all or from this address; try again later), or it does not hold the key the organisation's directory names for it, or it is not a Valise relay")
             }
             return .failure("relay-closed", "the relay closed the connection: \(closed.reason)")
         }

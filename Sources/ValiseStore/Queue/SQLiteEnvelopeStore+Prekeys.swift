@@ -58,7 +58,7 @@ extension SQLiteEnvelopeStore: PrekeyStore {
         } catch let error as StoreError {
             throw error
         } catch {
-            throw Self.storeError(error, doing: "store prekeys")
+            throw Self.storeError(error, doing: "store prekeys in \(path)")
         }
     }
 
@@ -79,7 +79,7 @@ extension SQLiteEnvelopeStore: PrekeyStore {
                 return PrekeyBundleRecord(prekeys: prekeys, oneTimePrekey: oneTime.map { [UInt8]($0) }, oneTimePrekeysLeft: left)
             }
         } catch {
-            throw Self.storeError(error, doing: "hand out a prekey bundle")
+            throw Self.storeError(error, doing: "hand out a prekey bundle in \(path)")
         }
     }
 
@@ -89,7 +89,7 @@ extension SQLiteEnvelopeStore: PrekeyStore {
                 try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM one_time_prekey WHERE mailbox = ?", arguments: [mailbox.name]) ?? 0
             }
         } catch {
-            throw Self.storeError(error, doing: "count one-time prekeys")
+            throw Self.storeError(error, doing: "count one-time prekeys in \(path)")
         }
     }
 

@@ -165,7 +165,7 @@ public final class SQLiteEnvelopeStore: EnvelopeStore {
         do {
             return try pool.write { db in try insert(envelopes, now: now, in: db) }
         } catch {
-            let failure = Self.storeError(error, doing: "store envelopes")
+            let failure = Self.storeError(error, doing: "store envelopes in \(path)")
             if failure.kind == .storageFull { return envelopes.map { _ in .refused(.storageFull) } }
             throw failure
         }
@@ -333,7 +333,7 @@ public final class SQLiteEnvelopeStore: EnvelopeStore {
                 return result
             }
         } catch {
-            throw Self.storeError(error, doing: "read envelopes")
+            throw Self.storeError(error, doing: "read envelopes in \(path)")
         }
     }
 
@@ -346,7 +346,7 @@ public final class SQLiteEnvelopeStore: EnvelopeStore {
         do {
             return try pool.write { db in try Self.delete(requests, now: now, in: db) }
         } catch {
-            throw Self.storeError(error, doing: "record acknowledgements")
+            throw Self.storeError(error, doing: "record acknowledgements in \(path)")
         }
     }
 
@@ -407,7 +407,7 @@ public final class SQLiteEnvelopeStore: EnvelopeStore {
             }
             return total
         } catch {
-            throw Self.storeError(error, doing: "expire envelopes")
+            throw Self.storeError(error, doing: "expire envelopes in \(path)")
         }
     }
 
@@ -441,7 +441,7 @@ public final class SQLiteEnvelopeStore: EnvelopeStore {
                 return purged.count
             }
         } catch {
-            throw Self.storeError(error, doing: "purge a mailbox")
+            throw Self.storeError(error, doing: "purge a mailbox in \(path)")
         }
     }
 
@@ -463,7 +463,7 @@ public final class SQLiteEnvelopeStore: EnvelopeStore {
                 return result
             }
         } catch {
-            throw Self.storeError(error, doing: "read message states")
+            throw Self.storeError(error, doing: "read message states in \(path)")
         }
     }
 
@@ -487,7 +487,7 @@ public final class SQLiteEnvelopeStore: EnvelopeStore {
                 return statistics
             }
         } catch {
-            throw Self.storeError(error, doing: "read statistics")
+            throw Self.storeError(error, doing: "read statistics in \(path)")
         }
     }
 
@@ -500,7 +500,7 @@ public final class SQLiteEnvelopeStore: EnvelopeStore {
                     """).map(Mailbox.init)
             }
         } catch {
-            throw Self.storeError(error, doing: "list mailboxes")
+            throw Self.storeError(error, doing: "list mailboxes in \(path)")
         }
     }
 
@@ -509,7 +509,7 @@ public final class SQLiteEnvelopeStore: EnvelopeStore {
         do {
             return try pool.read { db in try String.fetchAll(db, sql: "PRAGMA integrity_check").joined(separator: "; ") }
         } catch {
-            throw Self.storeError(error, doing: "check integrity")
+            throw Self.storeError(error, doing: "check integrity in \(path)")
         }
     }
     static func storeError(_ error: any Error, doing what: String) -> StoreError { SQLiteFile.storeError(error, doing: what) }
