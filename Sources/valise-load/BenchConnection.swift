@@ -15,6 +15,8 @@ final class BenchConnection: ChannelInboundHandler, @unchecked Sendable {
     typealias OutboundOut = ByteBuffer
 
     struct Closed: Error, CustomStringConvertible {
+        /// For summaries: `handshake`, `relay-<error code>`, `timeout`, `closed`, `protocol`, `io`.
+        let kind: String
         let reason: String
         var description: String { reason }
     }
@@ -44,15 +46,17 @@ final class BenchConnection: ChannelInboundHandler, @unchecked Sendable {
         welcome = promise.futureResult
     }
 
-    /// Connects, completes the handshake, says Hello and waits for the Welcome.
+    /// Connects, completes the handshake, says Hello and waits for the Welcome, each within
+    /// `timeout`. A failure after the connect throws `Closed`, which says what kind it was.
     static func open(
-        host: String, port: Int, clientKey: AgreementPrivateKey, relayKey: AgreementPublicKey, on eventLoop: any EventLoop
+        host: String, port: Int, clientKey: AgreementPrivateKey, relayKey: AgreementPublicKey, on eventLoop: any EventLoop,
+        timeout: TimeAmount = .seconds(30)
     ) async throws -> BenchConnection {
         let state = ClientConnectionState(
             clientKey: clientKey, relayKey: relayKey, maximumMessageLength: ValiseTransport.defaultMaximumMessageLength)
         let connection = BenchConnection(state: state, eventLoop: eventLoop)
         let channel = try await ClientBootstrap(group: eventLoop)
-            .connectTimeout(.seconds(10))
+            .connectTimeout(timeout)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(connection) }
@@ -60,7 +64,7 @@ final class BenchConnection: ChannelInboundHandler, @unchecked Sendable {
             .connect(host: host, port: port)
             .get()
         let welcome = eventLoop.flatSubmit {
-            let timer = eventLoop.scheduleTask(in: .seconds(30)) { connection.end("no Welcome within 30 s") }
+            let timer = eventLoop.scheduleTask(in: timeout) { connection.end("no Welcome in time", kind: "timeout") }
             connection.welcome.whenComplete { _ in timer.cancel() }
             return connection.welcome
         }
@@ -96,12 +100,12 @@ final class BenchConnection: ChannelInboundHandler, @unchecked Sendable {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        end("the relay closed the connection")
+        end("the relay closed the connection", kind: "closed")
         context.fireChannelInactive()
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        end("connection error: \(error)")
+        end("connection error: \(error)", kind: "io")
         context.close(promise: nil)
     }
 
@@ -144,30 +148,34 @@ final class BenchConnection: ChannelInboundHandler, @unchecked Sendable {
                 send(.hello(hello))
             case .deliver(let bytes):
                 guard let message = try? WireCodec.decodeRelayMessage(bytes) else {
-                    end("the relay sent a message that does not decode")
+                    end("the relay sent a message that does not decode", kind: "protocol")
                     context?.close(promise: nil)
                     return
                 }
                 if let welcomed {
                     self.welcomed = nil
-                    if case .welcome = message.body {
+                    switch message.body {
+                    case .welcome?:
                         welcomed.succeed()
-                    } else {
-                        welcomed.fail(Closed(reason: "the relay answered Hello with \(message.body.map { "\($0)" } ?? "nothing")"))
+                    case .error(let error)?:
+                        // The relay says why before it closes (not admitted, shutting down).
+                        welcomed.fail(Closed(kind: "relay-\(error.code)", reason: "the relay answered Hello with \(error)"))
+                    default:
+                        welcomed.fail(Closed(kind: "protocol", reason: "the relay answered Hello with \(message.body.map { "\($0)" } ?? "nothing")"))
                     }
                 } else {
                     onMessage?(message)
                 }
             case .close(let reason):
-                end(reason)
+                end(reason, kind: welcomed == nil ? "closed" : "handshake")
                 context?.close(promise: nil)
             }
         }
     }
 
-    private func end(_ reason: String) {
+    private func end(_ reason: String, kind: String) {
         if closedReason == nil { closedReason = reason }
-        welcomed?.fail(Closed(reason: reason))
+        welcomed?.fail(Closed(kind: kind, reason: reason))
         welcomed = nil
     }
 }

@@ -1,6 +1,5 @@
 import ArgumentParser
 import Foundation
-import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import ValiseClient
@@ -62,7 +61,7 @@ extension ValiseLoad {
                         try await future.get()
                         answered += 1
                     } catch {
-                        pingFailures[LoadFailure.kind(of: error), default: 0] += 1
+                        pingFailures[(error as? BenchConnection.Closed)?.kind ?? "io", default: 0] += 1
                     }
                 }
             }
@@ -80,15 +79,16 @@ extension ValiseLoad {
         /// Opens `count` connections, at most `concurrency` handshakes at a time.
         private static func open(
             count: Int, concurrency: Int, target: LoadTarget, group: any EventLoopGroup
-        ) async -> ([LoadConnection], [String: Int]) {
-            var connections: [LoadConnection] = []
+        ) async -> ([BenchConnection], [String: Int]) {
+            var connections: [BenchConnection] = []
             connections.reserveCapacity(count)
             var failures: [String: Int] = [:]
-            await withTaskGroup(of: Result<LoadConnection, LoadFailure>.self) { tasks in
+            await withTaskGroup(of: Result<BenchConnection, BenchConnection.Closed>.self) { tasks in
                 var started = 0
                 func startOne() {
                     started += 1
-                    tasks.addTask { await LoadConnection.open(target, group: group) }
+                    let eventLoop = group.next()
+                    tasks.addTask { await target.open(on: eventLoop) }
                 }
                 while started < min(concurrency, count) { startOne() }
                 for await result in tasks {
@@ -120,202 +120,41 @@ struct LoadTarget: Sendable {
     let clientKey: AgreementPrivateKey
     let relayKey: AgreementPublicKey
     let timeout: TimeAmount
-}
 
-/// Why a connection failed, by kind, for the summary.
-struct LoadFailure: Error {
-    let kind: String
-
-    static func kind(of error: any Error) -> String {
-        (error as? LoadFailure)?.kind ?? "io"
-    }
-}
-
-/// One connection of the benchmark: a channel with a `LoadConnectionHandler`, leaner than
-/// `RelayClient` (no answer table, no stream of unsolicited messages), so that ten thousand
-/// of them fit in the load generator beside the relay.
-final class LoadConnection: Sendable {
-    private let channel: any Channel
-    private let handler: NIOLoopBound<LoadConnectionHandler>
-
-    private init(channel: any Channel, handler: NIOLoopBound<LoadConnectionHandler>) {
-        self.channel = channel
-        self.handler = handler
-    }
-
-    /// Connects, runs the handshake and says Hello; succeeds once Welcome came back.
-    static func open(_ target: LoadTarget, group: any EventLoopGroup) async -> Result<LoadConnection, LoadFailure> {
-        let added = NIOLockedValueBox<NIOLoopBound<LoadConnectionHandler>?>(nil)
-        let channel: any Channel
+    /// One connection, admitted (its Hello answered with Welcome), or the kind of failure.
+    func open(on eventLoop: any EventLoop) async -> Result<BenchConnection, BenchConnection.Closed> {
         do {
-            channel = try await ClientBootstrap(group: group)
-                .connectTimeout(target.timeout)
-                .channelOption(.socketOption(.tcp_nodelay), value: 1)
-                .channelInitializer { channel in
-                    channel.eventLoop.makeCompletedFuture {
-                        let handler = LoadConnectionHandler(
-                            state: ClientConnectionState(
-                                clientKey: target.clientKey, relayKey: target.relayKey,
-                                maximumMessageLength: ValiseTransport.defaultMaximumMessageLength),
-                            eventLoop: channel.eventLoop)
-                        try channel.pipeline.syncOperations.addHandler(handler)
-                        added.withLockedValue { $0 = NIOLoopBound(handler, eventLoop: channel.eventLoop) }
-                    }
-                }
-                .connect(host: target.host, port: target.port)
-                .get()
+            return .success(try await BenchConnection.open(
+                host: host, port: port, clientKey: clientKey, relayKey: relayKey, on: eventLoop, timeout: timeout))
+        } catch let closed as BenchConnection.Closed {
+            return .failure(closed)
         } catch {
-            return .failure(LoadFailure(kind: "connect"))
-        }
-        guard let handler = added.withLockedValue({ $0 }) else { return .failure(LoadFailure(kind: "connect")) }
-        let connection = LoadConnection(channel: channel, handler: handler)
-        do {
-            let admitted = channel.eventLoop.flatSubmit { handler.value.admitted }
-            try await admitted.withTimeout(target.timeout, on: channel.eventLoop).get()
-            return .success(connection)
-        } catch {
-            connection.close()
-            return .failure(LoadFailure(kind: LoadFailure.kind(of: error)))
+            return .failure(BenchConnection.Closed(kind: "connect", reason: "\(error)"))
         }
     }
+}
 
-    /// Succeeds when the relay answers a Ping on this connection.
+extension BenchConnection {
+    /// Succeeds when the relay answers a Ping on this connection within `timeout`; fails
+    /// with the kind `closed` if the connection had ended, else `timeout`.
     func ping(timeout: TimeAmount) -> EventLoopFuture<Void> {
-        let handler = self.handler
-        return channel.eventLoop.flatSubmit { handler.value.ping() }.withTimeout(timeout, on: channel.eventLoop)
-    }
-
-    func close() {
-        channel.close(promise: nil)
-    }
-}
-
-/// The client side of one benchmark connection on its event loop: `ClientConnectionState`
-/// for Noise and framing, Hello then Welcome, and later one Ping at a time.
-final class LoadConnectionHandler: ChannelInboundHandler {
-    typealias InboundIn = ByteBuffer
-    typealias OutboundOut = ByteBuffer
-
-    private static let helloID: UInt64 = 1
-    private static let pingID: UInt64 = 2
-
-    private var state: ClientConnectionState
-    private var context: ChannelHandlerContext?
-    private let admittedPromise: EventLoopPromise<Void>
-    private var pongPromise: EventLoopPromise<Void>?
-    private var wasAdmitted = false
-    private var closedKind: String?
-
-    init(state: ClientConnectionState, eventLoop: any EventLoop) {
-        self.state = state
-        self.admittedPromise = eventLoop.makePromise()
-    }
-
-    var admitted: EventLoopFuture<Void> { admittedPromise.futureResult }
-
-    func ping() -> EventLoopFuture<Void> {
-        guard let context, closedKind == nil, pongPromise == nil else {
-            return admittedPromise.futureResult.eventLoop.makeFailedFuture(LoadFailure(kind: closedKind ?? "closed"))
-        }
-        let promise = context.eventLoop.makePromise(of: Void.self)
-        pongPromise = promise
-        var ping = WirePing()
-        ping.data = Data([1, 2, 3, 4])
-        send(.ping(ping), id: Self.pingID, context: context)
-        return promise.futureResult
-    }
-
-    func handlerAdded(context: ChannelHandlerContext) {
-        self.context = context
-    }
-
-    func channelActive(context: ChannelHandlerContext) {
-        perform(state.start(), context: context)
-        context.fireChannelActive()
-    }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        var buffer = unwrapInboundIn(data)
-        perform(state.receive(buffer.readBytes(length: buffer.readableBytes) ?? []), context: context)
-    }
-
-    func channelInactive(context: ChannelHandlerContext) {
-        finish("closed")
-        context.fireChannelInactive()
-    }
-
-    func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        finish("io")
-        context.close(promise: nil)
-    }
-
-    private func send(_ body: WireClientMessage.OneOf_Body, id: UInt64, context: ChannelHandlerContext) {
-        var message = WireClientMessage()
-        message.requestID = id
-        message.body = body
-        perform(state.send(WireCodec.encode(message)), context: context)
-    }
-
-    private func perform(_ actions: [ClientConnectionState.Action], context: ChannelHandlerContext) {
-        for action in actions {
-            switch action {
-            case .write(let bytes):
-                context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(bytes: bytes)), promise: nil)
-            case .established:
-                var hello = WireHello()
-                hello.protocolVersion = 1
-                hello.software = "valise-load connections"
-                send(.hello(hello), id: Self.helloID, context: context)
-            case .deliver(let bytes):
-                received(bytes, context: context)
-            case .close:
-                finish(wasAdmitted ? "closed" : "handshake")
-                context.close(promise: nil)
+        eventLoop.flatSubmit {
+            let promise = self.eventLoop.makePromise(of: Void.self)
+            guard self.closedReason == nil else {
+                promise.fail(Closed(kind: "closed", reason: self.closedReason ?? ""))
+                return promise.futureResult
             }
+            var ping = WirePing()
+            ping.data = Data([1, 2, 3, 4])
+            let id = self.send(.ping(ping))
+            self.onMessage = { message in
+                if message.requestID == id, case .pong? = message.body { promise.succeed() }
+            }
+            let timer = self.eventLoop.scheduleTask(in: timeout) {
+                promise.fail(Closed(kind: self.closedReason == nil ? "timeout" : "closed", reason: "no Pong in time"))
+            }
+            promise.futureResult.whenComplete { _ in timer.cancel() }
+            return promise.futureResult
         }
-    }
-
-    private func received(_ bytes: [UInt8], context: ChannelHandlerContext) {
-        guard let message = try? WireCodec.decodeRelayMessage(bytes) else {
-            finish("protocol")
-            context.close(promise: nil)
-            return
-        }
-        switch (message.requestID, message.body) {
-        case (Self.helloID, .welcome?):
-            wasAdmitted = true
-            admittedPromise.succeed()
-        case (Self.pingID, .pong?):
-            pongPromise?.succeed()
-            pongPromise = nil
-        case (_, .error(let error)?):
-            // The relay says why before it closes (not admitted, rate limited, shutting down).
-            finish("relay-\(error.code)")
-            context.close(promise: nil)
-        default:
-            break
-        }
-    }
-
-    private func finish(_ kind: String) {
-        if closedKind == nil { closedKind = kind }
-        let failure = LoadFailure(kind: closedKind!)
-        // Completing a promise a second time does nothing, so an admitted one stays admitted.
-        admittedPromise.fail(failure)
-        pongPromise?.fail(failure)
-        pongPromise = nil
-    }
-}
-
-extension EventLoopFuture where Value: Sendable {
-    /// Fails with a timeout if the future has not completed after `timeout`.
-    func withTimeout(_ timeout: TimeAmount, on loop: any EventLoop) -> EventLoopFuture<Value> {
-        let promise = loop.makePromise(of: Value.self)
-        let timer = loop.scheduleTask(in: timeout) { promise.fail(LoadFailure(kind: "timeout")) }
-        whenComplete { result in
-            timer.cancel()
-            promise.completeWith(result)
-        }
-        return promise.futureResult
     }
 }
