@@ -297,10 +297,7 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
             publish(requestID: requestID, entries: entries, checkpoint: checkpoint, context: context)
         case .send(let requestID, let envelope):
             guard let admittedKey, shared.sends.allow(admittedKey) else {
-                shared.counters.count(.sendRate)
-                perform(state.send(RelayRequestProcessor.encode(RelayRequestProcessor.error(requestID, RelayError(
-                    .rateLimited, code: "rate-limited", message: "this device is sending faster than the relay allows; try again shortly")))),
-                    context: context)
+                rateLimited(requestID, .sendRate, "this device is sending faster than the relay allows; try again shortly", context: context)
                 return
             }
             send(requestID: requestID, envelope: envelope, context: context)
@@ -324,9 +321,7 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
             }
         case .prekeyFetch(let requestID, let member, let identityKey):
             guard let admittedKey, shared.prekeyFetches.allow(admittedKey) else {
-                shared.counters.count(.prekeyFetchRate)
-                perform(state.send(RelayRequestProcessor.encode(RelayRequestProcessor.error(requestID, RelayError(
-                    .rateLimited, code: "rate-limited", message: "too many prekey fetches; try again in a minute")))), context: context)
+                rateLimited(requestID, .prekeyFetchRate, "too many prekey fetches; try again in a minute", context: context)
                 return
             }
             let store = shared.prekeys
@@ -338,6 +333,13 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
                 return RelayRequestProcessor.prekeyBundle(requestID, member: member, identityKey: identityKey, record: record)
             }
         }
+    }
+
+    /// Answers RATE_LIMITED for a device past one of its rates, and counts it.
+    private func rateLimited(_ requestID: UInt64, _ limit: LimitCounters.Limit, _ message: String, context: ChannelHandlerContext) {
+        shared.counters.count(limit)
+        let refusal = RelayRequestProcessor.error(requestID, RelayError(.rateLimited, code: "rate-limited", message: message))
+        perform(state.send(RelayRequestProcessor.encode(refusal)), context: context)
     }
 
     /// Counts an answer that a limit made (TOO_LARGE, MAILBOX_FULL, STORAGE_FULL) or that
@@ -366,8 +368,8 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
         let (mailboxes, handoff) = (shared.mailboxes, shared.handoff)
         let eventLoop = context.eventLoop
         pendingRequests += 1
-        pendingBytes += envelope.body.count
         let bytes = envelope.body.count
+        pendingBytes += bytes
         shared.writer.accept(envelope) { result in
             if case .success(.accepted(let expiresAt, duplicate: false)) = result {
                 mailboxes.offer(StoredEnvelope(accepted: envelope, expiresAt: expiresAt))
@@ -380,13 +382,12 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
                 switch result {
                 case .success(let outcome):
                     reply = RelayRequestProcessor.accepted(requestID, id: envelope.id, outcome: outcome)
-                    handler.countRefusal(reply)
                 case .failure(let error):
                     handler.logger.error("could not store an envelope", metadata: ["error": "\(error.message)"])
                     reply = RelayRequestProcessor.error(requestID, RelayError(
                         error.kind == .storageFull ? .storageFull : .internal, code: "storage", message: "the relay could not store the envelope"))
-                    handler.countRefusal(reply)
                 }
+                handler.countRefusal(reply)
                 handler.perform(handler.state.send(RelayRequestProcessor.encode(reply)), context: context)
             }
         }
