@@ -46,9 +46,9 @@ struct BoundStatement {
         }
     }
 
-    /// Runs the statement to its first row: true if there is one (read it with `int64(_:)`
+    /// Runs the statement to its next row: true if there is one (read it with `int64(_:)`
     /// and `text(_:)` before the next `step` or `reset`), false when it is done.
-    func step() throws -> Bool {
+    private func step() throws -> Bool {
         switch sqlite3_step(handle) {
         case SQLITE_ROW: return true
         case SQLITE_DONE: return false
@@ -67,9 +67,19 @@ struct BoundStatement {
     }
 
     /// Back to the start, bindings cleared, ready for GRDB or for the next bind.
-    func reset() {
+    private func reset() {
         sqlite3_reset(handle)
         sqlite3_clear_bindings(handle)
+    }
+
+    /// The first row, read by `read`, or nil when there is none; then the statement runs to
+    /// its end (a `DELETE … RETURNING` finishes its work only then) and is reset.
+    func firstRow<T>(_ read: (BoundStatement) -> T) throws -> T? {
+        defer { reset() }
+        guard try step() else { return nil }
+        let value = read(self)
+        while try step() {}
+        return value
     }
 
     /// Steps to completion and resets, for statements that return no rows.

@@ -213,8 +213,7 @@ public final class SQLiteEnvelopeStore: EnvelopeStore {
             let id = envelope.id.bytes
             let mailbox = envelope.mailbox.name
             findMessage.bind(1, id)
-            let known: (mailbox: String, expiresAt: Int64)? = try findMessage.step() ? (findMessage.text(0), findMessage.int64(1)) : nil
-            findMessage.reset()
+            let known = try findMessage.firstRow { (mailbox: $0.text(0), expiresAt: $0.int64(1)) }
             if let known {
                 outcomes.append(known.mailbox == mailbox
                     ? .accepted(expiresAt: UInt64(known.expiresAt), duplicate: true)
@@ -226,10 +225,8 @@ public final class SQLiteEnvelopeStore: EnvelopeStore {
                 totals = cached
             } else {
                 readUsage.bind(1, mailbox)
-                totals = try readUsage.step()
-                    ? MailboxUsage(count: Int(readUsage.int64(0)), bytes: Int(readUsage.int64(1)))
-                    : MailboxUsage(count: 0, bytes: 0)
-                readUsage.reset()
+                totals = try readUsage.firstRow { MailboxUsage(count: Int($0.int64(0)), bytes: Int($0.int64(1))) }
+                    ?? MailboxUsage(count: 0, bytes: 0)
             }
             guard totals.count + 1 <= limits.maximumMessagesPerMailbox, totals.bytes + envelope.body.count <= limits.maximumBytesPerMailbox else {
                 outcomes.append(.refused(.mailboxFull))
@@ -281,9 +278,7 @@ public final class SQLiteEnvelopeStore: EnvelopeStore {
             for id in request.ids {
                 deleteEnvelope.bind(1, id.bytes)
                 deleteEnvelope.bind(2, request.mailbox.name)
-                // RETURNING: the row comes back from the first step; the rest finishes the delete.
-                let size: Int? = try deleteEnvelope.step() ? Int(deleteEnvelope.int64(0)) : nil
-                try deleteEnvelope.run()
+                let size = try deleteEnvelope.firstRow { Int($0.int64(0)) }
                 guard let size else {
                     // Delivered just before its expiry and swept before the ack came:
                     // the recipient has it, so the status must not say undelivered.
