@@ -37,8 +37,8 @@ extension Valised {
             for precedence in Precedence.allCases { byPrecedence[precedence.name] = statistics.countByPrecedence[precedence] ?? 0 }
             let limits = LimitCounters.read(directory: dir)
             // Every known limit, in a fixed order, then any the file names that this build does not know.
-            let limitNames = LimitCounters.Limit.allCases.map(\.rawValue)
-                + (limits?.counts.keys.sorted().filter { !LimitCounters.Limit.allCases.map(\.rawValue).contains($0) } ?? [])
+            let knownLimits = LimitCounters.Limit.allCases.map(\.rawValue)
+            let limitNames = knownLimits + (limits?.counts.keys.sorted().filter { !knownLimits.contains($0) } ?? [])
             if json {
                 var object: [String: Any] = [
                     "envelopes": statistics.count, "bytes": statistics.bytes, "oldestAgeSeconds": statistics.oldestAge,
