@@ -30,15 +30,16 @@ struct PrecedenceArgument: ExpressibleByArgument {
     var defaultValueDescription: String { value.name.lowercased() }
 }
 
-/// The unlocked device for a messaging command: from the agent when one runs for this home,
-/// else from the passphrase.
-func unlockDevice(_ options: GlobalOptions, home: ValiseHome) throws(ClientError) -> UnlockedDevice {
+/// The unlocked device for a command: from the agent when one runs for this home, else from
+/// the passphrase; first of all, the home must be private (read-only commands too).
+func unlockDevice(_ options: GlobalOptions, home: ValiseHome, warnAboutWeakKeystore: Bool = true) throws(ClientError) -> UnlockedDevice {
+    try home.checkPrivate()
     if options.passphraseFile == nil, let unlocked = try AgentClient.unlocked(home: home) {
         return unlocked
     }
     let keystore = DeviceKeystore(home: home)
     let file = try keystore.inspect()
-    if let warning = DeviceReport.weakKeystoreWarning(file.parameters) { printWarning(warning) }
+    if warnAboutWeakKeystore, let warning = DeviceReport.weakKeystoreWarning(file.parameters) { printWarning(warning) }
     return try UnlockedDevice.unlock(home: home, passphrase: try options.passphrase(for: keystore.path))
 }
 
