@@ -88,9 +88,7 @@ public final class AgentServer {
         } catch {
             throw ClientError(error)
         }
-        if AgentClient.isAlive(socketPath) {
-            throw .usage("agent-running", "an agent already serves this Valise home (\(socketPath)); stop it first")
-        }
+        try Self.checkNoneRunning(home: home)
         unlink(socketPath)
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw .failure("agent-socket", "cannot create the agent's socket: \(String(cString: strerror(errno)))") }
@@ -103,6 +101,14 @@ public final class AgentServer {
             throw .failure("agent-socket", "cannot listen on \(socketPath): \(String(cString: strerror(errno)))")
         }
         listener = fd
+    }
+
+    /// Refuses when an agent already serves `home` (checked again before listening; asked
+    /// first so that nobody types a passphrase for nothing).
+    public static func checkNoneRunning(home: ValiseHome) throws(ClientError) {
+        if AgentClient.isAlive(home.agentSocketPath) {
+            throw .usage("agent-running", "an agent already serves this Valise home (\(home.agentSocketPath)); stop it first")
+        }
     }
 
     static func address(_ path: String) throws(ClientError) -> sockaddr_un {
