@@ -146,26 +146,13 @@ public enum AgentLauncher {
         return (read, write)
     }
 
+    /// Pipes, not sockets: plain write and read (the agent's socket code uses send and recv).
     private static func writeAll(_ fd: Int32, _ raw: UnsafeRawBufferPointer) -> Bool {
-        var offset = 0
-        while offset < raw.count {
-            let written = write(fd, raw.baseAddress! + offset, raw.count - offset)
-            if written < 0 && errno == EINTR { continue }
-            guard written > 0 else { return false }
-            offset += written
-        }
-        return true
+        AgentClient.untilDone(raw.count) { offset in write(fd, raw.baseAddress! + offset, raw.count - offset) }
     }
 
     private static func readAll(_ fd: Int32, _ buffer: UnsafeMutableRawBufferPointer) -> Bool {
-        var offset = 0
-        while offset < buffer.count {
-            let got = read(fd, buffer.baseAddress! + offset, buffer.count - offset)
-            if got < 0 && errno == EINTR { continue }
-            guard got > 0 else { return false }
-            offset += got
-        }
-        return true
+        AgentClient.untilDone(buffer.count) { offset in read(fd, buffer.baseAddress! + offset, buffer.count - offset) }
     }
 
     /// One line (at most 4 KiB) from `fd`, or nil at end of file or after the timeout.
