@@ -88,9 +88,7 @@ public final class AgentServer {
         } catch {
             throw ClientError(error)
         }
-        if AgentClient.isAlive(socketPath) {
-            throw .usage("agent-running", "an agent already serves this Valise home (\(socketPath)); stop it first")
-        }
+        try Self.checkNoneRunning(home: home)
         unlink(socketPath)
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw .failure("agent-socket", "cannot create the agent's socket: \(String(cString: strerror(errno)))") }
@@ -103,6 +101,14 @@ public final class AgentServer {
             throw .failure("agent-socket", "cannot listen on \(socketPath): \(String(cString: strerror(errno)))")
         }
         listener = fd
+    }
+
+    /// Refuses when an agent already serves `home` (checked again before listening; asked
+    /// first so that nobody types a passphrase for nothing).
+    public static func checkNoneRunning(home: ValiseHome) throws(ClientError) {
+        if AgentClient.isAlive(home.agentSocketPath) {
+            throw .usage("agent-running", "an agent already serves this Valise home (\(home.agentSocketPath)); stop it first")
+        }
     }
 
     static func address(_ path: String) throws(ClientError) -> sockaddr_un {
@@ -293,12 +299,19 @@ public enum AgentClient {
     }
 
     static func writeAll(_ fd: Int32, _ raw: UnsafeRawBufferPointer) -> Bool {
+        untilDone(raw.count) { offset in send(fd, raw.baseAddress! + offset, raw.count - offset, Int32(MSG_NOSIGNAL)) }
+    }
+
+    /// Repeats `step` (one read or write of what is left after `offset` bytes, returning its
+    /// count) until `count` bytes are through, again after an interrupted call; false at
+    /// the end of the stream or on an error.
+    static func untilDone(_ count: Int, _ step: (_ offset: Int) -> Int) -> Bool {
         var offset = 0
-        while offset < raw.count {
-            let written = send(fd, raw.baseAddress! + offset, raw.count - offset, Int32(MSG_NOSIGNAL))
-            if written < 0 && errno == EINTR { continue }
-            guard written > 0 else { return false }
-            offset += written
+        while offset < count {
+            let done = step(offset)
+            if done < 0 && errno == EINTR { continue }
+            guard done > 0 else { return false }
+            offset += done
         }
         return true
     }
@@ -321,14 +334,8 @@ public enum AgentClient {
     nonisolated(unsafe) static var deadline: time_t = .max
 
     private static func readAll(_ fd: Int32, _ buffer: UnsafeMutableRawBufferPointer) -> Bool {
-        var offset = 0
-        while offset < buffer.count {
-            guard time(nil) < deadline else { return false }
-            let got = recv(fd, buffer.baseAddress! + offset, buffer.count - offset, 0)
-            if got < 0 && errno == EINTR { continue }
-            guard got > 0 else { return false }
-            offset += got
+        untilDone(buffer.count) { offset in
+            time(nil) < deadline ? recv(fd, buffer.baseAddress! + offset, buffer.count - offset, 0) : 0
         }
-        return true
     }
 }

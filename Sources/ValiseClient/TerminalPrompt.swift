@@ -48,6 +48,7 @@ public enum TerminalPrompt {
             throw .usage("no-terminal", "there is no terminal to ask on: \(missingTerminalHint)")
         }
         defer { close(fd) }
+        try checkForeground(foregroundGroup: tcgetpgrp(fd), processGroup: getpgrp(), hint: missingTerminalHint)
         _ = prompt.withCString { write(fd, $0, strlen($0)) }
         var bytes: [UInt8] = []
         var byte: UInt8 = 0
@@ -60,6 +61,18 @@ public enum TerminalPrompt {
         return String(decoding: bytes, as: UTF8.self)
     }
 
+    /// Refuses to read a terminal this process does not own: started in the background
+    /// (`valise agent &`), it shares the terminal with the shell, and what the person types
+    /// next — the passphrase — would go to the shell, its screen and its history. Checked
+    /// before the terminal is touched at all (even turning echo off would stop the process).
+    static func checkForeground(foregroundGroup: pid_t, processGroup: pid_t, hint: String) throws(ClientError) {
+        guard foregroundGroup == processGroup else {
+            throw .usage(
+                "background-terminal",
+                "valise is not in the foreground of its terminal (started with &?), so it will not read the terminal, where the shell would take what you type; run it in the foreground, or \(hint)")
+        }
+    }
+
     /// The hint when there is no terminal and no other source: says which flag or variable
     /// would have given the passphrase.
     static func readSecret(prompt: String, noTerminalHint: String) throws(ClientError) -> SecretBytes {
@@ -68,6 +81,7 @@ public enum TerminalPrompt {
             throw .usage("no-passphrase", "no passphrase given and no terminal to ask on: \(noTerminalHint)")
         }
         defer { close(fd) }
+        try checkForeground(foregroundGroup: tcgetpgrp(fd), processGroup: getpgrp(), hint: noTerminalHint)
 
         var original = termios()
         let isTerminal = tcgetattr(fd, &original) == 0

@@ -52,11 +52,22 @@ public struct ValiseHome: Sendable, Hashable {
         }
     }
 
+    /// Checks, creating nothing, that the home exists and only its owner may enter it:
+    /// every command that reads the device's files does, read-only ones included (other
+    /// users must neither read nor swap them).
+    public func checkPrivate() throws(ClientError) {
+        do {
+            try SecureFile.checkPrivateDirectory(path)
+        } catch {
+            throw ClientError(error)
+        }
+    }
+
     /// Takes the home's lock for as long as the returned object lives, after checking that
     /// the home is still private (other users must not be able to swap its files).
     public func lock() throws(ClientError) -> FileLock {
+        try checkPrivate()
         do {
-            try SecureFile.checkPrivateDirectory(path)
             return try FileLock(path: lockPath)
         } catch {
             throw ClientError(error)

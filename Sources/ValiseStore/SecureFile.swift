@@ -175,6 +175,8 @@ public enum SecureFile {
         let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode)
         guard fd >= 0 else { throw .system("create", path) }
         defer { close(fd) }
+        // The executables run under umask 077, which narrows open's mode: a file meant to be
+        // shared (mode 0644: public keys, bundles, requests) gets its mode back here.
         guard fchmod(fd, mode) == 0 else { throw .system("set permissions on", path) }
         let failure: Int32? = bytes.withUnsafeBytes { raw in
             var written = 0

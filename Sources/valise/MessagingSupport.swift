@@ -30,15 +30,16 @@ struct PrecedenceArgument: ExpressibleByArgument {
     var defaultValueDescription: String { value.name.lowercased() }
 }
 
-/// The unlocked device for a messaging command: from the agent when one runs for this home,
-/// else from the passphrase.
-func unlockDevice(_ options: GlobalOptions, home: ValiseHome) throws(ClientError) -> UnlockedDevice {
+/// The unlocked device for a command: from the agent when one runs for this home, else from
+/// the passphrase; first of all, the home must be private (read-only commands too).
+func unlockDevice(_ options: GlobalOptions, home: ValiseHome, warnAboutWeakKeystore: Bool = true) throws(ClientError) -> UnlockedDevice {
+    try home.checkPrivate()
     if options.passphraseFile == nil, let unlocked = try AgentClient.unlocked(home: home) {
         return unlocked
     }
     let keystore = DeviceKeystore(home: home)
     let file = try keystore.inspect()
-    if let warning = DeviceReport.weakKeystoreWarning(file.parameters) { printWarning(warning) }
+    if warnAboutWeakKeystore, let warning = DeviceReport.weakKeystoreWarning(file.parameters) { printWarning(warning) }
     return try UnlockedDevice.unlock(home: home, passphrase: try options.passphrase(for: keystore.path))
 }
 
@@ -88,9 +89,40 @@ extension Environment {
 }
 
 /// Whether an error means the relay could not be reached (the outbox keeps the message),
-/// as opposed to a refusal that must stop the command.
+/// as opposed to a refusal that must stop the command. A relay that is shutting down (a
+/// restart, an upgrade; RelayClient names its refusal "relay-" and the wire code) is
+/// expected back, so it counts as unreachable: `watch` reconnects, `send` keeps the message.
 func isUnreachable(_ error: ClientError) -> Bool {
-    error.isConnectionLost || error.code == "directory-behind"
+    error.isConnectionLost || error.code == "directory-behind" || error.code == "relay-shuttingDown"
+}
+
+/// Where the messages are when `send` or `sync` fails: every failure says so.
+enum OutboxNote {
+    static func kept(_ waiting: Int) -> String {
+        waiting == 1
+            ? "1 message kept in the outbox; it goes at the next sync"
+            : "\(waiting) messages kept in the outbox; they go at the next sync"
+    }
+
+    /// The error with the note, when messages wait; a device that wiped itself (revoked)
+    /// keeps none worth naming.
+    static func adding(to error: ClientError, waiting: Int) -> ClientError {
+        guard waiting > 0, error.code != "device-revoked" else { return error }
+        return ClientError(kind: error.kind, code: error.code, message: "\(error.message); \(kept(waiting))")
+    }
+
+    /// How many messages wait in the outbox, read offline after a failure (nil if that fails too).
+    static func waiting(_ options: GlobalOptions, unlocked: UnlockedDevice) -> Int? {
+        do throws(ClientError) {
+            let home = try options.resolveHome()
+            let pinned = try PinnedOrganisation(home: home).load(now: Environment.now())
+            let (_, messenger) = try DeviceSession.open(home: home, organisation: pinned, unlocked: unlocked, now: Environment.now())
+            defer { messenger.close() }
+            return try messenger.counts().outboxWaiting
+        } catch {
+            return nil
+        }
+    }
 }
 
 enum MessageText {

@@ -15,9 +15,10 @@ extension Valise {
                 sees neither its text nor who sent it. The text is the argument, or standard \
                 input when there is none (end it with Ctrl-D).
 
-                The message is written to this device's outbox first. If the relay cannot be \
-                reached it waits there ('valise status' shows it) and the next 'valise sync' \
-                sends it. Precedence orders delivery (FLASH first) and is visible to the \
+                The message is written to this device's outbox first, before any connection. \
+                If the relay cannot be reached it waits there ('valise status' shows it) and \
+                the next 'valise sync' sends it; any other failure says so too ("kept in the \
+                outbox"). Precedence orders delivery (FLASH first) and is visible to the \
                 relay; --expires says how long the relay keeps it for a recipient who is \
                 offline (1h, 1d, 7d or 30d; shorter values round up to the next class).
 
@@ -59,26 +60,46 @@ extension Valise {
                 let ttl = ttlClass ?? .week
                 let home = try options.resolveHome()
                 let unlocked = try unlockDevice(options, home: home)
-                var inOutbox: [Messenger.Composed]?
+                // Committed to the outbox before any connection, so that no failure of the
+                // relay (unreachable, an impostor, at its limits) can lose it. Only when the
+                // pinned directory cannot take it (a member enrolled since, or a stale
+                // checkpoint) is it written after the relay's newer directory is fetched.
+                var composed: [Messenger.Composed]?
+                var refusedOffline: ClientError?
                 do throws(ClientError) {
-                    return try await withRelaySync(options, relayOptions, unlocked: unlocked, now: Environment.now) { (_, sync) throws(ClientError) -> SendOutcome in
-                        let composed = try sync.messenger.compose(body, to: recipients, precedence: precedence, ttl: ttl, now: Environment.now())
-                        inOutbox = composed
-                        try await sync.flushOutbox(now: Environment.now())
-                        return SendOutcome(composed: composed.map(SendOutcome.Item.init), report: sync.report, offline: nil)
-                    }
-                } catch where isUnreachable(error) {
-                    // Lost while sending: the message is in the outbox already, and writing it
-                    // again would give it a second id, which the recipient would see twice.
-                    if let inOutbox {
-                        return SendOutcome(composed: inOutbox.map(SendOutcome.Item.init), report: MessageSync.Report(), offline: error.message)
-                    }
                     let pinned = try PinnedOrganisation(home: home).load(now: Environment.now())
                     let (_, messenger) = try DeviceSession.open(
                         home: home, organisation: pinned, unlocked: unlocked, now: Environment.now(), receiptDelay: Environment.receiptDelay())
                     defer { messenger.close() }
-                    let composed = try messenger.compose(body, to: recipients, precedence: precedence, ttl: ttl, now: Environment.now())
-                    return SendOutcome(composed: composed.map(SendOutcome.Item.init), report: MessageSync.Report(), offline: error.message)
+                    composed = try messenger.compose(body, to: recipients, precedence: precedence, ttl: ttl, now: Environment.now())
+                } catch where error.code == "unknown-recipient" || error.code == "directory-stale" {
+                    refusedOffline = error
+                }
+                do throws(ClientError) {
+                    return try await withRelaySync(options, relayOptions, unlocked: unlocked, now: Environment.now) { (_, sync) throws(ClientError) -> SendOutcome in
+                        let items: [Messenger.Composed]
+                        if let composed {
+                            items = composed
+                        } else {
+                            items = try sync.messenger.compose(body, to: recipients, precedence: precedence, ttl: ttl, now: Environment.now())
+                            composed = items
+                        }
+                        try await sync.flushOutbox(now: Environment.now())
+                        return SendOutcome(composed: items.map(SendOutcome.Item.init), report: sync.report, offline: nil)
+                    }
+                } catch {
+                    guard let composed else {
+                        guard let refusedOffline, error.code != refusedOffline.code else { throw error }
+                        throw ClientError(
+                            kind: error.kind, code: error.code,
+                            message: "\(error.message); the message was not kept: this device's directory refused it (\(refusedOffline.message)) and a newer one could not be fetched")
+                    }
+                    // In the outbox already: writing it again would give it a second id, which
+                    // the recipient would see twice.
+                    if isUnreachable(error) {
+                        return SendOutcome(composed: composed.map(SendOutcome.Item.init), report: MessageSync.Report(), offline: error.message)
+                    }
+                    throw OutboxNote.adding(to: error, waiting: composed.count)
                 }
             }
             for item in outcome.composed { if let warning = item.keyWarning { printWarning(warning) } }

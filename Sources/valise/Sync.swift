@@ -24,16 +24,13 @@ extension Valise {
             let (report, messages) = try await reportingErrorsAsync { () async throws(ClientError) -> (SyncReport, MessageSync.Report) in
                 let home = try options.resolveHome()
                 let before = try PinnedOrganisation(home: home).load(now: Environment.now()).verifier.count
-                return try await withRelaySync(options, relayOptions, now: Environment.now) { (session, sync) throws(ClientError) -> (SyncReport, MessageSync.Report) in
-                    try await sync.uploadPrekeys(now: Environment.now())
-                    try await sync.flushOutbox(now: Environment.now())
-                    try await sync.fetchMailbox(now: Environment.now)
-                    // Receipts whose delay has passed go now; the rest wait for the next sync.
-                    try await sync.flushOutbox(now: Environment.now())
-                    try await sync.checkStatuses(now: Environment.now())
-                    try sync.summarize()
-                    let report = SyncReport(relay: sync.relayName, before: before, after: session.organisation, now: Environment.now(), messages: sync.report)
-                    return (report, sync.report)
+                let unlocked = try unlockDevice(options, home: home)
+                do throws(ClientError) {
+                    return try await steps(unlocked: unlocked, before: before)
+                } catch where error.code == "device-revoked" {
+                    throw error
+                } catch {
+                    throw OutboxNote.adding(to: error, waiting: OutboxNote.waiting(options, unlocked: unlocked) ?? 0)
                 }
             }
             let lines = MessageText.describe(messages)
@@ -46,6 +43,20 @@ extension Valise {
             print("checkpoint: \(report.checkpoint ?? "none yet")")
             for line in lines { print(line) }
             print("mailbox:    \(report.received) new message\(report.received == 1 ? "" : "s"), \(report.unread) unread; outbox: \(report.outboxWaiting) waiting")
+        }
+
+        private func steps(unlocked: UnlockedDevice, before: Int) async throws(ClientError) -> (SyncReport, MessageSync.Report) {
+            try await withRelaySync(options, relayOptions, unlocked: unlocked, now: Environment.now) { (session, sync) throws(ClientError) -> (SyncReport, MessageSync.Report) in
+                try await sync.uploadPrekeys(now: Environment.now())
+                try await sync.flushOutbox(now: Environment.now())
+                try await sync.fetchMailbox(now: Environment.now)
+                // Receipts whose delay has passed go now; the rest wait for the next sync.
+                try await sync.flushOutbox(now: Environment.now())
+                try await sync.checkStatuses(now: Environment.now())
+                try sync.summarize()
+                let report = SyncReport(relay: sync.relayName, before: before, after: session.organisation, now: Environment.now(), messages: sync.report)
+                return (report, sync.report)
+            }
         }
     }
 }

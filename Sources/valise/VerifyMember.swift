@@ -31,8 +31,8 @@ extension Valise {
                 guard let entry = state.members[other] else {
                     throw ClientError.usage("unknown-member", "\(other) is not in the directory this device has pinned")
                 }
-                let passphrase = try options.passphrase(for: keystore.path)
-                let (identity, _, _) = try keystore.unlock(passphrase: passphrase, directory: state, now: Environment.now())
+                // A running agent's keys do, as for every other command.
+                let (identity, _) = try unlockDevice(options, home: home, warnAboutWeakKeystore: false).reconciled(with: state, now: Environment.now())
                 return SafetyNumberReport(identity: identity, member: entry, state: state)
             }
             for warning in report.warnings { printWarning(warning) }

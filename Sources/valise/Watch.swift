@@ -10,8 +10,8 @@ extension Valise {
             discussion: """
                 Connects to the relay, sends what waits in the outbox, and prints each new \
                 message as it arrives (stored on this computer before the relay is told it \
-                may delete it). If the connection drops, it reconnects, waiting 1, 2, 4… up \
-                to 60 seconds between attempts. Stop it with Ctrl-C. Use 'valise agent' so \
+                may delete it). If the connection drops or the relay restarts, it \
+                reconnects, waiting 1, 2, 4… up to 60 seconds between attempts. Stop it with Ctrl-C. Use 'valise agent' so \
                 that it does not need the passphrase again after a reconnection.
                 """
         )

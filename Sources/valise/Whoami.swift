@@ -8,7 +8,7 @@ extension Valise {
         static let configuration = CommandConfiguration(
             abstract: "Show this device's member name, key fingerprint and standing in the directory.",
             discussion: """
-                Unlocks the keystore and prints who this device belongs to and the \
+                Unlocks the keystore (or asks a running agent) and prints who this device belongs to and the \
                 fingerprint of its identity key: 30 digits to compare with what your \
                 colleagues and administrators see, read aloud or on paper. With an \
                 organisation pinned, it also says whether the directory lists these keys, \
@@ -23,11 +23,12 @@ extension Valise {
                 let home = try options.resolveHome()
                 let keystore = DeviceKeystore(home: home)
                 // Check the file before asking for a passphrase it could not unlock.
-                _ = try keystore.inspect()
-                let passphrase = try options.passphrase(for: keystore.path)
+                let file = try keystore.inspect()
                 let pinned = PinnedOrganisation(home: home)
                 let state = pinned.exists ? try pinned.load(now: Environment.now()).state : nil
-                let (identity, file, changed) = try keystore.unlock(passphrase: passphrase, directory: state, now: Environment.now())
+                // A running agent's keys do, as for every other command.
+                let unlocked = try unlockDevice(options, home: home, warnAboutWeakKeystore: false)
+                let (identity, changed) = try unlocked.reconciled(with: state, now: Environment.now())
                 let standing = state.map { DeviceStanding(identity: identity, state: $0) }
                 return (DeviceReport(identity: identity, path: keystore.path, parameters: file.parameters, standing: standing), standing, changed)
             }

@@ -12,14 +12,14 @@ extension MessagingTests {
         }
     }
 
-    @Test("the agent: commands use its keys without the passphrase; its socket directory is private; it stops after the idle timeout and removes the socket")
+    @Test("the agent (--foreground): commands use its keys without the passphrase; its socket directory is private; it stops after the idle timeout and removes the socket")
     func agent() throws {
         let story = try Story()
         let alice = "alice@jakarta"
         let home = story.world.path(alice)
         let socket = home + "/agent/socket"
         let agent = try Self.background(
-            ["agent", "--home", home, "--idle-timeout", "4s"], output: story.world.path("agent.out"),
+            ["agent", "--foreground", "--home", home, "--idle-timeout", "4s"], output: story.world.path("agent.out"),
             environment: ["VALISE_PASSPHRASE": story.world.passphrase])
         defer { agent.kill() }
         #expect(story.world.eventually(within: 15) { FileManager.default.fileExists(atPath: socket) }, "the agent did not create its socket")

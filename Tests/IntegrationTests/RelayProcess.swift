@@ -9,9 +9,11 @@ final class RelayProcess {
     let logPath: String
     private let stdout: Int32
 
-    /// Starts the relay and waits (bounded) for its "listening" line.
-    init(directory: String, logPath: String, environment extra: [String: String] = [:], logLevel: String = "debug") throws {
-        let started = try Self.launch(ValiseCLI.executable("valised"), [], directory: directory, logPath: logPath, environment: extra, logLevel: logLevel)
+    /// Starts the relay and waits (bounded) for its "listening" line. `port` 0 lets the
+    /// kernel pick one; another reuses a port (a relay restarted where clients expect it).
+    init(directory: String, logPath: String, environment extra: [String: String] = [:], logLevel: String = "debug", port requested: Int = 0) throws {
+        let started = try Self.launch(
+            ValiseCLI.executable("valised"), [], directory: directory, logPath: logPath, environment: extra, logLevel: logLevel, port: requested)
         (child, stdout, self.logPath) = (started.child, started.stdout, logPath)
         guard let found = started.port else {
             child.kill()
@@ -23,13 +25,13 @@ final class RelayProcess {
         port = found
     }
 
-    /// Spawns `program launcher… run --dir DIR --listen 127.0.0.1:0` (the launcher ends
+    /// Spawns `program launcher… run --dir DIR --listen 127.0.0.1:PORT` (the launcher ends
     /// with valised's path; `program` may be valised itself or a wrapper such as faketime),
     /// stderr to `logPath`, and reads stdout (bounded, 20 s) until the "listening" line.
     /// The port is nil if it never came; the caller stops the child.
     static func launch(
         _ program: String, _ launcher: [String], directory: String, logPath: String, environment extra: [String: String],
-        logLevel: String = "debug"
+        logLevel: String = "debug", port: Int = 0
     ) throws -> (child: ChildProcess, stdout: Int32, port: Int?, seen: String) {
         var out: [Int32] = [0, 0]
         guard pipe(&out) == 0 else { throw POSIXError(.EMFILE) }
@@ -40,7 +42,7 @@ final class RelayProcess {
         let child: ChildProcess
         do {
             child = try ChildProcess(
-                program, launcher + ["run", "--dir", directory, "--listen", "127.0.0.1:0", "--log-level", logLevel],
+                program, launcher + ["run", "--dir", directory, "--listen", "127.0.0.1:\(port)", "--log-level", logLevel],
                 environment: ValiseCLI.environment(extra),
                 setup: { actions in
                     posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)

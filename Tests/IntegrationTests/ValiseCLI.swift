@@ -105,7 +105,7 @@ final class TerminalSession {
     private let child: ChildProcess
     private(set) var transcript = ""
 
-    init(_ arguments: [String], environment extra: [String: String] = [:]) throws {
+    init(program: String = ValiseCLI.executable("valise"), _ arguments: [String], environment extra: [String: String] = [:]) throws {
         master = PseudoTerminalCalls.open(O_RDWR | O_NOCTTY | O_CLOEXEC)
         guard master >= 0, PseudoTerminalCalls.grant(master) == 0, PseudoTerminalCalls.unlock(master) == 0,
               let name = PseudoTerminalCalls.name(master) else {
@@ -114,7 +114,7 @@ final class TerminalSession {
         // The child is a session leader, so opening the terminal (without O_NOCTTY) makes it
         // the child's controlling terminal, its /dev/tty.
         child = try ChildProcess(
-            ValiseCLI.executable("valise"), arguments, environment: ValiseCLI.environment(extra),
+            program, arguments, environment: ValiseCLI.environment(extra),
             setup: { actions in
                 posix_spawn_file_actions_addopen(&actions, 0, name, O_RDWR, 0)
                 posix_spawn_file_actions_adddup2(&actions, 0, 1)

@@ -1,6 +1,6 @@
 import NIOCore
 public import ValiseCrypto
-import ValiseDirectory
+public import ValiseDirectory
 import ValiseStore
 
 /// A device opened for messaging: the keystore unlocked and brought in line with the
@@ -28,13 +28,7 @@ public struct DeviceSession: Sendable {
         receiptDelay: ClosedRange<UInt64> = Messenger.defaultReceiptDelay
     ) throws(ClientError) -> (session: DeviceSession, messenger: Messenger) {
         let keystore = DeviceKeystore(home: home)
-        var identity = unlocked.identity
-        let member = organisation.state.members[identity.memberName]
-        let reconciled = identity.reconcile(with: member, now: now)
-        if reconciled || identity.storeKeyIsNew {
-            try unlocked.save(identity)
-            identity.storeKeyIsNew = false
-        }
+        let (identity, reconciled) = try unlocked.reconciled(with: organisation.state, now: now)
         let session = DeviceSession(home: home, keystore: keystore, identity: identity, organisation: organisation, rotationCompleted: reconciled && identity.pending == nil && unlocked.identity.pending != nil)
         let messenger = try Messenger(home: home, identity: identity, directory: organisation, receiptDelay: receiptDelay)
         if let revoked = messenger.ownRevocation {
@@ -83,6 +77,19 @@ public struct UnlockedDevice: Sendable {
     }
 
     func save(_ identity: DeviceIdentity) throws(ClientError) { try saver(identity) }
+
+    /// The keys brought in line with the directory (the keys of a rotation it now shows
+    /// become current; retired keys past their retention go), saved when that changed them
+    /// or when the store key is new; and whether a rotation or retirement happened.
+    public func reconciled(with directory: DirectoryState?, now: UInt64) throws(ClientError) -> (identity: DeviceIdentity, changed: Bool) {
+        var identity = self.identity
+        let changed = identity.reconcile(with: directory?.members[identity.memberName], now: now)
+        if changed || identity.storeKeyIsNew {
+            try save(identity)
+            identity.storeKeyIsNew = false
+        }
+        return (identity, changed)
+    }
 
     /// Unlocks with a passphrase; saving rewrites the keystore under the same passphrase
     /// and parameters (under the home's lock).
