@@ -147,9 +147,10 @@ final class MessagingWorld {
         return DirectoryEntry(sequence: UInt64(entries.count), previousHash: head.hash, timestamp: head.timestamp + 60, body: body).signed(by: admin)
     }
 
-    /// Certifies `key` as the organisation's checkpoint key.
+    /// Certifies `key` as the organisation's checkpoint key, for a year.
     func certifyCheckpointKey(_ key: SigningKey) {
-        append(.certifyCheckpointKey(key.publicKey))
+        let timestamp = entries[entries.count - 1].timestamp + 60
+        append(.certifyCheckpointKeyUntil(CheckpointKeyCertification(key: key.publicKey, notAfter: timestamp + 365 * 86_400)))
     }
 
     /// Gives these devices the current directory.
