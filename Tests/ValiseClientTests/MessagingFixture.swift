@@ -231,7 +231,7 @@ final class MessagingWorld {
         let id = id ?? Random.bytes(count: SealedEnvelope.idByteCount)
         let copy = SealedEnvelope(
             id: id, recipient: contents.recipient, precedence: contents.precedence, ttlClass: contents.ttlClass, sender: sender ?? contents.sender,
-            senderHead: head ?? contents.senderHead, timestamp: contents.timestamp, sessionMessage: message)
+            senderHead: head ?? contents.senderHead, senderCheckpoint: contents.senderCheckpoint, timestamp: contents.timestamp, sessionMessage: message)
         return envelope.with(bytes: try copy.sealed(to: device.envelopeKey().publicKey), id: id)
     }
 }
@@ -253,8 +253,8 @@ extension Messenger.Received {
     }
 
     /// What the message says about the sender's directory head: the quiet note or the
-    /// DIRECTORY FORK alarm (none before the fix: InboxMessage had no such field).
-    var directoryNote: String? { nil }
+    /// DIRECTORY FORK alarm.
+    var directoryNote: String? { message?.directoryNote?.text }
 
     /// The whole outcome as text, to look for words in it.
     var text: String { "\(self)" }

@@ -80,5 +80,8 @@ extension MessengerTests {
         // Both statements are in the file, as they were signed.
         #expect(bytes.firstRange(of: shownToBob.encoded()) != nil)
         #expect(bytes.firstRange(of: aliceCheckpoint.encoded()) != nil)
+        let decoded = try ForkEvidence(fileBytes: bytes)
+        #expect(decoded.sequence == shownToBob.sequence)
+        #expect(decoded.statements == [.entry(shownToBob), .checkpoint(aliceCheckpoint)])
     }
 }
