@@ -97,7 +97,7 @@ public struct OrganisationDirectory: Sendable {
         }
         entries += fetched.filter { $0.sequence >= UInt64(before) }
         if verifier.count > before { try save(entries) }
-        if let checkpoint, try readCheckpoint().map({ checkpoint.time > $0.time }) ?? true {
+        if let checkpoint, try currentCheckpoint(against: verifier, now: now).map({ checkpoint.time > $0.time }) ?? true {
             try writeCheckpoint(checkpoint)
         }
         return verifier.count - before
@@ -195,6 +195,18 @@ public struct OrganisationDirectory: Sendable {
         }
     }
 
+    /// The checkpoint written here if it still counts against `verifier`: once the log
+    /// certifies a newer checkpoint key, the old key's checkpoint is left out (published or
+    /// bundled, it would be refused) until the timer signs with the new key.
+    public func currentCheckpoint(against verifier: DirectoryVerifier, now: UInt64) throws(ClientError) -> Checkpoint? {
+        guard let checkpoint = try readCheckpoint() else { return nil }
+        do {
+            return try checkpoint.counts(against: verifier, now: now) ? checkpoint : nil
+        } catch {
+            throw ClientError(error, file: checkpointPath)
+        }
+    }
+
     public func writeCheckpoint(_ checkpoint: Checkpoint) throws(ClientError) {
         do {
             try SecureFile.writeAtomically(checkpoint.fileBytes(), to: checkpointPath, mode: 0o644)
@@ -203,18 +215,10 @@ public struct OrganisationDirectory: Sendable {
         }
     }
 
-    /// The organisation bundle for staff devices: the verified log and the newest checkpoint
-    /// that verifies against it.
+    /// The organisation bundle for staff devices: the verified log and the newest checkpoint,
+    /// if it still counts against it.
     public func bundle(now: UInt64) throws(ClientError) -> OrganisationBundle {
         let (entries, verifier) = try load(now: now)
-        let checkpoint = try readCheckpoint()
-        if let candidate = checkpoint {
-            do {
-                try candidate.verify(against: verifier, now: now)
-            } catch {
-                throw ClientError(error, file: checkpointPath)
-            }
-        }
-        return OrganisationBundle(entries: entries, checkpoint: checkpoint)
+        return OrganisationBundle(entries: entries, checkpoint: try currentCheckpoint(against: verifier, now: now))
     }
 }

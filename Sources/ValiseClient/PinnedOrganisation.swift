@@ -105,14 +105,17 @@ public struct PinnedOrganisation: Sendable {
         }
     }
 
-    /// The newer of two checkpoints, after verifying the new one.
-    private static func newer(_ candidate: Checkpoint?, than current: Checkpoint?, verifier: DirectoryVerifier, file: String, now: UInt64) throws(ClientError) -> Checkpoint? {
-        guard let candidate else { return current }
+    /// The newer of two checkpoints, after verifying the new one. The current one is
+    /// dropped if it no longer counts against the grown log (a newer checkpoint key).
+    private static func newer(_ candidate: Checkpoint?, than pinned: Checkpoint?, verifier: DirectoryVerifier, file: String, now: UInt64) throws(ClientError) -> Checkpoint? {
+        let current: Checkpoint?
         do {
-            try candidate.verify(against: verifier, now: now)
+            current = try pinned?.counts(against: verifier, now: now) == true ? pinned : nil
+            try candidate?.verify(against: verifier, now: now)
         } catch {
             throw ClientError(error, file: file)
         }
+        guard let candidate else { return current }
         guard let current else { return candidate }
         return candidate.time > current.time ? candidate : current
     }

@@ -38,6 +38,8 @@ public struct ValiseHome: Sendable, Hashable {
     /// The local message store: sessions, prekeys, outbox and inbox, encrypted under the
     /// keystore's store key.
     public var messageStorePath: String { path + "/messages.sqlite" }
+    /// Proof of directory forks this device found, for the key administrator (0700).
+    public var forkEvidencePath: String { path + "/fork-evidence" }
     /// The agent's socket directory and socket (`valise agent`).
     public var agentSocketPath: String { path + "/agent/socket" }
     /// The lock taken while the device's files are rewritten.

@@ -73,11 +73,14 @@ public struct Checkpoint: Hashable, Sendable {
         }
     }
 
-    /// Checks the checkpoint against a verified log, in this order: it names an entry this
-    /// log has (a checkpoint ahead of the log means the log is behind); its key is the
-    /// checkpoint key certified at or before that entry; its signature verifies; the log's
-    /// hash at that entry is the checkpoint's (else: a fork); its time is not before that
-    /// entry's and not more than the allowed skew after `now`.
+    /// Checks the checkpoint against a verified log, in this order (docs/PROTOCOL.md,
+    /// "Checkpoints"): it names an entry this log has (a checkpoint ahead of the log means
+    /// the log is behind); its key is the newest checkpoint key the log certifies, certified
+    /// with a not-after (kind 9) at or before that entry; its time is not after that
+    /// not-after; its signature verifies; the log's hash at that entry is the checkpoint's
+    /// (else: a fork); its time is not before that entry's and not more than the allowed skew
+    /// after `now`. Only the newest key counts, so a replaced key, even stolen, vouches for
+    /// nothing once a device has seen its replacement; the not-after protects the others.
     public func verify(against verifier: DirectoryVerifier, now: UInt64) throws(DirectoryError) {
         func fail(_ rule: DirectoryError.Rule, _ detail: String) -> DirectoryError {
             DirectoryError(rule, sequence: nil, subject: "checkpoint of entry \(sequence)", detail)
@@ -86,8 +89,20 @@ public struct Checkpoint: Hashable, Sendable {
         guard sequence < UInt64(verifier.count) else {
             throw fail(.checkpoint, "it names entry \(sequence), but this log ends at entry \(verifier.count - 1): fetch the newer entries")
         }
-        guard let inForce = state.checkpointKeys.last(where: { $0.certifiedAt <= sequence }), inForce.key == key else {
-            throw fail(.checkpoint, "it is not signed by the checkpoint key certified at entry \(sequence)")
+        guard let newest = state.checkpointKeys.last else {
+            throw fail(.checkpoint, "the log certifies no checkpoint key")
+        }
+        guard newest.key == key else {
+            throw fail(.checkpoint, "it is not signed by the newest checkpoint key the log certifies (entry \(newest.certifiedAt))")
+        }
+        guard let notAfter = newest.notAfter else {
+            throw fail(.checkpoint, "its key was certified by entry \(newest.certifiedAt) without a not-after (kind 8), which no longer lets a key sign checkpoints; the administrators must certify a new checkpoint key")
+        }
+        guard newest.certifiedAt <= sequence else {
+            throw fail(.checkpoint, "its key was certified at entry \(newest.certifiedAt), after the entry it vouches for")
+        }
+        guard time <= notAfter else {
+            throw fail(.checkpoint, "it is dated \(time), after its key's not-after (\(notAfter))")
         }
         guard key.isValidSignature(signature, for: Self.statement(sequence: sequence, headHash: headHash, time: time), purpose: .checkpoint) else {
             throw fail(.checkpoint, "its signature does not verify")
@@ -100,6 +115,20 @@ public struct Checkpoint: Hashable, Sendable {
         }
         guard time <= now &+ DirectoryVerifier.maximumClockSkew else {
             throw fail(.checkpoint, "it is dated \(time - now) seconds after this machine's clock")
+        }
+    }
+
+    /// Whether this checkpoint still counts against `verifier` (a log may have grown past a
+    /// checkpoint: a newer checkpoint key makes the old key's checkpoints worthless). A
+    /// fork is not "no longer counting": it throws, for the caller to report.
+    public func counts(against verifier: DirectoryVerifier, now: UInt64) throws(DirectoryError) -> Bool {
+        do {
+            try verify(against: verifier, now: now)
+            return true
+        } catch where error.code == DirectoryError.Rule.fork.rawValue {
+            throw error
+        } catch {
+            return false
         }
     }
 }

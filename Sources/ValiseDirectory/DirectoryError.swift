@@ -43,6 +43,7 @@ public struct DirectoryError: CodedError {
         case rollback
         case fork
         case checkpoint
+        case notAfter = "not-after"
 
         public var description: String {
             switch self {
@@ -64,6 +65,7 @@ public struct DirectoryError: CodedError {
             case .rollback: "older than the verified log"
             case .fork: "FORK"
             case .checkpoint: "checkpoint refused"
+            case .notAfter: "checkpoint key validity out of bounds"
             }
         }
     }

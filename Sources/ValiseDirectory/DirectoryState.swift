@@ -50,9 +50,9 @@ public struct DirectoryState: Sendable {
     public internal(set) var members: [MemberName: Member] = [:]
     public internal(set) var relays: [String: RelayRecord] = [:]
     public internal(set) var revokedKeys: [SigningPublicKey: RevokedKey] = [:]
-    /// Checkpoint keys in the order they were certified, with the entry that did it; the
-    /// last one is in force.
-    public internal(set) var checkpointKeys: [(key: SigningPublicKey, certifiedAt: UInt64)] = []
+    /// Checkpoint keys in the order they were certified; only the last one signs
+    /// checkpoints that count, and only if it has a not-after (kind 9).
+    public internal(set) var checkpointKeys: [CertifiedCheckpointKey] = []
 
     /// Every key ever given to a member, admin or relay: no key may serve twice.
     var usedSigningKeys: Set<SigningPublicKey> = []
@@ -70,7 +70,7 @@ public struct DirectoryState: Sendable {
 
     public var activeMembers: [Member] { members.values.filter(\.isActive).sorted { $0.name < $1.name } }
 
-    /// The checkpoint key in force, if one was certified.
+    /// The newest certified checkpoint key, if one was certified.
     public var checkpointKey: SigningPublicKey? { checkpointKeys.last?.key }
 
     /// The member whose current identity key this is.
@@ -82,4 +82,12 @@ public struct DirectoryState: Sendable {
     public var admittedTransportKeys: Set<AgreementPublicKey> {
         Set(members.values.filter(\.isActive).map(\.transportKey)).union(admins.admins.map(\.transportKey))
     }
+}
+
+/// A checkpoint key as the log certified it: the entry that did, and its not-after (nil for
+/// a kind-8 certification, whose key signs no checkpoint that counts).
+public struct CertifiedCheckpointKey: Hashable, Sendable {
+    public let key: SigningPublicKey
+    public let certifiedAt: UInt64
+    public let notAfter: UInt64?
 }

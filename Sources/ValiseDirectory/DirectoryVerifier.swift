@@ -163,6 +163,9 @@ public struct DirectoryVerifier: Sendable {
         if requireThreshold && entry.signatures.count < Int(signers.threshold) {
             throw fail(.threshold, "signed by \(entry.signatures.count) admin(s), \(signers.threshold) required")
         }
+        if case .certifyCheckpointKeyUntil(let certification) = entry.body {
+            try Self.checkNotAfter(certification, timestamp: entry.timestamp, fail: fail)
+        }
         if let state {
             try Self.checkBody(entry.body, state: state, verified: signaturesVerified, fail: fail)
         }
@@ -304,6 +307,17 @@ extension DirectoryVerifier {
 
         case .certifyCheckpointKey(let key):
             guard !state.usedSigningKeys.contains(key) else { throw fail(.keyReuse, "the checkpoint key was used before") }
+        case .certifyCheckpointKeyUntil(let certification):
+            guard !state.usedSigningKeys.contains(certification.key) else { throw fail(.keyReuse, "the checkpoint key was used before") }
+        }
+    }
+
+    /// A kind-9 key's not-after: after the entry's timestamp, and at most 730 days after it
+    /// (a stolen key's power ends by then even for a device never shown its replacement).
+    static func checkNotAfter(_ certification: CheckpointKeyCertification, timestamp: UInt64, fail: Failure) throws(DirectoryError) {
+        guard certification.notAfter > timestamp,
+              certification.notAfter - timestamp <= CheckpointKeyCertification.maximumValiditySeconds else {
+            throw fail(.notAfter, "the not-after \(certification.notAfter) must be after the entry's timestamp (\(timestamp)) and at most \(CheckpointKeyCertification.maximumValiditySeconds / 86_400) days after it")
         }
     }
 
@@ -402,8 +416,11 @@ extension DirectoryState {
             admins = set
             markUsed(set)
         case .certifyCheckpointKey(let key):
-            checkpointKeys.append((key, entry.sequence))
+            checkpointKeys.append(CertifiedCheckpointKey(key: key, certifiedAt: entry.sequence, notAfter: nil))
             usedSigningKeys.insert(key)
+        case .certifyCheckpointKeyUntil(let certification):
+            checkpointKeys.append(CertifiedCheckpointKey(key: certification.key, certifiedAt: entry.sequence, notAfter: certification.notAfter))
+            usedSigningKeys.insert(certification.key)
         }
     }
 }

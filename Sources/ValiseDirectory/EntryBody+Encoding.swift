@@ -55,6 +55,9 @@ extension EntryBody {
             Self.write(set, to: &writer)
         case .certifyCheckpointKey(let key):
             writer.write(key.bytes)
+        case .certifyCheckpointKeyUntil(let certification):
+            writer.write(certification.key.bytes)
+            writer.write(certification.notAfter)
         }
     }
 
@@ -125,6 +128,8 @@ extension EntryBody {
             return .changeAdmins(try readAdminSet(&reader))
         case .certifyCheckpointKey:
             return .certifyCheckpointKey(try reader.readSigningPublicKey())
+        case .certifyCheckpointKeyUntil:
+            return .certifyCheckpointKeyUntil(CheckpointKeyCertification(key: try reader.readSigningPublicKey(), notAfter: try reader.readUInt64()))
         }
     }
 

@@ -10,7 +10,10 @@ public enum EntryBody: Hashable, Sendable {
     case rotate(Rotation)
     case revoke(Revocation)
     case changeAdmins(AdminSet)
+    /// Kind 8: still read and verified so old logs verify, but a key certified so signs no
+    /// checkpoint that counts (it has no not-after); kind 9 replaces it.
     case certifyCheckpointKey(SigningPublicKey)
+    case certifyCheckpointKeyUntil(CheckpointKeyCertification)
 
     public enum Kind: UInt8, Sendable, CaseIterable {
         case genesis = 1
@@ -21,6 +24,7 @@ public enum EntryBody: Hashable, Sendable {
         case revoke = 6
         case changeAdmins = 7
         case certifyCheckpointKey = 8
+        case certifyCheckpointKeyUntil = 9
 
         public var name: String {
             switch self {
@@ -32,6 +36,7 @@ public enum EntryBody: Hashable, Sendable {
             case .revoke: "revoke"
             case .changeAdmins: "change-admins"
             case .certifyCheckpointKey: "certify-checkpoint-key"
+            case .certifyCheckpointKeyUntil: "certify-checkpoint-key-until"
             }
         }
     }
@@ -46,6 +51,7 @@ public enum EntryBody: Hashable, Sendable {
         case .revoke: .revoke
         case .changeAdmins: .changeAdmins
         case .certifyCheckpointKey: .certifyCheckpointKey
+        case .certifyCheckpointKeyUntil: .certifyCheckpointKeyUntil
         }
     }
 
@@ -59,7 +65,8 @@ public enum EntryBody: Hashable, Sendable {
         case .rotate(let rotation): "rotate \(rotation.member)"
         case .revoke(let revocation): "revoke \(revocation.target)"
         case .changeAdmins(let set): "change admins to \(set.admins.count) (threshold \(set.threshold))"
-        case .certifyCheckpointKey: "certify a checkpoint key"
+        case .certifyCheckpointKey: "certify a checkpoint key (kind 8, without a not-after)"
+        case .certifyCheckpointKeyUntil(let certification): "certify a checkpoint key until \(certification.notAfter)"
         }
     }
 }
@@ -160,5 +167,20 @@ public struct Revocation: Hashable, Sendable {
     public init(target: Target, reason: String) {
         self.target = target
         self.reason = reason
+    }
+}
+
+/// A checkpoint key and the time (Unix seconds) after which none of its checkpoints count,
+/// so that a device never shown the key's replacement stops trusting it too.
+public struct CheckpointKeyCertification: Hashable, Sendable {
+    /// The longest a certification may run: 730 days after its entry's timestamp.
+    public static let maximumValiditySeconds: UInt64 = 730 * 86_400
+
+    public let key: SigningPublicKey
+    public let notAfter: UInt64
+
+    public init(key: SigningPublicKey, notAfter: UInt64) {
+        self.key = key
+        self.notAfter = notAfter
     }
 }

@@ -139,6 +139,8 @@ public final class RelayDirectory: Sendable {
             var checkpoint = before.checkpoint
             do throws(DirectoryError) {
                 try verifier.extend(with: entries, now: now)
+                // A newer checkpoint key makes the stored checkpoint worthless: drop it.
+                if let kept = checkpoint, try !kept.counts(against: verifier, now: now) { checkpoint = nil }
                 if let encodedCheckpoint, !encodedCheckpoint.isEmpty {
                     guard let candidate = try? Checkpoint(decoding: encodedCheckpoint) else {
                         throw DirectoryError.malformedCheckpoint

@@ -51,6 +51,8 @@ struct DirectoryReport: Encodable {
     let revokedKeys: Int
     let relays: [Relay]
     let checkpointKey: String?
+    /// When the checkpoint key's certification ends ("none": kind 8, its checkpoints never count).
+    let checkpointKeyNotAfter: String?
     let checkpoint: CheckpointInfo?
     let warnAfter: String
     let refuseAfter: String
@@ -87,6 +89,7 @@ struct DirectoryReport: Encodable {
             Relay(name: relay.name, address: relay.address, noiseKey: Hex.encode(relay.noiseKey.bytes), signingKey: Hex.encode(relay.signingKey.bytes))
         }
         checkpointKey = state.checkpointKey.map { Hex.encode($0.bytes) }
+        checkpointKeyNotAfter = state.checkpointKeys.last.map { $0.notAfter.map(Timestamp.rfc3339) ?? "none" }
         self.checkpoint = checkpoint.map { checkpoint in
             let age = Int64(clamping: now) - Int64(clamping: checkpoint.time)
             let stale: String? = age > Int64(state.freshness.refuseAfterSeconds)
@@ -120,7 +123,7 @@ struct DirectoryReport: Encodable {
         }
         lines.append("relays (\(relays.count)):")
         lines += relays.map { "  \(pad($0.name, 16)) \(pad($0.address, 28)) noise key \($0.noiseKey.prefix(16))…" }
-        if let checkpointKey { lines.append("checkpoint key: \(checkpointKey.prefix(16))…") }
+        if let checkpointKey { lines.append("checkpoint key: \(checkpointKey.prefix(16))… not after \(checkpointKeyNotAfter ?? "none")") }
         if let checkpoint {
             lines.append("checkpoint:    entry \(checkpoint.sequence) at \(checkpoint.time)\(checkpoint.stale.map { " — \($0)" } ?? "")")
         }

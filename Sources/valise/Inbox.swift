@@ -69,6 +69,7 @@ extension Valise {
             print("Sent:       \(MessageText.time(message.sentAt)) (the sender's clock)")
             print("Received:   \(MessageText.time(message.receivedAt))")
             print("Id:         \(message.idHex)")
+            if let note = message.directoryNote { print("Directory:  \(note.text)") }
             print("")
             print(MessageText.printable(message.text))
         }
@@ -86,6 +87,8 @@ struct InboxJSON: Encodable {
         let read: Bool
         /// Only in `valise read --json`.
         let text: String?
+        /// The quiet note or the DIRECTORY FORK alarm about the sender's directory, if any.
+        let directory_note: String?
 
         init(_ message: InboxMessage, withText: Bool = false) {
             id = message.idHex
@@ -95,6 +98,7 @@ struct InboxJSON: Encodable {
             received_at = Timestamp.rfc3339(message.receivedAt)
             read = message.read
             text = withText ? message.text : nil
+            directory_note = message.directoryNote?.text
         }
     }
 

@@ -151,6 +151,7 @@ enum MessageText {
         }
         for message in report.received {
             if let change = message.keysChanged { printWarning(change.warning) }
+            if let note = message.directoryNote { printDirectoryNote(note) }
             lines.append("New \(message.precedenceName) message \(shortID(message.id)) from \(message.from) (read it with: valise read \(shortID(message.id))).")
         }
         if report.receipts > 0 { lines.append("\(report.receipts) sent message\(report.receipts == 1 ? " was" : "s were") delivered to the recipient's device (end-to-end receipt).") }
@@ -160,4 +161,9 @@ enum MessageText {
         for notice in report.notices { printNote(notice) }
         return lines
     }
+}
+
+/// The DIRECTORY FORK alarm as a warning; the unproven mismatch as a quiet note.
+func printDirectoryNote(_ note: DirectoryNote) {
+    if note.isAlarm { printWarning(note.text) } else { printNote(note.text) }
 }

@@ -35,6 +35,7 @@ extension Valise {
                         backoff = 1
                         try await sync.watch(now: Environment.now) { message in
                             if let change = message.keysChanged { printWarning(change.warning) }
+                            if let note = message.directoryNote { printDirectoryNote(note) }
                             if options.json {
                                 printJSONLine(InboxJSON.Message(message, withText: text))
                             } else {

@@ -26,9 +26,9 @@ final class MessagingDevice {
 
     /// Pins `entries` (first time or an update), brings the keys in line with them as
     /// DeviceSession does, and reopens the Messenger over the result.
-    func open(_ entries: [DirectoryEntry], now: UInt64) throws {
+    func open(_ entries: [DirectoryEntry], checkpoint: Checkpoint? = nil, now: UInt64) throws {
         let pinned = PinnedOrganisation(home: home)
-        _ = try pinned.pin(OrganisationBundle(entries: entries, checkpoint: nil), expectedGenesis: nil, now: now, file: "test bundle")
+        _ = try pinned.pin(OrganisationBundle(entries: entries, checkpoint: checkpoint), expectedGenesis: nil, now: now, file: "test bundle")
         let loaded = try pinned.load(now: now)
         _ = identity.reconcile(with: loaded.state.members[name], now: now)
         messenger?.close()
@@ -64,6 +64,14 @@ final class MessagingDevice {
         }
         try queue.close()
         try reopen()
+    }
+
+    /// Where this device keeps the evidence of a proven directory fork.
+    var forkEvidencePath: String { home.path + "/fork-evidence" }
+
+    /// The evidence files this device kept (none if the directory does not exist).
+    func forkEvidence() -> [String] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: forkEvidencePath)) ?? []).sorted().map { forkEvidencePath + "/" + $0 }
     }
 
     /// Everything this device has stored or queued: inbox messages and outbox items of any kind.
@@ -130,6 +138,19 @@ final class MessagingWorld {
     func append(_ body: EntryBody) {
         let head = entries[entries.count - 1]
         entries.append(DirectoryEntry(sequence: UInt64(entries.count), previousHash: head.hash, timestamp: head.timestamp + 60, body: body).signed(by: admin))
+    }
+
+    /// The next entry after the common log, signed by the admin but not added: devices
+    /// given different ones see a fork.
+    func nextEntry(_ body: EntryBody) -> DirectoryEntry {
+        let head = entries[entries.count - 1]
+        return DirectoryEntry(sequence: UInt64(entries.count), previousHash: head.hash, timestamp: head.timestamp + 60, body: body).signed(by: admin)
+    }
+
+    /// Certifies `key` as the organisation's checkpoint key, for a year.
+    func certifyCheckpointKey(_ key: SigningKey) {
+        let timestamp = entries[entries.count - 1].timestamp + 60
+        append(.certifyCheckpointKeyUntil(CheckpointKeyCertification(key: key.publicKey, notAfter: timestamp + 365 * 86_400)))
     }
 
     /// Gives these devices the current directory.
@@ -201,13 +222,16 @@ final class MessagingWorld {
 
     /// Contents sealed again to `device`'s envelope key under a fresh id, as anyone can
     /// (the key is public): with the same session message, or one `change` altered.
-    func reseal(_ contents: SealedEnvelope, to device: MessagingDevice, like envelope: Envelope, change: (inout [UInt8]) -> Void = { _ in }) throws -> Envelope {
+    func reseal(
+        _ contents: SealedEnvelope, to device: MessagingDevice, like envelope: Envelope, id: [UInt8]? = nil, sender: SigningPublicKey? = nil,
+        head: SealedEnvelope.DirectoryHead? = nil, change: (inout [UInt8]) -> Void = { _ in }
+    ) throws -> Envelope {
         var message = contents.sessionMessage
         change(&message)
-        let id = Random.bytes(count: SealedEnvelope.idByteCount)
+        let id = id ?? Random.bytes(count: SealedEnvelope.idByteCount)
         let copy = SealedEnvelope(
-            id: id, recipient: contents.recipient, precedence: contents.precedence, ttlClass: contents.ttlClass, sender: contents.sender,
-            senderHead: contents.senderHead, timestamp: contents.timestamp, sessionMessage: message)
+            id: id, recipient: contents.recipient, precedence: contents.precedence, ttlClass: contents.ttlClass, sender: sender ?? contents.sender,
+            senderHead: head ?? contents.senderHead, senderCheckpoint: contents.senderCheckpoint, timestamp: contents.timestamp, sessionMessage: message)
         return envelope.with(bytes: try copy.sealed(to: device.envelopeKey().publicKey), id: id)
     }
 }
@@ -227,6 +251,13 @@ extension Messenger.Received {
         if case .repeated = self { return true }
         return false
     }
+
+    /// What the message says about the sender's directory head: the quiet note or the
+    /// DIRECTORY FORK alarm.
+    var directoryNote: String? { message?.directoryNote?.text }
+
+    /// The whole outcome as text, to look for words in it.
+    var text: String { "\(self)" }
 
     var receiptCount: Int? {
         if case .receipt(let count) = self { return count }

@@ -8,7 +8,7 @@ extension MessengerTests {
     /// Alice's device with a checkpoint signed at `world.now`, judged `age` seconds later.
     private func aliceJudging(_ world: MessagingWorld, checkpointAge age: UInt64) throws -> Messenger {
         let checkpointKey = SigningKey()
-        world.append(.certifyCheckpointKey(checkpointKey.publicKey))
+        world.certifyCheckpointKey(checkpointKey)
         let head = try #require(world.entries.last)
         let checkpoint = Checkpoint(sequence: head.sequence, headHash: head.hash, time: world.now, signingKey: checkpointKey)
         let pinned = PinnedOrganisation(home: world.alice.home)

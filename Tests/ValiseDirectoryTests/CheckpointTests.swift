@@ -63,13 +63,20 @@ struct CheckpointTests {
         expectRefused(checkpoint(at: 0, by: secondKey), rule: .checkpoint)
     }
 
-    @Test("a checkpoint is checked with the key in force at its sequence number")
-    func keyRotation() throws {
-        try verify(checkpoint(at: 2, by: firstKey))
-        try verify(checkpoint(at: 4, by: firstKey))
-        expectRefused(checkpoint(at: 4, by: secondKey), rule: .checkpoint)
+    @Test("once a newer checkpoint key is certified, the old key's checkpoints are refused, whatever their sequence")
+    func replacedKeyLosesItsPower() throws {
+        // A compromised old key signs a fresh checkpoint for an old sequence (a relay that
+        // withholds the newer certification would serve it): it must not count.
+        expectRefused(checkpoint(at: 2, by: firstKey), rule: .checkpoint)
+        expectRefused(checkpoint(at: 4, by: firstKey), rule: .checkpoint)
         expectRefused(checkpoint(at: 5, by: firstKey), rule: .checkpoint)
         expectRefused(checkpoint(at: 6, by: firstKey), rule: .checkpoint)
+        // The newest key vouches only for entries from its own certification on.
+        expectRefused(checkpoint(at: 4, by: secondKey), rule: .checkpoint)
+        try verify(checkpoint(at: 5, by: secondKey))
+        // A verifier that has not seen the replacement still takes the old key's checkpoints.
+        let before = try DirectoryVerifier.verify(Array(fixture.entries.prefix(5)), pinnedGenesis: fixture.genesisHash, now: fixture.now)
+        try checkpoint(at: 4, by: firstKey).verify(against: before, now: fixture.now)
     }
 
     @Test("a checkpoint ahead of the log asks for the newer entries")
@@ -83,8 +90,8 @@ struct CheckpointTests {
 
     @Test("a checkpoint by the certified key naming another head hash is a fork")
     func fork() {
-        for sequence in [2, 6] {
-            let forked = checkpoint(at: sequence, by: sequence < 5 ? firstKey : secondKey, hash: fixture.entries[1].hash)
+        for sequence in [5, 6] {
+            let forked = checkpoint(at: sequence, by: secondKey, hash: fixture.entries[1].hash)
             let error = expectRefused(forked, rule: .fork)
             #expect(error?.message.contains("FORK") == true)
         }

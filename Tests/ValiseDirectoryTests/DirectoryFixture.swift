@@ -236,7 +236,10 @@ struct DirectoryFixture: Sendable {
         return checkpointKeys[checkpointKeys.count - 1]
     }
 
-    static func certify(_ key: SigningKey) -> EntryBody { .certifyCheckpointKey(key.publicKey) }
+    /// Certifies `key` (kind 9) until a year after the fixture's epoch.
+    static func certify(_ key: SigningKey) -> EntryBody {
+        .certifyCheckpointKeyUntil(CheckpointKeyCertification(key: key.publicKey, notAfter: epoch + 365 * 86_400))
+    }
 
     // MARK: - Ready-made logs
 
@@ -259,9 +262,10 @@ struct DirectoryFixture: Sendable {
         return fixture
     }
 
-    /// A valid log with every kind of entry, from a 2-of-3 genesis (11 entries):
-    /// genesis, add relay, enroll ×2, rotate (countersigned), rotate (lost device), certify,
-    /// revoke a retired key, change admins, remove relay, revoke a member.
+    /// A valid log with every kind of entry, from a 2-of-3 genesis (12 entries):
+    /// genesis, add relay, enroll ×2, rotate (countersigned), rotate (lost device), certify
+    /// without a not-after (kind 8), certify with one (kind 9), revoke a retired key, change
+    /// admins, remove relay, revoke a member.
     static func mixedLog() -> DirectoryFixture {
         var fixture = DirectoryFixture(adminCount: 3, threshold: 2)
         let relay = fixture.newRelay("relay-1")
@@ -270,6 +274,7 @@ struct DirectoryFixture: Sendable {
         let bo = fixture.enroll("bo@nairobi")
         fixture.rotate(amara.member)
         fixture.rotate(bo.member, lostDevice: true)
+        fixture.append(.certifyCheckpointKey(fixture.newCheckpointKey().publicKey))
         let checkpointKey = fixture.newCheckpointKey()
         fixture.append(certify(checkpointKey), signedBy: Array(fixture.admins.suffix(2)))
         fixture.append(revoke(key: amara.identityKey.publicKey))

@@ -116,6 +116,9 @@ struct DirectoryRuleCatalogTests {
                 return (error, 1)
             }
             throw Failure("a checkpoint by an uncertified key was accepted")
+        case .notAfter:
+            let certification = CheckpointKeyCertification(key: fixture.newCheckpointKey().publicKey, notAfter: fixture.head.timestamp)
+            return try appending(fixture.next(.certifyCheckpointKeyUntil(certification)))
         }
     }
 

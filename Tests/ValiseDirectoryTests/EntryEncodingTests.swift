@@ -44,7 +44,7 @@ struct EntryEncodingTests {
         #expect(targets.contains { if case .identityKey = $0 { true } else { false } })
     }
 
-    @Test("an unknown entry kind is refused", arguments: [0, 9, 255] as [UInt8])
+    @Test("an unknown entry kind is refused, naming it", arguments: [0, 10, 255] as [UInt8])
     func unknownKind(_ code: UInt8) {
         var bytes = Self.log.entries[2].encoded()
         bytes[Self.kindOffset] = code
@@ -80,7 +80,7 @@ struct EntryEncodingTests {
 
     @Test("signatures must be sorted by signer, each signer once")
     func canonicalSignatureOrder() throws {
-        let entry = Self.log.entries[8]  // the change of admins, signed by all three
+        let entry = Self.log.entries[9]  // the change of admins, signed by all three
         try #require(entry.signatures.count == 3)
         let bytes = entry.encoded()
         let start = entry.signedBytes.count + 1

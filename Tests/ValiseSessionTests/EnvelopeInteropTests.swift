@@ -93,6 +93,7 @@ struct EnvelopeVector: Sendable, CustomTestStringConvertible {
     let sender: [UInt8]
     let senderSequence: UInt64
     let senderHead: [UInt8]
+    let senderCheckpoint: [UInt8]?
     let timestamp: UInt64
     let sessionMessage: [UInt8]
     let sessionMessageKind: UInt8
@@ -108,6 +109,7 @@ struct EnvelopeVector: Sendable, CustomTestStringConvertible {
             name: f["name"] as! String, from: f["from"] as! String, to: f["to"] as! String, id: hex(f, "id"),
             recipient: hex(f, "recipient"), precedence: UInt8(f["precedence"] as! Int), ttlClass: UInt8(f["ttlClass"] as! Int),
             sender: hex(f, "sender"), senderSequence: UInt64(f["senderSequence"] as! Int), senderHead: hex(f, "senderHead"),
+            senderCheckpoint: f["senderCheckpoint"] is String ? hex(f, "senderCheckpoint") : nil,
             timestamp: UInt64(f["timestamp"] as! Int), sessionMessage: hex(f, "sessionMessage"),
             sessionMessageKind: UInt8(f["sessionMessageKind"] as! Int), messageContents: hex(f, "messageContents"),
             contents: hex(f, "contents"), bucket: f["bucket"] as! Int, padded: hex(f, "padded"), sealed: hex(f, "sealed"))
@@ -118,7 +120,7 @@ struct EnvelopeVector: Sendable, CustomTestStringConvertible {
         SealedEnvelope(
             id: id, recipient: try SigningPublicKey(bytes: recipient), precedence: precedence, ttlClass: ttlClass,
             sender: try SigningPublicKey(bytes: sender), senderHead: .init(sequence: senderSequence, hash: senderHead),
-            timestamp: timestamp, sessionMessage: sessionMessage)
+            senderCheckpoint: senderCheckpoint, timestamp: timestamp, sessionMessage: sessionMessage)
     }
 
     func open(_ sealed: [UInt8], precedence: UInt8? = nil, ttlClass: UInt8? = nil) throws -> SealedEnvelope {
@@ -153,6 +155,7 @@ struct EnvelopeInteropTests {
         #expect(opened.sender.bytes == vector.sender)
         #expect(opened.senderHead.sequence == vector.senderSequence)
         #expect(opened.senderHead.hash == vector.senderHead)
+        #expect(opened.senderCheckpoint == vector.senderCheckpoint)
         #expect(opened.timestamp == vector.timestamp)
         #expect(Hex.encode(opened.sessionMessage) == Hex.encode(vector.sessionMessage))
         #expect(opened == expected)
@@ -161,7 +164,7 @@ struct EnvelopeInteropTests {
 
         // What is deterministic before sealing: the contents, the bucket and the padding.
         #expect(Hex.encode(expected.encoded) == Hex.encode(vector.contents))
-        #expect(SealedEnvelope.bucket(forSessionMessageOf: vector.sessionMessage.count) == vector.bucket)
+        #expect(SealedEnvelope.bucket(forSessionMessageOf: vector.sessionMessage.count, withCheckpoint: vector.senderCheckpoint != nil) == vector.bucket)
         #expect(vector.sealed.count == vector.bucket)
         #expect(Hex.encode(Padding.pad(expected.encoded, toMultipleOf: vector.bucket - SealedBox.overheadByteCount)) == Hex.encode(vector.padded))
 

@@ -29,7 +29,9 @@ FRAMED_MIN = 4 + 1 + 8 + 32 + 8 + 1 + 4 + 1   # u32 n + an entry with an empty b
 CHECKPOINT_LEN = 1 + 8 + 32 + 8 + 32 + 64
 ZERO = bytes(32)
 KINDS = {1: "genesis", 2: "add relay", 3: "remove relay", 4: "enroll", 5: "rotate",
-         6: "revoke", 7: "change admins", 8: "certify checkpoint key"}
+         6: "revoke", 7: "change admins", 8: "certify checkpoint key",
+         9: "certify checkpoint key until"}
+MAX_VALIDITY = 730 * 86400   # a kind-9 not-after is at most this long after its entry
 RULES = {"malformed": "not decodable", "sequence": "out of sequence",
          "genesis": "genesis rule broken", "chain": "hash chain broken",
          "genesis-pin": "not the pinned organisation", "time": "time goes backwards",
@@ -38,7 +40,8 @@ RULES = {"malformed": "not decodable", "sequence": "out of sequence",
          "threshold": "not enough admin signatures", "relay": "relay rule broken",
          "request": "request signature invalid", "key-reuse": "key already used",
          "member": "member rule broken", "rollback": "rollback", "fork": "FORK",
-         "checkpoint": "checkpoint refused"}
+         "checkpoint": "checkpoint refused",
+         "not-after": "checkpoint key validity out of bounds"}
 LABEL = re.compile(rb"[a-z0-9][a-z0-9._-]{0,63}\Z")
 HOST = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?\Z")   # DNS name or IPv4
 IPV6 = re.compile(r"\[[0-9A-Fa-f:.]+\]\Z")
@@ -192,7 +195,9 @@ def decode_body(kind: int, body: bytes) -> dict:
     elif kind == 7:
         b.update(admin_set(r))
     elif kind == 8:
-        b["key"] = r.ed("checkpoint key")
+        b["key"], b["notAfter"] = r.ed("checkpoint key"), None
+    elif kind == 9:
+        b["key"], b["notAfter"] = r.ed("checkpoint key"), r.u64()
     else:
         raise ValueError("unknown kind %d" % kind)
     r.done("body")
@@ -392,6 +397,11 @@ class Directory:
                      if a["name"] not in stays or stays[a["name"]][f] != a[f]])
         elif kind == 8:
             unused(("ed", b["key"]))
+        elif kind == 9:
+            need(e["time"] < b["notAfter"] <= e["time"] + MAX_VALIDITY, "not-after",
+                 "not-after %d is not after the entry's time (%d) or more than 730 days after it"
+                 % (b["notAfter"], e["time"]))
+            unused(("ed", b["key"]))
 
         self.hashes.append(e["hash"])
         self.times.append(e["time"])
@@ -421,9 +431,9 @@ class Directory:
                 self.revoked.update([target["ik"], *target["earlier"]])
             else:                                         # an earlier key: that key only
                 self.revoked.add(b["key"])
-        elif kind == 8:
+        elif kind in (8, 9):
             self.used.add(("ed", b["key"]))
-            self.checkpoint_keys.append((seq, b["key"]))
+            self.checkpoint_keys.append((seq, b["key"], b["notAfter"]))
 
     def check_checkpoint(self, cp: dict) -> dict:
         seq = cp["seq"]
@@ -433,9 +443,13 @@ class Directory:
                 raise Refused("checkpoint of entry %d" % seq, rule, why)
         need(seq < len(self.hashes), "checkpoint",
              "the log ends at entry %d: the log is behind" % (len(self.hashes) - 1))
-        certified = [k for s, k in self.checkpoint_keys if s <= seq]
-        need(certified and certified[-1] == cp["key"], "checkpoint",
-             "its key is not the checkpoint key most recently certified at that entry")
+        # Only the newest certified key counts, and only if kind 9 gave it a not-after.
+        need(self.checkpoint_keys, "checkpoint", "the log certifies no checkpoint key")
+        at, key, not_after = self.checkpoint_keys[-1]
+        need(key == cp["key"], "checkpoint", "its key is not the newest checkpoint key")
+        need(not_after is not None, "checkpoint", "its key was certified by kind 8 (no not-after)")
+        need(at <= seq, "checkpoint", "its key was certified after the entry it names")
+        need(cp["time"] <= not_after, "checkpoint", "dated after its key's not-after")
         need(verifies(cp["key"], b"checkpoint", cp["signed"], cp["sig"]), "checkpoint",
              "its signature does not verify")
         need(self.hashes[seq] == cp["head"], "fork", "its head hash is not the log's")
@@ -562,7 +576,7 @@ def make_demo(out: str) -> None:
     rotate("emil@oslo", False)
     add(6, b"\x01" + str16(b"emil@oslo") + str16(b"device seized at the border"))
     relay(b"relay-1", b"relay.example.net:8443")
-    add(8, SigningKey.generate().verify_key.encode())
+    add(8, SigningKey.generate().verify_key.encode())       # old logs: kind 8 still verifies
     enroll("farid@rabat", "Rabat", "chargé d'affaires")
     earlier = rotate("farid@rabat", True)                 # revoke an earlier key: that key only
     add(6, b"\x02" + earlier + str16(b"old laptop sold"))
@@ -574,8 +588,8 @@ def make_demo(out: str) -> None:
     dario = ("dario", SigningKey.generate(), x25519_public())   # chloe leaves, signing it
     add(7, admin_set(admins[:2] + [dario], 2))
     admins[2] = dario
-    cpk = SigningKey.generate()
-    add(8, cpk.verify_key.encode())
+    cpk = SigningKey.generate()                             # the newest key: kind 9, a year
+    add(9, cpk.verify_key.encode() + u64(now - 100 + len(log) + 365 * 86400))
     cp = b"\x01" + u64(len(log) - 1) + hashes[-1] + u64(now - 10)
     cp += cpk.verify_key.encode() + sign(cpk, b"checkpoint", cp)
     framed = u32(len(log)) + b"".join(u32(len(e)) + e for e in log)

@@ -101,31 +101,35 @@ def decode_contents(data):
 
 # ---------------------------------------------------------------------------------------
 # Sealed envelopes.
-#   u8 version (1) ‖ id (16) ‖ recipient identity key (32, Ed25519) ‖ u8 precedence ‖
+#   u8 version (2) ‖ id (16) ‖ recipient identity key (32, Ed25519) ‖ u8 precedence ‖
 #   u8 TTL class ‖ sender identity key (32, Ed25519) ‖ u64 sender's directory sequence ‖
 #   sender's directory head hash (32) ‖ u64 timestamp (sender's clock, Unix seconds) ‖
+#   u8 has-checkpoint (0 or 1) ‖ [checkpoint (145), as in "Checkpoints"] ‖
 #   u32 length ‖ session message
 
-ENVELOPE_VERSION = 1
-FIXED = 135
+ENVELOPE_VERSION = 2
+FIXED = 136                         # without the checkpoint
+CHECKPOINT_LEN = 145                # u8 1 ‖ u64 ‖ 32 ‖ u64 ‖ key 32 ‖ signature 64
 BUCKETS = (1024, 4096, 16384, 65536, 262144)
 SEAL_OVERHEAD = 48                  # epk (32) ‖ tag (16)
 PRECEDENCES = {0: "ROUTINE", 1: "PRIORITY", 2: "IMMEDIATE", 3: "FLASH"}
 TTL_CLASSES = {0: "DEFAULT", 1: "HOUR", 2: "DAY", 3: "WEEK", 4: "MONTH"}
-_LAYOUT = struct.Struct(">B16s32sBB32sQ32sQI")
-assert _LAYOUT.size == FIXED
+_LAYOUT = struct.Struct(">B16s32sBB32sQ32sQB")      # up to has-checkpoint
+assert _LAYOUT.size + 4 == FIXED
 
 
 def encode_contents(e):
-    sm = e["sessionMessage"]
-    return _LAYOUT.pack(ENVELOPE_VERSION, e["id"], e["recipient"], e["precedence"], e["ttlClass"], e["sender"],
-                        e["senderSequence"], e["senderHead"], e["timestamp"], len(sm)) + sm
+    sm, cp = e["sessionMessage"], e["senderCheckpoint"]
+    head = _LAYOUT.pack(ENVELOPE_VERSION, e["id"], e["recipient"], e["precedence"], e["ttlClass"], e["sender"],
+                        e["senderSequence"], e["senderHead"], e["timestamp"], 0 if cp is None else 1)
+    return head + (cp or b"") + struct.pack(">I", len(sm)) + sm
 
 
-def bucket_for(session_message_length):
-    """The smallest bucket B with 135 + length + 1 ≤ B − 48."""
+def bucket_for(session_message_length, with_checkpoint):
+    """The smallest bucket B with 136 (+ 145 with a checkpoint) + length + 1 ≤ B − 48."""
+    fixed_len = FIXED + (CHECKPOINT_LEN if with_checkpoint else 0)
     for b in BUCKETS:
-        if FIXED + session_message_length + 1 <= b - SEAL_OVERHEAD:
+        if fixed_len + session_message_length + 1 <= b - SEAL_OVERHEAD:
             return b
     raise ValueError("session message too large for the largest bucket")
 
@@ -154,7 +158,8 @@ def unpad(padded):
 
 def padded_contents(e):
     contents = encode_contents(e)
-    return contents, pad(contents, bucket_for(len(e["sessionMessage"])) - SEAL_OVERHEAD)
+    size = bucket_for(len(e["sessionMessage"]), e["senderCheckpoint"] is not None) - SEAL_OVERHEAD
+    return contents, pad(contents, size)
 
 
 def seal(padded, envelope_key_public):
@@ -204,19 +209,34 @@ def open_envelope(sealed, envelope_key_private, expected_id, recipient, preceden
         raise Refused("does not open with the envelope key") from error
     session.ensure(open_by_hand(sealed, envelope_key_private) == padded, "crypto_box_seal is not what the document says")
     contents = unpad(padded)
+    if contents and contents[0] != ENVELOPE_VERSION:
+        raise Refused("contents: version %d, only version %d is read" % (contents[0], ENVELOPE_VERSION))
     if len(contents) < FIXED:
-        raise Refused("contents: shorter than 135 bytes")
-    (version, id_, rcpt, prec, ttl, sender, seq, head, timestamp, length) = _LAYOUT.unpack(contents[:FIXED])
-    if version != ENVELOPE_VERSION:
-        raise Refused("contents: unknown version %d" % version)
-    if FIXED + length != len(contents):
-        raise Refused("contents: length %d, %d bytes follow" % (length, len(contents) - FIXED))
+        raise Refused("contents: shorter than 136 bytes")
+    (version, id_, rcpt, prec, ttl, sender, seq, head, timestamp, has) = _LAYOUT.unpack(contents[:_LAYOUT.size])
+    at = _LAYOUT.size
+    if has not in (0, 1):
+        raise Refused("contents: has-checkpoint is %d" % has)
+    checkpoint = None
+    if has:
+        checkpoint = contents[at:at + CHECKPOINT_LEN]
+        # Its own encoding, version 1; its signature is the recipient's business (against
+        # its directory), not the envelope's.
+        if len(checkpoint) < CHECKPOINT_LEN or checkpoint[0] != 1:
+            raise Refused("contents: the checkpoint is short or not version 1")
+        at += CHECKPOINT_LEN
+    if len(contents) < at + 4:
+        raise Refused("contents: no session message length")
+    (length,) = struct.unpack(">I", contents[at:at + 4])
+    at += 4
+    if at + length != len(contents):
+        raise Refused("contents: length %d, %d bytes follow" % (length, len(contents) - at))
     if prec not in PRECEDENCES:
         raise Refused("contents: unknown precedence %d" % prec)
     # "TTL class 1..4 (...; the sender always names one, DEFAULT 0 is refused)"
     if ttl not in TTL_CLASSES or ttl == 0:
         raise Refused("contents: unknown TTL class %d" % ttl)
-    sm = contents[FIXED:]
+    sm = contents[at:]
     parse_session_message(sm)
     if id_ != expected_id:
         raise Refused("inner id differs from the id it was delivered under")
@@ -229,7 +249,8 @@ def open_envelope(sealed, envelope_key_private, expected_id, recipient, preceden
     if ttl < ttl_class:
         raise Refused("TTL class shorter than the one the relay applied")
     fields = {"id": id_, "recipient": rcpt, "precedence": prec, "ttlClass": ttl, "sender": sender,
-              "senderSequence": seq, "senderHead": head, "timestamp": timestamp, "sessionMessage": sm}
+              "senderSequence": seq, "senderHead": head, "senderCheckpoint": checkpoint, "timestamp": timestamp,
+              "sessionMessage": sm}
     return fields, padded
 
 
@@ -282,10 +303,12 @@ NOT_UTF8 = [("text: not UTF-8", b"\x01\x01\x00\x00\x00\x02\xc3\x28")]
 
 # The conversation the envelopes carry (session.py's X3DH and Double Ratchet, fixed keys):
 # Alice starts a session with Bob (a one-time prekey) and sends a text (kind 1); Bob
-# answers with a receipt (kind 2); Alice then sends two texts (kind 2) whose session
-# messages are 840 bytes (the largest for the 1,024 bucket: 135 + 840 + 1 = 976 = 1024 − 48)
-# and 841 bytes (the smallest for 4,096).
-BOUNDARY_TEXT = 840 - 2 - 40 - 16 - 6   # session message = 2 + header 40 + (6 + text) + tag 16
+# answers with a receipt (kind 2); Alice then sends two texts (kind 2). Alice's envelopes
+# carry her checkpoint, Bob's none; so her last two session messages are 694 bytes (the
+# largest for the 1,024 bucket: 136 + 145 + 694 + 1 = 976 = 1024 − 48) and 695 bytes (the
+# smallest for 4,096).
+BOUNDARY_SESSION_MESSAGE = 1024 - 48 - 1 - FIXED - CHECKPOINT_LEN
+BOUNDARY_TEXT = BOUNDARY_SESSION_MESSAGE - 2 - 40 - 16 - 6   # 2 + header 40 + (6 + text) + tag 16
 
 
 def conversation_plan():
@@ -379,12 +402,23 @@ DIRECTORY = {  # each sender's view of the directory: sequence and head hash
 }
 
 
+def alice_checkpoint():
+    """Alice's newest checkpoint ("Checkpoints"): entry 11 of her directory, signed by a
+    fixed checkpoint key with purpose `checkpoint`."""
+    seed = fixed(b"checkpoint key seed", False)
+    public, secret = sodium.crypto_sign_seed_keypair(seed)
+    statement = b"\x01" + struct.pack(">Q", 11) + fixed(b"directory head 11", False) + struct.pack(">Q", 1794999000)
+    signature = sodium.crypto_sign(b"valise/v1/checkpoint\x00" + statement, secret)[:64]
+    return statement + public + signature
+
+
 def envelope_inputs(keys, step):
     other = "bob" if step["sender"] == "alice" else "alice"
     sequence, head = DIRECTORY[step["sender"]]
     return {"id": step["id"], "recipient": keys[other + "IdentityKey"], "precedence": step["precedence"],
             "ttlClass": step["ttlClass"], "sender": keys[step["sender"] + "IdentityKey"],
-            "senderSequence": sequence, "senderHead": head, "timestamp": step["timestamp"],
+            "senderSequence": sequence, "senderHead": head,
+            "senderCheckpoint": alice_checkpoint() if step["sender"] == "alice" else None, "timestamp": step["timestamp"],
             "sessionMessage": step["sessionMessage"]}
 
 
@@ -393,7 +427,7 @@ def invalid_envelopes(keys, first):
     sealed to Bob's envelope key and delivered under `first`'s id, precedence and TTL class."""
     good = dict(first)
     contents = encode_contents(good)
-    size = bucket_for(len(good["sessionMessage"])) - SEAL_OVERHEAD
+    size = bucket_for(len(good["sessionMessage"]), good["senderCheckpoint"] is not None) - SEAL_OVERHEAD
 
     def with_(**changes):
         e = dict(good)
@@ -403,18 +437,25 @@ def invalid_envelopes(keys, first):
     def raw(body):
         return pad(body, size)
 
-    length_at = FIXED - 4
+    has_at = _LAYOUT.size - 1
+    length_at = _LAYOUT.size + CHECKPOINT_LEN   # the first envelope carries a checkpoint
+    rest = length_at + 4
     return [
-        ("contents: version 2", raw(b"\x02" + contents[1:])),
+        ("contents: version 1 (no longer read: it has no checkpoint field)", raw(b"\x01" + contents[1:])),
+        ("contents: version 3", raw(b"\x03" + contents[1:])),
         ("contents: version 0", raw(b"\x00" + contents[1:])),
+        ("contents: has-checkpoint 2", raw(contents[:has_at] + b"\x02" + contents[has_at + 1:])),
+        ("contents: a checkpoint of version 2", raw(contents[:has_at + 1] + b"\x02" + contents[has_at + 2:])),
+        ("contents: has-checkpoint 0 before the checkpoint's bytes",
+         raw(contents[:has_at] + b"\x00" + contents[has_at + 1:])),
         ("contents: precedence 4", with_(precedence=4)),
         ("contents: TTL class 5", with_(ttlClass=5)),
         ("contents: TTL class 0 (DEFAULT is for relay requests, never inside)", with_(ttlClass=0)),
         ("contents: the length says one byte more than follows",
-         raw(contents[:length_at] + struct.pack(">I", len(good["sessionMessage"]) + 1) + contents[FIXED:])),
+         raw(contents[:length_at] + struct.pack(">I", len(good["sessionMessage"]) + 1) + contents[rest:])),
         ("contents: a byte left over after the session message",
-         raw(contents[:length_at] + struct.pack(">I", len(good["sessionMessage"]) - 1) + contents[FIXED:])),
-        ("contents: shorter than 135 bytes", raw(contents[:FIXED - 1])),
+         raw(contents[:length_at] + struct.pack(">I", len(good["sessionMessage"]) - 1) + contents[rest:])),
+        ("contents: shorter than 136 bytes", raw(contents[:FIXED - 1])),
         ("padding: zero bytes without 0x80", contents + b"\x00" * (size - len(contents))),
         ("padding: 0x80 followed by a non-zero byte", contents + b"\x80" + b"\x00" * (size - len(contents) - 2) + b"\x01"),
         ("padding: none (contents fill the bucket)",

@@ -155,4 +155,6 @@ struct InboxRecord: Codable {
     var text: String
     /// Set when the sender's keys differed from the ones this device knew.
     var keysChanged: Bool?
+    /// Set when the sender's directory head differed from this device's log.
+    var directoryNote: DirectoryNote?
 }

@@ -118,13 +118,16 @@ extension Messenger {
             } catch {
                 throw Refusal(code: error.code, reason: "from \(senderName): \(error.message)")
             }
+            // The session proved who wrote this: only now may its head and checkpoint count.
+            let note = try directoryNote(envelope, now: now)
             try tx.setCorrespondent(senderName, correspondent.stored)
             if let usedOneTimePrekey { try tx.deletePrekey(usedOneTimePrekey.bytes) }
             if let replay { try tx.addReplay(replay.key, signedPrekey: replay.signedPrekey) }
             try tx.markSeen(envelope.id, now: now)
             switch content {
             case .text(let text):
-                let record = InboxRecord(from: senderName, sentAt: envelope.timestamp, text: text, keysChanged: (changed || keysChanged) ? true : nil)
+                let record = InboxRecord(
+                    from: senderName, sentAt: envelope.timestamp, text: text, keysChanged: (changed || keysChanged) ? true : nil, directoryNote: note)
                 try tx.addInbox(id: envelope.id, precedence: envelope.precedence, receivedAt: now, data: try JSONEncoder().encode(record).bytes)
                 let delay = UInt64.random(in: receiptDelay)
                 let receipt = OutboxRecord(to: senderName, text: nil, receiptFor: [Hex.encode(envelope.id)])
@@ -132,7 +135,8 @@ extension Messenger {
                     id: Random.bytes(count: SealedEnvelope.idByteCount), kind: .receipt, precedence: UInt8(Precedence.routine.rawValue),
                     ttl: UInt8(TTLClass.day.rawValue + 1), createdAt: now, notBefore: now &+ delay, data: try JSONEncoder().encode(receipt).bytes))
                 return .message(InboxMessage(id: envelope.id, from: senderName, precedence: envelope.precedence, sentAt: envelope.timestamp, receivedAt: now, read: false, text: text,
-                                             keysChanged: changed || keysChanged ? KeyChange(member: sender.name, fingerprint: sender.fingerprint.description) : nil))
+                                             keysChanged: changed || keysChanged ? KeyChange(member: sender.name, fingerprint: sender.fingerprint.description) : nil,
+                                             directoryNote: note))
             case .receipt(let ids):
                 var confirmed = 0
                 for messageID in ids {
@@ -213,16 +217,10 @@ extension Messenger {
     }
 
     /// The sender must be an active member whose current identity key signed nothing less
-    /// than this envelope's session; its directory head must agree with this device's.
+    /// than this envelope's session. Its directory head is compared only once the session
+    /// has authenticated the message (`directoryNote`): the envelope itself is anonymous.
     private func checkSender(_ envelope: SealedEnvelope, directoryCurrent: Bool) throws -> (Member, Bool) {
         let head = envelope.senderHead
-        if head.sequence < UInt64(directory.verifier.count) {
-            guard constantTimeEquals(directory.verifier.hashes[Int(head.sequence)].bytes, head.hash) else {
-                throw Refusal(
-                    code: "directory-fork",
-                    reason: "DIRECTORY FORK: the sender's directory has another entry \(head.sequence) than this device's. Someone is showing different directories to different members; tell your key administrator at once")
-            }
-        }
         if let member = state.member(identityKey: envelope.sender) {
             guard member.isActive else {
                 throw Refusal(code: "revoked-sender", reason: "from \(member.name), whom the organisation revoked: not shown")
@@ -252,6 +250,9 @@ public struct InboxMessage: Sendable {
     public let read: Bool
     public let text: String
     public let keysChanged: Messenger.KeyChange?
+    /// What the sender's directory head says against this device's: a quiet note, or the
+    /// DIRECTORY FORK alarm with its evidence.
+    public let directoryNote: DirectoryNote?
 
     public var idHex: String { Hex.encode(id) }
     public var precedenceName: String { (Precedence(rawValue: Int(precedence)) ?? .routine).name }

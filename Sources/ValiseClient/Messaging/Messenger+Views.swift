@@ -62,7 +62,7 @@ extension Messenger {
         }
         return InboxMessage(
             id: item.id, from: record.from, precedence: item.precedence, sentAt: record.sentAt, receivedAt: item.receivedAt, read: read ?? item.read,
-            text: record.text, keysChanged: change)
+            text: record.text, keysChanged: change, directoryNote: record.directoryNote)
     }
 
     /// Every message this device sent, oldest first.

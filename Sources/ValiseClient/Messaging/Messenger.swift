@@ -15,6 +15,8 @@ public final class Messenger {
     /// The delay before a delivery receipt is sent, in seconds (random in this range), so
     /// that its timing does not link the sender and the recipient.
     public let receiptDelay: ClosedRange<UInt64>
+    /// Where proof of a directory fork is kept (HOME/fork-evidence).
+    let forkEvidencePath: String
 
     /// How long an envelope key fetched with a bundle is used before it is fetched again
     /// (devices rotate theirs weekly and keep the old ones for the longest TTL).
@@ -31,6 +33,7 @@ public final class Messenger {
         self.identity = identity
         self.directory = directory
         self.receiptDelay = receiptDelay
+        forkEvidencePath = home.forkEvidencePath
     }
 
     /// Closes the message store.
@@ -279,7 +282,7 @@ public final class Messenger {
             let message = try correspondent.session!.encrypt(content.encoded)
             let envelope = SealedEnvelope(
                 id: item.id, recipient: member.identityKey, precedence: item.precedence, ttlClass: item.ttl, sender: identity.identityKey.publicKey,
-                senderHead: head, timestamp: now, sessionMessage: message)
+                senderHead: head, senderCheckpoint: directory.bundle.checkpoint?.encoded(), timestamp: now, sessionMessage: message)
             let sealed = try envelope.sealed(to: correspondent.envelopeKey)
             try tx.setCorrespondent(name.value, correspondent.stored)
             try tx.sealOutbox(id: item.id, envelope: sealed, now: now)

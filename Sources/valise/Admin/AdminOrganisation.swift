@@ -199,7 +199,10 @@ struct AdminCheckpointKey: ParsableCommand {
         discussion: """
             The checkpoint key signs the directory's head regularly ('valise admin \
             checkpoint', run from a timer on an admin-controlled machine), so that a device \
-            can tell when it is shown an old directory. It replaces any earlier checkpoint key.
+            can tell when it is shown an old directory. It replaces any earlier checkpoint key: \
+            once a device has seen the new one, the old key's checkpoints no longer count. The \
+            key is certified until a not-after time (--valid-days, 365 by default, at most 730), \
+            after which none of its checkpoints count: certify a new key before then.
             """
     )
 
@@ -215,6 +218,15 @@ struct AdminCheckpointKey: ParsableCommand {
     @Option(name: .long, help: KDFProfileArgument.profileHelp)
     var kdfProfile: KDFProfileArgument = .standard
 
+    @Option(name: .long, help: ArgumentHelp("Days from now until the key's not-after (1 to 730).", valueName: "days"))
+    var validDays: UInt64 = 365
+
+    func validate() throws {
+        guard (1...CheckpointKeyCertification.maximumValiditySeconds / 86_400).contains(validDays) else {
+            throw ValidationError("--valid-days must be from 1 to \(CheckpointKeyCertification.maximumValiditySeconds / 86_400)")
+        }
+    }
+
     func run() throws {
         try submitEntry(options, submission) { (organisation, _) throws(ClientError) -> EntryBody in
             let keys = KeyDirectory(path: out ?? organisation.path + "/checkpoint-key")
@@ -226,7 +238,9 @@ struct AdminCheckpointKey: ParsableCommand {
                 prompt: "New passphrase for the checkpoint key: ")
             try keys.checkpointKey.write(checkpoint, passphrase: passphrase, parameters: kdfProfile.parameters)
             printNote("Checkpoint key written to \(keys.checkpointKey.path).")
-            return .certifyCheckpointKey(checkpoint.signing.publicKey)
+            // From now, which is no later than the entry's timestamp: within the 730-day bound.
+            let notAfter = Environment.now() + validDays * 86_400
+            return .certifyCheckpointKeyUntil(CheckpointKeyCertification(key: checkpoint.signing.publicKey, notAfter: notAfter))
         }
     }
 }
@@ -259,10 +273,16 @@ struct AdminCheckpoint: ParsableCommand {
             _ = try file.inspect()
             let passphrase = try Passphrases.unlock(file: passphraseFile, prompt: "Passphrase for \(file.path): ")
             let keys = try file.unlock(passphrase: passphrase).payload
-            guard verifier.state?.checkpointKey == keys.signing.publicKey else {
+            let state = verifier.state!
+            guard let certified = state.checkpointKeys.last, certified.key == keys.signing.publicKey else {
                 throw ClientError(kind: .verification, code: "uncertified-key", message: "this checkpoint key is not the one the directory certifies")
             }
-            let state = verifier.state!
+            guard let notAfter = certified.notAfter else {
+                throw ClientError(kind: .verification, code: "checkpoint-key-without-expiry", message: "this checkpoint key was certified without a not-after (entry \(certified.certifiedAt), kind 8), so its checkpoints no longer count; certify a new one with: valise admin checkpoint-key")
+            }
+            guard now <= notAfter else {
+                throw ClientError(kind: .verification, code: "checkpoint-key-expired", message: "this checkpoint key's validity ended at \(Timestamp.rfc3339(notAfter)) (its not-after); nothing was signed. Certify a new one with: valise admin checkpoint-key")
+            }
             let checkpoint = Checkpoint(sequence: state.headSequence, headHash: state.headHash, time: now, signingKey: keys.signing)
             try organisation.writeCheckpoint(checkpoint)
             return checkpoint

@@ -34,7 +34,7 @@ struct AdminPublish: AsyncParsableCommand {
             let (entries, verifier) = try organisation.load(now: now)
             let target = try DirectorySync.target(in: verifier.state!, name: relayOptions.relay, address: relayOptions.relayAddress)
             let admin = try options.unlockAdmin()
-            let checkpoint = try organisation.readCheckpoint()
+            let checkpoint = try organisation.currentCheckpoint(against: verifier, now: now)
             return try await DirectorySync.withRelay(target, clientKey: admin.transport) { (client, welcome) throws(ClientError) in
                 let relayCount = welcome.count
                 guard relayCount <= entries.count else {
