@@ -6,8 +6,8 @@ import ValiseSession
 import ValiseWire
 
 // Prekeys through a running relay: upload checked against the directory, each one-time
-// prekey handed out once, a fetch rate per device, the bundle usable for X3DH, purged with
-// a revoked member.
+// prekey handed out once, one per (device, member) an hour, the bundle usable for X3DH,
+// purged with a revoked member.
 extension QueueTests {
     func upload(_ device: QueueDevice, identity: SigningKey, signedPrekey: AgreementPrivateKey, envelopeKey: AgreementPrivateKey,
                 oneTime: [AgreementPrivateKey], signer: SigningKey? = nil) async throws(ClientError) -> WireRelayMessage {
@@ -94,31 +94,31 @@ extension QueueTests {
         await bob.close()
     }
 
-    func expectRateLimited(_ device: QueueDevice, sourceLocation: SourceLocation = #_sourceLocation) async {
-        do {
-            let bundle = try await fetchBundle(device, Self.bob)
-            Issue.record("a fetch past the rate was answered: \(bundle)", sourceLocation: sourceLocation)
-        } catch {
-            #expect(error.code == "relay-\(WireErrorCode.rateLimited)", "\(error)", sourceLocation: sourceLocation)
-        }
-    }
-
-    @Test("prekeys: fetches are rate-limited per device (limits.prekeyFetchesPerMinute), so one-time prekeys cannot be drained")
-    func prekeyFetchRate() async throws {
-        let world = try RelayWorld(members: Self.pair, relayEnvironment: ["VALISED_LIMITS_PREKEY_FETCHES_PER_MINUTE": "3"])
+    @Test("prekeys: a device gets one of a member's one-time prekeys an hour; its further fetches get the bundle without one (not RATE_LIMITED), and the member keeps the rest")
+    func oneTimePrekeyPerMember() async throws {
+        let world = try RelayWorld(members: [Self.alice, Self.bob, Self.carol])
         let bobIdentity = try world.identityKey(Self.bob)
         let bob = try await QueueDevice(world: world, member: Self.bob)
         _ = try await upload(bob, identity: bobIdentity, signedPrekey: AgreementPrivateKey(), envelopeKey: AgreementPrivateKey(),
                              oneTime: (0..<10).map { _ in AgreementPrivateKey() })
         let alice = try await QueueDevice(world: world, member: Self.alice)
-        for _ in 0..<3 { _ = try await fetchBundle(alice, Self.bob) }
-        await expectRateLimited(alice)
-        // A new connection of the same device does not reset the limit.
+        let first = try await fetchBundle(alice, Self.bob)
+        #expect(first.oneTimePrekey.count == 32 && first.oneTimePrekeysLeft == 9, "\(first)")
+        for attempt in 1...5 {
+            let again = try await fetchBundle(alice, Self.bob)
+            #expect(again.oneTimePrekey.isEmpty, "fetch \(attempt + 1) of the same member handed out another one-time prekey: \(again.oneTimePrekeysLeft) left")
+            #expect(again.oneTimePrekeysLeft == 9 && again.signedPrekey == first.signedPrekey && again.envelopeKey == first.envelopeKey)
+        }
+        // A new connection of the same device is the same device.
         await alice.close()
         let again = try await QueueDevice(world: world, member: Self.alice)
-        await expectRateLimited(again)
+        let later = try await fetchBundle(again, Self.bob)
+        #expect(later.oneTimePrekey.isEmpty && later.oneTimePrekeysLeft == 9, "\(later)")
+        // Another device gets its own one.
+        let carol = try await QueueDevice(world: world, member: Self.carol)
+        let carols = try await fetchBundle(carol, Self.bob)
+        #expect(carols.oneTimePrekey.count == 32 && carols.oneTimePrekey != first.oneTimePrekey && carols.oneTimePrekeysLeft == 8, "\(carols)")
         #expect(world.relay.isRunning)
-        await again.close()
-        await bob.close()
+        for device in [again, carol, bob] { await device.close() }
     }
 }
