@@ -34,9 +34,8 @@ struct RelayRequestProcessor {
         /// Store this device's checked prekeys, then answer PrekeysStored.
         case prekeyUpload(requestID: UInt64, Mailbox, signedPrekey: [UInt8], signedPrekeySignature: [UInt8],
                           envelopeKey: [UInt8], envelopeKeySignature: [UInt8], oneTimePrekeys: [[UInt8]])
-        /// Hand out this member's bundle (taking one one-time prekey), if the asking device
-        /// is within its fetch rate.
-        case prekeyFetch(requestID: UInt64, member: MemberName, identityKey: SigningPublicKey)
+        /// Hand out these members' bundles (`PrekeyDispenser` decides the limits).
+        case prekeyFetch(requestID: UInt64, [PrekeyDispenser.Target], envelopeKeyOnly: Bool)
     }
 
     struct Settings {
@@ -144,11 +143,13 @@ struct RelayRequestProcessor {
             return handlePrekeyUpload(upload, id: id, directory: directory)
         case .prekeyFetch(let fetch):
             guard case .device = admission else { return .reply(Self.notAllowed(id)) }
-            guard let name = try? MemberName(fetch.member), let member = directory.state.members[name], member.isActive else {
-                return .reply(Self.error(id, RelayError(
-                    .unknownRecipient, code: "unknown-recipient", message: "no active member is called \(fetch.member.prefix(130))")))
+            let target: PrekeyDispenser.Target
+            if let name = try? MemberName(fetch.member), let member = directory.state.members[name], member.isActive {
+                target = .init(asked: fetch.member, member: (name, member.identityKey))
+            } else {
+                target = .init(asked: fetch.member, member: nil)
             }
-            return .prekeyFetch(requestID: id, member: name, identityKey: member.identityKey)
+            return .prekeyFetch(requestID: id, [target], envelopeKeyOnly: false)
         case nil:
             return .reply(Self.error(id, .badRequest("the message has no request this relay knows")))
         }
