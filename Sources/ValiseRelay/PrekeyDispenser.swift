@@ -1,3 +1,4 @@
+import Foundation
 import ValiseCrypto
 import ValiseDirectory
 import ValiseStore
@@ -67,17 +68,33 @@ final class PrekeyDispenser: Sendable {
         }
     }
 
-    /// The answer: a bundle for the member, or why there is none.
+    /// The answer: a bundle per target, in order; an unknown member or one without
+    /// prekeys gets only its name and the error.
     private static func answer(_ requestID: UInt64, targets: [Target], records: [PrekeyBundleRecord?], envelopeKeyOnly: Bool) -> WireRelayMessage {
-        let target = targets[0]
-        guard let member = target.member else {
-            return RelayRequestProcessor.error(requestID, RelayError(
-                .unknownRecipient, code: "unknown-recipient", message: "no active member is called \(target.asked.prefix(130))"))
+        var answer = WirePrekeyBundles()
+        var found = records.makeIterator()
+        for target in targets {
+            var bundle = WirePrekeyBundle()
+            bundle.member = target.asked
+            if let member = target.member, let record = found.next() {
+                if let record {
+                    bundle.identityKey = Data(member.identityKey.bytes)
+                    bundle.envelopeKey = Data(record.prekeys.envelopeKey)
+                    bundle.envelopeKeySignature = Data(record.prekeys.envelopeKeySignature)
+                    if !envelopeKeyOnly {
+                        bundle.signedPrekey = Data(record.prekeys.signedPrekey)
+                        bundle.signedPrekeySignature = Data(record.prekeys.signedPrekeySignature)
+                        bundle.oneTimePrekey = Data(record.oneTimePrekey ?? [])
+                        bundle.oneTimePrekeysLeft = UInt32(record.oneTimePrekeysLeft)
+                    }
+                } else {
+                    bundle.error = .noPrekeys
+                }
+            } else {
+                bundle.error = .unknownRecipient
+            }
+            answer.bundles.append(bundle)
         }
-        guard let record = records[0] else {
-            return RelayRequestProcessor.error(requestID, RelayError(
-                .noPrekeys, code: "no-prekeys", message: "\(member.name.value) has published no prekeys yet"))
-        }
-        return RelayRequestProcessor.prekeyBundle(requestID, member: member.name, identityKey: member.identityKey, record: record)
+        return RelayRequestProcessor.message(requestID, .prekeyBundles(answer))
     }
 }

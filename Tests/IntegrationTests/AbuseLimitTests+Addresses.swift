@@ -133,11 +133,11 @@ extension AbuseLimitTests {
             var message = WireClientMessage()
             message.requestID = UInt64(100 + index)
             message.prekeyFetch = WirePrekeyFetch()
-            message.prekeyFetch.member = "bob@jakarta"
+            message.prekeyFetch.members = ["bob@jakarta"]
             return message
         }
         let answers = try Self.exchange(socket, &abuser, fetches)
-        let bundles = answers.compactMap { body -> WirePrekeyBundle? in if case .prekeyBundle(let bundle)? = body { bundle } else { nil } }
+        let bundles = answers.compactMap { body -> WirePrekeyBundle? in if case .prekeyBundles(let answer)? = body { answer.bundles.first } else { nil } }
         #expect(bundles.count == 100, "\(bundles.count) bundles, errors: \(answers.compactMap(Self.errorCode))")
         #expect(bundles.filter { !$0.oneTimePrekey.isEmpty }.count == 1, "one-time prekeys handed to one device: \(bundles.map(\.oneTimePrekeysLeft))")
         #expect(answers.compactMap(Self.errorCode) == [.rateLimited, .rateLimited], "errors: \(answers.compactMap(Self.errorCode))")

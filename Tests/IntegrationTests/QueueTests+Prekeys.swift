@@ -20,12 +20,22 @@ extension QueueTests {
         return try await device.client.request(.prekeyUpload(upload))
     }
 
-    func fetchBundle(_ device: QueueDevice, _ member: String) async throws(ClientError) -> WirePrekeyBundle {
+    func fetchBundles(_ device: QueueDevice, _ members: [String], envelopeKeyOnly: Bool = false) async throws(ClientError) -> [WirePrekeyBundle] {
         var fetch = WirePrekeyFetch()
-        fetch.member = member
+        fetch.members = members
+        fetch.envelopeKeyOnly = envelopeKeyOnly
         let answer = try await device.client.request(.prekeyFetch(fetch))
-        guard case .prekeyBundle(let bundle)? = answer.body else {
-            throw ClientError(kind: .failure, code: "unexpected", message: "not a PrekeyBundle: \(answer)")
+        guard case .prekeyBundles(let bundles)? = answer.body, bundles.bundles.count == members.count else {
+            throw ClientError(kind: .failure, code: "unexpected", message: "not one PrekeyBundle per member: \(answer)")
+        }
+        return bundles.bundles
+    }
+
+    /// One member's bundle; its error (UNKNOWN_RECIPIENT, NO_PREKEYS) thrown as the relay's.
+    func fetchBundle(_ device: QueueDevice, _ member: String) async throws(ClientError) -> WirePrekeyBundle {
+        let bundle = try await fetchBundles(device, [member])[0]
+        guard bundle.error == .unspecified else {
+            throw ClientError(kind: .failure, code: "relay-\(bundle.error)", message: "the bundle of \(member): \(bundle.error)")
         }
         return bundle
     }
@@ -84,10 +94,8 @@ extension QueueTests {
             try AgreementPublicKey(bytes: Array(last.envelopeKey)), signature: try Signature(bytes: Array(last.envelopeKeySignature)),
             identity: bobIdentity.publicKey))
 
-        var unknown = WirePrekeyFetch()
-        unknown.member = "nobody@nowhere"
         do {
-            let answer = try await alice.client.request(.prekeyFetch(unknown))
+            let answer = try await fetchBundle(alice, "nobody@nowhere")
             Issue.record("an unknown member's bundle: \(answer)")
         } catch {
             #expect(error.code == "relay-\(WireErrorCode.unknownRecipient)", "\(error)")
@@ -121,5 +129,59 @@ extension QueueTests {
         #expect(carols.oneTimePrekey.count == 32 && carols.oneTimePrekey != first.oneTimePrekey && carols.oneTimePrekeysLeft == 8, "\(carols)")
         #expect(world.relay.isRunning)
         for device in [again, carol, bob] { await device.close() }
+    }
+}
+
+extension QueueTests {
+    @Test("prekeys: one fetch names several members and gets a bundle for each, in order; an unknown member or one without prekeys gets its error, the others their keys; 0 members BAD_REQUEST, 101 TOO_LARGE")
+    func batchedFetch() async throws {
+        let world = try RelayWorld(members: [Self.alice, Self.bob, Self.carol])
+        let bobIdentity = try world.identityKey(Self.bob)
+        let bob = try await QueueDevice(world: world, member: Self.bob)
+        _ = try await upload(bob, identity: bobIdentity, signedPrekey: AgreementPrivateKey(), envelopeKey: AgreementPrivateKey(),
+                             oneTime: (0..<5).map { _ in AgreementPrivateKey() })
+        let alice = try await QueueDevice(world: world, member: Self.alice)
+        let answers = try await fetchBundles(alice, [Self.bob, "nobody@nowhere", Self.carol, "not a name", Self.bob])
+        #expect(answers.map(\.member) == [Self.bob, "nobody@nowhere", Self.carol, "not a name", Self.bob])
+        #expect(answers.map(\.error) == [.unspecified, .unknownRecipient, .noPrekeys, .unknownRecipient, .unspecified])
+        #expect(answers[0].identityKey == Data(bobIdentity.publicKey.bytes) && answers[0].oneTimePrekey.count == 32 && answers[0].oneTimePrekeysLeft == 4)
+        #expect(answers[4].signedPrekey == answers[0].signedPrekey && answers[4].oneTimePrekey.isEmpty, "one of bob's an hour for alice's device")
+        for failed in [answers[1], answers[2], answers[3]] {
+            #expect(failed.identityKey.isEmpty && failed.signedPrekey.isEmpty && failed.envelopeKey.isEmpty && failed.oneTimePrekey.isEmpty)
+        }
+
+        for count in [0, 101] {
+            do {
+                let answer = try await fetchBundles(alice, Array(repeating: Self.bob, count: count))
+                Issue.record("a fetch of \(count) members was answered: \(answer.count)")
+            } catch {
+                #expect(error.code == (count == 0 ? "relay-\(WireErrorCode.badRequest)" : "relay-\(WireErrorCode.tooLarge)"), "\(error)")
+            }
+        }
+        for device in [alice, bob] { await device.close() }
+    }
+
+    @Test("prekeys: envelope_key_only hands out the envelope key and its signature only: no signed prekey, no one-time prekey, whatever the device's allowance")
+    func envelopeKeyOnly() async throws {
+        let world = try RelayWorld(members: [Self.alice, Self.bob, Self.carol])
+        let bobIdentity = try world.identityKey(Self.bob)
+        let bob = try await QueueDevice(world: world, member: Self.bob)
+        let envelopeKey = AgreementPrivateKey()
+        _ = try await upload(bob, identity: bobIdentity, signedPrekey: AgreementPrivateKey(), envelopeKey: envelopeKey,
+                             oneTime: (0..<5).map { _ in AgreementPrivateKey() })
+        let carol = try await QueueDevice(world: world, member: Self.carol)
+        for _ in 0..<3 {
+            let answer = try await fetchBundles(carol, [Self.bob], envelopeKeyOnly: true)[0]
+            #expect(answer.error == .unspecified && answer.identityKey == Data(bobIdentity.publicKey.bytes))
+            #expect(answer.envelopeKey == Data(envelopeKey.publicKey.bytes))
+            #expect(SealedEnvelope.isValidEnvelopeKey(
+                try AgreementPublicKey(bytes: Array(answer.envelopeKey)), signature: try Signature(bytes: Array(answer.envelopeKeySignature)),
+                identity: bobIdentity.publicKey))
+            #expect(answer.signedPrekey.isEmpty && answer.signedPrekeySignature.isEmpty && answer.oneTimePrekey.isEmpty)
+        }
+        // None was taken: carol's first whole bundle still gets one, and bob has four left.
+        let whole = try await fetchBundle(carol, Self.bob)
+        #expect(whole.oneTimePrekey.count == 32 && whole.oneTimePrekeysLeft == 4, "\(whole.oneTimePrekeysLeft) left")
+        for device in [carol, bob] { await device.close() }
     }
 }
