@@ -61,7 +61,7 @@ public final class RelayClient: Sendable {
             throw Self.explain(error, host: host, port: port)
         }
         var hello = WireHello()
-        hello.protocolVersion = 1
+        hello.protocolVersion = WireCodec.protocolVersion
         hello.software = "valise \(ValiseVersion.string)"
         let answer = try await client.request(.hello(hello), timeout: timeout)
         guard case .welcome(let welcome) = answer.body else {

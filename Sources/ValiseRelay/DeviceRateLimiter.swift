@@ -2,10 +2,11 @@ import NIOConcurrencyHelpers
 import NIOCore
 import ValiseCrypto
 
-/// A token bucket per device key, counted across all of the device's connections: prekey
-/// fetches (each hands out one of a member's one-time prekeys, which one device must not
-/// drain) and sends (one device must not take the relay's disk from everyone else). Keys
-/// are admitted devices only, so the table is bounded by the directory.
+/// A token bucket per device key, counted across all of the device's connections: sends
+/// (one device must not take the relay's disk from everyone else), members whose prekey
+/// bundles it fetches (each one a read of the store), and one-time prekeys it takes (which
+/// one device must not drain). Keys are admitted devices only, so the table is bounded by
+/// the directory.
 final class DeviceRateLimiter: Sendable {
     private struct Bucket {
         var tokens: Double
@@ -25,24 +26,24 @@ final class DeviceRateLimiter: Sendable {
         self.clock = clock
     }
 
-    /// Prekey fetches: `perMinute` a minute, and as many in a burst.
-    static func prekeyFetches(perMinute: Double) -> DeviceRateLimiter {
-        DeviceRateLimiter(perSecond: perMinute / 60, burst: perMinute)
+    /// `perMinute` a minute, and `burst` at once.
+    static func perMinute(_ perMinute: Double, burst: Int) -> DeviceRateLimiter {
+        DeviceRateLimiter(perSecond: perMinute / 60, burst: Double(burst))
     }
 
-    /// Takes a token for `key`; false when it has none left.
-    func allow(_ key: AgreementPublicKey) -> Bool {
+    /// Takes `cost` tokens for `key`, all or none; false when it has fewer.
+    func allow(_ key: AgreementPublicKey, cost: Int = 1) -> Bool {
         let now = clock()
         return buckets.withLockedValue { table in
             var bucket = table[key] ?? Bucket(tokens: burst, updated: now)
             let elapsed = Double(now &- bucket.updated) / 1e9
             bucket.tokens = min(burst, bucket.tokens + max(0, elapsed) * perSecond)
             bucket.updated = now
-            guard bucket.tokens >= 1 else {
+            guard bucket.tokens >= Double(cost) else {
                 table[key] = bucket
                 return false
             }
-            bucket.tokens -= 1
+            bucket.tokens -= Double(cost)
             table[key] = bucket
             return true
         }

@@ -19,8 +19,15 @@ public final class LimitCounters: Sendable {
         case secureMemory
         /// Sends answered RATE_LIMITED: one device's send rate (`sendsPerSecondPerDevice`).
         case sendRate
-        /// Prekey fetches answered RATE_LIMITED (`prekeyFetchesPerMinute`).
+        /// Prekey fetches answered RATE_LIMITED: one device's rate of members fetched
+        /// (`prekeyMembersPerMinute`, `prekeyMemberBurst`).
         case prekeyFetchRate
+        /// Bundles handed out without a one-time prekey because the device had one of that
+        /// member's within the hour (or the relay's table of those is full).
+        case oneTimePrekeyPerMember
+        /// Bundles handed out without a one-time prekey because the device took as many as
+        /// it may (`oneTimePrekeysPerMinute`, `oneTimePrekeyBurst`).
+        case oneTimePrekeyRate
         /// Sends answered MAILBOX_FULL (`queue.maxMessagesPerMailbox`, `maxBytesPerMailbox`).
         case mailboxFull
         /// Requests answered TOO_LARGE (an envelope over `maxEnvelopeBytes`, too many ids or

@@ -39,9 +39,17 @@ public struct RelayConfiguration: Sendable, Equatable {
         /// relay's disk from everyone else. The burst covers a message to a large group.
         public var sendsPerSecondPerDevice = 50.0
         public var sendBurstPerDevice = 500
-        /// Prekey bundles one device may fetch per minute (and in a burst), so that nobody
-        /// can drain another member's one-time prekeys.
-        public var prekeyFetchesPerMinute = 30.0
+        /// One-time prekeys one device may take per minute, across all members, and in a
+        /// burst (a device also gets at most one of each member's an hour): past it, bundles
+        /// come without one, so nobody can drain other members' one-time prekeys. The burst
+        /// covers a circular to 500 new correspondents.
+        public var oneTimePrekeysPerMinute = 60.0
+        public var oneTimePrekeyBurst = 500
+        /// Members whose bundles one device may fetch per minute, and in a burst (a fetch of
+        /// several members counts each): past it, RATE_LIMITED, so that one device cannot
+        /// keep the store busy. Generous: a circular to 500 fits in the burst.
+        public var prekeyMembersPerMinute = 600.0
+        public var prekeyMemberBurst = 1000
 
         public init() {}
     }

@@ -30,7 +30,7 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
         let threadPool: NIOThreadPool
         let store: any EnvelopeStore
         let prekeys: any PrekeyStore
-        let prekeyFetches: DeviceRateLimiter
+        let prekeyDispenser: PrekeyDispenser
         let sends: DeviceRateLimiter
         /// What the limits refused or held back, for `valised status`.
         let counters: LimitCounters
@@ -52,7 +52,7 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
             threadPool: NIOThreadPool,
             store: any EnvelopeStore,
             prekeys: any PrekeyStore,
-            prekeyFetches: DeviceRateLimiter,
+            prekeyDispenser: PrekeyDispenser,
             sends: DeviceRateLimiter,
             counters: LimitCounters,
             writer: GroupCommitWriter,
@@ -70,7 +70,7 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
             self.threadPool = threadPool
             self.store = store
             self.prekeys = prekeys
-            self.prekeyFetches = prekeyFetches
+            self.prekeyDispenser = prekeyDispenser
             self.sends = sends
             self.counters = counters
             self.writer = writer
@@ -319,23 +319,18 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
                     return RelayRequestProcessor.error(requestID, RelayError(.tooLarge, code: "too-many-prekeys", message: error.message))
                 }
             }
-        case .prekeyFetch(let requestID, let member, let identityKey):
-            guard let admittedKey, shared.prekeyFetches.allow(admittedKey) else {
-                rateLimited(requestID, .prekeyFetchRate, "too many prekey fetches; try again in a minute", context: context)
-                return
-            }
-            let store = shared.prekeys
-            answerOffLoop(requestID: requestID, context: context, failure: "could not read prekeys") { () throws -> WireRelayMessage in
-                guard let record = try store.takeBundle(mailbox: Mailbox(member.value)) else {
-                    return RelayRequestProcessor.error(requestID, RelayError(
-                        .noPrekeys, code: "no-prekeys", message: "\(member.value) has published no prekeys yet"))
-                }
-                return RelayRequestProcessor.prekeyBundle(requestID, member: member, identityKey: identityKey, record: record)
+        case .prekeyFetch(let requestID, let targets, let envelopeKeyOnly):
+            guard let admittedKey else { return }
+            switch shared.prekeyDispenser.fetch(requestID: requestID, device: admittedKey, targets: targets, envelopeKeyOnly: envelopeKeyOnly) {
+            case .reply(let reply):
+                perform(state.send(RelayRequestProcessor.encode(reply)), context: context)
+            case .work(let work):
+                answerOffLoop(requestID: requestID, context: context, failure: "could not read prekeys", work)
             }
         }
     }
 
-    /// Answers RATE_LIMITED for a device past one of its rates, and counts it.
+    /// Answers RATE_LIMITED for a device past its send rate, and counts it.
     private func rateLimited(_ requestID: UInt64, _ limit: LimitCounters.Limit, _ message: String, context: ChannelHandlerContext) {
         shared.counters.count(limit)
         let refusal = RelayRequestProcessor.error(requestID, RelayError(.rateLimited, code: "rate-limited", message: message))

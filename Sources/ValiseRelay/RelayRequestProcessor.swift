@@ -9,13 +9,16 @@ import ValiseWire
 /// directory as it is now in, what to answer out. The first message must be a Hello; an
 /// admin's key may only fetch and publish the directory.
 struct RelayRequestProcessor {
-    static let protocolVersion: UInt32 = 1
+    static let protocolVersion = WireCodec.protocolVersion
     static let maximumPingData = 64
     /// Answers to a fetch stop growing past this many bytes of entries, well inside a
     /// client's message limit.
     static let maximumFetchBytes = 512 * 1024
 
     static let maximumStatusIDs = 100
+    /// Members one prekey fetch may name: a hundred bundles stay well inside a message, also
+    /// with post-quantum prekeys (about 5 KiB a bundle).
+    static let maximumPrekeyMembers = 100
 
     enum Outcome {
         case reply(WireRelayMessage)
@@ -34,9 +37,8 @@ struct RelayRequestProcessor {
         /// Store this device's checked prekeys, then answer PrekeysStored.
         case prekeyUpload(requestID: UInt64, Mailbox, signedPrekey: [UInt8], signedPrekeySignature: [UInt8],
                           envelopeKey: [UInt8], envelopeKeySignature: [UInt8], oneTimePrekeys: [[UInt8]])
-        /// Hand out this member's bundle (taking one one-time prekey), if the asking device
-        /// is within its fetch rate.
-        case prekeyFetch(requestID: UInt64, member: MemberName, identityKey: SigningPublicKey)
+        /// Hand out these members' bundles (`PrekeyDispenser` decides the limits).
+        case prekeyFetch(requestID: UInt64, [PrekeyDispenser.Target], envelopeKeyOnly: Bool)
     }
 
     struct Settings {
@@ -144,11 +146,19 @@ struct RelayRequestProcessor {
             return handlePrekeyUpload(upload, id: id, directory: directory)
         case .prekeyFetch(let fetch):
             guard case .device = admission else { return .reply(Self.notAllowed(id)) }
-            guard let name = try? MemberName(fetch.member), let member = directory.state.members[name], member.isActive else {
-                return .reply(Self.error(id, RelayError(
-                    .unknownRecipient, code: "unknown-recipient", message: "no active member is called \(fetch.member.prefix(130))")))
+            guard !fetch.members.isEmpty else { return .reply(Self.error(id, .badRequest("a prekey fetch names at least one member"))) }
+            guard fetch.members.count <= Self.maximumPrekeyMembers else {
+                return .reply(Self.error(id, RelayError(.tooLarge, code: "too-large", message: "at most \(Self.maximumPrekeyMembers) members per prekey fetch")))
             }
-            return .prekeyFetch(requestID: id, member: name, identityKey: member.identityKey)
+            // A name that is not an active member gets its own error in the answer: one
+            // unknown name does not fail the others.
+            let targets = fetch.members.map { asked -> PrekeyDispenser.Target in
+                guard let name = try? MemberName(asked), let member = directory.state.members[name], member.isActive else {
+                    return .init(asked: asked, member: nil)
+                }
+                return .init(asked: asked, member: (name, member.identityKey))
+            }
+            return .prekeyFetch(requestID: id, targets, envelopeKeyOnly: fetch.envelopeKeyOnly)
         case nil:
             return .reply(Self.error(id, .badRequest("the message has no request this relay knows")))
         }
@@ -188,19 +198,6 @@ struct RelayRequestProcessor {
         var stored = WirePrekeysStored()
         stored.oneTimePrekeys = UInt32(count)
         return message(requestID, .prekeysStored(stored))
-    }
-
-    static func prekeyBundle(_ requestID: UInt64, member: MemberName, identityKey: SigningPublicKey, record: PrekeyBundleRecord) -> WireRelayMessage {
-        var bundle = WirePrekeyBundle()
-        bundle.member = member.value
-        bundle.identityKey = Data(identityKey.bytes)
-        bundle.signedPrekey = Data(record.prekeys.signedPrekey)
-        bundle.signedPrekeySignature = Data(record.prekeys.signedPrekeySignature)
-        bundle.envelopeKey = Data(record.prekeys.envelopeKey)
-        bundle.envelopeKeySignature = Data(record.prekeys.envelopeKeySignature)
-        bundle.oneTimePrekey = Data(record.oneTimePrekey ?? [])
-        bundle.oneTimePrekeysLeft = UInt32(record.oneTimePrekeysLeft)
-        return message(requestID, .prekeyBundle(bundle))
     }
 
     private func handleSend(_ send: WireSend, id: UInt64, directory: RelayDirectory.Snapshot) -> Outcome {

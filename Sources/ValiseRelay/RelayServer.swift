@@ -65,7 +65,7 @@ public final class RelayServer: Service {
         let shared = RelayConnectionHandler.Context(
             keys: keys, directory: directory, registry: registry, limiter: limiter, limits: configuration.limits,
             queue: configuration.queue, threadPool: NIOThreadPool.singleton, store: store, prekeys: store,
-            prekeyFetches: .prekeyFetches(perMinute: configuration.limits.prekeyFetchesPerMinute),
+            prekeyDispenser: PrekeyDispenser(store: store, limits: configuration.limits, counters: counters),
             sends: DeviceRateLimiter(perSecond: configuration.limits.sendsPerSecondPerDevice, burst: Double(configuration.limits.sendBurstPerDevice)),
             counters: counters, writer: writer,
             mailboxes: mailboxes, handoff: handoff, clock: { WallClock.seconds() },

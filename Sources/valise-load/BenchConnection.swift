@@ -143,7 +143,7 @@ final class BenchConnection: ChannelInboundHandler, @unchecked Sendable {
                 unflushed = true
             case .established:
                 var hello = WireHello()
-                hello.protocolVersion = 1
+                hello.protocolVersion = WireCodec.protocolVersion
                 hello.software = "valise-load \(ValiseVersion.string)"
                 send(.hello(hello))
             case .deliver(let bytes):

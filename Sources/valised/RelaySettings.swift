@@ -50,7 +50,17 @@ struct RelaySettings {
         relay.limits.maximumEnvelopeBytes = try positive(config, "limits.maxEnvelopeBytes", defaults.maximumEnvelopeBytes)
         relay.limits.deliveryWindow = try positive(config, "limits.deliveryWindow", defaults.deliveryWindow)
         relay.limits.maximumPendingRequests = try positive(config, "limits.maxPendingRequests", defaults.maximumPendingRequests)
-        relay.limits.prekeyFetchesPerMinute = try positive(config, "limits.prekeyFetchesPerMinute", defaults.prekeyFetchesPerMinute)
+        // Renamed when it stopped counting bundles: an old file must not be quietly ignored.
+        if config.string(forKey: "limits.prekeyFetchesPerMinute") != nil {
+            throw Invalid(description: "limits.prekeyFetchesPerMinute is gone: use limits.oneTimePrekeysPerMinute (one-time prekeys one device may take) and limits.prekeyMembersPerMinute (members whose bundles it may fetch); see config/valised.yaml")
+        }
+        relay.limits.oneTimePrekeysPerMinute = try positive(config, "limits.oneTimePrekeysPerMinute", defaults.oneTimePrekeysPerMinute)
+        relay.limits.oneTimePrekeyBurst = try positive(config, "limits.oneTimePrekeyBurst", defaults.oneTimePrekeyBurst)
+        relay.limits.prekeyMembersPerMinute = try positive(config, "limits.prekeyMembersPerMinute", defaults.prekeyMembersPerMinute)
+        relay.limits.prekeyMemberBurst = try positive(config, "limits.prekeyMemberBurst", defaults.prekeyMemberBurst)
+        guard relay.limits.prekeyMemberBurst >= 100 else {
+            throw Invalid(description: "limits.prekeyMemberBurst must be at least 100, the most members one prekey fetch may name")
+        }
         relay.limits.maximumPendingBytes = try positive(config, "limits.maxPendingBytes", defaults.maximumPendingBytes)
         relay.limits.sendsPerSecondPerDevice = try positive(config, "limits.sendsPerSecondPerDevice", defaults.sendsPerSecondPerDevice)
         relay.limits.sendBurstPerDevice = try positive(config, "limits.sendBurstPerDevice", defaults.sendBurstPerDevice)

@@ -120,31 +120,56 @@ extension AbuseLimitTests {
         }
     }
 
-    @Test("prekey fetch rate: 127.0.0.2 fetching Bob's bundle past the rate is RATE_LIMITED; Alice from 127.0.0.1 still gets one")
+    @Test("prekey limits: 127.0.0.2 fetching Bob's bundle again and again gets one one-time prekey, then bundles without one, then RATE_LIMITED past its member rate; Alice still gets one; all counted")
     func prekeyFetchRate() async throws {
-        var (world, socket, abuser) = try Self.abuser(["VALISED_LIMITS_PREKEY_FETCHES_PER_MINUTE": "3"])
+        var (world, socket, abuser) = try Self.abuser([
+            "VALISED_LIMITS_PREKEY_MEMBERS_PER_MINUTE": "0.01", "VALISED_LIMITS_PREKEY_MEMBER_BURST": "100",
+        ])
         let bob = try await QueueDevice(world: world, member: "bob@jakarta")
         _ = try await QueueTests().upload(bob, identity: try world.identityKey("bob@jakarta"), signedPrekey: AgreementPrivateKey(),
                                           envelopeKey: AgreementPrivateKey(), oneTime: (0..<10).map { _ in AgreementPrivateKey() })
         await bob.close()
-        let fetches = (0..<8).map { index in
+        let fetches = (0..<102).map { index in
             var message = WireClientMessage()
             message.requestID = UInt64(100 + index)
             message.prekeyFetch = WirePrekeyFetch()
-            message.prekeyFetch.member = "bob@jakarta"
+            message.prekeyFetch.members = ["bob@jakarta"]
             return message
         }
         let answers = try Self.exchange(socket, &abuser, fetches)
-        let bundles = answers.filter { if case .prekeyBundle? = $0 { true } else { false } }.count
-        #expect(bundles == 3, "answers: \(answers)")
-        #expect(answers.compactMap(Self.errorCode) == Array(repeating: .rateLimited, count: 5), "answers: \(answers)")
+        let bundles = answers.compactMap { body -> WirePrekeyBundle? in if case .prekeyBundles(let answer)? = body { answer.bundles.first } else { nil } }
+        #expect(bundles.count == 100, "\(bundles.count) bundles, errors: \(answers.compactMap(Self.errorCode))")
+        #expect(bundles.filter { !$0.oneTimePrekey.isEmpty }.count == 1, "one-time prekeys handed to one device: \(bundles.map(\.oneTimePrekeysLeft))")
+        #expect(answers.compactMap(Self.errorCode) == [.rateLimited, .rateLimited], "errors: \(answers.compactMap(Self.errorCode))")
 
         // Alice's device has its own allowance, and Bob's one-time prekeys are not drained.
         let alice = try await QueueDevice(world: world, member: "alice@jakarta")
         let bundle = try await QueueTests().fetchBundle(alice, "bob@jakarta")
-        #expect(bundle.oneTimePrekey.count == 32 && bundle.oneTimePrekeysLeft == 6, "\(bundle)")
+        #expect(bundle.oneTimePrekey.count == 32 && bundle.oneTimePrekeysLeft == 8, "\(bundle)")
         await alice.close()
-        try await world.expectStatus("the refused fetches were not counted") { Self.limitCount($0, "prekeyFetchRate") == 5 }
+        try await world.expectStatus("the withheld one-time prekeys and refused fetches were not counted") {
+            Self.limitCount($0, "oneTimePrekeyPerMember") == 99 && Self.limitCount($0, "prekeyFetchRate") == 2
+        }
+    }
+
+    @Test("one-time prekey rate: a device past limits.oneTimePrekeysPerMinute gets bundles without one (counted), never RATE_LIMITED")
+    func oneTimePrekeyRate() async throws {
+        let world = try RelayWorld(relayEnvironment: [
+            "VALISED_LIMITS_ONE_TIME_PREKEYS_PER_MINUTE": "0.01", "VALISED_LIMITS_ONE_TIME_PREKEY_BURST": "1",
+        ])
+        for member in ["alice@jakarta", "bob@jakarta"] {
+            let device = try await QueueDevice(world: world, member: member)
+            _ = try await QueueTests().upload(device, identity: try world.identityKey(member), signedPrekey: AgreementPrivateKey(),
+                                              envelopeKey: AgreementPrivateKey(), oneTime: (0..<3).map { _ in AgreementPrivateKey() })
+            await device.close()
+        }
+        let carol = try await QueueDevice(world: world, member: "carol@nairobi")
+        let first = try await QueueTests().fetchBundle(carol, "alice@jakarta")
+        let second = try await QueueTests().fetchBundle(carol, "bob@jakarta")
+        #expect(first.oneTimePrekey.count == 32 && first.oneTimePrekeysLeft == 2, "\(first)")
+        #expect(second.oneTimePrekey.isEmpty && second.oneTimePrekeysLeft == 3, "the device's second one-time prekey in its burst of 1: \(second)")
+        await carol.close()
+        try await world.expectStatus("the withheld one-time prekey was not counted") { Self.limitCount($0, "oneTimePrekeyRate") == 1 }
     }
 
     @Test("slow reader: 127.0.0.2 asks and never reads; the relay stops reading it, its memory stays bounded, and Alice and Bob exchange meanwhile")

@@ -6,8 +6,8 @@ import ValiseSession
 import ValiseWire
 
 // Prekeys through a running relay: upload checked against the directory, each one-time
-// prekey handed out once, a fetch rate per device, the bundle usable for X3DH, purged with
-// a revoked member.
+// prekey handed out once, one per (device, member) an hour, the bundle usable for X3DH,
+// purged with a revoked member.
 extension QueueTests {
     func upload(_ device: QueueDevice, identity: SigningKey, signedPrekey: AgreementPrivateKey, envelopeKey: AgreementPrivateKey,
                 oneTime: [AgreementPrivateKey], signer: SigningKey? = nil) async throws(ClientError) -> WireRelayMessage {
@@ -20,19 +20,29 @@ extension QueueTests {
         return try await device.client.request(.prekeyUpload(upload))
     }
 
-    func fetchBundle(_ device: QueueDevice, _ member: String) async throws(ClientError) -> WirePrekeyBundle {
+    func fetchBundles(_ device: QueueDevice, _ members: [String], envelopeKeyOnly: Bool = false) async throws(ClientError) -> [WirePrekeyBundle] {
         var fetch = WirePrekeyFetch()
-        fetch.member = member
+        fetch.members = members
+        fetch.envelopeKeyOnly = envelopeKeyOnly
         let answer = try await device.client.request(.prekeyFetch(fetch))
-        guard case .prekeyBundle(let bundle)? = answer.body else {
-            throw ClientError(kind: .failure, code: "unexpected", message: "not a PrekeyBundle: \(answer)")
+        guard case .prekeyBundles(let bundles)? = answer.body, bundles.bundles.count == members.count else {
+            throw ClientError(kind: .failure, code: "unexpected", message: "not one PrekeyBundle per member: \(answer)")
+        }
+        return bundles.bundles
+    }
+
+    /// One member's bundle; its error (UNKNOWN_RECIPIENT, NO_PREKEYS) thrown as the relay's.
+    func fetchBundle(_ device: QueueDevice, _ member: String) async throws(ClientError) -> WirePrekeyBundle {
+        let bundle = try await fetchBundles(device, [member])[0]
+        guard bundle.error == .unspecified else {
+            throw ClientError(kind: .failure, code: "relay-\(bundle.error)", message: "the bundle of \(member): \(bundle.error)")
         }
         return bundle
     }
 
     @Test("prekeys: bob uploads, alice fetches a bundle that starts a session bob can read; each one-time prekey goes out once; a forged signature and an unknown member are refused")
     func prekeys() async throws {
-        let world = try RelayWorld(members: Self.pair)
+        let world = try RelayWorld(members: [Self.alice, Self.bob, Self.carol])
         let bobIdentity = try world.identityKey(Self.bob)
         let bob = try await QueueDevice(world: world, member: Self.bob)
         let alice = try await QueueDevice(world: world, member: Self.alice)
@@ -42,7 +52,7 @@ extension QueueTests {
 
         let signedPrekey = AgreementPrivateKey()
         let envelopeKey = AgreementPrivateKey()
-        let oneTime = (0..<3).map { _ in AgreementPrivateKey() }
+        let oneTime = (0..<2).map { _ in AgreementPrivateKey() }
         // Signed by another identity key (alice's): refused, nothing stored.
         let aliceKey = try world.identityKey(Self.alice)
         do {
@@ -54,11 +64,13 @@ extension QueueTests {
         await #expect(throws: ClientError.self) { try await fetchBundle(alice, Self.bob) }
         let stored = try await upload(bob, identity: bobIdentity, signedPrekey: signedPrekey, envelopeKey: envelopeKey, oneTime: oneTime)
         guard case .prekeysStored(let count)? = stored.body else { Issue.record("not stored: \(stored)"); return }
-        #expect(count.oneTimePrekeys == 3)
+        #expect(count.oneTimePrekeys == 2)
 
+        // One for each device (a device gets one of a member's an hour).
+        let carol = try await QueueDevice(world: world, member: Self.carol)
         var handed: Set<Data> = []
-        for left in [2, 1, 0] {
-            let bundle = try await fetchBundle(alice, Self.bob)
+        for (device, left) in [(alice, 1), (carol, 0)] {
+            let bundle = try await fetchBundle(device, Self.bob)
             #expect(bundle.identityKey == Data(bobIdentity.publicKey.bytes))
             #expect(bundle.oneTimePrekeysLeft == UInt32(left))
             #expect(bundle.oneTimePrekey.count == 32 && !handed.contains(bundle.oneTimePrekey))
@@ -82,43 +94,94 @@ extension QueueTests {
             try AgreementPublicKey(bytes: Array(last.envelopeKey)), signature: try Signature(bytes: Array(last.envelopeKeySignature)),
             identity: bobIdentity.publicKey))
 
-        var unknown = WirePrekeyFetch()
-        unknown.member = "nobody@nowhere"
         do {
-            let answer = try await alice.client.request(.prekeyFetch(unknown))
+            let answer = try await fetchBundle(alice, "nobody@nowhere")
             Issue.record("an unknown member's bundle: \(answer)")
         } catch {
             #expect(error.code == "relay-\(WireErrorCode.unknownRecipient)", "\(error)")
         }
-        await alice.close()
-        await bob.close()
+        for device in [alice, bob, carol] { await device.close() }
     }
 
-    func expectRateLimited(_ device: QueueDevice, sourceLocation: SourceLocation = #_sourceLocation) async {
-        do {
-            let bundle = try await fetchBundle(device, Self.bob)
-            Issue.record("a fetch past the rate was answered: \(bundle)", sourceLocation: sourceLocation)
-        } catch {
-            #expect(error.code == "relay-\(WireErrorCode.rateLimited)", "\(error)", sourceLocation: sourceLocation)
-        }
-    }
-
-    @Test("prekeys: fetches are rate-limited per device (limits.prekeyFetchesPerMinute), so one-time prekeys cannot be drained")
-    func prekeyFetchRate() async throws {
-        let world = try RelayWorld(members: Self.pair, relayEnvironment: ["VALISED_LIMITS_PREKEY_FETCHES_PER_MINUTE": "3"])
+    @Test("prekeys: a device gets one of a member's one-time prekeys an hour; its further fetches get the bundle without one (not RATE_LIMITED), and the member keeps the rest")
+    func oneTimePrekeyPerMember() async throws {
+        let world = try RelayWorld(members: [Self.alice, Self.bob, Self.carol])
         let bobIdentity = try world.identityKey(Self.bob)
         let bob = try await QueueDevice(world: world, member: Self.bob)
         _ = try await upload(bob, identity: bobIdentity, signedPrekey: AgreementPrivateKey(), envelopeKey: AgreementPrivateKey(),
                              oneTime: (0..<10).map { _ in AgreementPrivateKey() })
         let alice = try await QueueDevice(world: world, member: Self.alice)
-        for _ in 0..<3 { _ = try await fetchBundle(alice, Self.bob) }
-        await expectRateLimited(alice)
-        // A new connection of the same device does not reset the limit.
+        let first = try await fetchBundle(alice, Self.bob)
+        #expect(first.oneTimePrekey.count == 32 && first.oneTimePrekeysLeft == 9, "\(first)")
+        for attempt in 1...5 {
+            let again = try await fetchBundle(alice, Self.bob)
+            #expect(again.oneTimePrekey.isEmpty, "fetch \(attempt + 1) of the same member handed out another one-time prekey: \(again.oneTimePrekeysLeft) left")
+            #expect(again.oneTimePrekeysLeft == 9 && again.signedPrekey == first.signedPrekey && again.envelopeKey == first.envelopeKey)
+        }
+        // A new connection of the same device is the same device.
         await alice.close()
         let again = try await QueueDevice(world: world, member: Self.alice)
-        await expectRateLimited(again)
+        let later = try await fetchBundle(again, Self.bob)
+        #expect(later.oneTimePrekey.isEmpty && later.oneTimePrekeysLeft == 9, "\(later)")
+        // Another device gets its own one.
+        let carol = try await QueueDevice(world: world, member: Self.carol)
+        let carols = try await fetchBundle(carol, Self.bob)
+        #expect(carols.oneTimePrekey.count == 32 && carols.oneTimePrekey != first.oneTimePrekey && carols.oneTimePrekeysLeft == 8, "\(carols)")
         #expect(world.relay.isRunning)
-        await again.close()
-        await bob.close()
+        for device in [again, carol, bob] { await device.close() }
+    }
+}
+
+extension QueueTests {
+    @Test("prekeys: one fetch names several members and gets a bundle for each, in order; an unknown member or one without prekeys gets its error, the others their keys; 0 members BAD_REQUEST, 101 TOO_LARGE")
+    func batchedFetch() async throws {
+        let world = try RelayWorld(members: [Self.alice, Self.bob, Self.carol])
+        let bobIdentity = try world.identityKey(Self.bob)
+        let bob = try await QueueDevice(world: world, member: Self.bob)
+        _ = try await upload(bob, identity: bobIdentity, signedPrekey: AgreementPrivateKey(), envelopeKey: AgreementPrivateKey(),
+                             oneTime: (0..<5).map { _ in AgreementPrivateKey() })
+        let alice = try await QueueDevice(world: world, member: Self.alice)
+        let answers = try await fetchBundles(alice, [Self.bob, "nobody@nowhere", Self.carol, "not a name", Self.bob])
+        #expect(answers.map(\.member) == [Self.bob, "nobody@nowhere", Self.carol, "not a name", Self.bob])
+        #expect(answers.map(\.error) == [.unspecified, .unknownRecipient, .noPrekeys, .unknownRecipient, .unspecified])
+        #expect(answers[0].identityKey == Data(bobIdentity.publicKey.bytes) && answers[0].oneTimePrekey.count == 32 && answers[0].oneTimePrekeysLeft == 4)
+        #expect(answers[4].signedPrekey == answers[0].signedPrekey && answers[4].oneTimePrekey.isEmpty, "one of bob's an hour for alice's device")
+        for failed in [answers[1], answers[2], answers[3]] {
+            #expect(failed.identityKey.isEmpty && failed.signedPrekey.isEmpty && failed.envelopeKey.isEmpty && failed.oneTimePrekey.isEmpty)
+        }
+
+        for count in [0, 101] {
+            do {
+                let answer = try await fetchBundles(alice, Array(repeating: Self.bob, count: count))
+                Issue.record("a fetch of \(count) members was answered: \(answer.count)")
+            } catch {
+                #expect(error.code == (count == 0 ? "relay-\(WireErrorCode.badRequest)" : "relay-\(WireErrorCode.tooLarge)"), "\(error)")
+            }
+        }
+        for device in [alice, bob] { await device.close() }
+    }
+
+    @Test("prekeys: envelope_key_only hands out the envelope key and its signature only: no signed prekey, no one-time prekey, whatever the device's allowance")
+    func envelopeKeyOnly() async throws {
+        let world = try RelayWorld(members: [Self.alice, Self.bob, Self.carol])
+        let bobIdentity = try world.identityKey(Self.bob)
+        let bob = try await QueueDevice(world: world, member: Self.bob)
+        let envelopeKey = AgreementPrivateKey()
+        _ = try await upload(bob, identity: bobIdentity, signedPrekey: AgreementPrivateKey(), envelopeKey: envelopeKey,
+                             oneTime: (0..<5).map { _ in AgreementPrivateKey() })
+        let carol = try await QueueDevice(world: world, member: Self.carol)
+        for _ in 0..<3 {
+            let answer = try await fetchBundles(carol, [Self.bob], envelopeKeyOnly: true)[0]
+            #expect(answer.error == .unspecified && answer.identityKey == Data(bobIdentity.publicKey.bytes))
+            #expect(answer.envelopeKey == Data(envelopeKey.publicKey.bytes))
+            #expect(SealedEnvelope.isValidEnvelopeKey(
+                try AgreementPublicKey(bytes: Array(answer.envelopeKey)), signature: try Signature(bytes: Array(answer.envelopeKeySignature)),
+                identity: bobIdentity.publicKey))
+            #expect(answer.signedPrekey.isEmpty && answer.signedPrekeySignature.isEmpty && answer.oneTimePrekey.isEmpty)
+        }
+        // None was taken: carol's first whole bundle still gets one, and bob has four left.
+        let whole = try await fetchBundle(carol, Self.bob)
+        #expect(whole.oneTimePrekey.count == 32 && whole.oneTimePrekeysLeft == 4, "\(whole.oneTimePrekeysLeft) left")
+        for device in [carol, bob] { await device.close() }
     }
 }

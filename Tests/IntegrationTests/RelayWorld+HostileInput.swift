@@ -41,7 +41,7 @@ extension RelayWorld {
         var hello = WireClientMessage()
         hello.requestID = 1
         hello.hello = WireHello()
-        hello.hello.protocolVersion = 1
+        hello.hello.protocolVersion = WireCodec.protocolVersion
         hello.hello.software = "hostile-input-tests"
         guard socket.send(try client.seal(hello)) else { throw HostileSocket.Failure("the Hello was not sent") }
         guard let frame = socket.readFrame(within: 5) else { throw HostileSocket.Failure("no Welcome") }

@@ -181,15 +181,29 @@ final class MessagingWorld {
             envelopeKeySignature: upload.envelopeKeySignature.bytes, oneTimePrekey: withOneTimePrekeys ? upload.oneTimePrekeys[0].bytes : [])
     }
 
+    /// The envelope key `recipient` publishes now, as a fetch with `envelope_key_only` hands
+    /// it out, checked by `fetcher`.
+    func envelopeKey(of recipient: MessagingDevice, for fetcher: MessagingDevice) throws -> Messenger.Bundle {
+        let upload = try recipient.messenger.preparePrekeys(newOneTimePrekeys: 0, now: now)
+        return try fetcher.messenger.checkEnvelopeKey(
+            member: recipient.name, identityKey: recipient.publicKey.bytes, envelopeKey: upload.envelopeKey.bytes,
+            envelopeKeySignature: upload.envelopeKeySignature.bytes)
+    }
+
     /// Seals what is due in `sender`'s outbox (fetching a bundle where one is needed, as
     /// MessageSync.flushOutbox does), and returns what the relay accepts, in sending order.
     func flush(_ sender: MessagingDevice) throws -> [Envelope] {
         var bundles: [MemberName: Messenger.Bundle] = [:]
-        for (item, name, needsBundle) in try sender.messenger.unsealed(now: now) {
+        for (item, name, needs) in try sender.messenger.unsealed(now: now) {
             var bundle: Messenger.Bundle?
-            if needsBundle {
+            switch needs {
+            case .none:
+                break
+            case .bundle:
                 bundle = try bundles[name] ?? self.bundle(of: device(name.value), for: sender)
                 bundles[name] = bundle
+            case .envelopeKey:
+                bundle = try envelopeKey(of: device(name.value), for: sender)
             }
             try sender.messenger.seal(item, to: name, bundle: bundle, now: now)
         }

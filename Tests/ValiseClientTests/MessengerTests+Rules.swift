@@ -147,7 +147,7 @@ extension MessengerTests {
         #expect(change.member == bob.name)
         #expect(change.fingerprint == bob.identity.fingerprint.description)
         let due = try #require(try alice.messenger.unsealed(now: world.now).first)
-        #expect(due.needsBundle)
+        #expect(due.needs == .bundle)
 
         // Neither the old session nor a bundle signed by the old key will do.
         let noBundle = #expect(throws: ClientError.self) { try alice.messenger.seal(due.item, to: bob.name, bundle: nil, now: world.now) }
@@ -155,8 +155,8 @@ extension MessengerTests {
         #expect(try alice.messenger.readyToSend().isEmpty)
         let oldBundle = #expect(throws: ClientError.self) {
             try alice.messenger.checkBundle(
-                member: bob.name, identityKey: oldKey.bytes, signedPrekey: stale.x3dh.signedPrekey.bytes,
-                signedPrekeySignature: stale.x3dh.signedPrekeySignature.bytes, envelopeKey: stale.envelopeKey.bytes,
+                member: bob.name, identityKey: oldKey.bytes, signedPrekey: stale.x3dh!.signedPrekey.bytes,
+                signedPrekeySignature: stale.x3dh!.signedPrekeySignature.bytes, envelopeKey: stale.envelopeKey.bytes,
                 envelopeKeySignature: SealedEnvelope.signEnvelopeKey(stale.envelopeKey, with: bob.identity.retired[0].keys.identity).bytes,
                 oneTimePrekey: [])
         }

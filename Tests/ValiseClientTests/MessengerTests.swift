@@ -27,7 +27,7 @@ struct MessengerTests {
         #expect(try alice.messenger.sent().map(\.stateName) == ["waiting"])
         let due = try alice.messenger.unsealed(now: world.now)
         try #require(due.count == 1)
-        #expect(due[0].to == bob.name && due[0].needsBundle)
+        #expect(due[0].to == bob.name && due[0].needs == .bundle)
         try alice.messenger.seal(due[0].item, to: bob.name, bundle: bundle, now: world.now)
         let ready = try alice.messenger.readyToSend()
         try #require(ready.count == 1)
@@ -52,6 +52,8 @@ struct MessengerTests {
 
         // Bob's reply and his receipt both go through the session alice started.
         _ = try bob.messenger.compose("Nine is fine.", to: [alice.name], precedence: .routine, ttl: .day, now: world.now)
+        let needs = try bob.messenger.unsealed(now: world.now).map(\.needs)
+        #expect(!needs.isEmpty && needs.allSatisfy { $0 == .envelopeKey }, "in alice's session bob needs her envelope key only, no one-time prekey: \(needs)")
         let fromBob = try world.flush(bob)
         #expect(fromBob.map(\.kind) == [.receipt, .message])
         #expect(try world.deliver(fromBob[0]).receiptCount == 1)

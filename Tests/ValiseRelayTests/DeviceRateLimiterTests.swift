@@ -31,12 +31,19 @@ struct DeviceRateLimiterTests {
         #expect(!limiter.allow(first))
     }
 
-    @Test("prekey fetches: so many a minute, and as many in a burst")
-    func prekeyFetches() {
+    @Test("per minute: so many a minute, the burst at once; a cost takes that many tokens or none")
+    func perMinuteAndCost() {
+        let clock = Clock()
         let key = AgreementPrivateKey().publicKey
-        let limiter = DeviceRateLimiter.prekeyFetches(perMinute: 3)
-        #expect((0..<3).allSatisfy { _ in limiter.allow(key) })
+        let limiter = DeviceRateLimiter(perSecond: 3.0 / 60, burst: 5) { clock.now }
+        #expect(limiter.allow(key, cost: 4))
+        #expect(!limiter.allow(key, cost: 2), "one token left: a cost of 2 takes none")
+        #expect(limiter.allow(key))
         #expect(!limiter.allow(key))
+        clock.advance(seconds: 20)
+        #expect(limiter.allow(key) && !limiter.allow(key), "3 a minute: one after 20 s")
+        clock.advance(seconds: 3600)
+        #expect(limiter.allow(key, cost: 5) && !limiter.allow(key), "refilled to the burst, no further")
     }
 
     @Test("the counters' status file reads back; a damaged or oversized one is not read")

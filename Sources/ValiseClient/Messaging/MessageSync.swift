@@ -97,35 +97,31 @@ public final class MessageSync {
 
     // MARK: Outbox
 
-    /// Encrypts what is due (fetching bundles where a session must start) and sends every
-    /// encrypted envelope until the relay has it. A recipient without published keys, or
-    /// a full mailbox, leaves the item waiting; a lost connection stops here.
+    /// Encrypts what is due (fetching keys first: a bundle where a session must start, the
+    /// envelope key alone where one exists) and sends every encrypted envelope until the
+    /// relay has it. A recipient without published keys, or a full mailbox, leaves the item
+    /// waiting; a lost connection stops here.
     public func flushOutbox(now: UInt64) async throws(ClientError) {
-        var bundles: [MemberName: Messenger.Bundle] = [:]
+        let due = try messenger.unsealed(now: now)
+        let keys = try await fetchKeys(due.filter { $0.needs != .none }.map { ($0.to, $0.needs) })
         var waiting: Set<MemberName> = []
-        for (item, name, needsBundle) in try messenger.unsealed(now: now) {
+        for (item, name, needs) in due {
             if waiting.contains(name) { continue }
             var bundle: Messenger.Bundle?
-            if needsBundle {
-                if let fetched = bundles[name] {
+            if needs != .none {
+                switch keys[name] {
+                case .keys(let fetched)?:
                     bundle = fetched
-                } else {
-                    do {
-                        bundle = try await fetchBundle(name)
-                    } catch where error.kind == .verification {
-                        waiting.insert(name)
-                        report.notices.append("not sent to \(name) yet: \(error.message)")
-                        continue
-                    } catch where error.code == "relay-\(WireErrorCode.noPrekeys)" || error.code == "relay-\(WireErrorCode.rateLimited)" {
-                        waiting.insert(name)
-                        report.notices.append("waiting: \(name) has no keys on the relay yet (their device has not synced since enrolment); the message stays in the outbox")
-                        continue
-                    } catch where error.code == "relay-\(WireErrorCode.unknownRecipient)" {
-                        try messenger.undeliverable(item, now: now)
-                        report.notices.append("not sent: the relay no longer knows \(name) (revoked?); run 'valise sync' to see the directory")
-                        continue
-                    }
-                    bundles[name] = bundle
+                case .wait(let notice)?:
+                    waiting.insert(name)
+                    report.notices.append(notice)
+                    continue
+                case .unknown?:
+                    try messenger.undeliverable(item, now: now)
+                    report.notices.append("not sent: the relay no longer knows \(name) (revoked?); run 'valise sync' to see the directory")
+                    continue
+                case nil:
+                    continue
                 }
             }
             let notices: [Messenger.SealNotice]
@@ -174,19 +170,6 @@ public final class MessageSync {
             try messenger.accepted(item, expiresAt: accepted.expiresAt, now: now)
             if item.kind == .message { report.sent.append((item.id, to)) }
         }
-    }
-
-    private func fetchBundle(_ name: MemberName) async throws(ClientError) -> Messenger.Bundle {
-        var fetch = WirePrekeyFetch()
-        fetch.member = name.value
-        let answer = try await client.request(.prekeyFetch(fetch))
-        guard case .prekeyBundle(let bundle) = answer.body, bundle.member == name.value else {
-            throw .failure("relay-protocol", "the relay answered a prekey fetch with something else")
-        }
-        return try messenger.checkBundle(
-            member: name, identityKey: Array(bundle.identityKey), signedPrekey: Array(bundle.signedPrekey),
-            signedPrekeySignature: Array(bundle.signedPrekeySignature), envelopeKey: Array(bundle.envelopeKey),
-            envelopeKeySignature: Array(bundle.envelopeKeySignature), oneTimePrekey: Array(bundle.oneTimePrekey))
     }
 
     // MARK: Mailbox

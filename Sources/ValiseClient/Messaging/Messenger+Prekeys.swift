@@ -1,6 +1,7 @@
 import Foundation
 public import ValiseCrypto
-import ValiseSession
+public import ValiseDirectory
+public import ValiseSession
 import ValiseStore
 
 extension Messenger {
@@ -85,5 +86,71 @@ extension Messenger {
     /// How many one-time prekeys to add when the relay says it holds `held`.
     public static func oneTimePrekeysToAdd(relayHolds held: Int) -> Int {
         held < oneTimePrekeyLowWater ? max(0, min(oneTimePrekeyTarget, PrekeyLimits.maximumOneTimePrekeys) - held) : 0
+    }
+
+    // MARK: Other members' keys
+
+    /// What a recipient's keys need before a message can be encrypted for them.
+    public enum KeysNeeded: Sendable, Equatable {
+        /// Nothing: the session and its envelope key are current.
+        case none
+        /// The member's current envelope key only (`envelope_key_only`): the session is there.
+        case envelopeKey
+        /// A whole bundle (taking one of the member's one-time prekeys): a session must start.
+        case bundle
+    }
+
+    /// A member's keys as the relay handed them out, already checked against the directory.
+    public struct Bundle: Sendable {
+        public let identityKey: SigningPublicKey
+        /// The keys to start a session with; nil when only the envelope key was fetched.
+        public let x3dh: X3DH.PrekeyBundle?
+        public let envelopeKey: AgreementPublicKey
+    }
+
+    /// Checks a fetched bundle: the identity key must be the member's in this device's
+    /// directory (not merely the relay's word), and both prekeys signed by it.
+    public func checkBundle(member: MemberName, identityKey: [UInt8], signedPrekey: [UInt8], signedPrekeySignature: [UInt8],
+                            envelopeKey: [UInt8], envelopeKeySignature: [UInt8], oneTimePrekey: [UInt8]) throws(ClientError) -> Bundle {
+        let envelope = try checkEnvelopeKey(member: member, identityKey: identityKey, envelopeKey: envelopeKey, envelopeKeySignature: envelopeKeySignature)
+        guard let spk = try? AgreementPublicKey(bytes: signedPrekey), let spkSignature = try? Signature(bytes: signedPrekeySignature),
+              envelope.identityKey.isValidSignature(spkSignature, for: spk.bytes, purpose: X3DH.signedPrekeyPurpose)
+        else {
+            throw ClientError(kind: .verification, code: "bad-prekey-signature", message: "the prekey bundle for \(member) is not signed by their identity key (tampered, or a relay fault); nothing was sent")
+        }
+        guard !spk.isSmallOrder else {
+            throw ClientError(kind: .verification, code: "bad-bundle", message: "the prekey bundle for \(member) holds an unusable (small-order) key; nothing was sent")
+        }
+        var otpk: AgreementPublicKey?
+        if !oneTimePrekey.isEmpty {
+            guard let key = try? AgreementPublicKey(bytes: oneTimePrekey), !key.isSmallOrder else {
+                throw ClientError(kind: .verification, code: "bad-bundle", message: "the prekey bundle for \(member) has a malformed one-time prekey")
+            }
+            otpk = key
+        }
+        return Bundle(
+            identityKey: envelope.identityKey,
+            x3dh: X3DH.PrekeyBundle(identityKey: envelope.identityKey, signedPrekey: spk, signedPrekeySignature: spkSignature, oneTimePrekey: otpk),
+            envelopeKey: envelope.envelopeKey)
+    }
+
+    /// Checks a fetched envelope key (a fetch with `envelope_key_only`): the identity key
+    /// must be the member's in this device's directory, and the envelope key signed by it.
+    public func checkEnvelopeKey(member: MemberName, identityKey: [UInt8], envelopeKey: [UInt8], envelopeKeySignature: [UInt8]) throws(ClientError) -> Bundle {
+        guard let listed = state.members[member], listed.isActive else {
+            throw ClientError(kind: .usage, code: "unknown-recipient", message: "\(member) is not an active member of the directory")
+        }
+        guard let identity = try? SigningPublicKey(bytes: identityKey), identity == listed.identityKey else {
+            throw ClientError(kind: .verification, code: "bundle-identity", message: "the relay's prekey bundle for \(member) has an identity key the directory does not list for them; nothing was sent")
+        }
+        guard let ek = try? AgreementPublicKey(bytes: envelopeKey), let ekSignature = try? Signature(bytes: envelopeKeySignature),
+              SealedEnvelope.isValidEnvelopeKey(ek, signature: ekSignature, identity: identity)
+        else {
+            throw ClientError(kind: .verification, code: "bad-prekey-signature", message: "the prekey bundle for \(member) is not signed by their identity key (tampered, or a relay fault); nothing was sent")
+        }
+        guard !ek.isSmallOrder else {
+            throw ClientError(kind: .verification, code: "bad-bundle", message: "the prekey bundle for \(member) holds an unusable (small-order) key; nothing was sent")
+        }
+        return Bundle(identityKey: identity, x3dh: nil, envelopeKey: ek)
     }
 }

@@ -159,42 +159,6 @@ public final class Messenger {
 
     // MARK: Encrypting
 
-    /// A prekey bundle as the relay handed it out, already checked against the directory.
-    public struct Bundle: Sendable {
-        public let x3dh: X3DH.PrekeyBundle
-        public let envelopeKey: AgreementPublicKey
-    }
-
-    /// Checks a fetched bundle: the identity key must be the member's in this device's
-    /// directory (not merely the relay's word), and both prekeys signed by it.
-    public func checkBundle(member: MemberName, identityKey: [UInt8], signedPrekey: [UInt8], signedPrekeySignature: [UInt8],
-                            envelopeKey: [UInt8], envelopeKeySignature: [UInt8], oneTimePrekey: [UInt8]) throws(ClientError) -> Bundle {
-        guard let listed = state.members[member], listed.isActive else {
-            throw ClientError(kind: .usage, code: "unknown-recipient", message: "\(member) is not an active member of the directory")
-        }
-        guard let identity = try? SigningPublicKey(bytes: identityKey), identity == listed.identityKey else {
-            throw ClientError(kind: .verification, code: "bundle-identity", message: "the relay's prekey bundle for \(member) has an identity key the directory does not list for them; nothing was sent")
-        }
-        guard let spk = try? AgreementPublicKey(bytes: signedPrekey), let spkSignature = try? Signature(bytes: signedPrekeySignature),
-              let ek = try? AgreementPublicKey(bytes: envelopeKey), let ekSignature = try? Signature(bytes: envelopeKeySignature),
-              identity.isValidSignature(spkSignature, for: spk.bytes, purpose: X3DH.signedPrekeyPurpose),
-              SealedEnvelope.isValidEnvelopeKey(ek, signature: ekSignature, identity: identity)
-        else {
-            throw ClientError(kind: .verification, code: "bad-prekey-signature", message: "the prekey bundle for \(member) is not signed by their identity key (tampered, or a relay fault); nothing was sent")
-        }
-        guard !spk.isSmallOrder, !ek.isSmallOrder else {
-            throw ClientError(kind: .verification, code: "bad-bundle", message: "the prekey bundle for \(member) holds an unusable (small-order) key; nothing was sent")
-        }
-        var otpk: AgreementPublicKey?
-        if !oneTimePrekey.isEmpty {
-            guard let key = try? AgreementPublicKey(bytes: oneTimePrekey), !key.isSmallOrder else {
-                throw ClientError(kind: .verification, code: "bad-bundle", message: "the prekey bundle for \(member) has a malformed one-time prekey")
-            }
-            otpk = key
-        }
-        return Bundle(x3dh: X3DH.PrekeyBundle(identityKey: identity, signedPrekey: spk, signedPrekeySignature: spkSignature, oneTimePrekey: otpk), envelopeKey: ek)
-    }
-
     /// What encrypting the outbox did, for the command to say.
     public enum SealNotice: Sendable {
         case keysChanged(KeyChange)
@@ -202,8 +166,9 @@ public final class Messenger {
         case waitingForKeys(MemberName, String)
     }
 
-    /// Items waiting to be encrypted now, and whether each recipient needs a bundle first.
-    public func unsealed(now: UInt64) throws(ClientError) -> [(item: OutboxItem, to: MemberName, needsBundle: Bool)] {
+    /// Items waiting to be encrypted now, and what each recipient's keys need first: a
+    /// bundle to start a session, or only a fresh envelope key for the session there is.
+    public func unsealed(now: UInt64) throws(ClientError) -> [(item: OutboxItem, to: MemberName, needs: KeysNeeded)] {
         try storeOperation("read the outbox", write: false) { tx in
             try tx.outbox([.unsealed]).filter { $0.notBefore <= now }.compactMap { item in
                 let record = try item.record()
@@ -211,8 +176,16 @@ public final class Messenger {
                 let known = try tx.correspondentRecord(record.to)
                 let current = state.members[name]?.identityKey
                 let ownKey = identity.identityKey.publicKey
-                let needs = known?.session == nil || known?.identityKey != current || known?.session?.involves(ownKey) == false
-                    || now >= (known?.envelopeKeyFetchedAt ?? 0) &+ Self.envelopeKeyRefresh
+                let needs: KeysNeeded
+                if known?.session == nil || known?.identityKey != current || known?.session?.involves(ownKey) == false {
+                    needs = .bundle
+                } else if now >= (known?.envelopeKeyFetchedAt ?? 0) &+ Self.envelopeKeyRefresh {
+                    // A reply in a session the other side started, or a week since the key
+                    // was fetched: no one-time prekey is spent for it.
+                    needs = .envelopeKey
+                } else {
+                    needs = .none
+                }
                 return (item, name, needs)
             }
         }
@@ -255,7 +228,7 @@ public final class Messenger {
             if let session = known?.session, !session.involves(identity.identityKey.publicKey) {
                 known?.retireCurrentSession()
             }
-            if let bundle, bundle.x3dh.identityKey != member.identityKey {
+            if let bundle, bundle.identityKey != member.identityKey {
                 throw ClientError(kind: .verification, code: "bundle-identity", message: "the prekey bundle for \(name) is not for the identity key the directory lists for them")
             }
             var correspondent: Correspondent
@@ -265,7 +238,10 @@ public final class Messenger {
                     existing.envelopeKeyFetchedAt = now
                     correspondent = existing
                 } else {
-                    let session = try Session.initiate(identity: identity.identityKey, bundle: bundle.x3dh)
+                    guard let x3dh = bundle.x3dh else {
+                        throw ClientError.failure("no-bundle", "a prekey bundle for \(name) is needed to start a session, not only their envelope key")
+                    }
+                    let session = try Session.initiate(identity: identity.identityKey, bundle: x3dh)
                     correspondent = Correspondent(name: name.value, identityKey: member.identityKey, envelopeKey: bundle.envelopeKey, envelopeKeyFetchedAt: now, session: session)
                 }
             } else if let existing = known, existing.session != nil {

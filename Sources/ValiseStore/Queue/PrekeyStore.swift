@@ -46,9 +46,20 @@ public protocol PrekeyStore: Sendable {
     /// it holds.
     func storePrekeys(mailbox: Mailbox, prekeys: StoredPrekeys, oneTimePrekeys: [[UInt8]]) throws(StoreError) -> Int
 
-    /// The mailbox's bundle, taking one one-time prekey if any is left; nil if the device
-    /// has published nothing.
-    func takeBundle(mailbox: Mailbox) throws(StoreError) -> PrekeyBundleRecord?
+    /// Each mailbox's bundle, in order, all in one transaction; nil for a device that has
+    /// published nothing. Where a mailbox has a one-time prekey left, `takeOneTimePrekey`
+    /// is asked (with the mailbox's index) whether this fetch may have it; if so, it is
+    /// deleted in the same transaction. Without `takeOneTimePrekey`, nothing is taken (a
+    /// read, no commit).
+    func takeBundles(_ mailboxes: [Mailbox], takeOneTimePrekey: ((Int) -> Bool)?) throws(StoreError) -> [PrekeyBundleRecord?]
 
     func oneTimePrekeyCount(mailbox: Mailbox) throws(StoreError) -> Int
+}
+
+extension PrekeyStore {
+    /// The mailbox's bundle, taking one one-time prekey if any is left; nil if the device
+    /// has published nothing.
+    public func takeBundle(mailbox: Mailbox) throws(StoreError) -> PrekeyBundleRecord? {
+        try takeBundles([mailbox]) { _ in true }[0]
+    }
 }

@@ -62,25 +62,34 @@ extension SQLiteEnvelopeStore: PrekeyStore {
         }
     }
 
-    public func takeBundle(mailbox: Mailbox) throws(StoreError) -> PrekeyBundleRecord? {
+    public func takeBundles(_ mailboxes: [Mailbox], takeOneTimePrekey: ((Int) -> Bool)?) throws(StoreError) -> [PrekeyBundleRecord?] {
         do {
-            return try pool.write { db -> PrekeyBundleRecord? in
-                guard let row = try Row.fetchOne(db, sql: "SELECT * FROM prekey WHERE mailbox = ?", arguments: [mailbox.name]) else { return nil }
-                let prekeys = StoredPrekeys(
-                    signedPrekey: [UInt8](row["signed_prekey"] as Data), signedPrekeySignature: [UInt8](row["signed_prekey_signature"] as Data),
-                    envelopeKey: [UInt8](row["envelope_key"] as Data), envelopeKeySignature: [UInt8](row["envelope_key_signature"] as Data),
-                    updatedAt: UInt64(row["updated_at"] as Int64))
-                let oneTime = try Data.fetchOne(
-                    db, sql: "SELECT key FROM one_time_prekey WHERE mailbox = ? ORDER BY added_at, key LIMIT 1", arguments: [mailbox.name])
-                if let oneTime {
-                    try db.execute(sql: "DELETE FROM one_time_prekey WHERE mailbox = ? AND key = ?", arguments: [mailbox.name, oneTime])
-                }
-                let left = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM one_time_prekey WHERE mailbox = ?", arguments: [mailbox.name]) ?? 0
-                return PrekeyBundleRecord(prekeys: prekeys, oneTimePrekey: oneTime.map { [UInt8]($0) }, oneTimePrekeysLeft: left)
+            // Only a fetch that may take one-time prekeys writes (and commits to the disk).
+            guard let takeOneTimePrekey else {
+                return try pool.read { db in try mailboxes.map { try Self.bundle(db, $0, take: nil) } }
+            }
+            return try pool.write { db in
+                try mailboxes.enumerated().map { index, mailbox in try Self.bundle(db, mailbox, take: { takeOneTimePrekey(index) }) }
             }
         } catch {
-            throw Self.storeError(error, doing: "hand out a prekey bundle in \(path)")
+            throw Self.storeError(error, doing: "hand out prekey bundles in \(path)")
         }
+    }
+
+    private static func bundle(_ db: Database, _ mailbox: Mailbox, take: (() -> Bool)?) throws -> PrekeyBundleRecord? {
+        guard let row = try Row.fetchOne(db, sql: "SELECT * FROM prekey WHERE mailbox = ?", arguments: [mailbox.name]) else { return nil }
+        let prekeys = StoredPrekeys(
+            signedPrekey: [UInt8](row["signed_prekey"] as Data), signedPrekeySignature: [UInt8](row["signed_prekey_signature"] as Data),
+            envelopeKey: [UInt8](row["envelope_key"] as Data), envelopeKeySignature: [UInt8](row["envelope_key_signature"] as Data),
+            updatedAt: UInt64(row["updated_at"] as Int64))
+        var oneTime: Data?
+        if let take, let oldest = try Data.fetchOne(
+            db, sql: "SELECT key FROM one_time_prekey WHERE mailbox = ? ORDER BY added_at, key LIMIT 1", arguments: [mailbox.name]), take() {
+            try db.execute(sql: "DELETE FROM one_time_prekey WHERE mailbox = ? AND key = ?", arguments: [mailbox.name, oldest])
+            oneTime = oldest
+        }
+        let left = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM one_time_prekey WHERE mailbox = ?", arguments: [mailbox.name]) ?? 0
+        return PrekeyBundleRecord(prekeys: prekeys, oneTimePrekey: oneTime.map { [UInt8]($0) }, oneTimePrekeysLeft: left)
     }
 
     public func oneTimePrekeyCount(mailbox: Mailbox) throws(StoreError) -> Int {

@@ -428,20 +428,20 @@ public nonisolated struct WireRelayMessage: Sendable {
     set {body = .prekeysStored(newValue)}
   }
 
-  public var prekeyBundle: WirePrekeyBundle {
-    get {
-      if case .prekeyBundle(let v)? = body {return v}
-      return WirePrekeyBundle()
-    }
-    set {body = .prekeyBundle(newValue)}
-  }
-
   public var mailboxIdle: WireMailboxIdle {
     get {
       if case .mailboxIdle(let v)? = body {return v}
       return WireMailboxIdle()
     }
     set {body = .mailboxIdle(newValue)}
+  }
+
+  public var prekeyBundles: WirePrekeyBundles {
+    get {
+      if case .prekeyBundles(let v)? = body {return v}
+      return WirePrekeyBundles()
+    }
+    set {body = .prekeyBundles(newValue)}
   }
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
@@ -456,8 +456,8 @@ public nonisolated struct WireRelayMessage: Sendable {
     case deliver(WireDeliver)
     case status(WireStatus)
     case prekeysStored(WirePrekeysStored)
-    case prekeyBundle(WirePrekeyBundle)
     case mailboxIdle(WireMailboxIdle)
+    case prekeyBundles(WirePrekeyBundles)
 
   }
 
@@ -469,7 +469,7 @@ public nonisolated struct WireHello: Sendable {
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  /// The relay protocol version the client speaks: 1.
+  /// The relay protocol version the client speaks: 2.
   public var protocolVersion: UInt32 = 0
 
   /// Informational, at most 64 bytes, e.g. "valise 0.1.0".
@@ -906,13 +906,32 @@ public nonisolated struct WirePrekeysStored: Sendable {
   public init() {}
 }
 
-/// Asks for a member's bundle; each one-time prekey is handed out once.
+/// Asks for the bundles of 1 to 100 members (more: TOO_LARGE; none: BAD_REQUEST), answered
+/// by PrekeyBundles. Each one-time prekey is handed out once, and a device gets at most one
+/// of a member's an hour (docs/PROTOCOL.md, "Prekeys").
 public nonisolated struct WirePrekeyFetch: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  public var member: String = String()
+  public var members: [String] = []
+
+  /// Only each member's envelope key and its signature, for a device that already has a
+  /// session with the member: never a one-time prekey, nor the signed prekey.
+  public var envelopeKeyOnly: Bool = false
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// One bundle per member asked, in the order asked.
+public nonisolated struct WirePrekeyBundles: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var bundles: [WirePrekeyBundle] = []
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -924,6 +943,7 @@ public nonisolated struct WirePrekeyBundle: Sendable {
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
+  /// as asked
   public var member: String = String()
 
   /// from the directory
@@ -937,10 +957,14 @@ public nonisolated struct WirePrekeyBundle: Sendable {
 
   public var envelopeKeySignature: Data = Data()
 
-  /// empty when none is left
+  /// empty when none is left or none may be handed out
   public var oneTimePrekey: Data = Data()
 
   public var oneTimePrekeysLeft: UInt32 = 0
+
+  /// UNKNOWN_RECIPIENT or NO_PREKEYS for this member, and then every other field but
+  /// `member` is empty; else 0 (UNSPECIFIED).
+  public var error: WireErrorCode = .unspecified
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1173,7 +1197,7 @@ nonisolated extension WireClientMessage: SwiftProtobuf.Message, SwiftProtobuf._M
 
 nonisolated extension WireRelayMessage: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".RelayMessage"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{1}welcome\0\u{3}directory_entries\0\u{3}directory_published\0\u{1}pong\0\u{1}error\0\u{1}accepted\0\u{1}deliver\0\u{1}status\0\u{3}prekeys_stored\0\u{3}prekey_bundle\0\u{3}mailbox_idle\0\u{c}\u{d}\u{3}")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{1}welcome\0\u{3}directory_entries\0\u{3}directory_published\0\u{1}pong\0\u{1}error\0\u{1}accepted\0\u{1}deliver\0\u{1}status\0\u{3}prekeys_stored\0\u{4}\u{2}mailbox_idle\0\u{3}prekey_bundles\0\u{c}\u{b}\u{1}\u{c}\u{e}\u{2}")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1299,19 +1323,6 @@ nonisolated extension WireRelayMessage: SwiftProtobuf.Message, SwiftProtobuf._Me
           self.body = .prekeysStored(v)
         }
       }()
-      case 11: try {
-        var v: WirePrekeyBundle?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .prekeyBundle(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .prekeyBundle(v)
-        }
-      }()
       case 12: try {
         var v: WireMailboxIdle?
         var hadOneofValue = false
@@ -1323,6 +1334,19 @@ nonisolated extension WireRelayMessage: SwiftProtobuf.Message, SwiftProtobuf._Me
         if let v = v {
           if hadOneofValue {try decoder.handleConflictingOneOf()}
           self.body = .mailboxIdle(v)
+        }
+      }()
+      case 13: try {
+        var v: WirePrekeyBundles?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .prekeyBundles(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .prekeyBundles(v)
         }
       }()
       default: break
@@ -1375,13 +1399,13 @@ nonisolated extension WireRelayMessage: SwiftProtobuf.Message, SwiftProtobuf._Me
       guard case .prekeysStored(let v)? = self.body else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 10)
     }()
-    case .prekeyBundle?: try {
-      guard case .prekeyBundle(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 11)
-    }()
     case .mailboxIdle?: try {
       guard case .mailboxIdle(let v)? = self.body else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 12)
+    }()
+    case .prekeyBundles?: try {
+      guard case .prekeyBundles(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 13)
     }()
     case nil: break
     }
@@ -2150,7 +2174,7 @@ nonisolated extension WirePrekeysStored: SwiftProtobuf.Message, SwiftProtobuf._M
 
 nonisolated extension WirePrekeyFetch: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".PrekeyFetch"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}member\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\u{2}members\0\u{3}envelope_key_only\0\u{c}\u{1}\u{1}")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2158,21 +2182,56 @@ nonisolated extension WirePrekeyFetch: SwiftProtobuf.Message, SwiftProtobuf._Mes
       // allocates stack space for every case branch when no optimizations are
       // enabled. https://github.com/apple/swift-protobuf/issues/1034
       switch fieldNumber {
-      case 1: try { try decoder.decodeSingularStringField(value: &self.member) }()
+      case 2: try { try decoder.decodeRepeatedStringField(value: &self.members) }()
+      case 3: try { try decoder.decodeSingularBoolField(value: &self.envelopeKeyOnly) }()
       default: break
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    if !self.member.isEmpty {
-      try visitor.visitSingularStringField(value: self.member, fieldNumber: 1)
+    if !self.members.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.members, fieldNumber: 2)
+    }
+    if self.envelopeKeyOnly != false {
+      try visitor.visitSingularBoolField(value: self.envelopeKeyOnly, fieldNumber: 3)
     }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: WirePrekeyFetch, rhs: WirePrekeyFetch) -> Bool {
-    if lhs.member != rhs.member {return false}
+    if lhs.members != rhs.members {return false}
+    if lhs.envelopeKeyOnly != rhs.envelopeKeyOnly {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension WirePrekeyBundles: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".PrekeyBundles"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}bundles\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.bundles) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.bundles.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.bundles, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: WirePrekeyBundles, rhs: WirePrekeyBundles) -> Bool {
+    if lhs.bundles != rhs.bundles {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -2180,7 +2239,7 @@ nonisolated extension WirePrekeyFetch: SwiftProtobuf.Message, SwiftProtobuf._Mes
 
 nonisolated extension WirePrekeyBundle: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".PrekeyBundle"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}member\0\u{3}identity_key\0\u{3}signed_prekey\0\u{3}signed_prekey_signature\0\u{3}envelope_key\0\u{3}envelope_key_signature\0\u{3}one_time_prekey\0\u{3}one_time_prekeys_left\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}member\0\u{3}identity_key\0\u{3}signed_prekey\0\u{3}signed_prekey_signature\0\u{3}envelope_key\0\u{3}envelope_key_signature\0\u{3}one_time_prekey\0\u{3}one_time_prekeys_left\0\u{1}error\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2196,6 +2255,7 @@ nonisolated extension WirePrekeyBundle: SwiftProtobuf.Message, SwiftProtobuf._Me
       case 6: try { try decoder.decodeSingularBytesField(value: &self.envelopeKeySignature) }()
       case 7: try { try decoder.decodeSingularBytesField(value: &self.oneTimePrekey) }()
       case 8: try { try decoder.decodeSingularUInt32Field(value: &self.oneTimePrekeysLeft) }()
+      case 9: try { try decoder.decodeSingularEnumField(value: &self.error) }()
       default: break
       }
     }
@@ -2226,6 +2286,9 @@ nonisolated extension WirePrekeyBundle: SwiftProtobuf.Message, SwiftProtobuf._Me
     if self.oneTimePrekeysLeft != 0 {
       try visitor.visitSingularUInt32Field(value: self.oneTimePrekeysLeft, fieldNumber: 8)
     }
+    if self.error != .unspecified {
+      try visitor.visitSingularEnumField(value: self.error, fieldNumber: 9)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2238,6 +2301,7 @@ nonisolated extension WirePrekeyBundle: SwiftProtobuf.Message, SwiftProtobuf._Me
     if lhs.envelopeKeySignature != rhs.envelopeKeySignature {return false}
     if lhs.oneTimePrekey != rhs.oneTimePrekey {return false}
     if lhs.oneTimePrekeysLeft != rhs.oneTimePrekeysLeft {return false}
+    if lhs.error != rhs.error {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
