@@ -270,24 +270,30 @@ struct RelayRequestProcessor {
 
     static let mailboxIdle = message(0, .mailboxIdle(WireMailboxIdle()))
 
-    /// Signed statuses: pending, expired undelivered, or unknown (never accepted, or no
-    /// longer held: delivery itself is confirmed end to end, not by the relay).
+    /// Signed statuses: pending, expired undelivered, undeliverable with its reason, or
+    /// unknown (never accepted, or no longer held: delivery itself is confirmed end to end,
+    /// not by the relay).
     static func status(
-        _ requestID: UInt64, ids: [MessageID], states: [MessageID: (state: MessageState, since: UInt64)],
-        nonce: [UInt8], keys: RelayKeys
+        _ requestID: UInt64, ids: [MessageID], states: [MessageID: RememberedMessage], nonce: [UInt8], keys: RelayKeys
     ) -> WireRelayMessage {
         var status = WireStatus()
         for id in ids {
             var entry = WireMessageStatus()
             entry.id = Data(id.bytes)
-            switch states[id]?.state {
+            let remembered = states[id]
+            switch remembered?.state {
             case .pending?: entry.state = .pending
             case .expiredUndelivered?: entry.state = .expiredUndelivered
-            default: entry.state = .unknown
+            case .undeliverable?:
+                entry.state = .undeliverable
+                // The store keeps a reason for every undeliverable id (its migration gave
+                // the older ones theirs).
+                let reason = remembered?.reason ?? .recipientRevoked
+                entry.reason = WireMessageStatus.UndeliverableReason(rawValue: reason.rawValue) ?? .recipientRevoked
+            case .delivered?, nil: entry.state = .unknown
             }
-            entry.time = entry.state == .unknown ? 0 : states[id]?.since ?? 0
-            let statement = MessageStatusStatement.bytes(
-                relayKey: keys.noise.publicKey, id: id.bytes, state: UInt8(entry.state.rawValue), time: entry.time, nonce: nonce)
+            entry.time = entry.state == .unknown ? 0 : remembered?.since ?? 0
+            let statement = MessageStatusStatement.bytes(relayKey: keys.noise.publicKey, status: entry, nonce: nonce)
             entry.signature = Data(keys.signing.signature(for: statement, purpose: MessageStatusStatement.purpose).bytes)
             status.statuses.append(entry)
         }

@@ -84,7 +84,7 @@ struct RelayMessageStatusTests {
     }
 
     @Test("signed but inconsistent, unknown or unasked: a reason without UNDELIVERABLE, UNDELIVERABLE without one, a relay outside the directory, an id not asked")
-    func signedNonsenseRefused() {
+    func signedNonsenseRefused() throws {
         let cases: [(String, WireMessageStatus)] = [
             ("expired with a reason", signed(status(.expiredUndelivered, .recipientRevoked))),
             ("undeliverable without a reason", signed(status(.undeliverable))),
