@@ -66,6 +66,11 @@ struct RelayRequestProcessor {
             return .replyAndClose(Self.error(0, .badRequest(("the message does not decode as a ClientMessage"))))
         }
         let id = message.requestID
+        // 0 is the id of what the relay sends unasked: an answer carrying it could not be
+        // told from one (docs/PROTOCOL.md, "Relay protocol").
+        guard id != 0 || !Self.hasAnswer(message.body) else {
+            return .replyAndClose(Self.error(0, .badRequest("a request that has an answer needs a non-zero request id")))
+        }
         guard greeted else {
             guard case .hello(let hello) = message.body else {
                 return .replyAndClose(Self.error(id, .badRequest("the first message must be a Hello")))
@@ -151,6 +156,14 @@ struct RelayRequestProcessor {
             return .prekeyFetch(requestID: id, member: name, identityKey: member.identityKey)
         case nil:
             return .reply(Self.error(id, .badRequest("the message has no request this relay knows")))
+        }
+    }
+
+    /// Every request but Fetch and Ack is answered, so needs an id to be answered under.
+    static func hasAnswer(_ body: WireClientMessage.OneOf_Body?) -> Bool {
+        switch body {
+        case .fetch?, .ack?, nil: false
+        default: true
         }
     }
 

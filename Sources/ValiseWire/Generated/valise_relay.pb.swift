@@ -242,7 +242,11 @@ public nonisolated struct WireClientMessage: Sendable {
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  /// Chosen by the client, echoed by the relay's answer; 0 asks for no answer.
+  /// Chosen by the client, echoed by the relay's answer. Every request that has an answer
+  /// (Hello, DirectoryFetch, DirectoryPublish, Ping, Send, StatusQuery, PrekeyUpload,
+  /// PrekeyFetch) carries a non-zero id (Valise counts 1, 2, 3, ...); 0 is the relay's, for
+  /// what it sends unasked, and such a request with id 0 is refused BAD_REQUEST. Fetch and
+  /// Ack have no answer: their id is ignored (Valise sends 0).
   public var requestID: UInt64 = 0
 
   public var body: WireClientMessage.OneOf_Body? = nil
