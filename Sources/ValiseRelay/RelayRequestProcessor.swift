@@ -68,6 +68,11 @@ struct RelayRequestProcessor {
             return .replyAndClose(Self.error(0, .badRequest(("the message does not decode as a ClientMessage"))))
         }
         let id = message.requestID
+        // 0 is the id of what the relay sends unasked: an answer carrying it could not be
+        // told from one (docs/PROTOCOL.md, "Relay protocol").
+        guard id != 0 || !Self.hasAnswer(message.body) else {
+            return .replyAndClose(Self.error(0, .badRequest("a request that has an answer needs a non-zero request id")))
+        }
         guard greeted else {
             guard case .hello(let hello) = message.body else {
                 return .replyAndClose(Self.error(id, .badRequest("the first message must be a Hello")))
@@ -161,6 +166,14 @@ struct RelayRequestProcessor {
             return .prekeyFetch(requestID: id, targets, envelopeKeyOnly: fetch.envelopeKeyOnly)
         case nil:
             return .reply(Self.error(id, .badRequest("the message has no request this relay knows")))
+        }
+    }
+
+    /// Every request but Fetch and Ack is answered, so needs an id to be answered under.
+    static func hasAnswer(_ body: WireClientMessage.OneOf_Body?) -> Bool {
+        switch body {
+        case .fetch?, .ack?, nil: false
+        default: true
         }
     }
 
@@ -267,24 +280,30 @@ struct RelayRequestProcessor {
 
     static let mailboxIdle = message(0, .mailboxIdle(WireMailboxIdle()))
 
-    /// Signed statuses: pending, expired undelivered, or unknown (never accepted, or no
-    /// longer held: delivery itself is confirmed end to end, not by the relay).
+    /// Signed statuses: pending, expired undelivered, undeliverable with its reason, or
+    /// unknown (never accepted, or no longer held: delivery itself is confirmed end to end,
+    /// not by the relay).
     static func status(
-        _ requestID: UInt64, ids: [MessageID], states: [MessageID: (state: MessageState, since: UInt64)],
-        nonce: [UInt8], keys: RelayKeys
+        _ requestID: UInt64, ids: [MessageID], states: [MessageID: RememberedMessage], nonce: [UInt8], keys: RelayKeys
     ) -> WireRelayMessage {
         var status = WireStatus()
         for id in ids {
             var entry = WireMessageStatus()
             entry.id = Data(id.bytes)
-            switch states[id]?.state {
+            let remembered = states[id]
+            switch remembered?.state {
             case .pending?: entry.state = .pending
             case .expiredUndelivered?: entry.state = .expiredUndelivered
-            default: entry.state = .unknown
+            case .undeliverable?:
+                entry.state = .undeliverable
+                // The store keeps a reason for every undeliverable id (its migration gave
+                // the older ones theirs).
+                let reason = remembered?.reason ?? .recipientRevoked
+                entry.reason = WireMessageStatus.UndeliverableReason(rawValue: reason.rawValue) ?? .recipientRevoked
+            case .delivered?, nil: entry.state = .unknown
             }
-            entry.time = entry.state == .unknown ? 0 : states[id]?.since ?? 0
-            let statement = MessageStatusStatement.bytes(
-                relayKey: keys.noise.publicKey, id: id.bytes, state: UInt8(entry.state.rawValue), time: entry.time, nonce: nonce)
+            entry.time = entry.state == .unknown ? 0 : remembered?.since ?? 0
+            let statement = MessageStatusStatement.bytes(relayKey: keys.noise.publicKey, status: entry, nonce: nonce)
             entry.signature = Data(keys.signing.signature(for: statement, purpose: MessageStatusStatement.purpose).bytes)
             status.statuses.append(entry)
         }

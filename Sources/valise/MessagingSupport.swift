@@ -142,6 +142,14 @@ enum MessageText {
         }))
     }
 
+    static func undeliverableExplanation(_ reason: UndeliverableReason) -> String {
+        switch reason {
+        case .recipientRevoked: "the recipient was revoked before taking it"
+        case .unknownRecipient: "the recipient's relay knows no such member"
+        case .deletedByOperator: "the relay's operator deleted it"
+        }
+    }
+
     /// One line per thing that happened in a sync, for people.
     static func describe(_ report: MessageSync.Report, sentLines: Bool = true, warnedAbout: Set<String> = []) -> [String] {
         var lines: [String] = []
@@ -155,6 +163,13 @@ enum MessageText {
             lines.append("New \(message.precedenceName) message \(shortID(message.id)) from \(message.from) (read it with: valise read \(shortID(message.id))).")
         }
         if report.receipts > 0 { lines.append("\(report.receipts) sent message\(report.receipts == 1 ? " was" : "s were") delivered to the recipient's device (end-to-end receipt).") }
+        for reason in UndeliverableReason.allCases {
+            guard let count = report.undeliverable[reason], count > 0 else { continue }
+            lines.append("\(count) sent message\(count == 1 ? " is" : "s are") undeliverable: \(undeliverableExplanation(reason)) (the relay's signed status).")
+        }
+        if report.forwarded > 0 {
+            lines.append("\(report.forwarded) sent message\(report.forwarded == 1 ? " was" : "s were") handed to the recipient's relay (see: valise sent).")
+        }
         if report.expired > 0 { lines.append("\(report.expired) sent message\(report.expired == 1 ? "" : "s") expired before the recipient took \(report.expired == 1 ? "it" : "them") (the relay's signed status).") }
         for (code, reason) in report.refused { printWarning("refused an envelope [\(code)]: \(reason)") }
         for reason in report.later { printNote(reason) }

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import ValiseClient
 import ValiseCrypto
+import ValiseStore
 
 extension Valise {
     struct Watch: AsyncParsableCommand {
@@ -65,8 +66,11 @@ extension Valise {
                 relay holds it for the recipient. delivered: the recipient's device confirmed \
                 it stored it (an encrypted receipt, sent after a short random delay so that \
                 its timing does not link you). expired-undelivered: the relay's signed status \
-                says it expired before the recipient took it. undeliverable: the recipient \
-                was revoked first. 'valise sync' brings receipts and statuses up to date.
+                says it expired before the recipient took it. undeliverable (recipient \
+                revoked), (unknown recipient) or (deleted by the operator): it will never be \
+                delivered, as this device knows or the relay's signed status says. forwarded: \
+                the relay handed it to the recipient's relay. 'valise sync' brings receipts \
+                and statuses up to date.
                 """
         )
 
@@ -96,7 +100,8 @@ extension Valise {
     }
 }
 
-/// `valise sent --json`: {"messages": [{"id", "to", "precedence", "sent_at", "state", "changed_at", "expires_at"}, …]}.
+/// `valise sent --json`: {"messages": [{"id", "to", "precedence", "sent_at", "state", "changed_at", "expires_at",
+/// "reason" (undeliverable only), "forwarded_to" (forwarded only)}, …]}.
 struct SentJSON: Encodable {
     struct Message: Encodable {
         let id: String
@@ -106,6 +111,8 @@ struct SentJSON: Encodable {
         let state: String
         let changed_at: String
         let expires_at: String?
+        let reason: String?
+        let forwarded_to: String?
 
         init(_ message: SentMessage) {
             id = message.idHex
@@ -115,6 +122,9 @@ struct SentJSON: Encodable {
             state = message.stateName
             changed_at = Timestamp.rfc3339(message.changedAt)
             expires_at = message.expiresAt.map(Timestamp.rfc3339)
+            // Each is set only in its own state (the outbox clears them on every change).
+            reason = message.undeliverableReason?.code
+            forwarded_to = message.forwardedTo
         }
     }
 

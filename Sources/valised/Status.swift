@@ -45,7 +45,7 @@ extension Valised {
                     "mailboxes": statistics.mailboxes, "byPrecedence": byPrecedence,
                     "remembered": [
                         "pending": statistics.remembered[.pending] ?? 0, "delivered": statistics.remembered[.delivered] ?? 0,
-                        "expiredUndelivered": statistics.remembered[.expiredUndelivered] ?? 0, "purged": statistics.remembered[.purged] ?? 0,
+                        "expiredUndelivered": statistics.remembered[.expiredUndelivered] ?? 0, "purged": statistics.remembered[.undeliverable] ?? 0,
                     ],
                 ]
                 if let limits {
@@ -68,7 +68,7 @@ extension Valised {
             } else {
                 print("limits:     no counts yet (\(LimitCounters.fileName) is written by a running relay)")
             }
-            print("remembered: \(statistics.remembered[.pending] ?? 0) pending, \(statistics.remembered[.delivered] ?? 0) delivered, \(statistics.remembered[.expiredUndelivered] ?? 0) expired undelivered, \(statistics.remembered[.purged] ?? 0) purged")
+            print("remembered: \(statistics.remembered[.pending] ?? 0) pending, \(statistics.remembered[.delivered] ?? 0) delivered, \(statistics.remembered[.expiredUndelivered] ?? 0) expired undelivered, \(statistics.remembered[.undeliverable] ?? 0) purged")
         }
 
         /// Seconds since 1970 as an ISO 8601 UTC time.

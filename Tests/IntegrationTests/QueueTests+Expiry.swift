@@ -98,10 +98,13 @@ extension QueueTests {
         #expect(answer.statuses.map(\.state) == [.pending, .expiredUndelivered, .unknown])
         #expect(answer.statuses.last?.time == 0, "an unknown id has no time")
 
-        func verifies(_ status: WireMessageStatus, id: Data? = nil, state: WireMessageStatus.MessageState? = nil, time: UInt64? = nil, nonce other: [UInt8]? = nil) throws -> Bool {
+        func verifies(
+            _ status: WireMessageStatus, id: Data? = nil, state: WireMessageStatus.MessageState? = nil, reason: UInt8? = nil, time: UInt64? = nil,
+            nonce other: [UInt8]? = nil
+        ) throws -> Bool {
             let statement = MessageStatusStatement.bytes(
                 relayKey: keys.noise, id: Array(id ?? status.id), state: UInt8((state ?? status.state).rawValue),
-                time: time ?? status.time, nonce: other ?? nonce)
+                reason: reason ?? UInt8(status.reason.rawValue), time: time ?? status.time, forwardedTo: status.forwardedTo, nonce: other ?? nonce)
             return keys.signing.isValidSignature(try Signature(bytes: Array(status.signature)), for: statement, purpose: MessageStatusStatement.purpose)
         }
         for status in answer.statuses {
@@ -111,6 +114,7 @@ extension QueueTests {
             #expect(try !verifies(status, nonce: Array(nonce.dropLast())), "\(name): verifies for a shortened nonce")
             #expect(try !verifies(status, state: status.state == .pending ? .expiredUndelivered : .pending), "\(name): verifies for another state")
             #expect(try !verifies(status, time: status.time + 1), "\(name): verifies for another time")
+            #expect(try !verifies(status, reason: 1), "\(name): verifies for a reason")
             #expect(try !verifies(status, id: Data(QueueFixture.id())), "\(name): verifies for another id")
         }
         // The expired one's answer cannot be passed off as pending for the same question.
@@ -168,6 +172,10 @@ extension QueueTests {
         #expect(status["envelopes"] as? Int == 1, "only carol's envelope is left: \(status)")
         #expect(status["mailboxes"] as? Int == 1)
         #expect((status["remembered"] as? [String: Any])?["purged"] as? Int == 3, "\(status)")
+        // What the relay signs for each of them now: undeliverable, the recipient revoked.
+        let signed = try await alice.status(of: bobs, nonce: QueueFixture.bytes(32))
+        #expect(signed.statuses.map(\.state) == [.undeliverable, .undeliverable, .undeliverable], "\(signed)")
+        #expect(signed.statuses.allSatisfy { $0.reason == .recipientRevoked && $0.time > 0 && $0.forwardedTo.isEmpty }, "\(signed)")
 
         let after = await alice.send(QueueFixture.id(), to: Self.bob)
         #expect(after.isRefused(.unknownRecipient), "a send to the revoked member: \(String(describing: after.refusal))")

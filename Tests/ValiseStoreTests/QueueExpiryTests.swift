@@ -143,7 +143,7 @@ struct QueueExpiryTests {
         #expect(try store.purge(mailbox: Mailbox("jane"), now: queueEpoch + 1) == count)
         let statistics = try store.statistics(now: queueEpoch + 2)
         #expect(statistics.count == 0 && statistics.bytes == 0 && statistics.mailboxes == 0)
-        #expect(statistics.remembered == [.expiredUndelivered: count, .purged: count])
+        #expect(statistics.remembered == [.expiredUndelivered: count, .undeliverable: count])
         // Usage starts from zero again: a full quota's worth fits.
         #expect(try store.accept([envelope("jane", 1, salt: 10)], now: queueEpoch + 3) == [fresh(queueEpoch + 3)])
         #expect(try store.integrityCheck() == "ok")

@@ -58,7 +58,7 @@ extension EnvelopeStore {
         try queued(mailbox, now: now).map(\.id)
     }
 
-    func state(of id: MessageID) throws -> (state: MessageState, since: UInt64)? {
+    func state(of id: MessageID) throws -> RememberedMessage? {
         try states(of: [id])[id]
     }
 }
@@ -168,7 +168,7 @@ final class GatedStore: EnvelopeStore, @unchecked Sendable {
         return try inner.purge(mailbox: mailbox, now: now)
     }
 
-    func states(of ids: [MessageID], now: UInt64) throws(StoreError) -> [MessageID: (state: MessageState, since: UInt64)] {
+    func states(of ids: [MessageID], now: UInt64) throws(StoreError) -> [MessageID: RememberedMessage] {
         try inner.states(of: ids, now: now)
     }
 

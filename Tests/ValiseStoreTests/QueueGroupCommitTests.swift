@@ -330,7 +330,7 @@ struct QueueGroupCommitTests {
         writer.stop()
         #expect(counts.current == ["expire": 1, "purge": 2])
         #expect(try store.state(of: messageID(1))?.state == .expiredUndelivered)
-        #expect(try store.state(of: messageID(3))?.state == .purged)
+        #expect(try store.state(of: messageID(3))?.state == .undeliverable)
         #expect(try store.queuedIDs("a", now: queueEpoch + TTLClass.hour.seconds) == [messageID(2)])
     }
 }

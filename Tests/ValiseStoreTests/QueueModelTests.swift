@@ -21,9 +21,9 @@ struct QueueModelTests {
         #expect(try store.queued("alice").isEmpty)
         #expect(try store.queued("bob") == bob)
         let states = try store.states(of: (1...5).map { messageID($0) })
-        #expect(states[messageID(1)]?.state == .purged)
+        #expect(states[messageID(1)]?.state == .undeliverable)
         #expect(states[messageID(1)]?.since == queueEpoch + 10)
-        #expect(states[messageID(2)]?.state == .purged)
+        #expect(states[messageID(2)]?.state == .undeliverable)
         #expect(states[messageID(3)]?.state == .delivered)
         #expect(states[messageID(3)]?.since == queueEpoch + 5)
         #expect(states[messageID(4)]?.state == .pending)
@@ -33,7 +33,7 @@ struct QueueModelTests {
         expected.bytes = 2 * 48
         expected.oldestAge = 20
         expected.mailboxes = 1
-        expected.remembered = [.pending: 2, .purged: 2, .delivered: 1]
+        expected.remembered = [.pending: 2, .undeliverable: 2, .delivered: 1]
         #expect(try store.statistics(now: queueEpoch + 20) == expected)
 
         #expect(try store.purge(mailbox: Mailbox("alice"), now: queueEpoch + 11) == 0)
@@ -209,7 +209,7 @@ struct QueueModel {
         let purged = envelopes.filter { $0.mailbox == mailbox }
         envelopes.removeAll { $0.mailbox == mailbox }
         for entry in purged {
-            memory[entry.id]?.state = .purged
+            memory[entry.id]?.state = .undeliverable
             memory[entry.id]?.since = now
         }
         return purged.count

@@ -3,7 +3,7 @@ public import NIOCore
 import ValiseCrypto
 public import ValiseDirectory
 import ValiseSession
-import ValiseStore
+public import ValiseStore
 import ValiseWire
 
 /// Drives a `Messenger` over one relay connection: prekeys up, outbox out, mailbox in,
@@ -24,6 +24,10 @@ public final class MessageSync {
         public var refused: [(code: String, reason: String)] = []
         public var later: [String] = []
         public var expired = 0
+        /// Messages the relay's signed status says can never be delivered, by reason.
+        public var undeliverable: [UndeliverableReason: Int] = [:]
+        /// Messages the relay's signed status says it handed to another relay.
+        public var forwarded = 0
         public var notices: [String] = []
         public var keyChanges: [Messenger.KeyChange] = []
         public var mailboxDrained = false
@@ -285,10 +289,10 @@ public final class MessageSync {
 
     // MARK: Statuses
 
-    /// Asks the relay about accepted messages with no receipt yet, and records those its
-    /// signed status says expired undelivered.
+    /// Asks the relay about messages with no receipt yet (accepted, or forwarded: the relay
+    /// may learn more), and records what its checked, signed statuses say.
     public func checkStatuses(now: UInt64) async throws(ClientError) {
-        let waiting = try messenger.storeOperation("read the outbox", write: false) { tx in try tx.outbox([.accepted], kind: .message) }
+        let waiting = try messenger.storeOperation("read the outbox", write: false) { tx in try tx.outbox([.accepted, .forwarded], kind: .message) }
         for chunk in stride(from: 0, to: waiting.count, by: 100) {
             let ids = waiting[chunk..<min(chunk + 100, waiting.count)].map(\.id)
             var query = WireStatusQuery()
@@ -299,17 +303,22 @@ public final class MessageSync {
             guard case .status(let status) = answer.body else {
                 throw .failure("relay-protocol", "the relay answered a status query with something else")
             }
-            for statement in status.statuses where statement.state == .expiredUndelivered {
-                let id = Array(statement.id)
-                guard ids.contains(id), let signature = try? Signature(bytes: Array(statement.signature)) else { continue }
-                let signed = MessageStatusStatement.bytes(
-                    relayKey: relay.noiseKey, id: id, state: UInt8(statement.state.rawValue), time: statement.time, nonce: nonce)
-                guard relay.signingKey.isValidSignature(signature, for: signed, purpose: MessageStatusStatement.purpose) else {
-                    report.notices.append("the relay's status for a message is not signed by its key: ignored")
+            // Pending and unknown change nothing here, so only the others are checked.
+            for statement in status.statuses where [.expiredUndelivered, .undeliverable, .forwarded].contains(statement.state) {
+                let checked: RelayMessageStatus
+                do {
+                    checked = try RelayMessageStatus.verify(statement, asked: ids, nonce: nonce, relay: relay, relays: messenger.state.relays)
+                } catch {
+                    report.notices.append("\(error.message): ignored")
                     continue
                 }
-                try messenger.expired(id: id, now: now)
-                report.expired += 1
+                guard try messenger.record(checked, id: Array(statement.id), now: now) else { continue }
+                switch checked {
+                case .expiredUndelivered: report.expired += 1
+                case .undeliverable(let reason, _): report.undeliverable[reason, default: 0] += 1
+                case .forwarded: report.forwarded += 1
+                case .pending, .unknown: break
+                }
             }
         }
     }

@@ -141,7 +141,7 @@ extension Messenger {
                 var confirmed = 0
                 for messageID in ids {
                     // Only the message's own recipient can confirm it.
-                    guard let item = try tx.outboxItem(id: messageID), item.kind == .message, item.state == .accepted || item.state == .expired,
+                    guard let item = try tx.outboxItem(id: messageID), item.kind == .message, item.state == .accepted || item.state == .expired || item.state == .forwarded,
                           try item.record().to == senderName else { continue }
                     try tx.setOutboxState(id: messageID, .delivered, now: now)
                     confirmed += 1

@@ -12,6 +12,10 @@ public struct SentMessage: Sendable {
     public let state: OutboxState
     public let changedAt: UInt64
     public let expiresAt: UInt64?
+    /// Why it is undeliverable, when known.
+    public let undeliverableReason: UndeliverableReason?
+    /// The relay that took custody, when forwarded.
+    public let forwardedTo: String?
 
     public var idHex: String { Hex.encode(id) }
     public var precedenceName: String { (Precedence(rawValue: Int(precedence)) ?? .routine).name }
@@ -23,7 +27,8 @@ public struct SentMessage: Sendable {
         case .accepted: "accepted"
         case .delivered: "delivered"
         case .expired: "expired-undelivered"
-        case .failed: "undeliverable"
+        case .failed: undeliverableReason.map { "undeliverable (\($0.name))" } ?? "undeliverable"
+        case .forwarded: "forwarded"
         }
     }
 }
@@ -72,7 +77,8 @@ extension Messenger {
                 let record = try item.record()
                 return SentMessage(
                     id: item.id, to: record.to, precedence: item.precedence, createdAt: item.createdAt, state: item.state,
-                    changedAt: item.changedAt, expiresAt: item.expiresAt)
+                    changedAt: item.changedAt, expiresAt: item.expiresAt, undeliverableReason: item.undeliverableReason,
+                    forwardedTo: item.forwardedTo)
             }
         }
     }

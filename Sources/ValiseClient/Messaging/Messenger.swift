@@ -197,7 +197,7 @@ public final class Messenger {
     @discardableResult
     public func seal(_ item: OutboxItem, to name: MemberName, bundle: Bundle?, now: UInt64) throws(ClientError) -> [SealNotice] {
         guard let member = state.members[name], member.isActive else {
-            try storeOperation("update the outbox") { try $0.setOutboxState(id: item.id, .failed, now: now) }
+            try storeOperation("update the outbox") { try $0.setOutboxState(id: item.id, .failed, now: now, reason: .recipientRevoked) }
             return [.recipientRevoked(name)]
         }
         do {
@@ -299,11 +299,28 @@ public final class Messenger {
         try storeOperation("update the outbox") { tx in try tx.setOutboxState(id: item.id, .failed, now: now) }
     }
 
-    /// The relay's signed status says the message expired before its recipient took it.
-    public func expired(id: [UInt8], now: UInt64) throws(ClientError) {
+    /// Records what the relay's checked, signed status says of an accepted (or forwarded)
+    /// message: expired undelivered, undeliverable and why, or forwarded and to which relay.
+    /// Never steps back from delivered (a receipt is the recipient's own word). Returns
+    /// whether the item changed.
+    @discardableResult
+    public func record(_ status: RelayMessageStatus, id: [UInt8], now: UInt64) throws(ClientError) -> Bool {
         try storeOperation("update the outbox") { tx in
-            guard let item = try tx.outboxItem(id: id), item.state == .accepted else { return }
-            try tx.setOutboxState(id: id, .expired, now: now)
+            guard let item = try tx.outboxItem(id: id), item.kind == .message, item.state == .accepted || item.state == .forwarded else {
+                return false
+            }
+            switch status {
+            case .expiredUndelivered:
+                try tx.setOutboxState(id: id, .expired, now: now)
+            case .undeliverable(let reason, _):
+                try tx.setOutboxState(id: id, .failed, now: now, reason: reason)
+            case .forwarded(let relay, _):
+                guard item.state != .forwarded || item.forwardedTo != relay else { return false }
+                try tx.setOutboxState(id: id, .forwarded, now: now, forwardedTo: relay)
+            case .pending, .unknown:
+                return false
+            }
+            return true
         }
     }
 }

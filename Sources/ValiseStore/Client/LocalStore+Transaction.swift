@@ -29,8 +29,12 @@ public enum OutboxState: Int, Sendable, Codable {
     case delivered = 3
     /// The relay's signed status says it expired before the recipient took it.
     case expired = 4
-    /// It can never be sent (the recipient was revoked before it was encrypted).
+    /// It can never be delivered: the recipient was revoked before it was encrypted, or the
+    /// relay refused it or says so in a signed status (`OutboxItem.undeliverableReason`).
     case failed = 5
+    /// The relay's signed status says it handed the message to another relay
+    /// (`OutboxItem.forwardedTo`), which holds it for the recipient.
+    case forwarded = 6
 }
 
 public enum OutboxKind: Int, Sendable {
@@ -52,6 +56,10 @@ public struct OutboxItem: Sendable {
     /// The item's record (recipient, text…), sealed at rest.
     public let data: [UInt8]
     public var envelope: [UInt8]?
+    /// Why it is undeliverable, when known (state `.failed`).
+    public var undeliverableReason: UndeliverableReason?
+    /// The relay that took custody (state `.forwarded`).
+    public var forwardedTo: String?
 
     public init(id: [UInt8], kind: OutboxKind, precedence: UInt8, ttl: UInt8, createdAt: UInt64, notBefore: UInt64, data: [UInt8]) {
         self.sequence = 0
@@ -209,6 +217,10 @@ extension LocalStore {
             item.changedAt = UInt64(row["changed_at"] as Int64)
             item.expiresAt = (row["expires_at"] as Int64?).map { UInt64($0) }
             item.envelope = (row["envelope"] as Data?).map { [UInt8]($0) }
+            item.undeliverableReason = (row["reason"] as Int?).flatMap(UndeliverableReason.init(rawValue:))
+            if let sealed = row["forwarded_to"] as Data? {
+                item.forwardedTo = String(decoding: try store.open(sealed, table: "outbox-forwarded", row: id), as: UTF8.self)
+            }
             return item
         }
 
@@ -221,11 +233,19 @@ extension LocalStore {
         }
 
         /// Moves an item on. Once accepted, the envelope is dropped (it is never sent again).
-        public func setOutboxState(id: [UInt8], _ state: OutboxState, now: UInt64, expiresAt: UInt64? = nil) throws {
+        /// `reason` (for `.failed`) and `forwardedTo` (for `.forwarded`) replace what the item
+        /// said before; the relay's name is sealed, as it tells where the recipient lives.
+        public func setOutboxState(
+            id: [UInt8], _ state: OutboxState, now: UInt64, expiresAt: UInt64? = nil, reason: UndeliverableReason? = nil, forwardedTo: String? = nil
+        ) throws {
             let dropEnvelope = state != .sealed && state != .unsealed
+            let relay = forwardedTo.map { store.seal(Array($0.utf8), table: "outbox-forwarded", row: id) }
             try db.execute(
-                sql: "UPDATE outbox SET state = ?, changed_at = ?, expires_at = COALESCE(?, expires_at)\(dropEnvelope ? ", envelope = NULL" : "") WHERE id = ?",
-                arguments: [state.rawValue, Int64(clamping: now), expiresAt.map { Int64(clamping: $0) }, Data(id)])
+                sql: """
+                    UPDATE outbox SET state = ?, changed_at = ?, expires_at = COALESCE(?, expires_at), reason = ?, forwarded_to = ?\
+                    \(dropEnvelope ? ", envelope = NULL" : "") WHERE id = ?
+                    """,
+                arguments: [state.rawValue, Int64(clamping: now), expiresAt.map { Int64(clamping: $0) }, reason?.rawValue, relay, Data(id)])
         }
 
         public func deleteOutbox(id: [UInt8]) throws {

@@ -98,6 +98,14 @@ public final class LocalStore: Sendable {
                 CREATE TABLE seen (id BLOB PRIMARY KEY, at INTEGER NOT NULL, refused TEXT) WITHOUT ROWID;
                 """)
         }
+        migrator.registerMigration("v2-outbox-outcome") { db in
+            // Why a message is undeliverable (`UndeliverableReason`, NULL when not known),
+            // and (sealed, table "outbox-forwarded") the relay that took custody of it.
+            try db.execute(sql: """
+                ALTER TABLE outbox ADD COLUMN reason INTEGER;
+                ALTER TABLE outbox ADD COLUMN forwarded_to BLOB;
+                """)
+        }
         return migrator
     }
 

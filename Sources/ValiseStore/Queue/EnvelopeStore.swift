@@ -31,13 +31,14 @@ public protocol EnvelopeStore: Sendable {
     func expire(now: UInt64) throws(StoreError) -> Int
 
     /// Removes every envelope of a revoked recipient (and its prekeys, where the store
-    /// keeps them). Returns how many envelopes.
+    /// keeps them); each id is remembered as undeliverable (recipient revoked) since `now`,
+    /// for the retention period, as an expired one is. Returns how many envelopes.
     func purge(mailbox: Mailbox, now: UInt64) throws(StoreError) -> Int
 
-    /// What is remembered of these ids, and since when, at `now`: a pending envelope whose
-    /// expiry has passed but which the sweep has not removed yet is already expired
-    /// undelivered (since its expiry), as it can no longer be delivered.
-    func states(of ids: [MessageID], now: UInt64) throws(StoreError) -> [MessageID: (state: MessageState, since: UInt64)]
+    /// What is remembered of these ids, since when, and why for an undeliverable one, at
+    /// `now`: a pending envelope whose expiry has passed but which the sweep has not removed
+    /// yet is already expired undelivered (since its expiry), as it can no longer be delivered.
+    func states(of ids: [MessageID], now: UInt64) throws(StoreError) -> [MessageID: RememberedMessage]
 
     func statistics(now: UInt64) throws(StoreError) -> QueueStatistics
 
@@ -67,7 +68,7 @@ extension EnvelopeStore {
     }
 
     /// What is recorded of these ids, as of the last sweep.
-    public func states(of ids: [MessageID]) throws(StoreError) -> [MessageID: (state: MessageState, since: UInt64)] {
+    public func states(of ids: [MessageID]) throws(StoreError) -> [MessageID: RememberedMessage] {
         try states(of: ids, now: 0)
     }
 

@@ -136,7 +136,7 @@ public enum StoreRefusal: Sendable, Equatable {
     case mailboxFull
     /// The id was accepted before for another mailbox.
     case idInUse
-    /// The id was accepted before and is no longer pending (delivered, expired, purged).
+    /// The id was accepted before and is no longer pending (delivered, expired, undeliverable).
     case alreadyDone(MessageState)
     /// The disk (or the store's configured size) is full.
     case storageFull
@@ -147,8 +147,53 @@ public enum MessageState: Int, Sendable {
     case pending = 1
     case delivered = 2
     case expiredUndelivered = 3
-    /// Its recipient was revoked before it was delivered.
-    case purged = 4
+    /// Accepted, then dropped before delivery: it never will be (`UndeliverableReason`
+    /// says why). Queues written before reasons were stored held only revocations here.
+    case undeliverable = 4
+}
+
+/// Why an accepted message can never be delivered. The numbers are the relay protocol's
+/// (`MessageStatus.UndeliverableReason`) and those both stores keep: the relay's queue and
+/// the client's local store.
+public enum UndeliverableReason: Int, Sendable, CaseIterable {
+    /// The directory revoked the recipient before it took the message.
+    case recipientRevoked = 1
+    /// The recipient's relay knows no such member (a relay link's permanent refusal).
+    case unknownRecipient = 2
+    /// The relay's operator deleted it from the queue.
+    case deletedByOperator = 3
+
+    /// As `valise sent` shows it: "undeliverable (recipient revoked)".
+    public var name: String {
+        switch self {
+        case .recipientRevoked: "recipient revoked"
+        case .unknownRecipient: "unknown recipient"
+        case .deletedByOperator: "deleted by the operator"
+        }
+    }
+
+    /// For JSON: "recipient-revoked".
+    public var code: String {
+        switch self {
+        case .recipientRevoked: "recipient-revoked"
+        case .unknownRecipient: "unknown-recipient"
+        case .deletedByOperator: "deleted-by-operator"
+        }
+    }
+}
+
+/// What the relay remembers of one message id, and since when.
+public struct RememberedMessage: Sendable, Equatable {
+    public let state: MessageState
+    public let since: UInt64
+    /// Set for `.undeliverable` only.
+    public let reason: UndeliverableReason?
+
+    public init(state: MessageState, since: UInt64, reason: UndeliverableReason? = nil) {
+        self.state = state
+        self.since = since
+        self.reason = reason
+    }
 }
 
 /// Queue figures for `valised status` and the periodic log line.

@@ -156,6 +156,14 @@ public final class SQLiteEnvelopeStore: EnvelopeStore {
                 """)
         }
         registerPrekeyMigration(&migrator)
+        migrator.registerMigration("message-reason") { db in
+            // Why an id is undeliverable (`UndeliverableReason`); 0 in every other state.
+            // Before this, state 4 ("purged") came only from revocations.
+            try db.execute(sql: """
+                ALTER TABLE message ADD COLUMN reason INTEGER NOT NULL DEFAULT 0;
+                UPDATE message SET reason = \(UndeliverableReason.recipientRevoked.rawValue) WHERE state = \(MessageState.undeliverable.rawValue);
+                """)
+        }
         return migrator
     }
 
@@ -425,9 +433,13 @@ public final class SQLiteEnvelopeStore: EnvelopeStore {
                 var bytes = 0
                 for row in purged {
                     bytes += row["size"] as Int
+                    // The tombstone the sender's status query reads: undeliverable, and why.
                     try db.execute(
-                        sql: "UPDATE message SET state = ?, since = ? WHERE id = ? AND state = ?",
-                        arguments: [MessageState.purged.rawValue, Int64(now), row["id"] as Data, MessageState.pending.rawValue])
+                        sql: "UPDATE message SET state = ?, since = ?, reason = ? WHERE id = ? AND state = ?",
+                        arguments: [
+                            MessageState.undeliverable.rawValue, Int64(now), UndeliverableReason.recipientRevoked.rawValue,
+                            row["id"] as Data, MessageState.pending.rawValue,
+                        ])
                 }
                 try db.execute(
                     sql: "UPDATE mailbox_usage SET count = count - ?, bytes = bytes - ? WHERE mailbox = ?",
@@ -440,19 +452,21 @@ public final class SQLiteEnvelopeStore: EnvelopeStore {
         }
     }
 
-    public func states(of ids: [MessageID], now: UInt64) throws(StoreError) -> [MessageID: (state: MessageState, since: UInt64)] {
+    public func states(of ids: [MessageID], now: UInt64) throws(StoreError) -> [MessageID: RememberedMessage] {
         guard !ids.isEmpty else { return [:] }
         do {
             return try pool.read { db in
-                var result: [MessageID: (state: MessageState, since: UInt64)] = [:]
+                var result: [MessageID: RememberedMessage] = [:]
                 for id in ids {
-                    guard let row = try Row.fetchOne(db, sql: "SELECT state, since, expires_at FROM message WHERE id = ?", arguments: [id.bytes.databaseBlob]),
+                    guard let row = try Row.fetchOne(
+                              db, sql: "SELECT state, since, expires_at, reason FROM message WHERE id = ?", arguments: [id.bytes.databaseBlob]),
                           let state = MessageState(rawValue: row["state"]) else { continue }
                     let expiresAt = UInt64(row["expires_at"] as Int64)
                     if state == .pending && expiresAt <= now {
-                        result[id] = (.expiredUndelivered, expiresAt)
+                        result[id] = RememberedMessage(state: .expiredUndelivered, since: expiresAt)
                     } else {
-                        result[id] = (state, UInt64(row["since"] as Int64))
+                        let reason = state == .undeliverable ? UndeliverableReason(rawValue: row["reason"]) : nil
+                        result[id] = RememberedMessage(state: state, since: UInt64(row["since"] as Int64), reason: reason)
                     }
                 }
                 return result

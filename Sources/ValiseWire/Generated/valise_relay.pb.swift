@@ -242,7 +242,11 @@ public nonisolated struct WireClientMessage: Sendable {
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  /// Chosen by the client, echoed by the relay's answer; 0 asks for no answer.
+  /// Chosen by the client, echoed by the relay's answer. Every request that has an answer
+  /// (Hello, DirectoryFetch, DirectoryPublish, Ping, Send, StatusQuery, PrekeyUpload,
+  /// PrekeyFetch) carries a non-zero id (Valise counts 1, 2, 3, ...); 0 is the relay's, for
+  /// what it sends unasked, and such a request with id 0 is refused BAD_REQUEST. Fetch and
+  /// Ack have no answer: their id is ignored (Valise sends 0).
   public var requestID: UInt64 = 0
 
   public var body: WireClientMessage.OneOf_Body? = nil
@@ -791,11 +795,20 @@ public nonisolated struct WireMessageStatus: Sendable {
 
   public var state: WireMessageStatus.MessageState = .unspecified
 
-  /// Since when (seconds since 1970, the relay's clock); 0 for unknown.
+  /// Since when (seconds since 1970, the relay's clock): PENDING, when it was accepted;
+  /// EXPIRED_UNDELIVERED, its expiry; UNDELIVERABLE, when it became so; FORWARDED, when
+  /// custody passed; 0 for UNKNOWN.
   public var time: UInt64 = 0
 
-  /// The relay's Ed25519 signature (docs/PROTOCOL.md, "Message status").
+  /// The relay's Ed25519 signature (docs/PROTOCOL.md, "Store and forward", StatusQuery).
   public var signature: Data = Data()
+
+  /// Why it can never be delivered: set with UNDELIVERABLE only, UNSPECIFIED otherwise.
+  public var reason: WireMessageStatus.UndeliverableReason = .unspecified
+
+  /// The name, in the directory, of the relay that took custody: set with FORWARDED only,
+  /// empty otherwise.
+  public var forwardedTo: String = String()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -811,6 +824,12 @@ public nonisolated struct WireMessageStatus: Sendable {
 
     /// Not held: never accepted, or no longer (delivered, forgotten): the relay does not say.
     case unknown // = 3
+
+    /// Accepted, then dropped undelivered for `reason`; it will never be delivered.
+    case undeliverable // = 4
+
+    /// Handed to the relay named `forwarded_to`, which committed it durably.
+    case forwarded // = 5
     case UNRECOGNIZED(Int)
 
     public init() {
@@ -823,6 +842,8 @@ public nonisolated struct WireMessageStatus: Sendable {
       case 1: self = .pending
       case 2: self = .expiredUndelivered
       case 3: self = .unknown
+      case 4: self = .undeliverable
+      case 5: self = .forwarded
       default: self = .UNRECOGNIZED(rawValue)
       }
     }
@@ -833,6 +854,8 @@ public nonisolated struct WireMessageStatus: Sendable {
       case .pending: return 1
       case .expiredUndelivered: return 2
       case .unknown: return 3
+      case .undeliverable: return 4
+      case .forwarded: return 5
       case .UNRECOGNIZED(let i): return i
       }
     }
@@ -843,6 +866,56 @@ public nonisolated struct WireMessageStatus: Sendable {
       .pending,
       .expiredUndelivered,
       .unknown,
+      .undeliverable,
+      .forwarded,
+    ]
+
+  }
+
+  public nonisolated enum UndeliverableReason: SwiftProtobuf.Enum, Swift.CaseIterable {
+    public typealias RawValue = Int
+    case unspecified // = 0
+
+    /// The directory revoked the recipient before the message was delivered.
+    case recipientRevoked // = 1
+
+    /// The recipient's relay knows no such member (a relay link's permanent refusal).
+    case unknownRecipient // = 2
+
+    /// The relay's operator deleted it from the queue.
+    case deletedByOperator // = 3
+    case UNRECOGNIZED(Int)
+
+    public init() {
+      self = .unspecified
+    }
+
+    public init?(rawValue: Int) {
+      switch rawValue {
+      case 0: self = .unspecified
+      case 1: self = .recipientRevoked
+      case 2: self = .unknownRecipient
+      case 3: self = .deletedByOperator
+      default: self = .UNRECOGNIZED(rawValue)
+      }
+    }
+
+    public var rawValue: Int {
+      switch self {
+      case .unspecified: return 0
+      case .recipientRevoked: return 1
+      case .unknownRecipient: return 2
+      case .deletedByOperator: return 3
+      case .UNRECOGNIZED(let i): return i
+      }
+    }
+
+    // The compiler won't synthesize support with the UNRECOGNIZED case.
+    public static let allCases: [WireMessageStatus.UndeliverableReason] = [
+      .unspecified,
+      .recipientRevoked,
+      .unknownRecipient,
+      .deletedByOperator,
     ]
 
   }
@@ -2010,7 +2083,7 @@ nonisolated extension WireStatus: SwiftProtobuf.Message, SwiftProtobuf._MessageI
 
 nonisolated extension WireMessageStatus: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".MessageStatus"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}state\0\u{1}time\0\u{1}signature\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}state\0\u{1}time\0\u{1}signature\0\u{1}reason\0\u{3}forwarded_to\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2022,6 +2095,8 @@ nonisolated extension WireMessageStatus: SwiftProtobuf.Message, SwiftProtobuf._M
       case 2: try { try decoder.decodeSingularEnumField(value: &self.state) }()
       case 3: try { try decoder.decodeSingularUInt64Field(value: &self.time) }()
       case 4: try { try decoder.decodeSingularBytesField(value: &self.signature) }()
+      case 5: try { try decoder.decodeSingularEnumField(value: &self.reason) }()
+      case 6: try { try decoder.decodeSingularStringField(value: &self.forwardedTo) }()
       default: break
       }
     }
@@ -2040,6 +2115,12 @@ nonisolated extension WireMessageStatus: SwiftProtobuf.Message, SwiftProtobuf._M
     if !self.signature.isEmpty {
       try visitor.visitSingularBytesField(value: self.signature, fieldNumber: 4)
     }
+    if self.reason != .unspecified {
+      try visitor.visitSingularEnumField(value: self.reason, fieldNumber: 5)
+    }
+    if !self.forwardedTo.isEmpty {
+      try visitor.visitSingularStringField(value: self.forwardedTo, fieldNumber: 6)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2048,13 +2129,19 @@ nonisolated extension WireMessageStatus: SwiftProtobuf.Message, SwiftProtobuf._M
     if lhs.state != rhs.state {return false}
     if lhs.time != rhs.time {return false}
     if lhs.signature != rhs.signature {return false}
+    if lhs.reason != rhs.reason {return false}
+    if lhs.forwardedTo != rhs.forwardedTo {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
 }
 
 nonisolated extension WireMessageStatus.MessageState: SwiftProtobuf._ProtoNameProviding {
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0MESSAGE_STATE_UNSPECIFIED\0\u{1}MESSAGE_STATE_PENDING\0\u{1}MESSAGE_STATE_EXPIRED_UNDELIVERED\0\u{1}MESSAGE_STATE_UNKNOWN\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0MESSAGE_STATE_UNSPECIFIED\0\u{1}MESSAGE_STATE_PENDING\0\u{1}MESSAGE_STATE_EXPIRED_UNDELIVERED\0\u{1}MESSAGE_STATE_UNKNOWN\0\u{1}MESSAGE_STATE_UNDELIVERABLE\0\u{1}MESSAGE_STATE_FORWARDED\0")
+}
+
+nonisolated extension WireMessageStatus.UndeliverableReason: SwiftProtobuf._ProtoNameProviding {
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0UNDELIVERABLE_REASON_UNSPECIFIED\0\u{1}UNDELIVERABLE_REASON_RECIPIENT_REVOKED\0\u{1}UNDELIVERABLE_REASON_UNKNOWN_RECIPIENT\0\u{1}UNDELIVERABLE_REASON_DELETED_BY_OPERATOR\0")
 }
 
 nonisolated extension WireError: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
