@@ -90,4 +90,13 @@ struct RelayOperationsTests {
         let bad = try ValiseCLI.run(["check", "--config", path], environment: ["VALISED_LIMITS_MAX_CONNECTIONS": "lots"], program: "valised", timeout: 15)
         #expect(bad.status == 1 && bad.stderr.contains("VALISED_LIMITS_MAX_CONNECTIONS"), "\(bad.status): \(bad.stderr)")
     }
+
+    @Test("the shipped config/valised.yaml passes valised check: every key it documents is a setting")
+    func shippedConfiguration() throws {
+        let file = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("config/valised.yaml").path
+        let result = try ValiseCLI.run(["check", "--config", file], program: "valised", timeout: 15)
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stdout.contains("limits.maxConnections: 10000 (file \(file))"), "\(result.stdout)")
+    }
 }
