@@ -1,4 +1,5 @@
 import Foundation
+import ValiseWire
 
 /// A proxy on 127.0.0.1 between a client and the relay that forwards the client's frames
 /// whole (2-byte big-endian length, then the Noise message) and closes both sides right
@@ -76,6 +77,8 @@ final class FrameCutter: @unchecked Sendable {
         }
         guard connected == 0 else { return }
         var pending: [UInt8] = []
+        // The client's cleartext preamble comes before its frames, and goes on as it came.
+        var preambleLeft = Preamble.byteCount
         var frames = 0
         let deadline = Date().addingTimeInterval(30)
         var buffer = [UInt8](repeating: 0, count: 65_536)
@@ -90,6 +93,12 @@ final class FrameCutter: @unchecked Sendable {
                 let count = recv(client, &buffer, buffer.count, 0)
                 guard count > 0 else { return }
                 pending += buffer[0..<count]
+                if preambleLeft > 0 {
+                    let preamble = Array(pending.prefix(preambleLeft))
+                    guard send(relay, preamble, preamble.count, Int32(MSG_NOSIGNAL)) == preamble.count else { return }
+                    pending.removeFirst(preamble.count)
+                    preambleLeft -= preamble.count
+                }
                 // Whole frames only, up to the cut.
                 while frames < cutAfter, pending.count >= 2, pending.count >= 2 + (Int(pending[0]) << 8 | Int(pending[1])) {
                     let size = 2 + (Int(pending[0]) << 8 | Int(pending[1]))

@@ -38,12 +38,12 @@ struct RelayPreambleTests {
         }
         #expect(quiet, "the admin's connection is still open")
         let opened = world.relayLog(peer: "127.0.0.1").filter { $0.contains("connection opened") }.count
-        let held = try (0..<2).map { _ in try HostileSocket(from: "127.0.0.1", to: world.relay.port) }
+        let held = try (0..<2).map { _ in try HostileSocket(from: "127.0.0.1", to: world.relay.port, preamble: nil) }
         #expect(world.eventually(within: 5) {
             world.relayLog(peer: "127.0.0.1").filter { $0.contains("connection opened") }.count == opened + 2
         }, "the relay did not take the two connections")
 
-        let probe = try HostileSocket(from: "127.0.0.1", to: world.relay.port)
+        let probe = try HostileSocket(from: "127.0.0.1", to: world.relay.port, preamble: nil)
         #expect(probe.send(Self.preamble(channel: 1, version: 1) + [0x00, 0x30] + [UInt8](repeating: 7, count: 48)))
         let outcome = probe.waitForClose(within: 3)
         #expect(outcome.closed && outcome.received == Self.busyNotice, "a busy relay answered \(outcome.received) (closed: \(outcome.closed))")
@@ -67,7 +67,7 @@ struct RelayPreambleTests {
             (Array("VALISF".utf8) + [1, 1], []),
         ]
         for (sent, answer) in cases {
-            let socket = try HostileSocket(from: "127.0.0.2", to: world.relay.port)
+            let socket = try HostileSocket(from: "127.0.0.2", to: world.relay.port, preamble: nil)
             #expect(socket.send(sent + [0x00, 0x30] + [UInt8](repeating: 1, count: 48)))
             let outcome = socket.waitForClose(within: 3)
             #expect(outcome.closed, "\(sent): still open")
