@@ -15,20 +15,7 @@ final class FakeRelay: @unchecked Sendable {
 
     init(answer: [UInt8]) throws {
         self.answer = answer
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        var address = Self.loopback(port: 0)
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard fd >= 0, bound == 0, listen(fd, 16) == 0 else {
-            throw HostileSocket.Failure("fake relay: cannot listen: \(String(cString: strerror(errno)))")
-        }
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
-        }
-        listener = fd
-        port = Int(UInt16(bigEndian: address.sin_port))
+        (listener, port) = try Loopback.listen("fake relay")
         let acceptor = Thread { [self] in acceptLoop() }
         thread = acceptor
         acceptor.start()
@@ -57,14 +44,6 @@ final class FakeRelay: @unchecked Sendable {
     }
 
     private var isStopped: Bool { lock.withLock { stopped } }
-
-    private static func loopback(port: Int) -> sockaddr_in {
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        _ = inet_pton(AF_INET, "127.0.0.1", &address.sin_addr)
-        return address
-    }
 
     private func acceptLoop() {
         while !isStopped {

@@ -17,20 +17,7 @@ final class FrameCutter: @unchecked Sendable {
     init(to target: Int, cutAfter: Int) throws {
         self.target = target
         self.cutAfter = cutAfter
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        var address = Self.loopback(port: 0)
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard fd >= 0, bound == 0, listen(fd, 16) == 0 else {
-            throw HostileSocket.Failure("frame cutter: cannot listen: \(String(cString: strerror(errno)))")
-        }
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
-        }
-        listener = fd
-        port = Int(UInt16(bigEndian: address.sin_port))
+        (listener, port) = try Loopback.listen("frame cutter")
         let acceptor = Thread { [self] in acceptLoop() }
         threads.append(acceptor)
         acceptor.start()
@@ -44,14 +31,6 @@ final class FrameCutter: @unchecked Sendable {
     }
 
     private var isStopped: Bool { lock.withLock { stopped } }
-
-    private static func loopback(port: Int) -> sockaddr_in {
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        _ = inet_pton(AF_INET, "127.0.0.1", &address.sin_addr)
-        return address
-    }
 
     private func acceptLoop() {
         while !isStopped {
@@ -71,7 +50,7 @@ final class FrameCutter: @unchecked Sendable {
             Glibc.close(client)
             Glibc.close(relay)
         }
-        var address = Self.loopback(port: target)
+        var address = Loopback.address(port: target)
         let connected = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(relay, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }

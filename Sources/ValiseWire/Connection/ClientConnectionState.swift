@@ -88,10 +88,7 @@ public struct ClientConnectionState: Sendable {
             state = .readingNotice([])
         }
         if case .readingNotice(var notice) = state {
-            let taken = bytes.prefix(Preamble.byteCount - notice.count)
-            notice += taken
-            bytes = bytes.dropFirst(taken.count)
-            guard notice.count == Preamble.byteCount else {
+            guard Preamble.fill(&notice, from: &bytes) else {
                 state = .readingNotice(notice)
                 return []
             }

@@ -35,6 +35,15 @@ public struct Preamble: Equatable, Sendable {
     /// The Noise prologue this preamble asks for: `valise/1` ‖ the preamble's 8 bytes.
     public var prologue: [UInt8] { ValiseTransport.prologueLabel + bytes }
 
+    /// Moves bytes from the front of `input` into `held` until it has 8 (a preamble or a
+    /// notice arriving in pieces); whether it has them all now.
+    static func fill(_ held: inout [UInt8], from input: inout ArraySlice<UInt8>) -> Bool {
+        let taken = input.prefix(byteCount - held.count)
+        held += taken
+        input = input.dropFirst(taken.count)
+        return held.count == byteCount
+    }
+
     /// Parses exactly 8 bytes; nil when they do not start with the magic (not a Valise
     /// client: the relay closes without a byte).
     public init?(parsing bytes: [UInt8]) {

@@ -96,10 +96,7 @@ public struct RelayConnectionState: Sendable {
         guard !isClosed else { return [] }
         var bytes = bytes[...]
         if case .awaitingPreamble(var preamble) = state {
-            let taken = bytes.prefix(Preamble.byteCount - preamble.count)
-            preamble += taken
-            bytes = bytes.dropFirst(taken.count)
-            guard preamble.count == Preamble.byteCount else {
+            guard Preamble.fill(&preamble, from: &bytes) else {
                 state = .awaitingPreamble(preamble)
                 return []
             }
