@@ -19,6 +19,12 @@ public struct ClientError: CodedError {
         case verification
         /// Anything else: files, permissions, the system.
         case failure
+        /// The relay cannot be reached (nothing accepted the connection).
+        case unreachable
+        /// The relay said it is at its connection limits (an unauthenticated notice).
+        case busy
+        /// The relay said it speaks another protocol version (an unauthenticated notice).
+        case otherVersion
     }
 
     public let kind: Kind

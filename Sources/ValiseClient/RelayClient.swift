@@ -47,10 +47,10 @@ public final class RelayClient: Sendable {
                 .connect(host: host, port: port)
                 .get()
         } catch {
-            throw .failure("relay-unreachable", "cannot connect to the relay at \(host):\(port): \(error)")
+            throw ClientError(kind: .unreachable, code: "relay-unreachable", message: "cannot connect to the relay at \(host):\(port): \(error); is valised running?")
         }
         guard let handler = added.withLockedValue({ $0 }) else {
-            throw .failure("relay-unreachable", "the connection to \(host):\(port) closed at once")
+            throw ClientError(kind: .unreachable, code: "relay-unreachable", message: "the connection to the relay at \(host):\(port) closed at once; is valised running?")
         }
         let client = RelayClient(channel: channel, handler: handler, unsolicited: stream)
         do {
@@ -114,17 +114,27 @@ public final class RelayClient: Sendable {
         return ClientError(kind: kind, code: "relay-\(error.code)", message: "the relay refused: \(error.message)")
     }
 
+    /// What a client says when the handshake ends without proof of the pinned key and
+    /// without a notice: it cannot tell an impostor from a cut connection, so it says both,
+    /// loudly, and never mixes it with "busy" or "another version".
+    public static let notProvenMessage = "the relay did not prove the key the directory names for it: an impostor, or the connection was cut"
+
     static func explain(_ error: any Error, host: String?, port: Int?) -> ClientError {
         if let error = error as? ClientError { return error }
         if let closed = error as? RelayClientHandler.Closed {
             if let refusal = closed.error { return relayError(refusal) }
-            if closed.duringHandshake {
-                // A lost connection and a relay at its connection limits end a handshake as
-                // silently as a relay that does not hold the key: the client cannot tell
-                // them apart, so it names all three.
+            // The relay's notices are unauthenticated: reported as what it said, nothing more.
+            switch closed.notice {
+            case .busy?:
+                return ClientError(kind: .busy, code: "relay-busy", message: "the relay is busy (at its connection limits); try again later")
+            case .otherVersion(let relay, let client)?:
                 return ClientError(
-                    kind: .verification, code: "relay-handshake",
-                    message: "the handshake with the relay failed (\(closed.reason)): the connection may have been lost, or the relay may be refusing new connections for now (too many, in all or from this address; try again later), or it does not hold the key the organisation's directory names for it, or it is not a Valise relay")
+                    kind: .otherVersion, code: "relay-version", message: "the relay speaks protocol version \(relay); this client speaks \(client)")
+            default:
+                break
+            }
+            if closed.duringHandshake {
+                return ClientError(kind: .verification, code: "relay-handshake", message: notProvenMessage)
             }
             return .failure("relay-closed", "the relay closed the connection: \(closed.reason)")
         }
@@ -141,7 +151,7 @@ extension ClientError {
     /// The connection to the relay failed or ended (as opposed to the relay refusing a
     /// request, or a handshake that proved the wrong relay): worth trying again later.
     public var isConnectionLost: Bool {
-        ["relay-unreachable", "relay-timeout", "relay-io", "relay-closed"].contains(code)
+        ["relay-unreachable", "relay-busy", "relay-timeout", "relay-io", "relay-closed"].contains(code)
     }
 }
 
@@ -171,6 +181,8 @@ final class RelayClientHandler: ChannelInboundHandler {
         /// Whether the handshake had not completed: a relay that does not hold the pinned
         /// key drops the connection without a word.
         var duringHandshake = false
+        /// The relay's cleartext notice (busy, another version), when it sent one.
+        var notice: ClientConnectionState.Reason?
     }
 
     private var state: ClientConnectionState
@@ -180,6 +192,8 @@ final class RelayClientHandler: ChannelInboundHandler {
     private var pending: [UInt64: EventLoopPromise<WireRelayMessage>] = [:]
     private var lastError: WireError?
     private var closedReason: String?
+    /// A notice the relay sent instead of its handshake reply.
+    private var notice: ClientConnectionState.Reason?
     /// Whether the handshake completed (the state machine forgets it once closed).
     private var wasEstablished = false
 
@@ -191,8 +205,8 @@ final class RelayClientHandler: ChannelInboundHandler {
     var established: EventLoopFuture<Void> {
         guard let context else { return MultiThreadedEventLoopGroup.singleton.any().makeFailedFuture(Closed(reason: "not connected", error: nil)) }
         if state.isEstablished { return context.eventLoop.makeSucceededVoidFuture() }
-        if let closedReason {
-            return context.eventLoop.makeFailedFuture(Closed(reason: closedReason, error: lastError, duringHandshake: !wasEstablished))
+        if closedReason != nil {
+            return context.eventLoop.makeFailedFuture(closed)
         }
         let promise = establishedPromise ?? context.eventLoop.makePromise()
         establishedPromise = promise
@@ -225,8 +239,8 @@ final class RelayClientHandler: ChannelInboundHandler {
 
     func send(_ message: WireClientMessage) -> EventLoopFuture<WireRelayMessage> {
         guard let context else { return MultiThreadedEventLoopGroup.singleton.any().makeFailedFuture(Closed(reason: "not connected", error: nil)) }
-        if let closedReason {
-            return context.eventLoop.makeFailedFuture(Closed(reason: closedReason, error: lastError, duringHandshake: !wasEstablished))
+        if closedReason != nil {
+            return context.eventLoop.makeFailedFuture(closed)
         }
         let promise = context.eventLoop.makePromise(of: WireRelayMessage.self)
         pending[message.requestID] = promise
@@ -236,7 +250,7 @@ final class RelayClientHandler: ChannelInboundHandler {
 
     func post(_ message: WireClientMessage) throws {
         guard let context else { throw Closed(reason: "not connected", error: nil) }
-        if let closedReason { throw Closed(reason: closedReason, error: lastError) }
+        if closedReason != nil { throw closed }
         perform(state.send(WireCodec.encode(message)), context: context)
     }
 
@@ -262,15 +276,24 @@ final class RelayClientHandler: ChannelInboundHandler {
                     unsolicited.yield(message)
                 }
             case .close(let reason):
-                finish(reason)
+                switch reason {
+                case .busy, .otherVersion: notice = reason
+                default: break
+                }
+                finish(reason.description)
                 context.close(promise: nil)
             }
         }
     }
 
+    /// How the connection ended, for whoever asks after.
+    private var closed: Closed {
+        Closed(reason: closedReason ?? "the connection ended", error: lastError, duringHandshake: !wasEstablished, notice: notice)
+    }
+
     private func finish(_ reason: String) {
         if closedReason == nil { closedReason = reason }
-        let closed = Closed(reason: closedReason!, error: lastError, duringHandshake: !wasEstablished)
+        let closed = self.closed
         establishedPromise?.fail(closed)
         establishedPromise = nil
         for promise in pending.values { promise.fail(closed) }

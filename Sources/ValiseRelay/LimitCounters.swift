@@ -1,5 +1,8 @@
 public import Foundation
 import NIOConcurrencyHelpers
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// How often each of the relay's limits refused something or held a client back, and how
 /// often it refused access (unknown or revoked keys, failed handshakes, requests a key may
@@ -45,10 +48,13 @@ public final class LimitCounters: Sendable {
         // Access refused.
 
         /// Connections dropped because their first handshake message did not decrypt: sent
-        /// to another relay's key (a wrong pin), or not Noise at all (scanners).
+        /// to another relay's key (a wrong pin), or not Noise at all; and connections whose
+        /// first bytes were not a Valise preamble (scanners).
         case unknownRelayKey
         /// Handshakes that failed after the first message (a damaged or replayed third message).
         case handshakeFailed
+        /// Preambles for a version or channel this relay does not serve (answered VERSION).
+        case otherVersion
         /// Keys that completed the handshake but are not a current device or admin key.
         case notAdmitted
         /// Requests answered REVOKED (a revoked device asking for more than its directory),
@@ -92,19 +98,48 @@ public final class LimitCounters: Sendable {
         return (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data()
     }
 
-    /// Writes the file (a temporary file renamed into place, so a reader never sees half
-    /// of one). Not fsynced: a status is not worth a disk flush, and a crash loses only counts.
+    /// The file's fixed size: the JSON, padded with spaces.
+    public static let fileBytes = 4096
+
+    /// Writes the file in place: its blocks are allocated on the first write and reused
+    /// ever after, so the counts still reach `valised status` when the disk is full (a
+    /// renamed temporary file needs new blocks, and a full disk is when the counts matter).
+    /// One page, written at once; a reader that meets a torn one reads again. Not fsynced:
+    /// a status is not worth a disk flush, and a crash loses only counts.
     public func write(toDirectory directory: String, updated: UInt64) throws {
-        let url = URL(fileURLWithPath: directory).appendingPathComponent(Self.fileName)
-        try encoded(updated: updated).write(to: url, options: .atomic)
+        let json = Array(encoded(updated: updated))
+        guard json.count < Self.fileBytes else { throw POSIXError(.EFBIG) }
+        let page = json + [UInt8](repeating: 0x20, count: Self.fileBytes - json.count - 1) + [0x0A]
+        let path = directory + "/" + Self.fileName
+        let descriptor = open(path, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        guard descriptor >= 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
+        defer { close(descriptor) }
+        var status = stat()
+        guard fstat(descriptor, &status) == 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
+        if status.st_size != off_t(Self.fileBytes) {
+            // A first write, or a file of another size (an older relay's): allocate it whole.
+            guard ftruncate(descriptor, 0) == 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
+            let result = posix_fallocate(descriptor, 0, off_t(Self.fileBytes))
+            guard result == 0 else { throw POSIXError(POSIXErrorCode(rawValue: result) ?? .EIO) }
+        }
+        let written = page.withUnsafeBytes { pwrite(descriptor, $0.baseAddress, $0.count, 0) }
+        guard written == Self.fileBytes else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
     }
 
-    /// Reads a status file; nil when there is none or it is not one.
+    /// Reads a status file; nil when there is none or it is not one. A page caught while
+    /// the relay rewrites it may not parse: it is read again (a few times, at once).
     public static func read(directory: String) -> (since: UInt64, updated: UInt64, counts: [String: Int])? {
+        for _ in 0..<3 {
+            if let status = readOnce(directory: directory) { return status }
+        }
+        return nil
+    }
+
+    private static func readOnce(directory: String) -> (since: UInt64, updated: UInt64, counts: [String: Int])? {
         let url = URL(fileURLWithPath: directory).appendingPathComponent(fileName)
         // A status file is small; anything larger is not one.
         guard let attributes = try? FileManager.default.attributesOfItem(atPath: url.path),
-              let size = attributes[.size] as? Int, size <= 4096,
+              let size = attributes[.size] as? Int, size <= fileBytes,
               let data = try? Data(contentsOf: url),
               let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
               let since = (object["since"] as? NSNumber)?.uint64Value,

@@ -34,6 +34,8 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
         let sends: DeviceRateLimiter
         /// What the limits refused or held back, for `valised status`.
         let counters: LimitCounters
+        /// Whether the store is refusing for want of space (logged when that changes).
+        let storage: StorageWatch
         let writer: GroupCommitWriter
         let mailboxes: MailboxRegistry
         /// Hands the writer's completions to event loops, one task per loop per commit.
@@ -55,6 +57,7 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
             prekeyDispenser: PrekeyDispenser,
             sends: DeviceRateLimiter,
             counters: LimitCounters,
+            storage: StorageWatch,
             writer: GroupCommitWriter,
             mailboxes: MailboxRegistry,
             handoff: LoopHandoff,
@@ -73,6 +76,7 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
             self.prekeyDispenser = prekeyDispenser
             self.sends = sends
             self.counters = counters
+            self.storage = storage
             self.writer = writer
             self.mailboxes = mailboxes
             self.handoff = handoff
@@ -235,6 +239,12 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
                 case .unknownPeer:
                     shared.counters.count(.unknownRelayKey)
                     logger.info("dropped a connection that does not know this relay's key")
+                case .notValise:
+                    shared.counters.count(.unknownRelayKey)
+                    logger.info("dropped a connection that does not speak Valise")
+                case .otherVersion(let channel, let version):
+                    shared.counters.count(.otherVersion)
+                    logger.info("answered a preamble for another version", metadata: ["preamble.channel": "\(channel)", "preamble.version": "\(version)"])
                 case .handshakeFailed:
                     shared.counters.count(.handshakeFailed)
                     logger.info("closing connection", metadata: ["reason": "\(reason)"])
@@ -377,11 +387,13 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
                 switch result {
                 case .success(let outcome):
                     reply = RelayRequestProcessor.accepted(requestID, id: envelope.id, outcome: outcome)
+                    if case .accepted = outcome { handler.shared.storage.accepted() }
                 case .failure(let error):
                     handler.logger.error("could not store an envelope", metadata: ["error": "\(error.message)"])
                     reply = RelayRequestProcessor.error(requestID, RelayError(
                         error.kind == .storageFull ? .storageFull : .internal, code: "storage", message: "the relay could not store the envelope"))
                 }
+                if case .error(let error)? = reply.body, error.code == .storageFull { handler.shared.storage.refused() }
                 handler.countRefusal(reply)
                 handler.perform(handler.state.send(RelayRequestProcessor.encode(reply)), context: context)
             }

@@ -67,7 +67,7 @@ public final class RelayServer: Service {
             queue: configuration.queue, threadPool: NIOThreadPool.singleton, store: store, prekeys: store,
             prekeyDispenser: PrekeyDispenser(store: store, limits: configuration.limits, counters: counters),
             sends: DeviceRateLimiter(perSecond: configuration.limits.sendsPerSecondPerDevice, burst: Double(configuration.limits.sendBurstPerDevice)),
-            counters: counters, writer: writer,
+            counters: counters, storage: StorageWatch(logger: logger), writer: writer,
             mailboxes: mailboxes, handoff: handoff, clock: { WallClock.seconds() },
             onMembersRemoved: { members in
                 for member in members { Self.purge(Mailbox(member.value), writer: writer, logger: logger) }
@@ -101,7 +101,10 @@ public final class RelayServer: Service {
                     if let summary = refusals.record(refusal, now: .now()) {
                         logger.warning("refusing connections", metadata: summary.metadata)
                     }
-                    return channel.close()
+                    // The client hears BUSY, not silence (which it could not tell from an impostor).
+                    return channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(BusyResponder())
+                    }
                 }
                 return channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(

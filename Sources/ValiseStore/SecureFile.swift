@@ -277,6 +277,30 @@ public final class FileLock {
         self.fd = fd
     }
 
+    /// Takes the lock as `init(path:)` does, then writes this process's id into the file,
+    /// so that a process that finds it held can name the holder (`holder(of:)`).
+    public convenience init(path: String, recordingProcessID: Bool) throws(FileError) {
+        try self.init(path: path)
+        guard recordingProcessID else { return }
+        let text = Array("\(getpid())\n".utf8)
+        guard ftruncate(fd, 0) == 0, text.withUnsafeBytes({ pwrite(fd, $0.baseAddress, $0.count, 0) }) == text.count else {
+            throw .system("write", path)
+        }
+    }
+
+    /// The process id recorded in a lock file, if it holds one (read, not trusted: the
+    /// holder may have died, which frees the lock anyway).
+    public static func holder(of path: String) -> Int32? {
+        let fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var buffer = [UInt8](repeating: 0, count: 16)
+        let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        guard count > 0 else { return nil }
+        let digits = buffer[0..<count].prefix { (0x30...0x39).contains($0) }
+        return Int32(String(decoding: digits, as: UTF8.self)).flatMap { $0 > 0 ? $0 : nil }
+    }
+
     deinit {
         flock(fd, LOCK_UN)
         close(fd)

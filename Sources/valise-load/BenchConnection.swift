@@ -15,7 +15,7 @@ final class BenchConnection: ChannelInboundHandler, @unchecked Sendable {
     typealias OutboundOut = ByteBuffer
 
     struct Closed: Error, CustomStringConvertible {
-        /// For summaries: `handshake`, `relay-<error code>`, `timeout`, `closed`, `protocol`, `io`.
+        /// For summaries: `handshake`, `busy`, `relay-<error code>`, `timeout`, `closed`, `protocol`, `io`.
         let kind: String
         let reason: String
         var description: String { reason }
@@ -167,7 +167,7 @@ final class BenchConnection: ChannelInboundHandler, @unchecked Sendable {
                     onMessage?(message)
                 }
             case .close(let reason):
-                end(reason, kind: welcomed == nil ? "closed" : "handshake")
+                end(reason.description, kind: reason == .busy ? "busy" : welcomed == nil ? "closed" : "handshake")
                 context?.close(promise: nil)
             }
         }

@@ -150,7 +150,7 @@ extension ValiseLoad {
         }
 
         /// Errors that say the connection went, not that the relay refused the envelope.
-        static let connectionLost: Set<String> = ["relay-closed", "relay-io", "relay-timeout", "relay-handshake", "relay-unreachable"]
+        static let connectionLost: Set<String> = ["relay-closed", "relay-io", "relay-timeout", "relay-handshake", "relay-unreachable", "relay-busy"]
 
         private func envelope(_ number: Int, recipients: [String]) -> WireSend {
             var send = WireSend()

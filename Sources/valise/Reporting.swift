@@ -9,6 +9,9 @@ enum ExitStatus {
     static let damaged: Int32 = 3
     static let notSetUp: Int32 = 4
     static let verification: Int32 = 5
+    static let unreachable: Int32 = 6
+    static let busy: Int32 = 7
+    static let otherVersion: Int32 = 8
     static let usage: Int32 = 64
 
     static func of(_ kind: ClientError.Kind) -> Int32 {
@@ -18,6 +21,9 @@ enum ExitStatus {
         case .damaged: damaged
         case .notSetUp: notSetUp
         case .verification: verification
+        case .unreachable: unreachable
+        case .busy: busy
+        case .otherVersion: otherVersion
         case .usage: usage
         }
     }

@@ -1,120 +1,75 @@
-import Configuration
 import Foundation
-import SystemPackage
 import Logging
 import ValiseRelay
-import ValiseStore
+import Yams
 
-/// The relay's settings, read with swift-configuration: flags first, then `VALISED_*`
-/// environment variables, then the YAML file, then the defaults of `RelayConfiguration`.
+/// The relay's settings: flags first, then `VALISED_*` environment variables, then the YAML
+/// file, then the defaults of `RelayConfiguration`, checked strictly against the table in
+/// `RelayConfiguration.settings` (an unknown key or a value that does not parse stops the
+/// start, naming the key and its source).
 struct RelaySettings {
-    let relay: RelayConfiguration
-    let logLevel: Logger.Level
+    let effective: RelayConfiguration.Effective
+
+    var relay: RelayConfiguration { effective.relay }
+    var logLevel: Logger.Level { Logger.Level(rawValue: effective.logLevel) ?? .info }
 
     struct Invalid: Error, CustomStringConvertible {
         let description: String
     }
 
-    static func load(flags: [String: String], configFile: String?) async throws -> RelaySettings {
-        var providers: [any ConfigProvider] = [
-            InMemoryProvider(name: "flags", values: Dictionary(uniqueKeysWithValues: flags.map { (AbsoluteConfigKey(stringLiteral: $0.key), ConfigValue(.string($0.value), isSecret: false)) })),
-            KeyMappingProvider(upstream: EnvironmentVariablesProvider()) { $0.prepending(["valised"]) },
-        ]
-        if let configFile {
-            providers.append(try await FileProvider<YAMLSnapshot>(filePath: .init(configFile)))
-        }
-        let config = ConfigReader(providers: providers)
+    /// The configuration file is read whole; anything larger than this is not one.
+    static let maximumFileBytes = 1 << 20
 
-        guard let directory = config.string(forKey: "directory") else {
-            throw Invalid(description: "no relay directory: give --dir DIR, VALISED_DIRECTORY, or 'directory' in the file")
+    static func load(flags: [String: String], configFile: String?) throws -> RelaySettings {
+        let file = try configFile.map(readFile) ?? [:]
+        do {
+            return RelaySettings(effective: try RelayConfiguration.resolve(
+                file: file, filePath: configFile, environment: ProcessInfo.processInfo.environment, flags: flags))
+        } catch {
+            throw Invalid(description: error.description)
         }
-        var relay = RelayConfiguration(directory: directory)
-        let listen = config.string(forKey: "listen", default: "127.0.0.1:7400")
-        guard let colon = listen.lastIndex(of: ":"), let port = Int(listen[listen.index(after: colon)...]),
-              (0...65_535).contains(port), colon != listen.startIndex else {
-            throw Invalid(description: "listen must be HOST:PORT, not \(listen)")
-        }
-        relay.listenHost = String(listen[..<colon]).trimmingCharacters(in: ["[", "]"])
-        relay.listenPort = port
-
-        let defaults = RelayConfiguration.Limits()
-        relay.limits.maximumConnections = try positive(config, "limits.maxConnections", defaults.maximumConnections)
-        relay.limits.maximumConnectionsPerAddress = try positive(config, "limits.maxConnectionsPerAddress", defaults.maximumConnectionsPerAddress)
-        relay.limits.handshakesPerSecondPerAddress = try positive(config, "limits.handshakesPerSecondPerAddress", defaults.handshakesPerSecondPerAddress)
-        relay.limits.handshakeBurstPerAddress = try positive(config, "limits.handshakeBurstPerAddress", defaults.handshakeBurstPerAddress)
-        relay.limits.handshakeTimeout = try positive(config, "limits.handshakeTimeoutSeconds", defaults.handshakeTimeout)
-        relay.limits.idleTimeout = try positive(config, "limits.idleTimeoutSeconds", defaults.idleTimeout)
-        relay.limits.frameTimeout = try positive(config, "limits.frameTimeoutSeconds", defaults.frameTimeout)
-        relay.limits.maximumMessageBytes = try positive(config, "limits.maxMessageBytes", defaults.maximumMessageBytes)
-        relay.limits.maximumEntriesPerFetch = try positive(config, "limits.maxEntriesPerFetch", defaults.maximumEntriesPerFetch)
-        relay.limits.maximumEnvelopeBytes = try positive(config, "limits.maxEnvelopeBytes", defaults.maximumEnvelopeBytes)
-        relay.limits.deliveryWindow = try positive(config, "limits.deliveryWindow", defaults.deliveryWindow)
-        relay.limits.maximumPendingRequests = try positive(config, "limits.maxPendingRequests", defaults.maximumPendingRequests)
-        // Renamed when it stopped counting bundles: an old file must not be quietly ignored.
-        if config.string(forKey: "limits.prekeyFetchesPerMinute") != nil {
-            throw Invalid(description: "limits.prekeyFetchesPerMinute is gone: use limits.oneTimePrekeysPerMinute (one-time prekeys one device may take) and limits.prekeyMembersPerMinute (members whose bundles it may fetch); see config/valised.yaml")
-        }
-        relay.limits.oneTimePrekeysPerMinute = try positive(config, "limits.oneTimePrekeysPerMinute", defaults.oneTimePrekeysPerMinute)
-        relay.limits.oneTimePrekeyBurst = try positive(config, "limits.oneTimePrekeyBurst", defaults.oneTimePrekeyBurst)
-        relay.limits.prekeyMembersPerMinute = try positive(config, "limits.prekeyMembersPerMinute", defaults.prekeyMembersPerMinute)
-        relay.limits.prekeyMemberBurst = try positive(config, "limits.prekeyMemberBurst", defaults.prekeyMemberBurst)
-        guard relay.limits.prekeyMemberBurst >= 100 else {
-            throw Invalid(description: "limits.prekeyMemberBurst must be at least 100, the most members one prekey fetch may name")
-        }
-        relay.limits.maximumPendingBytes = try positive(config, "limits.maxPendingBytes", defaults.maximumPendingBytes)
-        relay.limits.sendsPerSecondPerDevice = try positive(config, "limits.sendsPerSecondPerDevice", defaults.sendsPerSecondPerDevice)
-        relay.limits.sendBurstPerDevice = try positive(config, "limits.sendBurstPerDevice", defaults.sendBurstPerDevice)
-
-        let queue = RelayConfiguration.Queue()
-        relay.queue.limits.maximumMessagesPerMailbox = try positive(config, "queue.maxMessagesPerMailbox", queue.limits.maximumMessagesPerMailbox)
-        relay.queue.limits.maximumBytesPerMailbox = try positive(config, "queue.maxBytesPerMailbox", queue.limits.maximumBytesPerMailbox)
-        relay.queue.limits.retentionSeconds = UInt64(try positive(config, "queue.retentionSeconds", Int(queue.limits.retentionSeconds)))
-        relay.queue.defaultTTL = try ttl(config, "queue.defaultTTL", queue.defaultTTL)
-        relay.queue.maximumTTL = try ttl(config, "queue.maxTTL", queue.maximumTTL)
-        guard relay.queue.defaultTTL <= relay.queue.maximumTTL else {
-            throw Invalid(description: "queue.defaultTTL must not be longer than queue.maxTTL")
-        }
-        relay.queue.expirySweepInterval = try positive(config, "queue.expirySweepSeconds", queue.expirySweepInterval)
-        relay.queue.statisticsInterval = try positive(config, "queue.statisticsSeconds", queue.statisticsInterval)
-        if let cap = config.int(forKey: "queue.maxStoreBytes") {
-            guard cap >= 1 << 20 else { throw Invalid(description: "queue.maxStoreBytes must be at least 1 MiB") }
-            relay.queue.maximumStoreBytes = cap
-        }
-        if let reserve = config.int(forKey: "queue.reserveBytes") {
-            guard reserve >= 0 else { throw Invalid(description: "queue.reserveBytes must not be negative") }
-            relay.queue.reserveBytes = reserve
-        }
-
-        let durability = config.string(forKey: "durability", default: Durability.full.rawValue)
-        guard let chosen = Durability(rawValue: durability) else {
-            throw Invalid(description: "durability must be full or os, not \(durability)")
-        }
-        relay.queue.durability = chosen
-
-        let levelName = config.string(forKey: "log.level", default: "info")
-        guard let level = Logger.Level(rawValue: levelName) else {
-            throw Invalid(description: "log.level must be one of trace, debug, info, notice, warning, error, critical")
-        }
-        return RelaySettings(relay: relay, logLevel: level)
     }
 
-    private static func ttl(_ config: ConfigReader, _ key: String, _ fallback: TTLClass) throws -> TTLClass {
-        let name = config.string(forKey: ConfigKey(key), default: fallback.name)
-        guard let ttl = TTLClass.allCases.first(where: { $0.name == name }) else {
-            throw Invalid(description: "\(key) must be one of 1h, 1d, 7d, 30d")
+    /// The file's settings as dotted keys and their text (`limits: {maxConnections: 10}` →
+    /// `limits.maxConnections: "10"`).
+    static func readFile(_ path: String) throws -> [String: String] {
+        guard let attributes = try? FileManager.default.attributesOfItem(atPath: path),
+              attributes[.type] as? FileAttributeType == .typeRegular else {
+            throw Invalid(description: "cannot read the configuration file \(path): it does not exist or is not a regular file")
         }
-        return ttl
-    }
-
-    private static func positive(_ config: ConfigReader, _ key: String, _ fallback: Int) throws -> Int {
-        let value = config.int(forKey: ConfigKey(key), default: fallback)
-        guard value > 0 else { throw Invalid(description: "\(key) must be a positive number") }
-        return value
-    }
-
-    private static func positive(_ config: ConfigReader, _ key: String, _ fallback: Double) throws -> Double {
-        let value = config.double(forKey: ConfigKey(key), default: fallback)
-        guard value > 0 else { throw Invalid(description: "\(key) must be a positive number") }
-        return value
+        guard let size = attributes[.size] as? Int, size <= maximumFileBytes,
+              let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
+            throw Invalid(description: "cannot read the configuration file \(path): larger than 1 MiB or not UTF-8 text")
+        }
+        let root: Node?
+        do {
+            root = try Yams.compose(yaml: text)
+        } catch {
+            throw Invalid(description: "the configuration file \(path) is not valid YAML: \(error)")
+        }
+        guard let root else { return [:] }
+        guard let mapping = root.mapping else {
+            throw Invalid(description: "the configuration file \(path) must be a mapping of settings (key: value)")
+        }
+        var values: [String: String] = [:]
+        var pending: [(prefix: String, mapping: Node.Mapping)] = [("", mapping)]
+        while let (prefix, mapping) = pending.popLast() {
+            for (keyNode, value) in mapping {
+                guard let name = keyNode.scalar?.string else {
+                    throw Invalid(description: "the configuration file \(path) has a key that is not text under '\(prefix)'")
+                }
+                let key = prefix.isEmpty ? name : prefix + "." + name
+                if let nested = value.mapping {
+                    pending.append((key, nested))
+                    continue
+                }
+                guard let scalar = value.scalar, value.null == nil else {
+                    throw Invalid(description: "\(key) in \(path) must have a single value (not empty, not a list)")
+                }
+                guard values[key] == nil else { throw Invalid(description: "\(key) is given twice in \(path)") }
+                values[key] = scalar.string
+            }
+        }
+        return values
     }
 }

@@ -1,5 +1,4 @@
 import ArgumentParser
-import Configuration
 import Foundation
 import Logging
 import NIOCore
@@ -18,25 +17,18 @@ extension Valised {
                 Every setting comes from, in order: these flags, then VALISED_* environment \
                 variables (VALISED_LISTEN, VALISED_LIMITS_MAX_CONNECTIONS, …), then the YAML \
                 file given with --config (config/valised.yaml documents each one), then the \
-                defaults. With --listen HOST:0 a free port is chosen; the relay prints \
-                "valised listening on HOST:PORT" once it accepts connections.
+                defaults. They are read strictly: an unknown key or variable, or a value that \
+                does not parse, stops the start naming it and its source ('valised check' \
+                shows what would be used). With --listen HOST:0 a free port is chosen; the \
+                relay prints "valised listening on HOST:PORT" once it accepts connections. \
+                One relay runs per directory: a second one refuses to start.
 
                 An encrypted relay key needs its passphrase: --passphrase-file FILE, or \
                 $VALISED_PASSPHRASE.
                 """
         )
 
-        @Option(name: .long, help: ArgumentHelp("The relay's directory (from 'valised init').", valueName: "dir"))
-        var dir: String?
-
-        @Option(name: .long, help: ArgumentHelp("Where to listen (default 127.0.0.1:7400).", valueName: "host:port"))
-        var listen: String?
-
-        @Option(name: .long, help: ArgumentHelp("A YAML configuration file.", valueName: "file"))
-        var config: String?
-
-        @Option(name: .long, help: ArgumentHelp("trace, debug, info, notice, warning, error or critical (default info).", valueName: "level"))
-        var logLevel: String?
+        @OptionGroup var settingsOptions: SettingsOptions
 
         @Option(name: .long, help: ArgumentHelp("Read the relay key's passphrase from this file.", valueName: "file"))
         var passphraseFile: String?
@@ -44,7 +36,7 @@ extension Valised {
         func run() async throws {
             let settings: RelaySettings
             do {
-                settings = try await RelaySettings.load(flags: flagValues(), configFile: config)
+                settings = try settingsOptions.load()
             } catch {
                 fail("configuration: \(error)")
             }
@@ -76,6 +68,18 @@ extension Valised {
             } catch {
                 fail(error.message)
             }
+            // Held until the process exits: two relays must never share one queue.
+            let lock: FileLock
+            do throws(FileError) {
+                lock = try FileLock(path: settings.relay.directory + "/valised.lock", recordingProcessID: true)
+            } catch where error.code == "busy" {
+                let holder = FileLock.holder(of: settings.relay.directory + "/valised.lock").map { "PID \($0)" } ?? "PID unknown"
+                fail("another valised (\(holder)) is running on \(settings.relay.directory); stop it first")
+            } catch {
+                fail(error.message)
+            }
+            defer { withExtendedLifetime(lock) {} }
+
             let store: SQLiteEnvelopeStore
             do throws(StoreError) {
                 store = try SQLiteEnvelopeStore(
@@ -110,14 +114,6 @@ extension Valised {
                 logger.error("the relay stopped with an error", metadata: ["error": "\(error)"])
                 throw ExitCode.failure
             }
-        }
-
-        private func flagValues() -> [String: String] {
-            var values: [String: String] = [:]
-            if let dir { values["directory"] = dir }
-            if let listen { values["listen"] = listen }
-            if let logLevel { values["log.level"] = logLevel }
-            return values
         }
 
         private func loadKeys(directory: String) throws(ClientError) -> RelayKeys {

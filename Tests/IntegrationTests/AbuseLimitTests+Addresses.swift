@@ -7,14 +7,14 @@ import ValiseWire
 // 127.0.0.1 go on: connections per address, the handshake rate, the relay's total, the
 // mailbox quota, the envelope size, the prekey fetch rate and a client that never reads.
 extension AbuseLimitTests {
-    @Test("connections per address: past the limit, more connections from 127.0.0.2 are closed at once; the open ones and 127.0.0.1 go on")
+    @Test("connections per address: past the limit, more connections from 127.0.0.2 are answered BUSY and closed at once; the open ones and 127.0.0.1 go on")
     func connectionsPerAddress() async throws {
         let world = try RelayWorld(relayEnvironment: ["VALISED_LIMITS_MAX_CONNECTIONS_PER_ADDRESS": "3"])
         var held = try (0..<3).map { _ in try world.admittedClient(from: "127.0.0.2", member: "carol@nairobi") }
         for _ in 0..<3 {
             let extra = try HostileSocket(from: "127.0.0.2", to: world.relay.port)
             let outcome = extra.waitForClose(within: 3)
-            #expect(outcome.closed && outcome.received.isEmpty, "a 4th connection from 127.0.0.2 was kept (\(outcome))")
+            #expect(outcome.closed && outcome.received == RelayPreambleTests.busyNotice, "a 4th connection from 127.0.0.2 was kept, or not told BUSY (\(outcome))")
             #expect(outcome.seconds < 1, "closed after \(outcome.seconds) s, not at once")
         }
         try await Self.bystanderSends(world)
@@ -34,9 +34,12 @@ extension AbuseLimitTests {
         ])
         let sockets = try (0..<12).map { _ in try HostileSocket(from: "127.0.0.3", to: world.relay.port, wait: false) }
         for socket in sockets { #expect(socket.finishConnecting(within: 3), "connect from 127.0.0.3") }
-        // The refused close at once; the admitted wait for a handshake (10 s by default).
-        _ = world.eventually(within: 3) { sockets.filter(\.isClosed).count >= 8 }
-        let refused = sockets.filter(\.isClosed).count
+        // The refused are told BUSY and closed at once; the admitted wait for a handshake
+        // (10 s by default).
+        let refused = sockets.filter { socket in
+            let outcome = socket.waitForClose(within: 0.5)
+            return outcome.closed && outcome.received == RelayPreambleTests.busyNotice
+        }.count
         #expect(refused == 8, "\(12 - refused) of 12 connections from 127.0.0.3 admitted with a burst of 4")
         // The bucket is empty for 127.0.0.3 but not for 127.0.0.1.
         #expect(throws: HostileSocket.Failure.self) { try world.admittedClient(from: "127.0.0.3", member: "carol@nairobi") }
@@ -75,8 +78,9 @@ extension AbuseLimitTests {
                                      environment: ["VALISE_PASSPHRASE": world.passphrase], timeout: 30)
         #expect(sync.status != 0, "alice synced with a full relay")
         // Regression: the error once blamed only the relay's key, sending people after an
-        // impostor when the relay was merely full.
-        #expect(sync.stderr.contains("refusing new connections for now"), "alice was told: \(sync.stderr)")
+        // impostor when the relay was merely full; now the relay says BUSY.
+        #expect(sync.stderr.contains(RelayPreambleTests.busyLine), "alice was told: \(sync.stderr)")
+        #expect(!sync.stderr.contains("impostor"), "alice was told: \(sync.stderr)")
         try await world.expectStatus("the refused connections were not counted") { (Self.limitCount($0, "connections") ?? 0) >= 3 }
 
         for socket in abusers { socket.close() }

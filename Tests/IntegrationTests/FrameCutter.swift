@@ -1,4 +1,5 @@
 import Foundation
+import ValiseWire
 
 /// A proxy on 127.0.0.1 between a client and the relay that forwards the client's frames
 /// whole (2-byte big-endian length, then the Noise message) and closes both sides right
@@ -16,20 +17,7 @@ final class FrameCutter: @unchecked Sendable {
     init(to target: Int, cutAfter: Int) throws {
         self.target = target
         self.cutAfter = cutAfter
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        var address = Self.loopback(port: 0)
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard fd >= 0, bound == 0, listen(fd, 16) == 0 else {
-            throw HostileSocket.Failure("frame cutter: cannot listen: \(String(cString: strerror(errno)))")
-        }
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
-        }
-        listener = fd
-        port = Int(UInt16(bigEndian: address.sin_port))
+        (listener, port) = try Loopback.listen("frame cutter")
         let acceptor = Thread { [self] in acceptLoop() }
         threads.append(acceptor)
         acceptor.start()
@@ -43,14 +31,6 @@ final class FrameCutter: @unchecked Sendable {
     }
 
     private var isStopped: Bool { lock.withLock { stopped } }
-
-    private static func loopback(port: Int) -> sockaddr_in {
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        _ = inet_pton(AF_INET, "127.0.0.1", &address.sin_addr)
-        return address
-    }
 
     private func acceptLoop() {
         while !isStopped {
@@ -70,12 +50,14 @@ final class FrameCutter: @unchecked Sendable {
             Glibc.close(client)
             Glibc.close(relay)
         }
-        var address = Self.loopback(port: target)
+        var address = Loopback.address(port: target)
         let connected = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(relay, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
         guard connected == 0 else { return }
         var pending: [UInt8] = []
+        // The client's cleartext preamble comes before its frames, and goes on as it came.
+        var preambleLeft = Preamble.byteCount
         var frames = 0
         let deadline = Date().addingTimeInterval(30)
         var buffer = [UInt8](repeating: 0, count: 65_536)
@@ -90,6 +72,12 @@ final class FrameCutter: @unchecked Sendable {
                 let count = recv(client, &buffer, buffer.count, 0)
                 guard count > 0 else { return }
                 pending += buffer[0..<count]
+                if preambleLeft > 0 {
+                    let preamble = Array(pending.prefix(preambleLeft))
+                    guard send(relay, preamble, preamble.count, Int32(MSG_NOSIGNAL)) == preamble.count else { return }
+                    pending.removeFirst(preamble.count)
+                    preambleLeft -= preamble.count
+                }
                 // Whole frames only, up to the cut.
                 while frames < cutAfter, pending.count >= 2, pending.count >= 2 + (Int(pending[0]) << 8 | Int(pending[1])) {
                     let size = 2 + (Int(pending[0]) << 8 | Int(pending[1]))

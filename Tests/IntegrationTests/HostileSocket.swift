@@ -1,4 +1,5 @@
 import Foundation
+import ValiseWire
 
 /// A raw TCP client bound to a source address of its own in 127/8, non-blocking, every wait
 /// bounded, every write with MSG_NOSIGNAL (a closed peer is an error, never SIGPIPE).
@@ -20,8 +21,10 @@ final class HostileSocket {
     let source: String
     private var sawClose = false
 
-    /// Connects from `source` to 127.0.0.1:`port`, waiting (bounded) unless `wait` is false.
-    init(from source: String, to port: Int, wait: Bool = true) throws {
+    /// Connects from `source` to 127.0.0.1:`port`, waiting (bounded) unless `wait` is false,
+    /// and then sends `preamble` (the cleartext bytes every client sends first; nil: none),
+    /// so that what the tests send next reaches the framing and Noise layers.
+    init(from source: String, to port: Int, wait: Bool = true, preamble: [UInt8]? = Preamble.client.bytes) throws {
         self.source = source
         fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw Failure("socket: \(String(cString: strerror(errno)))") }
@@ -40,6 +43,7 @@ final class HostileSocket {
             close()
             throw Failure("connect from \(source) did not complete")
         }
+        if wait, let preamble { send(preamble) }
     }
 
     private static func withAddress<T>(_ host: String, port: Int, _ body: (UnsafePointer<sockaddr>, socklen_t) -> T) -> T {
@@ -176,15 +180,17 @@ final class HostileSocket {
         return outcome
     }
 
-    /// Whether the relay has closed the connection (checked without waiting or consuming).
+    /// Whether the relay has closed the connection (checked without waiting). Bytes the
+    /// relay sent before closing (a BUSY notice) are read and dropped on the way.
     var isClosed: Bool {
         if sawClose { return true }
-        var byte: UInt8 = 0
-        let count = recv(fd, &byte, 1, Int32(MSG_PEEK | MSG_DONTWAIT))
-        if count == 0 || (count < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
-            sawClose = true
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let count = recv(fd, &buffer, buffer.count, Int32(MSG_DONTWAIT))
+            if count > 0 { continue }
+            if count == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) { sawClose = true }
+            return sawClose
         }
-        return sawClose
     }
 
     func close() {

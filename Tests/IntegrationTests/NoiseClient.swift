@@ -12,7 +12,8 @@ struct NoiseClient {
         handshake = try HandshakeState(protocol: .valise, role: .initiator, prologue: prologue, staticKey: key, remoteStaticKey: relayKey)
     }
 
-    /// The first handshake message (e, es), framed.
+    /// The first handshake message (e, es), framed. The preamble goes first, from
+    /// `HostileSocket` (whatever the prologue here).
     mutating func firstMessage() throws -> [UInt8] { FrameDecoder.frame(try handshake.writeMessage(payload: [])) }
 
     /// Reads the relay's reply (unframed); returns the third message (s, se), framed.

@@ -64,6 +64,9 @@ extension QueueTests {
         #expect(filled.accepted.count < 32, "a 1 MiB cap held \(filled.accepted.count) envelopes of 32 KiB")
         let bob = try await QueueDevice(world: world, member: Self.bob)
         try await Self.expectFullButServing(world, filled, bob: bob)
+        // The operator is told once, not once per refusal, and the refusals are counted.
+        #expect(world.relayLogLines(containing: "storage full:").count == 1, "the full store was not logged once:\n\(world.relay.log)")
+        try await world.expectStatus("the refusals were not counted while full") { AbuseLimitTests.limitCount($0, "storageFull") == 2 }
 
         // An ack deletes the envelope, and the pages it freed take new envelopes.
         try await bob.ack(filled.accepted)
@@ -78,6 +81,9 @@ extension QueueTests {
         #expect(await again.deliveries(exactly: later.accepted == nil ? 0 : 1).map(\.id) == (later.accepted == nil ? [] : [Data(laterID)]),
                 "no acked envelope comes back; the later one, if accepted, comes once")
         #expect(world.relay.isRunning)
+        #expect(world.relayLogLines(containing: "storage has room again").count == (later.accepted == nil ? 0 : 1),
+                "the recovery was not logged once:\n\(world.relay.log)")
+        #expect(world.relayLogLines(containing: "storage full:").count == 1)
         await alice.close()
         await again.close()
     }
@@ -115,6 +121,12 @@ extension QueueTests {
         let filled = await Self.fill(alice, size: 128 * 1024, bound: 250)
         let bob = try await QueueDevice(world: world, member: Self.bob)
         try await Self.expectFullButServing(world, filled, bob: bob)
+        // While the disk is still full: one warning, and the refusals in `valised status`
+        // (its file is beside the queue, on the same full disk).
+        #expect(world.relayLogLines(containing: "storage full:").count == 1, "the full disk was not logged once:\n\(world.relay.log)")
+        try await world.expectStatus("the refusals were not counted on the full disk", directory: relayDirectory) {
+            AbuseLimitTests.limitCount($0, "storageFull") == 2
+        }
 
         // Deleting needs a little room on the disk too: the relay gives back its space
         // reserve so that the acks go through, and once they have freed pages, new
@@ -132,6 +144,8 @@ extension QueueTests {
         }
         #expect(later.last?.contains("accepted") == true, "no send accepted once the queue was drained: \(later)")
         #expect(FileManager.default.fileExists(atPath: relayDirectory + "/queue.sqlite-reserve"), "the space reserve was not rebuilt")
+        #expect(world.relayLogLines(containing: "storage has room again").count == 1, "the recovery was not logged once:\n\(world.relay.log)")
+        #expect(world.relayLogLines(containing: "storage full:").count == 1, "the full disk was logged again:\n\(world.relay.log)")
         await alice.close()
         await bob.close()
     }

@@ -15,7 +15,7 @@ struct RawClient {
             protocol: .valise, role: .initiator, prologue: ValiseTransport.prologue, staticKey: key, remoteStaticKey: relayKey)
     }
 
-    /// The first handshake message, framed.
+    /// The first handshake message, framed (the relays here have read the preamble).
     mutating func first() throws -> [UInt8] { FrameDecoder.frame(try handshake.writeMessage(payload: [])) }
 
     /// Reads the relay's framed reply; returns the third handshake message, framed.
@@ -39,7 +39,10 @@ struct RawClient {
 struct RelayHostileInputTests {
     static func relay(maximumMessageLength: Int = ValiseTransport.defaultMaximumMessageLength) -> (AgreementPrivateKey, RelayConnectionState) {
         let key = AgreementPrivateKey()
-        return (key, RelayConnectionState(relayKey: key, maximumMessageLength: maximumMessageLength))
+        var relay = RelayConnectionState(relayKey: key, maximumMessageLength: maximumMessageLength)
+        // Past the preamble: what follows reaches the framing and Noise layers.
+        precondition(relay.receive(Preamble.client.bytes).isEmpty)
+        return (key, relay)
     }
 
     /// A relay and a raw client through the handshake; the relay has admitted the client
@@ -90,11 +93,13 @@ struct RelayHostileInputTests {
         #expect(!link.client.isEstablished)
     }
 
-    @Test("a client with another prologue gets no answer")
-    func wrongPrologue() throws {
-        var link = Link(clientPrologue: Array("valise/2".utf8))
+    @Test("a client of another version is answered VERSION, and names both versions")
+    func otherVersion() throws {
+        var link = Link(clientPreamble: Preamble(.client, version: 2))
         link.handshake()
-        #expect(link.relayLog == [.close(.unknownPeer)])
+        #expect(link.relayLog == [.write(RelayNotice.version(1).bytes), .close(.otherVersion(channel: 1, version: 2))])
+        #expect(link.clientLog.last == .close(.otherVersion(relay: 1, client: 2)))
+        #expect(link.clientCloses.last == "the relay speaks protocol version 1; this client speaks 2")
     }
 
     @Test("a valid first message then a bad third one fails the handshake")

@@ -124,7 +124,7 @@ extension RelayConnectionState.Action {
 extension ClientConnectionState.Action {
     var written: [UInt8]? { if case .write(let bytes) = self { bytes } else { nil } }
     var delivered: [UInt8]? { if case .deliver(let message) = self { message } else { nil } }
-    var closeReason: String? { if case .close(let reason) = self { reason } else { nil } }
+    var closeReason: String? { if case .close(let reason) = self { reason.description } else { nil } }
     var isWrite: Bool { written != nil }
 }
 
@@ -149,13 +149,13 @@ struct Link {
     init(
         chunking: Chunking = .whole, relayMaximum: Int = ValiseTransport.defaultMaximumMessageLength,
         clientMaximum: Int = ValiseTransport.defaultMaximumMessageLength, clientPins pinned: AgreementPublicKey? = nil,
-        clientPrologue: [UInt8] = ValiseTransport.prologue
+        clientPreamble: Preamble = .client
     ) {
         relayKey = AgreementPrivateKey()
         clientKey = AgreementPrivateKey()
         relay = RelayConnectionState(relayKey: relayKey, maximumMessageLength: relayMaximum)
         client = ClientConnectionState(
-            clientKey: clientKey, relayKey: pinned ?? relayKey.publicKey, prologue: clientPrologue,
+            clientKey: clientKey, relayKey: pinned ?? relayKey.publicKey, preamble: clientPreamble,
             maximumMessageLength: clientMaximum)
         chunker = Chunker(chunking)
     }

@@ -100,7 +100,7 @@ class Proxy:
 
 
 class FrameCutter(Proxy):
-    """Forwards whole frames (2-byte big-endian length, DESIGN.md) and closes both sides
+    """Forwards the preamble, then whole frames (2-byte big-endian length, DESIGN.md), and closes both sides
     right after the client's `cut_after`-th frame, so that a sweep over `cut_after` cuts a
     session at every step: handshake, directory, prekeys, the envelope, its Accepted."""
 
@@ -116,6 +116,10 @@ class FrameCutter(Proxy):
         async def upstream():
             frames = 0
             try:
+                # The client's 8-byte cleartext preamble (docs/PROTOCOL.md) comes before
+                # its frames and goes on as it came.
+                relay_writer.write(await client_reader.readexactly(8))
+                await relay_writer.drain()
                 while frames < self.cut_after:
                     length = await client_reader.readexactly(2)
                     body = await client_reader.readexactly(int.from_bytes(length, "big"))

@@ -1,12 +1,14 @@
 public import ValiseCrypto
 
 /// The relay's side of one connection, as a pure state machine: feed it the bytes that
-/// arrive and act on what it returns. It runs the Noise_XK handshake as responder, asks
-/// for an admission decision once it knows the client's static key, and then turns frames
-/// into application messages and messages into frames.
+/// arrive and act on what it returns. It reads the client's cleartext preamble, runs the
+/// Noise_XK handshake as responder, asks for an admission decision once it knows the
+/// client's static key, and then turns frames into application messages and messages into
+/// frames.
 ///
-/// A first handshake message that does not decrypt (someone who does not know the relay's
-/// key: a scanner) is dropped without an answer.
+/// A preamble without the magic, or a first handshake message that does not decrypt
+/// (someone who does not know the relay's key: a scanner), is dropped without an answer; a
+/// preamble for another version or channel is answered with the relay's version.
 public struct RelayConnectionState: Sendable {
     public enum Action: Equatable, Sendable {
         /// Send these bytes.
@@ -23,6 +25,11 @@ public struct RelayConnectionState: Sendable {
     public enum Reason: Equatable, Sendable, CustomStringConvertible {
         /// The first message did not decrypt: closed without a word.
         case unknownPeer
+        /// The first 8 bytes were not a Valise preamble: closed without a word.
+        case notValise
+        /// A preamble for a version or channel this relay does not serve: answered with
+        /// its version, then closed.
+        case otherVersion(channel: UInt8, version: UInt8)
         case handshakeFailed(String)
         case protocolViolation(String)
         case refused
@@ -31,6 +38,8 @@ public struct RelayConnectionState: Sendable {
         public var description: String {
             switch self {
             case .unknownPeer: "the first handshake message did not decrypt (not sent to this relay's key)"
+            case .notValise: "the first bytes were not a Valise preamble"
+            case .otherVersion(let channel, let version): "a preamble for channel \(channel) version \(version), which this relay does not serve"
             case .handshakeFailed(let why): "handshake failed: \(why)"
             case .protocolViolation(let why): "protocol violation: \(why)"
             case .refused: "refused admission"
@@ -40,6 +49,8 @@ public struct RelayConnectionState: Sendable {
     }
 
     private enum State: Sendable {
+        /// The preamble's bytes so far (fewer than 8).
+        case awaitingPreamble([UInt8])
         case handshaking(HandshakeState)
         case awaitingAdmission(NoiseSession, buffered: [[UInt8]])
         case established(NoiseSession)
@@ -50,16 +61,15 @@ public struct RelayConnectionState: Sendable {
     /// before being admitted is cut off.
     public static let maximumBufferedBeforeAdmission = 8
 
-    private var state: State
+    private var state: State = .awaitingPreamble([])
     private var decoder = FrameDecoder()
     private let maximumMessageLength: Int
+    private let relayKey: AgreementPrivateKey
     private var handshakeMessagesRead = 0
 
-    public init(relayKey: AgreementPrivateKey, prologue: [UInt8] = ValiseTransport.prologue, maximumMessageLength: Int) {
+    public init(relayKey: AgreementPrivateKey, maximumMessageLength: Int) {
         self.maximumMessageLength = maximumMessageLength
-        let handshake = try! HandshakeState(
-            protocol: .valise, role: .responder, prologue: prologue, staticKey: relayKey, remoteStaticKey: nil)
-        state = .handshaking(handshake)
+        self.relayKey = relayKey
     }
 
     public var isEstablished: Bool {
@@ -72,8 +82,11 @@ public struct RelayConnectionState: Sendable {
         return false
     }
 
-    /// Bytes held for an incomplete frame (bounded by one frame).
-    public var bufferedByteCount: Int { decoder.bufferedByteCount }
+    /// Bytes held for an incomplete preamble or frame (bounded by one frame).
+    public var bufferedByteCount: Int {
+        if case .awaitingPreamble(let bytes) = state { return bytes.count }
+        return decoder.bufferedByteCount
+    }
 
     /// Frames completed so far; a frame timer restarts when this changes.
     public var completedFrameCount: Int { decoder.completedFrameCount }
@@ -81,6 +94,14 @@ public struct RelayConnectionState: Sendable {
     /// Bytes arrived from the client.
     public mutating func receive(_ bytes: [UInt8]) -> [Action] {
         guard !isClosed else { return [] }
+        var bytes = bytes[...]
+        if case .awaitingPreamble(var preamble) = state {
+            guard Preamble.fill(&preamble, from: &bytes) else {
+                state = .awaitingPreamble(preamble)
+                return []
+            }
+            if let refusal = start(preamble) { return refusal }
+        }
         decoder.append(bytes)
         var actions: [Action] = []
         while !isClosed {
@@ -94,6 +115,19 @@ public struct RelayConnectionState: Sendable {
             actions += handle(frame)
         }
         return actions
+    }
+
+    /// The preamble is complete: the handshake starts with its prologue, or the connection
+    /// ends (silently for a stranger, with the relay's version for another Valise).
+    private mutating func start(_ bytes: [UInt8]) -> [Action]? {
+        guard let preamble = Preamble(parsing: bytes) else { return close(.notValise) }
+        guard preamble == .client else {
+            let served: UInt8 = preamble.channel == Preamble.Channel.client.rawValue ? ValiseTransport.clientVersion : 0
+            return [.write(RelayNotice.version(served).bytes)] + close(.otherVersion(channel: preamble.channel, version: preamble.version))
+        }
+        state = .handshaking(try! HandshakeState(
+            protocol: .valise, role: .responder, prologue: preamble.prologue, staticKey: relayKey, remoteStaticKey: nil))
+        return nil
     }
 
     private mutating func handle(_ frame: [UInt8]) -> [Action] {
@@ -141,7 +175,7 @@ public struct RelayConnectionState: Sendable {
                 return close(.protocolViolation(error.description))
             }
 
-        case .closed:
+        case .awaitingPreamble, .closed:
             return []
         }
     }
@@ -189,8 +223,13 @@ public struct RelayConnectionState: Sendable {
 
 /// Constants of the Valise transport (docs/PROTOCOL.md, "Transport").
 public enum ValiseTransport {
-    /// The Noise prologue: both sides mix it in, so a client of another protocol fails.
-    public static let prologue = Array("valise/1".utf8)
+    /// The version of the client channel this build speaks: Noise_XK_25519_ChaChaPoly_BLAKE2b.
+    public static let clientVersion: UInt8 = 1
+    /// The first part of the Noise prologue; the preamble's 8 bytes follow it, so that both
+    /// sides mix in what the client announced, and a client of another protocol fails.
+    public static let prologueLabel = Array("valise/1".utf8)
+    /// The whole prologue of this build's client channel (16 bytes).
+    public static var prologue: [UInt8] { Preamble.client.prologue }
     /// Application messages are at most this long unless configured otherwise (1 MiB).
     public static let defaultMaximumMessageLength = 1 << 20
 }
