@@ -4,8 +4,9 @@ import ValiseCrypto
 
 /// A token bucket per device key, counted across all of the device's connections: prekey
 /// fetches (each hands out one of a member's one-time prekeys, which one device must not
-/// drain) and sends (one device must not take the relay's disk from everyone else). Keys
-/// are admitted devices only, so the table is bounded by the directory.
+/// drain) and sends (one device must not take the relay's disk from everyone else); and
+/// per admin key, directory publishes (one key must not keep the relay checking them).
+/// Keys are admitted keys only, so the table is bounded by the directory.
 final class DeviceRateLimiter: Sendable {
     private struct Bucket {
         var tokens: Double

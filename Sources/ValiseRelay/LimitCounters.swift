@@ -21,6 +21,9 @@ public final class LimitCounters: Sendable {
         case sendRate
         /// Prekey fetches answered RATE_LIMITED (`prekeyFetchesPerMinute`).
         case prekeyFetchRate
+        /// Directory publishes answered RATE_LIMITED: one key's publish rate
+        /// (`directoryPublishesPerMinute`, `directoryPublishBurst`).
+        case directoryPublishRate
         /// Sends answered MAILBOX_FULL (`queue.maxMessagesPerMailbox`, `maxBytesPerMailbox`).
         case mailboxFull
         /// Requests answered TOO_LARGE (an envelope over `maxEnvelopeBytes`, too many ids or
@@ -53,6 +56,12 @@ public final class LimitCounters: Sendable {
         case directoryRejected
         /// Requests that broke the protocol (BAD_REQUEST), and connections closed for one.
         case badRequest
+
+        // Work done.
+
+        /// Ed25519 signature verifications made for directory publishes: a publish refused
+        /// by the cheap checks (or by its key's role) costs none.
+        case directorySignaturesVerified
     }
 
     /// The status file, in the relay's directory.
@@ -66,8 +75,9 @@ public final class LimitCounters: Sendable {
         self.since = since
     }
 
-    public func count(_ limit: Limit) {
-        counts.withLockedValue { $0[limit, default: 0] += 1 }
+    public func count(_ limit: Limit, by amount: Int = 1) {
+        guard amount > 0 else { return }
+        counts.withLockedValue { $0[limit, default: 0] += amount }
     }
 
     /// Every limit's count (zero for those never tripped).

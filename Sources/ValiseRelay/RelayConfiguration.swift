@@ -42,6 +42,12 @@ public struct RelayConfiguration: Sendable, Equatable {
         /// Prekey bundles one device may fetch per minute (and in a burst), so that nobody
         /// can drain another member's one-time prekeys.
         public var prekeyFetchesPerMinute = 30.0
+        /// Directory publishes one key may make per minute, across its connections, and in a
+        /// burst (a token bucket): past it, RATE_LIMITED. Only admin keys publish, and an
+        /// admin publishes after each change; the bound keeps one key from making the relay
+        /// decode and check publishes without end.
+        public var directoryPublishesPerMinute = 10.0
+        public var directoryPublishBurst = 20
 
         public init() {}
     }

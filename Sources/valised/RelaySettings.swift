@@ -54,6 +54,8 @@ struct RelaySettings {
         relay.limits.maximumPendingBytes = try positive(config, "limits.maxPendingBytes", defaults.maximumPendingBytes)
         relay.limits.sendsPerSecondPerDevice = try positive(config, "limits.sendsPerSecondPerDevice", defaults.sendsPerSecondPerDevice)
         relay.limits.sendBurstPerDevice = try positive(config, "limits.sendBurstPerDevice", defaults.sendBurstPerDevice)
+        relay.limits.directoryPublishesPerMinute = try positive(config, "limits.directoryPublishesPerMinute", defaults.directoryPublishesPerMinute)
+        relay.limits.directoryPublishBurst = try positive(config, "limits.directoryPublishBurst", defaults.directoryPublishBurst)
 
         let queue = RelayConfiguration.Queue()
         relay.queue.limits.maximumMessagesPerMailbox = try positive(config, "queue.maxMessagesPerMailbox", queue.limits.maximumMessagesPerMailbox)
