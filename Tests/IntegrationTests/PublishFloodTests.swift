@@ -22,7 +22,7 @@ struct PublishFloodTests {
         let alice = world.path("alice@jakarta")
         // Alice has synced once (her prekeys are on the relay); her agent holds her keys, so
         // a sync derives no key from her passphrase.
-        try world.sync("alice@jakarta")
+        _ = try world.sync("alice@jakarta")
         let agent = try MessagingTests.background(
             ["agent", "--home", alice, "--idle-timeout", "600s"], output: world.path("agent.out"),
             environment: ["VALISE_PASSPHRASE": world.passphrase])
