@@ -59,6 +59,19 @@ struct PublishFloodTests {
         #expect(world.relay.isRunning)
     }
 
+    /// The verification count once `valised status` has caught up with the relay, which
+    /// writes its counts about once a second while they change: two reads 1.5 s apart agree.
+    static func settledVerifications(_ world: RelayWorld) async throws -> Int? {
+        var last = signaturesVerified(try world.queueStatus())
+        for _ in 0..<10 {
+            try await Task.sleep(for: .milliseconds(1500))
+            let now = signaturesVerified(try world.queueStatus())
+            if now == last { return now }
+            last = now
+        }
+        return last
+    }
+
     /// Answers by kind, for a failure message.
     static func tally(_ answers: [WireErrorCode?]) -> [String: Int] {
         answers.reduce(into: [:]) { $0[$1.map { "\($0)" } ?? "published", default: 0] += 1 }
@@ -72,7 +85,7 @@ struct PublishFloodTests {
         _ checkAnswers: ([WireErrorCode?]) -> Void
     ) async throws {
         let world = setup.world
-        let verifiedBefore = signaturesVerified(try world.queueStatus())
+        let verifiedBefore = try await settledVerifications(world)
         let (victimSocket, _) = try world.admittedClient(from: "127.0.0.1", member: victim)
         var (adminSocket, adminClient) = try world.admittedClient(from: "127.0.0.1", key: try world.adminTransportKey())
         let (floodSocket, floodClient) = try world.admittedClient(from: "127.0.0.2", key: flooder)
