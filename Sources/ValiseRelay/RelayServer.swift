@@ -174,9 +174,11 @@ public final class RelayServer: Service {
             server.close(promise: nil)
             registry.dropAll(reason: RelayError(.shuttingDown, code: "shutting-down", message: "the relay is shutting down"))
         }
-        // Give connections that were dropped a moment to flush and close.
+        // Give connections that were dropped a moment to flush and close. Waited on an event
+        // loop's timer, not Task.sleep: under libfaketime (the expiry tests' relays)
+        // Task.sleep's libdispatch timer never fires, and the relay would never exit.
         for _ in 0..<50 where limiter.openConnections > 0 {
-            try? await Task.sleep(for: .milliseconds(20))
+            try? await loop.scheduleTask(in: .milliseconds(20)) {}.futureResult.get()
         }
         await publisher.shutdown()
         Self.logStatistics(store: store, writer: writer, logger: logger)
