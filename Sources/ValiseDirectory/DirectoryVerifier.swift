@@ -46,31 +46,14 @@ public struct DirectoryVerifier: Sendable {
     /// must be the same entries (else: fork); the batch must reach at least the verified
     /// head (else: rollback).
     public mutating func extend(with entries: [DirectoryEntry], now: UInt64) throws(DirectoryError) {
-        guard let last = entries.last else { return }
-        // A batch is consecutive entries: a repeated or missing sequence number is refused
-        // before anything else (compared without adding to numbers read from a file).
-        for (index, entry) in entries.enumerated().dropFirst()
-        where entry.sequence <= entries[index - 1].sequence || entry.sequence - entries[index - 1].sequence != 1 {
-            throw DirectoryError(
-                .sequence, sequence: entry.sequence, subject: entry.body.summary,
-                "it follows entry \(entries[index - 1].sequence) in this batch; entries must be consecutive")
-        }
-        // Compared without adding to a sequence number read from a file (it may be 2^64 - 1).
-        if count > 0 && last.sequence < UInt64(count - 1) {
-            throw DirectoryError(
-                .rollback, sequence: last.sequence, subject: nil,
-                "this log ends at entry \(last.sequence), but entries up to \(count - 1) were already verified")
-        }
+        try checkShape(of: entries)
         // Signature checks depend only on each entry's own bytes, so for a long batch they
         // run first, on every core; the in-order pass then only looks up their results.
+        // (A relay does not: it takes publishes through `PublishPrecheck` and
+        // `extend(prechecked:)`, which verify nothing before the cheap rules pass.)
         let verified = entries.count >= Self.parallelThreshold ? Self.verifySignaturesConcurrently(entries) : nil
         for (index, entry) in entries.enumerated() {
-            if entry.sequence < UInt64(count) {
-                try checkSame(entry)
-            } else {
-                try check(entry, now: now, requireThreshold: true, signaturesVerified: verified?[index] ?? false)
-                apply(entry)
-            }
+            try checkAndApply(entry, now: now, signaturesVerified: verified?[index] ?? false)
         }
     }
 
@@ -172,7 +155,7 @@ public struct DirectoryVerifier: Sendable {
     }
 
     /// Checks an entry against the one already verified at its sequence number.
-    private func checkSame(_ entry: DirectoryEntry) throws(DirectoryError) {
+    func checkSame(_ entry: DirectoryEntry) throws(DirectoryError) {
         let known = hashes[Int(entry.sequence)]
         guard entry.hash == known else {
             throw DirectoryError(
@@ -181,7 +164,7 @@ public struct DirectoryVerifier: Sendable {
         }
     }
 
-    private mutating func apply(_ entry: DirectoryEntry) {
+    mutating func apply(_ entry: DirectoryEntry) {
         hashes.append(entry.hash)
         timestamps.append(entry.timestamp)
         if case .genesis(let genesis) = entry.body {

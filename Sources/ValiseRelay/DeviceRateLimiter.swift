@@ -5,7 +5,8 @@ import ValiseCrypto
 /// A token bucket per device key, counted across all of the device's connections: sends
 /// (one device must not take the relay's disk from everyone else), members whose prekey
 /// bundles it fetches (each one a read of the store), and one-time prekeys it takes (which
-/// one device must not drain). Keys are admitted devices only, so the table is bounded by
+/// one device must not drain); and per admin key, directory publishes (one key must not
+/// keep the relay checking them). Keys are admitted keys only, so the table is bounded by
 /// the directory.
 final class DeviceRateLimiter: Sendable {
     private struct Bucket {

@@ -31,6 +31,9 @@ public final class LimitCounters: Sendable {
         /// Bundles handed out without a one-time prekey because the device took as many as
         /// it may (`oneTimePrekeysPerMinute`, `oneTimePrekeyBurst`).
         case oneTimePrekeyRate
+        /// Directory publishes answered RATE_LIMITED: one key's publish rate
+        /// (`directoryPublishesPerMinute`, `directoryPublishBurst`).
+        case directoryPublishRate
         /// Sends answered MAILBOX_FULL (`queue.maxMessagesPerMailbox`, `maxBytesPerMailbox`).
         case mailboxFull
         /// Requests answered TOO_LARGE (an envelope over `maxEnvelopeBytes`, too many ids or
@@ -66,6 +69,12 @@ public final class LimitCounters: Sendable {
         case directoryRejected
         /// Requests that broke the protocol (BAD_REQUEST), and connections closed for one.
         case badRequest
+
+        // Work done.
+
+        /// Ed25519 signature verifications made for directory publishes: a publish refused
+        /// by the cheap checks (or by its key's role) costs none.
+        case directorySignaturesVerified
     }
 
     /// The status file, in the relay's directory.
@@ -79,8 +88,9 @@ public final class LimitCounters: Sendable {
         self.since = since
     }
 
-    public func count(_ limit: Limit) {
-        counts.withLockedValue { $0[limit, default: 0] += 1 }
+    public func count(_ limit: Limit, by amount: Int = 1) {
+        guard amount > 0 else { return }
+        counts.withLockedValue { $0[limit, default: 0] += amount }
     }
 
     /// Every limit's count (zero for those never tripped).

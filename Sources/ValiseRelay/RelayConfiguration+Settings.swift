@@ -114,6 +114,8 @@ extension RelayConfiguration {
         .count("limits.oneTimePrekeyBurst", \.relay.limits.oneTimePrekeyBurst),
         .rate("limits.prekeyMembersPerMinute", \.relay.limits.prekeyMembersPerMinute),
         .count("limits.prekeyMemberBurst", \.relay.limits.prekeyMemberBurst, minimum: 100),
+        .rate("limits.directoryPublishesPerMinute", \.relay.limits.directoryPublishesPerMinute),
+        .count("limits.directoryPublishBurst", \.relay.limits.directoryPublishBurst),
 
         .count("queue.maxMessagesPerMailbox", \.relay.queue.limits.maximumMessagesPerMailbox),
         .count("queue.maxBytesPerMailbox", \.relay.queue.limits.maximumBytesPerMailbox),

@@ -50,6 +50,12 @@ public struct RelayConfiguration: Sendable, Equatable {
         /// keep the store busy. Generous: a circular to 500 fits in the burst.
         public var prekeyMembersPerMinute = 600.0
         public var prekeyMemberBurst = 1000
+        /// Directory publishes one key may make per minute, across its connections, and in a
+        /// burst (a token bucket): past it, RATE_LIMITED. Only admin keys publish, and an
+        /// admin publishes after each change; the bound keeps one key from making the relay
+        /// decode and check publishes without end.
+        public var directoryPublishesPerMinute = 10.0
+        public var directoryPublishBurst = 20
 
         public init() {}
     }

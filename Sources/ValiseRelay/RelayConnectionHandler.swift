@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 import NIOCore
 import NIOPosix
@@ -8,7 +9,7 @@ import ValiseWire
 
 /// One client connection: the thin I/O shell around `RelayConnectionState` (Noise and
 /// framing) and `RelayRequestProcessor` (the relay protocol). Runs on its channel's event
-/// loop; database work and publishing go to the thread pool.
+/// loop; database work goes to the thread pool, directory publishes to `DirectoryPublisher`.
 ///
 /// Back-pressure: while the channel cannot take more writes (the client is not reading its
 /// answers), the handler holds back the next read, so a client that asks and never reads
@@ -32,6 +33,10 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
         let prekeys: any PrekeyStore
         let prekeyDispenser: PrekeyDispenser
         let sends: DeviceRateLimiter
+        /// Directory publishes, per publishing key.
+        let publishes: DeviceRateLimiter
+        /// Verifies and stores publishes, on a thread of its own, fairly per key.
+        let publisher: DirectoryPublisher
         /// What the limits refused or held back, for `valised status`.
         let counters: LimitCounters
         /// Whether the store is refusing for want of space (logged when that changes).
@@ -56,6 +61,8 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
             prekeys: any PrekeyStore,
             prekeyDispenser: PrekeyDispenser,
             sends: DeviceRateLimiter,
+            publishes: DeviceRateLimiter,
+            publisher: DirectoryPublisher,
             counters: LimitCounters,
             storage: StorageWatch,
             writer: GroupCommitWriter,
@@ -75,6 +82,8 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
             self.prekeys = prekeys
             self.prekeyDispenser = prekeyDispenser
             self.sends = sends
+            self.publishes = publishes
+            self.publisher = publisher
             self.counters = counters
             self.storage = storage
             self.writer = writer
@@ -117,9 +126,9 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
     /// Writes wait for one flush at the end of this event-loop tick: a batch of deliveries
     /// or answers costs one write system call, not one each.
     private var flushScheduled = false
-    /// Sends and status queries handed to the store and not yet answered.
+    /// Sends, status queries and directory publishes handed off and not yet answered.
     private var pendingRequests = 0
-    /// Envelope bytes of the Sends among them.
+    /// Envelope bytes of the Sends among them, and entry bytes of the publishes.
     private var pendingBytes = 0
     private var closed = false
 
@@ -304,7 +313,11 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
             logger.info("closing after a protocol error", metadata: ["error": "\(reply.error.message)"])
             perform(state.sendAndClose(RelayRequestProcessor.encode(reply)), context: context)
         case .publish(let requestID, let entries, let checkpoint):
-            publish(requestID: requestID, entries: entries, checkpoint: checkpoint, context: context)
+            guard let admittedKey, shared.publishes.allow(admittedKey) else {
+                rateLimited(requestID, .directoryPublishRate, "this key is publishing faster than the relay allows; try again in a minute", context: context)
+                return
+            }
+            publish(requestID: requestID, key: admittedKey, entries: entries, checkpoint: checkpoint, context: context)
         case .send(let requestID, let envelope):
             guard let admittedKey, shared.sends.allow(admittedKey) else {
                 rateLimited(requestID, .sendRate, "this device is sending faster than the relay allows; try again shortly", context: context)
@@ -555,31 +568,38 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
         }
     }
 
-    /// Verification and the file write happen on the thread pool, never on the event loop.
-    private func publish(requestID: UInt64, entries: [[UInt8]], checkpoint: [UInt8], context: ChannelHandlerContext) {
+    /// Verification and the file write happen on the publisher's thread, never on the event
+    /// loop or the store's pool. A publish counts as a pending request, with its bytes, so a
+    /// connection that floods publishes stops being read, and what waits is bounded.
+    private func publish(requestID: UInt64, key: AgreementPublicKey, entries: [Data], checkpoint: Data, context: ChannelHandlerContext) {
         let shared = self.shared
         let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        let future = shared.threadPool.runIfActive(eventLoop: context.eventLoop) { () throws -> RelayDirectory.Published in
-            try shared.directory.publish(entries: entries, checkpoint: checkpoint, now: shared.clock())
-        }
-        future.whenComplete { result in
-            let (handler, context) = loopBound.value
-            switch result {
-            case .success(let published):
-                handler.logger.info("directory published", metadata: ["directory.count": "\(published.count)"])
+        let bytes = entries.reduce(checkpoint.count) { $0 + $1.count }
+        pendingRequests += 1
+        pendingBytes += bytes
+        let eventLoop = context.eventLoop
+        shared.publisher.submit(from: key, entries: entries, checkpoint: checkpoint) { result in
+            // Revoked keys go at once, from the publisher's thread, before this connection hears.
+            if case .success(let published) = result {
                 if !published.noLongerAdmitted.isEmpty {
                     shared.registry.drop(keys: published.noLongerAdmitted, reason: RelayError(
                         .revoked, code: "revoked", message: "this key is no longer in the organisation's directory"))
                 }
                 if !published.removedMembers.isEmpty { shared.onMembersRemoved(published.removedMembers) }
+            }
+            eventLoop.execute {
+                let (handler, context) = loopBound.value
                 guard !handler.closed else { return }
-                handler.perform(handler.state.send(RelayRequestProcessor.encode(RelayRequestProcessor.published(requestID, published))), context: context)
-            case .failure(let error):
-                let relayError = (error as? RelayError) ?? .storage("\(error)")
-                handler.logger.warning("directory publish refused", metadata: ["error": "\(relayError.message)"])
-                shared.counters.count(relayError.protocolCode == .notAllowed ? .notAllowed : .directoryRejected)
-                guard !handler.closed else { return }
-                handler.perform(handler.state.send(RelayRequestProcessor.encode(RelayRequestProcessor.error(requestID, relayError))), context: context)
+                handler.requestAnswered(context, bytes: bytes)
+                switch result {
+                case .success(let published):
+                    handler.logger.info("directory published", metadata: ["directory.count": "\(published.count)"])
+                    handler.perform(handler.state.send(RelayRequestProcessor.encode(RelayRequestProcessor.published(requestID, published))), context: context)
+                case .failure(let error):
+                    handler.logger.warning("directory publish refused", metadata: ["error": "\(error.message)"])
+                    shared.counters.count(error.protocolCode == .notAllowed ? .notAllowed : .directoryRejected)
+                    handler.perform(handler.state.send(RelayRequestProcessor.encode(RelayRequestProcessor.error(requestID, error))), context: context)
+                }
             }
         }
     }

@@ -14,6 +14,17 @@ public enum Admission: Equatable, Sendable, CustomStringConvertible {
     /// and wipe its keys; nothing else.
     case revoked(MemberName, entries: Int)
 
+    /// Whether the key may send DirectoryPublish. An entry's authority is its signatures,
+    /// but verifying them costs the relay, so only keys the organisation trusts to publish
+    /// may make it pay: admins (and relays, once relays link, as a case of their own here).
+    /// Devices get entries through their admins.
+    public var mayPublishDirectory: Bool {
+        switch self {
+        case .admin: true
+        case .device, .revoked: false
+        }
+    }
+
     /// "device" or "admin", without saying whose.
     public var role: String {
         switch self {
@@ -35,7 +46,8 @@ public enum Admission: Equatable, Sendable, CustomStringConvertible {
 /// The directory the relay stores and serves, kept in `DIR/organisation.bundle` and pinned
 /// to the genesis it was set up with. The relay cannot write it: it only stores entries
 /// that admins signed and that verify. Readers get an immutable snapshot without waiting;
-/// publishing is serialised and swaps in a new snapshot only after the file is durable.
+/// a publish is verified without any lock and committed (serialised, briefly) by swapping
+/// in a new snapshot only after the file is durable.
 public final class RelayDirectory: Sendable {
     /// Everything a connection needs, as of one moment.
     public struct Snapshot: Sendable {
@@ -88,7 +100,8 @@ public final class RelayDirectory: Sendable {
     public let path: String
     private let relayKey: AgreementPublicKey
     private let current: NIOLockedValueBox<Snapshot>
-    private let publishing = NIOLock()
+    /// Held only while a verified publish is written and swapped in.
+    private let committing = NIOLock()
 
     /// Loads and verifies `DIR/organisation.bundle` against its own (pinned) genesis.
     public init(directory: String, relayKey: AgreementPublicKey, now: UInt64) throws(RelayError) {
@@ -119,50 +132,81 @@ public final class RelayDirectory: Sendable {
 
     public var snapshot: Snapshot { current.withLockedValue { $0 } }
 
-    /// Verifies entries (consecutive; they may overlap what is stored) and a checkpoint
-    /// against the stored log and stores them if, and only if, everything verifies. Runs
-    /// signature checks and a file write: call it off the event loops.
-    public func publish(entries encoded: [[UInt8]], checkpoint encodedCheckpoint: [UInt8]?, now: UInt64) throws(RelayError) -> Published {
-        publishing.lock()
-        defer { publishing.unlock() }
+    /// A publish whose signatures verified against `base`, ready to commit.
+    public struct Verified: Sendable {
+        let base: Snapshot
+        let batch: PublishPrecheck
+        let verifier: DirectoryVerifier
+        let checkpoint: Checkpoint?
+    }
+
+    /// Checks entries (consecutive; they may overlap what is stored) and a checkpoint against
+    /// the current snapshot: every cheap rule first (`PublishPrecheck`), then the signatures,
+    /// in order, stopping at the first that fails. Holds no lock, so readers and other
+    /// publishes never wait for it; `verifications` counts the Ed25519 verifications made,
+    /// also when it throws. Call it off the event loops.
+    public func verify(entries encoded: [[UInt8]], checkpoint encodedCheckpoint: [UInt8], now: UInt64, verifications: inout Int) throws(RelayError) -> Verified {
+        let base = snapshot
+        do throws(DirectoryError) {
+            let batch = try PublishPrecheck.check(encoded, against: base.verifier, now: now)
+            var verifier = base.verifier
+            try verifier.extend(prechecked: batch, now: now, verifications: &verifications)
+            var checkpoint = base.checkpoint
+            // A newer checkpoint key makes the stored checkpoint worthless: drop it.
+            if let kept = checkpoint {
+                verifications += 1
+                if try !kept.counts(against: verifier, now: now) { checkpoint = nil }
+            }
+            if !encodedCheckpoint.isEmpty {
+                guard let candidate = try? Checkpoint(decoding: encodedCheckpoint) else { throw DirectoryError.malformedCheckpoint }
+                verifications += 1
+                try candidate.verify(against: verifier, now: now)
+                if checkpoint.map({ candidate.time > $0.time }) ?? true { checkpoint = candidate }
+            }
+            return Verified(base: base, batch: batch, verifier: verifier, checkpoint: checkpoint)
+        } catch {
+            throw .directoryRejected(error.message)
+        }
+    }
+
+    /// Stores a verified publish if, and only if, it still extends what is stored (checked
+    /// again, cheaply, if another publish was stored since its verification began): the
+    /// file first, durably, then the new snapshot. Serialised, and short: no signature is
+    /// verified under the lock.
+    public func commit(_ verified: Verified, now: UInt64) throws(RelayError) -> Published {
+        committing.lock()
+        defer { committing.unlock() }
         let before = snapshot
-            var entries: [DirectoryEntry] = []
-            entries.reserveCapacity(encoded.count)
-            for bytes in encoded {
-                do throws(FormatError) {
-                    entries.append(try DirectoryEntry(decoding: bytes))
-                } catch {
-                    throw RelayError.directoryRejected(error.message)
-                }
-            }
-            var verifier = before.verifier
-            var checkpoint = before.checkpoint
+        var verifier = verified.verifier
+        var checkpoint = verified.checkpoint
+        if before.count != verified.base.count || before.checkpoint != verified.base.checkpoint {
+            // Signatures depend only on each entry's own bytes, so they still hold; the rules
+            // (sequence, chain, admins in force) are checked against the log as it is now.
             do throws(DirectoryError) {
-                try verifier.extend(with: entries, now: now)
-                // A newer checkpoint key makes the stored checkpoint worthless: drop it.
-                if let kept = checkpoint, try !kept.counts(against: verifier, now: now) { checkpoint = nil }
-                if let encodedCheckpoint, !encodedCheckpoint.isEmpty {
-                    guard let candidate = try? Checkpoint(decoding: encodedCheckpoint) else {
-                        throw DirectoryError.malformedCheckpoint
-                    }
-                    try candidate.verify(against: verifier, now: now)
-                    if checkpoint.map({ candidate.time > $0.time }) ?? true { checkpoint = candidate }
+                verifier = try PublishPrecheck.check(verified.batch.entries, against: before.verifier, now: now).verifier
+                // The newest of the two that still counts (a newer checkpoint key in the log
+                // makes an older key's checkpoint worthless).
+                var counting: [Checkpoint] = []
+                for candidate in [before.checkpoint, verified.checkpoint].compactMap({ $0 }) where try candidate.counts(against: verifier, now: now) {
+                    counting.append(candidate)
                 }
+                checkpoint = counting.max { $0.time < $1.time }
             } catch {
-                throw RelayError.directoryRejected(error.message)
+                throw .directoryRejected(error.message)
             }
-            let added = entries.filter { $0.sequence >= UInt64(before.count) }
-            guard !added.isEmpty || checkpoint != before.checkpoint else {
-                return Published(count: before.count, head: before.state.headHash, noLongerAdmitted: [], removedMembers: [])
-            }
-            let all = before.entries + added
-            let next = Snapshot(verifier: verifier, entries: all, checkpoint: checkpoint, relayKey: relayKey)
-            // Durable before anyone is told: the file first, then the snapshot.
-            try Self.write(OrganisationBundle(entries: all, checkpoint: checkpoint), to: path)
-            current.withLockedValue { $0 = next }
-            let dropped = before.admissions.keys.filter { next.admissions[$0] != before.admissions[$0] }
-            let removed = before.state.members.values.filter { $0.isActive && next.state.members[$0.name]?.isActive != true }.map(\.name)
-            return Published(count: next.count, head: next.state.headHash, noLongerAdmitted: dropped, removedMembers: removed)
+        }
+        let added = verified.batch.newEntries(after: before.count)
+        guard !added.isEmpty || checkpoint != before.checkpoint else {
+            return Published(count: before.count, head: before.state.headHash, noLongerAdmitted: [], removedMembers: [])
+        }
+        let all = before.entries + added
+        let next = Snapshot(verifier: verifier, entries: all, checkpoint: checkpoint, relayKey: relayKey)
+        // Durable before anyone is told: the file first, then the snapshot.
+        try Self.write(OrganisationBundle(entries: all, checkpoint: checkpoint), to: path)
+        current.withLockedValue { $0 = next }
+        let dropped = before.admissions.keys.filter { next.admissions[$0] != before.admissions[$0] }
+        let removed = before.state.members.values.filter { $0.isActive && next.state.members[$0.name]?.isActive != true }.map(\.name)
+        return Published(count: next.count, head: next.state.headHash, noLongerAdmitted: dropped, removedMembers: removed)
     }
 
     static func read(_ path: String) throws(RelayError) -> OrganisationBundle {

@@ -24,8 +24,9 @@ struct RelayRequestProcessor {
         case reply(WireRelayMessage)
         /// Answer, then close the connection.
         case replyAndClose(WireRelayMessage)
-        /// Verify and store entries off the event loop, then answer.
-        case publish(requestID: UInt64, entries: [[UInt8]], checkpoint: [UInt8])
+        /// Verify and store entries off the event loop, then answer. The entries stay as
+        /// decoded from the message: copying them is left to the publisher's thread too.
+        case publish(requestID: UInt64, entries: [Data], checkpoint: Data)
         /// Store the envelope durably, then answer Accepted.
         case send(requestID: UInt64, IncomingEnvelope)
         /// Start delivering this device's mailbox with this window.
@@ -125,8 +126,13 @@ struct RelayRequestProcessor {
         case .directoryFetch(let fetch):
             return .reply(Self.message(id, .directoryEntries(entries(fetch, directory))))
         case .directoryPublish(let publish):
-            return .publish(
-                requestID: id, entries: publish.entries.map { Array($0) }, checkpoint: Array(publish.checkpoint))
+            // Refused before a single entry is decoded (docs/PROTOCOL.md, DirectoryPublish).
+            guard admission.mayPublishDirectory else {
+                return .reply(Self.error(id, RelayError(
+                    .notAllowed, code: "not-allowed",
+                    message: "only an administrator's key may publish directory entries; an administrator publishes them")))
+            }
+            return .publish(requestID: id, entries: publish.entries, checkpoint: publish.checkpoint)
         case .send(let send):
             return handleSend(send, id: id, directory: directory)
         case .fetch(let fetch):

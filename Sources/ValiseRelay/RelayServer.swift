@@ -54,6 +54,7 @@ public final class RelayServer: Service {
     public func run() async throws {
         writer.start()
         defer { writer.stop() }
+        let publisher = DirectoryPublisher(directory: directory, counters: counters, clock: { WallClock.seconds() })
         let (writer, logger) = (self.writer, self.logger)
         // A crash between a revocation's publish and its purge leaves a queue behind: purge
         // every mailbox whose member is no longer active before serving.
@@ -67,6 +68,9 @@ public final class RelayServer: Service {
             queue: configuration.queue, threadPool: NIOThreadPool.singleton, store: store, prekeys: store,
             prekeyDispenser: PrekeyDispenser(store: store, limits: configuration.limits, counters: counters),
             sends: DeviceRateLimiter(perSecond: configuration.limits.sendsPerSecondPerDevice, burst: Double(configuration.limits.sendBurstPerDevice)),
+            publishes: DeviceRateLimiter(
+                perSecond: configuration.limits.directoryPublishesPerMinute / 60, burst: Double(configuration.limits.directoryPublishBurst)),
+            publisher: publisher,
             counters: counters, storage: StorageWatch(logger: logger), writer: writer,
             mailboxes: mailboxes, handoff: handoff, clock: { WallClock.seconds() },
             onMembersRemoved: { members in
@@ -179,6 +183,7 @@ public final class RelayServer: Service {
         for _ in 0..<50 where limiter.openConnections > 0 {
             try? await loop.scheduleTask(in: .milliseconds(20)) {}.futureResult.get()
         }
+        await publisher.shutdown()
         Self.logStatistics(store: store, writer: writer, logger: logger)
         logger.info("stopped")
     }

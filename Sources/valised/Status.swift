@@ -63,7 +63,7 @@ extension Valised {
             if let limits {
                 print("limits:     since the relay started \(Self.time(limits.since)), counted \(Self.time(limits.updated))")
                 for name in limitNames {
-                    print("  \(name.padding(toLength: 22, withPad: " ", startingAt: 0)) \(limits.counts[name] ?? 0)")
+                    print("  \(name.padding(toLength: 28, withPad: " ", startingAt: 0)) \(limits.counts[name] ?? 0)")
                 }
             } else {
                 print("limits:     no counts yet (\(LimitCounters.fileName) is written by a running relay)")

@@ -74,8 +74,11 @@ final class RelayProcess {
     var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
 
     /// Resident memory in KiB, from /proc.
-    var residentKiB: Int {
-        let status = (try? String(contentsOfFile: "/proc/\(child.pid)/status", encoding: .utf8)) ?? ""
+    var residentKiB: Int { Self.residentKiB(of: child.pid) }
+
+    /// Resident memory of process `pid` in KiB, from /proc (0 once it is gone).
+    static func residentKiB(of pid: pid_t) -> Int {
+        let status = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
         let line = status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") } ?? ""
         return Int(line.split(separator: " ").dropFirst().first ?? "0") ?? 0
     }

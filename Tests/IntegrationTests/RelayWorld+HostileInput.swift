@@ -33,7 +33,12 @@ extension RelayWorld {
     /// A member's transport key (Alice's unless told) through the handshake, admitted and
     /// greeted (Hello, Welcome), from `source`.
     func admittedClient(from source: String, member: String = "alice@jakarta") throws -> (HostileSocket, NoiseClient) {
-        var client = try NoiseClient(key: try transportKey(member), relayKey: try relayKey())
+        try admittedClient(from: source, key: try transportKey(member))
+    }
+
+    /// Any transport key (an admin's, say) through the handshake, admitted and greeted, from `source`.
+    func admittedClient(from source: String, key: AgreementPrivateKey) throws -> (HostileSocket, NoiseClient) {
+        var client = try NoiseClient(key: key, relayKey: try relayKey())
         let socket = try HostileSocket(from: source, to: relay.port)
         guard socket.send(try client.firstMessage()) else { throw HostileSocket.Failure("the first message was not sent") }
         guard let reply = socket.readFrame(within: 5) else { throw HostileSocket.Failure("no handshake reply") }
