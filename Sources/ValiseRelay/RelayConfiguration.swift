@@ -26,13 +26,15 @@ public struct RelayConfiguration: Sendable, Equatable {
         public var maximumEnvelopeBytes = 256 * 1024
         /// Envelopes delivered to one connection and not yet acknowledged, at most.
         public var deliveryWindow = 64
-        /// Sends and status queries of one connection still waiting for their answer, at
-        /// most: past it the relay stops reading from the connection until one is answered,
-        /// so a client cannot queue work (and memory) faster than the disk commits.
+        /// Requests of one connection still waiting for their answer (sends, status
+        /// queries, directory publishes, prekey requests that read the store), at most: past
+        /// it the relay stops reading from the connection until one is answered, so a client
+        /// cannot queue work (and memory) faster than the relay does it.
         public var maximumPendingRequests = 64
-        /// Envelope bytes of one connection's Sends waiting for `Accepted`, at most: past it
-        /// the relay stops reading from the connection too (64 requests of the largest
-        /// envelope would otherwise be 16 MiB per connection).
+        /// Bytes of one connection's Sends (envelopes) and DirectoryPublishes (entries)
+        /// waiting for their answers, at most: past it the relay stops reading from the
+        /// connection too (64 requests of the largest envelope would otherwise be 16 MiB per
+        /// connection).
         public var maximumPendingBytes = 4 << 20
         /// Sends one device may make per second, across its connections, and in a burst
         /// (a token bucket): past it, RATE_LIMITED, so that one device cannot take the
