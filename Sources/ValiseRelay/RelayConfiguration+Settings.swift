@@ -1,5 +1,5 @@
 import Foundation
-public import ValiseStore
+import ValiseStore
 
 /// Every setting valised understands, in one table: its key in the YAML file, the
 /// environment variable and flag that may give it, how its text is parsed and checked,

@@ -80,6 +80,7 @@ public final class RelayServer: Service {
         let counter = NIOLockedValueBox(0)
         let counters = self.counters
         let refusals = RefusalReport()
+        let lingering = BusyResponder.Lingering()
 
         let server = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: Int32(min(limits.maximumConnections, 4096)))
@@ -107,7 +108,7 @@ public final class RelayServer: Service {
                     }
                     // The client hears BUSY, not silence (which it could not tell from an impostor).
                     return channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.addHandler(BusyResponder())
+                        try channel.pipeline.syncOperations.addHandler(BusyResponder(lingering: lingering))
                     }
                 }
                 return channel.eventLoop.makeCompletedFuture {

@@ -1,6 +1,6 @@
 import Foundation
 import ValiseCrypto
-public import ValiseDirectory
+import ValiseDirectory
 import ValiseSession
 import ValiseStore
 

@@ -1,7 +1,7 @@
 import Foundation
-public import ValiseCrypto
+import ValiseCrypto
 public import ValiseDirectory
-public import ValiseSession
+import ValiseSession
 public import ValiseStore
 
 /// The device's end-to-end messaging, between the relay connection and the local store:
