@@ -40,7 +40,8 @@ final class OneTimePrekeyAllowance: Sendable {
         mutating func expire(now: UInt64) {
             while let first = order.first, first.expires <= now {
                 order.removeFirst()
-                expiries.removeValue(forKey: first.key)
+                // A released entry may have been made again since: only its own expiry ends it.
+                if expiries[first.key] == first.expires { expiries.removeValue(forKey: first.key) }
             }
         }
     }
@@ -80,6 +81,13 @@ final class OneTimePrekeyAllowance: Sendable {
             table.order.append((key, now &+ Self.window))
             return .granted
         }
+    }
+
+    /// Gives back a grant whose one-time prekey was never handed out (the store's
+    /// transaction failed), so the device is not kept from that member's for an hour. The
+    /// device's token is not refunded: a failing store is no reason to fetch faster.
+    func release(device: AgreementPublicKey, member: MemberName) {
+        _ = table.withLockedValue { $0.expiries.removeValue(forKey: Key(device: device, member: member)) }
     }
 
     /// Entries held now (for tests).

@@ -55,15 +55,25 @@ final class PrekeyDispenser: Sendable {
         let known = targets.compactMap(\.member)
         let (store, allowance, counters) = (store, oneTimePrekeys, counters)
         return .work {
+            var granted: [MemberName] = []
             let take: ((Int) -> Bool)? = envelopeKeyOnly ? nil : { index in
                 switch allowance.reserve(device: device, member: known[index].name) {
-                case .granted: return true
+                case .granted:
+                    granted.append(known[index].name)
+                    return true
                 case .alreadyHanded, .tableFull: counters.count(.oneTimePrekeyPerMember)
                 case .deviceRate: counters.count(.oneTimePrekeyRate)
                 }
                 return false
             }
-            let records = try store.takeBundles(known.map { Mailbox($0.name.value) }, takeOneTimePrekey: take)
+            let records: [PrekeyBundleRecord?]
+            do {
+                records = try store.takeBundles(known.map { Mailbox($0.name.value) }, takeOneTimePrekey: take)
+            } catch {
+                // Nothing was handed out: the grants go back.
+                for member in granted { allowance.release(device: device, member: member) }
+                throw error
+            }
             return Self.answer(requestID, targets: targets, records: records, envelopeKeyOnly: envelopeKeyOnly)
         }
     }

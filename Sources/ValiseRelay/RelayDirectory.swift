@@ -171,8 +171,10 @@ public final class RelayDirectory: Sendable {
 
     /// Stores a verified publish if, and only if, it still extends what is stored (checked
     /// again, cheaply, if another publish was stored since its verification began): the
-    /// file first, durably, then the new snapshot. Serialised, and short: no signature is
-    /// verified under the lock.
+    /// file first, durably, then the new snapshot. Serialised, and short: no entry's
+    /// signature is verified under the lock; only when another publish was stored meanwhile
+    /// are the two candidate checkpoints checked again (at most two signatures, not counted
+    /// in `directorySignaturesVerified`), and the newest that still counts is kept.
     public func commit(_ verified: Verified, now: UInt64) throws(RelayError) -> Published {
         committing.lock()
         defer { committing.unlock() }

@@ -49,4 +49,21 @@ struct OneTimePrekeyAllowanceTests {
         clock.advance(seconds: 3600)
         #expect(allowance.reserve(device: carol, member: try member("a@m")) == .granted)
     }
+
+    @Test("a grant given back (the store's transaction failed) lets the device have that member's again; the new entry keeps its own hour")
+    func release() throws {
+        let clock = DeviceRateLimiterTests.Clock()
+        let allowance = OneTimePrekeyAllowance(perMinute: 60, burst: 100) { clock.now }
+        let bob = try member("bob@jakarta")
+        #expect(allowance.reserve(device: alice, member: bob) == .granted)
+        allowance.release(device: alice, member: bob)
+        #expect(allowance.count == 0)
+        clock.advance(seconds: 1800)
+        #expect(allowance.reserve(device: alice, member: bob) == .granted, "given back: not held against the device")
+        clock.advance(seconds: 1800)
+        // The first entry's hour is over, the second's is not: the old expiry must not end it.
+        #expect(allowance.reserve(device: alice, member: bob) == .alreadyHanded)
+        clock.advance(seconds: 1800)
+        #expect(allowance.reserve(device: alice, member: bob) == .granted)
+    }
 }
