@@ -40,7 +40,23 @@ struct KEMVectorTests {
     func malformedKeys() throws {
         try checkMalformed(MLKEM768Scheme.self)
         try checkMalformed(MLKEM1024Scheme.self)
-        try checkMalformed(XWingScheme.self, outOfRangeCheck: false)
+        try checkMalformed(XWingScheme.self)
+    }
+
+    /// swift-crypto's X-Wing public key only checks its length (BoringSSL parses the key
+    /// when encapsulating), so a key from the network with a broken ML-KEM-768 part or a
+    /// small-order X25519 part used to be accepted here and fail later, at the sender.
+    @Test("X-Wing public keys are validated in both parts when read")
+    func xWingPublicKeyParts() throws {
+        let good = XWingPrivateKey().publicKey.bytes
+        #expect(throws: CryptoError.invalidPublicKey("")) {
+            try XWingPublicKey(bytes: outOfRangeCoefficients(good))
+        }
+        // The X25519 point of order 1 (u = 0) in the last 32 bytes.
+        let smallOrder = Array(good.prefix(MLKEM768Scheme.parameters.publicKeyByteCount)) + [UInt8](repeating: 0, count: 32)
+        #expect(throws: CryptoError.invalidPublicKey("")) {
+            try XWingPublicKey(bytes: smallOrder)
+        }
     }
 
     @Test("Descriptions never show the seed")
@@ -104,7 +120,7 @@ struct KEMVectorTests {
         #expect(try reloaded.decapsulate(first.ciphertext).constantTimeEquals(first.sharedSecret))
     }
 
-    private func checkMalformed<S: KEMScheme>(_: S.Type, outOfRangeCheck: Bool = true) throws {
+    private func checkMalformed<S: KEMScheme>(_: S.Type) throws {
         let parameters = S.parameters
         let good = KEMPrivateKey<S>().publicKey.bytes
         #expect(throws: CryptoError.invalidLength("", expected: 0, actual: 0)) {
@@ -113,10 +129,8 @@ struct KEMVectorTests {
         #expect(throws: CryptoError.invalidLength("", expected: 0, actual: 0)) {
             try KEMPublicKey<S>(bytes: good + [0])
         }
-        if outOfRangeCheck {
-            #expect(throws: CryptoError.invalidPublicKey(""), "\(parameters.name)") {
-                try KEMPublicKey<S>(bytes: outOfRangeCoefficients(good))
-            }
+        #expect(throws: CryptoError.invalidPublicKey(""), "\(parameters.name)") {
+            try KEMPublicKey<S>(bytes: outOfRangeCoefficients(good))
         }
         #expect(throws: CryptoError.invalidLength("", expected: 0, actual: 0)) {
             try KEMPrivateKey<S>(seed: SecretBytes(zeroes: parameters.seedByteCount - 1))
