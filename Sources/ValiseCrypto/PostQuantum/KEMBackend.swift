@@ -19,7 +19,16 @@ protocol KEMBackend {
 protocol SeededLibraryKey: Crypto.KEMPrivateKey {
     init(seed: UnsafeRawBufferPointer) throws
     static func parsePublicKey(_ bytes: [UInt8]) throws -> PublicKey
+    /// Everything the library would refuse at encapsulation, checked when the key is read.
+    static func validatePublicKey(_ bytes: [UInt8]) throws
     var publicKeyBytes: Data { get }
+}
+
+extension SeededLibraryKey {
+    /// ML-KEM's parser runs FIPS 203's modulus check, which is all there is to check.
+    static func validatePublicKey(_ bytes: [UInt8]) throws {
+        _ = try parsePublicKey(bytes)
+    }
 }
 
 enum LibraryKEM<Key: SeededLibraryKey>: KEMBackend {
@@ -28,7 +37,7 @@ enum LibraryKEM<Key: SeededLibraryKey>: KEMBackend {
     }
 
     static func validatePublicKey(_ bytes: [UInt8]) throws {
-        _ = try Key.parsePublicKey(bytes)
+        try Key.validatePublicKey(bytes)
     }
 
     static func encapsulate(to publicKey: [UInt8]) throws -> (sharedSecret: SecretBytes, ciphertext: [UInt8]) {
@@ -68,4 +77,18 @@ extension XWingMLKEM768X25519.PrivateKey: SeededLibraryKey {
     init(seed: UnsafeRawBufferPointer) throws { try self.init(seedRepresentation: seed, publicKey: nil) }
     static func parsePublicKey(_ bytes: [UInt8]) throws -> PublicKey { try PublicKey(rawRepresentation: bytes) }
     var publicKeyBytes: Data { publicKey.rawRepresentation }
+
+    /// swift-crypto's X-Wing public key checks only its length, and BoringSSL parses it when
+    /// encapsulating: a key from the network would be accepted here and fail at the sender.
+    /// So both parts (pk_M ‖ pk_X, draft-connolly-cfrg-xwing-kem-06) are checked now:
+    /// the ML-KEM-768 part by swift-crypto's ML-KEM parser, and the X25519 part for small
+    /// order (BoringSSL's encapsulation refuses the all-zero X25519 result it gives).
+    static func validatePublicKey(_ bytes: [UInt8]) throws {
+        let split = MLKEM768Scheme.parameters.publicKeyByteCount
+        _ = try Crypto.MLKEM768.PublicKey(rawRepresentation: bytes.prefix(split))
+        guard try !AgreementPublicKey(bytes: Array(bytes.dropFirst(split))).isSmallOrder else {
+            throw CryptoError.invalidPublicKey("X-Wing public key's X25519 part")
+        }
+        _ = try parsePublicKey(bytes)
+    }
 }
