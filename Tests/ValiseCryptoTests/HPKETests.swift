@@ -43,6 +43,14 @@ struct HPKETests {
         }
     }
 
+    @Test("The suite is X-Wing (0x647a), HKDF-SHA256 (0x0001), ChaCha20-Poly1305 (0x0003)")
+    func suiteIdentifiers() {
+        #expect(HPKEXWing.kemIdentifier == 0x647a)
+        #expect(HPKEXWing.kdfIdentifier == 0x0001)
+        #expect(HPKEXWing.aeadIdentifier == 0x0003)
+        #expect(HPKEX25519.kemIdentifier == 0x0020)
+    }
+
     @Test("X-Wing HPKE round trips", arguments: [0, 1, 100, 4096])
     func xWingRoundTrip(_ length: Int) throws {
         let key = XWingPrivateKey()

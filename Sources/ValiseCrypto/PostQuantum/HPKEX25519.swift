@@ -9,7 +9,7 @@ public enum HPKEX25519 {
     public static let kemIdentifier: UInt16 = 0x0020
     public static let encapsulatedKeyByteCount = AgreementPublicKey.byteCount
 
-    static let ciphersuite = HPKE.Ciphersuite(kem: .Curve25519_HKDF_SHA256, kdf: .HKDF_SHA256, aead: .chaChaPoly)
+    static let ciphersuite = HPKE.Ciphersuite(kem: .Curve25519_HKDF_SHA256, kdf: HPKEXWing.kdf, aead: HPKEXWing.aead)
 
     public static func open(
         _ ciphertext: [UInt8], encapsulatedKey: [UInt8], with recipient: AgreementPrivateKey, info: [UInt8], aad: [UInt8]

@@ -15,7 +15,10 @@ public enum HPKEXWing {
     public static let tagByteCount = 16
     public static let maximumMessageByteCount = 1 << 30
 
-    static let ciphersuite = HPKE.Ciphersuite(kem: .XWingMLKEM768X25519, kdf: .HKDF_SHA256, aead: .chaChaPoly)
+    /// The KDF and AEAD, in one place so that `HPKEX25519` (RFC 9180's vectors) tests them.
+    static let kdf = HPKE.KDF.HKDF_SHA256
+    static let aead = HPKE.AEAD.chaChaPoly
+    static let ciphersuite = HPKE.Ciphersuite(kem: .XWingMLKEM768X25519, kdf: kdf, aead: aead)
 
     /// Encrypts `plaintext` to `recipient`, binding `info` (into the key schedule) and `aad`
     /// (into the AEAD). Both must be given again, identical, to open.
