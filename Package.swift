@@ -30,6 +30,9 @@ let package = Package(
         // and cannot list a file's keys: valised must refuse both (docs/CLI.md).
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        // ML-KEM, X-Wing and HPKE (issue 16), BoringSSL-backed on Linux; for ValiseCrypto only.
+        // Exact: the known-answer fixtures in Tests/ValiseCryptoTests were taken from this tag.
+        .package(url: "https://github.com/apple/swift-crypto", exact: "4.5.2"),
         // Latency percentiles in the load generator (scripts/bench).
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
     ],
@@ -40,10 +43,14 @@ let package = Package(
             pkgConfig: "libsodium",
             providers: [.apt(["libsodium-dev"]), .brew(["libsodium"])]
         ),
-        // The only importer of CSodium: typed keys, secrets, AEAD, KDFs, signatures, byte formats.
+        // The only importer of CSodium and swift-crypto: typed keys, secrets, AEAD, KDFs,
+        // signatures, the post-quantum KEMs and HPKE, byte formats.
         .target(
             name: "ValiseCrypto",
-            dependencies: ["CSodium"],
+            dependencies: [
+                "CSodium",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
             swiftSettings: swiftSettings
         ),
         // The admin-signed, hash-chained organisation directory: entries, verification, state.
