@@ -5,7 +5,7 @@ import FoundationEssentials
 /// byte-level functions so that no swift-crypto type appears in ValiseCrypto's public API.
 /// Callers check every length first; a failure here is mapped to a `CryptoError` that
 /// names the scheme and never a byte of input.
-protocol KEMBackend {
+protocol KEMBackend: SendableMetatype {
     static func publicKey(seed: UnsafeRawBufferPointer) throws -> [UInt8]
     /// Parses the key as swift-crypto would before encapsulating to it (FIPS 203's
     /// modulus check for ML-KEM), so that a malformed key is refused when it is read.
