@@ -14,11 +14,13 @@ public struct NoisePattern: Sendable, Equatable {
 
     public var hasPSK: Bool { messages.contains { $0.contains(.psk) } }
 
-    /// The interactive patterns Valise can run: XK (what it uses), and XX, IK and NK (for
-    /// the official vectors, and to keep the machine general).
+    /// The interactive patterns Valise can run: XK (client to relay) and KK (relay to relay:
+    /// both static keys come from the verified directory), and XX, IK and NK (for the
+    /// official vectors, and to keep the machine general).
     static let base: [String: (initiator: [Token], responder: [Token], messages: [[Token]])] = [
         "NK": ([], [.s], [[.e, .es], [.e, .ee]]),
         "XK": ([], [.s], [[.e, .es], [.e, .ee], [.s, .se]]),
+        "KK": ([.s], [.s], [[.e, .es, .ss], [.e, .ee, .se]]),
         "IK": ([], [.s], [[.e, .es, .s, .ss], [.e, .ee, .se]]),
         "XX": ([], [], [[.e], [.e, .ee, .s, .es], [.s, .se]]),
     ]
