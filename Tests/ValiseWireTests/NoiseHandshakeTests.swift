@@ -133,7 +133,7 @@ struct NoiseHandshakeTests {
     @Test("protocol names are parsed strictly")
     func names() throws {
         #expect(try NoiseProtocol("Noise_XKpsk0+psk3_25519_ChaChaPoly_BLAKE2b").pattern.hasPSK)
-        for bad in ["Noise_XK_448_ChaChaPoly_BLAKE2b", "Noise_KK_25519_ChaChaPoly_BLAKE2b", "Noise_XKpsk9_25519_ChaChaPoly_BLAKE2b",
+        for bad in ["Noise_XK_448_ChaChaPoly_BLAKE2b", "Noise_KN_25519_ChaChaPoly_BLAKE2b", "Noise_XKpsk9_25519_ChaChaPoly_BLAKE2b",
                     "Noise_XKpsk_25519_ChaChaPoly_BLAKE2b", "XK"] {
             #expect(throws: NoiseError.self) { try NoiseProtocol(bad) }
         }

@@ -24,7 +24,7 @@ struct NoiseVector: Sendable, CustomTestStringConvertible {
 
     static func all() -> [NoiseVector] {
         let names = [
-            "cacophony_XK", "snow_XK", "noise-c_XK", "cacophony_XX", "snow_XX", "noise-c_XX",
+            "cacophony_XK", "snow_XK", "noise-c_XK", "cacophony_XX", "snow_XX", "noise-c_XX", "cacophony_KK",
         ]
         return names.flatMap { load("\($0)_25519_ChaChaPoly_BLAKE2b") }
     }
@@ -103,12 +103,14 @@ struct NoiseVectorTests {
         #expect(vector.messages.count > handshakeLength, "the vector has transport messages")
     }
 
-    @Test("the fixtures hold every XK and XX vector of the three sources")
+    @Test("the fixtures hold every XK and XX vector of the three sources, and cacophony's KK ones")
     func coverage() {
         let names = Set(NoiseVector.all().map(\.protocolName))
         #expect(names.contains("Noise_XK_25519_ChaChaPoly_BLAKE2b"))
         #expect(names.contains("Noise_XX_25519_ChaChaPoly_BLAKE2b"))
-        // cacophony XK, XKpsk3; snow XK, XKpsk0+psk3; noise-c XK; cacophony XX, XXpsk3; snow XX and 4 psk variants; noise-c XX.
-        #expect(NoiseVector.all().count == 2 + 2 + 1 + 2 + 5 + 1)
+        #expect(names.contains("Noise_KK_25519_ChaChaPoly_BLAKE2b"))
+        // cacophony XK, XKpsk3; snow XK, XKpsk0+psk3; noise-c XK; cacophony XX, XXpsk3; snow XX and 4 psk variants;
+        // noise-c XX; cacophony KK, KKpsk0, KKpsk2 (the relay links' pattern).
+        #expect(NoiseVector.all().count == 2 + 2 + 1 + 2 + 5 + 1 + 3)
     }
 }

@@ -19,6 +19,13 @@ public struct HandshakeState: Sendable {
     public private(set) var remoteStaticKey: AgreementPublicKey?
     private var remoteEphemeralKey: AgreementPublicKey?
     private var psks: [SecretBytes]
+    /// HFS: this side's ML-KEM-768 ephemeral key (the `e1` writer's), dropped (its seed
+    /// wiped by SecretBytes) as soon as `ekem1` has been read.
+    private var kemEphemeralKey: MLKEM768PrivateKey?
+    /// Fixed KEM ephemeral key, for deterministic tests only.
+    private let fixedKEMEphemeral: MLKEM768PrivateKey?
+    /// HFS: the peer's ML-KEM-768 ephemeral public key (the `ekem1` writer's).
+    private var remoteKEMEphemeralKey: MLKEM768PublicKey?
     private var messageIndex = 0
     private var failed = false
 
@@ -34,15 +41,19 @@ public struct HandshakeState: Sendable {
             remoteStaticKey: remoteStaticKey, psks: psks, fixedEphemeral: nil)
     }
 
+    /// Test hook: fixed ephemeral keys (X25519 and, for `hfs` patterns, ML-KEM-768 from its
+    /// seed), so a handshake's messages can be replayed byte for byte.
     init(
         protocol noiseProtocol: NoiseProtocol, role: Role, prologue: [UInt8], staticKey: AgreementPrivateKey?,
-        remoteStaticKey: AgreementPublicKey?, psks: [SecretBytes], fixedEphemeral: AgreementPrivateKey?
+        remoteStaticKey: AgreementPublicKey?, psks: [SecretBytes], fixedEphemeral: AgreementPrivateKey?,
+        fixedKEMEphemeral: MLKEM768PrivateKey? = nil
     ) throws(NoiseError) {
         self.role = role
         self.noiseProtocol = noiseProtocol
         self.staticKey = staticKey
         self.remoteStaticKey = remoteStaticKey
         self.fixedEphemeral = fixedEphemeral
+        self.fixedKEMEphemeral = fixedKEMEphemeral
         self.psks = psks
         symmetric = SymmetricState(protocolName: noiseProtocol.name)
         symmetric.mixHash(prologue)
@@ -89,6 +100,16 @@ public struct HandshakeState: Sendable {
                     message += try symmetric.encryptAndHash(staticKey!.publicKey.bytes)
                 case .psk:
                     symmetric.mixKeyAndHash(psks.removeFirst())
+                case .e1:
+                    let kemEphemeral = fixedKEMEphemeral ?? MLKEM768PrivateKey()
+                    kemEphemeralKey = kemEphemeral
+                    message += try symmetric.encryptAndHash(kemEphemeral.publicKey.bytes)
+                case .ekem1:
+                    guard let remoteKEMEphemeralKey else { throw NoiseError.missingKey("the peer's KEM key for ekem1") }
+                    guard let encapsulation = try? remoteKEMEphemeralKey.encapsulate() else { throw NoiseError.invalidKEMKey }
+                    message += try symmetric.encryptAndHash(encapsulation.ciphertext)
+                    symmetric.mixKey(encapsulation.sharedSecret)
+                    self.remoteKEMEphemeralKey = nil
                 default:
                     try mixDH(token)
                 }
@@ -118,13 +139,23 @@ public struct HandshakeState: Sendable {
                     symmetric.mixHash(bytes)
                     if noiseProtocol.pattern.hasPSK { symmetric.mixKey(SecretBytes(copying: bytes)) }
                 case .s:
-                    let length = 32 + (symmetric.cipher.hasKey ? 16 : 0)
-                    guard rest.count >= length else { throw NoiseError.badLength }
-                    let bytes = try symmetric.decryptAndHash(Array(rest.prefix(length)))
-                    rest = rest.dropFirst(length)
+                    let bytes = try readEncrypted(32, from: &rest)
                     remoteStaticKey = try! AgreementPublicKey(bytes: bytes)
                 case .psk:
                     symmetric.mixKeyAndHash(psks.removeFirst())
+                case .e1:
+                    let bytes = try readEncrypted(MLKEM768Scheme.parameters.publicKeyByteCount, from: &rest)
+                    // Parsed (and so validated) by swift-crypto before any encapsulation.
+                    guard let key = try? MLKEM768PublicKey(bytes: bytes) else { throw NoiseError.invalidKEMKey }
+                    remoteKEMEphemeralKey = key
+                case .ekem1:
+                    let ciphertext = try readEncrypted(MLKEM768Scheme.parameters.ciphertextByteCount, from: &rest)
+                    guard let kemEphemeralKey else { throw NoiseError.missingKey("this side's KEM key for ekem1") }
+                    // An altered ciphertext of the right length does not throw here (ML-KEM's
+                    // implicit rejection): it yields another secret, and the payload's tag fails.
+                    guard let secret = try? kemEphemeralKey.decapsulate(ciphertext) else { throw NoiseError.invalidKEMKey }
+                    symmetric.mixKey(secret)
+                    self.kemEphemeralKey = nil
                 default:
                     try mixDH(token)
                 }
@@ -136,6 +167,16 @@ public struct HandshakeState: Sendable {
             failed = true
             throw error
         }
+    }
+
+    /// Reads a field sent "as a static key": `length` bytes, plus a 16-byte tag once a key is
+    /// set, checked against what is left before anything is read, then DecryptAndHash.
+    private mutating func readEncrypted(_ length: Int, from rest: inout ArraySlice<UInt8>) throws(NoiseError) -> [UInt8] {
+        let fieldLength = length + (symmetric.cipher.hasKey ? ChaChaPoly.tagByteCount : 0)
+        guard rest.count >= fieldLength else { throw .badLength }
+        let bytes = try symmetric.decryptAndHash(Array(rest.prefix(fieldLength)))
+        rest = rest.dropFirst(fieldLength)
+        return bytes
     }
 
     /// ee, es, se, ss: the first letter is the initiator's key, the second the responder's.

@@ -21,6 +21,9 @@ public struct NoiseError: CodedError {
     public static let nonceExhausted = NoiseError(code: "nonce-exhausted", message: "the Noise nonce is exhausted")
     /// A Diffie-Hellman result was all zeroes (a small-order key from the peer).
     public static let weakKey = NoiseError(code: "weak-key", message: "the peer sent a weak (small-order) key")
+    /// HFS: the peer's ML-KEM-768 public key was refused by the KEM library (malformed), or
+    /// the KEM failed on a ciphertext of the right length.
+    public static let invalidKEMKey = NoiseError(code: "invalid-kem", message: "the peer's ML-KEM key or ciphertext was refused")
     /// A message is larger than Noise's 65535-byte limit.
     public static let tooLarge = NoiseError(code: "too-large", message: "a Noise message is larger than 65535 bytes")
     /// The protocol name is not one this implementation supports.
