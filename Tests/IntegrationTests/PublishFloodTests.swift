@@ -24,7 +24,7 @@ struct PublishFloodTests {
         // a sync derives no key from her passphrase.
         _ = try world.sync("alice@jakarta")
         let agent = try MessagingTests.background(
-            ["agent", "--home", alice, "--idle-timeout", "600s"], output: world.path("agent.out"),
+            ["agent", "--foreground", "--home", alice, "--idle-timeout", "600s"], output: world.path("agent.out"),
             environment: ["VALISE_PASSPHRASE": world.passphrase])
         defer { agent.kill() }
         #expect(world.eventually(within: 15) { FileManager.default.fileExists(atPath: alice + "/agent/socket") }, "the agent did not start")
