@@ -95,7 +95,7 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
     }
 
     /// Delivery of this device's mailbox, once it asked (Fetch).
-    private struct Delivery {
+    struct Delivery {
         let mailbox: Mailbox
         let window: Int
         var inFlight: Set<MessageID> = []
@@ -112,25 +112,25 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
         var caughtUp = false
     }
 
-    private let shared: Context
-    private let peer: String
-    private var logger: Logger
-    private var state: RelayConnectionState
-    private var processor: RelayRequestProcessor?
-    private var admittedKey: AgreementPublicKey?
-    private var handle: Handle?
-    private var delivery: Delivery?
-    private var handshakeTimer: Scheduled<Void>?
-    private var frameTimer: Scheduled<Void>?
-    private var readHeld = false
+    let shared: Context
+    let peer: String
+    var logger: Logger
+    var state: RelayConnectionState
+    var processor: RelayRequestProcessor?
+    var admittedKey: AgreementPublicKey?
+    var handle: Handle?
+    var delivery: Delivery?
+    var handshakeTimer: Scheduled<Void>?
+    var frameTimer: Scheduled<Void>?
+    var readHeld = false
     /// Writes wait for one flush at the end of this event-loop tick: a batch of deliveries
     /// or answers costs one write system call, not one each.
-    private var flushScheduled = false
+    var flushScheduled = false
     /// Sends, status queries and directory publishes handed off and not yet answered.
-    private var pendingRequests = 0
+    var pendingRequests = 0
     /// Envelope bytes of the Sends among them, and entry bytes of the publishes.
-    private var pendingBytes = 0
-    private var closed = false
+    var pendingBytes = 0
+    var closed = false
 
     init(shared: Context, peer: String, logger: Logger) {
         self.shared = shared
@@ -159,18 +159,18 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
 
     /// Reads wait while the client is not reading our answers (back-pressure) and while it
     /// has as many requests waiting on the store as it may.
-    private func mayRead(_ context: ChannelHandlerContext) -> Bool {
+    func mayRead(_ context: ChannelHandlerContext) -> Bool {
         context.channel.isWritable && !pendingFull
     }
 
     /// Requests, or envelope bytes, waiting for their answers are at the connection's limit.
-    private var pendingFull: Bool {
+    var pendingFull: Bool {
         pendingRequests >= shared.limits.maximumPendingRequests || pendingBytes >= shared.limits.maximumPendingBytes
     }
 
     /// Counts a pause of reading for answers still owed (a slow reader is counted when its
     /// outgoing buffer fills, in `channelWritabilityChanged`).
-    private func countHeldRead(_ context: ChannelHandlerContext) {
+    func countHeldRead(_ context: ChannelHandlerContext) {
         if context.channel.isWritable { shared.counters.count(.pendingRequests) }
     }
 
@@ -183,7 +183,7 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
         }
     }
 
-    private func resumeReading(_ context: ChannelHandlerContext) {
+    func resumeReading(_ context: ChannelHandlerContext) {
         if readHeld && mayRead(context) {
             readHeld = false
             context.read()
@@ -201,7 +201,7 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
     }
 
     /// A request handed to the store was answered: reading may go on.
-    private func requestAnswered(_ context: ChannelHandlerContext, bytes: Int = 0) {
+    func requestAnswered(_ context: ChannelHandlerContext, bytes: Int = 0) {
         pendingRequests -= 1
         pendingBytes -= bytes
         resumeReading(context)
@@ -233,7 +233,7 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
 
     // MARK: Actions
 
-    private func perform(_ actions: [RelayConnectionState.Action], context: ChannelHandlerContext) {
+    func perform(_ actions: [RelayConnectionState.Action], context: ChannelHandlerContext) {
         for action in actions {
             switch action {
             case .write(let bytes):
@@ -268,7 +268,7 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
         }
     }
 
-    private func authenticate(_ key: AgreementPublicKey, context: ChannelHandlerContext) {
+    func authenticate(_ key: AgreementPublicKey, context: ChannelHandlerContext) {
         let fingerprint = String(Hex.encode(key.bytes).prefix(16))
         guard let admission = shared.directory.snapshot.admissions[key] else {
             shared.counters.count(.notAdmitted)
@@ -300,7 +300,7 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
         perform(state.admit(), context: context)
     }
 
-    private func handleMessage(_ message: [UInt8], context: ChannelHandlerContext) {
+    func handleMessage(_ message: [UInt8], context: ChannelHandlerContext) {
         guard var processor else { return }
         let outcome = processor.handle(message, directory: shared.directory.snapshot)
         self.processor = processor
@@ -354,7 +354,7 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
     }
 
     /// Answers RATE_LIMITED for a device past its send rate, and counts it.
-    private func rateLimited(_ requestID: UInt64, _ limit: LimitCounters.Limit, _ message: String, context: ChannelHandlerContext) {
+    func rateLimited(_ requestID: UInt64, _ limit: LimitCounters.Limit, _ message: String, context: ChannelHandlerContext) {
         shared.counters.count(limit)
         let refusal = RelayRequestProcessor.error(requestID, RelayError(.rateLimited, code: "rate-limited", message: message))
         perform(state.send(RelayRequestProcessor.encode(refusal)), context: context)
@@ -362,7 +362,7 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
 
     /// Counts an answer that a limit made (TOO_LARGE, MAILBOX_FULL, STORAGE_FULL) or that
     /// refused access (REVOKED, NOT_ALLOWED, BAD_REQUEST); the latter are logged too.
-    fileprivate func countRefusal(_ reply: WireRelayMessage) {
+    func countRefusal(_ reply: WireRelayMessage) {
         guard case .error(let error)? = reply.body else { return }
         let refusal: LimitCounters.Limit
         switch error.code {
@@ -378,232 +378,6 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
         logger.info("refused a request", metadata: ["refusal": "\(refusal.rawValue)"])
     }
 
-    // MARK: Store and forward
-
-    /// The envelope joins the next group commit; `Accepted` goes out only once it is durable.
-    private func send(requestID: UInt64, envelope: IncomingEnvelope, context: ChannelHandlerContext) {
-        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        let (mailboxes, handoff) = (shared.mailboxes, shared.handoff)
-        let eventLoop = context.eventLoop
-        pendingRequests += 1
-        let bytes = envelope.body.count
-        pendingBytes += bytes
-        shared.writer.accept(envelope) { result in
-            if case .success(.accepted(let expiresAt, duplicate: false)) = result {
-                mailboxes.offer(StoredEnvelope(accepted: envelope, expiresAt: expiresAt))
-            }
-            handoff.execute(on: eventLoop) {
-                let (handler, context) = loopBound.value
-                guard !handler.closed else { return }
-                handler.requestAnswered(context, bytes: bytes)
-                let reply: WireRelayMessage
-                switch result {
-                case .success(let outcome):
-                    reply = RelayRequestProcessor.accepted(requestID, id: envelope.id, outcome: outcome)
-                    if case .accepted = outcome { handler.shared.storage.accepted() }
-                case .failure(let error):
-                    handler.logger.error("could not store an envelope", metadata: ["error": "\(error.message)"])
-                    reply = RelayRequestProcessor.error(requestID, RelayError(
-                        error.kind == .storageFull ? .storageFull : .internal, code: "storage", message: "the relay could not store the envelope"))
-                }
-                if case .error(let error)? = reply.body, error.code == .storageFull { handler.shared.storage.refused() }
-                handler.countRefusal(reply)
-                handler.perform(handler.state.send(RelayRequestProcessor.encode(reply)), context: context)
-            }
-        }
-    }
-
-    private func startDelivery(window: Int, context: ChannelHandlerContext) {
-        guard delivery == nil, case .device(let member)? = processor?.admission, let handle else { return }
-        let mailbox = Mailbox(member.value)
-        delivery = Delivery(mailbox: mailbox, window: window)
-        shared.mailboxes.register(handle, for: mailbox)
-        pump(context)
-    }
-
-    /// Loads the next envelopes (off the event loop) while the window has room, and sends them.
-    fileprivate func pump(_ context: ChannelHandlerContext) {
-        // Deliveries wait while the client is not reading; writability coming back resumes them.
-        guard !closed, context.channel.isWritable, var delivery else { return }
-        if delivery.loading {
-            delivery.wokenWhileLoading = true
-            self.delivery = delivery
-            return
-        }
-        let room = delivery.window - delivery.inFlight.count
-        guard room > 0 else { return }
-        delivery.loading = true
-        delivery.wokenWhileLoading = false
-        delivery.caughtUp = false
-        self.delivery = delivery
-        let (store, mailbox, excluding, clock) = (shared.store, delivery.mailbox, delivery.inFlight.union(delivery.acknowledging), shared.clock)
-        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        shared.threadPool.runIfActive(eventLoop: context.eventLoop) { () throws -> [StoredEnvelope] in
-            // The clock is read here, not before the hop: the job may have waited.
-            try store.nextForDelivery(mailbox: mailbox, excluding: excluding, limit: room, now: clock())
-        }.whenComplete { result in
-            let (handler, context) = loopBound.value
-            guard !handler.closed, var delivery = handler.delivery else { return }
-            delivery.loading = false
-            switch result {
-            case .success(let envelopes):
-                let now = handler.shared.clock()
-                var sent = 0
-                var stoppedEarly = false
-                for envelope in envelopes where !delivery.inFlight.contains(envelope.id) && !delivery.acknowledging.contains(envelope.id) {
-                    // Never late: an envelope that expired since it was read stays for the sweep.
-                    guard envelope.expiresAt > now else { continue }
-                    // A client that stopped reading gets no more than the socket's buffer;
-                    // the rest waits in the store until writability returns (which pumps).
-                    guard context.channel.isWritable else {
-                        stoppedEarly = true
-                        break
-                    }
-                    delivery.inFlight.insert(envelope.id)
-                    handler.delivery = delivery
-                    handler.perform(handler.state.send(RelayRequestProcessor.encode(RelayRequestProcessor.deliver(envelope))), context: context)
-                    sent += 1
-                }
-                if sent > 0 { delivery.idleAnnounced = false }
-                // The store had nothing more to deliver now: everything deliverable is on
-                // its way, ahead of this notice, for a client that syncs and leaves.
-                let exhausted = envelopes.count < room && !stoppedEarly && !delivery.wokenWhileLoading
-                delivery.caughtUp = exhausted
-                if exhausted, !delivery.idleAnnounced {
-                    delivery.idleAnnounced = true
-                    handler.perform(handler.state.send(RelayRequestProcessor.encode(RelayRequestProcessor.mailboxIdle)), context: context)
-                }
-                handler.delivery = delivery
-                if delivery.wokenWhileLoading { handler.pump(context) }
-            case .failure(let error):
-                handler.delivery = delivery
-                handler.logger.error("could not read envelopes; trying again in a second", metadata: ["error": "\(error)"])
-                context.eventLoop.scheduleTask(in: TimeAmount.seconds(Int64(1))) {
-                    let (handler, context) = loopBound.value
-                    handler.pump(context)
-                }
-            }
-        }
-    }
-
-    /// An envelope for this mailbox was just committed. A connection that is caught up
-    /// sends it now; any other looks in the store (which has it) when it has room.
-    fileprivate func offer(_ envelope: StoredEnvelope, context: ChannelHandlerContext) {
-        guard !closed, var delivery else { return }
-        if delivery.inFlight.contains(envelope.id) || delivery.acknowledging.contains(envelope.id) { return }
-        guard delivery.caughtUp, !delivery.loading, context.channel.isWritable, delivery.inFlight.count < delivery.window,
-              envelope.expiresAt > shared.clock() else {
-            delivery.caughtUp = false
-            self.delivery = delivery
-            pump(context)
-            return
-        }
-        delivery.inFlight.insert(envelope.id)
-        delivery.idleAnnounced = false
-        self.delivery = delivery
-        perform(state.send(RelayRequestProcessor.encode(RelayRequestProcessor.deliver(envelope))), context: context)
-    }
-
-    private func acknowledge(_ ids: [MessageID], context: ChannelHandlerContext) {
-        guard var delivery else { return }
-        let known = ids.filter { delivery.inFlight.contains($0) }
-        for id in known {
-            delivery.inFlight.remove(id)
-            delivery.acknowledging.insert(id)
-        }
-        self.delivery = delivery
-        if !known.isEmpty {
-            let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-            let (eventLoop, handoff) = (context.eventLoop, shared.handoff)
-            shared.writer.acknowledge(mailbox: delivery.mailbox, ids: known) { result in
-                handoff.execute(on: eventLoop) {
-                    let (handler, context) = loopBound.value
-                    if case .failure(let error) = result {
-                        // The envelopes stay stored and are delivered again: at least once.
-                        handler.logger.error("could not record acknowledgements", metadata: ["error": "\(error.message)"])
-                    }
-                    guard var delivery = handler.delivery else { return }
-                    for id in known { delivery.acknowledging.remove(id) }
-                    handler.delivery = delivery
-                    handler.pumpUnlessCaughtUp(context)
-                }
-            }
-        }
-        pumpUnlessCaughtUp(context)
-    }
-
-    /// Room in the window was made. A caught-up connection has nothing to look for in the
-    /// store (new envelopes are offered to it); any other loads the next ones.
-    private func pumpUnlessCaughtUp(_ context: ChannelHandlerContext) {
-        if delivery?.caughtUp != true { pump(context) }
-    }
-
-    private func status(requestID: UInt64, ids: [MessageID], nonce: [UInt8], context: ChannelHandlerContext) {
-        let (store, keys, clock) = (shared.store, shared.keys, shared.clock)
-        answerOffLoop(requestID: requestID, context: context, failure: "could not read message states") { () throws -> WireRelayMessage in
-            RelayRequestProcessor.status(requestID, ids: ids, states: try store.states(of: ids, now: clock()), nonce: nonce, keys: keys)
-        }
-    }
-
-    /// Runs `work` (store access) on the thread pool, counted as a pending request, and
-    /// sends its answer; a failure is logged and answered INTERNAL.
-    private func answerOffLoop(
-        requestID: UInt64, context: ChannelHandlerContext, failure: String, _ work: @escaping @Sendable () throws -> WireRelayMessage
-    ) {
-        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        pendingRequests += 1
-        shared.threadPool.runIfActive(eventLoop: context.eventLoop, work).whenComplete { result in
-            let (handler, context) = loopBound.value
-            guard !handler.closed else { return }
-            handler.requestAnswered(context)
-            let reply: WireRelayMessage
-            switch result {
-            case .success(let message):
-                reply = message
-            case .failure(let error):
-                handler.logger.error("\(failure)", metadata: ["error": "\(error)"])
-                reply = RelayRequestProcessor.error(requestID, RelayError(.internal, code: "storage", message: "the relay \(failure)"))
-            }
-            handler.perform(handler.state.send(RelayRequestProcessor.encode(reply)), context: context)
-        }
-    }
-
-    /// Verification and the file write happen on the publisher's thread, never on the event
-    /// loop or the store's pool. A publish counts as a pending request, with its bytes, so a
-    /// connection that floods publishes stops being read, and what waits is bounded.
-    private func publish(requestID: UInt64, key: AgreementPublicKey, entries: [Data], checkpoint: Data, context: ChannelHandlerContext) {
-        let shared = self.shared
-        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        let bytes = entries.reduce(checkpoint.count) { $0 + $1.count }
-        pendingRequests += 1
-        pendingBytes += bytes
-        let eventLoop = context.eventLoop
-        shared.publisher.submit(from: key, entries: entries, checkpoint: checkpoint) { result in
-            // Revoked keys go at once, from the publisher's thread, before this connection hears.
-            if case .success(let published) = result {
-                if !published.noLongerAdmitted.isEmpty {
-                    shared.registry.drop(keys: published.noLongerAdmitted, reason: RelayError(
-                        .revoked, code: "revoked", message: "this key is no longer in the organisation's directory"))
-                }
-                if !published.removedMembers.isEmpty { shared.onMembersRemoved(published.removedMembers) }
-            }
-            eventLoop.execute {
-                let (handler, context) = loopBound.value
-                guard !handler.closed else { return }
-                handler.requestAnswered(context, bytes: bytes)
-                switch result {
-                case .success(let published):
-                    handler.logger.info("directory published", metadata: ["directory.count": "\(published.count)"])
-                    handler.perform(handler.state.send(RelayRequestProcessor.encode(RelayRequestProcessor.published(requestID, published))), context: context)
-                case .failure(let error):
-                    handler.logger.warning("directory publish refused", metadata: ["error": "\(error.message)"])
-                    shared.counters.count(error.protocolCode == .notAllowed ? .notAllowed : .directoryRejected)
-                    handler.perform(handler.state.send(RelayRequestProcessor.encode(RelayRequestProcessor.error(requestID, error))), context: context)
-                }
-            }
-        }
-    }
-
     /// Ends the connection with an error the client can read (if established).
     func drop(_ context: ChannelHandlerContext, _ error: RelayError) {
         guard !closed else { return }
@@ -613,7 +387,7 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
         close(context)
     }
 
-    private func fail(_ context: ChannelHandlerContext, _ code: RelayError.ProtocolCode, reason: String) {
+    func fail(_ context: ChannelHandlerContext, _ code: RelayError.ProtocolCode, reason: String) {
         guard !closed else { return }
         logger.info("closing connection", metadata: ["reason": "\(reason)"])
         if state.isEstablished {
@@ -623,7 +397,7 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
         }
     }
 
-    private func close(_ context: ChannelHandlerContext) {
+    func close(_ context: ChannelHandlerContext) {
         guard !closed else { return }
         closed = true
         // Unflushed writes (a last error for the client) would be dropped by the close.
@@ -631,7 +405,7 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
         context.close(promise: nil)
     }
 
-    private func scheduleFlush(_ context: ChannelHandlerContext) {
+    func scheduleFlush(_ context: ChannelHandlerContext) {
         guard !flushScheduled else { return }
         flushScheduled = true
         let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
@@ -645,7 +419,7 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
     /// A frame that stays incomplete for too long (a client dribbling bytes) ends the
     /// connection, whatever the idle timer says. The timer measures the age of the frame
     /// being received: it restarts whenever a frame completes and another has begun.
-    private func armFrameTimer(_ context: ChannelHandlerContext, frameCompleted: Bool) {
+    func armFrameTimer(_ context: ChannelHandlerContext, frameCompleted: Bool) {
         if closed || state.bufferedByteCount == 0 || frameCompleted {
             frameTimer?.cancel()
             frameTimer = nil

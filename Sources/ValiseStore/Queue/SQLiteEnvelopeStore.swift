@@ -10,7 +10,7 @@ public final class SQLiteEnvelopeStore: EnvelopeStore {
     public let limits: QueueLimits
     public let path: String
     public let durability: Durability
-    private let reserve: SpaceReserve
+    let reserve: SpaceReserve
 
     /// `PRAGMA application_id` "VALQ": bytes 68–71 of the file header say whose file it is
     /// before anything is opened for writing.
@@ -95,7 +95,7 @@ public final class SQLiteEnvelopeStore: EnvelopeStore {
     /// Gives the store's free pages (left by deletions) back to the file system, and empties
     /// the write-ahead log, so that the space reserve can be allocated again. Best effort:
     /// a failure leaves the store as it was.
-    private func reclaimFreePages() {
+    func reclaimFreePages() {
         try? pool.writeWithoutTransaction { db in
             try db.execute(sql: "PRAGMA incremental_vacuum")
             try db.checkpoint(.truncate)
@@ -106,7 +106,7 @@ public final class SQLiteEnvelopeStore: EnvelopeStore {
     /// database (the room it needs is what the reserve kept), and tries once more without
     /// overwriting the freed pages (which would write them all to the log again): those
     /// are overwritten when they are reused.
-    private func freeingSpace<T>(_ operation: () throws(StoreError) -> T) throws(StoreError) -> T {
+    func freeingSpace<T>(_ operation: () throws(StoreError) -> T) throws(StoreError) -> T {
         do {
             return try operation()
         } catch where error.kind == .storageFull && reserve.release() {
@@ -203,7 +203,7 @@ public final class SQLiteEnvelopeStore: EnvelopeStore {
 
     /// The envelopes' rows, in a write transaction: dedup by id, quotas, then the envelope,
     /// its remembered id, and the mailbox's totals.
-    private func insert(_ envelopes: [IncomingEnvelope], now: UInt64, in db: Database) throws -> [AcceptOutcome] {
+    func insert(_ envelopes: [IncomingEnvelope], now: UInt64, in db: Database) throws -> [AcceptOutcome] {
         // Prepared once per connection and reused (GRDB's statement cache): compiling
         // SQL for every envelope cost more than executing it. Bound through SQLite's C
         // API (`BoundStatement`): GRDB's argument boxing cost as much again.
@@ -274,7 +274,7 @@ public final class SQLiteEnvelopeStore: EnvelopeStore {
     }
 
     /// Acknowledged envelopes deleted and remembered as delivered, in a write transaction.
-    private static func delete(_ requests: [AcknowledgeRequest], now: UInt64, in db: Database) throws -> [Int] {
+    static func delete(_ requests: [AcknowledgeRequest], now: UInt64, in db: Database) throws -> [Int] {
         let deleteEnvelope = BoundStatement(try db.cachedStatement(sql: "DELETE FROM envelope WHERE id = ? AND mailbox = ? RETURNING size"), in: db)
         let markDelivered = BoundStatement(try db.cachedStatement(sql: "UPDATE message SET state = ?, since = ? WHERE id = ?"), in: db)
         let markExpiredDelivered = try db.cachedStatement(
@@ -345,7 +345,7 @@ public final class SQLiteEnvelopeStore: EnvelopeStore {
         return try freeingSpace { () throws(StoreError) in try recordAcknowledgements(requests, now: now) }
     }
 
-    private func recordAcknowledgements(_ requests: [AcknowledgeRequest], now: UInt64) throws(StoreError) -> [Int] {
+    func recordAcknowledgements(_ requests: [AcknowledgeRequest], now: UInt64) throws(StoreError) -> [Int] {
         do {
             return try pool.write { db in try Self.delete(requests, now: now, in: db) }
         } catch {
@@ -353,174 +353,6 @@ public final class SQLiteEnvelopeStore: EnvelopeStore {
         }
     }
 
-    public func expire(now: UInt64) throws(StoreError) -> Int {
-        try freeingSpace { () throws(StoreError) in try removeExpired(now: now) }
-    }
-
-    /// Rows one deletion transaction touches, at most: bounds what a sweep or a purge adds
-    /// to the write-ahead log (which the space reserve must cover) and how long it holds
-    /// the writer.
-    static let deletionChunk = 500
-
-    /// Runs `chunk` in one transaction after another until it deletes fewer than a chunk's
-    /// worth of rows; returns how many it deleted in all.
-    private func inChunks(_ chunk: (Database) throws -> Int) throws -> Int {
-        var total = 0
-        while true {
-            let removed = try pool.write { db in try chunk(db) }
-            total += removed
-            if removed < Self.deletionChunk { return total }
-        }
-    }
-
-    private func removeExpired(now: UInt64) throws(StoreError) -> Int {
-        do {
-            let total = try inChunks { db in
-                let expired = try Row.fetchAll(
-                    db,
-                    sql: """
-                        DELETE FROM envelope WHERE sequence IN
-                            (SELECT sequence FROM envelope WHERE expires_at <= ? LIMIT ?)
-                        RETURNING id, mailbox, size, expires_at
-                        """,
-                    arguments: [Int64(now), Self.deletionChunk])
-                var freed: [String: (count: Int, bytes: Int)] = [:]
-                for row in expired {
-                    let mailbox: String = row["mailbox"]
-                    freed[mailbox, default: (0, 0)].count += 1
-                    freed[mailbox, default: (0, 0)].bytes += row["size"] as Int
-                    // The tombstone says when it expired, not when the sweep noticed.
-                    try db.execute(
-                        sql: "UPDATE message SET state = ?, since = ? WHERE id = ?",
-                        arguments: [MessageState.expiredUndelivered.rawValue, row["expires_at"] as Int64, row["id"] as Data])
-                }
-                for (mailbox, amount) in freed {
-                    try db.execute(
-                        sql: "UPDATE mailbox_usage SET count = count - ?, bytes = bytes - ? WHERE mailbox = ?",
-                        arguments: [amount.count, amount.bytes, mailbox])
-                }
-                try db.execute(sql: "DELETE FROM mailbox_usage WHERE count <= 0")
-                return expired.count
-            }
-            _ = try inChunks { db in
-                try db.execute(
-                    sql: "DELETE FROM message WHERE id IN (SELECT id FROM message WHERE forget_at <= ? LIMIT ?)",
-                    arguments: [Int64(now), Self.deletionChunk])
-                return db.changesCount
-            }
-            return total
-        } catch {
-            throw Self.storeError(error, doing: "expire envelopes in \(path)")
-        }
-    }
-
-    public func purge(mailbox: Mailbox, now: UInt64) throws(StoreError) -> Int {
-        try freeingSpace { () throws(StoreError) in try removeAll(of: mailbox, now: now) }
-    }
-
-    private func removeAll(of mailbox: Mailbox, now: UInt64) throws(StoreError) -> Int {
-        do {
-            try pool.write { db in try Self.deletePrekeys(db, mailbox: mailbox) }
-            return try inChunks { db in
-                let purged = try Row.fetchAll(
-                    db,
-                    sql: """
-                        DELETE FROM envelope WHERE sequence IN
-                            (SELECT sequence FROM envelope WHERE mailbox = ? LIMIT ?)
-                        RETURNING id, size
-                        """,
-                    arguments: [mailbox.name, Self.deletionChunk])
-                var bytes = 0
-                for row in purged {
-                    bytes += row["size"] as Int
-                    // The tombstone the sender's status query reads: undeliverable, and why.
-                    try db.execute(
-                        sql: "UPDATE message SET state = ?, since = ?, reason = ? WHERE id = ? AND state = ?",
-                        arguments: [
-                            MessageState.undeliverable.rawValue, Int64(now), UndeliverableReason.recipientRevoked.rawValue,
-                            row["id"] as Data, MessageState.pending.rawValue,
-                        ])
-                }
-                try db.execute(
-                    sql: "UPDATE mailbox_usage SET count = count - ?, bytes = bytes - ? WHERE mailbox = ?",
-                    arguments: [purged.count, bytes, mailbox.name])
-                try db.execute(sql: "DELETE FROM mailbox_usage WHERE mailbox = ? AND count <= 0", arguments: [mailbox.name])
-                return purged.count
-            }
-        } catch {
-            throw Self.storeError(error, doing: "purge a mailbox in \(path)")
-        }
-    }
-
-    public func states(of ids: [MessageID], now: UInt64) throws(StoreError) -> [MessageID: RememberedMessage] {
-        guard !ids.isEmpty else { return [:] }
-        do {
-            return try pool.read { db in
-                var result: [MessageID: RememberedMessage] = [:]
-                for id in ids {
-                    guard let row = try Row.fetchOne(
-                              db, sql: "SELECT state, since, expires_at, reason FROM message WHERE id = ?", arguments: [id.bytes.databaseBlob]),
-                          let state = MessageState(rawValue: row["state"]) else { continue }
-                    let expiresAt = UInt64(row["expires_at"] as Int64)
-                    if state == .pending && expiresAt <= now {
-                        result[id] = RememberedMessage(state: .expiredUndelivered, since: expiresAt)
-                    } else {
-                        let reason = state == .undeliverable ? UndeliverableReason(rawValue: row["reason"]) : nil
-                        result[id] = RememberedMessage(state: state, since: UInt64(row["since"] as Int64), reason: reason)
-                    }
-                }
-                return result
-            }
-        } catch {
-            throw Self.storeError(error, doing: "read message states in \(path)")
-        }
-    }
-
-    public func statistics(now: UInt64) throws(StoreError) -> QueueStatistics {
-        do {
-            return try pool.read { db in
-                var statistics = QueueStatistics()
-                var oldest: Int64?
-                for row in try Row.fetchAll(db, sql: "SELECT precedence, COUNT(*) AS n, SUM(size) AS bytes, MIN(arrived_at) AS oldest FROM envelope GROUP BY precedence") {
-                    guard let precedence = Precedence(rawValue: row["precedence"]) else { continue }
-                    statistics.countByPrecedence[precedence] = row["n"]
-                    statistics.bytes += row["bytes"] as Int
-                    let arrived: Int64 = row["oldest"]
-                    oldest = min(oldest ?? arrived, arrived)
-                }
-                if let oldest { statistics.oldestAge = now > UInt64(oldest) ? now - UInt64(oldest) : 0 }
-                statistics.mailboxes = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM mailbox_usage WHERE count > 0") ?? 0
-                for row in try Row.fetchAll(db, sql: "SELECT state, COUNT(*) AS n FROM message GROUP BY state") {
-                    if let state = MessageState(rawValue: row["state"]) { statistics.remembered[state] = row["n"] }
-                }
-                return statistics
-            }
-        } catch {
-            throw Self.storeError(error, doing: "read statistics in \(path)")
-        }
-    }
-
-    public func occupiedMailboxes() throws(StoreError) -> [Mailbox] {
-        do {
-            return try pool.read { db in
-                try String.fetchAll(db, sql: """
-                    SELECT mailbox FROM mailbox_usage WHERE count > 0
-                    UNION SELECT mailbox FROM prekey UNION SELECT mailbox FROM one_time_prekey ORDER BY mailbox
-                    """).map(Mailbox.init)
-            }
-        } catch {
-            throw Self.storeError(error, doing: "list mailboxes in \(path)")
-        }
-    }
-
-    /// SQLite's own consistency check (`PRAGMA integrity_check`): "ok" or the problems.
-    public func integrityCheck() throws(StoreError) -> String {
-        do {
-            return try pool.read { db in try String.fetchAll(db, sql: "PRAGMA integrity_check").joined(separator: "; ") }
-        } catch {
-            throw Self.storeError(error, doing: "check integrity in \(path)")
-        }
-    }
     static func storeError(_ error: any Error, doing what: String) -> StoreError { SQLiteFile.storeError(error, doing: what) }
 }
 
