@@ -152,8 +152,9 @@ public final class RelayDirectory: Sendable {
             var verifier = base.verifier
             try verifier.extend(prechecked: batch, now: now, verifications: &verifications)
             var checkpoint = base.checkpoint
-            // A newer checkpoint key makes the stored checkpoint worthless: drop it.
-            if let kept = checkpoint {
+            // A newer checkpoint key makes the stored checkpoint worthless: drop it. Only new
+            // entries can certify one; without them the stored checkpoint still counts.
+            if let kept = checkpoint, verifier.count != base.verifier.count {
                 verifications += 1
                 if try !kept.counts(against: verifier, now: now) { checkpoint = nil }
             }
