@@ -21,19 +21,24 @@ enum Fixed {
     static let bob = signing(4)
     static let signedPrekey = key(5)
     static let oneTimePrekey = key(6)
+    static let kemPrekey = try! MLKEM1024PrivateKey(seed: SecretBytes(copying: [UInt8](repeating: 11, count: 64)))
 
     static var bobPrekeys: Session.Prekeys {
         Session.Prekeys(
             signedPrekey: { $0 == signedPrekey.publicKey ? signedPrekey : nil },
             oneTimePrekey: { $0 == oneTimePrekey.publicKey ? oneTimePrekey : nil },
+            kemPrekey: { $0 == PQXDH.kemPrekeyID(kemPrekey.publicKey) ? (kemPrekey, .oneTime) : nil },
             seenBefore: { _ in false })
     }
 
-    /// Alice's first three messages to bob (each still carries the initial header).
+    /// Alice's first three messages to bob (each still carries the initial header). The
+    /// KEM encapsulation is random (swift-crypto has no deterministic one), so these bytes
+    /// differ between processes but not between the runs of one.
     static let aliceMessages: [[UInt8]] = {
-        let bundle = X3DH.PrekeyBundle(
+        let bundle = PQXDH.PrekeyBundle(
             identityKey: bob.publicKey, signedPrekey: signedPrekey.publicKey,
-            signedPrekeySignature: X3DH.signPrekey(signedPrekey.publicKey, with: bob), oneTimePrekey: oneTimePrekey.publicKey)
+            signedPrekeySignature: PQXDH.signPrekey(signedPrekey.publicKey, with: bob), oneTimePrekey: oneTimePrekey.publicKey,
+            kemPrekey: PQXDH.KEMPrekey(key: kemPrekey.publicKey, kind: .oneTime, signedBy: bob))
         var aliceSession = try! Session.initiate(identity: alice, bundle: bundle, ephemeral: key(8), ratchetKey: key(9))
         return ["hello", "second", "third"].map { try! aliceSession.encrypt(MessageContent.text($0).encoded) }
     }()

@@ -7,7 +7,7 @@ import ValiseDirectory
 /// member's an hour (a session needs one; a device that keeps asking for the same member
 /// is draining it), and at most so many in all (`limits.oneTimePrekeysPerMinute` and its
 /// burst, counted per device key across its connections). A fetch refused here still gets
-/// the bundle, without a one-time prekey: X3DH works without one.
+/// the bundle, without a one-time prekey: PQXDH works without one (with the last-resort KEM prekey).
 ///
 /// The (device, member) table is in memory, bounded: entries expire an hour after the
 /// handout and at most `capacity` are held. When it is full, nobody gets a one-time prekey

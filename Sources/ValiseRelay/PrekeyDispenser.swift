@@ -7,7 +7,8 @@ import ValiseWire
 /// Hands out prekey bundles (docs/PROTOCOL.md, "Prekeys"). Two limits, per device key
 /// across its connections: the members it may ask for per minute (each a read of the
 /// store; past it RATE_LIMITED), and the one-time prekeys it may take (at most one of each
-/// member's an hour, and so many in all; past them the bundle comes without one).
+/// member's an hour, and so many in all, an X25519 and a KEM one counting as one; past them
+/// the bundle comes without a one-time X25519 prekey and with the last-resort KEM prekey).
 final class PrekeyDispenser: Sendable {
     /// A member asked for, as the request named it.
     struct Target: Sendable {
@@ -96,6 +97,14 @@ final class PrekeyDispenser: Sendable {
                         bundle.signedPrekeySignature = Data(record.prekeys.signedPrekeySignature)
                         bundle.oneTimePrekey = Data(record.oneTimePrekey ?? [])
                         bundle.oneTimePrekeysLeft = UInt32(record.oneTimePrekeysLeft)
+                        if let kem = record.kemPrekey {
+                            var prekey = WireKEMPrekey()
+                            prekey.key = Data(kem.key)
+                            prekey.signature = Data(kem.signature)
+                            bundle.kemPrekey = prekey
+                            bundle.kemPrekeyLastResort = record.kemPrekeyIsLastResort
+                        }
+                        bundle.oneTimeKemPrekeysLeft = UInt32(record.oneTimeKEMPrekeysLeft)
                     }
                 } else {
                     bundle.error = .noPrekeys

@@ -330,14 +330,16 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
             acknowledge(ids, context: context)
         case .status(let requestID, let ids, let nonce):
             status(requestID: requestID, ids: ids, nonce: nonce, context: context)
-        case .prekeyUpload(let requestID, let mailbox, let signedPrekey, let signedPrekeySignature, let envelopeKey, let envelopeKeySignature, let oneTime):
+        case .prekeyUpload(let requestID, let mailbox, let signedPrekey, let signedPrekeySignature, let envelopeKey, let envelopeKeySignature, let oneTime, let kem):
             let prekeys = StoredPrekeys(
                 signedPrekey: signedPrekey, signedPrekeySignature: signedPrekeySignature, envelopeKey: envelopeKey,
                 envelopeKeySignature: envelopeKeySignature, updatedAt: shared.clock())
             let store = shared.prekeys
             answerOffLoop(requestID: requestID, context: context, failure: "could not store prekeys") { () throws -> WireRelayMessage in
                 do {
-                    return RelayRequestProcessor.prekeysStored(requestID, count: try store.storePrekeys(mailbox: mailbox, prekeys: prekeys, oneTimePrekeys: oneTime))
+                    let counts = try store.storePrekeys(
+                        mailbox: mailbox, prekeys: prekeys, oneTimePrekeys: oneTime, lastResortKEMPrekey: kem.lastResort, oneTimeKEMPrekeys: kem.oneTime)
+                    return RelayRequestProcessor.prekeysStored(requestID, counts: counts)
                 } catch let error as StoreError where error.kind == .limitReached {
                     return RelayRequestProcessor.error(requestID, RelayError(.tooLarge, code: "too-many-prekeys", message: error.message))
                 }

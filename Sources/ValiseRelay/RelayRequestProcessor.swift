@@ -37,7 +37,7 @@ struct RelayRequestProcessor {
         case status(requestID: UInt64, ids: [MessageID], nonce: [UInt8])
         /// Store this device's checked prekeys, then answer PrekeysStored.
         case prekeyUpload(requestID: UInt64, Mailbox, signedPrekey: [UInt8], signedPrekeySignature: [UInt8],
-                          envelopeKey: [UInt8], envelopeKeySignature: [UInt8], oneTimePrekeys: [[UInt8]])
+                          envelopeKey: [UInt8], envelopeKeySignature: [UInt8], oneTimePrekeys: [[UInt8]], kem: KEMPrekeyUpload)
         /// Hand out these members' bundles (`PrekeyDispenser` decides the limits).
         case prekeyFetch(requestID: UInt64, [PrekeyDispenser.Target], envelopeKeyOnly: Bool)
     }
@@ -187,9 +187,11 @@ struct RelayRequestProcessor {
         guard case .device(let name) = admission, let member = directory.state.members[name], member.isActive else {
             return .reply(Self.notAllowed(id))
         }
-        guard upload.oneTimePrekeys.count <= PrekeyLimits.maximumOneTimePrekeys else {
+        guard upload.oneTimePrekeys.count <= PrekeyLimits.maximumOneTimePrekeys,
+              upload.oneTimeKemPrekeys.count <= PrekeyLimits.maximumOneTimeKEMPrekeys else {
             return .reply(Self.error(id, RelayError(
-                .tooLarge, code: "too-large", message: "at most \(PrekeyLimits.maximumOneTimePrekeys) one-time prekeys per upload")))
+                .tooLarge, code: "too-large",
+                message: "at most \(PrekeyLimits.maximumOneTimePrekeys) one-time prekeys and \(PrekeyLimits.maximumOneTimeKEMPrekeys) one-time KEM prekeys per upload")))
         }
         guard upload.signedPrekey.count == 32, upload.envelopeKey.count == 32, upload.oneTimePrekeys.allSatisfy({ $0.count == 32 }),
               let prekeySignature = try? Signature(bytes: Array(upload.signedPrekeySignature)),
@@ -197,25 +199,31 @@ struct RelayRequestProcessor {
             return .reply(Self.error(id, .badRequest("prekeys are 32 bytes and signatures 64")))
         }
         // Only keys the device's own identity key signed are handed to others.
-        guard member.identityKey.isValidSignature(prekeySignature, for: Array(upload.signedPrekey), purpose: X3DH.signedPrekeyPurpose),
+        guard member.identityKey.isValidSignature(prekeySignature, for: Array(upload.signedPrekey), purpose: PQXDH.signedPrekeyPurpose),
               member.identityKey.isValidSignature(envelopeSignature, for: Array(upload.envelopeKey), purpose: SealedEnvelope.envelopeKeyPurpose) else {
             return .reply(Self.error(id, .badRequest("a prekey signature does not verify with this device's identity key")))
         }
         // A small-order key would make every sender's encryption fail: never hand one out.
-        // (One-time prekeys are checked by the sender, whose X3DH refuses them.)
+        // (One-time prekeys are checked by the sender, whose PQXDH refuses them.)
         guard let signed = try? AgreementPublicKey(bytes: Array(upload.signedPrekey)), !signed.isSmallOrder,
               let envelope = try? AgreementPublicKey(bytes: Array(upload.envelopeKey)), !envelope.isSmallOrder else {
             return .reply(Self.error(id, .badRequest("a signed prekey or envelope key is a small-order point")))
         }
+        let kem: KEMPrekeyUpload
+        switch Self.checkKEMPrekeys(upload, identity: member.identityKey) {
+        case .success(let checked): kem = checked
+        case .failure(let error): return .reply(Self.error(id, error))
+        }
         return .prekeyUpload(
             requestID: id, Mailbox(name.value), signedPrekey: Array(upload.signedPrekey), signedPrekeySignature: Array(upload.signedPrekeySignature),
             envelopeKey: Array(upload.envelopeKey), envelopeKeySignature: Array(upload.envelopeKeySignature),
-            oneTimePrekeys: upload.oneTimePrekeys.map { Array($0) })
+            oneTimePrekeys: upload.oneTimePrekeys.map { Array($0) }, kem: kem)
     }
 
-    static func prekeysStored(_ requestID: UInt64, count: Int) -> WireRelayMessage {
+    static func prekeysStored(_ requestID: UInt64, counts: PrekeyCounts) -> WireRelayMessage {
         var stored = WirePrekeysStored()
-        stored.oneTimePrekeys = UInt32(count)
+        stored.oneTimePrekeys = UInt32(counts.oneTime)
+        stored.oneTimeKemPrekeys = UInt32(counts.oneTimeKEM)
         return message(requestID, .prekeysStored(stored))
     }
 

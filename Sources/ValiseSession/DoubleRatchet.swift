@@ -114,13 +114,13 @@ public struct DoubleRatchet: Sendable {
     var previousSendingChainLength: UInt32 = 0
     var skipped: [SkippedKey: SecretBytes] = [:]
     var skippedOrder: [SkippedKey] = []
-    /// The session's associated data (from X3DH: both identity keys).
+    /// The session's associated data (from PQXDH: both identity keys, the KEM prekey id and the ciphertext's hash).
     public let associatedData: [UInt8]
 
     /// The initiator's start (RatchetInitAlice): the first remote ratchet key is the
     /// responder's signed prekey.
     public init(
-        initiatorWith agreement: X3DH.Agreement, remoteRatchetKey: AgreementPublicKey, ratchetKey: AgreementPrivateKey = AgreementPrivateKey()
+        initiatorWith agreement: PQXDH.Agreement, remoteRatchetKey: AgreementPublicKey, ratchetKey: AgreementPrivateKey = AgreementPrivateKey()
     ) throws(SessionError) {
         associatedData = agreement.associatedData
         sendingRatchetKey = ratchetKey
@@ -131,7 +131,7 @@ public struct DoubleRatchet: Sendable {
     }
 
     /// The responder's start (RatchetInitBob): its first ratchet key pair is its signed prekey.
-    public init(responderWith agreement: X3DH.Agreement, signedPrekey: AgreementPrivateKey) {
+    public init(responderWith agreement: PQXDH.Agreement, signedPrekey: AgreementPrivateKey) {
         associatedData = agreement.associatedData
         sendingRatchetKey = signedPrekey
         rootKey = agreement.sharedSecret

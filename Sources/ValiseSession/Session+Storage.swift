@@ -3,26 +3,28 @@ public import ValiseCrypto
 /// A session's state as the client stores it (encrypted at rest by the local store), in
 /// guarded memory: docs/PROTOCOL.md, "Stored session".
 ///
-///     u8 version (1) ‖ peer identity 32 ‖ u8 initial header length ‖ initial header ‖
+///     u8 version (2) ‖ peer identity 32 ‖ u16 initial header length ‖ initial header ‖
 ///     u8 pending (0 or 1) ‖ sending ratchet private key 32 ‖ u8 has receiving key ‖ [32] ‖
 ///     root key 32 ‖ u8 has sending chain ‖ [32] ‖ u8 has receiving chain ‖ [32] ‖
 ///     u32 sent ‖ u32 received ‖ u32 previous chain length ‖ u16 AD length ‖ AD ‖
 ///     u32 skipped count ‖ (ratchet key 32 ‖ u32 number ‖ message key 32)…, oldest first
 extension Session {
-    public static let storageVersion: UInt8 = 1
+    /// 2 since the PQXDH header (up to 1729 bytes) needs a u16 length; version 1 (X3DH,
+    /// u8 length) is refused.
+    public static let storageVersion: UInt8 = 2
 
     public var stored: SecretBytes {
         let r = ratchet
         let slots = r.skippedOrder.filter { r.skipped[$0] != nil }
         let header = initialHeader.encoded
-        let count = 1 + 32 + 1 + header.count + 1 + 32 + 1 + (r.receivingRatchetKey == nil ? 0 : 32) + 32
+        let count = 1 + 32 + 2 + header.count + 1 + 32 + 1 + (r.receivingRatchetKey == nil ? 0 : 32) + 32
             + 1 + (r.sendingChain == nil ? 0 : 32) + 1 + (r.receivingChain == nil ? 0 : 32)
             + 12 + 2 + r.associatedData.count + 4 + slots.count * 68
         return SecretBytes(count: count) { buffer in
             var writer = SecretWriter(buffer)
             writer.write(Self.storageVersion)
             writer.write(peerIdentity.bytes)
-            writer.write(UInt8(header.count))
+            writer.write(UInt16(header.count))
             writer.write(header)
             writer.write(UInt8(pendingInitialHeader == nil ? 0 : 1))
             writer.write(r.sendingRatchetKey.rawRepresentation)
@@ -72,7 +74,8 @@ extension Session {
                 let version = try reader.readUInt8()
                 guard version == Self.storageVersion else { throw .unsupportedVersion("stored session", Int(version)) }
                 let peer = try reader.readBytes(32)
-                let headerLength = Int(try reader.readUInt8())
+                let headerLength = Int(try reader.readUInt16())
+                guard headerLength <= PQXDH.InitialHeader.maximumByteCount else { throw .invalid("stored session", "the initial header is too long") }
                 let headerBytes = try reader.readBytes(headerLength)
                 let pending = try reader.readUInt8()
                 let sendingKey = try reader.readSecret(32)
@@ -98,7 +101,7 @@ extension Session {
                 }
                 try reader.expectEnd()
                 guard let peerIdentity = try? SigningPublicKey(bytes: peer),
-                      let header = try? X3DH.InitialHeader(decoding: headerBytes),
+                      let header = try? PQXDH.InitialHeader(decoding: headerBytes),
                       let sendingRatchetKey = try? AgreementPrivateKey(rawRepresentation: sendingKey),
                       pending <= 1
                 else { throw .invalid("stored session", "a key or the initial header is not valid") }

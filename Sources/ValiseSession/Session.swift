@@ -2,14 +2,15 @@ public import ValiseCrypto
 
 /// One end of an end-to-end session with a peer device: the Double Ratchet plus what
 /// docs/PROTOCOL.md ("Session messages") adds around it. Until the initiator has read a
-/// reply, every message it sends carries the X3DH initial header, so that whichever of its
+/// reply, every message it sends carries the PQXDH initial header, so that whichever of its
 /// messages arrives first (delivery follows precedence, not order) can start the session.
 ///
 /// A value, like `DoubleRatchet`: the caller stores it (encrypted) after every change, in
 /// the same transaction as the message it encrypted or decrypted.
 public struct Session: Sendable {
-    /// The session message format's version.
-    public static let version: UInt8 = 1
+    /// The session message format's version: 2 since sessions start with PQXDH (version 1
+    /// was X3DH alone, and is refused).
+    public static let version: UInt8 = 2
     enum Kind: UInt8 {
         case initial = 1
         case ratchet = 2
@@ -19,9 +20,9 @@ public struct Session: Sendable {
     public let peerIdentity: SigningPublicKey
     var ratchet: DoubleRatchet
     /// Sent with every message until a reply has been read (initiator only).
-    var pendingInitialHeader: X3DH.InitialHeader?
+    var pendingInitialHeader: PQXDH.InitialHeader?
     /// The header that started this session (both sides), to recognise its repeats.
-    let initialHeader: X3DH.InitialHeader
+    let initialHeader: PQXDH.InitialHeader
 
     /// Whether messages still carry the initial header.
     public var awaitsReply: Bool { pendingInitialHeader != nil }
@@ -30,16 +31,16 @@ public struct Session: Sendable {
     /// (its associated data): after a device's own key rotation, its old sessions are not.
     public func involves(_ identity: SigningPublicKey) -> Bool {
         let ad = ratchet.associatedData
-        return ad.count == 64 && (Array(ad[0..<32]) == identity.bytes || Array(ad[32..<64]) == identity.bytes)
+        return ad.count == PQXDH.associatedDataByteCount && (Array(ad[0..<32]) == identity.bytes || Array(ad[32..<64]) == identity.bytes)
     }
 
     /// Starts a session with the device whose bundle this is (the caller has checked the
     /// bundle's identity key against the directory).
     public static func initiate(
-        identity: SigningKey, bundle: X3DH.PrekeyBundle,
+        identity: SigningKey, bundle: PQXDH.PrekeyBundle,
         ephemeral: AgreementPrivateKey = AgreementPrivateKey(), ratchetKey: AgreementPrivateKey = AgreementPrivateKey()
     ) throws(SessionError) -> Session {
-        let (agreement, header) = try X3DH.initiate(identity: identity, bundle: bundle, ephemeral: ephemeral)
+        let (agreement, header) = try PQXDH.initiate(identity: identity, bundle: bundle, ephemeral: ephemeral)
         let ratchet = try DoubleRatchet(initiatorWith: agreement, remoteRatchetKey: bundle.signedPrekey, ratchetKey: ratchetKey)
         return Session(peerIdentity: bundle.identityKey, ratchet: ratchet, pendingInitialHeader: header, initialHeader: header)
     }
@@ -51,16 +52,21 @@ public struct Session: Sendable {
         public var signedPrekey: (AgreementPublicKey) -> AgreementPrivateKey?
         /// The private half of an unused one-time prekey, or nil.
         public var oneTimePrekey: (AgreementPublicKey) -> AgreementPrivateKey?
+        /// The private half of the KEM prekey with this id (one-time and unused, or a
+        /// last-resort one this device holds) and its kind, or nil.
+        public var kemPrekey: ([UInt8]) -> (key: MLKEM1024PrivateKey, kind: PQXDH.KEMPrekeyKind)?
         /// Whether a session was already begun with this replay key (see `Accepted`).
         public var seenBefore: ([UInt8]) -> Bool
 
         public init(
             signedPrekey: @escaping (AgreementPublicKey) -> AgreementPrivateKey?,
             oneTimePrekey: @escaping (AgreementPublicKey) -> AgreementPrivateKey?,
+            kemPrekey: @escaping ([UInt8]) -> (key: MLKEM1024PrivateKey, kind: PQXDH.KEMPrekeyKind)?,
             seenBefore: @escaping ([UInt8]) -> Bool
         ) {
             self.signedPrekey = signedPrekey
             self.oneTimePrekey = oneTimePrekey
+            self.kemPrekey = kemPrekey
             self.seenBefore = seenBefore
         }
     }
@@ -72,10 +78,18 @@ public struct Session: Sendable {
         /// The one-time prekey the session used: the caller deletes its private half in
         /// the same transaction that stores the session.
         public let usedOneTimePrekey: AgreementPublicKey?
-        /// SPK ‖ EK: the caller records it for as long as it keeps the signed prekey, and
-        /// answers `seenBefore` from that record, so a replayed initial message cannot
-        /// start a second session (a one-time prekey, deleted once used, does the same).
+        /// The id of the one-time KEM prekey the session used (never a last-resort one): the
+        /// caller deletes its private half in the same transaction too.
+        public let usedOneTimeKEMPrekey: [UInt8]?
+        /// SPK ‖ EK ‖ KEM prekey id: the caller records it for as long as it keeps the signed
+        /// prekey, and answers `seenBefore` from that record, so a replayed initial message
+        /// cannot start a second session (a one-time prekey of either kind, deleted once
+        /// used, does the same).
         public let replayKey: [UInt8]
+
+        /// Whether the session consumed no one-time prekey, so that only a replay record
+        /// stops a repeat of its start.
+        public var needsReplayRecord: Bool { usedOneTimePrekey == nil && usedOneTimeKEMPrekey == nil }
     }
 
     /// Whether `message` is an initial message (one that may start a session).
@@ -83,8 +97,8 @@ public struct Session: Sendable {
         message.count >= 2 && message[0] == version && message[1] == Kind.initial.rawValue
     }
 
-    /// The X3DH header an initial message carries, or nil for a ratchet message.
-    public static func initialHeader(of message: [UInt8]) throws(SessionError) -> X3DH.InitialHeader? {
+    /// The PQXDH header an initial message carries, or nil for a ratchet message.
+    public static func initialHeader(of message: [UInt8]) throws(SessionError) -> PQXDH.InitialHeader? {
         try parse(message).0
     }
 
@@ -103,16 +117,20 @@ public struct Session: Sendable {
         } else {
             oneTimePrekey = nil
         }
+        guard let kemPrekey = prekeys.kemPrekey(header.kemPrekeyID) else { throw .unknownPrekey }
         let replayKey = header.replayKey
         guard !prekeys.seenBefore(replayKey) else { throw .duplicate }
-        let agreement = try X3DH.respond(identity: identity, signedPrekey: signedPrekey, oneTimePrekey: oneTimePrekey, header: header)
+        let agreement = try PQXDH.respond(
+            identity: identity, signedPrekey: signedPrekey, oneTimePrekey: oneTimePrekey, kemPrekey: kemPrekey.key, header: header)
         var ratchet = DoubleRatchet(responderWith: agreement, signedPrekey: signedPrekey)
         let plaintext = try ratchet.decrypt(ratchetMessage, newRatchetKey: newRatchetKey)
         let session = Session(peerIdentity: header.identityKey, ratchet: ratchet, pendingInitialHeader: nil, initialHeader: header)
-        return Accepted(session: session, plaintext: plaintext, usedOneTimePrekey: header.oneTimePrekey, replayKey: replayKey)
+        return Accepted(
+            session: session, plaintext: plaintext, usedOneTimePrekey: header.oneTimePrekey,
+            usedOneTimeKEMPrekey: kemPrekey.kind == .oneTime ? header.kemPrekeyID : nil, replayKey: replayKey)
     }
 
-    /// `u8 version (1) ‖ u8 kind ‖ [initial header, kind 1] ‖ ratchet message`.
+    /// `u8 version (2) ‖ u8 kind ‖ [initial header, kind 1] ‖ ratchet message`.
     public mutating func encrypt(_ plaintext: [UInt8]) throws(SessionError) -> [UInt8] {
         let message = try ratchet.encrypt(plaintext)
         let initial = pendingInitialHeader?.encoded
@@ -144,19 +162,21 @@ public struct Session: Sendable {
         return plaintext
     }
 
-    private static func parse(_ message: [UInt8]) throws(SessionError) -> (X3DH.InitialHeader?, RatchetMessage) {
+    private static func parse(_ message: [UInt8]) throws(SessionError) -> (PQXDH.InitialHeader?, RatchetMessage) {
         guard message.count >= 2 else { throw .malformed("the session message") }
         guard message[0] == version else {
-            throw SessionError(code: "unsupported-version", message: "the session message has version \(message[0]), which this program does not support")
+            throw SessionError(
+                code: "unsupported-version",
+                message: "the session message has version \(message[0]); this program reads only version \(version) (PQXDH), so the sender must update")
         }
         switch Kind(rawValue: message[1]) {
         case .ratchet:
             return (nil, try RatchetMessage(decoding: message[2...]))
         case .initial:
             guard message.count >= 3 else { throw .malformed("the session message") }
-            let headerLength = X3DH.InitialHeader.encodedByteCount(flags: message[2])
+            let headerLength = PQXDH.InitialHeader.encodedByteCount(flags: message[2])
             guard message.count >= 2 + headerLength else { throw .malformed("the session message") }
-            let header = try X3DH.InitialHeader(decoding: Array(message[2..<(2 + headerLength)]))
+            let header = try PQXDH.InitialHeader(decoding: Array(message[2..<(2 + headerLength)]))
             return (header, try RatchetMessage(decoding: message[(2 + headerLength)...]))
         case nil:
             throw .malformed("the session message")

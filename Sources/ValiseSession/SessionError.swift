@@ -14,9 +14,12 @@ public struct SessionError: CodedError {
     /// The bundle's signed prekey is not signed by the identity key it came with.
     public static let badPrekeySignature = SessionError(
         code: "bad-prekey-signature", message: "the signed prekey is not signed by the member's identity key")
+    /// The bundle's KEM prekey is not signed by the identity key it came with (for its kind).
+    public static let badKEMPrekeySignature = SessionError(
+        code: "bad-kem-prekey-signature", message: "the KEM prekey is not signed by the member's identity key")
     /// A key agreement gave the all-zero secret: a small-order (malicious) public key.
     public static let weakKey = SessionError(code: "weak-key", message: "a public key in the message is not usable (small order)")
-    /// The initial message names a signed or one-time prekey this device does not hold.
+    /// The initial message names a signed, one-time or KEM prekey this device does not hold.
     public static let unknownPrekey = SessionError(
         code: "unknown-prekey", message: "the message was made for a prekey this device does not hold (used, rotated away or never ours)")
     /// Authentication failed: tampered, for another session, or garbage.

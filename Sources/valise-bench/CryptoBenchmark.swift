@@ -12,7 +12,7 @@ import Glibc
 /// buffers.
 ///
 /// - encrypt + seal: `MessageContent.encoded`, `Session.encrypt` (a message in the current
-///   sending chain, after a reply, so without the X3DH header), `SealedEnvelope.sealed(to:)`;
+///   sending chain, after a reply, so without the PQXDH header), `SealedEnvelope.sealed(to:)`;
 /// - open + decrypt: `SealedEnvelope.open`, `Session.decrypt` on a copy that replaces the
 ///   stored one (as Messenger does), `MessageContent(decoding:)`.
 ///
@@ -124,13 +124,17 @@ private final class ValiseEnds {
 
     init() {
         let signedPrekey = AgreementPrivateKey()
-        let bundle = X3DH.PrekeyBundle(
+        let kemPrekey = MLKEM1024PrivateKey()
+        let bundle = PQXDH.PrekeyBundle(
             identityKey: bob.publicKey, signedPrekey: signedPrekey.publicKey,
-            signedPrekeySignature: X3DH.signPrekey(signedPrekey.publicKey, with: bob), oneTimePrekey: nil)
+            signedPrekeySignature: PQXDH.signPrekey(signedPrekey.publicKey, with: bob), oneTimePrekey: nil,
+            kemPrekey: PQXDH.KEMPrekey(key: kemPrekey.publicKey, kind: .lastResort, signedBy: bob))
         aliceSession = try! Session.initiate(identity: alice, bundle: bundle)
         let first = try! aliceSession.encrypt(MessageContent.text("hello").encoded)
         let prekeys = Session.Prekeys(
-            signedPrekey: { $0 == signedPrekey.publicKey ? signedPrekey : nil }, oneTimePrekey: { _ in nil }, seenBefore: { _ in false })
+            signedPrekey: { $0 == signedPrekey.publicKey ? signedPrekey : nil }, oneTimePrekey: { _ in nil },
+            kemPrekey: { $0 == PQXDH.kemPrekeyID(kemPrekey.publicKey) ? (kemPrekey, .lastResort) : nil },
+            seenBefore: { _ in false })
         bobSession = try! Session.accept(first, identity: bob, prekeys: prekeys).session
         _ = try! aliceSession.decrypt(bobSession.encrypt(MessageContent.text("hello to you").encoded))
         precondition(!aliceSession.awaitsReply)

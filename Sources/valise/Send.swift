@@ -11,7 +11,7 @@ extension Valise {
             abstract: "Send an end-to-end encrypted message to one or more colleagues.",
             discussion: """
                 Only the named members' devices can read it: it is encrypted on this computer \
-                for each of them (X3DH and the Double Ratchet) and sealed so that the relay \
+                for each of them (PQXDH and the Double Ratchet) and sealed so that the relay \
                 sees neither its text nor who sent it. The text is the argument, or standard \
                 input when there is none (end it with Ctrl-D).
 

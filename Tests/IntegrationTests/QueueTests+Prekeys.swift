@@ -6,17 +6,28 @@ import ValiseSession
 import ValiseWire
 
 // Prekeys through a running relay: upload checked against the directory, each one-time
-// prekey handed out once, one per (device, member) an hour, the bundle usable for X3DH,
-// purged with a revoked member.
+// prekey (X25519 and ML-KEM) handed out once, one per (device, member) an hour, then the
+// last-resort KEM prekey, the bundle usable for PQXDH, purged with a revoked member.
 extension QueueTests {
+    static func wire(_ prekey: PQXDH.KEMPrekey) -> WireKEMPrekey {
+        var wire = WireKEMPrekey()
+        wire.key = Data(prekey.key.bytes)
+        wire.signature = Data(prekey.signature.bytes)
+        return wire
+    }
+
     func upload(_ device: QueueDevice, identity: SigningKey, signedPrekey: AgreementPrivateKey, envelopeKey: AgreementPrivateKey,
-                oneTime: [AgreementPrivateKey], signer: SigningKey? = nil) async throws(ClientError) -> WireRelayMessage {
+                oneTime: [AgreementPrivateKey], signer: SigningKey? = nil, kem: [MLKEM1024PrivateKey] = [],
+                lastResort: MLKEM1024PrivateKey? = MLKEM1024PrivateKey(), edit: (inout WirePrekeyUpload) -> Void = { _ in }) async throws(ClientError) -> WireRelayMessage {
         var upload = WirePrekeyUpload()
         upload.signedPrekey = Data(signedPrekey.publicKey.bytes)
-        upload.signedPrekeySignature = Data(X3DH.signPrekey(signedPrekey.publicKey, with: signer ?? identity).bytes)
+        upload.signedPrekeySignature = Data(PQXDH.signPrekey(signedPrekey.publicKey, with: signer ?? identity).bytes)
         upload.envelopeKey = Data(envelopeKey.publicKey.bytes)
         upload.envelopeKeySignature = Data(SealedEnvelope.signEnvelopeKey(envelopeKey.publicKey, with: signer ?? identity).bytes)
         upload.oneTimePrekeys = oneTime.map { Data($0.publicKey.bytes) }
+        upload.oneTimeKemPrekeys = kem.map { Self.wire(PQXDH.KEMPrekey(key: $0.publicKey, kind: .oneTime, signedBy: signer ?? identity)) }
+        if let lastResort { upload.lastResortKemPrekey = Self.wire(PQXDH.KEMPrekey(key: lastResort.publicKey, kind: .lastResort, signedBy: signer ?? identity)) }
+        edit(&upload)
         return try await device.client.request(.prekeyUpload(upload))
     }
 
@@ -53,6 +64,8 @@ extension QueueTests {
         let signedPrekey = AgreementPrivateKey()
         let envelopeKey = AgreementPrivateKey()
         let oneTime = (0..<2).map { _ in AgreementPrivateKey() }
+        let kem = (0..<2).map { _ in MLKEM1024PrivateKey() }
+        let lastResort = MLKEM1024PrivateKey()
         // Signed by another identity key (alice's): refused, nothing stored.
         let aliceKey = try world.identityKey(Self.alice)
         do {
@@ -62,33 +75,42 @@ extension QueueTests {
             #expect(error.code == "relay-\(WireErrorCode.badRequest)", "\(error)")
         }
         await #expect(throws: ClientError.self) { try await fetchBundle(alice, Self.bob) }
-        let stored = try await upload(bob, identity: bobIdentity, signedPrekey: signedPrekey, envelopeKey: envelopeKey, oneTime: oneTime)
+        let stored = try await upload(
+            bob, identity: bobIdentity, signedPrekey: signedPrekey, envelopeKey: envelopeKey, oneTime: oneTime, kem: kem, lastResort: lastResort)
         guard case .prekeysStored(let count)? = stored.body else { Issue.record("not stored: \(stored)"); return }
-        #expect(count.oneTimePrekeys == 2)
+        #expect(count.oneTimePrekeys == 2 && count.oneTimeKemPrekeys == 2)
 
         // One for each device (a device gets one of a member's an hour).
         let carol = try await QueueDevice(world: world, member: Self.carol)
         var handed: Set<Data> = []
+        var handedKEM: Set<Data> = []
         for (device, left) in [(alice, 1), (carol, 0)] {
             let bundle = try await fetchBundle(device, Self.bob)
             #expect(bundle.identityKey == Data(bobIdentity.publicKey.bytes))
-            #expect(bundle.oneTimePrekeysLeft == UInt32(left))
+            #expect(bundle.oneTimePrekeysLeft == UInt32(left) && bundle.oneTimeKemPrekeysLeft == UInt32(left))
             #expect(bundle.oneTimePrekey.count == 32 && !handed.contains(bundle.oneTimePrekey))
+            #expect(bundle.kemPrekey.key.count == 1568 && !bundle.kemPrekeyLastResort && !handedKEM.contains(bundle.kemPrekey.key))
             handed.insert(bundle.oneTimePrekey)
+            handedKEM.insert(bundle.kemPrekey.key)
         }
         #expect(handed == Set(oneTime.map { Data($0.publicKey.bytes) }))
+        #expect(handedKEM == Set(kem.map { Data($0.publicKey.bytes) }))
         let last = try await fetchBundle(alice, Self.bob)
         #expect(last.oneTimePrekey.isEmpty)
+        #expect(last.kemPrekey.key == Data(lastResort.publicKey.bytes) && last.kemPrekeyLastResort)
 
         // The bundle starts a session that bob reads (the relay passed it through intact).
         let aliceIdentity = try world.identityKey(Self.alice)
-        let x3dhBundle = X3DH.PrekeyBundle(
+        let pqxdhBundle = PQXDH.PrekeyBundle(
             identityKey: try SigningPublicKey(bytes: Array(last.identityKey)), signedPrekey: try AgreementPublicKey(bytes: Array(last.signedPrekey)),
-            signedPrekeySignature: try Signature(bytes: Array(last.signedPrekeySignature)), oneTimePrekey: nil)
-        var session = try Session.initiate(identity: aliceIdentity, bundle: x3dhBundle)
+            signedPrekeySignature: try Signature(bytes: Array(last.signedPrekeySignature)), oneTimePrekey: nil,
+            kemPrekey: PQXDH.KEMPrekey(
+                key: try MLKEM1024PublicKey(bytes: Array(last.kemPrekey.key)), kind: .lastResort, signature: try Signature(bytes: Array(last.kemPrekey.signature))))
+        var session = try Session.initiate(identity: aliceIdentity, bundle: pqxdhBundle)
         let message = try session.encrypt(Array("through the relay's bundle".utf8))
         let accepted = try Session.accept(message, identity: bobIdentity, prekeys: Session.Prekeys(
-            signedPrekey: { $0 == signedPrekey.publicKey ? signedPrekey : nil }, oneTimePrekey: { _ in nil }, seenBefore: { _ in false }))
+            signedPrekey: { $0 == signedPrekey.publicKey ? signedPrekey : nil }, oneTimePrekey: { _ in nil },
+            kemPrekey: { $0 == PQXDH.kemPrekeyID(lastResort.publicKey) ? (lastResort, .lastResort) : nil }, seenBefore: { _ in false }))
         #expect(accepted.plaintext == Array("through the relay's bundle".utf8))
         #expect(SealedEnvelope.isValidEnvelopeKey(
             try AgreementPublicKey(bytes: Array(last.envelopeKey)), signature: try Signature(bytes: Array(last.envelopeKeySignature)),
@@ -101,6 +123,50 @@ extension QueueTests {
             #expect(error.code == "relay-\(WireErrorCode.unknownRecipient)", "\(error)")
         }
         for device in [alice, bob, carol] { await device.close() }
+    }
+
+    @Test("prekeys: an upload without a last-resort KEM prekey, with a KEM prekey signed for the other kind, by another key or not an ML-KEM-1024 key, or with too many, is refused and stores nothing")
+    func badKEMUploads() async throws {
+        let world = try RelayWorld(members: [Self.alice, Self.bob])
+        let bobIdentity = try world.identityKey(Self.bob)
+        let bob = try await QueueDevice(world: world, member: Self.bob)
+        let alice = try await QueueDevice(world: world, member: Self.alice)
+        let key = MLKEM1024PrivateKey()
+        let edits: [(String, (inout WirePrekeyUpload) -> Void)] = [
+            ("no last-resort KEM prekey", { $0.clearLastResortKemPrekey() }),
+            ("last resort signed as one-time", { $0.lastResortKemPrekey = Self.wire(PQXDH.KEMPrekey(key: key.publicKey, kind: .oneTime, signedBy: bobIdentity)) }),
+            ("one-time signed as last resort", { $0.oneTimeKemPrekeys = [Self.wire(PQXDH.KEMPrekey(key: key.publicKey, kind: .lastResort, signedBy: bobIdentity))] }),
+            ("signed by alice", { $0.oneTimeKemPrekeys = [Self.wire(PQXDH.KEMPrekey(key: key.publicKey, kind: .oneTime, signedBy: try! world.identityKey(Self.alice)))] }),
+            ("not a key", { upload in
+                var bad = Self.wire(PQXDH.KEMPrekey(key: key.publicKey, kind: .oneTime, signedBy: bobIdentity))
+                bad.key = Data(repeating: 0xFF, count: 1568)
+                upload.oneTimeKemPrekeys = [bad]
+            }),
+            ("short", { upload in
+                var bad = Self.wire(PQXDH.KEMPrekey(key: key.publicKey, kind: .lastResort, signedBy: bobIdentity))
+                bad.key = bad.key.prefix(1567)
+                upload.lastResortKemPrekey = bad
+            }),
+        ]
+        for (name, edit) in edits {
+            do {
+                let answer = try await upload(
+                    bob, identity: bobIdentity, signedPrekey: AgreementPrivateKey(), envelopeKey: AgreementPrivateKey(), oneTime: [], edit: edit)
+                Issue.record("\(name): accepted: \(answer)")
+            } catch {
+                #expect(error.code == "relay-\(WireErrorCode.badRequest)", "\(name): \(error)")
+            }
+        }
+        do {
+            let answer = try await upload(
+                bob, identity: bobIdentity, signedPrekey: AgreementPrivateKey(), envelopeKey: AgreementPrivateKey(), oneTime: [],
+                kem: (0...100).map { _ in key })
+            Issue.record("101 one-time KEM prekeys accepted: \(answer)")
+        } catch {
+            #expect(error.code == "relay-\(WireErrorCode.tooLarge)", "\(error)")
+        }
+        await #expect(throws: ClientError.self) { try await fetchBundle(alice, Self.bob) }
+        for device in [alice, bob] { await device.close() }
     }
 
     @Test("prekeys: a device gets one of a member's one-time prekeys an hour; its further fetches get the bundle without one (not RATE_LIMITED), and the member keeps the rest")

@@ -174,11 +174,14 @@ final class MessagingWorld {
 
     /// The bundle `recipient` publishes now, checked by `fetcher` as MessageSync checks a fetched one.
     func bundle(of recipient: MessagingDevice, for fetcher: MessagingDevice) throws -> Messenger.Bundle {
-        let upload = try recipient.messenger.preparePrekeys(newOneTimePrekeys: 1, now: now)
+        let upload = try recipient.messenger.preparePrekeys(newOneTimePrekeys: 1, newOneTimeKEMPrekeys: 1, now: now)
+        // Without one-time prekeys, the relay hands out the last-resort KEM prekey.
+        let kem = withOneTimePrekeys ? upload.oneTimeKEMPrekeys[0] : upload.lastResortKEMPrekey
         return try fetcher.messenger.checkBundle(
             member: recipient.name, identityKey: recipient.publicKey.bytes, signedPrekey: upload.signedPrekey.bytes,
             signedPrekeySignature: upload.signedPrekeySignature.bytes, envelopeKey: upload.envelopeKey.bytes,
-            envelopeKeySignature: upload.envelopeKeySignature.bytes, oneTimePrekey: withOneTimePrekeys ? upload.oneTimePrekeys[0].bytes : [])
+            envelopeKeySignature: upload.envelopeKeySignature.bytes, oneTimePrekey: withOneTimePrekeys ? upload.oneTimePrekeys[0].bytes : [],
+            kemPrekey: kem.key.bytes, kemPrekeySignature: kem.signature.bytes, kemPrekeyLastResort: kem.kind == .lastResort)
     }
 
     /// The envelope key `recipient` publishes now, as a fetch with `envelope_key_only` hands

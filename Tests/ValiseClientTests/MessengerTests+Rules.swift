@@ -13,17 +13,21 @@ extension MessengerTests {
     func badBundles() throws {
         let world = try MessagingWorld()
         let (alice, bob, carol) = (world.alice, world.bob, world.carol)
-        let upload = try bob.messenger.preparePrekeys(newOneTimePrekeys: 1, now: world.now)
-        func check(identity: SigningPublicKey, spk: Signature, ek: Signature, oneTime: [UInt8]? = nil) throws {
+        let upload = try bob.messenger.preparePrekeys(newOneTimePrekeys: 1, newOneTimeKEMPrekeys: 1, now: world.now)
+        func check(
+            identity: SigningPublicKey, spk: Signature, ek: Signature, oneTime: [UInt8]? = nil, kem: PQXDH.KEMPrekey? = nil, kemLastResort: Bool? = nil
+        ) throws {
+            let kem = kem ?? upload.oneTimeKEMPrekeys[0]
             _ = try alice.messenger.checkBundle(
                 member: bob.name, identityKey: identity.bytes, signedPrekey: upload.signedPrekey.bytes, signedPrekeySignature: spk.bytes,
-                envelopeKey: upload.envelopeKey.bytes, envelopeKeySignature: ek.bytes, oneTimePrekey: oneTime ?? upload.oneTimePrekeys[0].bytes)
+                envelopeKey: upload.envelopeKey.bytes, envelopeKeySignature: ek.bytes, oneTimePrekey: oneTime ?? upload.oneTimePrekeys[0].bytes,
+                kemPrekey: kem.key.bytes, kemPrekeySignature: kem.signature.bytes, kemPrekeyLastResort: kemLastResort ?? (kem.kind == .lastResort))
         }
         let carolKey = carol.identity.identityKey
-        let spkByCarol = X3DH.signPrekey(upload.signedPrekey, with: carolKey)
+        let spkByCarol = PQXDH.signPrekey(upload.signedPrekey, with: carolKey)
         let ekByCarol = SealedEnvelope.signEnvelopeKey(upload.envelopeKey, with: carolKey)
         // Bob's own signature, but made for the other purpose, must not pass either.
-        let crossed = X3DH.signPrekey(upload.envelopeKey, with: bob.identity.identityKey)
+        let crossed = PQXDH.signPrekey(upload.envelopeKey, with: bob.identity.identityKey)
         let cases: [(identity: SigningPublicKey, spk: Signature, ek: Signature, code: String)] = [
             (bob.publicKey, spkByCarol, upload.envelopeKeySignature, "bad-prekey-signature"),
             (bob.publicKey, upload.signedPrekeySignature, ekByCarol, "bad-prekey-signature"),
@@ -41,6 +45,37 @@ extension MessengerTests {
         }
         #expect(malformed?.code == "bad-bundle")
         #expect(throws: Never.self) { try check(identity: bob.publicKey, spk: upload.signedPrekeySignature, ek: upload.envelopeKeySignature) }
+        #expect(throws: Never.self) {
+            try check(identity: bob.publicKey, spk: upload.signedPrekeySignature, ek: upload.envelopeKeySignature, kem: upload.lastResortKEMPrekey)
+        }
+        // The KEM prekey: signed by another key, claimed to be of the other kind, or missing.
+        let kem = upload.oneTimeKEMPrekeys[0]
+        let kemCases: [(PQXDH.KEMPrekey, Bool?, String)] = [
+            (PQXDH.KEMPrekey(key: kem.key, kind: .oneTime, signedBy: carolKey), nil, "bad-prekey-signature"),
+            (kem, true, "bad-prekey-signature"),
+            (upload.lastResortKEMPrekey, false, "bad-prekey-signature"),
+        ]
+        for (prekey, lastResort, code) in kemCases {
+            let error = #expect(throws: ClientError.self) {
+                try check(identity: bob.publicKey, spk: upload.signedPrekeySignature, ek: upload.envelopeKeySignature, kem: prekey, kemLastResort: lastResort)
+            }
+            #expect(error?.code == code)
+        }
+        let missing = #expect(throws: ClientError.self) {
+            _ = try alice.messenger.checkBundle(
+                member: bob.name, identityKey: bob.publicKey.bytes, signedPrekey: upload.signedPrekey.bytes,
+                signedPrekeySignature: upload.signedPrekeySignature.bytes, envelopeKey: upload.envelopeKey.bytes,
+                envelopeKeySignature: upload.envelopeKeySignature.bytes, oneTimePrekey: [], kemPrekey: [], kemPrekeySignature: [], kemPrekeyLastResort: false)
+        }
+        #expect(missing?.code == "no-kem-prekey" && missing?.kind == .verification)
+        let garbled = #expect(throws: ClientError.self) {
+            _ = try alice.messenger.checkBundle(
+                member: bob.name, identityKey: bob.publicKey.bytes, signedPrekey: upload.signedPrekey.bytes,
+                signedPrekeySignature: upload.signedPrekeySignature.bytes, envelopeKey: upload.envelopeKey.bytes,
+                envelopeKeySignature: upload.envelopeKeySignature.bytes, oneTimePrekey: [], kemPrekey: Array(kem.key.bytes.prefix(1000)),
+                kemPrekeySignature: kem.signature.bytes, kemPrekeyLastResort: false)
+        }
+        #expect(garbled?.code == "bad-bundle")
     }
 
     @Test("a message from a member revoked after sending is refused and nothing is stored", arguments: ["member", "key"])
@@ -155,10 +190,11 @@ extension MessengerTests {
         #expect(try alice.messenger.readyToSend().isEmpty)
         let oldBundle = #expect(throws: ClientError.self) {
             try alice.messenger.checkBundle(
-                member: bob.name, identityKey: oldKey.bytes, signedPrekey: stale.x3dh!.signedPrekey.bytes,
-                signedPrekeySignature: stale.x3dh!.signedPrekeySignature.bytes, envelopeKey: stale.envelopeKey.bytes,
+                member: bob.name, identityKey: oldKey.bytes, signedPrekey: stale.pqxdh!.signedPrekey.bytes,
+                signedPrekeySignature: stale.pqxdh!.signedPrekeySignature.bytes, envelopeKey: stale.envelopeKey.bytes,
                 envelopeKeySignature: SealedEnvelope.signEnvelopeKey(stale.envelopeKey, with: bob.identity.retired[0].keys.identity).bytes,
-                oneTimePrekey: [])
+                oneTimePrekey: [], kemPrekey: stale.pqxdh!.kemPrekey.key.bytes, kemPrekeySignature: stale.pqxdh!.kemPrekey.signature.bytes,
+                kemPrekeyLastResort: stale.pqxdh!.kemPrekey.kind == .lastResort)
         }
         #expect(oldBundle?.code == "bundle-identity")
 

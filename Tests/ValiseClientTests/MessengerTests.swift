@@ -16,11 +16,12 @@ struct MessengerTests {
     func roundTrip() throws {
         let world = try MessagingWorld()
         let (alice, bob) = (world.alice, world.bob)
-        let upload = try bob.messenger.preparePrekeys(newOneTimePrekeys: 5, now: world.now)
+        let upload = try bob.messenger.preparePrekeys(newOneTimePrekeys: 5, newOneTimeKEMPrekeys: 5, now: world.now)
         let bundle = try alice.messenger.checkBundle(
             member: bob.name, identityKey: bob.publicKey.bytes, signedPrekey: upload.signedPrekey.bytes,
             signedPrekeySignature: upload.signedPrekeySignature.bytes, envelopeKey: upload.envelopeKey.bytes,
-            envelopeKeySignature: upload.envelopeKeySignature.bytes, oneTimePrekey: upload.oneTimePrekeys[0].bytes)
+            envelopeKeySignature: upload.envelopeKeySignature.bytes, oneTimePrekey: upload.oneTimePrekeys[0].bytes,
+            kemPrekey: upload.oneTimeKEMPrekeys[0].key.bytes, kemPrekeySignature: upload.oneTimeKEMPrekeys[0].signature.bytes, kemPrekeyLastResort: false)
         let composed = try alice.messenger.compose("Meet at the embassy at nine.", to: [bob.name], precedence: .immediate, ttl: .week, now: world.now)
         #expect(composed.map(\.to) == [bob.name])
         #expect(composed[0].keysChanged == nil)

@@ -222,15 +222,20 @@ struct EnvelopeInteropTests {
         var aliceKeys = try fixture.keyList("aliceRatchetKeys").map(privateKey)
         var bobKeys = try fixture.keyList("bobRatchetKeys").map(privateKey)
 
-        let bundle = X3DH.PrekeyBundle(
+        // These vectors predate PQXDH (session format 1): they need regenerating with a KEM
+        // prekey; until then this KEM prekey only lets the test compile.
+        let kemPrekey = MLKEM1024PrivateKey()
+        let bundle = PQXDH.PrekeyBundle(
             identityKey: bob.publicKey, signedPrekey: signedPrekey.publicKey,
-            signedPrekeySignature: X3DH.signPrekey(signedPrekey.publicKey, with: bob), oneTimePrekey: oneTimePrekey.publicKey)
+            signedPrekeySignature: PQXDH.signPrekey(signedPrekey.publicKey, with: bob), oneTimePrekey: oneTimePrekey.publicKey,
+            kemPrekey: PQXDH.KEMPrekey(key: kemPrekey.publicKey, kind: .oneTime, signedBy: bob))
         var aliceSession = try Session.initiate(
             identity: alice, bundle: bundle, ephemeral: privateKey(fixture.key("aliceEphemeral")), ratchetKey: aliceKeys.removeFirst())
         var bobSession: Session?
         let prekeys = Session.Prekeys(
             signedPrekey: { $0 == signedPrekey.publicKey ? signedPrekey : nil },
             oneTimePrekey: { $0 == oneTimePrekey.publicKey ? oneTimePrekey : nil },
+            kemPrekey: { $0 == PQXDH.kemPrekeyID(kemPrekey.publicKey) ? (kemPrekey, .oneTime) : nil },
             seenBefore: { _ in false })
 
         for vector in EnvelopeVector.all {

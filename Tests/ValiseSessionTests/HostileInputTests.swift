@@ -15,6 +15,7 @@ struct SessionHostileInputTests {
         let prekeys = Session.Prekeys(
             signedPrekey: { [pair] in $0 == pair.bobSignedPrekey.publicKey ? pair.bobSignedPrekey : nil },
             oneTimePrekey: { [pair] in $0 == pair.bobOneTimePrekey.publicKey ? pair.bobOneTimePrekey : nil },
+            kemPrekey: { [pair] in $0 == pair.kemPrekey().id ? (pair.bobKEMPrekey, .oneTime) : nil },
             seenBefore: { _ in false })
         var bob = try Session.accept(first, identity: pair.bob, prekeys: prekeys, newRatchetKey: { pair.nextKey() }).session
         let second = try alice.encrypt(text("second"))
@@ -48,7 +49,7 @@ struct SessionHostileInputTests {
             }
             #expect(throws: (any Error).self) { try Session.accept(input, identity: pair.bob, prekeys: prekeys, newRatchetKey: { pair.nextKey() }) }
             _ = try? RatchetMessage(decoding: input)
-            _ = try? X3DH.InitialHeader(decoding: input)
+            _ = try? PQXDH.InitialHeader(decoding: input)
             #expect(throws: SessionError.self) {
                 try SealedEnvelope.open(input, with: envelopeKey, expectedID: [UInt8](repeating: 1, count: 16), recipient: pair.bob.publicKey, precedence: 0, ttlClass: 1)
             }

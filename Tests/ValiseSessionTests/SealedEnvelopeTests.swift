@@ -109,7 +109,7 @@ struct SealedEnvelopeTests {
         #expect(SealedEnvelope.isValidEnvelopeKey(envelopeKey.publicKey, signature: signature, identity: recipient.publicKey))
         #expect(!SealedEnvelope.isValidEnvelopeKey(envelopeKey.publicKey, signature: signature, identity: sender.publicKey))
         // A signed-prekey signature over the same key is not an envelope-key signature.
-        let prekeySignature = X3DH.signPrekey(envelopeKey.publicKey, with: recipient)
+        let prekeySignature = PQXDH.signPrekey(envelopeKey.publicKey, with: recipient)
         #expect(!SealedEnvelope.isValidEnvelopeKey(envelopeKey.publicKey, signature: prekeySignature, identity: recipient.publicKey))
     }
 

@@ -8,6 +8,7 @@ struct SessionTests {
     final class BobStore {
         let pair: SessionPair
         var oneTimeLeft: Bool
+        var kemOneTimeLeft = true
         var seen: Set<[UInt8]> = []
         init(_ pair: SessionPair, oneTime: Bool = true) {
             self.pair = pair
@@ -17,11 +18,19 @@ struct SessionTests {
             Session.Prekeys(
                 signedPrekey: { [pair] in $0 == pair.bobSignedPrekey.publicKey ? pair.bobSignedPrekey : nil },
                 oneTimePrekey: { [self] in $0 == pair.bobOneTimePrekey.publicKey && oneTimeLeft ? pair.bobOneTimePrekey : nil },
+                kemPrekey: { [self] id in
+                    if id == PQXDH.kemPrekeyID(pair.bobKEMPrekey.publicKey) && kemOneTimeLeft { return (pair.bobKEMPrekey, .oneTime) }
+                    if id == PQXDH.kemPrekeyID(pair.bobLastResortKEMPrekey.publicKey) { return (pair.bobLastResortKEMPrekey, .lastResort) }
+                    return nil
+                },
                 seenBefore: { [self] in seen.contains($0) })
         }
+        /// As the client does: spent one-time prekeys go, and a replay record is kept only
+        /// where none was spent.
         func record(_ accepted: Session.Accepted) {
-            seen.insert(accepted.replayKey)
+            if accepted.needsReplayRecord { seen.insert(accepted.replayKey) }
             if accepted.usedOneTimePrekey != nil { oneTimeLeft = false }
+            if accepted.usedOneTimeKEMPrekey != nil { kemOneTimeLeft = false }
         }
     }
 
@@ -52,18 +61,24 @@ struct SessionTests {
         #expect(try bob.decrypt(after, newRatchetKey: { pair.nextKey() }) == text("after the reply"))
     }
 
-    @Test("a replayed initial message starts no second session: refused by the replay record, or by the spent one-time prekey", arguments: [true, false])
-    func replayedInitial(oneTime: Bool) throws {
+    @Test(
+        "a replayed initial message starts no second session: refused by the replay record, or by a spent one-time prekey of either kind",
+        arguments: [(true, false), (false, false), (true, true), (false, true)])
+    func replayedInitial(oneTime: Bool, lastResort: Bool) throws {
         var pair = SessionPair(seed: 11)
         let store = BobStore(pair, oneTime: oneTime)
-        var alice = try Session.initiate(identity: pair.alice, bundle: pair.bundle(oneTime: oneTime), ephemeral: pair.nextKey(), ratchetKey: pair.nextKey())
+        var alice = try Session.initiate(
+            identity: pair.alice, bundle: pair.bundle(oneTime: oneTime, lastResort: lastResort), ephemeral: pair.nextKey(), ratchetKey: pair.nextKey())
         let first = try alice.encrypt(text("once"))
         var bob = try Session.accept(first, identity: pair.bob, prekeys: store.prekeys, newRatchetKey: { pair.nextKey() })
         store.record(bob)
+        #expect(bob.usedOneTimeKEMPrekey == (lastResort ? nil : pair.kemPrekey().id), "a last-resort KEM prekey is never reported for deletion")
+        #expect(bob.needsReplayRecord == (!oneTime && lastResort))
+        #expect(store.kemOneTimeLeft == lastResort)
         // To the live session, the replay is a duplicate.
         #expect(throws: SessionError.duplicate) { try bob.session.decrypt(first, newRatchetKey: { pair.nextKey() }) }
         // A device that lost the session (or an attacker replaying to a fresh one) gets no second one.
-        let expected: SessionError = oneTime ? .unknownPrekey : .duplicate
+        let expected: SessionError = oneTime || !lastResort ? .unknownPrekey : .duplicate
         #expect(throws: expected) { try Session.accept(first, identity: pair.bob, prekeys: store.prekeys, newRatchetKey: { pair.nextKey() }) }
     }
 

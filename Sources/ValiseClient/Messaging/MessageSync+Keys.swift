@@ -74,7 +74,9 @@ extension MessageSync {
             return .keys(try messenger.checkBundle(
                 member: name, identityKey: Array(bundle.identityKey), signedPrekey: Array(bundle.signedPrekey),
                 signedPrekeySignature: Array(bundle.signedPrekeySignature), envelopeKey: Array(bundle.envelopeKey),
-                envelopeKeySignature: Array(bundle.envelopeKeySignature), oneTimePrekey: Array(bundle.oneTimePrekey)))
+                envelopeKeySignature: Array(bundle.envelopeKeySignature), oneTimePrekey: Array(bundle.oneTimePrekey),
+                kemPrekey: Array(bundle.kemPrekey.key), kemPrekeySignature: Array(bundle.kemPrekey.signature),
+                kemPrekeyLastResort: bundle.kemPrekeyLastResort))
         } catch where error.kind == .verification {
             return .wait("not sent to \(name) yet: \(error.message)")
         }

@@ -16,6 +16,7 @@ public final class MessageSync {
     /// What happened, for the command to say.
     public struct Report: Sendable {
         public var oneTimePrekeysOnRelay: Int?
+        public var oneTimeKEMPrekeysOnRelay: Int?
         public var prekeysRotated = false
         public var sent: [(id: [UInt8], to: String)] = []
         public var received: [InboxMessage] = []
@@ -69,11 +70,13 @@ public final class MessageSync {
     public func uploadPrekeys(now: UInt64) async throws(ClientError) {
         do {
             var held = try await upload(try messenger.preparePrekeys(newOneTimePrekeys: 0, now: now))
-            let add = Messenger.oneTimePrekeysToAdd(relayHolds: held)
-            if add > 0 {
-                held = try await upload(try messenger.preparePrekeys(newOneTimePrekeys: add, now: now))
+            let add = Messenger.oneTimePrekeysToAdd(relayHolds: held.oneTime)
+            let addKEM = Messenger.oneTimeKEMPrekeysToAdd(relayHolds: held.oneTimeKEM)
+            if add > 0 || addKEM > 0 {
+                held = try await upload(try messenger.preparePrekeys(newOneTimePrekeys: add, newOneTimeKEMPrekeys: addKEM, now: now))
             }
-            report.oneTimePrekeysOnRelay = held
+            report.oneTimePrekeysOnRelay = held.oneTime
+            report.oneTimeKEMPrekeysOnRelay = held.oneTimeKEM
         } catch where Self.isRefusal(error) {
             report.notices.append("the relay did not store this device's prekeys (\(error.message)); colleagues may not be able to start a conversation with it until a later sync succeeds")
         }
@@ -84,7 +87,7 @@ public final class MessageSync {
         error.code.hasPrefix("relay-") && !error.isConnectionLost && error.code != "relay-handshake" && error.code != "relay-protocol"
     }
 
-    private func upload(_ prekeys: Messenger.PrekeyUpload) async throws(ClientError) -> Int {
+    private func upload(_ prekeys: Messenger.PrekeyUpload) async throws(ClientError) -> (oneTime: Int, oneTimeKEM: Int) {
         if prekeys.rotated { report.prekeysRotated = true }
         var upload = WirePrekeyUpload()
         upload.signedPrekey = Data(prekeys.signedPrekey.bytes)
@@ -92,11 +95,20 @@ public final class MessageSync {
         upload.envelopeKey = Data(prekeys.envelopeKey.bytes)
         upload.envelopeKeySignature = Data(prekeys.envelopeKeySignature.bytes)
         upload.oneTimePrekeys = prekeys.oneTimePrekeys.map { Data($0.bytes) }
+        upload.lastResortKemPrekey = Self.wire(prekeys.lastResortKEMPrekey)
+        upload.oneTimeKemPrekeys = prekeys.oneTimeKEMPrekeys.map(Self.wire)
         let answer = try await client.request(.prekeyUpload(upload))
         guard case .prekeysStored(let stored) = answer.body else {
             throw .failure("relay-protocol", "the relay answered a prekey upload with something else")
         }
-        return Int(stored.oneTimePrekeys)
+        return (Int(stored.oneTimePrekeys), Int(stored.oneTimeKemPrekeys))
+    }
+
+    private static func wire(_ prekey: PQXDH.KEMPrekey) -> WireKEMPrekey {
+        var wire = WireKEMPrekey()
+        wire.key = Data(prekey.key.bytes)
+        wire.signature = Data(prekey.signature.bytes)
+        return wire
     }
 
     // MARK: Outbox

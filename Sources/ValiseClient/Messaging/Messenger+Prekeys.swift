@@ -20,6 +20,8 @@ extension Messenger {
     /// `oneTimePrekeyLowWater`.
     public static let oneTimePrekeyTarget = 100
     public static let oneTimePrekeyLowWater = 25
+    /// One-time KEM prekeys: the same rules, within the relay's own bound for them.
+    public static let maximumOneTimeKEMPrekeysHeld = 1000
 
     /// What to upload: the current signed prekey and envelope key with their signatures,
     /// and new one-time prekeys (their private halves are already committed).
@@ -29,23 +31,33 @@ extension Messenger {
         public let envelopeKey: AgreementPublicKey
         public let envelopeKeySignature: Signature
         public let oneTimePrekeys: [AgreementPublicKey]
+        /// The current last-resort KEM prekey (rotated with the signed prekey) and new
+        /// one-time ones, each signed for its kind.
+        public let lastResortKEMPrekey: PQXDH.KEMPrekey
+        public let oneTimeKEMPrekeys: [PQXDH.KEMPrekey]
         /// Whether the signed prekey and envelope key were replaced just now.
         public let rotated: Bool
     }
 
     /// Makes sure a current signed prekey and envelope key exist (made by this identity,
-    /// younger than a week), deletes expired old ones, and makes `newOneTimePrekeys` more.
-    /// Everything private is committed before the caller uploads anything public.
-    public func preparePrekeys(newOneTimePrekeys: Int, now: UInt64) throws(ClientError) -> PrekeyUpload {
+    /// younger than a week) with a last-resort KEM prekey of the same age, deletes expired
+    /// old ones, and makes `newOneTimePrekeys` and `newOneTimeKEMPrekeys` more. Everything
+    /// private is committed before the caller uploads anything public.
+    public func preparePrekeys(newOneTimePrekeys: Int, newOneTimeKEMPrekeys: Int = 0, now: UInt64) throws(ClientError) -> PrekeyUpload {
         let identityKey = identity.identityKey
         var deleted = false
         let upload = try storeOperation("prepare prekeys") { tx -> PrekeyUpload in
             var signed = try tx.prekeys(.signed).first { $0.retiredAt == nil }
             var envelope = try tx.prekeys(.envelope).first { $0.retiredAt == nil }
+            var lastResort = try tx.prekeys(.kemLastResort).first { $0.retiredAt == nil }
             let madeBy = try tx.meta("prekeys-identity")
             var rotated = false
-            if signed == nil || envelope == nil || now >= signed!.createdAt &+ Self.signedPrekeyLifetime || madeBy != identityKey.publicKey.bytes {
-                for old in [signed, envelope].compactMap({ $0 }) { try tx.retirePrekey(old.publicKey, now: now) }
+            if signed == nil || envelope == nil || lastResort == nil || now >= signed!.createdAt &+ Self.signedPrekeyLifetime
+                || madeBy != identityKey.publicKey.bytes {
+                for old in [signed, envelope, lastResort].compactMap({ $0 }) { try tx.retirePrekey(old.publicKey, now: now) }
+                let newLastResort = MLKEM1024PrivateKey()
+                try tx.addPrekey(PQXDH.kemPrekeyID(newLastResort.publicKey), kind: .kemLastResort, privateKey: newLastResort.seed, now: now)
+                lastResort = try tx.prekey(PQXDH.kemPrekeyID(newLastResort.publicKey), kind: .kemLastResort)
                 let newSigned = AgreementPrivateKey()
                 let newEnvelope = AgreementPrivateKey()
                 try tx.addPrekey(newSigned.publicKey.bytes, kind: .signed, privateKey: newSigned.rawRepresentation, now: now)
@@ -55,7 +67,7 @@ extension Messenger {
                 envelope = try tx.prekey(newEnvelope.publicKey.bytes, kind: .envelope)
                 rotated = true
             }
-            for kind in [PrekeyKind.signed, .envelope] {
+            for kind in [PrekeyKind.signed, .envelope, .kemLastResort] {
                 for old in try tx.prekeys(kind) where old.retiredAt.map({ now >= $0 &+ Self.retiredPrekeyRetention }) ?? false {
                     try tx.deletePrekey(old.publicKey)
                     deleted = true
@@ -65,18 +77,31 @@ extension Messenger {
                 try tx.deletePrekey(old.publicKey)
                 deleted = true
             }
+            for old in try tx.prekeys(.kemOneTime).dropFirst(max(0, Self.maximumOneTimeKEMPrekeysHeld - newOneTimeKEMPrekeys)) {
+                try tx.deletePrekey(old.publicKey)
+                deleted = true
+            }
             var oneTime: [AgreementPublicKey] = []
             for _ in 0..<max(0, newOneTimePrekeys) {
                 let key = AgreementPrivateKey()
                 try tx.addPrekey(key.publicKey.bytes, kind: .oneTime, privateKey: key.rawRepresentation, now: now)
                 oneTime.append(key.publicKey)
             }
+            var oneTimeKEM: [PQXDH.KEMPrekey] = []
+            for _ in 0..<max(0, newOneTimeKEMPrekeys) {
+                let key = MLKEM1024PrivateKey()
+                try tx.addPrekey(PQXDH.kemPrekeyID(key.publicKey), kind: .kemOneTime, privateKey: key.seed, now: now)
+                oneTimeKEM.append(PQXDH.KEMPrekey(key: key.publicKey, kind: .oneTime, signedBy: identityKey))
+            }
+            // The store keeps the seed; the public key is derived from it again to upload.
+            let lastResortKey = try MLKEM1024PrivateKey(seed: lastResort!.privateKey).publicKey
             let spk = try AgreementPublicKey(bytes: signed!.publicKey)
             let ek = try AgreementPublicKey(bytes: envelope!.publicKey)
             return PrekeyUpload(
-                signedPrekey: spk, signedPrekeySignature: X3DH.signPrekey(spk, with: identityKey),
+                signedPrekey: spk, signedPrekeySignature: PQXDH.signPrekey(spk, with: identityKey),
                 envelopeKey: ek, envelopeKeySignature: SealedEnvelope.signEnvelopeKey(ek, with: identityKey),
-                oneTimePrekeys: oneTime, rotated: rotated)
+                oneTimePrekeys: oneTime, lastResortKEMPrekey: PQXDH.KEMPrekey(key: lastResortKey, kind: .lastResort, signedBy: identityKey),
+                oneTimeKEMPrekeys: oneTimeKEM, rotated: rotated)
         }
         // Deleted private keys must not survive in the log.
         if deleted { store.checkpoint() }
@@ -86,6 +111,11 @@ extension Messenger {
     /// How many one-time prekeys to add when the relay says it holds `held`.
     public static func oneTimePrekeysToAdd(relayHolds held: Int) -> Int {
         held < oneTimePrekeyLowWater ? max(0, min(oneTimePrekeyTarget, PrekeyLimits.maximumOneTimePrekeys) - held) : 0
+    }
+
+    /// How many one-time KEM prekeys to add when the relay says it holds `held`.
+    public static func oneTimeKEMPrekeysToAdd(relayHolds held: Int) -> Int {
+        held < oneTimePrekeyLowWater ? max(0, min(oneTimePrekeyTarget, PrekeyLimits.maximumOneTimeKEMPrekeys) - held) : 0
     }
 
     // MARK: Other members' keys
@@ -104,17 +134,19 @@ extension Messenger {
     public struct Bundle: Sendable {
         public let identityKey: SigningPublicKey
         /// The keys to start a session with; nil when only the envelope key was fetched.
-        public let x3dh: X3DH.PrekeyBundle?
+        public let pqxdh: PQXDH.PrekeyBundle?
         public let envelopeKey: AgreementPublicKey
     }
 
     /// Checks a fetched bundle: the identity key must be the member's in this device's
-    /// directory (not merely the relay's word), and both prekeys signed by it.
+    /// directory (not merely the relay's word), and every prekey signed by it, the KEM
+    /// prekey for the kind the relay says it is.
     public func checkBundle(member: MemberName, identityKey: [UInt8], signedPrekey: [UInt8], signedPrekeySignature: [UInt8],
-                            envelopeKey: [UInt8], envelopeKeySignature: [UInt8], oneTimePrekey: [UInt8]) throws(ClientError) -> Bundle {
+                            envelopeKey: [UInt8], envelopeKeySignature: [UInt8], oneTimePrekey: [UInt8],
+                            kemPrekey: [UInt8], kemPrekeySignature: [UInt8], kemPrekeyLastResort: Bool) throws(ClientError) -> Bundle {
         let envelope = try checkEnvelopeKey(member: member, identityKey: identityKey, envelopeKey: envelopeKey, envelopeKeySignature: envelopeKeySignature)
         guard let spk = try? AgreementPublicKey(bytes: signedPrekey), let spkSignature = try? Signature(bytes: signedPrekeySignature),
-              envelope.identityKey.isValidSignature(spkSignature, for: spk.bytes, purpose: X3DH.signedPrekeyPurpose)
+              envelope.identityKey.isValidSignature(spkSignature, for: spk.bytes, purpose: PQXDH.signedPrekeyPurpose)
         else {
             throw ClientError(kind: .verification, code: "bad-prekey-signature", message: "the prekey bundle for \(member) is not signed by their identity key (tampered, or a relay fault); nothing was sent")
         }
@@ -128,10 +160,31 @@ extension Messenger {
             }
             otpk = key
         }
+        let kem = try checkKEMPrekey(
+            member: member, identity: envelope.identityKey, key: kemPrekey, signature: kemPrekeySignature, lastResort: kemPrekeyLastResort)
         return Bundle(
             identityKey: envelope.identityKey,
-            x3dh: X3DH.PrekeyBundle(identityKey: envelope.identityKey, signedPrekey: spk, signedPrekeySignature: spkSignature, oneTimePrekey: otpk),
+            pqxdh: PQXDH.PrekeyBundle(
+                identityKey: envelope.identityKey, signedPrekey: spk, signedPrekeySignature: spkSignature, oneTimePrekey: otpk, kemPrekey: kem),
             envelopeKey: envelope.envelopeKey)
+    }
+
+    /// A bundle's KEM prekey: present (a relay or peer of protocol 2 has none, and then no
+    /// session can start), an ML-KEM-1024 key, signed by the identity key for its kind.
+    private func checkKEMPrekey(
+        member: MemberName, identity: SigningPublicKey, key: [UInt8], signature: [UInt8], lastResort: Bool
+    ) throws(ClientError) -> PQXDH.KEMPrekey {
+        guard !key.isEmpty else {
+            throw ClientError(kind: .verification, code: "no-kem-prekey", message: "the prekey bundle for \(member) has no post-quantum (ML-KEM) prekey, so no session can start with them; they must sync with an up-to-date valise first")
+        }
+        guard let parsed = try? MLKEM1024PublicKey(bytes: key), let parsedSignature = try? Signature(bytes: signature) else {
+            throw ClientError(kind: .verification, code: "bad-bundle", message: "the prekey bundle for \(member) has a malformed ML-KEM prekey; nothing was sent")
+        }
+        let prekey = PQXDH.KEMPrekey(key: parsed, kind: lastResort ? .lastResort : .oneTime, signature: parsedSignature)
+        guard prekey.isValid(for: identity) else {
+            throw ClientError(kind: .verification, code: "bad-prekey-signature", message: "the ML-KEM prekey in the bundle for \(member) is not signed by their identity key (tampered, or a relay fault); nothing was sent")
+        }
+        return prekey
     }
 
     /// Checks a fetched envelope key (a fetch with `envelope_key_only`): the identity key
@@ -151,6 +204,6 @@ extension Messenger {
         guard !ek.isSmallOrder else {
             throw ClientError(kind: .verification, code: "bad-bundle", message: "the prekey bundle for \(member) holds an unusable (small-order) key; nothing was sent")
         }
-        return Bundle(identityKey: identity, x3dh: nil, envelopeKey: ek)
+        return Bundle(identityKey: identity, pqxdh: nil, envelopeKey: ek)
     }
 }

@@ -91,6 +91,7 @@ extension Messenger {
                 name: senderName, identityKey: sender.identityKey, envelopeKey: unknownKey, envelopeKeyFetchedAt: 0, session: nil)
             let plaintext: [UInt8]
             var usedOneTimePrekey: AgreementPublicKey?
+            var usedOneTimeKEMPrekey: [UInt8]?
             var replay: (key: [UInt8], signedPrekey: [UInt8])?
             do {
                 if let (index, session, decrypted) = Self.decryptInKnownSession(envelope.sessionMessage, correspondent) {
@@ -101,7 +102,8 @@ extension Messenger {
                     plaintext = accepted.plaintext
                     correspondent.start(accepted.session)
                     usedOneTimePrekey = accepted.usedOneTimePrekey
-                    if usedOneTimePrekey == nil {
+                    usedOneTimeKEMPrekey = accepted.usedOneTimeKEMPrekey
+                    if accepted.needsReplayRecord {
                         replay = (accepted.replayKey, Array(accepted.replayKey.prefix(32)))
                     }
                 } else {
@@ -122,6 +124,7 @@ extension Messenger {
             let note = try directoryNote(envelope, now: now)
             try tx.setCorrespondent(senderName, correspondent.stored)
             if let usedOneTimePrekey { try tx.deletePrekey(usedOneTimePrekey.bytes) }
+            if let usedOneTimeKEMPrekey { try tx.deletePrekey(usedOneTimeKEMPrekey) }
             if let replay { try tx.addReplay(replay.key, signedPrekey: replay.signedPrekey) }
             try tx.markSeen(envelope.id, now: now)
             switch content {
@@ -171,6 +174,8 @@ extension Messenger {
         }
         let signed = try tx.prekeys(.signed)
         let oneTime = try tx.prekeys(.oneTime)
+        // The public column of a KEM prekey is its id; a last-resort one is never deleted on use.
+        let kem = try tx.prekeys(.kemOneTime).map { ($0, PQXDH.KEMPrekeyKind.oneTime) } + tx.prekeys(.kemLastResort).map { ($0, .lastResort) }
         // Read before the agreement, so that a database failure is an error (retried), not
         // a replay verdict (refused and acknowledged: a lost message).
         var replayAnswers: [[UInt8]: Bool] = [:]
@@ -180,6 +185,9 @@ extension Messenger {
         let prekeys = Session.Prekeys(
             signedPrekey: { key in signed.first { $0.publicKey == key.bytes }.flatMap { try? AgreementPrivateKey(rawRepresentation: $0.privateKey) } },
             oneTimePrekey: { key in oneTime.first { $0.publicKey == key.bytes }.flatMap { try? AgreementPrivateKey(rawRepresentation: $0.privateKey) } },
+            kemPrekey: { id in
+                kem.first { $0.0.publicKey == id }.flatMap { stored, kind in (try? MLKEM1024PrivateKey(seed: stored.privateKey)).map { ($0, kind) } }
+            },
             seenBefore: { key in replayAnswers[key] ?? true })
         let accepted = try Session.accept(envelope.sessionMessage, identity: ownIdentity, prekeys: prekeys)
         guard accepted.session.peerIdentity == envelope.sender else {

@@ -238,10 +238,10 @@ public final class Messenger {
                     existing.envelopeKeyFetchedAt = now
                     correspondent = existing
                 } else {
-                    guard let x3dh = bundle.x3dh else {
+                    guard let pqxdh = bundle.pqxdh else {
                         throw ClientError.failure("no-bundle", "a prekey bundle for \(name) is needed to start a session, not only their envelope key")
                     }
-                    let session = try Session.initiate(identity: identity.identityKey, bundle: x3dh)
+                    let session = try Session.initiate(identity: identity.identityKey, bundle: pqxdh)
                     correspondent = Correspondent(name: name.value, identityKey: member.identityKey, envelopeKey: bundle.envelopeKey, envelopeKeyFetchedAt: now, session: session)
                 }
             } else if let existing = known, existing.session != nil {

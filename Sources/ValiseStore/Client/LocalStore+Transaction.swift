@@ -7,6 +7,10 @@ public enum PrekeyKind: Int, Sendable {
     case signed = 1
     case oneTime = 2
     case envelope = 3
+    /// ML-KEM-1024 prekeys for PQXDH: the public column holds the key's id (SHA-256 of the
+    /// encapsulation key, what an initial header names), the private one the 64-byte seed.
+    case kemOneTime = 10
+    case kemLastResort = 11
 }
 
 public struct StoredPrekey: Sendable {

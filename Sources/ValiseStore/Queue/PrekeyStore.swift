@@ -1,6 +1,36 @@
 public enum PrekeyLimits {
     /// One-time prekeys a device may have on the relay at once (and so send in one upload).
     public static let maximumOneTimePrekeys = 200
+    /// One-time KEM prekeys (ML-KEM-1024, 1568 bytes each) a device may have on the relay at
+    /// once: at most about 160 KiB with their signatures.
+    public static let maximumOneTimeKEMPrekeys = 100
+    /// An ML-KEM-1024 encapsulation key's length.
+    public static let kemPrekeyByteCount = 1568
+}
+
+/// An ML-KEM-1024 prekey as the relay keeps it: the key and the identity key's signature
+/// (docs/PROTOCOL.md, "PQXDH"), checked against the directory before it is stored.
+public struct StoredKEMPrekey: Sendable, Hashable {
+    public let key: [UInt8]
+    public let signature: [UInt8]
+
+    public init(key: [UInt8], signature: [UInt8]) {
+        self.key = key
+        self.signature = signature
+    }
+
+    var isWellFormed: Bool { key.count == PrekeyLimits.kemPrekeyByteCount && signature.count == 64 }
+}
+
+/// How many one-time prekeys of each kind a device has on the relay.
+public struct PrekeyCounts: Sendable, Equatable {
+    public let oneTime: Int
+    public let oneTimeKEM: Int
+
+    public init(oneTime: Int, oneTimeKEM: Int) {
+        self.oneTime = oneTime
+        self.oneTimeKEM = oneTimeKEM
+    }
 }
 
 /// A device's published keys for starting sessions with it (docs/PROTOCOL.md,
@@ -27,33 +57,44 @@ public struct StoredPrekeys: Sendable, Equatable {
     }
 }
 
-/// What a fetch hands out: the published keys and at most one one-time prekey, which no
-/// other fetch will ever get.
+/// What a fetch hands out: the published keys, at most one one-time prekey of each kind,
+/// which no other fetch will ever get, and otherwise the last-resort KEM prekey.
 public struct PrekeyBundleRecord: Sendable, Equatable {
     public let prekeys: StoredPrekeys
     public let oneTimePrekey: [UInt8]?
     /// One-time prekeys left after this one, so the owner can be told to replenish.
     public let oneTimePrekeysLeft: Int
+    /// A one-time KEM prekey, or the last-resort one; nil for a device that published none
+    /// (no session can start with it).
+    public let kemPrekey: StoredKEMPrekey?
+    public let kemPrekeyIsLastResort: Bool
+    public let oneTimeKEMPrekeysLeft: Int
 }
 
 /// Where the relay keeps prekeys. Every change is committed durably before it returns; a
 /// one-time prekey is deleted in the same transaction that hands it out, so a crash can
 /// never give it to two senders.
 public protocol PrekeyStore: Sendable {
-    /// Replaces the mailbox's signed prekey and envelope key and adds `oneTimePrekeys`
-    /// (32 bytes each; ones already held are ignored). Refuses, changing nothing, if the
-    /// device would hold more than `PrekeyLimits.maximumOneTimePrekeys`. Returns how many
-    /// it holds.
-    func storePrekeys(mailbox: Mailbox, prekeys: StoredPrekeys, oneTimePrekeys: [[UInt8]]) throws(StoreError) -> Int
+    /// Replaces the mailbox's signed prekey, envelope key and last-resort KEM prekey and adds
+    /// `oneTimePrekeys` (32 bytes each) and `oneTimeKEMPrekeys` (ones already held are
+    /// ignored). Refuses, changing nothing, if the device would hold more than
+    /// `PrekeyLimits.maximumOneTimePrekeys` or `.maximumOneTimeKEMPrekeys`. Returns how
+    /// many of each it holds.
+    func storePrekeys(
+        mailbox: Mailbox, prekeys: StoredPrekeys, oneTimePrekeys: [[UInt8]], lastResortKEMPrekey: StoredKEMPrekey, oneTimeKEMPrekeys: [StoredKEMPrekey]
+    ) throws(StoreError) -> PrekeyCounts
 
     /// Each mailbox's bundle, in order, all in one transaction; nil for a device that has
-    /// published nothing. Where a mailbox has a one-time prekey left, `takeOneTimePrekey`
-    /// is asked (with the mailbox's index) whether this fetch may have it; if so, it is
-    /// deleted in the same transaction. Without `takeOneTimePrekey`, nothing is taken (a
-    /// read, no commit).
+    /// published nothing. Where a mailbox has a one-time prekey of either kind left,
+    /// `takeOneTimePrekey` is asked (with the mailbox's index) whether this fetch may have
+    /// them; if so, the oldest of each kind is deleted in the same transaction (else the
+    /// bundle carries the last-resort KEM prekey). Without `takeOneTimePrekey`, nothing is
+    /// taken (a read, no commit).
     func takeBundles(_ mailboxes: [Mailbox], takeOneTimePrekey: ((Int) -> Bool)?) throws(StoreError) -> [PrekeyBundleRecord?]
 
     func oneTimePrekeyCount(mailbox: Mailbox) throws(StoreError) -> Int
+
+    func oneTimeKEMPrekeyCount(mailbox: Mailbox) throws(StoreError) -> Int
 }
 
 extension PrekeyStore {

@@ -25,10 +25,28 @@ extension SQLiteEnvelopeStore: PrekeyStore {
         migrator.registerMigration("prekeys-v2") { db in
             try db.execute(sql: "ALTER TABLE one_time_prekey ADD COLUMN added_at INTEGER NOT NULL DEFAULT 0")
         }
+        // ML-KEM-1024 prekeys for PQXDH: one-time ones (last_resort 0) and the one
+        // last-resort key (last_resort 1), replaced by every upload.
+        migrator.registerMigration("kem-prekeys") { db in
+            try db.execute(sql: """
+                CREATE TABLE kem_prekey (
+                    mailbox TEXT NOT NULL,
+                    key BLOB NOT NULL,
+                    signature BLOB NOT NULL,
+                    last_resort INTEGER NOT NULL,
+                    added_at INTEGER NOT NULL,
+                    PRIMARY KEY (mailbox, key)
+                ) WITHOUT ROWID;
+                """)
+        }
     }
 
-    public func storePrekeys(mailbox: Mailbox, prekeys: StoredPrekeys, oneTimePrekeys: [[UInt8]]) throws(StoreError) -> Int {
-        guard prekeys.isWellFormed, oneTimePrekeys.allSatisfy({ $0.count == 32 }) else {
+    public func storePrekeys(
+        mailbox: Mailbox, prekeys: StoredPrekeys, oneTimePrekeys: [[UInt8]], lastResortKEMPrekey: StoredKEMPrekey, oneTimeKEMPrekeys: [StoredKEMPrekey]
+    ) throws(StoreError) -> PrekeyCounts {
+        guard prekeys.isWellFormed, oneTimePrekeys.allSatisfy({ $0.count == 32 }), lastResortKEMPrekey.isWellFormed,
+              oneTimeKEMPrekeys.allSatisfy(\.isWellFormed)
+        else {
             throw StoreError(.failure, "cannot store prekeys: a key or signature has the wrong length")
         }
         do {
@@ -37,6 +55,15 @@ extension SQLiteEnvelopeStore: PrekeyStore {
                 let new = Set(oneTimePrekeys).subtracting(held)
                 guard held.count + new.count <= PrekeyLimits.maximumOneTimePrekeys else {
                     throw StoreError(.limitReached, "a device may hold at most \(PrekeyLimits.maximumOneTimePrekeys) one-time prekeys on the relay (it has \(held.count), and sent \(new.count) new)")
+                }
+                let heldKEM = Set(try Data.fetchAll(
+                    db, sql: "SELECT key FROM kem_prekey WHERE mailbox = ? AND last_resort = 0", arguments: [mailbox.name]).map { [UInt8]($0) })
+                var newKEM: [StoredKEMPrekey] = []
+                for prekey in oneTimeKEMPrekeys where !heldKEM.contains(prekey.key) && !newKEM.contains(where: { $0.key == prekey.key }) {
+                    newKEM.append(prekey)
+                }
+                guard heldKEM.count + newKEM.count <= PrekeyLimits.maximumOneTimeKEMPrekeys else {
+                    throw StoreError(.limitReached, "a device may hold at most \(PrekeyLimits.maximumOneTimeKEMPrekeys) one-time KEM prekeys on the relay (it has \(heldKEM.count), and sent \(newKEM.count) new)")
                 }
                 try db.execute(
                     sql: """
@@ -53,7 +80,17 @@ extension SQLiteEnvelopeStore: PrekeyStore {
                         sql: "INSERT INTO one_time_prekey (mailbox, key, added_at) VALUES (?, ?, ?)",
                         arguments: [mailbox.name, Data(key), Int64(clamping: prekeys.updatedAt)])
                 }
-                return held.count + new.count
+                try db.execute(sql: "DELETE FROM kem_prekey WHERE mailbox = ? AND last_resort = 1", arguments: [mailbox.name])
+                // A key once uploaded as one-time stays one-time: the signature names its kind.
+                try db.execute(
+                    sql: "INSERT OR IGNORE INTO kem_prekey (mailbox, key, signature, last_resort, added_at) VALUES (?, ?, ?, 1, ?)",
+                    arguments: [mailbox.name, Data(lastResortKEMPrekey.key), Data(lastResortKEMPrekey.signature), Int64(clamping: prekeys.updatedAt)])
+                for prekey in newKEM {
+                    try db.execute(
+                        sql: "INSERT OR IGNORE INTO kem_prekey (mailbox, key, signature, last_resort, added_at) VALUES (?, ?, ?, 0, ?)",
+                        arguments: [mailbox.name, Data(prekey.key), Data(prekey.signature), Int64(clamping: prekeys.updatedAt)])
+                }
+                return PrekeyCounts(oneTime: held.count + new.count, oneTimeKEM: heldKEM.count + newKEM.count)
             }
         } catch let error as StoreError {
             throw error
@@ -83,13 +120,49 @@ extension SQLiteEnvelopeStore: PrekeyStore {
             envelopeKey: [UInt8](row["envelope_key"] as Data), envelopeKeySignature: [UInt8](row["envelope_key_signature"] as Data),
             updatedAt: UInt64(row["updated_at"] as Int64))
         var oneTime: Data?
-        if let take, let oldest = try Data.fetchOne(
-            db, sql: "SELECT key FROM one_time_prekey WHERE mailbox = ? ORDER BY added_at, key LIMIT 1", arguments: [mailbox.name]), take() {
-            try db.execute(sql: "DELETE FROM one_time_prekey WHERE mailbox = ? AND key = ?", arguments: [mailbox.name, oldest])
-            oneTime = oldest
+        var kem: StoredKEMPrekey?
+        var lastResort = false
+        if let take {
+            let oldest = try Data.fetchOne(
+                db, sql: "SELECT key FROM one_time_prekey WHERE mailbox = ? ORDER BY added_at, key LIMIT 1", arguments: [mailbox.name])
+            let oldestKEM = try Row.fetchOne(
+                db, sql: "SELECT key, signature FROM kem_prekey WHERE mailbox = ? AND last_resort = 0 ORDER BY added_at, key LIMIT 1",
+                arguments: [mailbox.name])
+            // One allowance covers both kinds: they go out together, or neither does.
+            if oldest != nil || oldestKEM != nil, take() {
+                if let oldest {
+                    try db.execute(sql: "DELETE FROM one_time_prekey WHERE mailbox = ? AND key = ?", arguments: [mailbox.name, oldest])
+                    oneTime = oldest
+                }
+                if let oldestKEM {
+                    let key = oldestKEM["key"] as Data
+                    try db.execute(sql: "DELETE FROM kem_prekey WHERE mailbox = ? AND key = ?", arguments: [mailbox.name, key])
+                    kem = StoredKEMPrekey(key: [UInt8](key), signature: [UInt8](oldestKEM["signature"] as Data))
+                }
+            }
+        }
+        if kem == nil, let row = try Row.fetchOne(
+            db, sql: "SELECT key, signature FROM kem_prekey WHERE mailbox = ? AND last_resort = 1", arguments: [mailbox.name]) {
+            kem = StoredKEMPrekey(key: [UInt8](row["key"] as Data), signature: [UInt8](row["signature"] as Data))
+            lastResort = true
         }
         let left = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM one_time_prekey WHERE mailbox = ?", arguments: [mailbox.name]) ?? 0
-        return PrekeyBundleRecord(prekeys: prekeys, oneTimePrekey: oneTime.map { [UInt8]($0) }, oneTimePrekeysLeft: left)
+        let kemLeft = try kemPrekeyCount(db, mailbox)
+        return PrekeyBundleRecord(
+            prekeys: prekeys, oneTimePrekey: oneTime.map { [UInt8]($0) }, oneTimePrekeysLeft: left, kemPrekey: kem,
+            kemPrekeyIsLastResort: lastResort, oneTimeKEMPrekeysLeft: kemLeft)
+    }
+
+    private static func kemPrekeyCount(_ db: Database, _ mailbox: Mailbox) throws -> Int {
+        try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM kem_prekey WHERE mailbox = ? AND last_resort = 0", arguments: [mailbox.name]) ?? 0
+    }
+
+    public func oneTimeKEMPrekeyCount(mailbox: Mailbox) throws(StoreError) -> Int {
+        do {
+            return try pool.read { db in try Self.kemPrekeyCount(db, mailbox) }
+        } catch {
+            throw Self.storeError(error, doing: "count one-time KEM prekeys in \(path)")
+        }
     }
 
     public func oneTimePrekeyCount(mailbox: Mailbox) throws(StoreError) -> Int {
@@ -106,5 +179,6 @@ extension SQLiteEnvelopeStore: PrekeyStore {
     static func deletePrekeys(_ db: Database, mailbox: Mailbox) throws {
         try db.execute(sql: "DELETE FROM prekey WHERE mailbox = ?", arguments: [mailbox.name])
         try db.execute(sql: "DELETE FROM one_time_prekey WHERE mailbox = ?", arguments: [mailbox.name])
+        try db.execute(sql: "DELETE FROM kem_prekey WHERE mailbox = ?", arguments: [mailbox.name])
     }
 }

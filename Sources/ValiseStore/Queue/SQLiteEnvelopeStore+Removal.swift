@@ -156,7 +156,8 @@ extension SQLiteEnvelopeStore {
             return try pool.read { db in
                 try String.fetchAll(db, sql: """
                     SELECT mailbox FROM mailbox_usage WHERE count > 0
-                    UNION SELECT mailbox FROM prekey UNION SELECT mailbox FROM one_time_prekey ORDER BY mailbox
+                    UNION SELECT mailbox FROM prekey UNION SELECT mailbox FROM one_time_prekey UNION SELECT mailbox FROM kem_prekey
+                    ORDER BY mailbox
                     """).map(Mailbox.init)
             }
         } catch {

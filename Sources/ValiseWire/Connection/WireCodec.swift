@@ -3,9 +3,10 @@ import SwiftProtobuf
 /// Encodes and decodes relay protocol messages (proto/valise_relay.proto), so that the rest
 /// of Valise speaks in bytes and generated message types without importing SwiftProtobuf.
 public enum WireCodec {
-    /// The relay protocol version a Hello names (docs/PROTOCOL.md, "Relay protocol"): 2
-    /// since a prekey fetch names several members (version 1 named one).
-    public static let protocolVersion: UInt32 = 2
+    /// The relay protocol version a Hello names (docs/PROTOCOL.md, "Relay protocol"): 3
+    /// since prekeys carry ML-KEM-1024 KEM prekeys for PQXDH (2 had X25519 prekeys only;
+    /// 1 named one member per prekey fetch).
+    public static let protocolVersion: UInt32 = 3
 
     public struct DecodingError: Error, Sendable {}
 

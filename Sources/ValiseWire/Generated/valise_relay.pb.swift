@@ -473,7 +473,7 @@ public nonisolated struct WireHello: Sendable {
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  /// The relay protocol version the client speaks: 2.
+  /// The relay protocol version the client speaks: 3.
   public var protocolVersion: UInt32 = 0
 
   /// Informational, at most 64 bytes, e.g. "valise 0.1.0".
@@ -938,9 +938,10 @@ public nonisolated struct WireError: Sendable {
   public init() {}
 }
 
-/// A device publishes its keys for X3DH and sealed envelopes (docs/PROTOCOL.md,
-/// "End-to-end"). The relay checks both signatures against the device's identity key in the
-/// directory, replaces the signed prekey and envelope key, and adds the one-time prekeys.
+/// A device publishes its keys for PQXDH and sealed envelopes (docs/PROTOCOL.md,
+/// "End-to-end"). The relay checks every signature against the device's identity key in the
+/// directory, replaces the signed prekey, envelope key and last-resort KEM prekey, and adds
+/// the one-time prekeys of both kinds.
 public nonisolated struct WirePrekeyUpload: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -961,6 +962,38 @@ public nonisolated struct WirePrekeyUpload: Sendable {
   /// X25519, 32 bytes each
   public var oneTimePrekeys: [Data] = []
 
+  /// ML-KEM-1024, signed with kind 1 (one-time); at most 100 held on the relay.
+  public var oneTimeKemPrekeys: [WireKEMPrekey] = []
+
+  /// ML-KEM-1024, signed with kind 2 (last resort); required.
+  public var lastResortKemPrekey: WireKEMPrekey {
+    get {_lastResortKemPrekey ?? WireKEMPrekey()}
+    set {_lastResortKemPrekey = newValue}
+  }
+  /// Returns true if `lastResortKemPrekey` has been explicitly set.
+  public var hasLastResortKemPrekey: Bool {self._lastResortKemPrekey != nil}
+  /// Clears the value of `lastResortKemPrekey`. Subsequent reads from it will return its default value.
+  public mutating func clearLastResortKemPrekey() {self._lastResortKemPrekey = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _lastResortKemPrekey: WireKEMPrekey? = nil
+}
+
+/// An ML-KEM-1024 prekey (docs/PROTOCOL.md, "PQXDH").
+public nonisolated struct WireKEMPrekey: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// ML-KEM-1024 encapsulation key, 1568 bytes
+  public var key: Data = Data()
+
+  /// Ed25519 by the identity key, purpose kem-prekey, over u8 kind ‖ key
+  public var signature: Data = Data()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -973,6 +1006,8 @@ public nonisolated struct WirePrekeysStored: Sendable {
   // methods supported on all messages.
 
   public var oneTimePrekeys: UInt32 = 0
+
+  public var oneTimeKemPrekeys: UInt32 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1039,9 +1074,26 @@ public nonisolated struct WirePrekeyBundle: Sendable {
   /// `member` is empty; else 0 (UNSPECIFIED).
   public var error: WireErrorCode = .unspecified
 
+  /// A one-time KEM prekey, or the last-resort one when none is left or none may be handed
+  /// out (then kem_prekey_last_resort); absent with envelope_key_only.
+  public var kemPrekey: WireKEMPrekey {
+    get {_kemPrekey ?? WireKEMPrekey()}
+    set {_kemPrekey = newValue}
+  }
+  /// Returns true if `kemPrekey` has been explicitly set.
+  public var hasKemPrekey: Bool {self._kemPrekey != nil}
+  /// Clears the value of `kemPrekey`. Subsequent reads from it will return its default value.
+  public mutating func clearKemPrekey() {self._kemPrekey = nil}
+
+  public var kemPrekeyLastResort: Bool = false
+
+  public var oneTimeKemPrekeysLeft: UInt32 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
+
+  fileprivate var _kemPrekey: WireKEMPrekey? = nil
 }
 
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
@@ -2181,7 +2233,7 @@ nonisolated extension WireError: SwiftProtobuf.Message, SwiftProtobuf._MessageIm
 
 nonisolated extension WirePrekeyUpload: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".PrekeyUpload"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}signed_prekey\0\u{3}signed_prekey_signature\0\u{3}envelope_key\0\u{3}envelope_key_signature\0\u{3}one_time_prekeys\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}signed_prekey\0\u{3}signed_prekey_signature\0\u{3}envelope_key\0\u{3}envelope_key_signature\0\u{3}one_time_prekeys\0\u{3}one_time_kem_prekeys\0\u{3}last_resort_kem_prekey\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2194,12 +2246,18 @@ nonisolated extension WirePrekeyUpload: SwiftProtobuf.Message, SwiftProtobuf._Me
       case 3: try { try decoder.decodeSingularBytesField(value: &self.envelopeKey) }()
       case 4: try { try decoder.decodeSingularBytesField(value: &self.envelopeKeySignature) }()
       case 5: try { try decoder.decodeRepeatedBytesField(value: &self.oneTimePrekeys) }()
+      case 6: try { try decoder.decodeRepeatedMessageField(value: &self.oneTimeKemPrekeys) }()
+      case 7: try { try decoder.decodeSingularMessageField(value: &self._lastResortKemPrekey) }()
       default: break
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
     if !self.signedPrekey.isEmpty {
       try visitor.visitSingularBytesField(value: self.signedPrekey, fieldNumber: 1)
     }
@@ -2215,6 +2273,12 @@ nonisolated extension WirePrekeyUpload: SwiftProtobuf.Message, SwiftProtobuf._Me
     if !self.oneTimePrekeys.isEmpty {
       try visitor.visitRepeatedBytesField(value: self.oneTimePrekeys, fieldNumber: 5)
     }
+    if !self.oneTimeKemPrekeys.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.oneTimeKemPrekeys, fieldNumber: 6)
+    }
+    try { if let v = self._lastResortKemPrekey {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 7)
+    } }()
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2224,6 +2288,43 @@ nonisolated extension WirePrekeyUpload: SwiftProtobuf.Message, SwiftProtobuf._Me
     if lhs.envelopeKey != rhs.envelopeKey {return false}
     if lhs.envelopeKeySignature != rhs.envelopeKeySignature {return false}
     if lhs.oneTimePrekeys != rhs.oneTimePrekeys {return false}
+    if lhs.oneTimeKemPrekeys != rhs.oneTimeKemPrekeys {return false}
+    if lhs._lastResortKemPrekey != rhs._lastResortKemPrekey {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension WireKEMPrekey: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".KEMPrekey"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}key\0\u{1}signature\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularBytesField(value: &self.key) }()
+      case 2: try { try decoder.decodeSingularBytesField(value: &self.signature) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.key.isEmpty {
+      try visitor.visitSingularBytesField(value: self.key, fieldNumber: 1)
+    }
+    if !self.signature.isEmpty {
+      try visitor.visitSingularBytesField(value: self.signature, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: WireKEMPrekey, rhs: WireKEMPrekey) -> Bool {
+    if lhs.key != rhs.key {return false}
+    if lhs.signature != rhs.signature {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -2231,7 +2332,7 @@ nonisolated extension WirePrekeyUpload: SwiftProtobuf.Message, SwiftProtobuf._Me
 
 nonisolated extension WirePrekeysStored: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".PrekeysStored"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}one_time_prekeys\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}one_time_prekeys\0\u{3}one_time_kem_prekeys\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2240,6 +2341,7 @@ nonisolated extension WirePrekeysStored: SwiftProtobuf.Message, SwiftProtobuf._M
       // enabled. https://github.com/apple/swift-protobuf/issues/1034
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularUInt32Field(value: &self.oneTimePrekeys) }()
+      case 2: try { try decoder.decodeSingularUInt32Field(value: &self.oneTimeKemPrekeys) }()
       default: break
       }
     }
@@ -2249,11 +2351,15 @@ nonisolated extension WirePrekeysStored: SwiftProtobuf.Message, SwiftProtobuf._M
     if self.oneTimePrekeys != 0 {
       try visitor.visitSingularUInt32Field(value: self.oneTimePrekeys, fieldNumber: 1)
     }
+    if self.oneTimeKemPrekeys != 0 {
+      try visitor.visitSingularUInt32Field(value: self.oneTimeKemPrekeys, fieldNumber: 2)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: WirePrekeysStored, rhs: WirePrekeysStored) -> Bool {
     if lhs.oneTimePrekeys != rhs.oneTimePrekeys {return false}
+    if lhs.oneTimeKemPrekeys != rhs.oneTimeKemPrekeys {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -2326,7 +2432,7 @@ nonisolated extension WirePrekeyBundles: SwiftProtobuf.Message, SwiftProtobuf._M
 
 nonisolated extension WirePrekeyBundle: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".PrekeyBundle"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}member\0\u{3}identity_key\0\u{3}signed_prekey\0\u{3}signed_prekey_signature\0\u{3}envelope_key\0\u{3}envelope_key_signature\0\u{3}one_time_prekey\0\u{3}one_time_prekeys_left\0\u{1}error\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}member\0\u{3}identity_key\0\u{3}signed_prekey\0\u{3}signed_prekey_signature\0\u{3}envelope_key\0\u{3}envelope_key_signature\0\u{3}one_time_prekey\0\u{3}one_time_prekeys_left\0\u{1}error\0\u{3}kem_prekey\0\u{3}kem_prekey_last_resort\0\u{3}one_time_kem_prekeys_left\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2343,12 +2449,19 @@ nonisolated extension WirePrekeyBundle: SwiftProtobuf.Message, SwiftProtobuf._Me
       case 7: try { try decoder.decodeSingularBytesField(value: &self.oneTimePrekey) }()
       case 8: try { try decoder.decodeSingularUInt32Field(value: &self.oneTimePrekeysLeft) }()
       case 9: try { try decoder.decodeSingularEnumField(value: &self.error) }()
+      case 10: try { try decoder.decodeSingularMessageField(value: &self._kemPrekey) }()
+      case 11: try { try decoder.decodeSingularBoolField(value: &self.kemPrekeyLastResort) }()
+      case 12: try { try decoder.decodeSingularUInt32Field(value: &self.oneTimeKemPrekeysLeft) }()
       default: break
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
     if !self.member.isEmpty {
       try visitor.visitSingularStringField(value: self.member, fieldNumber: 1)
     }
@@ -2376,6 +2489,15 @@ nonisolated extension WirePrekeyBundle: SwiftProtobuf.Message, SwiftProtobuf._Me
     if self.error != .unspecified {
       try visitor.visitSingularEnumField(value: self.error, fieldNumber: 9)
     }
+    try { if let v = self._kemPrekey {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 10)
+    } }()
+    if self.kemPrekeyLastResort != false {
+      try visitor.visitSingularBoolField(value: self.kemPrekeyLastResort, fieldNumber: 11)
+    }
+    if self.oneTimeKemPrekeysLeft != 0 {
+      try visitor.visitSingularUInt32Field(value: self.oneTimeKemPrekeysLeft, fieldNumber: 12)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2389,6 +2511,9 @@ nonisolated extension WirePrekeyBundle: SwiftProtobuf.Message, SwiftProtobuf._Me
     if lhs.oneTimePrekey != rhs.oneTimePrekey {return false}
     if lhs.oneTimePrekeysLeft != rhs.oneTimePrekeysLeft {return false}
     if lhs.error != rhs.error {return false}
+    if lhs._kemPrekey != rhs._kemPrekey {return false}
+    if lhs.kemPrekeyLastResort != rhs.kemPrekeyLastResort {return false}
+    if lhs.oneTimeKemPrekeysLeft != rhs.oneTimeKemPrekeysLeft {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
