@@ -50,7 +50,9 @@ public enum FuzzTargets {
             delivering.body = .deliver(deliver)
             return [WireCodec.encode(hello), WireCodec.encode(sending), WireCodec.encode(delivering)]
         case "envelope":
-            return Fixed.aliceMessages
+            // Session messages of format 2, the PQXDH initial header alone, a stored session.
+            let header = (try? Session.initialHeader(of: Fixed.aliceMessages[0]))??.encoded ?? []
+            return Fixed.aliceMessages + [header, Fixed.bobSession.stored.withUnsafeBytes { Array($0) }]
         default:
             return []
         }
@@ -110,7 +112,8 @@ public enum FuzzTargets {
 
     /// Everything a received envelope goes through: the seal, the contents inside it (the
     /// input sealed properly, so the parser behind the seal is reached), the session
-    /// message in a session that exists and as a new one, the message contents.
+    /// message in a session that exists and as a new one (its PQXDH header alone too), the
+    /// message contents and a stored session.
     static func envelope(_ input: [UInt8]) {
         _ = try? SealedEnvelope.open(input, with: Fixed.envelopeKey, expectedID: Fixed.id, recipient: Fixed.bob.publicKey, precedence: 0, ttlClass: 1)
         for bucket in SealedEnvelope.buckets.prefix(2) where input.count < bucket - SealedBox.overheadByteCount {
@@ -124,6 +127,7 @@ public enum FuzzTargets {
         _ = try? session.decrypt(input)
         _ = try? Session.accept(input, identity: Fixed.bob, prekeys: Fixed.bobPrekeys)
         _ = try? MessageContent(decoding: input)
+        _ = try? PQXDH.InitialHeader(decoding: input)
         _ = try? Session(stored: SecretBytes(copying: input))
     }
 

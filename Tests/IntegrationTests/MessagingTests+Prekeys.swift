@@ -7,13 +7,21 @@ import Testing
 extension MessagingTests {
     /// How many one-time prekeys the relay holds for `member`, read from its store.
     static func oneTimePrekeysOnRelay(_ world: RelayWorld, _ member: String) throws -> Int {
+        try count(world, "SELECT COUNT(*) FROM one_time_prekey WHERE mailbox = ?", member)
+    }
+
+    /// How many one-time KEM prekeys, and last-resort ones, the relay holds for `member`.
+    static func kemPrekeysOnRelay(_ world: RelayWorld, _ member: String) throws -> (oneTime: Int, lastResort: Int) {
+        (try count(world, "SELECT COUNT(*) FROM kem_prekey WHERE mailbox = ? AND last_resort = 0", member),
+         try count(world, "SELECT COUNT(*) FROM kem_prekey WHERE mailbox = ? AND last_resort = 1", member))
+    }
+
+    private static func count(_ world: RelayWorld, _ sql: String, _ member: String) throws -> Int {
         var configuration = Configuration()
         configuration.readonly = true
         let queue = try DatabaseQueue(path: world.path("relay/queue.sqlite"), configuration: configuration)
         defer { try? queue.close() }
-        return try queue.read { db in
-            try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM one_time_prekey WHERE mailbox = ?", arguments: [member]) ?? -1
-        }
+        return try queue.read { db in try Int.fetchOne(db, sql: sql, arguments: [member]) ?? -1 }
     }
 
     @Test("a reply in an existing session, and its receipts, spend none of the other side's one-time prekeys; starting the session spends one")
@@ -24,9 +32,12 @@ extension MessagingTests {
         try story.valise(alice, ["sync"])
         let (aliceHeld, bobHeld) = (try Self.oneTimePrekeysOnRelay(story.world, alice), try Self.oneTimePrekeysOnRelay(story.world, bob))
         #expect(aliceHeld > 0 && bobHeld > 0, "alice \(aliceHeld), bob \(bobHeld)")
+        let bobKEM = try Self.kemPrekeysOnRelay(story.world, bob)
+        #expect(bobKEM.oneTime == 100 && bobKEM.lastResort == 1, "a sync tops up the one-time KEM prekeys and publishes a last-resort one: \(bobKEM)")
 
         try story.send(alice, to: bob, "routine", "the session starts here")
         #expect(try Self.oneTimePrekeysOnRelay(story.world, bob) == bobHeld - 1, "alice's first message starts a session with one of bob's")
+        #expect(try Self.kemPrekeysOnRelay(story.world, bob) == (bobKEM.oneTime - 1, 1), "and with one of bob's one-time KEM prekeys")
 
         // Bob reads (his receipt goes at the end of the sync) and replies in alice's session.
         #expect(try story.json(bob, ["sync"])["received"] as? Int == 1)

@@ -111,6 +111,25 @@ struct MessengerTests {
         #expect(try world.bob.storedCount() == (1, 1))
     }
 
+    @Test("starting a session deletes the one-time KEM prekey it used (with the X25519 one), in the same transaction; a last-resort KEM prekey is kept and a replay record written instead", arguments: [true, false])
+    func kemPrekeyUse(withOneTimePrekey: Bool) throws {
+        let world = try MessagingWorld()
+        world.withOneTimePrekeys = withOneTimePrekey
+        let envelope = try world.send("first", from: world.alice, to: world.bob)[0]
+        func held() throws -> (oneTime: Int, kemOneTime: Int, kemLastResort: Int) {
+            try world.bob.messenger.store.read("count prekeys") { tx in
+                (try tx.prekeyCount(.oneTime), try tx.prekeyCount(.kemOneTime), try tx.prekeyCount(.kemLastResort))
+            }
+        }
+        let before = try held()
+        #expect(before.kemOneTime >= 1 && before.kemLastResort == 1)
+        #expect(try world.deliver(envelope).message?.text == "first")
+        let after = try held()
+        #expect(after.kemLastResort == 1, "the last-resort KEM prekey is never deleted on use")
+        #expect(after.kemOneTime == before.kemOneTime - (withOneTimePrekey ? 1 : 0))
+        #expect(after.oneTime == before.oneTime - (withOneTimePrekey ? 1 : 0))
+    }
+
     @Test("a session message replayed under a new envelope id is refused", arguments: [1, 2], [true, false])
     func replayedSessionMessage(position: Int, withOneTimePrekey: Bool) throws {
         let world = try MessagingWorld()
@@ -134,7 +153,8 @@ struct MessengerTests {
         let envelopes = try world.send("first", "second", from: world.alice, to: world.bob)
         _ = try world.deliver(envelopes[0])
         let genuine = envelopes[1]
-        try #require(genuine.bytes.count == 1024)
+        // It still carries the PQXDH initial header (1,729 bytes), so it fills the 4,096 bucket.
+        try #require(genuine.bytes.count == 4096)
 
         // Under its own id: the relay never delivers two envelopes under one id, and an id
         // once refused is remembered (docs/PROTOCOL.md, "Acknowledgement").

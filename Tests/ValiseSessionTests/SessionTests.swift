@@ -105,4 +105,40 @@ struct SessionTests {
             try Session.accept(try bob.encrypt(text("not initial")), identity: pair.bob, prekeys: store.prekeys, newRatchetKey: { pair.nextKey() })
         }
     }
+
+    @Test("a stored session (format 2, the PQXDH header behind a u16 length) reads back and goes on; format 1 and a too-long header are refused")
+    func storedSession() throws {
+        var pair = SessionPair(seed: 41)
+        let store = BobStore(pair)
+        var alice = try Session.initiate(identity: pair.alice, bundle: pair.bundle(), ephemeral: pair.nextKey(), ratchetKey: pair.nextKey())
+        let first = try alice.encrypt(text("stored"))
+        var restored = try Session(stored: alice.stored)
+        #expect(restored.awaitsReply && restored.involves(pair.alice.publicKey) && restored.involves(pair.bob.publicKey))
+        #expect(!restored.involves(SessionPair(seed: 42).alice.publicKey))
+        let second = try restored.encrypt(text("after restoring"))
+        let bytes = alice.stored.withUnsafeBytes { Array($0) }
+        #expect(bytes[0] == 2 && Array(bytes[33..<35]) == [0x06, 0xC1], "version 2, then a u16 header length of 1729")
+        var bob = try Session.accept(first, identity: pair.bob, prekeys: store.prekeys, newRatchetKey: { pair.nextKey() }).session
+        var bobRestored = try Session(stored: bob.stored)
+        #expect(try bobRestored.decrypt(second, newRatchetKey: { pair.nextKey() }) == text("after restoring"))
+        #expect(try bob.decrypt(second, newRatchetKey: { pair.nextKey() }) == text("after restoring"))
+
+        var old = bytes
+        old[0] = 1
+        #expect(throws: SessionError(code: "bad-stored-session", message: "")) { try Session(stored: SecretBytes(copying: old)) }
+        var long = bytes
+        long[33] = 0x07
+        #expect(throws: SessionError(code: "bad-stored-session", message: "")) { try Session(stored: SecretBytes(copying: long)) }
+        #expect(throws: SessionError(code: "bad-stored-session", message: "")) { try Session(stored: SecretBytes(copying: Array(bytes.dropLast()))) }
+    }
+
+    @Test("a session message of version 1 (X3DH) is refused with both versions named")
+    func oldVersion() throws {
+        var pair = SessionPair(seed: 43)
+        var alice = try Session.initiate(identity: pair.alice, bundle: pair.bundle(), ephemeral: pair.nextKey(), ratchetKey: pair.nextKey())
+        var message = try alice.encrypt(text("new"))
+        message[0] = 1
+        let error = #expect(throws: SessionError.self) { try Session.accept(message, identity: pair.bob, prekeys: BobStore(pair).prekeys) }
+        #expect(error?.code == "unsupported-version" && error?.message.contains("version 1") == true && error?.message.contains("version 2") == true)
+    }
 }
