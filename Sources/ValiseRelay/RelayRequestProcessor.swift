@@ -78,11 +78,7 @@ struct RelayRequestProcessor {
             guard case .hello(let hello) = message.body else {
                 return .replyAndClose(Self.error(id, .badRequest("the first message must be a Hello")))
             }
-            guard hello.protocolVersion == Self.protocolVersion else {
-                return .replyAndClose(Self.error(id, RelayError(
-                    .unsupportedVersion, code: "unsupported-version",
-                    message: "this relay speaks protocol version \(Self.protocolVersion), not \(hello.protocolVersion)")))
-            }
+            if let refusal = Self.versionRefusal(hello, id: id) { return .replyAndClose(refusal) }
             greeted = true
             var welcome = WireWelcome()
             welcome.protocolVersion = Self.protocolVersion
@@ -218,6 +214,15 @@ struct RelayRequestProcessor {
             requestID: id, Mailbox(name.value), signedPrekey: Array(upload.signedPrekey), signedPrekeySignature: Array(upload.signedPrekeySignature),
             envelopeKey: Array(upload.envelopeKey), envelopeKeySignature: Array(upload.envelopeKeySignature),
             oneTimePrekeys: upload.oneTimePrekeys.map { Array($0) }, kem: kem)
+    }
+
+    /// UNSUPPORTED_VERSION naming both versions for a Hello of another version (2, say: a
+    /// client from before PQXDH), or nil; no older version is kept.
+    static func versionRefusal(_ hello: WireHello, id: UInt64) -> WireRelayMessage? {
+        guard hello.protocolVersion != protocolVersion else { return nil }
+        return error(id, RelayError(
+            .unsupportedVersion, code: "unsupported-version",
+            message: "this relay speaks protocol version \(protocolVersion), not \(hello.protocolVersion)"))
     }
 
     static func prekeysStored(_ requestID: UInt64, counts: PrekeyCounts) -> WireRelayMessage {
