@@ -174,19 +174,25 @@ extension Messenger {
         }
         let signed = try tx.prekeys(.signed)
         let oneTime = try tx.prekeys(.oneTime)
-        // The public column of a KEM prekey is its id; a last-resort one is never deleted on use.
-        let kem = try tx.prekeys(.kemOneTime).map { ($0, PQXDH.KEMPrekeyKind.oneTime) } + tx.prekeys(.kemLastResort).map { ($0, .lastResort) }
         // Read before the agreement, so that a database failure is an error (retried), not
         // a replay verdict (refused and acknowledged: a lost message).
         var replayAnswers: [[UInt8]: Bool] = [:]
+        // Only the KEM prekey the header names (the store's public column holds its id); a
+        // last-resort one is never deleted on use.
+        var kem: (StoredPrekey, PQXDH.KEMPrekeyKind)?
         if let header = try? Session.initialHeader(of: envelope.sessionMessage) {
             replayAnswers[header.replayKey] = try tx.hasReplay(header.replayKey)
+            if let oneTime = try tx.prekey(header.kemPrekeyID, kind: .kemOneTime) {
+                kem = (oneTime, .oneTime)
+            } else if let lastResort = try tx.prekey(header.kemPrekeyID, kind: .kemLastResort) {
+                kem = (lastResort, .lastResort)
+            }
         }
         let prekeys = Session.Prekeys(
             signedPrekey: { key in signed.first { $0.publicKey == key.bytes }.flatMap { try? AgreementPrivateKey(rawRepresentation: $0.privateKey) } },
             oneTimePrekey: { key in oneTime.first { $0.publicKey == key.bytes }.flatMap { try? AgreementPrivateKey(rawRepresentation: $0.privateKey) } },
             kemPrekey: { id in
-                kem.first { $0.0.publicKey == id }.flatMap { stored, kind in (try? MLKEM1024PrivateKey(seed: stored.privateKey)).map { ($0, kind) } }
+                kem.flatMap { stored, kind in stored.publicKey == id ? (try? MLKEM1024PrivateKey(seed: stored.privateKey)).map { ($0, kind) } : nil }
             },
             seenBefore: { key in replayAnswers[key] ?? true })
         let accepted = try Session.accept(envelope.sessionMessage, identity: ownIdentity, prekeys: prekeys)
