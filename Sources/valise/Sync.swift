@@ -75,6 +75,7 @@ struct SyncReport: Encodable {
     let sent: Int
     let refused: Int
     let oneTimePrekeysOnRelay: Int?
+    let oneTimeKEMPrekeysOnRelay: Int?
 
     init(relay: String, before: Int, after: PinnedOrganisation.Loaded, now: UInt64, messages: MessageSync.Report) {
         received = messages.received.count
@@ -83,6 +84,7 @@ struct SyncReport: Encodable {
         sent = messages.sent.count
         refused = messages.refused.count
         oneTimePrekeysOnRelay = messages.oneTimePrekeysOnRelay
+        oneTimeKEMPrekeysOnRelay = messages.oneTimeKEMPrekeysOnRelay
         self.relay = relay
         entries = after.verifier.count
         newEntries = after.verifier.count - before

@@ -28,7 +28,7 @@ extension MessagingTests {
     func replySpendsNoOneTimePrekey() throws {
         let story = try Story()
         let (alice, bob) = ("alice@jakarta", "bob@geneva")
-        try story.valise(bob, ["sync"])
+        #expect(try story.json(bob, ["sync"])["oneTimeKEMPrekeysOnRelay"] as? Int == 100)
         try story.valise(alice, ["sync"])
         let (aliceHeld, bobHeld) = (try Self.oneTimePrekeysOnRelay(story.world, alice), try Self.oneTimePrekeysOnRelay(story.world, bob))
         #expect(aliceHeld > 0 && bobHeld > 0, "alice \(aliceHeld), bob \(bobHeld)")
