@@ -9,13 +9,13 @@ import ValiseWire
 // prekey handed out once, one per (device, member) an hour, the bundle usable for X3DH,
 // purged with a revoked member.
 extension QueueTests {
-    func upload(_ device: QueueDevice, identity: SigningKey, signedPrekey: AgreementPrivateKey, envelopeKey: AgreementPrivateKey,
+    func upload(_ device: QueueDevice, identity: SigningKey, signedPrekey: AgreementPrivateKey, envelopeKey: XWingPrivateKey,
                 oneTime: [AgreementPrivateKey], signer: SigningKey? = nil) async throws(ClientError) -> WireRelayMessage {
         var upload = WirePrekeyUpload()
         upload.signedPrekey = Data(signedPrekey.publicKey.bytes)
         upload.signedPrekeySignature = Data(X3DH.signPrekey(signedPrekey.publicKey, with: signer ?? identity).bytes)
-        upload.envelopeKey = Data(envelopeKey.publicKey.bytes)
-        upload.envelopeKeySignature = Data(SealedEnvelope.signEnvelopeKey(envelopeKey.publicKey, with: signer ?? identity).bytes)
+        upload.envelopeKemKey = Data(envelopeKey.publicKey.bytes)
+        upload.envelopeKemKeySignature = Data(SealedEnvelope.signEnvelopeKey(envelopeKey.publicKey, with: signer ?? identity).bytes)
         upload.oneTimePrekeys = oneTime.map { Data($0.publicKey.bytes) }
         return try await device.client.request(.prekeyUpload(upload))
     }
@@ -51,7 +51,7 @@ extension QueueTests {
         await #expect(throws: ClientError.self) { try await fetchBundle(alice, Self.bob) }
 
         let signedPrekey = AgreementPrivateKey()
-        let envelopeKey = AgreementPrivateKey()
+        let envelopeKey = XWingPrivateKey()
         let oneTime = (0..<2).map { _ in AgreementPrivateKey() }
         // Signed by another identity key (alice's): refused, nothing stored.
         let aliceKey = try world.identityKey(Self.alice)
@@ -60,6 +60,15 @@ extension QueueTests {
             Issue.record("a forged upload was accepted: \(forged)")
         } catch {
             #expect(error.code == "relay-\(WireErrorCode.badRequest)", "\(error)")
+        }
+        // An X25519 envelope key (what an older Valise uploaded), or none: refused, nothing stored.
+        for key in [Data(AgreementPrivateKey().publicKey.bytes), Data()] {
+            var old = WirePrekeyUpload()
+            old.signedPrekey = Data(signedPrekey.publicKey.bytes)
+            old.signedPrekeySignature = Data(X3DH.signPrekey(signedPrekey.publicKey, with: bobIdentity).bytes)
+            old.envelopeKemKey = key
+            old.envelopeKemKeySignature = Data(bobIdentity.signature(for: Array(key), purpose: SealedEnvelope.envelopeKeyPurpose).bytes)
+            await #expect(throws: ClientError.self) { try await bob.client.request(.prekeyUpload(old)) }
         }
         await #expect(throws: ClientError.self) { try await fetchBundle(alice, Self.bob) }
         let stored = try await upload(bob, identity: bobIdentity, signedPrekey: signedPrekey, envelopeKey: envelopeKey, oneTime: oneTime)
@@ -91,7 +100,7 @@ extension QueueTests {
             signedPrekey: { $0 == signedPrekey.publicKey ? signedPrekey : nil }, oneTimePrekey: { _ in nil }, seenBefore: { _ in false }))
         #expect(accepted.plaintext == Array("through the relay's bundle".utf8))
         #expect(SealedEnvelope.isValidEnvelopeKey(
-            try AgreementPublicKey(bytes: Array(last.envelopeKey)), signature: try Signature(bytes: Array(last.envelopeKeySignature)),
+            try XWingPublicKey(bytes: Array(last.envelopeKemKey)), signature: try Signature(bytes: Array(last.envelopeKemKeySignature)),
             identity: bobIdentity.publicKey))
 
         do {
@@ -108,7 +117,7 @@ extension QueueTests {
         let world = try RelayWorld(members: [Self.alice, Self.bob, Self.carol])
         let bobIdentity = try world.identityKey(Self.bob)
         let bob = try await QueueDevice(world: world, member: Self.bob)
-        _ = try await upload(bob, identity: bobIdentity, signedPrekey: AgreementPrivateKey(), envelopeKey: AgreementPrivateKey(),
+        _ = try await upload(bob, identity: bobIdentity, signedPrekey: AgreementPrivateKey(), envelopeKey: XWingPrivateKey(),
                              oneTime: (0..<10).map { _ in AgreementPrivateKey() })
         let alice = try await QueueDevice(world: world, member: Self.alice)
         let first = try await fetchBundle(alice, Self.bob)
@@ -116,7 +125,7 @@ extension QueueTests {
         for attempt in 1...5 {
             let again = try await fetchBundle(alice, Self.bob)
             #expect(again.oneTimePrekey.isEmpty, "fetch \(attempt + 1) of the same member handed out another one-time prekey: \(again.oneTimePrekeysLeft) left")
-            #expect(again.oneTimePrekeysLeft == 9 && again.signedPrekey == first.signedPrekey && again.envelopeKey == first.envelopeKey)
+            #expect(again.oneTimePrekeysLeft == 9 && again.signedPrekey == first.signedPrekey && again.envelopeKemKey == first.envelopeKemKey)
         }
         // A new connection of the same device is the same device.
         await alice.close()
@@ -138,7 +147,7 @@ extension QueueTests {
         let world = try RelayWorld(members: [Self.alice, Self.bob, Self.carol])
         let bobIdentity = try world.identityKey(Self.bob)
         let bob = try await QueueDevice(world: world, member: Self.bob)
-        _ = try await upload(bob, identity: bobIdentity, signedPrekey: AgreementPrivateKey(), envelopeKey: AgreementPrivateKey(),
+        _ = try await upload(bob, identity: bobIdentity, signedPrekey: AgreementPrivateKey(), envelopeKey: XWingPrivateKey(),
                              oneTime: (0..<5).map { _ in AgreementPrivateKey() })
         let alice = try await QueueDevice(world: world, member: Self.alice)
         let answers = try await fetchBundles(alice, [Self.bob, "nobody@nowhere", Self.carol, "not a name", Self.bob])
@@ -147,7 +156,7 @@ extension QueueTests {
         #expect(answers[0].identityKey == Data(bobIdentity.publicKey.bytes) && answers[0].oneTimePrekey.count == 32 && answers[0].oneTimePrekeysLeft == 4)
         #expect(answers[4].signedPrekey == answers[0].signedPrekey && answers[4].oneTimePrekey.isEmpty, "one of bob's an hour for alice's device")
         for failed in [answers[1], answers[2], answers[3]] {
-            #expect(failed.identityKey.isEmpty && failed.signedPrekey.isEmpty && failed.envelopeKey.isEmpty && failed.oneTimePrekey.isEmpty)
+            #expect(failed.identityKey.isEmpty && failed.signedPrekey.isEmpty && failed.envelopeKemKey.isEmpty && failed.oneTimePrekey.isEmpty)
         }
 
         for count in [0, 101] {
@@ -166,16 +175,16 @@ extension QueueTests {
         let world = try RelayWorld(members: [Self.alice, Self.bob, Self.carol])
         let bobIdentity = try world.identityKey(Self.bob)
         let bob = try await QueueDevice(world: world, member: Self.bob)
-        let envelopeKey = AgreementPrivateKey()
+        let envelopeKey = XWingPrivateKey()
         _ = try await upload(bob, identity: bobIdentity, signedPrekey: AgreementPrivateKey(), envelopeKey: envelopeKey,
                              oneTime: (0..<5).map { _ in AgreementPrivateKey() })
         let carol = try await QueueDevice(world: world, member: Self.carol)
         for _ in 0..<3 {
             let answer = try await fetchBundles(carol, [Self.bob], envelopeKeyOnly: true)[0]
             #expect(answer.error == .unspecified && answer.identityKey == Data(bobIdentity.publicKey.bytes))
-            #expect(answer.envelopeKey == Data(envelopeKey.publicKey.bytes))
+            #expect(answer.envelopeKemKey == Data(envelopeKey.publicKey.bytes))
             #expect(SealedEnvelope.isValidEnvelopeKey(
-                try AgreementPublicKey(bytes: Array(answer.envelopeKey)), signature: try Signature(bytes: Array(answer.envelopeKeySignature)),
+                try XWingPublicKey(bytes: Array(answer.envelopeKemKey)), signature: try Signature(bytes: Array(answer.envelopeKemKeySignature)),
                 identity: bobIdentity.publicKey))
             #expect(answer.signedPrekey.isEmpty && answer.signedPrekeySignature.isEmpty && answer.oneTimePrekey.isEmpty)
         }

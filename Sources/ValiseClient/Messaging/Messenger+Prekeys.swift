@@ -26,7 +26,7 @@ extension Messenger {
     public struct PrekeyUpload: Sendable {
         public let signedPrekey: AgreementPublicKey
         public let signedPrekeySignature: Signature
-        public let envelopeKey: AgreementPublicKey
+        public let envelopeKey: XWingPublicKey
         public let envelopeKeySignature: Signature
         public let oneTimePrekeys: [AgreementPublicKey]
         /// Whether the signed prekey and envelope key were replaced just now.
@@ -41,25 +41,30 @@ extension Messenger {
         var deleted = false
         let upload = try storeOperation("prepare prekeys") { tx -> PrekeyUpload in
             var signed = try tx.prekeys(.signed).first { $0.retiredAt == nil }
-            var envelope = try tx.prekeys(.envelope).first { $0.retiredAt == nil }
+            var envelope = try tx.prekeys(.xwingEnvelope).first { $0.retiredAt == nil }
             let madeBy = try tx.meta("prekeys-identity")
             var rotated = false
             if signed == nil || envelope == nil || now >= signed!.createdAt &+ Self.signedPrekeyLifetime || madeBy != identityKey.publicKey.bytes {
                 for old in [signed, envelope].compactMap({ $0 }) { try tx.retirePrekey(old.publicKey, now: now) }
                 let newSigned = AgreementPrivateKey()
-                let newEnvelope = AgreementPrivateKey()
+                let newEnvelope = XWingPrivateKey()
                 try tx.addPrekey(newSigned.publicKey.bytes, kind: .signed, privateKey: newSigned.rawRepresentation, now: now)
-                try tx.addPrekey(newEnvelope.publicKey.bytes, kind: .envelope, privateKey: newEnvelope.rawRepresentation, now: now)
+                try tx.addPrekey(newEnvelope.publicKey.bytes, kind: .xwingEnvelope, privateKey: newEnvelope.seed, now: now)
                 try tx.setMeta("prekeys-identity", identityKey.publicKey.bytes)
                 signed = try tx.prekey(newSigned.publicKey.bytes, kind: .signed)
-                envelope = try tx.prekey(newEnvelope.publicKey.bytes, kind: .envelope)
+                envelope = try tx.prekey(newEnvelope.publicKey.bytes, kind: .xwingEnvelope)
                 rotated = true
             }
-            for kind in [PrekeyKind.signed, .envelope] {
+            for kind in [PrekeyKind.signed, .xwingEnvelope] {
                 for old in try tx.prekeys(kind) where old.retiredAt.map({ now >= $0 &+ Self.retiredPrekeyRetention }) ?? false {
                     try tx.deletePrekey(old.publicKey)
                     deleted = true
                 }
+            }
+            // X25519 envelope keys open nothing this version reads.
+            for old in try tx.prekeys(.envelope) {
+                try tx.deletePrekey(old.publicKey)
+                deleted = true
             }
             for old in try tx.prekeys(.oneTime).dropFirst(max(0, Self.maximumOneTimePrekeysHeld - newOneTimePrekeys)) {
                 try tx.deletePrekey(old.publicKey)
@@ -72,7 +77,7 @@ extension Messenger {
                 oneTime.append(key.publicKey)
             }
             let spk = try AgreementPublicKey(bytes: signed!.publicKey)
-            let ek = try AgreementPublicKey(bytes: envelope!.publicKey)
+            let ek = try XWingPublicKey(bytes: envelope!.publicKey)
             return PrekeyUpload(
                 signedPrekey: spk, signedPrekeySignature: X3DH.signPrekey(spk, with: identityKey),
                 envelopeKey: ek, envelopeKeySignature: SealedEnvelope.signEnvelopeKey(ek, with: identityKey),
@@ -105,7 +110,7 @@ extension Messenger {
         public let identityKey: SigningPublicKey
         /// The keys to start a session with; nil when only the envelope key was fetched.
         public let x3dh: X3DH.PrekeyBundle?
-        public let envelopeKey: AgreementPublicKey
+        public let envelopeKey: XWingPublicKey
     }
 
     /// Checks a fetched bundle: the identity key must be the member's in this device's
@@ -143,13 +148,13 @@ extension Messenger {
         guard let identity = try? SigningPublicKey(bytes: identityKey), identity == listed.identityKey else {
             throw ClientError(kind: .verification, code: "bundle-identity", message: "the relay's prekey bundle for \(member) has an identity key the directory does not list for them; nothing was sent")
         }
-        guard let ek = try? AgreementPublicKey(bytes: envelopeKey), let ekSignature = try? Signature(bytes: envelopeKeySignature),
+        guard let ek = try? XWingPublicKey(bytes: envelopeKey) else {
+            throw ClientError(kind: .verification, code: "bad-bundle", message: "the prekey bundle for \(member) has no usable X-Wing envelope key (a relay fault, or an older Valise); nothing was sent")
+        }
+        guard let ekSignature = try? Signature(bytes: envelopeKeySignature),
               SealedEnvelope.isValidEnvelopeKey(ek, signature: ekSignature, identity: identity)
         else {
             throw ClientError(kind: .verification, code: "bad-prekey-signature", message: "the prekey bundle for \(member) is not signed by their identity key (tampered, or a relay fault); nothing was sent")
-        }
-        guard !ek.isSmallOrder else {
-            throw ClientError(kind: .verification, code: "bad-bundle", message: "the prekey bundle for \(member) holds an unusable (small-order) key; nothing was sent")
         }
         return Bundle(identityKey: identity, x3dh: nil, envelopeKey: ek)
     }

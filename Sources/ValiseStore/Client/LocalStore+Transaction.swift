@@ -6,7 +6,10 @@ public import ValiseCrypto
 public enum PrekeyKind: Int, Sendable {
     case signed = 1
     case oneTime = 2
+    /// A retired X25519 envelope key (contents version 2): no longer made or used.
     case envelope = 3
+    /// The X-Wing envelope key (contents version 3): the private half is its 32-byte seed.
+    case xwingEnvelope = 12
 }
 
 public struct StoredPrekey: Sendable {
