@@ -160,6 +160,7 @@ let package = Package(
             name: "valise-bench",
             dependencies: [
                 "CSodium",
+                .product(name: "Crypto", package: "swift-crypto"),
                 "ValiseCrypto",
                 "ValiseDirectory",
                 "ValiseSession",

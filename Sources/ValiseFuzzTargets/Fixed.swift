@@ -16,7 +16,9 @@ enum Fixed {
     }
 
     static let relayKey = key(1)
-    static let envelopeKey = key(2)
+    static let envelopeKey = try! XWingPrivateKey(seed: SecretBytes(copying: [UInt8](repeating: 2, count: 32)))
+    /// The labels envelopes are delivered with (bob's mailbox, a week asked and applied).
+    static let labels = SealedEnvelope.Labels(mailbox: "bob@nairobi", id: id, precedence: 0, ttlClass: 3)
     static let alice = signing(3)
     static let bob = signing(4)
     static let signedPrekey = key(5)

@@ -46,6 +46,7 @@ public enum FuzzTargets {
             var deliver = WireDeliver()
             deliver.id = Data(Fixed.id)
             deliver.ttl = .week
+            deliver.requestedTtl = .month
             var delivering = WireRelayMessage()
             delivering.body = .deliver(deliver)
             return [WireCodec.encode(hello), WireCodec.encode(sending), WireCodec.encode(delivering)]
@@ -115,11 +116,13 @@ public enum FuzzTargets {
     /// message in a session that exists and as a new one (its PQXDH header alone too), the
     /// message contents and a stored session.
     static func envelope(_ input: [UInt8]) {
-        _ = try? SealedEnvelope.open(input, with: Fixed.envelopeKey, expectedID: Fixed.id, recipient: Fixed.bob.publicKey, precedence: 0, ttlClass: 1)
-        for bucket in SealedEnvelope.buckets.prefix(2) where input.count < bucket - SealedBox.overheadByteCount {
-            let padded = Padding.pad(input, toMultipleOf: bucket - SealedBox.overheadByteCount)
-            if let sealed = try? SealedBox.seal(padded, to: Fixed.envelopeKey.publicKey) {
-                _ = try? SealedEnvelope.open(sealed, with: Fixed.envelopeKey, expectedID: Fixed.id, recipient: Fixed.bob.publicKey, precedence: 0, ttlClass: 1)
+        let recipients = [Fixed.bob.publicKey]
+        _ = try? SealedEnvelope.open(input, with: Fixed.envelopeKey, labels: Fixed.labels, appliedTTLClass: 3, recipients: recipients)
+        for bucket in SealedEnvelope.buckets.prefix(2) where input.count < bucket - SealedEnvelope.overheadByteCount {
+            let padded = Padding.pad(input, toMultipleOf: bucket - SealedEnvelope.overheadByteCount)
+            if let sealed = try? HPKEXWing.seal(padded, to: Fixed.envelopeKey.publicKey, info: SealedEnvelope.info, aad: Fixed.labels.associatedData!) {
+                _ = try? SealedEnvelope.open(
+                    sealed.encapsulatedKey + sealed.ciphertext, with: Fixed.envelopeKey, labels: Fixed.labels, appliedTTLClass: 3, recipients: recipients)
             }
             break
         }

@@ -90,8 +90,8 @@ final class PrekeyDispenser: Sendable {
             if let member = target.member, let record = found.next() {
                 if let record {
                     bundle.identityKey = Data(member.identityKey.bytes)
-                    bundle.envelopeKey = Data(record.prekeys.envelopeKey)
-                    bundle.envelopeKeySignature = Data(record.prekeys.envelopeKeySignature)
+                    bundle.envelopeKemKey = Data(record.prekeys.envelopeKey)
+                    bundle.envelopeKemKeySignature = Data(record.prekeys.envelopeKeySignature)
                     if !envelopeKeyOnly {
                         bundle.signedPrekey = Data(record.prekeys.signedPrekey)
                         bundle.signedPrekeySignature = Data(record.prekeys.signedPrekeySignature)

@@ -189,21 +189,21 @@ struct RelayRequestProcessor {
                 .tooLarge, code: "too-large",
                 message: "at most \(PrekeyLimits.maximumOneTimePrekeys) one-time prekeys and \(PrekeyLimits.maximumOneTimeKEMPrekeys) one-time KEM prekeys per upload")))
         }
-        guard upload.signedPrekey.count == 32, upload.envelopeKey.count == 32, upload.oneTimePrekeys.allSatisfy({ $0.count == 32 }),
-              let prekeySignature = try? Signature(bytes: Array(upload.signedPrekeySignature)),
-              let envelopeSignature = try? Signature(bytes: Array(upload.envelopeKeySignature)) else {
+        guard upload.signedPrekey.count == 32, upload.oneTimePrekeys.allSatisfy({ $0.count == 32 }),
+              let prekeySignature = try? Signature(bytes: Array(upload.signedPrekeySignature)) else {
             return .reply(Self.error(id, .badRequest("prekeys are 32 bytes and signatures 64")))
         }
         // Only keys the device's own identity key signed are handed to others.
-        guard member.identityKey.isValidSignature(prekeySignature, for: Array(upload.signedPrekey), purpose: PQXDH.signedPrekeyPurpose),
-              member.identityKey.isValidSignature(envelopeSignature, for: Array(upload.envelopeKey), purpose: SealedEnvelope.envelopeKeyPurpose) else {
+        guard member.identityKey.isValidSignature(prekeySignature, for: Array(upload.signedPrekey), purpose: PQXDH.signedPrekeyPurpose) else {
             return .reply(Self.error(id, .badRequest("a prekey signature does not verify with this device's identity key")))
         }
         // A small-order key would make every sender's encryption fail: never hand one out.
         // (One-time prekeys are checked by the sender, whose PQXDH refuses them.)
-        guard let signed = try? AgreementPublicKey(bytes: Array(upload.signedPrekey)), !signed.isSmallOrder,
-              let envelope = try? AgreementPublicKey(bytes: Array(upload.envelopeKey)), !envelope.isSmallOrder else {
-            return .reply(Self.error(id, .badRequest("a signed prekey or envelope key is a small-order point")))
+        guard let signed = try? AgreementPublicKey(bytes: Array(upload.signedPrekey)), !signed.isSmallOrder else {
+            return .reply(Self.error(id, .badRequest("a signed prekey is a small-order point")))
+        }
+        if let refusal = Self.checkEnvelopeKey(upload, identityKey: member.identityKey) {
+            return .reply(Self.error(id, .badRequest(refusal)))
         }
         let kem: KEMPrekeyUpload
         switch Self.checkKEMPrekeys(upload, identity: member.identityKey) {
@@ -212,7 +212,7 @@ struct RelayRequestProcessor {
         }
         return .prekeyUpload(
             requestID: id, Mailbox(name.value), signedPrekey: Array(upload.signedPrekey), signedPrekeySignature: Array(upload.signedPrekeySignature),
-            envelopeKey: Array(upload.envelopeKey), envelopeKeySignature: Array(upload.envelopeKeySignature),
+            envelopeKey: Array(upload.envelopeKemKey), envelopeKeySignature: Array(upload.envelopeKemKeySignature),
             oneTimePrekeys: upload.oneTimePrekeys.map { Array($0) }, kem: kem)
     }
 
@@ -223,6 +223,19 @@ struct RelayRequestProcessor {
         return error(id, RelayError(
             .unsupportedVersion, code: "unsupported-version",
             message: "this relay speaks protocol version \(protocolVersion), not \(hello.protocolVersion)"))
+    }
+
+    /// The X-Wing envelope key must be one (1,216 bytes that swift-crypto parses as a key)
+    /// and signed by the device's identity key in the directory; nil if so, else why not.
+    static func checkEnvelopeKey(_ upload: WirePrekeyUpload, identityKey: SigningPublicKey) -> String? {
+        guard let key = try? XWingPublicKey(bytes: Array(upload.envelopeKemKey)) else {
+            return "the envelope key is not an X-Wing public key of \(XWingScheme.parameters.publicKeyByteCount) bytes"
+        }
+        guard let signature = try? Signature(bytes: Array(upload.envelopeKemKeySignature)),
+              SealedEnvelope.isValidEnvelopeKey(key, signature: signature, identity: identityKey) else {
+            return "the envelope key's signature does not verify with this device's identity key"
+        }
+        return nil
     }
 
     static func prekeysStored(_ requestID: UInt64, counts: PrekeyCounts) -> WireRelayMessage {
@@ -258,9 +271,11 @@ struct RelayRequestProcessor {
         case .month: ttl = .month
         case .UNRECOGNIZED: return .reply(Self.error(id, .badRequest("unknown TTL class")))
         }
+        // The class asked for is kept as it was asked (DEFAULT included) and delivered with
+        // the envelope: the envelope's associated data binds it.
         return .send(requestID: id, IncomingEnvelope(
             mailbox: Mailbox(recipient.value), id: messageID, precedence: precedence, ttl: min(ttl, settings.maximumTTL),
-            body: Array(send.envelope)))
+            requestedTTL: UInt8(send.ttl.rawValue), body: Array(send.envelope)))
     }
 
     static func notAllowed(_ requestID: UInt64) -> WireRelayMessage {
@@ -294,6 +309,7 @@ struct RelayRequestProcessor {
         // The class the relay applied (its maximum may have shortened the sender's).
         let applied = envelope.expiresAt &- envelope.arrivedAt
         deliver.ttl = TTLClass.allCases.last { $0.seconds <= applied }.map { WireTTLClass(rawValue: $0.rawValue + 1) ?? .hour } ?? .hour
+        deliver.requestedTtl = WireTTLClass(rawValue: Int(envelope.requestedTTL)) ?? .default
         return message(0, .deliver(deliver))
     }
 

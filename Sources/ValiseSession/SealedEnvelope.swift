@@ -4,20 +4,28 @@ public import ValiseCrypto
 /// relay. Inside, everything the recipient needs and the relay must not see (the sender,
 /// its directory head and newest checkpoint, the time, the session message), padded to a
 /// size bucket and sealed
-/// with an ephemeral key to the recipient's envelope key, so the relay learns only the
-/// recipient, the id, the precedence, the TTL class and the bucket.
+/// with HPKE (RFC 9180, Base mode, X-Wing) to the recipient's envelope key, so the relay
+/// learns only the recipient, the id, the precedence, the TTL class and the bucket, and
+/// cannot change any of them (they are the AEAD's associated data: `Labels`).
 public struct SealedEnvelope: Sendable, Equatable {
-    /// Version 2 carries the sender's newest checkpoint; version 1 is refused.
-    public static let version: UInt8 = 2
+    /// Version 3 is sealed with HPKE and X-Wing; versions 1 and 2 (the X25519 sealed box)
+    /// are refused.
+    public static let version: UInt8 = 3
     /// A checkpoint's own encoding (docs/PROTOCOL.md, "Checkpoints": version 1, 145 bytes),
     /// carried as bytes: this module does not read directories; the recipient verifies it.
     public static let checkpointByteCount = 145
-    /// Sizes a sealed envelope can have, in bytes (the padded contents are 48 bytes less:
-    /// a sealed box's ephemeral key and tag). The largest fits the relay's default limit.
-    public static let buckets = [1024, 4096, 16384, 65536, 262_144]
+    /// Sizes a sealed envelope can have, in bytes (the padded contents are `overheadByteCount`
+    /// less). The smallest holds a session's first message (about 1.9 KB with its ML-KEM
+    /// ciphertext) with a short text, so a session start looks like any short message; the
+    /// largest fits the relay's default limit (256 KiB). docs/PROTOCOL.md gives the reasoning.
+    public static let buckets = [4096, 16384, 65536, 262_144]
+    /// X-Wing's encapsulated key (1,120) and the AEAD's tag (16).
+    public static let overheadByteCount = HPKEXWing.encapsulatedKeyByteCount + HPKEXWing.tagByteCount
     public static let idByteCount = 16
-    /// What the envelope key signs for (`valise/v1/envelope-key`, 0x00, the 32-byte key).
-    public static let envelopeKeyPurpose = SignaturePurpose("envelope-key")
+    /// What the X-Wing envelope key is signed for (the X25519 key's `envelope-key` is retired).
+    public static let envelopeKeyPurpose = SignaturePurpose("xwing-envelope-key")
+    /// HPKE's `info`, bound into the key schedule.
+    public static let info = Array("valise/v2/envelope".utf8)
 
     /// The sender's view of the directory when it sent: sequence and entry hash.
     public struct DirectoryHead: Sendable, Equatable {
@@ -62,7 +70,7 @@ public struct SealedEnvelope: Sendable, Equatable {
         self.sessionMessage = sessionMessage
     }
 
-    /// `u8 version (2) ‖ id (16) ‖ recipient (32) ‖ u8 precedence ‖ u8 TTL class ‖ sender (32) ‖
+    /// `u8 version (3) ‖ id (16) ‖ recipient (32) ‖ u8 precedence ‖ u8 TTL class ‖ sender (32) ‖
     /// u64 head sequence ‖ head hash (32) ‖ u64 timestamp ‖ u8 has-checkpoint ‖ [checkpoint
     /// (145)] ‖ u32 length ‖ session message`.
     var encoded: [UInt8] { encoded(capacity: contentsByteCount) }
@@ -104,7 +112,7 @@ public struct SealedEnvelope: Sendable, Equatable {
     /// (the contents and at least one byte of padding must fit), or nil if none holds it.
     public static func bucket(forSessionMessageOf count: Int, withCheckpoint: Bool = false) -> Int? {
         let contents = contentsByteCount(sessionMessage: count, withCheckpoint: withCheckpoint)
-        return buckets.first { contents + 1 <= $0 - SealedBox.overheadByteCount }
+        return buckets.first { contents + 1 <= $0 - overheadByteCount }
     }
 
     /// 145 bytes starting with the checkpoint's version, 1: the rest is checked by the
@@ -113,48 +121,47 @@ public struct SealedEnvelope: Sendable, Equatable {
         bytes.count == checkpointByteCount && bytes[0] == 1
     }
 
-    /// The identity key's signature over an envelope key.
-    public static func signEnvelopeKey(_ key: AgreementPublicKey, with identity: SigningKey) -> Signature {
-        identity.signature(for: key.bytes, purpose: envelopeKeyPurpose)
-    }
-
-    public static func isValidEnvelopeKey(_ key: AgreementPublicKey, signature: Signature, identity: SigningPublicKey) -> Bool {
-        identity.isValidSignature(signature, for: key.bytes, purpose: envelopeKeyPurpose)
-    }
-
     /// Pads and seals the envelope to the recipient's envelope key (whose signature by the
-    /// recipient's identity key the caller has checked).
-    public func sealed(to envelopeKey: AgreementPublicKey) throws(SessionError) -> [UInt8] {
+    /// recipient's identity key the caller has checked), for the `mailbox` it is sent to.
+    public func sealed(to envelopeKey: XWingPublicKey, mailbox: String) throws(SessionError) -> [UInt8] {
         guard id.count == Self.idByteCount, senderHead.hash.count == 32, precedence <= 3, (1...4).contains(ttlClass),
-              senderCheckpoint.map(Self.isCheckpointShaped) ?? true else {
+              senderCheckpoint.map(Self.isCheckpointShaped) ?? true, let aad = labels(mailbox: mailbox).associatedData else {
             throw .malformed("the envelope to seal")
         }
         guard let bucket = Self.bucket(forSessionMessageOf: sessionMessage.count, withCheckpoint: senderCheckpoint != nil) else {
             throw SessionError(code: "too-large", message: "the message is too large for the largest envelope (\(Self.buckets.last!) bytes)")
         }
-        var padded = encoded(capacity: bucket - SealedBox.overheadByteCount)
-        Padding.pad(&padded, toMultipleOf: bucket - SealedBox.overheadByteCount)
+        var padded = encoded(capacity: bucket - Self.overheadByteCount)
+        Padding.pad(&padded, toMultipleOf: bucket - Self.overheadByteCount)
         do {
-            return try SealedBox.seal(padded, to: envelopeKey)
+            let sealed = try HPKEXWing.seal(padded, to: envelopeKey, info: Self.info, aad: aad)
+            return sealed.encapsulatedKey + sealed.ciphertext
         } catch {
-            throw SessionError.weakKey
+            throw SessionError(code: "bad-envelope-key", message: "the recipient's envelope key is not usable")
         }
     }
 
-    /// Opens an envelope sealed to `envelopeKey` and checks it against what the relay said
-    /// (`id`, precedence, TTL class) and against this device (`recipient`). The caller then
-    /// checks the sender against the session and the directory, and the head for a fork.
+    /// Opens an envelope sealed to `envelopeKey` under the labels the relay delivered it with
+    /// (`labels`, with the TTL class the sender asked for) and checks the contents against
+    /// them, against the class the relay applied (`appliedTTLClass`: never longer than the
+    /// sender's) and against this device (`recipients`: its identity keys, current then
+    /// retired). The caller then checks the sender against the session and the directory,
+    /// and the head for a fork.
     public static func open(
-        _ sealed: [UInt8], with envelopeKey: AgreementPrivateKey, expectedID: [UInt8], recipient: SigningPublicKey,
-        precedence: UInt8, ttlClass: UInt8
+        _ sealed: [UInt8], with envelopeKey: XWingPrivateKey, labels: Labels, appliedTTLClass: UInt8, recipients: [SigningPublicKey]
     ) throws(SessionError) -> SealedEnvelope {
         guard buckets.contains(sealed.count) else { throw .malformed("the envelope (not a bucket size)") }
+        guard let aad = labels.associatedData else { throw .malformed("the envelope's labels") }
         var padded: [UInt8]
         do {
-            padded = try SealedBox.open(sealed, with: envelopeKey)
-            try Padding.unpad(&padded, blockSize: sealed.count - SealedBox.overheadByteCount)
+            let split = HPKEXWing.encapsulatedKeyByteCount
+            padded = try HPKEXWing.open(
+                Array(sealed[split...]), encapsulatedKey: Array(sealed[..<split]), with: envelopeKey, info: info, aad: aad)
+            try Padding.unpad(&padded, blockSize: sealed.count - overheadByteCount)
         } catch {
-            throw SessionError(code: "unsealable", message: "the envelope does not open with this device's envelope key (tampered, or for another key)")
+            throw SessionError(
+                code: "unsealable",
+                message: "the envelope does not open with this device's envelope key under the labels it was delivered with (tampered, relabelled, for another key, or sealed by an older Valise: version 2 used the X25519 sealed box, this device reads only version \(version))")
         }
         // Named apart from other damage, so a sender on an older Valise is told so.
         if let version = padded.first, version != Self.version {
@@ -198,15 +205,19 @@ public struct SealedEnvelope: Sendable, Equatable {
         } catch {
             throw .malformed("the sealed envelope's contents")
         }
-        guard constantTimeEquals(envelope.id, expectedID) else {
+        guard constantTimeEquals(envelope.id, labels.id) else {
             throw SessionError(code: "id-mismatch", message: "the envelope's inner id is not the id the relay delivered it under")
         }
-        guard envelope.recipient == recipient else {
+        guard recipients.contains(envelope.recipient) else {
             throw SessionError(code: "not-for-this-device", message: "the envelope is addressed to another device")
         }
-        // The relay may shorten a TTL (its maximum caps it), never lengthen it.
-        guard envelope.precedence == precedence, ttlClass <= envelope.ttlClass else {
-            throw SessionError(code: "label-mismatch", message: "the relay's precedence or TTL class differs from the sender's")
+        // The labels are authenticated, so these hold for any honest sender; the relay may
+        // shorten the TTL it applies (its maximum caps it), never lengthen it.
+        guard envelope.precedence == labels.precedence, envelope.ttlClass == labels.ttlClass else {
+            throw SessionError(code: "label-mismatch", message: "the envelope's precedence or TTL class differs from its labels")
+        }
+        guard appliedTTLClass <= envelope.ttlClass else {
+            throw SessionError(code: "ttl-lengthened", message: "the relay kept the envelope longer than its sender asked (TTL class \(appliedTTLClass), asked \(envelope.ttlClass))")
         }
         return envelope
     }

@@ -1,29 +1,42 @@
 import CSodium
+import Crypto
+import Foundation
 
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// The libsodium calls of one message of `CryptoBenchmark`, with the same sizes, in a
-/// straight line on buffers allocated once: what Valise's path could cost at best. The
-/// formats are docs/PROTOCOL.md's (the bytes differ from Valise's only in the keys).
+/// The libsodium and swift-crypto calls of one message of `CryptoBenchmark`, with the same
+/// sizes, in a straight line on buffers allocated once: what Valise's path could cost at
+/// best. The formats are docs/PROTOCOL.md's (the bytes differ from Valise's only in the keys
+/// and the HPKE randomness). The HPKE calls are the ones Valise must make: the recipient's
+/// public key parsed from its bytes to seal, the private key expanded from its stored seed to
+/// open.
 final class RawEnds {
     /// What one message costs in libsodium calls, for the report.
     static let calls = """
         encrypt+seal: 2x crypto_auth_hmacsha256 (KDF_CK) + 3x crypto_auth_hmacsha256 (HKDF-SHA-256 extract and expand to 56 B) \
-        + crypto_aead_xchacha20poly1305_ietf_encrypt (256 B, AD 104 B) + sodium_pad (449 to 976 B) \
-        + crypto_box_seal (976 B: X25519 keypair and scalarmult, BLAKE2b nonce, XSalsa20-Poly1305) + sodium_memzero; \
-        open+decrypt: crypto_box_seal_open (1024 B) + sodium_unpad + sodium_memcmp (id) \
+        + crypto_aead_xchacha20poly1305_ietf_encrypt (256 B, AD 104 B) + sodium_pad (450 to 2,960 B) \
+        + swift-crypto XWingMLKEM768X25519.PublicKey(rawRepresentation:) + HPKE.Sender (X-Wing encapsulation, key schedule) \
+        + seal (2,960 B, ChaCha20-Poly1305, AD 30 B) + sodium_memzero; \
+        open+decrypt: XWingMLKEM768X25519.PrivateKey(seed:) + HPKE.Recipient (X-Wing decapsulation, key schedule) \
+        + open (2,976 B) + sodium_unpad + sodium_memcmp (id) \
         + 2x crypto_core_ed25519_is_valid_point (recipient, sender) + 5x crypto_auth_hmacsha256 \
         + crypto_aead_xchacha20poly1305_ietf_decrypt (272 B) + sodium_memzero
         """
 
     static let contentByteCount = 256
     static let sessionMessageByteCount = 2 + 40 + contentByteCount + 16
-    static let contentsByteCount = 135 + sessionMessageByteCount
-    static let sealedByteCount = 1024
-    static let paddedByteCount = sealedByteCount - 48
+    static let contentsByteCount = 136 + sessionMessageByteCount
+    static let sealedByteCount = 4096
+    static let encapsulatedKeyByteCount = 1120
+    static let paddedByteCount = sealedByteCount - encapsulatedKeyByteCount - 16
     static let info = Array("Valise_DR_Message_v1".utf8)
+    static let envelopeInfo = Data("valise/v2/envelope".utf8)
+    static let mailbox = Array("bob@nairobi".utf8)
+    static let suite = HPKE.Ciphersuite(kem: .XWingMLKEM768X25519, kdf: .HKDF_SHA256, aead: .chaChaPoly)
+    /// The envelope's associated data: u8 1 ‖ u8 name length ‖ name ‖ id 16 ‖ precedence ‖ TTL class.
+    static let labelsByteCount = 2 + mailbox.count + 16 + 2
 
     let capacity: Int
     /// Every envelope of a round, so that the decrypting side has the encrypting side's output.
@@ -40,13 +53,16 @@ final class RawEnds {
     /// AD: Alice's identity key ‖ Bob's identity key ‖ the 40-byte ratchet header.
     private var associatedData: UnsafeMutablePointer<UInt8> { block + 384 }
     private var content: UnsafeMutablePointer<UInt8> { block + 512 }
-    private var padded: UnsafeMutablePointer<UInt8> { block + 1024 }
+    private var labels: UnsafeMutablePointer<UInt8> { block + 1024 }
     private var plaintext: UnsafeMutablePointer<UInt8> { block + 2048 }
-    private var envelopePublicKey: UnsafeMutablePointer<UInt8> { block + 2560 }
-    private var envelopeSecretKey: UnsafeMutablePointer<UInt8> { block + 2592 }
+    private var envelopeSeed: UnsafeMutablePointer<UInt8> { block + 2592 }
     private var ratchetKey: UnsafeMutablePointer<UInt8> { block + 2624 }
     private var headHash: UnsafeMutablePointer<UInt8> { block + 2656 }
     private static let blockByteCount = 2688
+    /// The envelope contents and their padding (2,960 bytes).
+    private let padded: UnsafeMutablePointer<UInt8>
+    /// The X-Wing envelope key's public half, as a correspondent record holds it.
+    private let envelopePublicKey: Data
 
     private var sent: UInt32 = 0
     private var received: UInt32 = 0
@@ -56,12 +72,22 @@ final class RawEnds {
         sealed = .allocate(capacity: capacity * Self.sealedByteCount)
         block = .allocate(capacity: Self.blockByteCount)
         block.initialize(repeating: 0, count: Self.blockByteCount)
+        var seed = [UInt8](repeating: 0, count: 32)
+        randombytes_buf(&seed, 32)
+        envelopePublicKey = try! XWingMLKEM768X25519.PrivateKey(seedRepresentation: seed, publicKey: nil).publicKey.rawRepresentation
+        padded = .allocate(capacity: Self.paddedByteCount)
+        padded.initialize(repeating: 0, count: Self.paddedByteCount)
         randombytes_buf(sendingChain, 32)
         receivingChain.update(from: sendingChain, count: 32)
         var secretKey = [UInt8](repeating: 0, count: 64)
         crypto_sign_keypair(associatedData, &secretKey)
         crypto_sign_keypair(associatedData + 32, &secretKey)
-        crypto_box_keypair(envelopePublicKey, envelopeSecretKey)
+        envelopeSeed.update(from: seed, count: 32)
+        labels[0] = 1
+        labels[1] = UInt8(Self.mailbox.count)
+        Self.mailbox.withUnsafeBufferPointer { (labels + 2).update(from: $0.baseAddress!, count: $0.count) }
+        labels[Self.labelsByteCount - 2] = CryptoBenchmark.precedence
+        labels[Self.labelsByteCount - 1] = CryptoBenchmark.ttlClass
         randombytes_buf(ratchetKey, 32)
         randombytes_buf(headHash, 32)
         content[0] = 1
@@ -73,6 +99,7 @@ final class RawEnds {
     deinit {
         sealed.deallocate()
         block.deallocate()
+        padded.deallocate()
     }
 
     /// Alice's side: the next message of her sending chain, sealed to Bob's envelope key.
@@ -86,7 +113,7 @@ final class RawEnds {
         Self.putUInt32(sent, at: header + 36)
         sent += 1
         // Envelope contents, with the session message encrypted in place.
-        padded[0] = 1
+        padded[0] = 3
         id.withUnsafeBufferPointer { (padded + 1).update(from: $0.baseAddress!, count: 16) }
         (padded + 17).update(from: associatedData + 32, count: 32)
         padded[49] = CryptoBenchmark.precedence
@@ -95,8 +122,9 @@ final class RawEnds {
         Self.putUInt64(41, at: padded + 83)
         (padded + 91).update(from: headHash, count: 32)
         Self.putUInt64(1_800_000_000, at: padded + 123)
-        Self.putUInt32(UInt32(Self.sessionMessageByteCount), at: padded + 131)
-        let message = padded + 135
+        padded[131] = 0
+        Self.putUInt32(UInt32(Self.sessionMessageByteCount), at: padded + 132)
+        let message = padded + 136
         message[0] = 1
         message[1] = 2
         (message + 2).update(from: header, count: 40)
@@ -107,21 +135,38 @@ final class RawEnds {
         var paddedLength = 0
         rc = sodium_pad(&paddedLength, padded, Self.contentsByteCount, Self.paddedByteCount, Self.paddedByteCount)
         precondition(rc == 0 && paddedLength == Self.paddedByteCount)
-        rc = crypto_box_seal(out, padded, UInt64(Self.paddedByteCount), envelopePublicKey)
-        precondition(rc == 0)
+        id.withUnsafeBufferPointer { (labels + 2 + Self.mailbox.count).update(from: $0.baseAddress!, count: 16) }
+        let recipientKey = try! XWingMLKEM768X25519.PublicKey(rawRepresentation: envelopePublicKey)
+        var sender = try! HPKE.Sender(recipientKey: recipientKey, ciphersuite: Self.suite, info: Self.envelopeInfo)
+        let ciphertext = try! sender.seal(
+            UnsafeRawBufferPointer(start: padded, count: Self.paddedByteCount),
+            authenticating: UnsafeRawBufferPointer(start: labels, count: Self.labelsByteCount))
+        sender.encapsulatedKey.copyBytes(to: out, count: Self.encapsulatedKeyByteCount)
+        ciphertext.copyBytes(to: out + Self.encapsulatedKeyByteCount, count: Self.paddedByteCount + 16)
     }
 
     /// Bob's side: opens envelope `index` and decrypts its message.
     func openAndDecrypt(from index: Int, id: [UInt8]) -> Bool {
         let input = sealed + index * Self.sealedByteCount
-        guard crypto_box_seal_open(padded, input, UInt64(Self.sealedByteCount), envelopePublicKey, envelopeSecretKey) == 0 else { return false }
+        id.withUnsafeBufferPointer { (labels + 2 + Self.mailbox.count).update(from: $0.baseAddress!, count: 16) }
+        guard let envelopeKey = try? XWingMLKEM768X25519.PrivateKey(
+                  seedRepresentation: UnsafeRawBufferPointer(start: envelopeSeed, count: 32), publicKey: nil),
+              var recipient = try? HPKE.Recipient(
+                  privateKey: envelopeKey, ciphersuite: Self.suite, info: Self.envelopeInfo,
+                  encapsulatedKey: Data(bytesNoCopy: input, count: Self.encapsulatedKeyByteCount, deallocator: .none)),
+              let opened = try? recipient.open(
+                  UnsafeRawBufferPointer(start: input + Self.encapsulatedKeyByteCount, count: Self.paddedByteCount + 16),
+                  authenticating: UnsafeRawBufferPointer(start: labels, count: Self.labelsByteCount)),
+              opened.count == Self.paddedByteCount
+        else { return false }
+        opened.copyBytes(to: padded, count: Self.paddedByteCount)
         var length = 0
         guard sodium_unpad(&length, padded, Self.paddedByteCount, Self.paddedByteCount) == 0, length == Self.contentsByteCount,
-              padded[0] == 1, id.withUnsafeBufferPointer({ sodium_memcmp(padded + 1, $0.baseAddress!, 16) }) == 0,
+              padded[0] == 3, id.withUnsafeBufferPointer({ sodium_memcmp(padded + 1, $0.baseAddress!, 16) }) == 0,
               crypto_core_ed25519_is_valid_point(padded + 17) == 1, crypto_core_ed25519_is_valid_point(padded + 51) == 1,
               memcmp(padded + 17, associatedData + 32, 32) == 0
         else { return false }
-        let message = padded + 135
+        let message = padded + 136
         guard message[0] == 1, message[1] == 2 else { return false }
         (associatedData + 64).update(from: message + 2, count: 40)
         let key = messageCipher(chain: receivingChain)

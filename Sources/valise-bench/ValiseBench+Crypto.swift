@@ -2,10 +2,10 @@ import ArgumentParser
 import CSodium
 
 extension ValiseBench {
-    /// The client's per-message cryptography against the bare libsodium calls it makes.
+    /// The client's per-message cryptography against the bare libsodium and swift-crypto calls it makes.
     struct Crypto: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Encrypt+seal and open+decrypt one 256-byte message, against the raw libsodium calls.",
+            abstract: "Encrypt+seal and open+decrypt one 256-byte message, against the raw libsodium and swift-crypto calls.",
             discussion: """
                 Prints one JSON line: nanoseconds of this thread's CPU time (user and system) per \
                 message (medians over the repetitions; Valise and raw take turns every 50 \

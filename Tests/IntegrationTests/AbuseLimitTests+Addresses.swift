@@ -131,7 +131,7 @@ extension AbuseLimitTests {
         ])
         let bob = try await QueueDevice(world: world, member: "bob@jakarta")
         _ = try await QueueTests().upload(bob, identity: try world.identityKey("bob@jakarta"), signedPrekey: AgreementPrivateKey(),
-                                          envelopeKey: AgreementPrivateKey(), oneTime: (0..<10).map { _ in AgreementPrivateKey() })
+                                          envelopeKey: XWingPrivateKey(), oneTime: (0..<10).map { _ in AgreementPrivateKey() })
         await bob.close()
         let fetches = (0..<102).map { index in
             var message = WireClientMessage()
@@ -164,7 +164,7 @@ extension AbuseLimitTests {
         for member in ["alice@jakarta", "bob@jakarta"] {
             let device = try await QueueDevice(world: world, member: member)
             _ = try await QueueTests().upload(device, identity: try world.identityKey(member), signedPrekey: AgreementPrivateKey(),
-                                              envelopeKey: AgreementPrivateKey(), oneTime: (0..<3).map { _ in AgreementPrivateKey() })
+                                              envelopeKey: XWingPrivateKey(), oneTime: (0..<3).map { _ in AgreementPrivateKey() })
             await device.close()
         }
         let carol = try await QueueDevice(world: world, member: "carol@nairobi")

@@ -67,6 +67,8 @@ extension QueueTests {
         let delivered = await bob.deliveries(exactly: 1)
         #expect(delivered.map(\.id) == [Data(expired.day)], "the FLASH 1 h envelope is never delivered late; the 1 d one is")
         #expect(delivered.first?.expiresAt == expired.dayAccepted.expiresAt)
+        // Both classes are delivered: the one applied, and the one asked (the envelope binds it).
+        #expect(delivered.first?.ttl == .day && delivered.first?.requestedTtl == .day)
 
         let answer = try await bob.status(of: [expired.hour, expired.day], nonce: QueueFixture.bytes(32))
         let states = Dictionary(uniqueKeysWithValues: answer.statuses.map { ($0.id, $0) })

@@ -16,14 +16,14 @@ extension QueueTests {
         return wire
     }
 
-    func upload(_ device: QueueDevice, identity: SigningKey, signedPrekey: AgreementPrivateKey, envelopeKey: AgreementPrivateKey,
+    func upload(_ device: QueueDevice, identity: SigningKey, signedPrekey: AgreementPrivateKey, envelopeKey: XWingPrivateKey,
                 oneTime: [AgreementPrivateKey], signer: SigningKey? = nil, kem: [MLKEM1024PrivateKey] = [],
                 lastResort: MLKEM1024PrivateKey? = MLKEM1024PrivateKey(), edit: (inout WirePrekeyUpload) -> Void = { _ in }) async throws(ClientError) -> WireRelayMessage {
         var upload = WirePrekeyUpload()
         upload.signedPrekey = Data(signedPrekey.publicKey.bytes)
         upload.signedPrekeySignature = Data(PQXDH.signPrekey(signedPrekey.publicKey, with: signer ?? identity).bytes)
-        upload.envelopeKey = Data(envelopeKey.publicKey.bytes)
-        upload.envelopeKeySignature = Data(SealedEnvelope.signEnvelopeKey(envelopeKey.publicKey, with: signer ?? identity).bytes)
+        upload.envelopeKemKey = Data(envelopeKey.publicKey.bytes)
+        upload.envelopeKemKeySignature = Data(SealedEnvelope.signEnvelopeKey(envelopeKey.publicKey, with: signer ?? identity).bytes)
         upload.oneTimePrekeys = oneTime.map { Data($0.publicKey.bytes) }
         upload.oneTimeKemPrekeys = kem.map { Self.wire(PQXDH.KEMPrekey(key: $0.publicKey, kind: .oneTime, signedBy: signer ?? identity)) }
         if let lastResort { upload.lastResortKemPrekey = Self.wire(PQXDH.KEMPrekey(key: lastResort.publicKey, kind: .lastResort, signedBy: signer ?? identity)) }
@@ -62,7 +62,7 @@ extension QueueTests {
         await #expect(throws: ClientError.self) { try await fetchBundle(alice, Self.bob) }
 
         let signedPrekey = AgreementPrivateKey()
-        let envelopeKey = AgreementPrivateKey()
+        let envelopeKey = XWingPrivateKey()
         let oneTime = (0..<2).map { _ in AgreementPrivateKey() }
         let kem = (0..<2).map { _ in MLKEM1024PrivateKey() }
         let lastResort = MLKEM1024PrivateKey()
@@ -73,6 +73,16 @@ extension QueueTests {
             Issue.record("a forged upload was accepted: \(forged)")
         } catch {
             #expect(error.code == "relay-\(WireErrorCode.badRequest)", "\(error)")
+        }
+        // An X25519 envelope key (what an older Valise uploaded), or none: refused, nothing stored.
+        for key in [Data(AgreementPrivateKey().publicKey.bytes), Data()] {
+            var old = WirePrekeyUpload()
+            old.signedPrekey = Data(signedPrekey.publicKey.bytes)
+            old.signedPrekeySignature = Data(PQXDH.signPrekey(signedPrekey.publicKey, with: bobIdentity).bytes)
+            old.lastResortKemPrekey = Self.wire(PQXDH.KEMPrekey(key: lastResort.publicKey, kind: .lastResort, signedBy: bobIdentity))
+            old.envelopeKemKey = key
+            old.envelopeKemKeySignature = Data(bobIdentity.signature(for: Array(key), purpose: SealedEnvelope.envelopeKeyPurpose).bytes)
+            await #expect(throws: ClientError.self) { try await bob.client.request(.prekeyUpload(old)) }
         }
         await #expect(throws: ClientError.self) { try await fetchBundle(alice, Self.bob) }
         let stored = try await upload(
@@ -113,7 +123,7 @@ extension QueueTests {
             kemPrekey: { $0 == PQXDH.kemPrekeyID(lastResort.publicKey) ? (lastResort, .lastResort) : nil }, seenBefore: { _ in false }))
         #expect(accepted.plaintext == Array("through the relay's bundle".utf8))
         #expect(SealedEnvelope.isValidEnvelopeKey(
-            try AgreementPublicKey(bytes: Array(last.envelopeKey)), signature: try Signature(bytes: Array(last.envelopeKeySignature)),
+            try XWingPublicKey(bytes: Array(last.envelopeKemKey)), signature: try Signature(bytes: Array(last.envelopeKemKeySignature)),
             identity: bobIdentity.publicKey))
 
         do {
@@ -151,7 +161,7 @@ extension QueueTests {
         for (name, edit) in edits {
             do {
                 let answer = try await upload(
-                    bob, identity: bobIdentity, signedPrekey: AgreementPrivateKey(), envelopeKey: AgreementPrivateKey(), oneTime: [], edit: edit)
+                    bob, identity: bobIdentity, signedPrekey: AgreementPrivateKey(), envelopeKey: XWingPrivateKey(), oneTime: [], edit: edit)
                 Issue.record("\(name): accepted: \(answer)")
             } catch {
                 #expect(error.code == "relay-\(WireErrorCode.badRequest)", "\(name): \(error)")
@@ -159,7 +169,7 @@ extension QueueTests {
         }
         do {
             let answer = try await upload(
-                bob, identity: bobIdentity, signedPrekey: AgreementPrivateKey(), envelopeKey: AgreementPrivateKey(), oneTime: [],
+                bob, identity: bobIdentity, signedPrekey: AgreementPrivateKey(), envelopeKey: XWingPrivateKey(), oneTime: [],
                 kem: (0...100).map { _ in key })
             Issue.record("101 one-time KEM prekeys accepted: \(answer)")
         } catch {
@@ -174,7 +184,7 @@ extension QueueTests {
         let world = try RelayWorld(members: [Self.alice, Self.bob, Self.carol])
         let bobIdentity = try world.identityKey(Self.bob)
         let bob = try await QueueDevice(world: world, member: Self.bob)
-        _ = try await upload(bob, identity: bobIdentity, signedPrekey: AgreementPrivateKey(), envelopeKey: AgreementPrivateKey(),
+        _ = try await upload(bob, identity: bobIdentity, signedPrekey: AgreementPrivateKey(), envelopeKey: XWingPrivateKey(),
                              oneTime: (0..<10).map { _ in AgreementPrivateKey() })
         let alice = try await QueueDevice(world: world, member: Self.alice)
         let first = try await fetchBundle(alice, Self.bob)
@@ -182,7 +192,7 @@ extension QueueTests {
         for attempt in 1...5 {
             let again = try await fetchBundle(alice, Self.bob)
             #expect(again.oneTimePrekey.isEmpty, "fetch \(attempt + 1) of the same member handed out another one-time prekey: \(again.oneTimePrekeysLeft) left")
-            #expect(again.oneTimePrekeysLeft == 9 && again.signedPrekey == first.signedPrekey && again.envelopeKey == first.envelopeKey)
+            #expect(again.oneTimePrekeysLeft == 9 && again.signedPrekey == first.signedPrekey && again.envelopeKemKey == first.envelopeKemKey)
         }
         // A new connection of the same device is the same device.
         await alice.close()
@@ -204,7 +214,7 @@ extension QueueTests {
         let world = try RelayWorld(members: [Self.alice, Self.bob, Self.carol])
         let bobIdentity = try world.identityKey(Self.bob)
         let bob = try await QueueDevice(world: world, member: Self.bob)
-        _ = try await upload(bob, identity: bobIdentity, signedPrekey: AgreementPrivateKey(), envelopeKey: AgreementPrivateKey(),
+        _ = try await upload(bob, identity: bobIdentity, signedPrekey: AgreementPrivateKey(), envelopeKey: XWingPrivateKey(),
                              oneTime: (0..<5).map { _ in AgreementPrivateKey() })
         let alice = try await QueueDevice(world: world, member: Self.alice)
         let answers = try await fetchBundles(alice, [Self.bob, "nobody@nowhere", Self.carol, "not a name", Self.bob])
@@ -213,7 +223,7 @@ extension QueueTests {
         #expect(answers[0].identityKey == Data(bobIdentity.publicKey.bytes) && answers[0].oneTimePrekey.count == 32 && answers[0].oneTimePrekeysLeft == 4)
         #expect(answers[4].signedPrekey == answers[0].signedPrekey && answers[4].oneTimePrekey.isEmpty, "one of bob's an hour for alice's device")
         for failed in [answers[1], answers[2], answers[3]] {
-            #expect(failed.identityKey.isEmpty && failed.signedPrekey.isEmpty && failed.envelopeKey.isEmpty && failed.oneTimePrekey.isEmpty)
+            #expect(failed.identityKey.isEmpty && failed.signedPrekey.isEmpty && failed.envelopeKemKey.isEmpty && failed.oneTimePrekey.isEmpty)
         }
 
         for count in [0, 101] {
@@ -232,16 +242,16 @@ extension QueueTests {
         let world = try RelayWorld(members: [Self.alice, Self.bob, Self.carol])
         let bobIdentity = try world.identityKey(Self.bob)
         let bob = try await QueueDevice(world: world, member: Self.bob)
-        let envelopeKey = AgreementPrivateKey()
+        let envelopeKey = XWingPrivateKey()
         _ = try await upload(bob, identity: bobIdentity, signedPrekey: AgreementPrivateKey(), envelopeKey: envelopeKey,
                              oneTime: (0..<5).map { _ in AgreementPrivateKey() })
         let carol = try await QueueDevice(world: world, member: Self.carol)
         for _ in 0..<3 {
             let answer = try await fetchBundles(carol, [Self.bob], envelopeKeyOnly: true)[0]
             #expect(answer.error == .unspecified && answer.identityKey == Data(bobIdentity.publicKey.bytes))
-            #expect(answer.envelopeKey == Data(envelopeKey.publicKey.bytes))
+            #expect(answer.envelopeKemKey == Data(envelopeKey.publicKey.bytes))
             #expect(SealedEnvelope.isValidEnvelopeKey(
-                try AgreementPublicKey(bytes: Array(answer.envelopeKey)), signature: try Signature(bytes: Array(answer.envelopeKeySignature)),
+                try XWingPublicKey(bytes: Array(answer.envelopeKemKey)), signature: try Signature(bytes: Array(answer.envelopeKemKeySignature)),
                 identity: bobIdentity.publicKey))
             #expect(answer.signedPrekey.isEmpty && answer.signedPrekeySignature.isEmpty && answer.oneTimePrekey.isEmpty)
         }

@@ -45,9 +45,9 @@ final class MessagingDevice {
     func startRotation(now: UInt64) -> MemberRequest { identity.startRotation(now: now) }
 
     /// The private half of the envelope key this device publishes now.
-    func envelopeKey() throws -> AgreementPrivateKey {
-        let current = try messenger.store.read("read the envelope keys") { try $0.prekeys(.envelope) }.first { $0.retiredAt == nil }
-        return try AgreementPrivateKey(rawRepresentation: #require(current, "\(name) has no envelope key yet").privateKey)
+    func envelopeKey() throws -> XWingPrivateKey {
+        let current = try messenger.store.read("read the envelope keys") { try $0.prekeys(.xwingEnvelope) }.first { $0.retiredAt == nil }
+        return try XWingPrivateKey(seed: #require(current, "\(name) has no envelope key yet").privateKey)
     }
 
     /// Flips one byte in the middle of every sealed value in a column of the closed store,
@@ -94,7 +94,8 @@ struct Envelope {
     /// The same labels over other bytes (and, if given, another id).
     func with(bytes: [UInt8], id: [UInt8]? = nil) -> Envelope {
         Envelope(to: to, kind: kind, delivered: Messenger.Delivered(
-            id: id ?? delivered.id, precedence: delivered.precedence, ttlClass: delivered.ttlClass, envelope: bytes))
+            id: id ?? delivered.id, precedence: delivered.precedence, ttlClass: delivered.ttlClass,
+            requestedTTLClass: delivered.requestedTTLClass, envelope: bytes))
     }
 }
 
@@ -213,7 +214,7 @@ final class MessagingWorld {
         return try sender.messenger.readyToSend().map { item, to in
             try sender.messenger.accepted(item, expiresAt: now + 86_400, now: now)
             return Envelope(to: to, kind: item.kind, delivered: Messenger.Delivered(
-                id: item.id, precedence: item.precedence, ttlClass: item.ttl, envelope: item.envelope ?? []))
+                id: item.id, precedence: item.precedence, ttlClass: item.ttl, requestedTTLClass: item.ttl, envelope: item.envelope ?? []))
         }
     }
 
@@ -232,9 +233,10 @@ final class MessagingWorld {
 
     /// The contents of `envelope`, opened as `device` would open it.
     func open(_ envelope: Envelope, as device: MessagingDevice) throws -> SealedEnvelope {
-        try SealedEnvelope.open(
-            envelope.bytes, with: device.envelopeKey(), expectedID: envelope.id, recipient: device.publicKey,
-            precedence: envelope.delivered.precedence, ttlClass: envelope.delivered.ttlClass)
+        let labels = SealedEnvelope.Labels(
+            mailbox: device.name.value, id: envelope.id, precedence: envelope.delivered.precedence, ttlClass: envelope.delivered.requestedTTLClass)
+        return try SealedEnvelope.open(
+            envelope.bytes, with: device.envelopeKey(), labels: labels, appliedTTLClass: envelope.delivered.ttlClass, recipients: [device.publicKey])
     }
 
     /// Contents sealed again to `device`'s envelope key under a fresh id, as anyone can
@@ -249,7 +251,7 @@ final class MessagingWorld {
         let copy = SealedEnvelope(
             id: id, recipient: contents.recipient, precedence: contents.precedence, ttlClass: contents.ttlClass, sender: sender ?? contents.sender,
             senderHead: head ?? contents.senderHead, senderCheckpoint: contents.senderCheckpoint, timestamp: contents.timestamp, sessionMessage: message)
-        return envelope.with(bytes: try copy.sealed(to: device.envelopeKey().publicKey), id: id)
+        return envelope.with(bytes: try copy.sealed(to: device.envelopeKey().publicKey, mailbox: device.name.value), id: id)
     }
 }
 

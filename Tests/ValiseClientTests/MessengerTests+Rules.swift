@@ -27,7 +27,7 @@ extension MessengerTests {
         let spkByCarol = PQXDH.signPrekey(upload.signedPrekey, with: carolKey)
         let ekByCarol = SealedEnvelope.signEnvelopeKey(upload.envelopeKey, with: carolKey)
         // Bob's own signature, but made for the other purpose, must not pass either.
-        let crossed = PQXDH.signPrekey(upload.envelopeKey, with: bob.identity.identityKey)
+        let crossed = bob.identity.identityKey.signature(for: upload.envelopeKey.bytes, purpose: PQXDH.signedPrekeyPurpose)
         let cases: [(identity: SigningPublicKey, spk: Signature, ek: Signature, code: String)] = [
             (bob.publicKey, spkByCarol, upload.envelopeKeySignature, "bad-prekey-signature"),
             (bob.publicKey, upload.signedPrekeySignature, ekByCarol, "bad-prekey-signature"),
@@ -44,6 +44,14 @@ extension MessengerTests {
             try check(identity: bob.publicKey, spk: upload.signedPrekeySignature, ek: upload.envelopeKeySignature, oneTime: [1, 2, 3])
         }
         #expect(malformed?.code == "bad-bundle")
+        // An X25519 envelope key (what an older Valise published) is not an X-Wing one.
+        let x25519 = AgreementPrivateKey().publicKey
+        let old = #expect(throws: ClientError.self) {
+            _ = try alice.messenger.checkEnvelopeKey(
+                member: bob.name, identityKey: bob.publicKey.bytes, envelopeKey: x25519.bytes,
+                envelopeKeySignature: bob.identity.identityKey.signature(for: x25519.bytes, purpose: SignaturePurpose("envelope-key")).bytes)
+        }
+        #expect(old?.code == "bad-bundle")
         #expect(throws: Never.self) { try check(identity: bob.publicKey, spk: upload.signedPrekeySignature, ek: upload.envelopeKeySignature) }
         #expect(throws: Never.self) {
             try check(identity: bob.publicKey, spk: upload.signedPrekeySignature, ek: upload.envelopeKeySignature, kem: upload.lastResortKEMPrekey)

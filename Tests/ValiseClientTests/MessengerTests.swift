@@ -39,7 +39,8 @@ struct MessengerTests {
         #expect(try alice.messenger.sent().map(\.stateName) == ["accepted"])
 
         world.now += 5
-        let delivered = Messenger.Delivered(id: item.id, precedence: item.precedence, ttlClass: item.ttl, envelope: try #require(item.envelope))
+        let delivered = Messenger.Delivered(
+            id: item.id, precedence: item.precedence, ttlClass: item.ttl, requestedTTLClass: item.ttl, envelope: try #require(item.envelope))
         let received = try #require(try bob.messenger.receive(delivered, now: world.now).message)
         #expect(received.text == "Meet at the embassy at nine.")
         #expect(received.from == "alice@jakarta")
@@ -147,7 +148,8 @@ struct MessengerTests {
         #expect(try world.deliver(try world.send("third", from: world.alice, to: world.bob)[0]).message?.text == "third")
     }
 
-    @Test("a sealed envelope with any byte flipped is refused and leaves the session as it was", arguments: [0, 31, 32, 47, 48, 200, 1023])
+    /// The encapsulated key's ML-KEM and X25519 parts, the ciphertext, the tag.
+    @Test("a sealed envelope with any byte flipped is refused and leaves the session as it was", arguments: [0, 1087, 1088, 1119, 1120, 2000, 4079, 4095])
     func tamperedEnvelope(position: Int) throws {
         let world = try MessagingWorld()
         let envelopes = try world.send("first", "second", from: world.alice, to: world.bob)

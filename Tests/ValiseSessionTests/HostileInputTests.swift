@@ -19,11 +19,12 @@ struct SessionHostileInputTests {
             seenBefore: { _ in false })
         var bob = try Session.accept(first, identity: pair.bob, prekeys: prekeys, newRatchetKey: { pair.nextKey() }).session
         let second = try alice.encrypt(text("second"))
-        let envelopeKey = pair.nextKey()
+        let envelopeKey = XWingPrivateKey()
+        let labels = SealedEnvelope.Labels(mailbox: "bob@nairobi", id: [UInt8](repeating: 1, count: 16), precedence: 0, ttlClass: 1)
         let sealed = try SealedEnvelope(
             id: [UInt8](repeating: 1, count: 16), recipient: pair.bob.publicKey, precedence: 0, ttlClass: 1, sender: pair.alice.publicKey,
             senderHead: .init(sequence: 1, hash: [UInt8](repeating: 2, count: 32)), timestamp: 0, sessionMessage: second
-        ).sealed(to: envelopeKey.publicKey)
+        ).sealed(to: envelopeKey.publicKey, mailbox: labels.mailbox)
 
         var generator = SplitMix64(seed: 0xBAD)
         var inputs: [[UInt8]] = []
@@ -51,12 +52,12 @@ struct SessionHostileInputTests {
             _ = try? RatchetMessage(decoding: input)
             _ = try? PQXDH.InitialHeader(decoding: input)
             #expect(throws: SessionError.self) {
-                try SealedEnvelope.open(input, with: envelopeKey, expectedID: [UInt8](repeating: 1, count: 16), recipient: pair.bob.publicKey, precedence: 0, ttlClass: 1)
+                try SealedEnvelope.open(input, with: envelopeKey, labels: labels, appliedTTLClass: 1, recipients: [pair.bob.publicKey])
             }
         }
         // Nothing above moved the session: the real second message still decrypts.
         #expect(try bob.decrypt(second, newRatchetKey: { pair.nextKey() }) == text("second"))
-        let opened = try SealedEnvelope.open(sealed, with: envelopeKey, expectedID: [UInt8](repeating: 1, count: 16), recipient: pair.bob.publicKey, precedence: 0, ttlClass: 1)
+        let opened = try SealedEnvelope.open(sealed, with: envelopeKey, labels: labels, appliedTTLClass: 1, recipients: [pair.bob.publicKey])
         #expect(opened.sessionMessage == second)
     }
 }

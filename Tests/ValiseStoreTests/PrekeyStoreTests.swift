@@ -10,7 +10,7 @@ struct PrekeyStoreTests {
     func prekeys(_ n: UInt8, at time: UInt64 = queueEpoch) -> StoredPrekeys {
         StoredPrekeys(
             signedPrekey: [UInt8](repeating: n, count: 32), signedPrekeySignature: [UInt8](repeating: n &+ 1, count: 64),
-            envelopeKey: [UInt8](repeating: n &+ 2, count: 32), envelopeKeySignature: [UInt8](repeating: n &+ 3, count: 64), updatedAt: time)
+            envelopeKey: [UInt8](repeating: n &+ 2, count: StoredPrekeys.envelopeKeyByteCount), envelopeKeySignature: [UInt8](repeating: n &+ 3, count: 64), updatedAt: time)
     }
 
     func oneTime(_ range: ClosedRange<Int>) -> [[UInt8]] {

@@ -7,22 +7,25 @@ import ValiseStore
 /// key it last saw for them, their envelope key, the session in use, and up to three
 /// earlier sessions (a session both sides started at once may still be in use by the peer).
 ///
-///     u8 version (2) ‖ str16 name ‖ identity key 32 ‖ envelope key 32 ‖
-///     u64 envelope key fetched at ‖ u8 has session ‖ [u32 length ‖ stored session] ‖
-///     u8 earlier count ‖ (u32 length ‖ stored session)…
+///     u8 version (3) ‖ str16 name ‖ identity key 32 ‖ u8 has envelope key ‖
+///     [X-Wing envelope key 1216] ‖ u64 envelope key fetched at ‖ u8 has session ‖
+///     [u32 length ‖ stored session] ‖ u8 earlier count ‖ (u32 length ‖ stored session)…
 ///
-/// Version 1 ends after the current session (which takes the rest), with no earlier ones.
+/// Versions 1 and 2 held an X25519 envelope key (32 bytes, always present), which is read
+/// and dropped: the X-Wing key is fetched before the next message. Version 1 ends after the
+/// current session (which takes the rest), with no earlier ones.
 public struct Correspondent: Sendable {
     public static let maximumPreviousSessions = 3
 
     public let name: String
     public var identityKey: SigningPublicKey
-    public var envelopeKey: AgreementPublicKey
+    /// Nil until fetched (a correspondent who wrote first, or a record from before X-Wing).
+    public var envelopeKey: XWingPublicKey?
     public var envelopeKeyFetchedAt: UInt64
     public var session: Session?
     public var previousSessions: [Session] = []
 
-    public init(name: String, identityKey: SigningPublicKey, envelopeKey: AgreementPublicKey, envelopeKeyFetchedAt: UInt64, session: Session?, previousSessions: [Session] = []) {
+    public init(name: String, identityKey: SigningPublicKey, envelopeKey: XWingPublicKey?, envelopeKeyFetchedAt: UInt64, session: Session?, previousSessions: [Session] = []) {
         self.name = name
         self.identityKey = identityKey
         self.envelopeKey = envelopeKey
@@ -57,19 +60,20 @@ public struct Correspondent: Sendable {
         start(advanced)
     }
 
-    static let version: UInt8 = 2
+    static let version: UInt8 = 3
 
     public var stored: SecretBytes {
         let current = session?.stored
         let earlier = previousSessions.map(\.stored)
         let name = Array(self.name.utf8)
-        let count = 1 + 2 + name.count + 32 + 32 + 8 + 1 + (current.map { 4 + $0.count } ?? 0) + 1 + earlier.reduce(0) { $0 + 4 + $1.count }
+        let count = 1 + 2 + name.count + 32 + 1 + (envelopeKey?.bytes.count ?? 0) + 8 + 1 + (current.map { 4 + $0.count } ?? 0) + 1 + earlier.reduce(0) { $0 + 4 + $1.count }
         return SecretBytes(count: count) { buffer in
             var writer = SecretWriter(buffer)
             writer.write(Self.version)
             writer.writeString(self.name)
             writer.write(identityKey.bytes)
-            writer.write(envelopeKey.bytes)
+            writer.write(UInt8(envelopeKey == nil ? 0 : 1))
+            if let envelopeKey { writer.write(envelopeKey.bytes) }
             writer.write(envelopeKeyFetchedAt)
             writer.write(UInt8(current == nil ? 0 : 1))
             if let current {
@@ -90,11 +94,18 @@ public struct Correspondent: Sendable {
             do throws(FormatError) {
                 var reader = ByteReader(raw, context: "correspondent")
                 let version = try reader.readUInt8()
-                guard version == 1 || version == 2 else { throw .invalid("correspondent", "version") }
+                guard (1...3).contains(version) else { throw .invalid("correspondent", "version") }
                 let name = try reader.readString(maximumByteCount: 256, field: "name")
                 let identity = try reader.readBytes(32)
-                let envelope = try reader.readBytes(32)
-                let fetchedAt = try reader.readUInt64()
+                var envelope: [UInt8]?
+                if version < 3 {
+                    _ = try reader.readBytes(32)  // an X25519 envelope key: dropped
+                } else if try reader.readUInt8() == 1 {
+                    envelope = try reader.readBytes(XWingScheme.parameters.publicKeyByteCount)
+                }
+                let storedFetchedAt = try reader.readUInt64()
+                // Without an X-Wing key, it is due at once.
+                let fetchedAt = envelope == nil ? 0 : storedFetchedAt
                 let hasSession = try reader.readUInt8()
                 var session: Session?
                 var previous: [Session] = []
@@ -102,14 +113,17 @@ public struct Correspondent: Sendable {
                     let length = version == 1 ? reader.remainingCount : Int(try reader.readUInt32())
                     session = try Self.session(try reader.readSecret(length))
                 }
-                if version == 2 {
+                if version >= 2 {
                     let count = Int(try reader.readUInt8())
                     guard count <= Self.maximumPreviousSessions else { throw .invalid("correspondent", "too many earlier sessions") }
                     for _ in 0..<count { previous.append(try Self.session(try reader.readSecret(Int(try reader.readUInt32())))) }
                 }
                 try reader.expectEnd()
-                guard let identityKey = try? SigningPublicKey(bytes: identity), let envelopeKey = try? AgreementPublicKey(bytes: envelope) else {
-                    throw .invalid("correspondent", "a key")
+                guard let identityKey = try? SigningPublicKey(bytes: identity) else { throw .invalid("correspondent", "a key") }
+                var envelopeKey: XWingPublicKey?
+                if let envelope {
+                    guard let key = try? XWingPublicKey(bytes: envelope) else { throw .invalid("correspondent", "a key") }
+                    envelopeKey = key
                 }
                 return .success(Correspondent(
                     name: name, identityKey: identityKey, envelopeKey: envelopeKey, envelopeKeyFetchedAt: fetchedAt, session: session, previousSessions: previous))

@@ -68,13 +68,13 @@ extension MessageSync {
         do {
             if envelopeKeyOnly {
                 return .keys(try messenger.checkEnvelopeKey(
-                    member: name, identityKey: Array(bundle.identityKey), envelopeKey: Array(bundle.envelopeKey),
-                    envelopeKeySignature: Array(bundle.envelopeKeySignature)))
+                    member: name, identityKey: Array(bundle.identityKey), envelopeKey: Array(bundle.envelopeKemKey),
+                    envelopeKeySignature: Array(bundle.envelopeKemKeySignature)))
             }
             return .keys(try messenger.checkBundle(
                 member: name, identityKey: Array(bundle.identityKey), signedPrekey: Array(bundle.signedPrekey),
-                signedPrekeySignature: Array(bundle.signedPrekeySignature), envelopeKey: Array(bundle.envelopeKey),
-                envelopeKeySignature: Array(bundle.envelopeKeySignature), oneTimePrekey: Array(bundle.oneTimePrekey),
+                signedPrekeySignature: Array(bundle.signedPrekeySignature), envelopeKey: Array(bundle.envelopeKemKey),
+                envelopeKeySignature: Array(bundle.envelopeKemKeySignature), oneTimePrekey: Array(bundle.oneTimePrekey),
                 kemPrekey: Array(bundle.kemPrekey.key), kemPrekeySignature: Array(bundle.kemPrekey.signature),
                 kemPrekeyLastResort: bundle.kemPrekeyLastResort))
         } catch where error.kind == .verification {

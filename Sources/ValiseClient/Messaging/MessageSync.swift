@@ -92,8 +92,8 @@ public final class MessageSync {
         var upload = WirePrekeyUpload()
         upload.signedPrekey = Data(prekeys.signedPrekey.bytes)
         upload.signedPrekeySignature = Data(prekeys.signedPrekeySignature.bytes)
-        upload.envelopeKey = Data(prekeys.envelopeKey.bytes)
-        upload.envelopeKeySignature = Data(prekeys.envelopeKeySignature.bytes)
+        upload.envelopeKemKey = Data(prekeys.envelopeKey.bytes)
+        upload.envelopeKemKeySignature = Data(prekeys.envelopeKeySignature.bytes)
         upload.oneTimePrekeys = prekeys.oneTimePrekeys.map { Data($0.bytes) }
         upload.lastResortKemPrekey = Self.wire(prekeys.lastResortKEMPrekey)
         upload.oneTimeKemPrekeys = prekeys.oneTimeKEMPrekeys.map(Self.wire)
@@ -195,7 +195,7 @@ public final class MessageSync {
     func handle(_ deliver: WireDeliver, now: UInt64) async throws(ClientError) -> Messenger.Received {
         let delivered = Messenger.Delivered(
             id: Array(deliver.id), precedence: UInt8(clamping: deliver.precedence.rawValue), ttlClass: UInt8(clamping: deliver.ttl.rawValue),
-            envelope: Array(deliver.envelope))
+            requestedTTLClass: UInt8(clamping: deliver.requestedTtl.rawValue), envelope: Array(deliver.envelope))
         let outcome = try messenger.receive(delivered, now: now, directoryCurrent: directoryCurrent)
         switch outcome {
         case .message(let message): report.received.append(message)

@@ -28,7 +28,7 @@ extension Messenger {
     public struct PrekeyUpload: Sendable {
         public let signedPrekey: AgreementPublicKey
         public let signedPrekeySignature: Signature
-        public let envelopeKey: AgreementPublicKey
+        public let envelopeKey: XWingPublicKey
         public let envelopeKeySignature: Signature
         public let oneTimePrekeys: [AgreementPublicKey]
         /// The current last-resort KEM prekey (rotated with the signed prekey) and new
@@ -48,7 +48,7 @@ extension Messenger {
         var deleted = false
         let upload = try storeOperation("prepare prekeys") { tx -> PrekeyUpload in
             var signed = try tx.prekeys(.signed).first { $0.retiredAt == nil }
-            var envelope = try tx.prekeys(.envelope).first { $0.retiredAt == nil }
+            var envelope = try tx.prekeys(.xwingEnvelope).first { $0.retiredAt == nil }
             var lastResort = try tx.prekeys(.kemLastResort).first { $0.retiredAt == nil }
             let madeBy = try tx.meta("prekeys-identity")
             var rotated = false
@@ -59,19 +59,24 @@ extension Messenger {
                 try tx.addPrekey(PQXDH.kemPrekeyID(newLastResort.publicKey), kind: .kemLastResort, privateKey: newLastResort.seed, now: now)
                 lastResort = try tx.prekey(PQXDH.kemPrekeyID(newLastResort.publicKey), kind: .kemLastResort)
                 let newSigned = AgreementPrivateKey()
-                let newEnvelope = AgreementPrivateKey()
+                let newEnvelope = XWingPrivateKey()
                 try tx.addPrekey(newSigned.publicKey.bytes, kind: .signed, privateKey: newSigned.rawRepresentation, now: now)
-                try tx.addPrekey(newEnvelope.publicKey.bytes, kind: .envelope, privateKey: newEnvelope.rawRepresentation, now: now)
+                try tx.addPrekey(newEnvelope.publicKey.bytes, kind: .xwingEnvelope, privateKey: newEnvelope.seed, now: now)
                 try tx.setMeta("prekeys-identity", identityKey.publicKey.bytes)
                 signed = try tx.prekey(newSigned.publicKey.bytes, kind: .signed)
-                envelope = try tx.prekey(newEnvelope.publicKey.bytes, kind: .envelope)
+                envelope = try tx.prekey(newEnvelope.publicKey.bytes, kind: .xwingEnvelope)
                 rotated = true
             }
-            for kind in [PrekeyKind.signed, .envelope, .kemLastResort] {
+            for kind in [PrekeyKind.signed, .envelope, .xwingEnvelope, .kemLastResort] {
                 for old in try tx.prekeys(kind) where old.retiredAt.map({ now >= $0 &+ Self.retiredPrekeyRetention }) ?? false {
                     try tx.deletePrekey(old.publicKey)
                     deleted = true
                 }
+            }
+            // X25519 envelope keys open nothing this version reads.
+            for old in try tx.prekeys(.envelope) {
+                try tx.deletePrekey(old.publicKey)
+                deleted = true
             }
             for old in try tx.prekeys(.oneTime).dropFirst(max(0, Self.maximumOneTimePrekeysHeld - newOneTimePrekeys)) {
                 try tx.deletePrekey(old.publicKey)
@@ -96,7 +101,7 @@ extension Messenger {
             // The store keeps the seed; the public key is derived from it again to upload.
             let lastResortKey = try MLKEM1024PrivateKey(seed: lastResort!.privateKey).publicKey
             let spk = try AgreementPublicKey(bytes: signed!.publicKey)
-            let ek = try AgreementPublicKey(bytes: envelope!.publicKey)
+            let ek = try XWingPublicKey(bytes: envelope!.publicKey)
             return PrekeyUpload(
                 signedPrekey: spk, signedPrekeySignature: PQXDH.signPrekey(spk, with: identityKey),
                 envelopeKey: ek, envelopeKeySignature: SealedEnvelope.signEnvelopeKey(ek, with: identityKey),
@@ -135,7 +140,7 @@ extension Messenger {
         public let identityKey: SigningPublicKey
         /// The keys to start a session with; nil when only the envelope key was fetched.
         public let pqxdh: PQXDH.PrekeyBundle?
-        public let envelopeKey: AgreementPublicKey
+        public let envelopeKey: XWingPublicKey
     }
 
     /// Checks a fetched bundle: the identity key must be the member's in this device's
@@ -196,13 +201,13 @@ extension Messenger {
         guard let identity = try? SigningPublicKey(bytes: identityKey), identity == listed.identityKey else {
             throw ClientError(kind: .verification, code: "bundle-identity", message: "the relay's prekey bundle for \(member) has an identity key the directory does not list for them; nothing was sent")
         }
-        guard let ek = try? AgreementPublicKey(bytes: envelopeKey), let ekSignature = try? Signature(bytes: envelopeKeySignature),
+        guard let ek = try? XWingPublicKey(bytes: envelopeKey) else {
+            throw ClientError(kind: .verification, code: "bad-bundle", message: "the prekey bundle for \(member) has no usable X-Wing envelope key (a relay fault, or an older Valise); nothing was sent")
+        }
+        guard let ekSignature = try? Signature(bytes: envelopeKeySignature),
               SealedEnvelope.isValidEnvelopeKey(ek, signature: ekSignature, identity: identity)
         else {
             throw ClientError(kind: .verification, code: "bad-prekey-signature", message: "the prekey bundle for \(member) is not signed by their identity key (tampered, or a relay fault); nothing was sent")
-        }
-        guard !ek.isSmallOrder else {
-            throw ClientError(kind: .verification, code: "bad-bundle", message: "the prekey bundle for \(member) holds an unusable (small-order) key; nothing was sent")
         }
         return Bundle(identityKey: identity, pqxdh: nil, envelopeKey: ek)
     }

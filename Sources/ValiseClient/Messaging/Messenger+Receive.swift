@@ -9,13 +9,17 @@ extension Messenger {
     public struct Delivered: Sendable {
         public let id: [UInt8]
         public let precedence: UInt8
+        /// The TTL class the relay applied.
         public let ttlClass: UInt8
+        /// The TTL class the sender asked for (the envelope's labels bind it).
+        public let requestedTTLClass: UInt8
         public let envelope: [UInt8]
 
-        public init(id: [UInt8], precedence: UInt8, ttlClass: UInt8, envelope: [UInt8]) {
+        public init(id: [UInt8], precedence: UInt8, ttlClass: UInt8, requestedTTLClass: UInt8, envelope: [UInt8]) {
             self.id = id
             self.precedence = precedence
             self.ttlClass = ttlClass
+            self.requestedTTLClass = requestedTTLClass
             self.envelope = envelope
         }
     }
@@ -86,9 +90,8 @@ extension Messenger {
             if changed { known = nil }
             // A correspondent who wrote first: their envelope key comes with the bundle
             // fetched before the first reply (fetched at 0: due at once).
-            let unknownKey = try AgreementPublicKey(bytes: [UInt8](repeating: 0, count: 32))
             var correspondent = known ?? Correspondent(
-                name: senderName, identityKey: sender.identityKey, envelopeKey: unknownKey, envelopeKeyFetchedAt: 0, session: nil)
+                name: senderName, identityKey: sender.identityKey, envelopeKey: nil, envelopeKeyFetchedAt: 0, session: nil)
             let plaintext: [UInt8]
             var usedOneTimePrekey: AgreementPublicKey?
             var usedOneTimeKEMPrekey: [UInt8]?
@@ -210,22 +213,20 @@ extension Messenger {
 
     /// Opens the seal with the envelope keys this device holds (current, then retired).
     private func openEnvelope(_ delivered: Delivered) throws -> SealedEnvelope {
-        let keys = try storeOperation("read the envelope keys", write: false) { try $0.prekeys(.envelope) }
+        let keys = try storeOperation("read the envelope keys", write: false) { try $0.prekeys(.xwingEnvelope) }
         var last: SessionError = SessionError(code: "unsealable", message: "this device holds no envelope key yet")
+        let labels = SealedEnvelope.Labels(
+            mailbox: identity.memberName.value, id: delivered.id, precedence: delivered.precedence, ttlClass: delivered.requestedTTLClass)
+        let recipients = identities.map(\.publicKey)
         for key in keys {
-            guard let privateKey = try? AgreementPrivateKey(rawRepresentation: key.privateKey) else { continue }
-            for own in identities {
-                do {
-                    return try SealedEnvelope.open(
-                        delivered.envelope, with: privateKey, expectedID: delivered.id, recipient: own.publicKey,
-                        precedence: delivered.precedence, ttlClass: delivered.ttlClass)
-                } catch {
-                    last = error
-                    if error.code == "not-for-this-device" { continue }
-                    break
-                }
+            guard let privateKey = try? XWingPrivateKey(seed: key.privateKey) else { continue }
+            do {
+                return try SealedEnvelope.open(
+                    delivered.envelope, with: privateKey, labels: labels, appliedTTLClass: delivered.ttlClass, recipients: recipients)
+            } catch {
+                last = error
+                if error.code != "unsealable" { break }
             }
-            if last.code != "unsealable" { break }
         }
         throw Refusal(code: last.code, reason: last.message)
     }

@@ -86,7 +86,7 @@ extension Messenger {
     /// Signed prekeys, envelope keys and one-time prekeys this device holds.
     public func prekeyCounts() throws(ClientError) -> (signed: Int, envelope: Int, oneTime: Int) {
         try storeOperation("read the prekeys", write: false) { tx in
-            (try tx.prekeyCount(.signed), try tx.prekeyCount(.envelope), try tx.prekeyCount(.oneTime))
+            (try tx.prekeyCount(.signed), try tx.prekeyCount(.xwingEnvelope), try tx.prekeyCount(.oneTime))
         }
     }
 }

@@ -179,7 +179,7 @@ public final class Messenger {
                 let needs: KeysNeeded
                 if known?.session == nil || known?.identityKey != current || known?.session?.involves(ownKey) == false {
                     needs = .bundle
-                } else if now >= (known?.envelopeKeyFetchedAt ?? 0) &+ Self.envelopeKeyRefresh {
+                } else if known?.envelopeKey == nil || now >= (known?.envelopeKeyFetchedAt ?? 0) &+ Self.envelopeKeyRefresh {
                     // A reply in a session the other side started, or a week since the key
                     // was fetched: no one-time prekey is spent for it.
                     needs = .envelopeKey
@@ -259,7 +259,10 @@ public final class Messenger {
             let envelope = SealedEnvelope(
                 id: item.id, recipient: member.identityKey, precedence: item.precedence, ttlClass: item.ttl, sender: identity.identityKey.publicKey,
                 senderHead: head, senderCheckpoint: directory.bundle.checkpoint?.encoded(), timestamp: now, sessionMessage: message)
-            let sealed = try envelope.sealed(to: correspondent.envelopeKey)
+            guard let envelopeKey = correspondent.envelopeKey else {
+                throw ClientError.failure("no-envelope-key", "\(name)'s envelope key is needed first; the message stays in the outbox")
+            }
+            let sealed = try envelope.sealed(to: envelopeKey, mailbox: name.value)
             try tx.setCorrespondent(name.value, correspondent.stored)
             try tx.sealOutbox(id: item.id, envelope: sealed, now: now)
             return notices

@@ -6,11 +6,14 @@ public import ValiseCrypto
 public enum PrekeyKind: Int, Sendable {
     case signed = 1
     case oneTime = 2
+    /// A retired X25519 envelope key (contents version 2): no longer made or used.
     case envelope = 3
     /// ML-KEM-1024 prekeys for PQXDH: the public column holds the key's id (SHA-256 of the
     /// encapsulation key, what an initial header names), the private one the 64-byte seed.
     case kemOneTime = 10
     case kemLastResort = 11
+    /// The X-Wing envelope key (contents version 3): the private half is its 32-byte seed.
+    case xwingEnvelope = 12
 }
 
 public struct StoredPrekey: Sendable {

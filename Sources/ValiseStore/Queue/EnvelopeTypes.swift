@@ -81,15 +81,21 @@ public struct IncomingEnvelope: Sendable {
     public let mailbox: Mailbox
     public let id: MessageID
     public let precedence: Precedence
+    /// The class the relay applies (the sender's, capped by the relay's maximum).
     public let ttl: TTLClass
+    /// The class the sender asked for, as the relay protocol numbers it (0 DEFAULT, 1 hour …
+    /// 4 month): kept only to deliver it with the envelope, whose sealed contents bind it.
+    public let requestedTTL: UInt8
     /// The sealed bytes: opaque to the relay.
     public let body: [UInt8]
 
-    public init(mailbox: Mailbox, id: MessageID, precedence: Precedence, ttl: TTLClass, body: [UInt8]) {
+    /// Without `requestedTTL`, the sender asked for the class applied.
+    public init(mailbox: Mailbox, id: MessageID, precedence: Precedence, ttl: TTLClass, requestedTTL: UInt8? = nil, body: [UInt8]) {
         self.mailbox = mailbox
         self.id = id
         self.precedence = precedence
         self.ttl = ttl
+        self.requestedTTL = requestedTTL ?? UInt8(ttl.rawValue + 1)
         self.body = body
     }
 }
@@ -104,8 +110,14 @@ public struct StoredEnvelope: Sendable, Equatable {
     public let arrivedAt: UInt64
     public let expiresAt: UInt64
     public let body: [UInt8]
+    /// The TTL class the sender asked for, as `IncomingEnvelope.requestedTTL` (expiry runs
+    /// on `expiresAt`, the class applied).
+    public let requestedTTL: UInt8
 
-    public init(sequence: Int64, mailbox: Mailbox, id: MessageID, precedence: Precedence, arrivedAt: UInt64, expiresAt: UInt64, body: [UInt8]) {
+    public init(
+        sequence: Int64, mailbox: Mailbox, id: MessageID, precedence: Precedence, arrivedAt: UInt64, expiresAt: UInt64, body: [UInt8],
+        requestedTTL: UInt8 = 0
+    ) {
         self.sequence = sequence
         self.mailbox = mailbox
         self.id = id
@@ -113,6 +125,7 @@ public struct StoredEnvelope: Sendable, Equatable {
         self.arrivedAt = arrivedAt
         self.expiresAt = expiresAt
         self.body = body
+        self.requestedTTL = requestedTTL
     }
 
     /// An envelope just accepted, as the store now holds it (its sequence is not known
@@ -120,7 +133,7 @@ public struct StoredEnvelope: Sendable, Equatable {
     public init(accepted envelope: IncomingEnvelope, expiresAt: UInt64) {
         self.init(
             sequence: 0, mailbox: envelope.mailbox, id: envelope.id, precedence: envelope.precedence,
-            arrivedAt: expiresAt - envelope.ttl.seconds, expiresAt: expiresAt, body: envelope.body)
+            arrivedAt: expiresAt - envelope.ttl.seconds, expiresAt: expiresAt, body: envelope.body, requestedTTL: envelope.requestedTTL)
     }
 }
 

@@ -39,6 +39,7 @@ public struct PrekeyCounts: Sendable, Equatable {
 public struct StoredPrekeys: Sendable, Equatable {
     public let signedPrekey: [UInt8]
     public let signedPrekeySignature: [UInt8]
+    /// The X-Wing envelope key (1,216 bytes) and its signature (purpose `xwing-envelope-key`).
     public let envelopeKey: [UInt8]
     public let envelopeKeySignature: [UInt8]
     /// When the relay stored them (its clock).
@@ -52,8 +53,11 @@ public struct StoredPrekeys: Sendable, Equatable {
         self.updatedAt = updatedAt
     }
 
+    /// An X-Wing public key's length (the relay has parsed it before it gets here).
+    public static let envelopeKeyByteCount = 1216
+
     var isWellFormed: Bool {
-        signedPrekey.count == 32 && signedPrekeySignature.count == 64 && envelopeKey.count == 32 && envelopeKeySignature.count == 64
+        signedPrekey.count == 32 && signedPrekeySignature.count == 64 && envelopeKey.count == Self.envelopeKeyByteCount && envelopeKeySignature.count == 64
     }
 }
 

@@ -41,6 +41,14 @@ extension SQLiteEnvelopeStore: PrekeyStore {
         }
     }
 
+    /// envelope_key now holds an X-Wing key (1,216 bytes): an X25519 one (32) seals nothing
+    /// a current device opens, so it is dropped; each device uploads again at its next sync.
+    static func registerXWingEnvelopeKeyMigration(_ migrator: inout DatabaseMigrator) {
+        migrator.registerMigration("prekeys-xwing-envelope-key") { db in
+            try db.execute(sql: "DELETE FROM prekey WHERE length(envelope_key) != \(StoredPrekeys.envelopeKeyByteCount)")
+        }
+    }
+
     public func storePrekeys(
         mailbox: Mailbox, prekeys: StoredPrekeys, oneTimePrekeys: [[UInt8]], lastResortKEMPrekey: StoredKEMPrekey, oneTimeKEMPrekeys: [StoredKEMPrekey]
     ) throws(StoreError) -> PrekeyCounts {

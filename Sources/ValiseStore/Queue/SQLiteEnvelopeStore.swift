@@ -164,6 +164,13 @@ public final class SQLiteEnvelopeStore: EnvelopeStore {
                 UPDATE message SET reason = \(UndeliverableReason.recipientRevoked.rawValue) WHERE state = \(MessageState.undeliverable.rawValue);
                 """)
         }
+        registerXWingEnvelopeKeyMigration(&migrator)
+        migrator.registerMigration("envelope-requested-ttl") { db in
+            // The TTL class the sender asked for (the relay protocol's number, 0 DEFAULT to 4
+            // MONTH), delivered with the envelope: its sealed contents bind it. Envelopes
+            // queued before have 0, and no current device opens them anyway.
+            try db.execute(sql: "ALTER TABLE envelope ADD COLUMN requested_ttl INTEGER NOT NULL DEFAULT 0")
+        }
         return migrator
     }
 
@@ -210,7 +217,7 @@ public final class SQLiteEnvelopeStore: EnvelopeStore {
         let findMessage = BoundStatement(try db.cachedStatement(sql: "SELECT mailbox, expires_at FROM message WHERE id = ?"), in: db)
         let readUsage = BoundStatement(try db.cachedStatement(sql: "SELECT count, bytes FROM mailbox_usage WHERE mailbox = ?"), in: db)
         let insertEnvelope = BoundStatement(try db.cachedStatement(
-            sql: "INSERT INTO envelope (mailbox, id, precedence, arrived_at, expires_at, size, body) VALUES (?, ?, ?, ?, ?, ?, ?)"), in: db)
+            sql: "INSERT INTO envelope (mailbox, id, precedence, arrived_at, expires_at, size, body, requested_ttl) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"), in: db)
         let insertMessage = BoundStatement(try db.cachedStatement(
             sql: "INSERT INTO message (id, mailbox, state, since, expires_at, forget_at) VALUES (?, ?, ?, ?, ?, ?)"), in: db)
         // Each mailbox's totals are read once per batch and written back once.
@@ -248,6 +255,7 @@ public final class SQLiteEnvelopeStore: EnvelopeStore {
             insertEnvelope.bind(5, Int64(expires))
             insertEnvelope.bind(6, Int64(envelope.body.count))
             insertEnvelope.bind(7, envelope.body)
+            insertEnvelope.bind(8, Int64(envelope.requestedTTL))
             try insertEnvelope.run()
             insertMessage.bind(1, id)
             insertMessage.bind(2, mailbox)
@@ -318,7 +326,7 @@ public final class SQLiteEnvelopeStore: EnvelopeStore {
             return try pool.read { db in
                 let rows = try Row.fetchAll(
                     db.cachedStatement(sql: """
-                        SELECT sequence, id, precedence, arrived_at, expires_at, body FROM envelope
+                        SELECT sequence, id, precedence, arrived_at, expires_at, body, requested_ttl FROM envelope
                         WHERE mailbox = ? AND expires_at > ?
                         ORDER BY precedence DESC, sequence LIMIT ?
                         """),
@@ -330,7 +338,7 @@ public final class SQLiteEnvelopeStore: EnvelopeStore {
                         sequence: row["sequence"], mailbox: mailbox, id: id,
                         precedence: Precedence(rawValue: row["precedence"]) ?? .routine,
                         arrivedAt: UInt64(row["arrived_at"] as Int64), expiresAt: UInt64(row["expires_at"] as Int64),
-                        body: [UInt8](row["body"] as Data)))
+                        body: [UInt8](row["body"] as Data), requestedTTL: UInt8(clamping: row["requested_ttl"] as Int64)))
                     if result.count == limit { break }
                 }
                 return result

@@ -727,6 +727,11 @@ public nonisolated struct WireDeliver: Sendable {
   /// DEFAULT). It may be shorter than the sender's (the relay's maximum caps it), never longer.
   public var ttl: WireTTLClass = .default
 
+  /// The TTL class the sender asked for in its Send, as it asked it: the sealed envelope's
+  /// associated data binds it (docs/PROTOCOL.md, "Sealed envelopes"), so the recipient needs
+  /// it to open the envelope. Expiry runs on `ttl`.
+  public var requestedTtl: WireTTLClass = .default
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -953,12 +958,6 @@ public nonisolated struct WirePrekeyUpload: Sendable {
   /// Ed25519 by the identity key, purpose signed-prekey
   public var signedPrekeySignature: Data = Data()
 
-  /// X25519, 32 bytes
-  public var envelopeKey: Data = Data()
-
-  /// Ed25519 by the identity key, purpose envelope-key
-  public var envelopeKeySignature: Data = Data()
-
   /// X25519, 32 bytes each
   public var oneTimePrekeys: [Data] = []
 
@@ -974,6 +973,12 @@ public nonisolated struct WirePrekeyUpload: Sendable {
   public var hasLastResortKemPrekey: Bool {self._lastResortKemPrekey != nil}
   /// Clears the value of `lastResortKemPrekey`. Subsequent reads from it will return its default value.
   public mutating func clearLastResortKemPrekey() {self._lastResortKemPrekey = nil}
+
+  /// X-Wing public key, 1,216 bytes
+  public var envelopeKemKey: Data = Data()
+
+  /// Ed25519 by the identity key, purpose xwing-envelope-key
+  public var envelopeKemKeySignature: Data = Data()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1061,10 +1066,6 @@ public nonisolated struct WirePrekeyBundle: Sendable {
 
   public var signedPrekeySignature: Data = Data()
 
-  public var envelopeKey: Data = Data()
-
-  public var envelopeKeySignature: Data = Data()
-
   /// empty when none is left or none may be handed out
   public var oneTimePrekey: Data = Data()
 
@@ -1088,6 +1089,12 @@ public nonisolated struct WirePrekeyBundle: Sendable {
   public var kemPrekeyLastResort: Bool = false
 
   public var oneTimeKemPrekeysLeft: UInt32 = 0
+
+  /// X-Wing public key, 1,216 bytes
+  public var envelopeKemKey: Data = Data()
+
+  /// Ed25519 by the identity key, purpose xwing-envelope-key
+  public var envelopeKemKeySignature: Data = Data()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1966,7 +1973,7 @@ nonisolated extension WireFetch: SwiftProtobuf.Message, SwiftProtobuf._MessageIm
 
 nonisolated extension WireDeliver: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Deliver"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}precedence\0\u{3}arrived_at\0\u{3}expires_at\0\u{1}envelope\0\u{1}ttl\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}precedence\0\u{3}arrived_at\0\u{3}expires_at\0\u{1}envelope\0\u{1}ttl\0\u{3}requested_ttl\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1980,6 +1987,7 @@ nonisolated extension WireDeliver: SwiftProtobuf.Message, SwiftProtobuf._Message
       case 4: try { try decoder.decodeSingularUInt64Field(value: &self.expiresAt) }()
       case 5: try { try decoder.decodeSingularBytesField(value: &self.envelope) }()
       case 6: try { try decoder.decodeSingularEnumField(value: &self.ttl) }()
+      case 7: try { try decoder.decodeSingularEnumField(value: &self.requestedTtl) }()
       default: break
       }
     }
@@ -2004,6 +2012,9 @@ nonisolated extension WireDeliver: SwiftProtobuf.Message, SwiftProtobuf._Message
     if self.ttl != .default {
       try visitor.visitSingularEnumField(value: self.ttl, fieldNumber: 6)
     }
+    if self.requestedTtl != .default {
+      try visitor.visitSingularEnumField(value: self.requestedTtl, fieldNumber: 7)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2014,6 +2025,7 @@ nonisolated extension WireDeliver: SwiftProtobuf.Message, SwiftProtobuf._Message
     if lhs.expiresAt != rhs.expiresAt {return false}
     if lhs.envelope != rhs.envelope {return false}
     if lhs.ttl != rhs.ttl {return false}
+    if lhs.requestedTtl != rhs.requestedTtl {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -2233,7 +2245,7 @@ nonisolated extension WireError: SwiftProtobuf.Message, SwiftProtobuf._MessageIm
 
 nonisolated extension WirePrekeyUpload: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".PrekeyUpload"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}signed_prekey\0\u{3}signed_prekey_signature\0\u{3}envelope_key\0\u{3}envelope_key_signature\0\u{3}one_time_prekeys\0\u{3}one_time_kem_prekeys\0\u{3}last_resort_kem_prekey\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}signed_prekey\0\u{3}signed_prekey_signature\0\u{4}\u{3}one_time_prekeys\0\u{3}one_time_kem_prekeys\0\u{3}last_resort_kem_prekey\0\u{3}envelope_kem_key\0\u{3}envelope_kem_key_signature\0\u{c}\u{3}\u{1}\u{c}\u{4}\u{1}")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2243,11 +2255,11 @@ nonisolated extension WirePrekeyUpload: SwiftProtobuf.Message, SwiftProtobuf._Me
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularBytesField(value: &self.signedPrekey) }()
       case 2: try { try decoder.decodeSingularBytesField(value: &self.signedPrekeySignature) }()
-      case 3: try { try decoder.decodeSingularBytesField(value: &self.envelopeKey) }()
-      case 4: try { try decoder.decodeSingularBytesField(value: &self.envelopeKeySignature) }()
       case 5: try { try decoder.decodeRepeatedBytesField(value: &self.oneTimePrekeys) }()
       case 6: try { try decoder.decodeRepeatedMessageField(value: &self.oneTimeKemPrekeys) }()
       case 7: try { try decoder.decodeSingularMessageField(value: &self._lastResortKemPrekey) }()
+      case 8: try { try decoder.decodeSingularBytesField(value: &self.envelopeKemKey) }()
+      case 9: try { try decoder.decodeSingularBytesField(value: &self.envelopeKemKeySignature) }()
       default: break
       }
     }
@@ -2264,12 +2276,6 @@ nonisolated extension WirePrekeyUpload: SwiftProtobuf.Message, SwiftProtobuf._Me
     if !self.signedPrekeySignature.isEmpty {
       try visitor.visitSingularBytesField(value: self.signedPrekeySignature, fieldNumber: 2)
     }
-    if !self.envelopeKey.isEmpty {
-      try visitor.visitSingularBytesField(value: self.envelopeKey, fieldNumber: 3)
-    }
-    if !self.envelopeKeySignature.isEmpty {
-      try visitor.visitSingularBytesField(value: self.envelopeKeySignature, fieldNumber: 4)
-    }
     if !self.oneTimePrekeys.isEmpty {
       try visitor.visitRepeatedBytesField(value: self.oneTimePrekeys, fieldNumber: 5)
     }
@@ -2279,17 +2285,23 @@ nonisolated extension WirePrekeyUpload: SwiftProtobuf.Message, SwiftProtobuf._Me
     try { if let v = self._lastResortKemPrekey {
       try visitor.visitSingularMessageField(value: v, fieldNumber: 7)
     } }()
+    if !self.envelopeKemKey.isEmpty {
+      try visitor.visitSingularBytesField(value: self.envelopeKemKey, fieldNumber: 8)
+    }
+    if !self.envelopeKemKeySignature.isEmpty {
+      try visitor.visitSingularBytesField(value: self.envelopeKemKeySignature, fieldNumber: 9)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: WirePrekeyUpload, rhs: WirePrekeyUpload) -> Bool {
     if lhs.signedPrekey != rhs.signedPrekey {return false}
     if lhs.signedPrekeySignature != rhs.signedPrekeySignature {return false}
-    if lhs.envelopeKey != rhs.envelopeKey {return false}
-    if lhs.envelopeKeySignature != rhs.envelopeKeySignature {return false}
     if lhs.oneTimePrekeys != rhs.oneTimePrekeys {return false}
     if lhs.oneTimeKemPrekeys != rhs.oneTimeKemPrekeys {return false}
     if lhs._lastResortKemPrekey != rhs._lastResortKemPrekey {return false}
+    if lhs.envelopeKemKey != rhs.envelopeKemKey {return false}
+    if lhs.envelopeKemKeySignature != rhs.envelopeKemKeySignature {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -2432,7 +2444,7 @@ nonisolated extension WirePrekeyBundles: SwiftProtobuf.Message, SwiftProtobuf._M
 
 nonisolated extension WirePrekeyBundle: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".PrekeyBundle"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}member\0\u{3}identity_key\0\u{3}signed_prekey\0\u{3}signed_prekey_signature\0\u{3}envelope_key\0\u{3}envelope_key_signature\0\u{3}one_time_prekey\0\u{3}one_time_prekeys_left\0\u{1}error\0\u{3}kem_prekey\0\u{3}kem_prekey_last_resort\0\u{3}one_time_kem_prekeys_left\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}member\0\u{3}identity_key\0\u{3}signed_prekey\0\u{3}signed_prekey_signature\0\u{4}\u{3}one_time_prekey\0\u{3}one_time_prekeys_left\0\u{1}error\0\u{3}kem_prekey\0\u{3}kem_prekey_last_resort\0\u{3}one_time_kem_prekeys_left\0\u{3}envelope_kem_key\0\u{3}envelope_kem_key_signature\0\u{c}\u{5}\u{1}\u{c}\u{6}\u{1}")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2444,14 +2456,14 @@ nonisolated extension WirePrekeyBundle: SwiftProtobuf.Message, SwiftProtobuf._Me
       case 2: try { try decoder.decodeSingularBytesField(value: &self.identityKey) }()
       case 3: try { try decoder.decodeSingularBytesField(value: &self.signedPrekey) }()
       case 4: try { try decoder.decodeSingularBytesField(value: &self.signedPrekeySignature) }()
-      case 5: try { try decoder.decodeSingularBytesField(value: &self.envelopeKey) }()
-      case 6: try { try decoder.decodeSingularBytesField(value: &self.envelopeKeySignature) }()
       case 7: try { try decoder.decodeSingularBytesField(value: &self.oneTimePrekey) }()
       case 8: try { try decoder.decodeSingularUInt32Field(value: &self.oneTimePrekeysLeft) }()
       case 9: try { try decoder.decodeSingularEnumField(value: &self.error) }()
       case 10: try { try decoder.decodeSingularMessageField(value: &self._kemPrekey) }()
       case 11: try { try decoder.decodeSingularBoolField(value: &self.kemPrekeyLastResort) }()
       case 12: try { try decoder.decodeSingularUInt32Field(value: &self.oneTimeKemPrekeysLeft) }()
+      case 13: try { try decoder.decodeSingularBytesField(value: &self.envelopeKemKey) }()
+      case 14: try { try decoder.decodeSingularBytesField(value: &self.envelopeKemKeySignature) }()
       default: break
       }
     }
@@ -2474,12 +2486,6 @@ nonisolated extension WirePrekeyBundle: SwiftProtobuf.Message, SwiftProtobuf._Me
     if !self.signedPrekeySignature.isEmpty {
       try visitor.visitSingularBytesField(value: self.signedPrekeySignature, fieldNumber: 4)
     }
-    if !self.envelopeKey.isEmpty {
-      try visitor.visitSingularBytesField(value: self.envelopeKey, fieldNumber: 5)
-    }
-    if !self.envelopeKeySignature.isEmpty {
-      try visitor.visitSingularBytesField(value: self.envelopeKeySignature, fieldNumber: 6)
-    }
     if !self.oneTimePrekey.isEmpty {
       try visitor.visitSingularBytesField(value: self.oneTimePrekey, fieldNumber: 7)
     }
@@ -2498,6 +2504,12 @@ nonisolated extension WirePrekeyBundle: SwiftProtobuf.Message, SwiftProtobuf._Me
     if self.oneTimeKemPrekeysLeft != 0 {
       try visitor.visitSingularUInt32Field(value: self.oneTimeKemPrekeysLeft, fieldNumber: 12)
     }
+    if !self.envelopeKemKey.isEmpty {
+      try visitor.visitSingularBytesField(value: self.envelopeKemKey, fieldNumber: 13)
+    }
+    if !self.envelopeKemKeySignature.isEmpty {
+      try visitor.visitSingularBytesField(value: self.envelopeKemKeySignature, fieldNumber: 14)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2506,14 +2518,14 @@ nonisolated extension WirePrekeyBundle: SwiftProtobuf.Message, SwiftProtobuf._Me
     if lhs.identityKey != rhs.identityKey {return false}
     if lhs.signedPrekey != rhs.signedPrekey {return false}
     if lhs.signedPrekeySignature != rhs.signedPrekeySignature {return false}
-    if lhs.envelopeKey != rhs.envelopeKey {return false}
-    if lhs.envelopeKeySignature != rhs.envelopeKeySignature {return false}
     if lhs.oneTimePrekey != rhs.oneTimePrekey {return false}
     if lhs.oneTimePrekeysLeft != rhs.oneTimePrekeysLeft {return false}
     if lhs.error != rhs.error {return false}
     if lhs._kemPrekey != rhs._kemPrekey {return false}
     if lhs.kemPrekeyLastResort != rhs.kemPrekeyLastResort {return false}
     if lhs.oneTimeKemPrekeysLeft != rhs.oneTimeKemPrekeysLeft {return false}
+    if lhs.envelopeKemKey != rhs.envelopeKemKey {return false}
+    if lhs.envelopeKemKeySignature != rhs.envelopeKemKeySignature {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
