@@ -70,10 +70,14 @@ public final class MessageSync {
     public func uploadPrekeys(now: UInt64) async throws(ClientError) {
         do {
             var held = try await upload(try messenger.preparePrekeys(newOneTimePrekeys: 0, now: now))
-            let add = Messenger.oneTimePrekeysToAdd(relayHolds: held.oneTime)
-            let addKEM = Messenger.oneTimeKEMPrekeysToAdd(relayHolds: held.oneTimeKEM)
-            if add > 0 || addKEM > 0 {
-                held = try await upload(try messenger.preparePrekeys(newOneTimePrekeys: add, newOneTimeKEMPrekeys: addKEM, now: now))
+            var add = Messenger.oneTimePrekeysToAdd(relayHolds: held.oneTime)
+            var addKEM = Messenger.oneTimeKEMPrekeysToAdd(relayHolds: held.oneTimeKEM)
+            // KEM prekeys go in batches, so that every upload fits a relay's 64 KiB message limit.
+            while add > 0 || addKEM > 0 {
+                let batch = min(addKEM, Messenger.maximumKEMPrekeysPerUpload)
+                held = try await upload(try messenger.preparePrekeys(newOneTimePrekeys: add, newOneTimeKEMPrekeys: batch, now: now))
+                add = 0
+                addKEM -= batch
             }
             report.oneTimePrekeysOnRelay = held.oneTime
             report.oneTimeKEMPrekeysOnRelay = held.oneTimeKEM

@@ -22,6 +22,9 @@ extension Messenger {
     public static let oneTimePrekeyLowWater = 25
     /// One-time KEM prekeys: the same rules, within the relay's own bound for them.
     public static let maximumOneTimeKEMPrekeysHeld = 1000
+    /// One-time KEM prekeys per upload (about 41 KiB with their signatures), so that an
+    /// upload with everything else stays under 64 KiB, a message limit an operator may set.
+    public static let maximumKEMPrekeysPerUpload = 25
 
     /// What to upload: the current signed prekey and envelope key with their signatures,
     /// and new one-time prekeys (their private halves are already committed).
