@@ -19,7 +19,7 @@ final class RawEnds {
         + crypto_aead_xchacha20poly1305_ietf_encrypt (256 B, AD 104 B) + sodium_pad (450 to 2,960 B) \
         + swift-crypto XWingMLKEM768X25519.PublicKey(rawRepresentation:) + HPKE.Sender (X-Wing encapsulation, key schedule) \
         + seal (2,960 B, ChaCha20-Poly1305, AD 30 B) + sodium_memzero; \
-        open+decrypt: XWingMLKEM768X25519.PrivateKey(seed:) + HPKE.Recipient (X-Wing decapsulation, key schedule) \
+        open+decrypt: XWingMLKEM768X25519.PrivateKey(seedRepresentation:) + HPKE.Recipient (X-Wing decapsulation, key schedule) \
         + open (2,976 B) + sodium_unpad + sodium_memcmp (id) \
         + 2x crypto_core_ed25519_is_valid_point (recipient, sender) + 5x crypto_auth_hmacsha256 \
         + crypto_aead_xchacha20poly1305_ietf_decrypt (272 B) + sodium_memzero

@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 import Testing
 import ValiseTestSupport
 @testable import ValiseStore
@@ -37,6 +38,14 @@ struct QueueFile {
 
     func open(limits: QueueLimits = QueueLimits(), maximumBytes: Int? = nil, durability: Durability = .full) throws -> SQLiteEnvelopeStore {
         try SQLiteEnvelopeStore(path: path, limits: limits, maximumBytes: maximumBytes, durability: durability)
+    }
+
+    /// The file as an earlier version left it: every migration up to `migration`, no later one.
+    func earlier(upTo migration: String) throws -> DatabasePool {
+        let pool = try DatabasePool(path: path)
+        try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA application_id = \(SQLiteEnvelopeStore.fileKind.applicationID)") }
+        try SQLiteEnvelopeStore.migrator.migrate(pool, upTo: migration)
+        return pool
     }
 }
 

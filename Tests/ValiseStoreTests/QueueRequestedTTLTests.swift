@@ -31,9 +31,7 @@ struct QueueRequestedTTLTests {
 
     @Test("a queue from before: its envelopes read as asked 0, and X25519 envelope keys (32 bytes) are dropped, X-Wing ones kept")
     func upgrade() throws {
-        let pool = try DatabasePool(path: file.path)
-        try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA application_id = \(SQLiteEnvelopeStore.fileKind.applicationID)") }
-        try SQLiteEnvelopeStore.migrator.migrate(pool, upTo: "message-reason")
+        let pool = try file.earlier(upTo: "message-reason")
         try pool.write { db in
             try db.execute(
                 sql: "INSERT INTO envelope (mailbox, id, precedence, arrived_at, expires_at, size, body) VALUES ('bob', ?, 0, ?, ?, 3, ?)",

@@ -34,9 +34,7 @@ struct QueueUndeliverableTests {
     @Test("a queue written before reasons were stored opens; its purged ids read as undeliverable (recipient revoked)")
     func upgradeKeepsPurgedIDs() throws {
         // The queue as the previous version made it: every migration before "message-reason".
-        let pool = try DatabasePool(path: file.path)
-        try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA application_id = \(SQLiteEnvelopeStore.fileKind.applicationID)") }
-        try SQLiteEnvelopeStore.migrator.migrate(pool, upTo: "prekeys-v2")
+        let pool = try file.earlier(upTo: "prekeys-v2")
         try pool.write { db in
             for (n, state) in [(1, 4), (2, 1), (3, 3)] {
                 try db.execute(

@@ -104,8 +104,8 @@ public struct Correspondent: Sendable {
                     envelope = try reader.readBytes(XWingScheme.parameters.publicKeyByteCount)
                 }
                 let storedFetchedAt = try reader.readUInt64()
-                // Without an X-Wing key, it is due at once.
-                let fetchedAt = envelope == nil ? 0 : storedFetchedAt
+                // An X25519 key was dropped: the X-Wing one is due at once.
+                let fetchedAt = version < 3 ? 0 : storedFetchedAt
                 let hasSession = try reader.readUInt8()
                 var session: Session?
                 var previous: [Session] = []
