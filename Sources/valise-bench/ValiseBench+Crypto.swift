@@ -57,3 +57,43 @@ extension ValiseBench {
         }
     }
 }
+
+extension ValiseBench {
+    /// A session start (PQXDH, the first message, its envelope) against the raw calls it needs.
+    struct SessionStart: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "session-start",
+            abstract: "Start a session and seal its first message, against the raw library calls.",
+            discussion: """
+                Prints one JSON line: nanoseconds of this thread's CPU time per session start \
+                (medians over the repetitions; Valise and raw take turns every 10 starts) and the \
+                ratio Valise/raw (the median of the per-repetition ratios). The raw side is the \
+                issue's fixed list: 2 Ed25519 verifications, 4 X25519, 1 ML-KEM-1024 \
+                encapsulation, 1 HKDF, 1 HPKE X-Wing seal.
+                """)
+
+        @Option(help: "Session starts per repetition.") var iterations = 400
+        @Option(help: "Repetitions (the median is reported).") var repetitions = 5
+
+        func validate() throws {
+            guard iterations >= SessionStartBenchmark.sliceCount, repetitions > 0 else {
+                throw ValidationError("iterations must be at least \(SessionStartBenchmark.sliceCount) and repetitions positive")
+            }
+        }
+
+        func run() throws {
+            guard sodium_init() >= 0 else { throw ExitCode.failure }
+            let result = SessionStartBenchmark(iterations: iterations, repetitions: repetitions).run()
+            let starts = Double(iterations / SessionStartBenchmark.sliceCount * SessionStartBenchmark.sliceCount)
+            func median(_ values: [Double]) -> Double { values.sorted()[values.count / 2] }
+            let ratio = (median(zip(result.valise, result.raw).map { $0 / $1 }) * 1000).rounded() / 1000
+            print("""
+                {"case":"session-start","iterations":\(Int(starts)),"repetitions":\(repetitions),"clock":"thread CPU time",\
+                "envelopeBytes":\(result.envelopeByteCount),\
+                "sessionStartNs":\(Int((median(result.valise) * 1e9 / starts).rounded())),\
+                "rawSessionStartNs":\(Int((median(result.raw) * 1e9 / starts).rounded())),\
+                "sessionStartRatio":\(ratio),"rawCalls":"\(RawSessionStart.calls)"}
+                """)
+        }
+    }
+}
