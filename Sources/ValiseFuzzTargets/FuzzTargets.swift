@@ -49,6 +49,17 @@ public enum FuzzTargets {
             var delivering = WireRelayMessage()
             delivering.body = .deliver(deliver)
             return [WireCodec.encode(hello), WireCodec.encode(sending), WireCodec.encode(delivering)]
+        case "noise-responder":
+            // The preamble and a genuine hybrid first message (1248 bytes) to the fixed relay
+            // key, whole and cut by a first byte of 64; and a classical client's (version 1).
+            var client = ClientConnectionState(
+                clientKey: AgreementPrivateKey(), relayKey: Fixed.relayKey.publicKey, maximumMessageLength: 1 << 16)
+            var classical = ClientConnectionState(
+                clientKey: AgreementPrivateKey(), relayKey: Fixed.relayKey.publicKey, preamble: Preamble(.client, version: 1),
+                protocol: .classicalClientRelay, maximumMessageLength: 1 << 16)
+            let opening = client.start().compactMap { if case .write(let bytes) = $0 { bytes } else { nil } }.joined()
+            let old = classical.start().compactMap { if case .write(let bytes) = $0 { bytes } else { nil } }.joined()
+            return [[255] + opening, [64] + opening, [255] + old]
         case "envelope":
             return Fixed.aliceMessages
         default:
@@ -75,7 +86,7 @@ public enum FuzzTargets {
         }
     }
 
-    /// The relay's side of a connection (framing, the Noise_XK responder, reassembly) fed
+    /// The relay's side of a connection (framing, the Noise_XKhfs responder, reassembly) fed
     /// arbitrary bytes in arbitrary pieces.
     static func noiseResponder(_ input: [UInt8]) {
         var state = RelayConnectionState(relayKey: Fixed.relayKey, maximumMessageLength: 1 << 16)

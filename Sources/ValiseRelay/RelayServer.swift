@@ -45,8 +45,9 @@ public final class RelayServer: Service {
         self.limiter = ConnectionLimiter(limits: configuration.limits)
     }
 
-    /// A new connection's receive buffer: room for the handshake and a Hello.
-    static let initialReceiveBufferBytes = 256
+    /// A new connection's receive buffer: room for the preamble and the hybrid handshake's
+    /// first message (8 + 2 + 1248 bytes) in one read.
+    static let initialReceiveBufferBytes = 2048
 
     /// Commit counters of the store's writer (for the benchmark and the statistics log).
     public var commitCounters: GroupCommitWriter.Counters { writer.currentCounters }
@@ -88,9 +89,9 @@ public final class RelayServer: Service {
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelOption(.maxMessagesPerRead, value: 16)
             // Each connection keeps its receive buffer between reads, at the largest size
-            // it has needed. NIO starts at 2 KiB; an idle connection has only ever read
-            // handshake messages of under 100 bytes, so it starts small and grows (doubling)
-            // only for a connection that carries traffic.
+            // it has needed. The hybrid handshake's first message (1258 bytes with the
+            // preamble) sets the start; the allocator shrinks it again after small reads and
+            // grows it (doubling) only for a connection that carries traffic.
             .childChannelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(
                 minimum: 64, initial: Self.initialReceiveBufferBytes, maximum: 65_536))
             .childChannelInitializer { channel in

@@ -38,7 +38,8 @@ struct RelayHostileInputTests {
         var random = SplitMix64(seed: 0x7a11_5e)
         // Blobs of several sizes whose first two bytes, read as a length, announce a frame
         // that fits in the blob: the relay gets one whole frame that does not decrypt as a
-        // first handshake message, and trailing bytes after it.
+        // first handshake message (or, longer than 1248 bytes, cannot be one), and trailing
+        // bytes after it.
         for (index, length) in [50, 1_000, 65_537, 70_000, 200_000].enumerated() {
             let source = "127.0.0.\(2 + index)"
             var blob = random.bytes(length)
@@ -87,7 +88,7 @@ struct RelayHostileInputTests {
 
     // MARK: 2. A correct first message under another prologue
 
-    @Test("a correct Noise_XK first message with another prologue is dropped without a word")
+    @Test("a correct Noise_XKhfs first message with another prologue is dropped without a word")
     func wrongPrologue() throws {
         let world = try RelayWorld(members: ["alice@jakarta"], relayEnvironment: HostileLimits.environment)
         let relayKey = try world.relayKey()
@@ -97,7 +98,7 @@ struct RelayHostileInputTests {
         let control = try HostileSocket(from: "127.0.0.2", to: world.relay.port)
         #expect(control.send(try honest.firstMessage()))
         let reply = control.readFrame(within: 5)
-        #expect(reply?.count == 48, "the relay's e, ee: 32 + 16 bytes")
+        #expect(reply?.count == 1152, "the relay's e, ee, ekem1: 32 + 1088 + 16 + 16 bytes")
         control.close()
 
         for prologue in ["valise/2", "valise/0", "", "Noise"] {
