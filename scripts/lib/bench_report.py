@@ -104,8 +104,8 @@ The relay's CPU per client handshake (`valise-bench handshake`): complete handsh
 one process, both sides, with only the responder's calls timed in this thread's CPU time
 (read frame 1, write frame 2, read frame 3, split), {r['iterations']:,} of each kind per
 repetition, the two kinds taking turns every 50. Hybrid: `{r['hybridProtocol']}`, what the
-relay serves (X25519 three times, one ML-KEM-768 encapsulation with the FIPS 203 check of
-the client's key); classical: `{r['classicalProtocol']}`, which the relay no longer accepts
+relay serves (four X25519 operations: its ephemeral key and three DHs; one ML-KEM-768
+encapsulation, with FIPS 203's check of the client's key); classical: `{r['classicalProtocol']}`, which the relay no longer accepts
 and which runs here only as the comparison. Medians of {r['repetitions']} repetitions.
 
 | | handshakes/s (relay side, one core) | frames (bytes) |
