@@ -16,6 +16,7 @@ struct HybridTranscript: Sendable, CustomTestStringConvertible {
     let initiatorEphemeral: [UInt8]
     let initiatorKEMSeed: [UInt8]
     let responderStatic: [UInt8]
+    let responderEphemeral: [UInt8]
     let messages: [[UInt8]]
     let handshakeHash: [UInt8]
     let toResponder: (plaintext: [UInt8], ciphertext: [UInt8])
@@ -36,6 +37,7 @@ struct HybridTranscript: Sendable, CustomTestStringConvertible {
                 protocolName: h["protocol"] as! String, prologue: hex("prologue"),
                 initiatorStatic: hex("initiatorStatic"), initiatorEphemeral: hex("initiatorEphemeral"),
                 initiatorKEMSeed: hex("initiatorKEMSeed"), responderStatic: hex("responderStatic"),
+                responderEphemeral: hex("responderEphemeral"),
                 messages: (h["messages"] as! [String]).map { Hex.decode($0)! }, handshakeHash: hex("handshakeHash"),
                 toResponder: (hex("initiatorToResponderPlaintext"), hex("initiatorToResponderCiphertext")),
                 toInitiator: (hex("responderToInitiatorPlaintext"), hex("responderToInitiatorCiphertext")))
