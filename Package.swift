@@ -165,6 +165,7 @@ let package = Package(
                 "ValiseDirectory",
                 "ValiseSession",
                 "ValiseStore",
+                "ValiseWire",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings

@@ -4,7 +4,7 @@ import NIOPosix
 public import ValiseCrypto
 public import ValiseWire
 
-/// A connection to a relay: the Noise_XK handshake with the relay's pinned key, then
+/// A connection to a relay: the hybrid Noise_XKhfs handshake with the relay's pinned key, then
 /// request and answer. The relay's unsolicited messages (a revocation notice, later
 /// deliveries) arrive on `unsolicited`. Errors are `ClientError`s saying what happened.
 public final class RelayClient: Sendable {
@@ -129,7 +129,7 @@ public final class RelayClient: Sendable {
                 return ClientError(kind: .busy, code: "relay-busy", message: "the relay is busy (at its connection limits); try again later")
             case .otherVersion(let relay, let client)?:
                 return ClientError(
-                    kind: .otherVersion, code: "relay-version", message: "the relay speaks protocol version \(relay); this client speaks \(client)")
+                    kind: .otherVersion, code: "relay-version", message: "the relay speaks protocol version \(relay); this client speaks version \(client)")
             default:
                 break
             }

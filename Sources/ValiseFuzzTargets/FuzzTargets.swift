@@ -9,7 +9,7 @@ import ValiseWire
 /// regression tests that replay committed inputs. Any input may be refused; none may crash,
 /// hang or trap.
 public enum FuzzTargets {
-    public static let names = ["frames", "noise-responder", "relay-messages", "directory", "envelope", "keystore"]
+    public static let names = ["frames", "noise-responder", "noise-initiator", "relay-messages", "directory", "envelope", "keystore"]
 
     /// Runs target `name` on `input`; false if there is no such target.
     @discardableResult
@@ -17,6 +17,7 @@ public enum FuzzTargets {
         switch name {
         case "frames": frames(input)
         case "noise-responder": noiseResponder(input)
+        case "noise-initiator": noiseInitiator(input)
         case "relay-messages": relayMessages(input)
         case "directory": directory(input)
         case "envelope": envelope(input)
@@ -50,6 +51,21 @@ public enum FuzzTargets {
             var delivering = WireRelayMessage()
             delivering.body = .deliver(deliver)
             return [WireCodec.encode(hello), WireCodec.encode(sending), WireCodec.encode(delivering)]
+        case "noise-responder":
+            // The preamble and a genuine hybrid first message (1248 bytes) to the fixed relay
+            // key, whole and cut by a first byte of 64; and a classical client's (version 1).
+            var client = ClientConnectionState(
+                clientKey: AgreementPrivateKey(), relayKey: Fixed.relayKey.publicKey, maximumMessageLength: 1 << 16)
+            var classical = ClientConnectionState(
+                clientKey: AgreementPrivateKey(), relayKey: Fixed.relayKey.publicKey, preamble: Preamble(.client, version: 1),
+                protocol: .classicalClientRelay, maximumMessageLength: 1 << 16)
+            let opening = client.start().compactMap { if case .write(let bytes) = $0 { bytes } else { nil } }.joined()
+            let old = classical.start().compactMap { if case .write(let bytes) = $0 { bytes } else { nil } }.joined()
+            return [[255] + opening, [64] + opening, [255] + old]
+        case "noise-initiator":
+            // The relay's possible first words: its notices, and a frame 2 of the right length.
+            let reply = FrameDecoder.frame((0..<1152).map { UInt8(truncatingIfNeeded: $0 &* 7) })
+            return [[255] + RelayNotice.version(1).bytes, [255] + RelayNotice.busy.bytes, [255] + reply, [64] + reply]
         case "envelope":
             // Session messages of format 2, the PQXDH initial header alone, a stored session.
             let header = (try? Session.initialHeader(of: Fixed.aliceMessages[0]))??.encoded ?? []
@@ -78,10 +94,21 @@ public enum FuzzTargets {
         }
     }
 
-    /// The relay's side of a connection (framing, the Noise_XK responder, reassembly) fed
+    /// The relay's side of a connection (framing, the Noise_XKhfs responder, reassembly) fed
     /// arbitrary bytes in arbitrary pieces.
     static func noiseResponder(_ input: [UInt8]) {
         var state = RelayConnectionState(relayKey: Fixed.relayKey, maximumMessageLength: 1 << 16)
+        for chunk in chunks(input) {
+            let actions = state.receive(chunk)
+            if actions.contains(where: { if case .close = $0 { return true } else { return false } }) { break }
+        }
+    }
+
+    /// The client's side of a connection after its first message (a notice, or the relay's
+    /// frame 2 with its ML-KEM-768 ciphertext, then transport frames) fed arbitrary bytes.
+    static func noiseInitiator(_ input: [UInt8]) {
+        var state = ClientConnectionState(clientKey: Fixed.key(9), relayKey: Fixed.relayKey.publicKey, maximumMessageLength: 1 << 16)
+        _ = state.start()
         for chunk in chunks(input) {
             let actions = state.receive(chunk)
             if actions.contains(where: { if case .close = $0 { return true } else { return false } }) { break }

@@ -8,7 +8,7 @@ struct ValiseBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "valise-bench",
         abstract: "Valise benchmarks (use scripts/bench, which builds in release mode).",
-        subcommands: [Directory.self, Crypto.self, SessionStart.self, FillQueue.self]
+        subcommands: [Directory.self, Crypto.self, SessionStart.self, FillQueue.self, Handshake.self]
     )
 
     struct Directory: ParsableCommand {

@@ -60,9 +60,9 @@ final class FakeRelay: @unchecked Sendable {
         defer { Glibc.close(client) }
         var buffer = [UInt8](repeating: 0, count: 4096)
         var first: [UInt8] = []
-        // The preamble and the first handshake message come together: 8 + 2 + 48 bytes.
+        // The preamble and the first handshake message come together: 8 + 2 + 1248 bytes.
         let deadline = Date().addingTimeInterval(2)
-        while first.count < 58 && Date() < deadline {
+        while first.count < 1258 && Date() < deadline {
             var descriptor = pollfd(fd: client, events: Int16(POLLIN), revents: 0)
             guard poll(&descriptor, 1, 20) == 1 else { continue }
             let count = recv(client, &buffer, buffer.count, 0)

@@ -2,17 +2,20 @@ import Foundation
 import ValiseCrypto
 import ValiseWire
 
-/// A Noise_XK initiator built from the bare HandshakeState, so that it can send what a
+/// A Noise_XKhfs initiator (or, to be refused, a classical Noise_XK one) built from the bare HandshakeState, so that it can send what a
 /// well-behaved client never would: another prologue, fragments of its own making.
 struct NoiseClient {
     private var handshake: HandshakeState
     private var transport: NoiseTransport?
 
-    init(key: AgreementPrivateKey, relayKey: AgreementPublicKey, prologue: [UInt8] = ValiseTransport.prologue) throws {
-        handshake = try HandshakeState(protocol: .valise, role: .initiator, prologue: prologue, staticKey: key, remoteStaticKey: relayKey)
+    init(
+        key: AgreementPrivateKey, relayKey: AgreementPublicKey, prologue: [UInt8] = ValiseTransport.prologue,
+        protocol noiseProtocol: NoiseProtocol = ValiseTransport.clientProtocol
+    ) throws {
+        handshake = try HandshakeState(protocol: noiseProtocol, role: .initiator, prologue: prologue, staticKey: key, remoteStaticKey: relayKey)
     }
 
-    /// The first handshake message (e, es), framed. The preamble goes first, from
+    /// The first handshake message (e, es, e1), framed. The preamble goes first, from
     /// `HostileSocket` (whatever the prologue here).
     mutating func firstMessage() throws -> [UInt8] { FrameDecoder.frame(try handshake.writeMessage(payload: [])) }
 

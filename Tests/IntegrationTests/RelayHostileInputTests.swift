@@ -38,7 +38,8 @@ struct RelayHostileInputTests {
         var random = SplitMix64(seed: 0x7a11_5e)
         // Blobs of several sizes whose first two bytes, read as a length, announce a frame
         // that fits in the blob: the relay gets one whole frame that does not decrypt as a
-        // first handshake message, and trailing bytes after it.
+        // first handshake message (or, longer than 1248 bytes, cannot be one), and trailing
+        // bytes after it.
         for (index, length) in [50, 1_000, 65_537, 70_000, 200_000].enumerated() {
             let source = "127.0.0.\(2 + index)"
             var blob = random.bytes(length)
@@ -58,7 +59,7 @@ struct RelayHostileInputTests {
         try world.expectHealthy()
     }
 
-    @Test("an HTTP request, a TLS ClientHello or an SSH banner: closed within the frame timeout, nothing written back")
+    @Test("an HTTP request, a TLS ClientHello or an SSH banner: closed at their first two bytes, nothing written back")
     func protocolScanners() throws {
         let world = try RelayWorld(members: ["alice@jakarta"], relayEnvironment: HostileLimits.environment)
         // A TLS 1.2 record header and the start of a ClientHello (0x16 0x03 reads as a 5635-byte frame).
@@ -75,11 +76,11 @@ struct RelayHostileInputTests {
             let outcome = socket.waitForClose(within: 5)
             #expect(outcome.closed, "\(probe.0): the relay kept the connection open")
             #expect(outcome.received.isEmpty, "\(probe.0): the relay answered with \(outcome.received.count) bytes")
-            // Each is the start of a frame longer than what follows: the frame timer ends it,
-            // before the handshake timer would.
-            #expect(outcome.seconds < HostileLimits.handshakeTimeout, "\(probe.0): closed after \(outcome.seconds) s")
+            // Each starts with a length longer than any first handshake message (1248 bytes):
+            // closed as soon as it is read, without waiting for a timer.
+            #expect(outcome.seconds < HostileLimits.frameTimeout, "\(probe.0): closed after \(outcome.seconds) s")
             let source = "127.0.0.\(2 + index)"
-            #expect(world.eventually { world.relayLog(peer: source).contains { $0.contains("a frame stayed incomplete for 1.0 s") } },
+            #expect(world.eventually { world.relayLog(peer: source).contains { $0.contains("does not know this relay's key") } },
                     "\(probe.0): \(world.relayLog(peer: source).joined(separator: "\n"))")
         }
         try world.expectHealthy()
@@ -87,7 +88,7 @@ struct RelayHostileInputTests {
 
     // MARK: 2. A correct first message under another prologue
 
-    @Test("a correct Noise_XK first message with another prologue is dropped without a word")
+    @Test("a correct Noise_XKhfs first message with another prologue is dropped without a word")
     func wrongPrologue() throws {
         let world = try RelayWorld(members: ["alice@jakarta"], relayEnvironment: HostileLimits.environment)
         let relayKey = try world.relayKey()
@@ -97,7 +98,7 @@ struct RelayHostileInputTests {
         let control = try HostileSocket(from: "127.0.0.2", to: world.relay.port)
         #expect(control.send(try honest.firstMessage()))
         let reply = control.readFrame(within: 5)
-        #expect(reply?.count == 48, "the relay's e, ee: 32 + 16 bytes")
+        #expect(reply?.count == 1152, "the relay's e, ee, ekem1: 32 + 1088 + 16 + 16 bytes")
         control.close()
 
         for prologue in ["valise/2", "valise/0", "", "Noise"] {
@@ -136,11 +137,12 @@ struct RelayHostileInputTests {
 
     // MARK: 3. A truncated frame
 
-    @Test("a frame announced as 65535 bytes that stops after 10: closed by the frame timeout")
+    @Test("a frame announced as 1248 bytes (before the handshake) or 65535 (after) that stops after 10: closed by the frame timeout")
     func truncatedFrame() throws {
         let world = try RelayWorld(members: ["alice@jakarta"], relayEnvironment: HostileLimits.environment)
         let socket = try HostileSocket(from: "127.0.0.2", to: world.relay.port)
-        #expect(socket.send([0xff, 0xff] + [UInt8](repeating: 0xa5, count: 10)))
+        // The longest frame the relay takes before the handshake: a first message's length.
+        #expect(socket.send([0x04, 0xE0] + [UInt8](repeating: 0xa5, count: 10)))
         let outcome = socket.waitForClose(within: 6)
         #expect(outcome.closed, "still open after 6 s")
         #expect(outcome.received.isEmpty)

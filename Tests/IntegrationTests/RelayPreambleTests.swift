@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import ValiseWire
 
 /// The cleartext preamble and the relay's notices (issue 15): a client can tell an
 /// unreachable relay, a busy one, one that speaks another version, and one that did not
@@ -44,7 +45,7 @@ struct RelayPreambleTests {
         }, "the relay did not take the two connections")
 
         let probe = try HostileSocket(from: "127.0.0.1", to: world.relay.port, preamble: nil)
-        #expect(probe.send(Self.preamble(channel: 1, version: 1) + [0x00, 0x30] + [UInt8](repeating: 7, count: 48)))
+        #expect(probe.send(Self.preamble(channel: 1, version: 2) + [0x04, 0xE0] + [UInt8](repeating: 7, count: 1248)))
         let outcome = probe.waitForClose(within: 3)
         #expect(outcome.closed && outcome.received == Self.busyNotice, "a busy relay answered \(outcome.received) (closed: \(outcome.closed))")
 
@@ -59,8 +60,9 @@ struct RelayPreambleTests {
     func versionAnswers() throws {
         let world = try RelayWorld(members: ["alice@jakarta"], relayEnvironment: HostileLimits.environment)
         let cases: [(sent: [UInt8], answer: [UInt8])] = [
-            (Self.preamble(channel: 1, version: 2), Self.versionNotice(1)),
-            (Self.preamble(channel: 1, version: 0), Self.versionNotice(1)),
+            (Self.preamble(channel: 1, version: 1), Self.versionNotice(2)),
+            (Self.preamble(channel: 1, version: 3), Self.versionNotice(2)),
+            (Self.preamble(channel: 1, version: 0), Self.versionNotice(2)),
             (Self.preamble(channel: 2, version: 1), Self.versionNotice(0)),
             (Self.preamble(channel: 9, version: 1), Self.versionNotice(0)),
             (Array("GET / HTTP/1.1\r\n\r\n".utf8), []),
@@ -77,24 +79,42 @@ struct RelayPreambleTests {
         try world.expectHealthy()
     }
 
-    @Test("a relay that answers VERSION: valise names both versions")
+    @Test("a client offering the classical handshake (version 1, a real Noise_XK first message) hears VERSION 2, then the close")
+    func classicalRefused() throws {
+        let world = try RelayWorld(members: ["alice@jakarta"], relayEnvironment: HostileLimits.environment)
+        // An enrolled device's key, so that nothing but the version can be the reason.
+        var classical = try NoiseClient(
+            key: try world.transportKey("alice@jakarta"), relayKey: try world.relayKey(),
+            prologue: Array("valise/1".utf8) + Self.preamble(channel: 1, version: 1), protocol: .classicalClientRelay)
+        let socket = try HostileSocket(from: "127.0.0.2", to: world.relay.port, preamble: Self.preamble(channel: 1, version: 1))
+        let first = try classical.firstMessage()
+        #expect(first.count == 2 + 48)
+        #expect(socket.send(first))
+        let outcome = socket.waitForClose(within: 3)
+        #expect(outcome.closed && outcome.received == Self.versionNotice(2), "answered \(outcome.received) (closed: \(outcome.closed))")
+        try world.expectHealthy()
+    }
+
+    @Test("a relay that answers VERSION 1 (the classical one): valise names both versions, exit 8")
     func otherVersion() throws {
         let world = try RelayWorld(members: ["alice@jakarta"])
-        let fake = try FakeRelay(answer: Self.versionNotice(9))
+        let fake = try FakeRelay(answer: Self.versionNotice(1))
         let result = try sync(world, "alice@jakarta", relay: fake.address)
         #expect(result.status == Status.version, "exit status \(result.status): \(result.stderr)")
-        #expect(result.stderr.contains("the relay speaks protocol version 9; this client speaks 1"), "alice was told: \(result.stderr)")
+        #expect(result.stderr.contains("the relay speaks protocol version 1; this client speaks version 2"), "alice was told: \(result.stderr)")
         #expect(!result.stderr.contains("impostor"), "\(result.stderr)")
-        #expect(fake.firstBytes.first.map { Array($0.prefix(8)) } == Self.preamble(channel: 1, version: 1), "the client's first bytes: \(fake.firstBytes)")
+        let first = fake.firstBytes.first ?? []
+        #expect(Array(first.prefix(8)) == Self.preamble(channel: 1, version: 2), "the client's first bytes: \(first.prefix(8))")
+        #expect(first.count == 8 + 2 + 1248, "the preamble and the hybrid first message: \(first.count) bytes")
         fake.stop()
     }
 
     @Test("a relay that does not prove the pinned key (silent, or a reply from another key): the impostor sentence, exit 5")
     func impostor() throws {
         let world = try RelayWorld(members: ["alice@jakarta"])
-        // Silent: closes after the first message. A reply: a well-formed frame 2 (48 bytes)
+        // Silent: closes after the first message. A reply: a well-formed frame 2 (1152 bytes)
         // that no holder of the pinned key wrote.
-        for answer in [[], [0x00, 0x30] + [UInt8](repeating: 0x5A, count: 48)] {
+        for answer in [[], [0x04, 0x80] + [UInt8](repeating: 0x5A, count: 1152)] {
             let fake = try FakeRelay(answer: answer)
             let result = try sync(world, "alice@jakarta", relay: fake.address)
             #expect(result.status == Status.impostor, "exit status \(result.status): \(result.stderr)")

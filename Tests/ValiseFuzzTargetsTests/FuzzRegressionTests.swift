@@ -25,7 +25,7 @@ struct FuzzRegressionTests {
 
     @Test("the targets named by scripts/fuzz exist")
     func targetsExist() {
-        #expect(FuzzTargets.names == ["frames", "noise-responder", "relay-messages", "directory", "envelope", "keystore"])
+        #expect(FuzzTargets.names == ["frames", "noise-responder", "noise-initiator", "relay-messages", "directory", "envelope", "keystore"])
         #expect(!FuzzTargets.run("no-such-target", []))
         #expect(FileManager.default.fileExists(atPath: Self.fuzzDirectory + "/seeds/directory"), "Fuzz/ not found at \(Self.fuzzDirectory)")
     }

@@ -65,8 +65,8 @@ struct ClientConnectionStateTests {
             case 1: reply[reply.count - 1] ^= 0x80  // the tag
             case 2: reply = FrameDecoder.frame(Array(reply.dropFirst(2).dropLast()))  // truncated
             case 3: reply = FrameDecoder.frame(Array(reply.dropFirst(2)) + [0])  // extended
-            case 4: reply = FrameDecoder.frame(rng.bytes(48))  // random
-            default: reply = FrameDecoder.frame([UInt8](repeating: 0, count: 48))  // small-order key
+            case 4: reply = FrameDecoder.frame(rng.bytes(1152))  // random
+            default: reply = FrameDecoder.frame([UInt8](repeating: 0, count: 1152))  // small-order key
             }
             Self.expectClosedMentioningBundle(client.receive(reply), "damage \(damage)")
         }
@@ -111,7 +111,7 @@ struct ClientConnectionStateTests {
         var client = ClientConnectionState(
             clientKey: AgreementPrivateKey(), relayKey: AgreementPrivateKey().publicKey, maximumMessageLength: 1 << 20)
         let first = client.start()
-        #expect(first.count == 1 && first.first?.written?.count == 8 + 50, "the preamble and frame 1")
+        #expect(first.count == 1 && first.first?.written?.count == 8 + 2 + 1248, "the preamble and frame 1")
         #expect(client.start() == [])
     }
 }

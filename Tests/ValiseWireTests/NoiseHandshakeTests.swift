@@ -10,10 +10,10 @@ struct NoiseHandshakeTests {
 
     func pair(clientKnows relayKey: AgreementPublicKey? = nil, responderPrologue: [UInt8]? = nil) throws -> (HandshakeState, HandshakeState) {
         let initiator = try HandshakeState(
-            protocol: .valise, role: .initiator, prologue: prologue, staticKey: client,
+            protocol: .classicalClientRelay, role: .initiator, prologue: prologue, staticKey: client,
             remoteStaticKey: relayKey ?? relay.publicKey)
         let responder = try HandshakeState(
-            protocol: .valise, role: .responder, prologue: responderPrologue ?? prologue, staticKey: relay, remoteStaticKey: nil)
+            protocol: .classicalClientRelay, role: .responder, prologue: responderPrologue ?? prologue, staticKey: relay, remoteStaticKey: nil)
         return (initiator, responder)
     }
 
@@ -138,7 +138,7 @@ struct NoiseHandshakeTests {
             #expect(throws: NoiseError.self) { try NoiseProtocol(bad) }
         }
         #expect(throws: NoiseError.self) {
-            try HandshakeState(protocol: .valise, role: .initiator, prologue: [], staticKey: client, remoteStaticKey: nil)
+            try HandshakeState(protocol: .classicalClientRelay, role: .initiator, prologue: [], staticKey: client, remoteStaticKey: nil)
         }
     }
 }

@@ -18,17 +18,28 @@ struct NoiseHybridAdversaryTests {
     /// Walks the pattern token by token over the recorded messages. The hash needs no
     /// secret (it absorbs ciphertexts), the chaining key needs every DH (which the adversary
     /// can compute) and the KEM secret, for which it decapsulates with `kemKey`.
-    static func recompute(_ noise: NoiseProtocol, transcript: [[UInt8]], kemKey: MLKEM768PrivateKey) throws -> Derived {
+    /// Every X25519 private key of one handshake, and its prologue: what the adversary holds.
+    struct Keys {
+        var prologue = HybridRun.prologue
+        var initiatorStatic = HybridRun.initiatorStatic
+        var initiatorEphemeral = HybridRun.initiatorEphemeral
+        var responderStatic = HybridRun.responderStatic
+        var responderEphemeral = HybridRun.responderEphemeral
+    }
+
+    static func recompute(
+        _ noise: NoiseProtocol, transcript: [[UInt8]], kemKey: MLKEM768PrivateKey, keys: Keys = Keys()
+    ) throws -> Derived {
         var symmetric = SymmetricState(protocolName: noise.name)
-        symmetric.mixHash(HybridRun.prologue)
-        if noise.pattern.initiatorPreMessage.contains(.s) { symmetric.mixHash(HybridRun.initiatorStatic.publicKey.bytes) }
-        if noise.pattern.responderPreMessage.contains(.s) { symmetric.mixHash(HybridRun.responderStatic.publicKey.bytes) }
+        symmetric.mixHash(keys.prologue)
+        if noise.pattern.initiatorPreMessage.contains(.s) { symmetric.mixHash(keys.initiatorStatic.publicKey.bytes) }
+        if noise.pattern.responderPreMessage.contains(.s) { symmetric.mixHash(keys.responderStatic.publicKey.bytes) }
         func privateKey(initiator: Bool, ephemeral: Bool) -> AgreementPrivateKey {
             switch (initiator, ephemeral) {
-            case (true, true): HybridRun.initiatorEphemeral
-            case (true, false): HybridRun.initiatorStatic
-            case (false, true): HybridRun.responderEphemeral
-            case (false, false): HybridRun.responderStatic
+            case (true, true): keys.initiatorEphemeral
+            case (true, false): keys.initiatorStatic
+            case (false, true): keys.responderEphemeral
+            case (false, false): keys.responderStatic
             }
         }
         for (tokens, message) in zip(noise.pattern.messages, transcript) {
@@ -90,6 +101,28 @@ struct NoiseHybridAdversaryTests {
         #expect(control.handshakeHash == run.initiator.handshakeHash)
         #expect(try control.initiatorToResponder.decrypt(associatedData: [], ciphertext: toResponder) == Array("cable 1 to the relay".utf8))
         #expect(try control.responderToInitiator.decrypt(associatedData: [], ciphertext: toInitiator) == Array("cable 2 to the mission".utf8))
+    }
+
+    /// The same adversary on the independent Python implementation's transcripts, made with
+    /// Valise's real prologues (Fixtures/noise-hfs-transcripts.json): it holds all four
+    /// X25519 private keys the fixture lists, and the ML-KEM seed only for the control.
+    @Test("the Python transcripts: every X25519 key is not enough; with the ML-KEM seed, the transport keys", arguments: HybridTranscript.all())
+    func recordedTranscript(_ recorded: HybridTranscript) throws {
+        let noise = try NoiseProtocol(recorded.protocolName)
+        let keys = Keys(
+            prologue: recorded.prologue, initiatorStatic: HybridTranscript.key(recorded.initiatorStatic),
+            initiatorEphemeral: HybridTranscript.key(recorded.initiatorEphemeral),
+            responderStatic: HybridTranscript.key(recorded.responderStatic),
+            responderEphemeral: HybridTranscript.key(recorded.responderEphemeral))
+        var guessed = try Self.recompute(noise, transcript: recorded.messages, kemKey: MLKEM768PrivateKey(), keys: keys)
+        #expect(guessed.handshakeHash == recorded.handshakeHash, "the hash is public: the walk is right")
+        #expect(throws: NoiseError.decryptFailed) { try guessed.initiatorToResponder.decrypt(associatedData: [], ciphertext: recorded.toResponder.ciphertext) }
+        #expect(throws: NoiseError.decryptFailed) { try guessed.responderToInitiator.decrypt(associatedData: [], ciphertext: recorded.toInitiator.ciphertext) }
+
+        let kemKey = try MLKEM768PrivateKey(seed: SecretBytes(copying: recorded.initiatorKEMSeed))
+        var control = try Self.recompute(noise, transcript: recorded.messages, kemKey: kemKey, keys: keys)
+        #expect(try control.initiatorToResponder.decrypt(associatedData: [], ciphertext: recorded.toResponder.ciphertext) == recorded.toResponder.plaintext)
+        #expect(try control.responderToInitiator.decrypt(associatedData: [], ciphertext: recorded.toInitiator.ciphertext) == recorded.toInitiator.plaintext)
     }
 
     @Test("a second handshake with the same X25519 keys but another ML-KEM key pair gets other transport keys")

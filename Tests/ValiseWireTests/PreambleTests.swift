@@ -19,8 +19,13 @@ struct PreambleTests {
 
     @Test("the bytes on the wire are the ones PROTOCOL.md gives")
     func layout() {
-        #expect(Preamble.client.bytes == Self.magic + [1, 1])
-        #expect(ValiseTransport.prologue == Array("valise/1".utf8) + Self.magic + [1, 1])
+        #expect(Preamble.client.bytes == Self.magic + [1, 2])
+        #expect(ValiseTransport.prologue == Array("valise/1".utf8) + Self.magic + [1, 2])
+        #expect(ValiseTransport.relayLinkPrologue == Array("valise/link/1".utf8) + Self.magic + [2, 1])
+        #expect(ValiseTransport.clientProtocol.name == "Noise_XKhfs_25519+MLKEM768_ChaChaPoly_BLAKE2b")
+        #expect(ValiseTransport.clientProtocol.messageLengths == [1248, 1152, 64])
+        #expect(ValiseTransport.relayLinkProtocol.messageLengths == [1248, 1152])
+        #expect(NoiseProtocol.classicalClientRelay.messageLengths == [48, 48, 64])
         #expect(RelayNotice.busy.bytes == Self.magic + [0x42, 0])
         #expect(RelayNotice.version(1).bytes == Self.magic + [0x56, 1])
         #expect(RelayNotice(parsing: Self.magic + [0x42, 1]) == nil, "BUSY carries 0")
@@ -34,13 +39,13 @@ struct PreambleTests {
         var client = ClientConnectionState(clientKey: AgreementPrivateKey(), relayKey: relayKey.publicKey, maximumMessageLength: 1 << 20)
         let start = client.start()
         let first = try #require(start.first?.written)
-        #expect(start.count == 1 && first.count == 8 + 2 + 48 && Array(first.prefix(8)) == Preamble.client.bytes)
+        #expect(start.count == 1 && first.count == 8 + 2 + 1248 && Array(first.prefix(8)) == Preamble.client.bytes)
         var relay = RelayConnectionState(relayKey: relayKey, maximumMessageLength: 1 << 20)
         let before = Self.feed(&relay, Array(first.dropLast()))
         #expect(before.isEmpty, "\(before)")
-        #expect(relay.bufferedByteCount == 49, "the frame's bytes are held, the preamble's consumed")
+        #expect(relay.bufferedByteCount == 1249, "the frame's bytes are held, the preamble's consumed")
         let reply = try #require(relay.receive([first.last!]).first?.written)
-        #expect(reply.first == 0x00, "a handshake frame's first byte is below 0x56")
+        #expect(Array(reply.prefix(2)) == [0x04, 0x80], "1152 bytes: a handshake frame's first byte is below 0x56")
         let answer = Self.feed(&client, reply)
         #expect(answer.contains(.established))
     }
@@ -55,7 +60,7 @@ struct PreambleTests {
     }
 
     @Test("another version or channel: the relay answers VERSION with what it speaks there, then closes", arguments: [
-        (UInt8(1), UInt8(2), UInt8(1)), (1, 0, 1), (1, 255, 1), (2, 1, 0), (0, 1, 0), (9, 9, 0),
+        (UInt8(1), UInt8(1), UInt8(2)), (1, 3, 2), (1, 0, 2), (1, 255, 2), (2, 1, 0), (2, 2, 0), (0, 1, 0), (9, 9, 0),
     ])
     func otherVersion(channel: UInt8, version: UInt8, answered: UInt8) {
         var relay = RelayConnectionState(relayKey: AgreementPrivateKey(), maximumMessageLength: 1 << 20)
@@ -67,8 +72,8 @@ struct PreambleTests {
     func clientReadsNotices() {
         let cases: [([UInt8], ClientConnectionState.Reason)] = [
             (RelayNotice.busy.bytes, .busy),
-            (RelayNotice.version(2).bytes, .otherVersion(relay: 2, client: 1)),
-            (RelayNotice.version(0).bytes, .otherVersion(relay: 0, client: 1)),
+            (RelayNotice.version(1).bytes, .otherVersion(relay: 1, client: 2)),
+            (RelayNotice.version(0).bytes, .otherVersion(relay: 0, client: 2)),
         ]
         for (notice, reason) in cases {
             var client = ClientConnectionState(clientKey: AgreementPrivateKey(), relayKey: AgreementPrivateKey().publicKey, maximumMessageLength: 1 << 20)
@@ -87,7 +92,7 @@ struct PreambleTests {
     func preambleBound() throws {
         let relayKey = AgreementPrivateKey()
         var handshake = try HandshakeState(
-            protocol: .valise, role: .initiator, prologue: Array("valise/1".utf8), staticKey: AgreementPrivateKey(), remoteStaticKey: relayKey.publicKey)
+            protocol: ValiseTransport.clientProtocol, role: .initiator, prologue: Array("valise/1".utf8), staticKey: AgreementPrivateKey(), remoteStaticKey: relayKey.publicKey)
         var relay = RelayConnectionState(relayKey: relayKey, maximumMessageLength: 1 << 20)
         let actions = relay.receive(Preamble.client.bytes + FrameDecoder.frame(try handshake.writeMessage(payload: [])))
         #expect(actions == [.close(.unknownPeer)])

@@ -12,7 +12,7 @@ struct RawClient {
 
     init(relayKey: AgreementPublicKey) throws {
         handshake = try HandshakeState(
-            protocol: .valise, role: .initiator, prologue: ValiseTransport.prologue, staticKey: key, remoteStaticKey: relayKey)
+            protocol: ValiseTransport.clientProtocol, role: .initiator, prologue: ValiseTransport.prologue, staticKey: key, remoteStaticKey: relayKey)
     }
 
     /// The first handshake message, framed (the relays here have read the preamble).
@@ -61,27 +61,31 @@ struct RelayHostileInputTests {
     @Test("garbage as the first frame closes as an unknown peer, without a word", arguments: [1 as UInt64, 2, 3, 4])
     func garbageFirstFrame(seed: UInt64) throws {
         var rng = SplitMix64(seed: seed)
-        let lengths = [1, 16, 31, 32, 47, 48, 49, 64, 80, 1_000, 65_535, rng.int(in: 1...4_000)]
+        let lengths = [1, 16, 31, 32, 47, 48, 49, 64, 80, 1_000, 1_247, 1_248, 1_249, 65_535, rng.int(in: 1...4_000)]
         for length in lengths {
             let frame = FrameDecoder.frame(rng.bytes(length))
             var (_, whole) = Self.relay()
             #expect(whole.receive(frame + rng.bytes(100)) == [.close(.unknownPeer)], "\(length) bytes")
             #expect(whole.isClosed)
 
-            // Byte by byte: silence until the frame is complete, then the close, still no write.
-            // (The largest frame is fed byte by byte in partialFrameBounded.)
-            guard length < 65_535 else { continue }
+            // Byte by byte: silence until the frame is complete, then the close, still no
+            // write; a frame longer than the first handshake message closes at its length.
             var (_, slow) = Self.relay()
             var actions: [RelayConnectionState.Action] = []
-            for byte in frame { actions += slow.receive([byte]) }
+            var fed = 0
+            for byte in frame where !slow.isClosed {
+                actions += slow.receive([byte])
+                fed += 1
+            }
             #expect(actions == [.close(.unknownPeer)], "\(length) bytes, one at a time")
+            #expect(fed == (length > 1_248 ? 2 : frame.count), "\(length) bytes: closed after \(fed)")
         }
     }
 
     @Test("a first message with a small-order ephemeral key closes as an unknown peer")
     func smallOrderEphemeral() throws {
         var (_, relay) = Self.relay()
-        #expect(relay.receive(FrameDecoder.frame([UInt8](repeating: 0, count: 48))) == [.close(.unknownPeer)])
+        #expect(relay.receive(FrameDecoder.frame([UInt8](repeating: 0, count: 1_248))) == [.close(.unknownPeer)])
     }
 
     @Test("a client that pins another relay key gets no answer", arguments: [Chunking.whole, .oneByte])
@@ -95,11 +99,22 @@ struct RelayHostileInputTests {
 
     @Test("a client of another version is answered VERSION, and names both versions")
     func otherVersion() throws {
-        var link = Link(clientPreamble: Preamble(.client, version: 2))
+        var link = Link(clientPreamble: Preamble(.client, version: 3))
         link.handshake()
-        #expect(link.relayLog == [.write(RelayNotice.version(1).bytes), .close(.otherVersion(channel: 1, version: 2))])
-        #expect(link.clientLog.last == .close(.otherVersion(relay: 1, client: 2)))
-        #expect(link.clientCloses.last == "the relay speaks protocol version 1; this client speaks 2")
+        #expect(link.relayLog == [.write(RelayNotice.version(2).bytes), .close(.otherVersion(channel: 1, version: 3))])
+        #expect(link.clientLog.last == .close(.otherVersion(relay: 2, client: 3)))
+        #expect(link.clientCloses.last == "the relay speaks protocol version 2; this client speaks version 3")
+    }
+
+    @Test("a client offering the classical handshake (version 1, Noise_XK) is refused with VERSION 2, no downgrade")
+    func classicalRefused() throws {
+        var link = Link(clientPreamble: Preamble(.client, version: 1), clientProtocol: .classicalClientRelay)
+        link.start()
+        #expect(link.clientLog.first?.written?.count == 8 + 2 + 48, "the classical first message: e and a tag")
+        link.handshake()
+        #expect(link.relayLog == [.write(RelayNotice.version(2).bytes), .close(.otherVersion(channel: 1, version: 1))])
+        #expect(link.clientCloses.last == "the relay speaks protocol version 2; this client speaks version 1")
+        #expect(!link.client.isEstablished)
     }
 
     @Test("a valid first message then a bad third one fails the handshake")

@@ -92,7 +92,7 @@ func unframe(_ bytes: [UInt8]) throws -> [[UInt8]] {
     return frames
 }
 
-/// A completed Noise_XK handshake between two HandshakeStates (empty payloads, the Valise
+/// A completed Noise_XKhfs handshake between two HandshakeStates (empty payloads, the Valise
 /// prologue), as the connection state machines run it.
 struct CompletedHandshake {
     let clientKey = AgreementPrivateKey()
@@ -102,10 +102,10 @@ struct CompletedHandshake {
 
     init() throws {
         var initiator = try HandshakeState(
-            protocol: .valise, role: .initiator, prologue: ValiseTransport.prologue, staticKey: clientKey,
+            protocol: ValiseTransport.clientProtocol, role: .initiator, prologue: ValiseTransport.prologue, staticKey: clientKey,
             remoteStaticKey: relayKey.publicKey)
         var responder = try HandshakeState(
-            protocol: .valise, role: .responder, prologue: ValiseTransport.prologue, staticKey: relayKey, remoteStaticKey: nil)
+            protocol: ValiseTransport.clientProtocol, role: .responder, prologue: ValiseTransport.prologue, staticKey: relayKey, remoteStaticKey: nil)
         _ = try responder.readMessage(initiator.writeMessage(payload: []))
         _ = try initiator.readMessage(responder.writeMessage(payload: []))
         _ = try responder.readMessage(initiator.writeMessage(payload: []))
@@ -149,14 +149,14 @@ struct Link {
     init(
         chunking: Chunking = .whole, relayMaximum: Int = ValiseTransport.defaultMaximumMessageLength,
         clientMaximum: Int = ValiseTransport.defaultMaximumMessageLength, clientPins pinned: AgreementPublicKey? = nil,
-        clientPreamble: Preamble = .client
+        clientPreamble: Preamble = .client, clientProtocol: NoiseProtocol = ValiseTransport.clientProtocol
     ) {
         relayKey = AgreementPrivateKey()
         clientKey = AgreementPrivateKey()
         relay = RelayConnectionState(relayKey: relayKey, maximumMessageLength: relayMaximum)
         client = ClientConnectionState(
             clientKey: clientKey, relayKey: pinned ?? relayKey.publicKey, preamble: clientPreamble,
-            maximumMessageLength: clientMaximum)
+            protocol: clientProtocol, maximumMessageLength: clientMaximum)
         chunker = Chunker(chunking)
     }
 

@@ -3,7 +3,7 @@
     bench_report.py targets RESULTS     prints one `target:` line per target, from the JSON
                                         lines of one scripts/bench run (RESULTS)
 
-performance_doc.py imports the section renderers (relay, crypto, connections).
+performance_doc.py imports the section renderers (relay, crypto, session start, handshake, connections).
 """
 import json, sys
 
@@ -118,6 +118,30 @@ most 16 KiB each.
 """
 
 
+def section_handshake(r):
+    frames = lambda f: " / ".join(str(x) for x in f)
+    return f"""## Relay handshakes: hybrid against classical
+
+The relay's CPU per client handshake (`valise-bench handshake`): complete handshakes in
+one process, both sides, with only the responder's calls timed in this thread's CPU time
+(read frame 1, write frame 2, read frame 3, split), {r['iterations']:,} of each kind per
+repetition, the two kinds taking turns every 50. Hybrid: `{r['hybridProtocol']}`, what the
+relay serves (four X25519 operations: its ephemeral key and three DHs; one ML-KEM-768
+encapsulation, with FIPS 203's check of the client's key); classical: `{r['classicalProtocol']}`, which the relay no longer accepts
+and which runs here only as the comparison. Medians of {r['repetitions']} repetitions.
+
+| | handshakes/s (relay side, one core) | frames (bytes) |
+|---|---|---|
+| hybrid XKhfs | **{fmt(r['hybridPerSecond'])}** | {frames(r['hybridFrames'])} |
+| classical XK | {fmt(r['classicalPerSecond'])} | {frames(r['classicalFrames'])} |
+
+Ratio hybrid/classical: **{r['ratio']:.2f}** (target: at least 0.60). Runs (handshakes/s):
+hybrid {', '.join(fmt(x) for x in r['hybridRuns'])}; classical {', '.join(fmt(x) for x in r['classicalRuns'])}.
+Bytes per handshake: {sum(r['hybridFrames']):,} against {sum(r['classicalFrames']):,} (frame 1 carries the
+client's encrypted ML-KEM-768 key, 1184 + 16 bytes; frame 2 the encrypted ciphertext, 1088 + 16).
+"""
+
+
 def target_lines(results):
     """`target: CASE: valise/PEER = R (goal >= G)` lines, from one run's JSON results."""
     by_case = {}
@@ -149,6 +173,7 @@ def target_lines(results):
     connections = by_case.get("connections", {})
     line("idle connection RSS", "valise/16KiB", ratio(connections.get("rssPerConnectionKiB"), 16), 1, False)
     line("idle connections held", "valise/10000", ratio(connections.get("held"), 10000), 1, True)
+    line("relay handshakes/s", "hybrid/classical-XK", by_case.get("handshake", {}).get("ratio"), 0.6, True)
     startup = by_case.get("queue", {}).get("startup", {})
     line("restart with 1M queued", "valise/2s", ratio(startup.get("medianSeconds"), 2), 1, False)
     return lines

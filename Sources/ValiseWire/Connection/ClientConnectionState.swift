@@ -1,7 +1,7 @@
 public import ValiseCrypto
 
 /// The client's side of one connection, as a pure state machine: the cleartext preamble,
-/// the Noise_XK handshake as initiator, with the relay's static key pinned from the
+/// the Noise_XKhfs handshake as initiator, with the relay's static key pinned from the
 /// organisation bundle, then application messages both ways. Instead of its handshake
 /// reply the relay may send a cleartext notice (busy, or its version) and close.
 public struct ClientConnectionState: Sendable {
@@ -30,7 +30,7 @@ public struct ClientConnectionState: Sendable {
         public var description: String {
             switch self {
             case .busy: "the relay is busy (at its connection limits)"
-            case .otherVersion(let relay, let client): "the relay speaks protocol version \(relay); this client speaks \(client)"
+            case .otherVersion(let relay, let client): "the relay speaks protocol version \(relay); this client speaks version \(client)"
             case .handshakeFailed(let why): "the relay's handshake failed: \(why); it may not be the relay the organisation bundle names"
             case .protocolViolation(let why): "protocol violation: \(why)"
             case .failed(let why): why
@@ -52,14 +52,16 @@ public struct ClientConnectionState: Sendable {
     private let maximumMessageLength: Int
     private let preamble: Preamble
 
-    /// `preamble` is this build's unless a test asks for another.
+    /// `preamble` and `noiseProtocol` are this build's unless a test (or the benchmark's
+    /// classical comparison) asks for others.
     public init(
-        clientKey: AgreementPrivateKey, relayKey: AgreementPublicKey, preamble: Preamble = .client, maximumMessageLength: Int
+        clientKey: AgreementPrivateKey, relayKey: AgreementPublicKey, preamble: Preamble = .client,
+        protocol noiseProtocol: NoiseProtocol = ValiseTransport.clientProtocol, maximumMessageLength: Int
     ) {
         self.maximumMessageLength = maximumMessageLength
         self.preamble = preamble
         state = .idle(try! HandshakeState(
-            protocol: .valise, role: .initiator, prologue: preamble.prologue, staticKey: clientKey, remoteStaticKey: relayKey))
+            protocol: noiseProtocol, role: .initiator, prologue: preamble.prologue, staticKey: clientKey, remoteStaticKey: relayKey))
     }
 
     public var isEstablished: Bool {
@@ -72,6 +74,8 @@ public struct ClientConnectionState: Sendable {
         guard case .idle(var handshake) = state else { return [] }
         do {
             let first = try handshake.writeMessage(payload: [])
+            // The relay's handshake reply is one frame of a known length (1152 bytes).
+            decoder.maximumLength = handshake.noiseProtocol.messageLengths[1]
             state = .handshaking(handshake)
             return [.write(preamble.bytes + FrameDecoder.frame(first))]
         } catch {
@@ -106,6 +110,8 @@ public struct ClientConnectionState: Sendable {
             do {
                 frame = try decoder.nextFrame()
             } catch {
+                // A reply that cannot be frame 2 proves nothing about the pinned key.
+                if case .handshaking = state { return actions + close(.handshakeFailed(error.message)) }
                 return actions + close(.protocolViolation(error.message))
             }
             guard let frame else { break }
@@ -121,6 +127,7 @@ public struct ClientConnectionState: Sendable {
                 let payload = try handshake.readMessage(frame)
                 guard payload.isEmpty else { return close(.protocolViolation("the relay's handshake payload is not empty")) }
                 let last = try handshake.writeMessage(payload: [])
+                decoder.maximumLength = FrameDecoder.maximumFrameLength
                 let session = NoiseSession(transport: handshake.split()!, maximumMessageLength: maximumMessageLength)
                 state = .established(session)
                 return [.write(FrameDecoder.frame(last)), .established]

@@ -29,10 +29,13 @@ public struct Preamble: Equatable, Sendable {
 
     /// The preamble of a client of this build.
     public static let client = Preamble(.client, version: ValiseTransport.clientVersion)
+    /// The preamble of a relay link (issue 17).
+    public static let relayLink = Preamble(.relayLink, version: ValiseTransport.relayLinkVersion)
 
     public var bytes: [UInt8] { Self.magic + [channel, version] }
 
-    /// The Noise prologue this preamble asks for: `valise/1` ‖ the preamble's 8 bytes.
+    /// The Noise prologue of a client channel with this preamble: `valise/1` ‖ the
+    /// preamble's 8 bytes (a relay link's is `ValiseTransport.relayLinkPrologue`).
     public var prologue: [UInt8] { ValiseTransport.prologueLabel + bytes }
 
     /// Moves bytes from the front of `input` into `held` until it has 8 (a preamble or a

@@ -2,7 +2,7 @@ public import ValiseCrypto
 
 /// The relay's side of one connection, as a pure state machine: feed it the bytes that
 /// arrive and act on what it returns. It reads the client's cleartext preamble, runs the
-/// Noise_XK handshake as responder, asks for an admission decision once it knows the
+/// Noise_XKhfs handshake as responder, asks for an admission decision once it knows the
 /// client's static key, and then turns frames into application messages and messages into
 /// frames.
 ///
@@ -61,6 +61,10 @@ public struct RelayConnectionState: Sendable {
     /// before being admitted is cut off.
     public static let maximumBufferedBeforeAdmission = 8
 
+    /// The longest handshake message the relay reads: XKhfs's first (1248 bytes).
+    static let longestHandshakeRead = ValiseTransport.clientProtocol.messageLengths.enumerated()
+        .filter { $0.offset % 2 == 0 }.map(\.element).max()!
+
     private var state: State = .awaitingPreamble([])
     private var decoder = FrameDecoder()
     private let maximumMessageLength: Int
@@ -109,6 +113,11 @@ public struct RelayConnectionState: Sendable {
             do {
                 frame = try decoder.nextFrame()
             } catch {
+                // Before a first message has decrypted, a frame longer than any first message
+                // is a stranger's, dropped as silently as one that does not decrypt.
+                if case .handshaking = state, handshakeMessagesRead == 0, error.code == FramingError.frameTooLargeCode {
+                    return actions + close(.unknownPeer)
+                }
                 return actions + close(.protocolViolation(error.message))
             }
             guard let frame else { break }
@@ -126,7 +135,10 @@ public struct RelayConnectionState: Sendable {
             return [.write(RelayNotice.version(served).bytes)] + close(.otherVersion(channel: preamble.channel, version: preamble.version))
         }
         state = .handshaking(try! HandshakeState(
-            protocol: .valise, role: .responder, prologue: preamble.prologue, staticKey: relayKey, remoteStaticKey: nil))
+            protocol: ValiseTransport.clientProtocol, role: .responder, prologue: preamble.prologue, staticKey: relayKey, remoteStaticKey: nil))
+        // Until the client is authenticated, no frame may be longer than the longest
+        // handshake message the relay reads (the first, 1248 bytes).
+        decoder.maximumLength = Self.longestHandshakeRead
         return nil
     }
 
@@ -142,6 +154,7 @@ public struct RelayConnectionState: Sendable {
             }
             handshakeMessagesRead += 1
             if handshake.isComplete {
+                decoder.maximumLength = FrameDecoder.maximumFrameLength
                 let transport = handshake.split()!
                 state = .awaitingAdmission(NoiseSession(transport: transport, maximumMessageLength: maximumMessageLength), buffered: [])
                 return [.authenticate(transport.remoteStaticKey!)]
@@ -223,13 +236,26 @@ public struct RelayConnectionState: Sendable {
 
 /// Constants of the Valise transport (docs/PROTOCOL.md, "Transport").
 public enum ValiseTransport {
-    /// The version of the client channel this build speaks: Noise_XK_25519_ChaChaPoly_BLAKE2b.
-    public static let clientVersion: UInt8 = 1
-    /// The first part of the Noise prologue; the preamble's 8 bytes follow it, so that both
-    /// sides mix in what the client announced, and a client of another protocol fails.
+    /// The version of the client channel this build speaks, and the only one a relay serves:
+    /// 2, Noise_XKhfs_25519+MLKEM768_ChaChaPoly_BLAKE2b (1 was the classical Noise_XK).
+    public static let clientVersion: UInt8 = 2
+    /// The handshake of the client channel's version 2.
+    public static let clientProtocol = NoiseProtocol.hybridClientRelay
+    /// The first part of the client channel's Noise prologue; the preamble's 8 bytes follow
+    /// it, so that both sides mix in what the client announced, and a client of another
+    /// protocol fails.
     public static let prologueLabel = Array("valise/1".utf8)
     /// The whole prologue of this build's client channel (16 bytes).
     public static var prologue: [UInt8] { Preamble.client.prologue }
+    /// The version of the relay-link channel (channel 2): Noise_KKhfs_25519+MLKEM768_ChaChaPoly_BLAKE2b.
+    public static let relayLinkVersion: UInt8 = 1
+    /// The handshake of the relay-link channel.
+    public static let relayLinkProtocol = NoiseProtocol.hybridRelayLink
+    /// The first part of a relay link's prologue, its own so that a link's handshake can
+    /// never be taken for a client's.
+    public static let relayLinkPrologueLabel = Array("valise/link/1".utf8)
+    /// The whole prologue of a relay link (21 bytes): the label ‖ the link's preamble.
+    public static var relayLinkPrologue: [UInt8] { relayLinkPrologueLabel + Preamble.relayLink.bytes }
     /// Application messages are at most this long unless configured otherwise (1 MiB).
     public static let defaultMaximumMessageLength = 1 << 20
 }

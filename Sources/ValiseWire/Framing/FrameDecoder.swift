@@ -13,6 +13,11 @@ public struct FrameDecoder: Sendable {
     private var buffer: [UInt8] = []
     private var start = 0
 
+    /// The longest frame accepted now; a longer length field throws as soon as it is read,
+    /// before its body is waited for. A connection lowers it to its handshake messages'
+    /// sizes while it handshakes, so that nobody unauthenticated makes it buffer 64 KiB.
+    public var maximumLength = FrameDecoder.maximumFrameLength
+
     public init() {}
 
     /// Frames returned so far: a change tells a caller that a new frame has begun.
@@ -39,6 +44,7 @@ public struct FrameDecoder: Sendable {
         guard bufferedByteCount >= 2 else { return nil }
         let length = Int(buffer[start]) << 8 | Int(buffer[start + 1])
         guard length > 0 else { throw .emptyFrame }
+        guard length <= maximumLength else { throw .frameTooLarge(limit: maximumLength) }
         guard bufferedByteCount >= 2 + length else { return nil }
         let frame = Array(buffer[(start + 2)..<(start + 2 + length)])
         start += 2 + length

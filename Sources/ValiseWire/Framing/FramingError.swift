@@ -11,6 +11,10 @@ public struct FramingError: CodedError {
     }
 
     public static let emptyFrame = FramingError(code: "empty-frame", message: "a frame with length 0")
+    static let frameTooLargeCode = "frame-too-large"
+    public static func frameTooLarge(limit: Int) -> FramingError {
+        FramingError(code: frameTooLargeCode, message: "a frame longer than the \(limit) bytes allowed at this point")
+    }
     public static func messageTooLarge(limit: Int) -> FramingError {
         FramingError(code: "message-too-large", message: "a message larger than the \(limit)-byte limit")
     }

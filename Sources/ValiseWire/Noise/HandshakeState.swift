@@ -24,8 +24,9 @@ public struct HandshakeState: Sendable {
     private var kemEphemeralKey: MLKEM768PrivateKey?
     /// Fixed KEM ephemeral key, for deterministic tests only.
     private let fixedKEMEphemeral: MLKEM768PrivateKey?
-    /// HFS: the peer's ML-KEM-768 ephemeral public key (the `ekem1` writer's).
-    private var remoteKEMEphemeralKey: MLKEM768PublicKey?
+    /// HFS, the `ekem1` writer: the encapsulation to the peer's `e1`, made as soon as `e1` is
+    /// read (parsing the key once both checks and encapsulates), sent with the next message.
+    private var pendingEncapsulation: KEMEncapsulation?
     private var messageIndex = 0
     private var failed = false
 
@@ -105,11 +106,10 @@ public struct HandshakeState: Sendable {
                     kemEphemeralKey = kemEphemeral
                     message += try symmetric.encryptAndHash(kemEphemeral.publicKey.bytes)
                 case .ekem1:
-                    guard let remoteKEMEphemeralKey else { throw NoiseError.missingKey("the peer's KEM key for ekem1") }
-                    guard let encapsulation = try? remoteKEMEphemeralKey.encapsulate() else { throw NoiseError.invalidKEMKey }
+                    guard let encapsulation = pendingEncapsulation else { throw NoiseError.missingKey("the peer's KEM key for ekem1") }
                     message += try symmetric.encryptAndHash(encapsulation.ciphertext)
                     symmetric.mixKey(encapsulation.sharedSecret)
-                    self.remoteKEMEphemeralKey = nil
+                    pendingEncapsulation = nil
                 default:
                     try mixDH(token)
                 }
@@ -145,9 +145,10 @@ public struct HandshakeState: Sendable {
                     symmetric.mixKeyAndHash(psks.removeFirst())
                 case .e1:
                     let bytes = try readEncrypted(MLKEM768Scheme.parameters.publicKeyByteCount, from: &rest)
-                    // Parsed (and so validated) by swift-crypto before any encapsulation.
-                    guard let key = try? MLKEM768PublicKey(bytes: bytes) else { throw NoiseError.invalidKEMKey }
-                    remoteKEMEphemeralKey = key
+                    // Parsed (and so validated, FIPS 203's check) by swift-crypto, which then
+                    // encapsulates to it: a key that fails is refused here, on reading.
+                    guard let encapsulation = try? MLKEM768PublicKey.encapsulate(toKeyBytes: bytes) else { throw NoiseError.invalidKEMKey }
+                    pendingEncapsulation = encapsulation
                 case .ekem1:
                     let ciphertext = try readEncrypted(MLKEM768Scheme.parameters.ciphertextByteCount, from: &rest)
                     guard let kemEphemeralKey else { throw NoiseError.missingKey("this side's KEM key for ekem1") }

@@ -1,3 +1,5 @@
+import ValiseCrypto
+
 /// A Noise handshake pattern (section 7) with its psk modifiers (section 9), or its `hfs`
 /// modifier (the unofficial Noise HFS extension, "KEM-based Hybrid Forward Secrecy for
 /// Noise", revision 1).
@@ -87,15 +89,39 @@ public struct NoisePattern: Sendable, Equatable {
 public struct NoiseProtocol: Sendable, Equatable {
     public static let suffix = "_25519_ChaChaPoly_BLAKE2b"
     public static let hybridSuffix = "_25519+MLKEM768_ChaChaPoly_BLAKE2b"
-    /// What Valise speaks: XK, no PSK.
-    public static let valise = try! NoiseProtocol("Noise_XK_25519_ChaChaPoly_BLAKE2b")
-    /// The hybrid client-to-relay handshake (issue 16; not on the wire yet).
+    /// The classical client-to-relay handshake, preamble version 1: no relay serves it any
+    /// more (no downgrade path); kept for the benchmark's comparison and for tests.
+    public static let classicalClientRelay = try! NoiseProtocol("Noise_XK" + suffix)
+    /// The client-to-relay handshake (preamble channel 1, version 2): XK made hybrid.
     public static let hybridClientRelay = try! NoiseProtocol("Noise_XKhfs" + hybridSuffix)
-    /// The hybrid relay-to-relay handshake (issue 17; not on the wire yet).
+    /// The relay-to-relay handshake (preamble channel 2, version 1; issue 17 wires it).
     public static let hybridRelayLink = try! NoiseProtocol("Noise_KKhfs" + hybridSuffix)
 
     public let name: String
     public let pattern: NoisePattern
+
+    /// Each handshake message's length with empty payloads (Valise's): 32 for `e`, a
+    /// key's or a KEM field's length plus a 16-byte tag once a cipher key is set, and the
+    /// payload's tag. XK: 48, 48, 64; XKhfs: 1248, 1152, 64.
+    public var messageLengths: [Int] {
+        var hasKey = false
+        return pattern.messages.map { tokens in
+            var length = 0
+            for token in tokens {
+                let tag = hasKey ? ChaChaPoly.tagByteCount : 0
+                switch token {
+                case .e: length += AgreementPublicKey.byteCount
+                case .s: length += AgreementPublicKey.byteCount + tag
+                case .e1: length += MLKEM768Scheme.parameters.publicKeyByteCount + tag
+                case .ekem1:
+                    length += MLKEM768Scheme.parameters.ciphertextByteCount + tag
+                    hasKey = true
+                case .psk, .ee, .es, .se, .ss: hasKey = true
+                }
+            }
+            return length + (hasKey ? ChaChaPoly.tagByteCount : 0)
+        }
+    }
 
     public init(_ name: String) throws(NoiseError) {
         guard name.hasPrefix("Noise_") else { throw .unsupported(name) }
