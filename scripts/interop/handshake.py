@@ -450,7 +450,7 @@ def main():
         q.add_argument("--relay-pub", required=True)
     live.add_argument("--keystore", required=True)
     live.add_argument("--passphrase-file", required=True)
-    live.add_argument("--hello-version", type=int, default=2)
+    live.add_argument("--hello-version", type=int, default=3)
     a = p.parse_args()
     if a.command == "vectors":
         with open(a.out, "w") as f:
