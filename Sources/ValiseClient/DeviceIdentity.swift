@@ -5,7 +5,7 @@ public import ValiseDirectory
 /// A device's long-term key pair.
 ///
 /// - The identity key (Ed25519) signs, and through the Ed25519→X25519 conversion it is the
-///   device's X3DH identity key, as X3DH with Ed25519 identities specifies.
+///   device's PQXDH identity key, as X3DH (and so PQXDH) with Ed25519 identities specifies.
 /// - The transport key (X25519) is the device's Noise static key for the relay; keeping it
 ///   separate means the relay never sees a key that takes part in end-to-end encryption.
 public struct DeviceKeys: Sendable {

@@ -110,7 +110,12 @@ public final class RelayClient: Sendable {
     }
 
     static func relayError(_ error: WireError) -> ClientError {
-        let kind: ClientError.Kind = error.code == .notAdmitted || error.code == .revoked ? .verification : .failure
+        let kind: ClientError.Kind = switch error.code {
+        case .notAdmitted, .revoked: .verification
+        // A Hello of another relay protocol version: the same exit as the VERSION notice.
+        case .unsupportedVersion: .otherVersion
+        default: .failure
+        }
         return ClientError(kind: kind, code: "relay-\(error.code)", message: "the relay refused: \(error.message)")
     }
 

@@ -17,7 +17,7 @@ public struct CryptoError: CodedError {
 }
 
 extension CryptoError {
-    /// An AEAD tag, a MAC or a sealed box did not verify: wrong key, or altered or truncated data.
+    /// An AEAD tag, a MAC or an HPKE seal did not verify: wrong key, or altered or truncated data.
     public static let authenticationFailed = CryptoError(
         code: "authentication-failed",
         message: "authentication failed: wrong key, or the data was altered or truncated"

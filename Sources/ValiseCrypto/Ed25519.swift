@@ -1,7 +1,7 @@
 import CSodium
 
 /// An Ed25519 public key: verifies signatures, and converts to the X25519 key that the same
-/// identity uses in X3DH.
+/// identity uses in PQXDH.
 public struct SigningPublicKey: Hashable, Sendable, CustomStringConvertible {
     public static let byteCount = 32
     /// The 32-byte encoding (RFC 8032).
@@ -141,7 +141,7 @@ public struct SigningKey: Sendable, CustomStringConvertible {
         return try! Signature(bytes: bytes)
     }
 
-    /// The X25519 private key of the same identity, for X3DH.
+    /// The X25519 private key of the same identity, for PQXDH.
     public func agreementPrivateKey() throws(CryptoError) -> AgreementPrivateKey {
         let scalar = try SecretBytes(count: AgreementPrivateKey.byteCount) { (out) throws(CryptoError) in
             let rc = withBytes(secretKey) { sk, _ in

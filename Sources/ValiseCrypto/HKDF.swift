@@ -1,4 +1,4 @@
-/// HKDF (RFC 5869) over any HMAC: HKDF-SHA-256 for X3DH and the Double Ratchet, and
+/// HKDF (RFC 5869) over any HMAC: HKDF-SHA-256 for PQXDH and the Double Ratchet, and
 /// HKDF with HMAC-BLAKE2b for Noise. libsodium 1.0.18 has no `crypto_kdf_hkdf_*`.
 public enum HKDF<Hash: HMACFunction> {
     /// The longest output RFC 5869 allows: 255 blocks.

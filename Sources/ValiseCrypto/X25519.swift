@@ -1,6 +1,6 @@
 import CSodium
 
-/// An X25519 public key, for Diffie-Hellman (the Noise handshake, X3DH, sealed envelopes).
+/// An X25519 public key, for Diffie-Hellman (the Noise handshake, PQXDH, the Double Ratchet; X-Wing holds one inside for sealed envelopes).
 public struct AgreementPublicKey: Hashable, Sendable, CustomStringConvertible {
     public static let byteCount = 32
     public let bytes: [UInt8]

@@ -16,9 +16,9 @@ final class RawEnds {
     /// What one message costs in libsodium calls, for the report.
     static let calls = """
         encrypt+seal: 2x crypto_auth_hmacsha256 (KDF_CK) + 3x crypto_auth_hmacsha256 (HKDF-SHA-256 extract and expand to 56 B) \
-        + crypto_aead_xchacha20poly1305_ietf_encrypt (256 B, AD 104 B) + sodium_pad (450 to 2,960 B) \
+        + crypto_aead_xchacha20poly1305_ietf_encrypt (256 B, AD 168 B) + sodium_pad (450 to 2,960 B) \
         + swift-crypto XWingMLKEM768X25519.PublicKey(rawRepresentation:) + HPKE.Sender (X-Wing encapsulation, key schedule) \
-        + seal (2,960 B, ChaCha20-Poly1305, AD 30 B) + sodium_memzero; \
+        + seal (2,960 B, ChaCha20-Poly1305, AD 31 B) + sodium_memzero; \
         open+decrypt: XWingMLKEM768X25519.PrivateKey(seedRepresentation:) + HPKE.Recipient (X-Wing decapsulation, key schedule) \
         + open (2,976 B) + sodium_unpad + sodium_memcmp (id) \
         + 2x crypto_core_ed25519_is_valid_point (recipient, sender) + 5x crypto_auth_hmacsha256 \
@@ -50,15 +50,15 @@ final class RawEnds {
     private var scratch: UnsafeMutablePointer<UInt8> { block + 64 }
     private static let scratchByteCount = 32 + 32 + 32 + 64 + 53
     private var zeroSalt: UnsafeMutablePointer<UInt8> { block + 320 }
-    /// AD: Alice's identity key ‖ Bob's identity key ‖ the 40-byte ratchet header.
-    private var associatedData: UnsafeMutablePointer<UInt8> { block + 384 }
+    /// AD (168 bytes): Alice's identity key ‖ Bob's ‖ the KEM prekey's id ‖ SHA-256 of its ciphertext ‖ the 40-byte ratchet header.
+    private var associatedData: UnsafeMutablePointer<UInt8> { block + 2688 }
     private var content: UnsafeMutablePointer<UInt8> { block + 512 }
     private var labels: UnsafeMutablePointer<UInt8> { block + 1024 }
     private var plaintext: UnsafeMutablePointer<UInt8> { block + 2048 }
     private var envelopeSeed: UnsafeMutablePointer<UInt8> { block + 2592 }
     private var ratchetKey: UnsafeMutablePointer<UInt8> { block + 2624 }
     private var headHash: UnsafeMutablePointer<UInt8> { block + 2656 }
-    private static let blockByteCount = 2688
+    private static let blockByteCount = 2688 + 168
     /// The envelope contents and their padding (2,960 bytes).
     private let padded: UnsafeMutablePointer<UInt8>
     /// The X-Wing envelope key's public half, as a correspondent record holds it.
@@ -82,6 +82,8 @@ final class RawEnds {
         var secretKey = [UInt8](repeating: 0, count: 64)
         crypto_sign_keypair(associatedData, &secretKey)
         crypto_sign_keypair(associatedData + 32, &secretKey)
+        // PQXDH's AD goes on: the KEM prekey's id and SHA-256 of its ciphertext (docs/PROTOCOL.md).
+        randombytes_buf(associatedData + 64, 64)
         envelopeSeed.update(from: seed, count: 32)
         labels[0] = 1
         labels[1] = UInt8(Self.mailbox.count)
@@ -107,7 +109,7 @@ final class RawEnds {
         let out = sealed + index * Self.sealedByteCount
         let key = messageCipher(chain: sendingChain)
         // Header: ratchet key ‖ u32 PN ‖ u32 N, into the AD and into the session message.
-        let header = associatedData + 64
+        let header = associatedData + 128
         header.update(from: ratchetKey, count: 32)
         Self.putUInt32(0, at: header + 32)
         Self.putUInt32(sent, at: header + 36)
@@ -125,11 +127,11 @@ final class RawEnds {
         padded[131] = 0
         Self.putUInt32(UInt32(Self.sessionMessageByteCount), at: padded + 132)
         let message = padded + 136
-        message[0] = 1
+        message[0] = 2
         message[1] = 2
         (message + 2).update(from: header, count: 40)
         var rc = crypto_aead_xchacha20poly1305_ietf_encrypt(
-            message + 42, nil, content, UInt64(Self.contentByteCount), associatedData, 104, nil, key + 32, key)
+            message + 42, nil, content, UInt64(Self.contentByteCount), associatedData, 168, nil, key + 32, key)
         precondition(rc == 0)
         sodium_memzero(scratch, Self.scratchByteCount)
         var paddedLength = 0
@@ -167,12 +169,12 @@ final class RawEnds {
               memcmp(padded + 17, associatedData + 32, 32) == 0
         else { return false }
         let message = padded + 136
-        guard message[0] == 1, message[1] == 2 else { return false }
-        (associatedData + 64).update(from: message + 2, count: 40)
+        guard message[0] == 2, message[1] == 2 else { return false }
+        (associatedData + 128).update(from: message + 2, count: 40)
         let key = messageCipher(chain: receivingChain)
         received += 1
         let rc = crypto_aead_xchacha20poly1305_ietf_decrypt(
-            plaintext, nil, nil, message + 42, UInt64(Self.contentByteCount + 16), associatedData, 104, key + 32, key)
+            plaintext, nil, nil, message + 42, UInt64(Self.contentByteCount + 16), associatedData, 168, key + 32, key)
         sodium_memzero(scratch, Self.scratchByteCount)
         return rc == 0 && plaintext[0] == 1
     }

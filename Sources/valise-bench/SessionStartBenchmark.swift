@@ -91,7 +91,7 @@ final class RawSessionStart {
         2x crypto_sign_verify_detached (signed prekey 32 B, KEM prekey 1 + 1568 B, each after its purpose) \
         + 4x crypto_scalarmult (DH1..DH4) + MLKEM1024.PublicKey(rawRepresentation:) + encapsulate \
         + 2x crypto_auth_hmacsha256 (HKDF extract and expand, 192 B in) \
-        + XWingMLKEM768X25519.PublicKey(rawRepresentation:) + HPKE.Sender + seal (2,960 B, AD 30 B)
+        + XWingMLKEM768X25519.PublicKey(rawRepresentation:) + HPKE.Sender + seal (2,960 B, AD 31 B)
         """
 
     private let signedPrekeyMessage: [UInt8]
@@ -114,7 +114,7 @@ final class RawSessionStart {
     private let zeroSalt = [UInt8](repeating: 0, count: 32)
     private let expandInput = Array("Valise_PQXDH_X25519_SHA-256_ML-KEM-1024".utf8) + [1]
     private let padded = [UInt8](repeating: 0, count: 4096 - 1120 - 16)
-    private let labels = [UInt8](repeating: 7, count: 30)
+    private let labels = [UInt8](repeating: 7, count: 31)
 
     init(bundle: ValiseSessionStart) {
         let b = bundle.bundle

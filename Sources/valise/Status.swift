@@ -40,7 +40,8 @@ extension Valise {
                     member: session.identity.memberName.value, fingerprint: session.identity.fingerprint.description, relay: reachable,
                     outboxWaiting: waiting, unread: unread, directoryEntries: session.organisation.verifier.count,
                     directoryHead: session.organisation.state.headHash.hex, directoryWarning: freshness.warning,
-                    signedPrekeys: prekeys.signed, envelopeKeys: prekeys.envelope, oneTimePrekeys: prekeys.oneTime)
+                    signedPrekeys: prekeys.signed, envelopeKeys: prekeys.envelope, oneTimePrekeys: prekeys.oneTime,
+                    oneTimeKEMPrekeys: prekeys.oneTimeKEM, lastResortKEMPrekeys: prekeys.lastResortKEM)
             }
             if let warning = report.directoryWarning { printWarning(warning) }
             if options.json {
@@ -54,6 +55,7 @@ extension Valise {
             print("unread:      \(report.unread)")
             print("directory:   \(report.directoryEntries) entries, head \(report.directoryHead.prefix(16))…")
             print("prekeys:     \(report.signedPrekeys) signed, \(report.envelopeKeys) envelope, \(report.oneTimePrekeys) one-time held on this device")
+            print("KEM prekeys: \(report.lastResortKEMPrekeys) last-resort, \(report.oneTimeKEMPrekeys) one-time held on this device (ML-KEM-1024)")
         }
     }
 }
@@ -70,4 +72,6 @@ struct StatusReport: Encodable {
     let signedPrekeys: Int
     let envelopeKeys: Int
     let oneTimePrekeys: Int
+    let oneTimeKEMPrekeys: Int
+    let lastResortKEMPrekeys: Int
 }

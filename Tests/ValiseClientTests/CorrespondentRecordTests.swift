@@ -41,4 +41,32 @@ struct CorrespondentRecordTests {
         #expect(throws: ClientError.self) { try Correspondent(stored: SecretBytes(copying: damaged)) }
         #expect(throws: ClientError.self) { try Correspondent(stored: SecretBytes(copying: [4] + writer.bytes.dropFirst())) }
     }
+
+    @Test("a version 2 record with X3DH sessions (stored format 1) is read without them: the next message starts a PQXDH session")
+    func versionTwoSessionsDropped() throws {
+        // Stored sessions of format 1, as a device before issue 16 wrote them (their insides
+        // are not read: PQXDH does not continue them).
+        let oldSession = [UInt8(1)] + [UInt8](repeating: 0xA5, count: 300)
+        var writer = ByteWriter()
+        writer.write(UInt8(2))
+        writer.writeString("bob@nairobi")
+        writer.write(identity.bytes)
+        writer.write(AgreementPrivateKey().publicKey.bytes)
+        writer.write(UInt64(1_800_000_000))
+        writer.write(UInt8(1))  // a session
+        writer.write(UInt32(oldSession.count))
+        writer.write(oldSession)
+        writer.write(UInt8(2))  // two earlier ones
+        for _ in 0..<2 {
+            writer.write(UInt32(oldSession.count))
+            writer.write(oldSession)
+        }
+        let read = try Correspondent(stored: SecretBytes(copying: writer.bytes))
+        #expect(read.identityKey == identity && read.envelopeKey == nil)
+        #expect(read.session == nil && read.previousSessions.isEmpty)
+        // A version 3 record holding such a session is damage, not an old record.
+        var damaged = writer.bytes
+        damaged[0] = 3
+        #expect(throws: ClientError.self) { try Correspondent(stored: SecretBytes(copying: damaged)) }
+    }
 }

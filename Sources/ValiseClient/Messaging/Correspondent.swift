@@ -11,9 +11,10 @@ import ValiseStore
 ///     [X-Wing envelope key 1216] ‖ u64 envelope key fetched at ‖ u8 has session ‖
 ///     [u32 length ‖ stored session] ‖ u8 earlier count ‖ (u32 length ‖ stored session)…
 ///
-/// Versions 1 and 2 held an X25519 envelope key (32 bytes, always present), which is read
-/// and dropped: the X-Wing key is fetched before the next message. Version 1 ends after the
-/// current session (which takes the rest), with no earlier ones.
+/// Versions 1 and 2 held an X25519 envelope key (32 bytes, always present) and X3DH sessions
+/// (stored format 1), which are read and dropped: the X-Wing key is fetched and a PQXDH
+/// session started before the next message. Version 1 ends after the current session
+/// (which takes the rest), with no earlier ones.
 public struct Correspondent: Sendable {
     public static let maximumPreviousSessions = 3
 
@@ -106,17 +107,24 @@ public struct Correspondent: Sendable {
                 let storedFetchedAt = try reader.readUInt64()
                 // An X25519 key was dropped: the X-Wing one is due at once.
                 let fetchedAt = version < 3 ? 0 : storedFetchedAt
+                // Records before version 3 hold X3DH sessions (stored format 1), which PQXDH
+                // does not continue: they are dropped, and the next message starts a session.
+                let sessionsReadable = version >= 3
                 let hasSession = try reader.readUInt8()
                 var session: Session?
                 var previous: [Session] = []
                 if hasSession == 1 {
                     let length = version == 1 ? reader.remainingCount : Int(try reader.readUInt32())
-                    session = try Self.session(try reader.readSecret(length))
+                    let bytes = try reader.readSecret(length)
+                    if sessionsReadable { session = try Self.session(bytes) }
                 }
                 if version >= 2 {
                     let count = Int(try reader.readUInt8())
                     guard count <= Self.maximumPreviousSessions else { throw .invalid("correspondent", "too many earlier sessions") }
-                    for _ in 0..<count { previous.append(try Self.session(try reader.readSecret(Int(try reader.readUInt32())))) }
+                    for _ in 0..<count {
+                        let bytes = try reader.readSecret(Int(try reader.readUInt32()))
+                        if sessionsReadable { previous.append(try Self.session(bytes)) }
+                    }
                 }
                 try reader.expectEnd()
                 guard let identityKey = try? SigningPublicKey(bytes: identity) else { throw .invalid("correspondent", "a key") }

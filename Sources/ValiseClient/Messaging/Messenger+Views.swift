@@ -83,10 +83,12 @@ extension Messenger {
         }
     }
 
-    /// Signed prekeys, envelope keys and one-time prekeys this device holds.
-    public func prekeyCounts() throws(ClientError) -> (signed: Int, envelope: Int, oneTime: Int) {
+    /// Signed prekeys, envelope keys, one-time prekeys, and KEM prekeys (one-time and
+    /// last-resort) this device holds, current and kept for messages in flight.
+    public func prekeyCounts() throws(ClientError) -> (signed: Int, envelope: Int, oneTime: Int, oneTimeKEM: Int, lastResortKEM: Int) {
         try storeOperation("read the prekeys", write: false) { tx in
-            (try tx.prekeyCount(.signed), try tx.prekeyCount(.xwingEnvelope), try tx.prekeyCount(.oneTime))
+            (try tx.prekeyCount(.signed), try tx.prekeyCount(.xwingEnvelope), try tx.prekeyCount(.oneTime),
+             try tx.prekeyCount(.kemOneTime), try tx.prekeyCount(.kemLastResort))
         }
     }
 }
