@@ -92,7 +92,9 @@ extension ValiseBench {
                 "envelopeBytes":\(result.envelopeByteCount),\
                 "sessionStartNs":\(Int((median(result.valise) * 1e9 / starts).rounded())),\
                 "rawSessionStartNs":\(Int((median(result.raw) * 1e9 / starts).rounded())),\
-                "sessionStartRatio":\(ratio),"rawCalls":"\(RawSessionStart.calls)"}
+                "sessionStartRatio":\(ratio),\
+                "breakdownNs":{\(result.breakdown.map { "\"\($0.0)\":\(Int(($0.1 * 1e9).rounded()))" }.joined(separator: ","))},\
+                "rawCalls":"\(RawSessionStart.calls)"}
                 """)
         }
     }
