@@ -17,8 +17,8 @@ public enum PQXDH {
     public static let kemPrekeyPurpose = SignaturePurpose("kem-prekey")
     /// The length of a KEM prekey's id (SHA-256 of its encapsulation key).
     public static let kemPrekeyIDByteCount = 32
-    /// ML-KEM-1024's ciphertext length (FIPS 203).
-    public static let kemCiphertextByteCount = 1568
+    /// ML-KEM-1024's ciphertext length (FIPS 203: 1568).
+    public static let kemCiphertextByteCount = MLKEM1024Scheme.parameters.ciphertextByteCount
 
     /// Whether a KEM prekey is used once (deleted by its owner on use) or is the last-resort
     /// one (used whenever no one-time KEM prekey may be handed out, kept until rotation).

@@ -1,6 +1,7 @@
 import CSodium
 import Crypto
 import Foundation
+import ValiseCrypto
 
 #if canImport(Glibc)
 import Glibc
@@ -29,7 +30,7 @@ final class RawEnds {
     static let sessionMessageByteCount = 2 + 40 + contentByteCount + 16
     static let contentsByteCount = 136 + sessionMessageByteCount
     static let sealedByteCount = 4096
-    static let encapsulatedKeyByteCount = 1120
+    static let encapsulatedKeyByteCount = HPKEXWing.encapsulatedKeyByteCount
     static let paddedByteCount = sealedByteCount - encapsulatedKeyByteCount - 16
     static let info = Array("Valise_DR_Message_v1".utf8)
     static let envelopeInfo = Data("valise/v2/envelope".utf8)

@@ -137,8 +137,8 @@ final class RawSessionStart {
     private var okm = [UInt8](repeating: 0, count: 32)
     private let zeroSalt = [UInt8](repeating: 0, count: 32)
     private let expandInput = Array("Valise_PQXDH_X25519_SHA-256_ML-KEM-1024".utf8) + [1]
-    private let padded = [UInt8](repeating: 0, count: 4096 - 1120 - 16)
-    private let labels = [UInt8](repeating: 7, count: 31)
+    private let padded = [UInt8](repeating: 0, count: RawEnds.paddedByteCount)
+    private let labels = [UInt8](repeating: 7, count: RawEnds.labelsByteCount)
 
     init(bundle: ValiseSessionStart) {
         let b = bundle.bundle

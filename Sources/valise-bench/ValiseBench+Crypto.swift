@@ -30,10 +30,10 @@ extension ValiseBench {
             AllocationCounter.start()
             let result = CryptoBenchmark(iterations: iterations, repetitions: repetitions).run()
             let n = Double(iterations)
-            func median(_ values: [Double]) -> Double { values.sorted()[values.count / 2] }
+            let median = Statistics.median
             func nanoseconds(_ samples: [CryptoBenchmark.Sample]) -> Int { Int((median(samples.map(\.seconds)) * 1e9 / n).rounded()) }
             func ratio(_ valise: [CryptoBenchmark.Sample], _ raw: [CryptoBenchmark.Sample]) -> Double {
-                (median(zip(valise, raw).map { $0.seconds / $1.seconds }) * 1000).rounded() / 1000
+                Statistics.medianRatio(valise.map(\.seconds), raw.map(\.seconds))
             }
             func perMessage(_ samples: [CryptoBenchmark.Sample], _ count: (CryptoBenchmark.Sample) -> Int) -> String {
                 "\((median(samples.map { Double(count($0)) }) / n * 100).rounded() / 100)"
@@ -85,8 +85,8 @@ extension ValiseBench {
             guard sodium_init() >= 0 else { throw ExitCode.failure }
             let result = SessionStartBenchmark(iterations: iterations, repetitions: repetitions).run()
             let starts = Double(iterations / SessionStartBenchmark.sliceCount * SessionStartBenchmark.sliceCount)
-            func median(_ values: [Double]) -> Double { values.sorted()[values.count / 2] }
-            let ratio = (median(zip(result.valise, result.raw).map { $0 / $1 }) * 1000).rounded() / 1000
+            let median = Statistics.median
+            let ratio = Statistics.medianRatio(result.valise, result.raw)
             print("""
                 {"case":"session-start","iterations":\(Int(starts)),"repetitions":\(repetitions),"clock":"thread CPU time",\
                 "envelopeBytes":\(result.envelopeByteCount),\

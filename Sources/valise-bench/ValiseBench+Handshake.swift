@@ -24,8 +24,8 @@ extension ValiseBench {
         func run() throws {
             guard sodium_init() >= 0 else { throw ExitCode.failure }
             let result = HandshakeBenchmark(iterations: iterations, repetitions: repetitions).run()
-            func median(_ values: [Double]) -> Double { values.sorted()[values.count / 2] }
-            let ratio = (median(zip(result.hybrid, result.classical).map { $0.perSecond / $1.perSecond }) * 1000).rounded() / 1000
+            let median = Statistics.median
+            let ratio = Statistics.medianRatio(result.hybrid.map(\.perSecond), result.classical.map(\.perSecond))
             let hybrid = median(result.hybrid.map(\.perSecond)).rounded()
             let classical = median(result.classical.map(\.perSecond)).rounded()
             print("""

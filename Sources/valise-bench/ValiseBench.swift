@@ -20,7 +20,7 @@ struct ValiseBench: ParsableCommand {
         func run() throws {
             guard sodium_init() >= 0 else { throw ExitCode.failure }
             let result = DirectoryBenchmark(entryCount: entries, repetitions: repetitions).run()
-            let median = { (values: [Double]) in values.sorted()[values.count / 2] }
+            let median = Statistics.median
             print("""
                 {"case":"directory-verify","entries":\(result.entries),"signaturesPerEntry":\(result.signaturesPerEntry),\
                 "fileBytes":\(result.fileBytes),"medianSeconds":\(median(result.decodeAndVerifySeconds)),\

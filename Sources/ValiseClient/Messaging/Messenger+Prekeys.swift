@@ -70,7 +70,7 @@ extension Messenger {
                 envelope = try tx.prekey(newEnvelope.publicKey.bytes, kind: .xwingEnvelope)
                 rotated = true
             }
-            for kind in [PrekeyKind.signed, .envelope, .xwingEnvelope, .kemLastResort] {
+            for kind in [PrekeyKind.signed, .xwingEnvelope, .kemLastResort] {
                 for old in try tx.prekeys(kind) where old.retiredAt.map({ now >= $0 &+ Self.retiredPrekeyRetention }) ?? false {
                     try tx.deletePrekey(old.publicKey)
                     deleted = true

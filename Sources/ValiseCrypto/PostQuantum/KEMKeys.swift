@@ -21,13 +21,7 @@ public struct KEMPublicKey<Scheme: KEMScheme>: Hashable, Sendable, CustomStringC
     /// swift-crypto draws the randomness itself: its public API has no deterministic
     /// encapsulation, so known-answer tests cover key generation and decapsulation only.
     public func encapsulate() throws(CryptoError) -> KEMEncapsulation {
-        let parameters = Scheme.parameters
-        do {
-            let (secret, ciphertext) = try parameters.backend.encapsulate(to: bytes)
-            return KEMEncapsulation(sharedSecret: secret, ciphertext: ciphertext)
-        } catch {
-            throw .invalidPublicKey("\(parameters.name) public key")
-        }
+        try Self.encapsulate(toKeyBytes: bytes)
     }
 
     public var description: String {

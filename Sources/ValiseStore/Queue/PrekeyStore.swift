@@ -1,11 +1,13 @@
+import ValiseCrypto
+
 public enum PrekeyLimits {
     /// One-time prekeys a device may have on the relay at once (and so send in one upload).
     public static let maximumOneTimePrekeys = 200
     /// One-time KEM prekeys (ML-KEM-1024, 1568 bytes each) a device may have on the relay at
     /// once: at most about 160 KiB with their signatures.
     public static let maximumOneTimeKEMPrekeys = 100
-    /// An ML-KEM-1024 encapsulation key's length.
-    public static let kemPrekeyByteCount = 1568
+    /// An ML-KEM-1024 encapsulation key's length (1568).
+    public static let kemPrekeyByteCount = MLKEM1024Scheme.parameters.publicKeyByteCount
 }
 
 /// An ML-KEM-1024 prekey as the relay keeps it: the key and the identity key's signature
@@ -53,8 +55,8 @@ public struct StoredPrekeys: Sendable, Equatable {
         self.updatedAt = updatedAt
     }
 
-    /// An X-Wing public key's length (the relay has parsed it before it gets here).
-    public static let envelopeKeyByteCount = 1216
+    /// An X-Wing public key's length, 1216 (the relay has parsed it before it gets here).
+    public static let envelopeKeyByteCount = XWingScheme.parameters.publicKeyByteCount
 
     var isWellFormed: Bool {
         signedPrekey.count == 32 && signedPrekeySignature.count == 64 && envelopeKey.count == Self.envelopeKeyByteCount && envelopeKeySignature.count == 64
