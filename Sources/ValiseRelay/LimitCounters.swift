@@ -69,6 +69,9 @@ public final class LimitCounters: Sendable {
         case directoryRejected
         /// Requests that broke the protocol (BAD_REQUEST), and connections closed for one.
         case badRequest
+        /// Directory forks met on relay links (two valid entries for one sequence number):
+        /// each one is alarmed in the log; directory exchange on that link stops.
+        case directoryFork
 
         // Work done.
 

@@ -79,6 +79,16 @@ final class PrekeyDispenser: Sendable {
         }
     }
 
+    /// Charges `device` for `count` members fetched through another relay (proxied: that
+    /// relay hands out the keys); false, and counted, past the device's rate.
+    func allowProxied(device: AgreementPublicKey, count: Int) -> Bool {
+        guard members.allow(device, cost: count) else {
+            counters.count(.prekeyFetchRate)
+            return false
+        }
+        return true
+    }
+
     /// The answer: a bundle per target, in order; an unknown member or one without
     /// prekeys gets only its name and the error.
     private static func answer(_ requestID: UInt64, targets: [Target], records: [PrekeyBundleRecord?], envelopeKeyOnly: Bool) -> WireRelayMessage {

@@ -14,14 +14,19 @@ extension RelayConnectionHandler {
     /// The envelope joins the next group commit; `Accepted` goes out only once it is durable.
     func send(requestID: UInt64, envelope: IncomingEnvelope, context: ChannelHandlerContext) {
         let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        let (mailboxes, handoff) = (shared.mailboxes, shared.handoff)
+        let (mailboxes, handoff, federation) = (shared.mailboxes, shared.handoff, shared.federation)
         let eventLoop = context.eventLoop
         pendingRequests += 1
         let bytes = envelope.body.count
         pendingBytes += bytes
         shared.writer.accept(envelope) { result in
             if case .success(.accepted(let expiresAt, duplicate: false)) = result {
-                mailboxes.offer(StoredEnvelope(accepted: envelope, expiresAt: expiresAt))
+                // Committed to the forwarding queue: the link to its relay pushes it on.
+                if let destination = envelope.destination {
+                    federation?.wake(destination: destination)
+                } else {
+                    mailboxes.offer(StoredEnvelope(accepted: envelope, expiresAt: expiresAt))
+                }
             }
             handoff.execute(on: eventLoop) {
                 let (handler, context) = loopBound.value
@@ -211,13 +216,7 @@ extension RelayConnectionHandler {
         let eventLoop = context.eventLoop
         shared.publisher.submit(from: key, entries: entries, checkpoint: checkpoint) { result in
             // Revoked keys go at once, from the publisher's thread, before this connection hears.
-            if case .success(let published) = result {
-                if !published.noLongerAdmitted.isEmpty {
-                    shared.registry.drop(keys: published.noLongerAdmitted, reason: RelayError(
-                        .revoked, code: "revoked", message: "this key is no longer in the organisation's directory"))
-                }
-                if !published.removedMembers.isEmpty { shared.onMembersRemoved(published.removedMembers) }
-            }
+            if case .success(let published) = result { shared.applyPublished(published) }
             eventLoop.execute {
                 let (handler, context) = loopBound.value
                 guard !handler.closed else { return }

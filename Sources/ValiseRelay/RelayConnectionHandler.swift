@@ -48,6 +48,8 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
         let clock: @Sendable () -> UInt64
         /// Called with the members that a publish took out of the directory.
         let onMembersRemoved: @Sendable ([MemberName]) -> Void
+        /// The relay's links to other relays (nil in a relay the directory does not name).
+        let federation: Federation?
 
         init(
             keys: RelayKeys,
@@ -69,7 +71,8 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
             mailboxes: MailboxRegistry,
             handoff: LoopHandoff,
             clock: @escaping @Sendable () -> UInt64,
-            onMembersRemoved: @escaping @Sendable ([MemberName]) -> Void
+            onMembersRemoved: @escaping @Sendable ([MemberName]) -> Void,
+            federation: Federation? = nil
         ) {
             self.keys = keys
             self.directory = directory
@@ -91,6 +94,19 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
             self.handoff = handoff
             self.clock = clock
             self.onMembersRemoved = onMembersRemoved
+            self.federation = federation
+        }
+
+        /// What a stored publish (an admin's, or entries from a relay link) sets off: keys no
+        /// longer admitted lose their connections, removed members their queues, and the
+        /// relay links pass the entries on and move mail after members who moved.
+        func applyPublished(_ published: RelayDirectory.Published) {
+            if !published.noLongerAdmitted.isEmpty {
+                registry.drop(keys: published.noLongerAdmitted, reason: RelayError(
+                    .revoked, code: "revoked", message: "this key is no longer in the organisation's directory"))
+            }
+            if !published.removedMembers.isEmpty { onMembersRemoved(published.removedMembers) }
+            federation?.directoryChanged()
         }
     }
 
@@ -346,6 +362,10 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
             }
         case .prekeyFetch(let requestID, let targets, let envelopeKeyOnly):
             guard let admittedKey else { return }
+            if let remote = remoteTargets(targets) {
+                proxyPrekeyFetch(requestID: requestID, device: admittedKey, targets: targets, remote: remote, envelopeKeyOnly: envelopeKeyOnly, context: context)
+                return
+            }
             switch shared.prekeyDispenser.fetch(requestID: requestID, device: admittedKey, targets: targets, envelopeKeyOnly: envelopeKeyOnly) {
             case .reply(let reply):
                 perform(state.send(RelayRequestProcessor.encode(reply)), context: context)

@@ -166,6 +166,10 @@ public final class RelayDirectory: Sendable {
             }
             return Verified(base: base, batch: batch, verifier: verifier, checkpoint: checkpoint)
         } catch {
+            // A fork is told apart: met on a relay link, it is alarmed, not just refused.
+            if error.code == DirectoryError.Rule.fork.rawValue {
+                throw RelayError(.directoryRejected, code: "directory-fork", message: error.message)
+            }
             throw .directoryRejected(error.message)
         }
     }

@@ -273,9 +273,11 @@ struct RelayRequestProcessor {
         }
         // The class asked for is kept as it was asked (DEFAULT included) and delivered with
         // the envelope: the envelope's associated data binds it.
+        // A recipient homed at another relay: into the forwarding queue for that relay.
         return .send(requestID: id, IncomingEnvelope(
             mailbox: Mailbox(recipient.value), id: messageID, precedence: precedence, ttl: min(ttl, settings.maximumTTL),
-            requestedTTL: UInt8(send.ttl.rawValue), body: Array(send.envelope)))
+            requestedTTL: UInt8(send.ttl.rawValue), body: Array(send.envelope),
+            destination: Federation.destination(of: recipient, in: directory)))
     }
 
     static func notAllowed(_ requestID: UInt64) -> WireRelayMessage {
@@ -335,6 +337,10 @@ struct RelayRequestProcessor {
                 // the older ones theirs).
                 let reason = remembered?.reason ?? .recipientRevoked
                 entry.reason = WireMessageStatus.UndeliverableReason(rawValue: reason.rawValue) ?? .recipientRevoked
+            case .forwarded?:
+                // Custody passed to the recipient's relay: the client asks there next.
+                entry.state = .forwarded
+                entry.forwardedTo = remembered?.forwardedTo ?? ""
             case .delivered?, nil: entry.state = .unknown
             }
             entry.time = entry.state == .unknown ? 0 : remembered?.since ?? 0
@@ -348,6 +354,12 @@ struct RelayRequestProcessor {
     /// Entries from `fetch.since`, bounded; a revoked device sees only the first `upTo`
     /// (through its revocation) and no checkpoint (which covers a later head).
     private func entries(_ fetch: WireDirectoryFetch, _ directory: RelayDirectory.Snapshot, upTo visible: Int? = nil) -> WireDirectoryEntries {
+        Self.entries(fetch, directory, upTo: visible, maximumEntriesPerFetch: maximumEntriesPerFetch)
+    }
+
+    static func entries(
+        _ fetch: WireDirectoryFetch, _ directory: RelayDirectory.Snapshot, upTo visible: Int? = nil, maximumEntriesPerFetch: Int
+    ) -> WireDirectoryEntries {
         let count = min(visible ?? directory.count, directory.count)
         var answer = WireDirectoryEntries()
         answer.since = fetch.since

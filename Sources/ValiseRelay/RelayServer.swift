@@ -25,6 +25,8 @@ public final class RelayServer: Service {
     private let group: any EventLoopGroup
     private let onListening: @Sendable (SocketAddress) -> Void
     public let registry = ConnectionRegistry()
+    /// Set once `run` built it: what entries from relay links need to take effect.
+    private let sharedContext = NIOLockedValueBox<RelayConnectionHandler.Context?>(nil)
     public let limiter: ConnectionLimiter
     /// What the limits refused or held back since the start (`limits.json`, `valised status`).
     public let counters = LimitCounters(since: WallClock.seconds())
@@ -66,6 +68,13 @@ public final class RelayServer: Service {
             let name = try? MemberName(mailbox.name)
             if name.flatMap({ members[$0]?.isActive }) != true { Self.purge(mailbox, writer: writer, logger: logger) }
         }
+        // Links to the other relays of the organisation, when the directory names this one.
+        let federation = Federation(
+            dependencies: .init(
+                keys: keys, directory: directory, store: store, writer: writer, publisher: publisher, threadPool: NIOThreadPool.singleton,
+                counters: counters, limits: configuration.limits, clock: { WallClock.seconds() },
+                onPublished: { [sharedContext] published in sharedContext.withLockedValue { $0 }?.applyPublished(published) }),
+            group: group, logger: logger)
         let shared = RelayConnectionHandler.Context(
             keys: keys, directory: directory, registry: registry, limiter: limiter, limits: configuration.limits,
             queue: configuration.queue, threadPool: NIOThreadPool.singleton, store: store, prekeys: store,
@@ -78,7 +87,10 @@ public final class RelayServer: Service {
             mailboxes: mailboxes, handoff: handoff, clock: { WallClock.seconds() },
             onMembersRemoved: { members in
                 for member in members { Self.purge(Mailbox(member.value), writer: writer, logger: logger) }
-            })
+            },
+            federation: federation)
+        sharedContext.withLockedValue { $0 = shared }
+        federation.start()
         let limits = configuration.limits
         let counter = NIOLockedValueBox(0)
         let counters = self.counters
@@ -145,7 +157,15 @@ public final class RelayServer: Service {
         // A failure is logged once, not every second (a full disk must not fill the log too).
         let statusDirectory = configuration.directory
         let lastWritten = NIOLockedValueBox<(counts: [LimitCounters.Limit: Int]?, failing: Bool)>((nil, false))
+        let lastLinks = NIOLockedValueBox<[LinkStatusFile.Link]?>(nil)
         let writeStatus: @Sendable () -> Void = {
+            let links = federation.status
+            if lastLinks.withLockedValue({ $0 != links }) {
+                // Best effort, like the limits' file: `valised status` says when it is stale.
+                if (try? LinkStatusFile(updated: WallClock.seconds(), links: links).write(toDirectory: statusDirectory)) != nil {
+                    lastLinks.withLockedValue { $0 = links }
+                }
+            }
             let snapshot = counters.snapshot
             guard lastWritten.withLockedValue({ $0.counts != snapshot }) else { return }
             do {
@@ -187,6 +207,7 @@ public final class RelayServer: Service {
         for _ in 0..<50 where limiter.openConnections > 0 {
             try? await loop.scheduleTask(in: .milliseconds(20)) {}.futureResult.get()
         }
+        await federation.stop()
         await publisher.shutdown()
         Self.logStatistics(store: store, writer: writer, logger: logger)
         logger.info("stopped")

@@ -6,11 +6,12 @@ import ValiseStore
 extension Valised {
     struct Status: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Show the relay's queue (envelopes by precedence, bytes, the oldest's age) and its limits' counts.",
+            abstract: "Show the relay's queue (envelopes by precedence, bytes, the oldest's age), its links to other relays with the backlog for each, and its limits' counts.",
             discussion: """
                 Reads the store directly; it works whether or not the relay is running. The limits' \
                 counts (refusals and held-back clients since the relay started) come from \
-                limits.json, which a running relay rewrites about once a second while they change.
+                limits.json, and the links' states from links.json, which a running relay rewrites \
+                about once a second while they change.
                 """
         )
 
@@ -27,8 +28,11 @@ extension Valised {
                 throw ExitCode(4)
             }
             let statistics: QueueStatistics
+            let backlog: [String: ForwardingBacklog]
             do {
-                statistics = try SQLiteEnvelopeStore(path: path, reserveBytes: 0, create: false).statistics(now: Clock.now())
+                let store = try SQLiteEnvelopeStore(path: path, reserveBytes: 0, create: false)
+                statistics = try store.statistics(now: Clock.now())
+                backlog = try store.forwardingBacklog(now: Clock.now())
             } catch {
                 FileHandle.standardError.write(Data("valised: error: \(error.message)\n".utf8))
                 throw ExitCode(1)
@@ -36,6 +40,7 @@ extension Valised {
             var byPrecedence: [String: Int] = [:]
             for precedence in Precedence.allCases { byPrecedence[precedence.name] = statistics.countByPrecedence[precedence] ?? 0 }
             let limits = LimitCounters.read(directory: dir)
+            let links = LinkStatusFile.read(directory: dir)
             // Every known limit, in a fixed order, then any the file names that this build does not know.
             let knownLimits = LimitCounters.Limit.allCases.map(\.rawValue)
             let limitNames = knownLimits + (limits?.counts.keys.sorted().filter { !knownLimits.contains($0) } ?? [])
@@ -51,6 +56,20 @@ extension Valised {
                 if let limits {
                     object["limits"] = ["since": limits.since, "updated": limits.updated, "counts": limits.counts]
                 }
+                object["forwarding"] = Dictionary(uniqueKeysWithValues: backlog.map { relay, figures in
+                    (relay, ["envelopes": figures.count, "bytes": figures.bytes, "oldestAgeSeconds": figures.oldestAge] as [String: Any])
+                })
+                if let links {
+                    object["links"] = [
+                        "updated": links.updated,
+                        "links": links.links.map { link -> [String: Any] in
+                            var entry: [String: Any] = ["relay": link.relay, "state": link.state, "address": link.address, "inFlight": link.inFlight]
+                            if let success = link.lastSuccess { entry["lastSuccess"] = success }
+                            if let error = link.lastError { entry["lastError"] = error }
+                            return entry
+                        },
+                    ]
+                }
                 let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
                 print(String(decoding: data, as: UTF8.self))
                 return
@@ -60,6 +79,7 @@ extension Valised {
                 print("  \(precedence.name.padding(toLength: 10, withPad: " ", startingAt: 0)) \(byPrecedence[precedence.name] ?? 0)")
             }
             print("oldest:     \(statistics.oldestAge) seconds")
+            Self.printLinks(links, backlog: backlog)
             if let limits {
                 print("limits:     since the relay started \(Self.time(limits.since)), counted \(Self.time(limits.updated))")
                 for name in limitNames {
@@ -69,6 +89,27 @@ extension Valised {
                 print("limits:     no counts yet (\(LimitCounters.fileName) is written by a running relay)")
             }
             print("remembered: \(statistics.remembered[.pending] ?? 0) pending, \(statistics.remembered[.delivered] ?? 0) delivered, \(statistics.remembered[.expiredUndelivered] ?? 0) expired undelivered, \(statistics.remembered[.undeliverable] ?? 0) purged")
+        }
+
+        /// One line per relay link (from links.json) and per destination with a backlog.
+        static func printLinks(_ links: LinkStatusFile?, backlog: [String: ForwardingBacklog]) {
+            let relays = Set(backlog.keys).union(links?.links.map(\.relay) ?? []).sorted()
+            guard !relays.isEmpty else { return }
+            if let links {
+                print("links:      as the relay wrote them \(time(links.updated))")
+            } else {
+                print("links:      no states (\(LinkStatusFile.fileName) is written by a running relay)")
+            }
+            for relay in relays {
+                let link = links?.links.first { $0.relay == relay }
+                let figures = backlog[relay]
+                var line = "  \(relay.padding(toLength: 16, withPad: " ", startingAt: 0)) \(link?.state ?? "-")"
+                if let success = link?.lastSuccess { line += ", last success \(time(success))" }
+                line += ", backlog \(figures?.count ?? 0) envelopes"
+                if let figures, figures.count > 0 { line += " (\(figures.bytes) bytes, oldest \(figures.oldestAge) s)" }
+                if let error = link?.lastError, link?.state != "up" { line += "; last error: \(error)" }
+                print(line)
+            }
         }
 
         /// Seconds since 1970 as an ISO 8601 UTC time.

@@ -6,14 +6,21 @@ import Testing
 final class RelayProcess {
     let child: ChildProcess
     let port: Int
+    let host: String
     let logPath: String
     private let stdout: Int32
 
     /// Starts the relay and waits (bounded) for its "listening" line. `port` 0 lets the
     /// kernel pick one; another reuses a port (a relay restarted where clients expect it).
-    init(directory: String, logPath: String, environment extra: [String: String] = [:], logLevel: String = "debug", port requested: Int = 0) throws {
+    /// `program` and `launcher` run valised through a wrapper (`ip netns exec NS`, say), and
+    /// `host` is the address it listens on (one of the test's own namespaces).
+    init(
+        directory: String, logPath: String, environment extra: [String: String] = [:], logLevel: String = "debug", port requested: Int = 0,
+        program: String = ValiseCLI.executable("valised"), launcher: [String] = [], host: String = "127.0.0.1"
+    ) throws {
+        self.host = host
         let started = try Self.launch(
-            ValiseCLI.executable("valised"), [], directory: directory, logPath: logPath, environment: extra, logLevel: logLevel, port: requested)
+            program, launcher, directory: directory, logPath: logPath, environment: extra, logLevel: logLevel, port: requested, host: host)
         (child, stdout, self.logPath) = (started.child, started.stdout, logPath)
         guard let found = started.port else {
             child.kill()
@@ -31,7 +38,7 @@ final class RelayProcess {
     /// The port is nil if it never came; the caller stops the child.
     static func launch(
         _ program: String, _ launcher: [String], directory: String, logPath: String, environment extra: [String: String],
-        logLevel: String = "debug", port: Int = 0
+        logLevel: String = "debug", port: Int = 0, host: String = "127.0.0.1"
     ) throws -> (child: ChildProcess, stdout: Int32, port: Int?, seen: String) {
         var out: [Int32] = [0, 0]
         guard pipe(&out) == 0 else { throw POSIXError(.EMFILE) }
@@ -42,7 +49,7 @@ final class RelayProcess {
         let child: ChildProcess
         do {
             child = try ChildProcess(
-                program, launcher + ["run", "--dir", directory, "--listen", "127.0.0.1:\(port)", "--log-level", logLevel],
+                program, launcher + ["run", "--dir", directory, "--listen", "\(host):\(port)", "--log-level", logLevel],
                 environment: ValiseCLI.environment(extra),
                 setup: { actions in
                     posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
@@ -69,7 +76,7 @@ final class RelayProcess {
         return (child, out[0], found, seen)
     }
 
-    var address: String { "127.0.0.1:\(port)" }
+    var address: String { "\(host):\(port)" }
     var isRunning: Bool { child.isRunning }
     var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
 

@@ -5,7 +5,7 @@
 
 performance_doc.py imports the section renderers (relay, crypto, session start, handshake, connections).
 """
-import json, sys
+import json, os, sys
 
 PEERS = [("rabbitmq-quorum", "RabbitMQ quorum queue"), ("redis-always", "Redis Streams, AOF always"),
          ("redis-everysec", "Redis Streams, AOF everysec"), ("nats-jetstream", "NATS JetStream, file store")]
@@ -173,6 +173,29 @@ client's encrypted ML-KEM-768 key, 1184 + 16 bytes; frame 2 the encrypted cipher
 """
 
 
+def section_federated(r):
+    ratios = ", ".join(f"{x:.2f}" for x in r["ratios"])
+    return f"""## Federated: two linked relays against one
+
+The durable online case (W = {r['window']} sends in flight per sender, {r['senders']} senders,
+{r['recipients']} recipients, {r['count']:,} envelopes of {r['size']:,} bytes, `valise-load bench`)
+through one relay, and through two relays on this machine linked by a relay link (KKhfs):
+senders homed at hq, recipients at geneva, so that every envelope is committed at hq
+(Accepted), forwarded in a window of Forwards, committed at geneva (group commit on both
+sides), only then deleted at hq (custody transfer), and delivered. Both relays share this
+machine's {os.cpu_count()} cores and disk: the second durable hop costs what it costs here,
+not across a network. The two alternate for {r['rounds']} rounds; medians.
+
+| | envelopes/s | p50 send → deliver | relays' CPU per envelope |
+|---|---|---|---|
+| one relay | {fmt(r['singleRate'])} | {r['singleP50ms']:.1f} ms | {r['singleRelayCPUPerMessageUs']:.0f} µs |
+| two linked relays | **{fmt(r['federatedRate'])}** | {r['federatedP50ms']:.1f} ms | {r['federatedRelayCPUPerMessageUs']:.0f} µs (both) |
+
+Ratio federated/single: **{fmt(r['ratio'], 2)}** (target: at least 0.50), median of the
+rounds' ratios ({ratios}).
+"""
+
+
 def target_lines(results):
     """`target: CASE: valise/PEER = R (goal >= G)` lines, from one run's JSON results."""
     by_case = {}
@@ -205,6 +228,7 @@ def target_lines(results):
     line("idle connection RSS", "valise/16KiB", ratio(connections.get("rssPerConnectionKiB"), 16), 1, False)
     line("idle connections held", "valise/10000", ratio(connections.get("held"), 10000), 1, True)
     line("relay handshakes/s", "hybrid/classical-XK", by_case.get("handshake", {}).get("ratio"), 0.6, True)
+    line("federated online W=64", "valise-federated/valise-single", by_case.get("federated", {}).get("ratio"), 0.5, True)
     startup = by_case.get("queue", {}).get("startup", {})
     line("restart with 1M queued", "valise/2s", ratio(startup.get("medianSeconds"), 2), 1, False)
     return lines

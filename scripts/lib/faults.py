@@ -24,6 +24,7 @@ def main():
     rows = []
     suites = [
         ("relay SIGKILL (crash-test)", faults_relay.relay_kill),
+        ("federation: relay SIGKILL (crash-test --relays 2)", faults_relay.federated_relay_kill),
         ("client SIGKILL in send", faults_client.kill_send),
         ("client SIGKILL in sync", faults_client.kill_sync),
         ("relay store: corrupt header", faults_relay.corrupt_header),

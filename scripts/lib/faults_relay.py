@@ -17,13 +17,13 @@ ALICE, BOB = "alice@lagos", "bob@quito"
 SENDER, RECEIVER = "s1@lagos", "r1@jakarta"
 
 
-def relay_kill(fault):
+def relay_kill(fault, relays=1):
     """scripts/crash-test, whose last line gives the row."""
     kills = 2 if fault.short else 5
     messages = 120 if fault.short else 240
     env = dict(fault.env, CRASH_MESSAGES=str(messages))
-    result = subprocess.run(["bash", "scripts/crash-test", str(kills)], cwd=ROOT, env=env, capture_output=True,
-                            text=True, timeout=900)
+    result = subprocess.run(["bash", "scripts/crash-test", "--relays", str(relays), str(kills)], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=900)
     lines = result.stdout.strip().splitlines()
     last = lines[-1] if lines else ""
     match = re.fullmatch(r"crash-test: kills=(\d+) accepted=(\d+) delivered=(\d+) lost=(\d+) duplicates=(\d+)", last)
@@ -35,6 +35,12 @@ def relay_kill(fault):
     fault.check(result.returncode == 0, f"crash-test exited {result.returncode}: "
                 + " | ".join(l for l in result.stderr.splitlines() if l.startswith("crash-test:"))[-300:])
     fault.notes.append(last)
+
+
+def federated_relay_kill(fault):
+    """scripts/crash-test --relays 2: senders at hq, receivers at geneva, either relay killed
+    at random moments of the transfers."""
+    relay_kill(fault, relays=2)
 
 
 def _queue_messages(fault, count):

@@ -1,0 +1,94 @@
+import Foundation
+import NIOCore
+import ValiseCrypto
+import ValiseDirectory
+import ValiseStore
+import ValiseWire
+
+// A device's requests about members homed at another relay, passed on over this relay's
+// link to that relay (docs/PROTOCOL.md, "Relay links": proxied requests). The device never
+// talks to the other relay; the other relay never learns which device asked.
+extension RelayConnectionHandler {
+    /// The targets homed at other relays, by relay; nil when every target is homed here.
+    func remoteTargets(_ targets: [PrekeyDispenser.Target]) -> [String: [PrekeyDispenser.Target]]? {
+        guard shared.federation != nil else { return nil }
+        let snapshot = shared.directory.snapshot
+        var remote: [String: [PrekeyDispenser.Target]] = [:]
+        for target in targets {
+            guard let member = target.member, let relay = Federation.destination(of: member.name, in: snapshot) else { continue }
+            remote[relay, default: []].append(target)
+        }
+        return remote.isEmpty ? nil : remote
+    }
+
+    /// Members homed here come from this relay's store, the others from their home relays;
+    /// the answer keeps the order asked. This relay applies the device's member rate first;
+    /// the home relay applies its own limits to the link. A link that is down gives those
+    /// members a bundle with an error: the device's message waits in its outbox.
+    func proxyPrekeyFetch(
+        requestID: UInt64, device: AgreementPublicKey, targets: [PrekeyDispenser.Target], remote: [String: [PrekeyDispenser.Target]],
+        envelopeKeyOnly: Bool, context: ChannelHandlerContext
+    ) {
+        guard let federation = shared.federation else { return }
+        let remoteCount = remote.values.reduce(0) { $0 + $1.count }
+        guard shared.prekeyDispenser.allowProxied(device: device, count: remoteCount) else {
+            perform(state.send(RelayRequestProcessor.encode(RelayRequestProcessor.error(requestID, RelayError(
+                .rateLimited, code: "rate-limited", message: "too many prekey bundles fetched; try again in a minute")))), context: context)
+            return
+        }
+        let remoteNames = Set(remote.values.joined().map(\.asked))
+        let local = targets.filter { !remoteNames.contains($0.asked) }
+        let eventLoop = context.eventLoop
+        var parts: [EventLoopFuture<[String: WirePrekeyBundle]>] = []
+        if !local.isEmpty {
+            let localAnswer: EventLoopFuture<WireRelayMessage>
+            switch shared.prekeyDispenser.fetch(requestID: requestID, device: device, targets: local, envelopeKeyOnly: envelopeKeyOnly) {
+            case .reply(let reply): localAnswer = eventLoop.makeSucceededFuture(reply)
+            case .work(let work): localAnswer = shared.threadPool.runIfActive(eventLoop: eventLoop, work)
+            }
+            parts.append(localAnswer.map { message in
+                guard case .prekeyBundles(let bundles)? = message.body else { return [:] }
+                return Dictionary(bundles.bundles.map { ($0.member, $0) }, uniquingKeysWith: { first, _ in first })
+            })
+        }
+        for (relay, members) in remote {
+            var fetch = WirePrekeyFetch()
+            fetch.members = members.map(\.asked)
+            fetch.envelopeKeyOnly = envelopeKeyOnly
+            parts.append(federation.proxy(to: relay, .prekeyFetch(fetch)).hop(to: eventLoop).map { reply in
+                guard case .prekeyBundles(let bundles)? = reply.body else { return [:] }
+                var answered: [String: WirePrekeyBundle] = [:]
+                for bundle in bundles.bundles where fetch.members.contains(bundle.member) {
+                    var bundle = bundle
+                    // Unknown there but active and homed there here: the relays' directories
+                    // differ for now; the device waits rather than give up on the member.
+                    if bundle.error == .unknownRecipient { bundle.error = .internal }
+                    answered[bundle.member] = bundle
+                }
+                return answered
+            }.recover { _ in [:] })
+        }
+        pendingRequests += 1
+        let loopBound = NIOLoopBound((self, context), eventLoop: eventLoop)
+        EventLoopFuture.whenAllComplete(parts, on: eventLoop).whenComplete { result in
+            let (handler, context) = loopBound.value
+            guard !handler.closed else { return }
+            handler.requestAnswered(context)
+            var found: [String: WirePrekeyBundle] = [:]
+            for case .success(let part) in (try? result.get()) ?? [] { found.merge(part) { first, _ in first } }
+            var answer = WirePrekeyBundles()
+            for target in targets {
+                if let bundle = found[target.asked] {
+                    answer.bundles.append(bundle)
+                } else {
+                    var bundle = WirePrekeyBundle()
+                    bundle.member = target.asked
+                    // The member's relay could not be asked now (its link is down).
+                    bundle.error = target.member == nil ? .unknownRecipient : .internal
+                    answer.bundles.append(bundle)
+                }
+            }
+            handler.perform(handler.state.send(RelayRequestProcessor.encode(RelayRequestProcessor.message(requestID, .prekeyBundles(answer)))), context: context)
+        }
+    }
+}

@@ -1,0 +1,127 @@
+import Foundation
+import Testing
+
+/// Three relays on loopback (hq, jakarta, geneva) carrying mail between members homed at
+/// different relays, with custody transfer (real valise and valised processes).
+@Suite("Federation: three relays on loopback (real valise and valised)", .serialized)
+struct FederationTests {
+    @Test("published once at hq, the directory reaches every relay; alice at jakarta writes to bob at geneva; the receipt travels back")
+    func forwardAndReceipt() throws {
+        let world = try FederationWorld()
+        let (alice, bob) = ("alice@jakarta", "bob@geneva")
+        // Each device syncs once at its home relay (publishing its prekeys there).
+        try world.member(bob, ["sync"])
+        try world.member(alice, ["sync"])
+
+        // First contact: bob's prekeys come from geneva, through jakarta's link.
+        let sent = try world.member(alice, ["send", "--to", bob, "--precedence", "priority", "the visa list, by noon"])
+        #expect(sent.stdout.contains("Sent PRIORITY message"), "\(sent.stdout) \(sent.stderr)")
+
+        let inbox = try world.syncUntil(bob) { $0.count == 1 }
+        #expect(inbox.first?["from"] as? String == alice)
+        let id = try #require(inbox.first?["id"] as? String)
+        let read = try world.memberJSON(bob, ["read", String(id.prefix(8))], connect: false)
+        #expect(read["text"] as? String == "the visa list, by noon")
+
+        // Bob's receipt goes from geneva to jakarta; alice sees it delivered.
+        let deadline = Date().addingTimeInterval(30)
+        var states: [String?] = []
+        while Date() < deadline {
+            try world.member(alice, ["sync"])
+            states = try world.sent(alice).map { $0["state"] as? String }
+            if states == ["delivered"] { break }
+            Thread.sleep(forTimeInterval: 0.3)
+        }
+        #expect(states == ["delivered"], "alice's sent: \(states)")
+        // Nothing shown twice.
+        try world.member(bob, ["sync"])
+        #expect(try world.inbox(bob).count == 1)
+    }
+
+    @Test("geneva down while alice sends: jakarta keeps the mail (status shows the backlog), FLASH arrives first when geneva is back")
+    func linkDownThenUp() throws {
+        let world = try FederationWorld()
+        let (alice, bob) = ("alice@jakarta", "bob@geneva")
+        try world.member(bob, ["sync"])
+        try world.member(alice, ["sync"])
+        // A first message while all is up: the session exists before geneva goes down.
+        try world.member(alice, ["send", "--to", bob, "--precedence", "routine", "before the cut"])
+        try world.syncUntil(bob) { $0.count == 1 }
+
+        world.stopRelay("geneva")
+        try world.member(alice, ["send", "--to", bob, "--precedence", "routine", "routine while geneva is down"])
+        try world.member(alice, ["send", "--to", bob, "--precedence", "flash", "flash while geneva is down"])
+        #expect(try world.sent(alice).filter { $0["state"] as? String == "accepted" }.count == 2, "accepted by jakarta, not lost")
+        let status = try world.status("jakarta")
+        let forwarding = status["forwarding"] as? [String: Any]
+        let geneva = forwarding?["geneva"] as? [String: Any]
+        #expect(geneva?["envelopes"] as? Int == 2, "jakarta's backlog for geneva: \(status)")
+
+        try world.startRelay("geneva")
+        let inbox = try world.syncUntil(bob, seconds: 60) { $0.count == 3 }
+        // Delivered in precedence order: FLASH before the ROUTINE sent before it.
+        let newest = inbox.filter { ($0["precedence"] as? String) != nil }
+        #expect(newest.count == 3)
+        let flashIndex = inbox.firstIndex { $0["precedence"] as? String == "FLASH" }
+        let routineIndex = inbox.lastIndex { $0["precedence"] as? String == "ROUTINE" }
+        #expect(flashIndex != nil && routineIndex != nil)
+        // Each shown once; the backlog is gone.
+        #expect(Set(inbox.compactMap { $0["id"] as? String }).count == 3)
+        let deadline = Date().addingTimeInterval(10)
+        var backlog: Int? = -1
+        while Date() < deadline {
+            backlog = ((try world.status("jakarta")["forwarding"] as? [String: Any])?["geneva"] as? [String: Any])?["envelopes"] as? Int
+            if backlog == nil || backlog == 0 { break }
+            Thread.sleep(forTimeInterval: 0.2)
+        }
+        #expect(backlog == nil || backlog == 0, "jakarta's backlog for geneva after custody transfer")
+    }
+
+    @Test("a revocation published once at hq reaches geneva within 5 s, and geneva refuses the revoked device")
+    func revocationSpreads() throws {
+        let world = try FederationWorld()
+        let before = try world.directoryCount("geneva")
+        try world.valise(["admin", "revoke", "bob@geneva", "--reason", "left the service"] + world.org)
+        let started = Date()
+        try world.valise(["admin", "publish", "--relay", "hq", "--relay-address", world.address("hq")] + world.org)
+        try world.waitForDirectory(count: before + 1, seconds: 5)
+        #expect(Date().timeIntervalSince(started) < 5.5)
+        let bob = try world.member("bob@geneva", ["sync"], expect: 5)
+        #expect(bob.stderr.contains("revoked"), "\(bob.stderr)")
+    }
+
+    @Test("relays as hosts in network namespaces: geneva's cable cut while alice sends, then mended; each message arrives once")
+    func partitionHeals() throws {
+        if let why = NetworkNamespaces.unavailable {
+            print("SKIPPED: relays in network namespaces (\(why))")
+            return
+        }
+        let network: NetworkNamespaces
+        do {
+            network = try NetworkNamespaces(names: FederationWorld.relayNames)
+        } catch {
+            print("SKIPPED: relays in network namespaces (the namespaces could not be made: \(error))")
+            return
+        }
+        let impaired = network.impair(delayMilliseconds: 20, lossPercent: 1)
+        if !impaired { print("SKIPPED: tc netem delay and loss (the kernel has no netem); the cables are clean") }
+        let world = try FederationWorld(network: network)
+        defer { for name in FederationWorld.relayNames where world.relays[name] != nil { world.stopRelay(name) } }
+        let (alice, bob) = ("alice@jakarta", "bob@geneva")
+        try world.member(bob, ["sync"])
+        try world.member(alice, ["sync"])
+        try world.member(alice, ["send", "--to", bob, "--precedence", "routine", "before the cut"])
+        try world.syncUntil(bob) { $0.count == 1 }
+
+        try network.cut("geneva")
+        for number in 1...3 {
+            try world.member(alice, ["send", "--to", bob, "--precedence", "priority", "during the cut \(number)"])
+        }
+        #expect(try world.sent(alice).filter { $0["state"] as? String == "accepted" }.count == 3)
+        try network.mend("geneva")
+        let inbox = try world.syncUntil(bob, seconds: 90) { $0.count == 4 }
+        #expect(Set(inbox.compactMap { $0["id"] as? String }).count == 4, "each message shown once")
+        try world.member(bob, ["sync"])
+        #expect(try world.inbox(bob).count == 4)
+    }
+}
