@@ -640,6 +640,25 @@ def make_demo(out: str) -> None:
     framed = u32(len(log)) + b"".join(u32(len(e)) + e for e in log)
     files = {"demo.log": b"VALISEDL\x01" + framed,
              "demo.bundle": b"VALISEOB\x01" + hashes[1] + framed + b"\x01" + cp}
+    # The demo log and one more entry that breaks a rule of kinds 3, 10, 11 or 12: both
+    # implementations must refuse it, naming the same entry and rule (refused.txt).
+    st, sig = enrollment("jo@dakar", SigningKey.generate(), x25519_public(), now - 200)
+    bad = {"remove-home": (3, str16(b"hq"), "relay"),
+           "enroll-nowhere": (10, st[1:] + sig + str16(b"Dakar") + str16(b"staff")
+                              + str16(b"lagos"), "relay"),
+           "move-revoked": (11, str16(b"gala@lima") + str16(b"hq"), "member"),
+           "move-home": (11, str16(b"ines@dakar") + str16(b"hq"), "relay"),
+           "move-default": (11, str16(b"emil@oslo") + str16(b"relay-2"), "relay"),
+           "addresses-twice": (12, str16(b"hq") + b"\x02" + str16(b"a.example:1")
+                               + str16(b"A.Example:1"), "relay")}
+    refused = []
+    for name, (kind, body, rule) in sorted(bad.items()):
+        raw, _ = entry_bytes(len(log), hashes[-1], now - 100 + len(log), kind, body,
+                             [admins[0][1], admins[1][1]])
+        files["refused-%s.log" % name] = (b"VALISEDL\x01" + u32(len(log) + 1)
+                                          + b"".join(u32(len(e)) + e for e in log + [raw]))
+        refused.append("refused-%s.log entry %d [%s]\n" % (name, len(log), rule))
+    files["refused.txt"] = "".join(refused).encode()
     # An enrollment request for a member not in the log, and an admin public-key file
     # (its signature covers the bytes from the version to `created`, not the magic).
     req = SigningKey.generate()
