@@ -290,7 +290,7 @@ struct RelayRequestProcessor {
             accepted.expiresAt = expiresAt
             accepted.duplicate = duplicate
             return message(requestID, .accepted(accepted))
-        case .refused(.mailboxFull):
+        case .refused(.mailboxFull), .refused(.destinationFull):
             return error(requestID, RelayError(.mailboxFull, code: "mailbox-full", message: "the recipient's mailbox is full; try again later"))
         case .refused(.idInUse), .refused(.alreadyDone):
             return error(requestID, RelayError(.idInUse, code: "id-in-use", message: "this message id is in use by another message"))
@@ -335,7 +335,7 @@ struct RelayRequestProcessor {
                 // the older ones theirs).
                 let reason = remembered?.reason ?? .recipientRevoked
                 entry.reason = WireMessageStatus.UndeliverableReason(rawValue: reason.rawValue) ?? .recipientRevoked
-            case .delivered?, nil: entry.state = .unknown
+            case .delivered?, .forwarded?, nil: entry.state = .unknown
             }
             entry.time = entry.state == .unknown ? 0 : remembered?.since ?? 0
             let statement = MessageStatusStatement.bytes(relayKey: keys.noise.publicKey, status: entry, nonce: nonce)
