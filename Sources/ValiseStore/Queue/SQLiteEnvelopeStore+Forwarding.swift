@@ -194,18 +194,14 @@ extension SQLiteEnvelopeStore {
                         ORDER BY precedence DESC, sequence LIMIT ?
                         """),
                     arguments: [destination, Int64(now), limit + excluding.count])
-                var result: [OutgoingEnvelope] = []
-                for row in rows {
-                    guard let id = MessageID(bytes: [UInt8](row["id"] as Data)), !excluding.contains(id) else { continue }
-                    result.append(OutgoingEnvelope(
+                return Self.window(rows, excluding: excluding, limit: limit) { row, id in
+                    OutgoingEnvelope(
                         sequence: row["sequence"], destination: destination, mailbox: Mailbox(row["mailbox"]), id: id,
                         precedence: Precedence(rawValue: row["precedence"]) ?? .routine,
                         requestedTTL: UInt8(clamping: row["requested_ttl"] as Int64),
                         arrivedAt: UInt64(row["arrived_at"] as Int64), expiresAt: UInt64(row["expires_at"] as Int64),
-                        hops: UInt8(clamping: row["hops"] as Int64), body: [UInt8](row["body"] as Data)))
-                    if result.count == limit { break }
+                        hops: UInt8(clamping: row["hops"] as Int64), body: [UInt8](row["body"] as Data))
                 }
-                return result
             }
         } catch {
             throw Self.storeError(error, doing: "read the forwarding queue in \(path)")

@@ -186,21 +186,31 @@ extension SQLiteEnvelopeStore {
                         ORDER BY precedence DESC, sequence LIMIT ?
                         """),
                     arguments: [mailbox.name, Int64(now), limit + excluding.count])
-                var result: [StoredEnvelope] = []
-                for row in rows {
-                    guard let id = MessageID(bytes: [UInt8](row["id"] as Data)), !excluding.contains(id) else { continue }
-                    result.append(StoredEnvelope(
+                return Self.window(rows, excluding: excluding, limit: limit) { row, id in
+                    StoredEnvelope(
                         sequence: row["sequence"], mailbox: mailbox, id: id,
                         precedence: Precedence(rawValue: row["precedence"]) ?? .routine,
                         arrivedAt: UInt64(row["arrived_at"] as Int64), expiresAt: UInt64(row["expires_at"] as Int64),
-                        body: [UInt8](row["body"] as Data), requestedTTL: UInt8(clamping: row["requested_ttl"] as Int64)))
-                    if result.count == limit { break }
+                        body: [UInt8](row["body"] as Data), requestedTTL: UInt8(clamping: row["requested_ttl"] as Int64))
                 }
-                return result
             }
         } catch {
             throw Self.storeError(error, doing: "read envelopes in \(path)")
         }
+    }
+
+    /// The first `limit` of `rows` (fetched in queue order, `limit` plus as many as are
+    /// excluded) whose id is not in `excluding`, each read by `make`.
+    static func window<Envelope>(
+        _ rows: [Row], excluding: Set<MessageID>, limit: Int, _ make: (Row, MessageID) -> Envelope
+    ) -> [Envelope] {
+        var result: [Envelope] = []
+        for row in rows {
+            guard let id = MessageID(bytes: [UInt8](row["id"] as Data)), !excluding.contains(id) else { continue }
+            result.append(make(row, id))
+            if result.count == limit { break }
+        }
+        return result
     }
 
     public func acknowledge(_ requests: [AcknowledgeRequest], now: UInt64) throws(StoreError) -> [Int] {
