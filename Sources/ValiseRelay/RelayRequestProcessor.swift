@@ -292,7 +292,7 @@ struct RelayRequestProcessor {
             accepted.expiresAt = expiresAt
             accepted.duplicate = duplicate
             return message(requestID, .accepted(accepted))
-        case .refused(.mailboxFull):
+        case .refused(.mailboxFull), .refused(.destinationFull):
             return error(requestID, RelayError(.mailboxFull, code: "mailbox-full", message: "the recipient's mailbox is full; try again later"))
         case .refused(.idInUse), .refused(.alreadyDone):
             return error(requestID, RelayError(.idInUse, code: "id-in-use", message: "this message id is in use by another message"))

@@ -116,6 +116,7 @@ final class GatedStore: EnvelopeStore, @unchecked Sendable {
     private let lock = NSLock()
     private var armed = false
     private var batches: [[MessageID]] = []
+    private var commits: [CommitBatch] = []
     private let entered = DispatchSemaphore(value: 0)
     private let released = DispatchSemaphore(value: 0)
 
@@ -126,6 +127,13 @@ final class GatedStore: EnvelopeStore, @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         return batches
+    }
+
+    /// Each `commit` call's batch, in order.
+    var commitBatches: [CommitBatch] {
+        lock.lock()
+        defer { lock.unlock() }
+        return commits
     }
 
     func arm() {
@@ -158,6 +166,16 @@ final class GatedStore: EnvelopeStore, @unchecked Sendable {
         return try inner.accept(envelopes, now: now)
     }
 
+    /// The inner store's own commit (one transaction for the batch), recorded and gated.
+    func commit(_ batch: CommitBatch, now: UInt64) -> CommitResult {
+        lock.lock()
+        if !batch.envelopes.isEmpty { batches.append(batch.envelopes.map(\.id)) }
+        commits.append(batch)
+        lock.unlock()
+        gate()
+        return inner.commit(batch, now: now)
+    }
+
     func nextForDelivery(mailbox: Mailbox, excluding: Set<MessageID>, limit: Int, now: UInt64) throws(StoreError) -> [StoredEnvelope] {
         try inner.nextForDelivery(mailbox: mailbox, excluding: excluding, limit: limit, now: now)
     }
@@ -167,9 +185,9 @@ final class GatedStore: EnvelopeStore, @unchecked Sendable {
         return try inner.acknowledge(requests, now: now)
     }
 
-    func expire(now: UInt64) throws(StoreError) -> Int {
+    func expireCounts(now: UInt64) throws(StoreError) -> ExpiryCounts {
         gate()
-        return try inner.expire(now: now)
+        return try inner.expireCounts(now: now)
     }
 
     func purge(mailbox: Mailbox, now: UInt64) throws(StoreError) -> Int {
@@ -187,5 +205,27 @@ final class GatedStore: EnvelopeStore, @unchecked Sendable {
 
     func occupiedMailboxes() throws(StoreError) -> [Mailbox] {
         try inner.occupiedMailboxes()
+    }
+
+    func nextForForwarding(destination: String, excluding: Set<MessageID>, limit: Int, now: UInt64) throws(StoreError) -> [OutgoingEnvelope] {
+        try inner.nextForForwarding(destination: destination, excluding: excluding, limit: limit, now: now)
+    }
+
+    func completeForwarding(_ completions: [ForwardCompletion], now: UInt64) throws(StoreError) -> Int {
+        gate()
+        return try inner.completeForwarding(completions, now: now)
+    }
+
+    func reroute(mailbox: Mailbox, to destination: String?, now: UInt64) throws(StoreError) -> Int {
+        gate()
+        return try inner.reroute(mailbox: mailbox, to: destination, now: now)
+    }
+
+    func forwardingBacklog(now: UInt64) throws(StoreError) -> [String: ForwardingBacklog] {
+        try inner.forwardingBacklog(now: now)
+    }
+
+    func destinations() throws(StoreError) -> [String] {
+        try inner.destinations()
     }
 }

@@ -86,17 +86,58 @@ public struct IncomingEnvelope: Sendable {
     /// The class the sender asked for, as the relay protocol numbers it (0 DEFAULT, 1 hour …
     /// 4 month): kept only to deliver it with the envelope, whose sealed contents bind it.
     public let requestedTTL: UInt8
+    /// Where it waits: nil for this relay's own mailbox `mailbox`; a relay's name for the
+    /// forwarding queue to that relay (the recipient is homed there).
+    public let destination: String?
+    /// The lifetime it carries from another relay (nil: it arrives now, with the whole of
+    /// `ttl` ahead of it).
+    public let lifetime: CarriedLifetime?
+    /// Relays that held it, counting this one: 1 for a device's send.
+    public let hops: UInt8
     /// The sealed bytes: opaque to the relay.
     public let body: [UInt8]
 
-    /// Without `requestedTTL`, the sender asked for the class applied.
-    public init(mailbox: Mailbox, id: MessageID, precedence: Precedence, ttl: TTLClass, requestedTTL: UInt8? = nil, body: [UInt8]) {
+    /// Without `requestedTTL`, the sender asked for the class applied. The defaults are a
+    /// device's send to this relay's own mailbox.
+    public init(
+        mailbox: Mailbox, id: MessageID, precedence: Precedence, ttl: TTLClass, requestedTTL: UInt8? = nil,
+        destination: String? = nil, lifetime: CarriedLifetime? = nil, hops: UInt8 = 1, body: [UInt8]
+    ) {
         self.mailbox = mailbox
         self.id = id
         self.precedence = precedence
         self.ttl = ttl
         self.requestedTTL = requestedTTL ?? UInt8(ttl.rawValue + 1)
+        self.destination = destination
+        self.lifetime = lifetime
+        self.hops = hops
         self.body = body
+    }
+
+    /// When it arrived, on this relay's clock, if accepted at `now`: now less the carried
+    /// age (never before 0).
+    public func arrival(now: UInt64) -> UInt64 {
+        guard let lifetime else { return now }
+        return now > lifetime.age ? now - lifetime.age : 0
+    }
+
+    /// When it expires, if accepted at `now`: its class's lifetime from now, or the carried
+    /// remaining lifetime when that is shorter (a relay never extends what it was handed).
+    public func expiry(now: UInt64) -> UInt64 {
+        now + (lifetime.map { min($0.remaining, ttl.seconds) } ?? ttl.seconds)
+    }
+}
+
+/// An envelope's lifetime as a relay link carries it: seconds since the origin accepted it
+/// and seconds it has left, both recomputed at each transmission, never a clock reading
+/// (relay clocks may disagree).
+public struct CarriedLifetime: Sendable, Equatable {
+    public let age: UInt64
+    public let remaining: UInt64
+
+    public init(age: UInt64, remaining: UInt64) {
+        self.age = age
+        self.remaining = remaining
     }
 }
 
@@ -130,10 +171,14 @@ public struct StoredEnvelope: Sendable, Equatable {
 
     /// An envelope just accepted, as the store now holds it (its sequence is not known
     /// outside the store: 0), to hand to a connection already delivering its mailbox.
+    /// The acceptance time is what the expiry was counted from (its class's seconds, or the
+    /// shorter carried remaining lifetime), less any carried age.
     public init(accepted envelope: IncomingEnvelope, expiresAt: UInt64) {
+        let lifetime = envelope.lifetime.map { min($0.remaining, envelope.ttl.seconds) } ?? envelope.ttl.seconds
+        let acceptedAt = expiresAt > lifetime ? expiresAt - lifetime : 0
         self.init(
             sequence: 0, mailbox: envelope.mailbox, id: envelope.id, precedence: envelope.precedence,
-            arrivedAt: expiresAt - envelope.ttl.seconds, expiresAt: expiresAt, body: envelope.body, requestedTTL: envelope.requestedTTL)
+            arrivedAt: envelope.arrival(now: acceptedAt), expiresAt: expiresAt, body: envelope.body, requestedTTL: envelope.requestedTTL)
     }
 }
 
@@ -153,6 +198,9 @@ public enum StoreRefusal: Sendable, Equatable {
     case alreadyDone(MessageState)
     /// The disk (or the store's configured size) is full.
     case storageFull
+    /// The forwarding queue to the envelope's destination relay holds its maximum number of
+    /// messages or bytes (that relay is likely unreachable); temporary, nothing was evicted.
+    case destinationFull
 }
 
 /// What the relay remembers of a message id, for the retention period.
@@ -163,6 +211,9 @@ public enum MessageState: Int, Sendable {
     /// Accepted, then dropped before delivery: it never will be (`UndeliverableReason`
     /// says why). Queues written before reasons were stored held only revocations here.
     case undeliverable = 4
+    /// Handed to another relay, which committed it durably (custody transfer): that relay
+    /// now answers for it (`RememberedMessage.forwardedTo` names it).
+    case forwarded = 5
 }
 
 /// Why an accepted message can never be delivered. The numbers are the relay protocol's
@@ -201,15 +252,20 @@ public struct RememberedMessage: Sendable, Equatable {
     public let since: UInt64
     /// Set for `.undeliverable` only.
     public let reason: UndeliverableReason?
+    /// Set for `.forwarded` only: the relay that took custody.
+    public let forwardedTo: String?
 
-    public init(state: MessageState, since: UInt64, reason: UndeliverableReason? = nil) {
+    public init(state: MessageState, since: UInt64, reason: UndeliverableReason? = nil, forwardedTo: String? = nil) {
         self.state = state
         self.since = since
         self.reason = reason
+        self.forwardedTo = forwardedTo
     }
 }
 
-/// Queue figures for `valised status` and the periodic log line.
+/// Queue figures for `valised status` and the periodic log line: the local mailboxes only
+/// (`ForwardingBacklog` gives the forwarding queues), except `remembered`, which counts
+/// every id.
 public struct QueueStatistics: Sendable, Equatable {
     public var countByPrecedence: [Precedence: Int] = [:]
     public var bytes: Int = 0
@@ -229,6 +285,10 @@ public struct QueueLimits: Sendable, Equatable {
     /// Messages and bytes one mailbox may hold; beyond them senders are refused.
     public var maximumMessagesPerMailbox = 10_000
     public var maximumBytesPerMailbox = 256 * 1024 * 1024
+    /// Messages and bytes the forwarding queue to one relay may hold: bounds what waits for
+    /// a relay that is down (a recipient's envelopes in it count in their mailbox's bounds too).
+    public var maximumMessagesPerDestination = 100_000
+    public var maximumBytesPerDestination = 1 << 30
     /// How long an accepted id is remembered (for dedup and status), after its message
     /// leaves the queue: the longest TTL and a day.
     public var retentionSeconds: UInt64 = 31 * 86_400

@@ -11,11 +11,14 @@ import Foundation
 public final class GroupCommitWriter: @unchecked Sendable {
     public typealias AcceptCompletion = @Sendable (Result<AcceptOutcome, StoreError>) -> Void
     public typealias CountCompletion = @Sendable (Result<Int, StoreError>) -> Void
+    public typealias ExpiryCompletion = @Sendable (Result<ExpiryCounts, StoreError>) -> Void
 
     private enum Job {
         case accept(IncomingEnvelope, AcceptCompletion)
         case acknowledge(Mailbox, [MessageID], CountCompletion?)
-        case expire(CountCompletion)
+        case completeForwarding([ForwardCompletion], CountCompletion?)
+        case reroute(RerouteRequest, CountCompletion)
+        case expire(ExpiryCompletion)
         case purge(Mailbox, CountCompletion)
     }
 
@@ -26,6 +29,8 @@ public final class GroupCommitWriter: @unchecked Sendable {
         public var acceptedEnvelopes = 0
         public var acknowledgeCommits = 0
         public var acknowledgedEnvelopes = 0
+        /// Forwarded envelopes deleted on their destination's final answer.
+        public var completedForwards = 0
     }
 
     private let store: any EnvelopeStore
@@ -83,7 +88,24 @@ public final class GroupCommitWriter: @unchecked Sendable {
         enqueue(.acknowledge(mailbox, ids, completion))
     }
 
-    public func expire(completion: @escaping CountCompletion) { enqueue(.expire(completion)) }
+    /// Records destination relays' final answers (`EnvelopeStore.completeForwarding`), in
+    /// the next batch's transaction; the completion gets how many envelopes were deleted.
+    public func completeForwarding(_ completions: [ForwardCompletion], completion: CountCompletion? = nil) {
+        enqueue(.completeForwarding(completions, completion))
+    }
+
+    /// Moves a recipient's envelopes to another queue (`EnvelopeStore.reroute`), in the
+    /// next batch's transaction, after the batch's accepts (so that those follow too).
+    public func reroute(mailbox: Mailbox, to destination: String?, completion: @escaping CountCompletion) {
+        enqueue(.reroute(RerouteRequest(mailbox: mailbox, destination: destination), completion))
+    }
+
+    public func expire(completion: @escaping CountCompletion) {
+        enqueue(.expire { result in completion(result.map(\.total)) })
+    }
+
+    /// An expiry sweep that tells local expiries from each forwarding queue's.
+    public func expireCounts(completion: @escaping ExpiryCompletion) { enqueue(.expire(completion)) }
 
     public func purge(mailbox: Mailbox, completion: @escaping CountCompletion) { enqueue(.purge(mailbox, completion)) }
 
@@ -140,50 +162,72 @@ public final class GroupCommitWriter: @unchecked Sendable {
 
     private func process(_ batch: [Job]) {
         let now = clock()
-        var accepts: [(IncomingEnvelope, AcceptCompletion)] = []
-        var acks: [(AcknowledgeRequest, CountCompletion?)] = []
+        var accepts: [AcceptCompletion] = []
+        var acks: [CountCompletion?] = []
+        var completions: [CountCompletion?] = []
+        var reroutes: [CountCompletion] = []
+        var work = CommitBatch()
         var others: [Job] = []
         for job in batch {
             switch job {
-            case .accept(let envelope, let completion): accepts.append((envelope, completion))
+            case .accept(let envelope, let completion):
+                work.envelopes.append(envelope)
+                accepts.append(completion)
             case .acknowledge(let mailbox, let ids, let completion):
-                acks.append((AcknowledgeRequest(mailbox: mailbox, ids: ids), completion))
-            default: others.append(job)
+                work.acknowledgements.append(AcknowledgeRequest(mailbox: mailbox, ids: ids))
+                acks.append(completion)
+            case .completeForwarding(let list, let completion):
+                work.completions.append(list)
+                completions.append(completion)
+            case .reroute(let request, let completion):
+                work.reroutes.append(request)
+                reroutes.append(completion)
+            case .expire, .purge:
+                others.append(job)
             }
         }
-        // Envelopes and acknowledgements of one batch share a transaction (one fsync).
-        let (accepted, acknowledged) = accepts.isEmpty || acks.isEmpty
-            ? (Result { () throws(StoreError) in accepts.isEmpty ? [] : try store.accept(accepts.map(\.0), now: now) },
-               Result { () throws(StoreError) in acks.isEmpty ? [] : try store.acknowledge(acks.map(\.0), now: now) })
-            : store.commit(accepting: accepts.map(\.0), acknowledging: acks.map(\.0), now: now)
+        // Everything of one batch shares a transaction (one fsync) where the store can.
+        let result = store.commit(work, now: now)
         if !accepts.isEmpty {
-            switch accepted {
+            switch result.accepted {
             case .success(let outcomes):
                 let stored = outcomes.count { if case .accepted(_, duplicate: false) = $0 { true } else { false } }
                 count { $0.acceptCommits += 1; $0.acceptedEnvelopes += stored }
-                for (index, outcome) in outcomes.enumerated() { accepts[index].1(.success(outcome)) }
+                for (index, outcome) in outcomes.enumerated() { accepts[index](.success(outcome)) }
             case .failure(let error):
-                for (_, completion) in accepts { completion(.failure(error)) }
+                for completion in accepts { completion(.failure(error)) }
             }
         }
         if !acks.isEmpty {
-            switch acknowledged {
-            case .success(let deleted):
+            if case .success(let deleted) = result.acknowledged {
                 count { $0.acknowledgeCommits += 1; $0.acknowledgedEnvelopes += deleted.reduce(0, +) }
-                for (index, count) in deleted.enumerated() { acks[index].1?(.success(count)) }
-            case .failure(let error):
-                for (_, completion) in acks { completion?(.failure(error)) }
             }
+            answer(acks, with: result.acknowledged)
         }
+        if !completions.isEmpty {
+            if case .success(let deleted) = result.completed { count { $0.completedForwards += deleted.reduce(0, +) } }
+            answer(completions, with: result.completed)
+        }
+        answer(reroutes, with: result.rerouted)
         for job in others {
             switch job {
             case .expire(let completion):
-                completion(Result { () throws(StoreError) -> Int in try store.expire(now: now) })
+                completion(Result { () throws(StoreError) -> ExpiryCounts in try store.expireCounts(now: now) })
             case .purge(let mailbox, let completion):
                 completion(Result { () throws(StoreError) -> Int in try store.purge(mailbox: mailbox, now: now) })
             default:
                 break
             }
+        }
+    }
+
+    /// Each caller's count, or the failure to all of them.
+    private func answer(_ completions: [CountCompletion?], with result: Result<[Int], StoreError>) {
+        switch result {
+        case .success(let counts):
+            for (index, count) in counts.enumerated() { completions[index]?(.success(count)) }
+        case .failure(let error):
+            for completion in completions { completion?(.failure(error)) }
         }
     }
 
@@ -196,8 +240,9 @@ public final class GroupCommitWriter: @unchecked Sendable {
     private func fail(_ job: Job, _ error: StoreError) {
         switch job {
         case .accept(_, let completion): completion(.failure(error))
-        case .acknowledge(_, _, let completion): completion?(.failure(error))
-        case .expire(let completion), .purge(_, let completion): completion(.failure(error))
+        case .acknowledge(_, _, let completion), .completeForwarding(_, let completion): completion?(.failure(error))
+        case .reroute(_, let completion), .purge(_, let completion): completion(.failure(error))
+        case .expire(let completion): completion(.failure(error))
         }
     }
 }

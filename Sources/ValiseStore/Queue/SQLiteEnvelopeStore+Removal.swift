@@ -1,10 +1,11 @@
 import Foundation
 import GRDB
 
-/// The queue's removals (expiry sweeps and revocation purges, in bounded chunks, leaving
-/// tombstones) and its read-only views (states, statistics, occupied mailboxes, integrity).
+/// The queue's removals (expiry sweeps and revocation purges, of the mailboxes and the
+/// forwarding queues, in bounded chunks, leaving tombstones) and its read-only views
+/// (states, statistics, occupied mailboxes, integrity).
 extension SQLiteEnvelopeStore {
-    public func expire(now: UInt64) throws(StoreError) -> Int {
+    public func expireCounts(now: UInt64) throws(StoreError) -> ExpiryCounts {
         try freeingSpace { () throws(StoreError) in try removeExpired(now: now) }
     }
 
@@ -24,34 +25,63 @@ extension SQLiteEnvelopeStore {
         }
     }
 
-    func removeExpired(now: UInt64) throws(StoreError) -> Int {
+    /// The two queues' tables: the local mailboxes, and the forwarding queues (whose rows
+    /// also name a destination relay).
+    enum QueueTable: String {
+        case envelope, forward
+    }
+
+    /// Deletes up to a chunk of `table`'s rows that `condition` selects, marks each id
+    /// (`mark` sets the state from the deleted row), and gives their room back to the
+    /// mailboxes' and destinations' totals. Returns each deleted row's destination (nil
+    /// in the local mailboxes).
+    static func deleteChunk(
+        of table: QueueTable, where condition: String, arguments: StatementArguments, in db: Database, mark: (Row) throws -> Void
+    ) throws -> [String?] {
+        let destination = table == .forward ? "destination" : "NULL AS destination"
+        let deleted = try Row.fetchAll(
+            db,
+            sql: """
+                DELETE FROM \(table.rawValue) WHERE sequence IN
+                    (SELECT sequence FROM \(table.rawValue) WHERE \(condition) LIMIT \(deletionChunk))
+                RETURNING id, mailbox, size, expires_at, \(destination)
+                """,
+            arguments: arguments)
+        var freedMailboxes: [String: (count: Int, bytes: Int)] = [:]
+        var freedDestinations: [String: (count: Int, bytes: Int)] = [:]
+        for row in deleted {
+            let size: Int = row["size"]
+            freedMailboxes[row["mailbox"], default: (0, 0)].count += 1
+            freedMailboxes[row["mailbox"], default: (0, 0)].bytes += size
+            if let destination: String = row["destination"] {
+                freedDestinations[destination, default: (0, 0)].count += 1
+                freedDestinations[destination, default: (0, 0)].bytes += size
+            }
+            try mark(row)
+        }
+        try releaseMailboxUsage(freedMailboxes, in: db)
+        for (destination, freed) in freedDestinations {
+            try changeDestinationUsage(destination, count: -freed.count, bytes: -freed.bytes, in: db)
+        }
+        return deleted.map { $0["destination"] }
+    }
+
+    func removeExpired(now: UInt64) throws(StoreError) -> ExpiryCounts {
         do {
-            let total = try inChunks { db in
-                let expired = try Row.fetchAll(
-                    db,
-                    sql: """
-                        DELETE FROM envelope WHERE sequence IN
-                            (SELECT sequence FROM envelope WHERE expires_at <= ? LIMIT ?)
-                        RETURNING id, mailbox, size, expires_at
-                        """,
-                    arguments: [Int64(now), Self.deletionChunk])
-                var freed: [String: (count: Int, bytes: Int)] = [:]
-                for row in expired {
-                    let mailbox: String = row["mailbox"]
-                    freed[mailbox, default: (0, 0)].count += 1
-                    freed[mailbox, default: (0, 0)].bytes += row["size"] as Int
-                    // The tombstone says when it expired, not when the sweep noticed.
-                    try db.execute(
-                        sql: "UPDATE message SET state = ?, since = ? WHERE id = ?",
-                        arguments: [MessageState.expiredUndelivered.rawValue, row["expires_at"] as Int64, row["id"] as Data])
+            var counts = ExpiryCounts()
+            for table in [QueueTable.envelope, .forward] {
+                _ = try inChunks { db in
+                    let expired = try Self.deleteChunk(of: table, where: "expires_at <= ?", arguments: [Int64(now)], in: db) { row in
+                        // The tombstone says when it expired, not when the sweep noticed.
+                        try db.execute(
+                            sql: "UPDATE message SET state = ?, since = ? WHERE id = ?",
+                            arguments: [MessageState.expiredUndelivered.rawValue, row["expires_at"] as Int64, row["id"] as Data])
+                    }
+                    for destination in expired {
+                        if let destination { counts.forwarding[destination, default: 0] += 1 } else { counts.local += 1 }
+                    }
+                    return expired.count
                 }
-                for (mailbox, amount) in freed {
-                    try db.execute(
-                        sql: "UPDATE mailbox_usage SET count = count - ?, bytes = bytes - ? WHERE mailbox = ?",
-                        arguments: [amount.count, amount.bytes, mailbox])
-                }
-                try db.execute(sql: "DELETE FROM mailbox_usage WHERE count <= 0")
-                return expired.count
             }
             _ = try inChunks { db in
                 try db.execute(
@@ -59,7 +89,7 @@ extension SQLiteEnvelopeStore {
                     arguments: [Int64(now), Self.deletionChunk])
                 return db.changesCount
             }
-            return total
+            return counts
         } catch {
             throw Self.storeError(error, doing: "expire envelopes in \(path)")
         }
@@ -72,32 +102,21 @@ extension SQLiteEnvelopeStore {
     func removeAll(of mailbox: Mailbox, now: UInt64) throws(StoreError) -> Int {
         do {
             try pool.write { db in try Self.deletePrekeys(db, mailbox: mailbox) }
-            return try inChunks { db in
-                let purged = try Row.fetchAll(
-                    db,
-                    sql: """
-                        DELETE FROM envelope WHERE sequence IN
-                            (SELECT sequence FROM envelope WHERE mailbox = ? LIMIT ?)
-                        RETURNING id, size
-                        """,
-                    arguments: [mailbox.name, Self.deletionChunk])
-                var bytes = 0
-                for row in purged {
-                    bytes += row["size"] as Int
-                    // The tombstone the sender's status query reads: undeliverable, and why.
-                    try db.execute(
-                        sql: "UPDATE message SET state = ?, since = ?, reason = ? WHERE id = ? AND state = ?",
-                        arguments: [
-                            MessageState.undeliverable.rawValue, Int64(now), UndeliverableReason.recipientRevoked.rawValue,
-                            row["id"] as Data, MessageState.pending.rawValue,
-                        ])
+            var total = 0
+            for table in [QueueTable.envelope, .forward] {
+                total += try inChunks { db in
+                    try Self.deleteChunk(of: table, where: "mailbox = ?", arguments: [mailbox.name], in: db) { row in
+                        // The tombstone the sender's status query reads: undeliverable, and why.
+                        try db.execute(
+                            sql: "UPDATE message SET state = ?, since = ?, reason = ? WHERE id = ? AND state = ?",
+                            arguments: [
+                                MessageState.undeliverable.rawValue, Int64(now), UndeliverableReason.recipientRevoked.rawValue,
+                                row["id"] as Data, MessageState.pending.rawValue,
+                            ])
+                    }.count
                 }
-                try db.execute(
-                    sql: "UPDATE mailbox_usage SET count = count - ?, bytes = bytes - ? WHERE mailbox = ?",
-                    arguments: [purged.count, bytes, mailbox.name])
-                try db.execute(sql: "DELETE FROM mailbox_usage WHERE mailbox = ? AND count <= 0", arguments: [mailbox.name])
-                return purged.count
             }
+            return total
         } catch {
             throw Self.storeError(error, doing: "purge a mailbox in \(path)")
         }
@@ -110,14 +129,16 @@ extension SQLiteEnvelopeStore {
                 var result: [MessageID: RememberedMessage] = [:]
                 for id in ids {
                     guard let row = try Row.fetchOne(
-                              db, sql: "SELECT state, since, expires_at, reason FROM message WHERE id = ?", arguments: [id.bytes.databaseBlob]),
+                              db, sql: "SELECT state, since, expires_at, reason, forwarded_to FROM message WHERE id = ?",
+                              arguments: [id.bytes.databaseBlob]),
                           let state = MessageState(rawValue: row["state"]) else { continue }
                     let expiresAt = UInt64(row["expires_at"] as Int64)
                     if state == .pending && expiresAt <= now {
                         result[id] = RememberedMessage(state: .expiredUndelivered, since: expiresAt)
                     } else {
                         let reason = state == .undeliverable ? UndeliverableReason(rawValue: row["reason"]) : nil
-                        result[id] = RememberedMessage(state: state, since: UInt64(row["since"] as Int64), reason: reason)
+                        let relay: String? = state == .forwarded ? row["forwarded_to"] : nil
+                        result[id] = RememberedMessage(state: state, since: UInt64(row["since"] as Int64), reason: reason, forwardedTo: relay)
                     }
                 }
                 return result
@@ -140,7 +161,8 @@ extension SQLiteEnvelopeStore {
                     oldest = min(oldest ?? arrived, arrived)
                 }
                 if let oldest { statistics.oldestAge = now > UInt64(oldest) ? now - UInt64(oldest) : 0 }
-                statistics.mailboxes = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM mailbox_usage WHERE count > 0") ?? 0
+                // Not mailbox_usage: it counts recipients whose envelopes wait to be forwarded too.
+                statistics.mailboxes = try Int.fetchOne(db, sql: "SELECT COUNT(DISTINCT mailbox) FROM envelope") ?? 0
                 for row in try Row.fetchAll(db, sql: "SELECT state, COUNT(*) AS n FROM message GROUP BY state") {
                     if let state = MessageState(rawValue: row["state"]) { statistics.remembered[state] = row["n"] }
                 }
