@@ -130,8 +130,9 @@ public nonisolated struct LinkLinkRequest: Sendable {
   public init() {}
 }
 
-/// Everything the responder sends: each reply echoes its request's id (0 only for a reply
-/// to a request whose id was 0, which closes the link).
+/// Everything the responder sends: each reply echoes its request's id. Id 0 is only for a
+/// reply to a request whose id was 0 (the link then closes) and for SHUTTING_DOWN sent
+/// unasked before the responder closes.
 public nonisolated struct LinkLinkReply: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -295,8 +296,8 @@ public nonisolated struct LinkForward: Sendable {
   /// the responder sets its expiry to now + min(remaining_seconds, its maximum TTL).
   public var remainingSeconds: UInt64 = 0
 
-  /// 1 from the origin, one more for each relay that took custody since; more than 3 is
-  /// refused HOP_LIMIT.
+  /// 1 from the origin, one more for each relay that took custody since (1 to 3); 0 is
+  /// refused BAD_ENVELOPE, more than 3 HOP_LIMIT.
   public var hops: UInt32 = 0
 
   /// The origin's directory when it routed the envelope: its entry count and the newest
@@ -343,7 +344,7 @@ public nonisolated struct LinkForwardResult: Sendable {
     case unspecified // = 0
 
     /// Durably stored at the responder, which now has custody; also for a duplicate (the id
-    /// was already committed there for this recipient).
+    /// is still queued there for this recipient).
     case committed // = 1
 
     /// Not taken now; the origin keeps its copy and retries (after the reason is dealt with).
@@ -418,11 +419,13 @@ public nonisolated struct LinkForwardResult: Sendable {
     /// Permanent: hops was more than 3.
     case hopLimit // = 8
 
-    /// Permanent: the envelope's size is not one of the padding buckets, or a field is out
-    /// of bounds.
+    /// Permanent: the envelope's size is not one of the padding buckets (or is over the
+    /// responder's limit), a field is out of bounds (hops 0, remaining_seconds 0, ...), or
+    /// the id is known there for another recipient.
     case badEnvelope // = 9
 
-    /// Permanent, nothing to do: the id was delivered or expired at the responder.
+    /// Permanent, nothing to do: the id was delivered, expired or dropped at the responder
+    /// (an earlier transmission was committed; the origin records it FORWARDED).
     case alreadyDone // = 10
     case UNRECOGNIZED(Int)
 
@@ -551,8 +554,8 @@ public nonisolated struct LinkLinkError: Sendable {
     /// A pushed entry failed verification; nothing was stored.
     case directoryRejected // = 4
 
-    /// A pushed entry is valid but differs from the one the responder holds at its
-    /// sequence: both sides keep the evidence, alarm, and stop exchanging directory on this
+    /// A pushed entry (or a Forward's origin head) is valid but differs from the one the
+    /// responder holds at its sequence: both sides keep the evidence, alarm, and stop exchanging directory on this
     /// link until an admin resolves it (mail keeps flowing).
     case directoryFork // = 5
 
