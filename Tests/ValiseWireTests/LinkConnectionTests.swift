@@ -133,7 +133,7 @@ struct LinkConnectionTests {
         ] {
             var pair = LinkPair()
             pair.start()
-            var actions: [LinkInitiatorState.Action] = []
+            var actions: [LinkAction] = []
             for byte in notice { actions += pair.initiator.receive([byte]) }
             #expect(actions == [.close(reason)])
         }
@@ -148,7 +148,7 @@ struct LinkConnectionTests {
     ])
     func responderVersion(channel: UInt8, version: UInt8, served: UInt8) {
         var responder = LinkResponderState(localStatic: AgreementPrivateKey(), admit: { _ in true })
-        var actions: [LinkResponderState.Action] = []
+        var actions: [LinkAction] = []
         for byte in Preamble(channel: channel, version: version).bytes { actions += responder.receive([byte]) }
         #expect(actions == [.write(RelayNotice.version(served).bytes), .close(.otherVersion(peer: version, local: served))])
 

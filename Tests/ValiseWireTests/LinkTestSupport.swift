@@ -7,13 +7,7 @@ import ValiseCrypto
 // link tests: what one writes reaches the other's `receive`, cut by a `Chunker`, and every
 // action is logged. `tamper` may change the bytes in flight.
 
-extension LinkInitiatorState.Action {
-    var written: [UInt8]? { if case .write(let bytes) = self { bytes } else { nil } }
-    var delivered: [UInt8]? { if case .deliver(let message) = self { message } else { nil } }
-    var closeReason: LinkCloseReason? { if case .close(let reason) = self { reason } else { nil } }
-}
-
-extension LinkResponderState.Action {
+extension LinkAction {
     var written: [UInt8]? { if case .write(let bytes) = self { bytes } else { nil } }
     var delivered: [UInt8]? { if case .deliver(let message) = self { message } else { nil } }
     var closeReason: LinkCloseReason? { if case .close(let reason) = self { reason } else { nil } }
@@ -27,8 +21,8 @@ struct LinkPair {
     var chunker: Chunker
     var toResponder = ByteQueue()
     var toInitiator = ByteQueue()
-    var initiatorLog: [LinkInitiatorState.Action] = []
-    var responderLog: [LinkResponderState.Action] = []
+    var initiatorLog: [LinkAction] = []
+    var responderLog: [LinkAction] = []
     /// Bytes sent so far in each direction (offsets for `tamper`).
     var sentToResponder = 0
     var sentToInitiator = 0
@@ -61,12 +55,12 @@ struct LinkPair {
         return bytes
     }
 
-    mutating func fromInitiator(_ actions: [LinkInitiatorState.Action]) {
+    mutating func fromInitiator(_ actions: [LinkAction]) {
         initiatorLog += actions
         for action in actions { if let bytes = action.written { toResponder.append(altered(bytes, toResponder: true)) } }
     }
 
-    mutating func fromResponder(_ actions: [LinkResponderState.Action]) {
+    mutating func fromResponder(_ actions: [LinkAction]) {
         responderLog += actions
         for action in actions { if let bytes = action.written { toInitiator.append(altered(bytes, toResponder: false)) } }
     }

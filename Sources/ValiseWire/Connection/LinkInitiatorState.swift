@@ -6,15 +6,7 @@ public import ValiseCrypto
 /// application messages both ways. Instead of frame 2 the peer may send a cleartext notice
 /// (busy, or its version) and close.
 public struct LinkInitiatorState: Sendable {
-    public enum Action: Equatable, Sendable {
-        case write([UInt8])
-        /// The handshake is complete: the peer proved it holds the key the directory names.
-        case established
-        /// A complete application message (a LinkReply) from the peer.
-        case deliver([UInt8])
-        /// Close the connection (after any writes returned before it).
-        case close(LinkCloseReason)
-    }
+    public typealias Action = LinkAction
 
     private enum State: Sendable {
         case idle(HandshakeState)
@@ -136,13 +128,9 @@ public struct LinkInitiatorState: Sendable {
             state = .established(NoiseSession(transport: transport, maximumMessageLength: maximumMessageLength))
             return [.established]
         case .established(var session):
-            do {
-                let message = try session.open(frame)
-                state = .established(session)
-                return message.map { [.deliver($0)] } ?? []
-            } catch {
-                return close(.protocolViolation(error.description))
-            }
+            let action = session.linkOpen(frame)
+            state = .established(session)
+            return settle(action)
         case .idle:
             return close(.protocolViolation("the peer spoke first"))
         case .readingNotice, .closed:
@@ -154,17 +142,20 @@ public struct LinkInitiatorState: Sendable {
     /// unless established.
     public mutating func send(_ message: [UInt8]) -> [Action] {
         guard case .established(var session) = state else { return [] }
-        do {
-            let bytes = try session.seal(message)
-            state = .established(session)
-            return [.write(bytes)]
-        } catch {
-            return close(.failed("cannot send: \(error.message)"))
-        }
+        let action = session.linkSeal(message)
+        state = .established(session)
+        return settle(action)
     }
 
     /// Closes the link from this side (shutdown, a LinkError that ends the link).
     public mutating func close() -> [Action] { close(.closedLocally) }
+
+    /// An action of the established phase; a close also ends this state.
+    private mutating func settle(_ action: LinkAction?) -> [Action] {
+        guard let action else { return [] }
+        guard case .close(let reason) = action else { return [action] }
+        return close(reason)
+    }
 
     private mutating func close(_ reason: LinkCloseReason) -> [Action] {
         if case .closed = state { return [] }

@@ -14,15 +14,7 @@ public import ValiseCrypto
 /// `.relayLink(remaining)`: create this state with `afterPreamble: true` and feed it
 /// `remaining`.
 public struct LinkResponderState: Sendable {
-    public enum Action: Equatable, Sendable {
-        case write([UInt8])
-        /// The handshake is complete: the initiator proved it holds `peerKey`.
-        case established
-        /// A complete application message (a LinkRequest) from the initiator.
-        case deliver([UInt8])
-        /// Close the connection (after any writes returned before it).
-        case close(LinkCloseReason)
-    }
+    public typealias Action = LinkAction
 
     private enum State: Sendable {
         /// The preamble's bytes so far (fewer than 8).
@@ -164,13 +156,9 @@ public struct LinkResponderState: Sendable {
                 return close(.handshakeFailed(error.message))
             }
         case .established(var session):
-            do {
-                let message = try session.open(frame)
-                state = .established(session)
-                return message.map { [.deliver($0)] } ?? []
-            } catch {
-                return close(.protocolViolation(error.description))
-            }
+            let action = session.linkOpen(frame)
+            state = .established(session)
+            return settle(action)
         case .awaitingPreamble, .awaitingKey, .closed:
             return []
         }
@@ -180,13 +168,9 @@ public struct LinkResponderState: Sendable {
     /// established.
     public mutating func send(_ message: [UInt8]) -> [Action] {
         guard case .established(var session) = state else { return [] }
-        do {
-            let bytes = try session.seal(message)
-            state = .established(session)
-            return [.write(bytes)]
-        } catch {
-            return close(.failed("cannot send: \(error.message)"))
-        }
+        let action = session.linkSeal(message)
+        state = .established(session)
+        return settle(action)
     }
 
     /// Sends a last message (a LinkError: NOT_A_RELAY, SHUTTING_DOWN), then closes.
@@ -196,6 +180,13 @@ public struct LinkResponderState: Sendable {
 
     /// Closes the link from this side.
     public mutating func close() -> [Action] { close(.closedLocally) }
+
+    /// An action of the established phase; a close also ends this state.
+    private mutating func settle(_ action: LinkAction?) -> [Action] {
+        guard let action else { return [] }
+        guard case .close(let reason) = action else { return [action] }
+        return close(reason)
+    }
 
     private mutating func close(_ reason: LinkCloseReason) -> [Action] {
         if case .closed = state { return [] }
