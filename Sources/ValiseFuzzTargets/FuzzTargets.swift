@@ -9,7 +9,10 @@ import ValiseWire
 /// regression tests that replay committed inputs. Any input may be refused; none may crash,
 /// hang or trap.
 public enum FuzzTargets {
-    public static let names = ["frames", "noise-responder", "noise-initiator", "relay-messages", "directory", "envelope", "keystore"]
+    public static let names = [
+        "frames", "noise-responder", "noise-initiator", "relay-messages", "directory", "envelope", "keystore", "link-responder",
+        "link-messages",
+    ]
 
     /// Runs target `name` on `input`; false if there is no such target.
     @discardableResult
@@ -22,6 +25,8 @@ public enum FuzzTargets {
         case "directory": directory(input)
         case "envelope": envelope(input)
         case "keystore": keystore(input)
+        case "link-responder": linkResponder(input)
+        case "link-messages": linkMessages(input)
         default: return false
         }
         return true
@@ -66,6 +71,29 @@ public enum FuzzTargets {
             // The relay's possible first words: its notices, and a frame 2 of the right length.
             let reply = FrameDecoder.frame((0..<1152).map { UInt8(truncatingIfNeeded: $0 &* 7) })
             return [[255] + RelayNotice.version(1).bytes, [255] + RelayNotice.busy.bytes, [255] + reply, [64] + reply]
+        case "link-responder":
+            // A relay link's opening to the fixed relay key from the admitted fixed key 9:
+            // preamble, key and a genuine frame 1, whole and cut by a first byte of 64.
+            var initiator = LinkInitiatorState(localStatic: Fixed.key(9), remoteStatic: Fixed.relayKey.publicKey)
+            let opening = initiator.start().compactMap { if case .write(let bytes) = $0 { bytes } else { nil } }.joined()
+            return [[255] + opening, [64] + opening]
+        case "link-messages":
+            var forward = LinkForward()
+            forward.id = Data(Fixed.id)
+            forward.recipient = "bob@geneva"
+            forward.precedence = .flash
+            forward.hops = 1
+            forward.envelope = Data([UInt8](repeating: 1, count: 64))
+            var request = LinkLinkRequest()
+            request.requestID = 1
+            request.forward = forward
+            var reply = LinkLinkReply()
+            reply.requestID = 1
+            reply.forwardResult.id = Data(Fixed.id)
+            reply.forwardResult.outcome = .temporary
+            reply.forwardResult.reason = .notHome
+            reply.forwardResult.homeRelay = "hq"
+            return [LinkCodec.encode(request), LinkCodec.encode(reply)]
         case "envelope":
             // Session messages of format 2, the PQXDH initial header alone, a stored session.
             let header = (try? Session.initialHeader(of: Fixed.aliceMessages[0]))??.encoded ?? []
@@ -124,6 +152,28 @@ public enum FuzzTargets {
         if let message = try? WireCodec.decodeRelayMessage(input) {
             let again = try? WireCodec.decodeRelayMessage(WireCodec.encode(message))
             precondition(again == message, "a relay message does not survive encoding")
+        }
+    }
+
+    /// A relay's side of a relay link (the preamble, the announced key with its admission,
+    /// framing with the 1,248-byte bound, the Noise_KKhfs responder, reassembly) fed arbitrary
+    /// bytes in arbitrary pieces; only fixed key 9 is admitted.
+    static func linkResponder(_ input: [UInt8]) {
+        let admitted = Fixed.key(9).publicKey
+        var state = LinkResponderState(localStatic: Fixed.relayKey, maximumMessageLength: 1 << 16, admit: { $0 == admitted })
+        for chunk in chunks(input) {
+            let actions = state.receive(chunk)
+            if actions.contains(where: { if case .close = $0 { return true } else { return false } }) { break }
+        }
+    }
+
+    /// Relay-link messages both ways; what decodes must encode and decode to the same.
+    static func linkMessages(_ input: [UInt8]) {
+        if let message = try? LinkCodec.decodeRequest(input) {
+            precondition((try? LinkCodec.decodeRequest(LinkCodec.encode(message))) == message, "a link request does not survive encoding")
+        }
+        if let message = try? LinkCodec.decodeReply(input) {
+            precondition((try? LinkCodec.decodeReply(LinkCodec.encode(message))) == message, "a link reply does not survive encoding")
         }
     }
 

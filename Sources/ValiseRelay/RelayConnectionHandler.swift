@@ -259,6 +259,11 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
                 authenticate(key, context: context)
             case .deliver(let message):
                 handleMessage(message, context: context)
+            case .relayLink:
+                // Relay links are served by the link shell (issue 17); until it is wired in,
+                // a link's preamble closes the connection.
+                logger.info("closing a relay-link connection: not served yet")
+                close(context)
             case .close(let reason):
                 switch reason {
                 case .unknownPeer:

@@ -56,14 +56,16 @@ struct RelayPreambleTests {
         for socket in held { socket.close() }
     }
 
-    @Test("a preamble for another version or channel is answered VERSION; another magic gets not a byte")
+    @Test("a preamble for another version or channel is answered VERSION; another magic, or a link from a stranger, gets not a byte")
     func versionAnswers() throws {
         let world = try RelayWorld(members: ["alice@jakarta"], relayEnvironment: HostileLimits.environment)
         let cases: [(sent: [UInt8], answer: [UInt8])] = [
             (Self.preamble(channel: 1, version: 1), Self.versionNotice(2)),
             (Self.preamble(channel: 1, version: 3), Self.versionNotice(2)),
             (Self.preamble(channel: 1, version: 0), Self.versionNotice(2)),
-            (Self.preamble(channel: 2, version: 1), Self.versionNotice(0)),
+            (Self.preamble(channel: 2, version: 2), Self.versionNotice(1)),
+            // A relay link whose announced key (the 32 bytes after the preamble) is no relay's.
+            (Self.preamble(channel: 2, version: 1), []),
             (Self.preamble(channel: 9, version: 1), Self.versionNotice(0)),
             (Array("GET / HTTP/1.1\r\n\r\n".utf8), []),
             (Array("VALISF".utf8) + [1, 1], []),

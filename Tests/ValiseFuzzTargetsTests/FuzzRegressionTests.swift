@@ -25,7 +25,10 @@ struct FuzzRegressionTests {
 
     @Test("the targets named by scripts/fuzz exist")
     func targetsExist() {
-        #expect(FuzzTargets.names == ["frames", "noise-responder", "noise-initiator", "relay-messages", "directory", "envelope", "keystore"])
+        #expect(FuzzTargets.names == [
+            "frames", "noise-responder", "noise-initiator", "relay-messages", "directory", "envelope", "keystore", "link-responder",
+            "link-messages",
+        ])
         #expect(!FuzzTargets.run("no-such-target", []))
         #expect(FileManager.default.fileExists(atPath: Self.fuzzDirectory + "/seeds/directory"), "Fuzz/ not found at \(Self.fuzzDirectory)")
     }

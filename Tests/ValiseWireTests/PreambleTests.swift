@@ -60,7 +60,7 @@ struct PreambleTests {
     }
 
     @Test("another version or channel: the relay answers VERSION with what it speaks there, then closes", arguments: [
-        (UInt8(1), UInt8(1), UInt8(2)), (1, 3, 2), (1, 0, 2), (1, 255, 2), (2, 1, 0), (2, 2, 0), (0, 1, 0), (9, 9, 0),
+        (UInt8(1), UInt8(1), UInt8(2)), (1, 3, 2), (1, 0, 2), (1, 255, 2), (2, 2, 1), (2, 0, 1), (0, 1, 0), (9, 9, 0),
     ])
     func otherVersion(channel: UInt8, version: UInt8, answered: UInt8) {
         var relay = RelayConnectionState(relayKey: AgreementPrivateKey(), maximumMessageLength: 1 << 20)

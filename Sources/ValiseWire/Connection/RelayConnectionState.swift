@@ -8,7 +8,8 @@ public import ValiseCrypto
 ///
 /// A preamble without the magic, or a first handshake message that does not decrypt
 /// (someone who does not know the relay's key: a scanner), is dropped without an answer; a
-/// preamble for another version or channel is answered with the relay's version.
+/// preamble for another version or channel is answered with the relay's version. A relay
+/// link's preamble (channel 2 version 1) hands the connection to a `LinkResponderState`.
 public struct RelayConnectionState: Sendable {
     public enum Action: Equatable, Sendable {
         /// Send these bytes.
@@ -20,6 +21,10 @@ public struct RelayConnectionState: Sendable {
         case deliver([UInt8])
         /// Close the connection (after any writes returned before it).
         case close(Reason)
+        /// The preamble opened a relay link (channel 2 version 1): this state is done and
+        /// ignores further bytes; feed these bytes, which followed the preamble, and the
+        /// rest of the connection to a `LinkResponderState(afterPreamble: true)`.
+        case relayLink([UInt8])
     }
 
     public enum Reason: Equatable, Sendable, CustomStringConvertible {
@@ -54,6 +59,8 @@ public struct RelayConnectionState: Sendable {
         case handshaking(HandshakeState)
         case awaitingAdmission(NoiseSession, buffered: [[UInt8]])
         case established(NoiseSession)
+        /// Handed to a LinkResponderState.
+        case relayLink
         case closed
     }
 
@@ -98,11 +105,16 @@ public struct RelayConnectionState: Sendable {
     /// Bytes arrived from the client.
     public mutating func receive(_ bytes: [UInt8]) -> [Action] {
         guard !isClosed else { return [] }
+        if case .relayLink = state { return [] }
         var bytes = bytes[...]
         if case .awaitingPreamble(var preamble) = state {
             guard Preamble.fill(&preamble, from: &bytes) else {
                 state = .awaitingPreamble(preamble)
                 return []
+            }
+            if Preamble(parsing: preamble) == .relayLink {
+                state = .relayLink
+                return [.relayLink(Array(bytes))]
             }
             if let refusal = start(preamble) { return refusal }
         }
@@ -131,7 +143,11 @@ public struct RelayConnectionState: Sendable {
     private mutating func start(_ bytes: [UInt8]) -> [Action]? {
         guard let preamble = Preamble(parsing: bytes) else { return close(.notValise) }
         guard preamble == .client else {
-            let served: UInt8 = preamble.channel == Preamble.Channel.client.rawValue ? ValiseTransport.clientVersion : 0
+            let served: UInt8 = switch Preamble.Channel(rawValue: preamble.channel) {
+            case .client?: ValiseTransport.clientVersion
+            case .relayLink?: ValiseTransport.relayLinkVersion
+            case nil: 0
+            }
             return [.write(RelayNotice.version(served).bytes)] + close(.otherVersion(channel: preamble.channel, version: preamble.version))
         }
         state = .handshaking(try! HandshakeState(
@@ -188,7 +204,7 @@ public struct RelayConnectionState: Sendable {
                 return close(.protocolViolation(error.description))
             }
 
-        case .awaitingPreamble, .closed:
+        case .awaitingPreamble, .relayLink, .closed:
             return []
         }
     }
