@@ -1,5 +1,7 @@
 import Foundation
+import Logging
 import NIOCore
+import NIOPosix
 import ValiseCrypto
 import ValiseDirectory
 import ValiseStore
@@ -90,5 +92,59 @@ extension RelayConnectionHandler {
             }
             handler.perform(handler.state.send(RelayRequestProcessor.encode(RelayRequestProcessor.message(requestID, .prekeyBundles(answer)))), context: context)
         }
+    }
+}
+
+extension RelayConnectionHandler {
+    /// Signed statuses; for ids this relay forwarded, the relay that took custody is asked
+    /// too (over this relay's link, with the device's nonce), and its own signed statement
+    /// replaces this relay's FORWARDED when it says more: expired undelivered there, or
+    /// undeliverable. The device checks that statement with that relay's key.
+    func statusWithProxy(requestID: UInt64, ids: [MessageID], nonce: [UInt8], context: ChannelHandlerContext) {
+        let (store, keys, clock, federation) = (shared.store, shared.keys, shared.clock, shared.federation)
+        let eventLoop = context.eventLoop
+        pendingRequests += 1
+        let loopBound = NIOLoopBound((self, context), eventLoop: eventLoop)
+        shared.threadPool.runIfActive(eventLoop: eventLoop) { try store.states(of: ids, now: clock()) }
+            .flatMap { states -> EventLoopFuture<WireRelayMessage> in
+                let own = RelayRequestProcessor.status(requestID, ids: ids, states: states, nonce: nonce, keys: keys)
+                var forwarded: [String: [MessageID]] = [:]
+                for (id, remembered) in states where remembered.state == .forwarded {
+                    if let relay = remembered.forwardedTo { forwarded[relay, default: []].append(id) }
+                }
+                guard let federation, !forwarded.isEmpty else { return eventLoop.makeSucceededFuture(own) }
+                let asks = forwarded.map { relay, ids -> EventLoopFuture<[Data: WireMessageStatus]> in
+                    var query = WireStatusQuery()
+                    query.ids = ids.map { Data($0.bytes) }
+                    query.nonce = Data(nonce)
+                    return federation.proxy(to: relay, .statusQuery(query)).hop(to: eventLoop).map { reply in
+                        guard case .status(let status)? = reply.body else { return [:] }
+                        var final: [Data: WireMessageStatus] = [:]
+                        for entry in status.statuses where entry.state == .expiredUndelivered || entry.state == .undeliverable {
+                            if query.ids.contains(entry.id) { final[entry.id] = entry }
+                        }
+                        return final
+                    }.recover { _ in [:] }
+                }
+                return EventLoopFuture.whenAllSucceed(asks, on: eventLoop).map { answers in
+                    let theirs = answers.reduce(into: [Data: WireMessageStatus]()) { $0.merge($1) { first, _ in first } }
+                    guard !theirs.isEmpty, case .status(var status)? = own.body else { return own }
+                    status.statuses = status.statuses.map { theirs[$0.id] ?? $0 }
+                    return RelayRequestProcessor.message(requestID, .status(status))
+                }
+            }
+            .whenComplete { result in
+                let (handler, context) = loopBound.value
+                guard !handler.closed else { return }
+                handler.requestAnswered(context)
+                let reply: WireRelayMessage
+                switch result {
+                case .success(let message): reply = message
+                case .failure(let error):
+                    handler.logger.error("could not read message states", metadata: ["error": "\(error)"])
+                    reply = RelayRequestProcessor.error(requestID, RelayError(.internal, code: "storage", message: "the relay could not read message states"))
+                }
+                handler.perform(handler.state.send(RelayRequestProcessor.encode(reply)), context: context)
+            }
     }
 }

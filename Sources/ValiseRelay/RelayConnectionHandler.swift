@@ -147,6 +147,8 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
     /// Envelope bytes of the Sends among them, and entry bytes of the publishes.
     var pendingBytes = 0
     var closed = false
+    /// The connection became a relay link (`IncomingLinkHandler`).
+    var handedOver = false
 
     init(shared: Context, peer: String, logger: Logger) {
         self.shared = shared
@@ -224,6 +226,11 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        // A relay link's handler took the connection, and releases it.
+        guard !handedOver else {
+            context.fireChannelInactive()
+            return
+        }
         closed = true
         handshakeTimer?.cancel()
         frameTimer?.cancel()
@@ -259,11 +266,8 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
                 authenticate(key, context: context)
             case .deliver(let message):
                 handleMessage(message, context: context)
-            case .relayLink:
-                // Relay links are served by the link shell (issue 17); until it is wired in,
-                // a link's preamble closes the connection.
-                logger.info("closing a relay-link connection: not served yet")
-                close(context)
+            case .relayLink(let remaining):
+                handOverToLink(remaining, context: context)
             case .close(let reason):
                 switch reason {
                 case .unknownPeer:
@@ -286,6 +290,24 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
                 }
                 close(context)
             }
+        }
+    }
+
+    /// A relay link's preamble: the connection (its slot in the limiter included) passes to
+    /// an `IncomingLinkHandler`, with the bytes that came after the preamble.
+    func handOverToLink(_ remaining: [UInt8], context: ChannelHandlerContext) {
+        handshakeTimer?.cancel()
+        handshakeTimer = nil
+        frameTimer?.cancel()
+        frameTimer = nil
+        handedOver = true
+        let link = IncomingLinkHandler(shared: shared, peer: peer, logger: logger, initialBytes: remaining)
+        do {
+            try context.pipeline.syncOperations.addHandler(link, position: .after(self))
+            context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
+        } catch {
+            handedOver = false
+            close(context)
         }
     }
 
@@ -350,7 +372,11 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
         case .acknowledge(let ids):
             acknowledge(ids, context: context)
         case .status(let requestID, let ids, let nonce):
-            status(requestID: requestID, ids: ids, nonce: nonce, context: context)
+            if shared.federation != nil {
+                statusWithProxy(requestID: requestID, ids: ids, nonce: nonce, context: context)
+            } else {
+                status(requestID: requestID, ids: ids, nonce: nonce, context: context)
+            }
         case .prekeyUpload(let requestID, let mailbox, let signedPrekey, let signedPrekeySignature, let envelopeKey, let envelopeKeySignature, let oneTime, let kem):
             let prekeys = StoredPrekeys(
                 signedPrekey: signedPrekey, signedPrekeySignature: signedPrekeySignature, envelopeKey: envelopeKey,

@@ -276,8 +276,8 @@ struct RelayRequestProcessor {
         // A recipient homed at another relay: into the forwarding queue for that relay.
         return .send(requestID: id, IncomingEnvelope(
             mailbox: Mailbox(recipient.value), id: messageID, precedence: precedence, ttl: min(ttl, settings.maximumTTL),
-            requestedTTL: UInt8(send.ttl.rawValue), body: Array(send.envelope),
-            destination: Federation.destination(of: recipient, in: directory)))
+            requestedTTL: UInt8(send.ttl.rawValue), destination: Federation.destination(of: recipient, in: directory),
+            body: Array(send.envelope)))
     }
 
     static func notAllowed(_ requestID: UInt64) -> WireRelayMessage {

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import ValiseClient
 import ValiseCrypto
+import ValiseTestSupport
 
 /// An organisation with three relays on loopback (hq, jakarta, geneva), all real processes:
 /// hq is set up first, the missions' relays start from a bundle that lists hq, and the admin

@@ -33,7 +33,8 @@ struct LinkRequestProcessorTests {
         return processor
     }
 
-    func forward(to recipient: String, hops: UInt32 = 1, originCount: Int, ttl: WireTTLClass = .month, size: Int = 4096) -> LinkForward {
+    func forward(to recipient: String, hops: UInt32 = 1, originCount: Int, ttl: WireTTLClass = .month, size: Int = 4096,
+                 head: [UInt8]? = nil) -> LinkForward {
         var forward = LinkForward()
         forward.id = Data(Random.bytes(count: 16))
         forward.recipient = recipient
@@ -43,6 +44,9 @@ struct LinkRequestProcessorTests {
         forward.remainingSeconds = 30 * 86_400
         forward.hops = hops
         forward.originDirectoryCount = UInt64(originCount)
+        // The origin's head: the fixture's entry at that count, unless a test gives another.
+        forward.originDirectoryHead = Data(head ?? (originCount <= fixture.entries.count
+            ? fixture.entries[originCount - 1].hash.bytes : [UInt8](repeating: 3, count: 32)))
         forward.envelope = Data(repeating: 1, count: size)
         return forward
     }
@@ -107,6 +111,12 @@ struct LinkRequestProcessorTests {
         #expect(refusal(judged(forward(to: "bob@geneva", originCount: count, size: 300_001), snapshot))?.1 == .badEnvelope)
         let notHome = refusal(judged(forward(to: "alice@jakarta", originCount: count), snapshot))
         #expect(notHome?.0 == .temporary && notHome?.1 == .notHome && notHome?.2 == "jakarta")
+        // Another head at the same sequence: the directories forked.
+        guard case .reply(let fork) = judged(forward(to: "bob@geneva", originCount: count, head: [UInt8](repeating: 5, count: 32)), snapshot) else {
+            Issue.record("a forked head was not refused")
+            return
+        }
+        #expect(fork.error.code == .directoryFork)
     }
 
     @Test("unknown or revoked recipients: final only when this relay has seen at least the origin's head")
@@ -122,19 +132,19 @@ struct LinkRequestProcessorTests {
         var fixture = self.fixture
         fixture.append(.revoke(Revocation(target: .member(try! MemberName("bob@geneva")), reason: "left")))
         let after = fixture.snapshot(as: "geneva")
-        let seen = refusal(judged(forward(to: "bob@geneva", originCount: after.count), after))
+        let seen = refusal(judged(forward(to: "bob@geneva", originCount: after.count, head: after.state.headHash.bytes), after))
         #expect(seen?.0 == .permanent && seen?.1 == .recipientRevoked)
         let unseen = refusal(judged(forward(to: "bob@geneva", originCount: before.count), after))
         #expect(unseen?.0 == .temporary && unseen?.1 == .directoryBehind)
     }
 
-    @Test("the answer after the commit: a duplicate or an id already done here is COMMITTED; full is temporary; an id in use elsewhere is permanent")
+    @Test("the answer after the commit: a duplicate is COMMITTED, an id already done here ALREADY_DONE; full is temporary; an id in use elsewhere is a bad envelope")
     func results() {
         let id = MessageID(bytes: Random.bytes(count: 16))!
         let cases: [(AcceptOutcome, LinkForwardResult.Outcome)] = [
             (.accepted(expiresAt: 1000, duplicate: false), .committed),
             (.accepted(expiresAt: 1000, duplicate: true), .committed),
-            (.refused(.alreadyDone(.delivered)), .committed),
+            (.refused(.alreadyDone(.delivered)), .permanent),
             (.refused(.mailboxFull), .temporary),
             (.refused(.storageFull), .temporary),
             (.refused(.idInUse), .permanent),
@@ -144,6 +154,8 @@ struct LinkRequestProcessorTests {
             #expect(reply.requestID == 5 && reply.forwardResult.outcome == expected, "\(outcome)")
             #expect(reply.forwardResult.id == Data(id.bytes))
         }
+        #expect(LinkRequestProcessor.result(5, id: id, outcome: .refused(.alreadyDone(.delivered)), now: 400, directoryCount: 9)
+            .forwardResult.reason == .alreadyDone)
         #expect(LinkRequestProcessor.result(5, id: id, outcome: .accepted(expiresAt: 1000, duplicate: false), now: 400, directoryCount: 9)
             .forwardResult.expiresIn == 600)
     }

@@ -98,10 +98,15 @@ struct LinkSessionTests {
         #expect(sent(session.loaded([expired], limit: 2, directory: snapshot, now: now)).isEmpty)
 
         let revoked = LinkFixture.envelope("bob@geneva", arrivedAt: now, expiresAt: now + 60)
-        let request = sent(session.loaded([revoked], limit: 2, directory: snapshot, now: now))[0]
-        let actions = session.receive(result(request, .permanent, .recipientRevoked), directory: snapshot, now: now)
-        let completions = actions.compactMap { if case .complete(let c) = $0 { c } else { nil } }.flatMap { $0 }
+        let done = LinkFixture.envelope("bob@geneva", arrivedAt: now, expiresAt: now + 60)
+        let requests = sent(session.loaded([revoked, done], limit: 2, directory: snapshot, now: now))
+        var actions = session.receive(result(requests[0], .permanent, .recipientRevoked), directory: snapshot, now: now)
+        var completions = actions.compactMap { if case .complete(let c) = $0 { c } else { nil } }.flatMap { $0 }
         #expect(completions == [ForwardCompletion(id: revoked.id, destination: "geneva", outcome: .undeliverable(.recipientRevoked))])
+        // ALREADY_DONE: an earlier copy was committed there; custody passed.
+        actions = session.receive(result(requests[1], .permanent, .alreadyDone), directory: snapshot, now: now)
+        completions = actions.compactMap { if case .complete(let c) = $0 { c } else { nil } }.flatMap { $0 }
+        #expect(completions == [ForwardCompletion(id: done.id, destination: "geneva", outcome: .transferred)])
     }
 
     @Test("a temporary refusal holds back that envelope only, until its wait is over; NOT_HOME asks the shell to re-route")

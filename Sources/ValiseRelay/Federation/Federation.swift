@@ -54,7 +54,7 @@ final class Federation: @unchecked Sendable {
             homes = Self.homes(snapshot)
             seenCount = snapshot.count
             reconcile(snapshot)
-            ticks = loop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { [self] _ in tick() }
+            ticks = loop.scheduleRepeatedTask(initialDelay: .seconds(Int64(1)), delay: .seconds(Int64(1))) { [self] _ in tick() }
         }
     }
 

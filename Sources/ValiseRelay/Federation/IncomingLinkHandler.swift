@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import NIOCore
+import NIOPosix
 import ValiseCrypto
 import ValiseDirectory
 import ValiseStore
@@ -14,8 +15,9 @@ final class IncomingLinkHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
-    /// Requests waiting on the store or the publisher before reading pauses.
-    static let maximumPending = 256
+    /// Requests waiting on the store or the publisher before reading pauses
+    /// (docs/PROTOCOL.md: 64 requests of a link at once).
+    static let maximumPending = 64
 
     let shared: RelayConnectionHandler.Context
     let peer: String
@@ -27,6 +29,8 @@ final class IncomingLinkHandler: ChannelInboundHandler {
     var readHeld = false
     var closed = false
     var handshakeTimer: Scheduled<Void>?
+    /// In the relay's registry, so that shutdown reaches links too.
+    var handle: Handle?
     /// Bytes that arrived after the preamble, read by the handler this one replaced.
     private var initialBytes: [UInt8]
 
@@ -38,9 +42,8 @@ final class IncomingLinkHandler: ChannelInboundHandler {
         let directory = shared.directory
         let own = shared.keys.noise.publicKey
         self.state = LinkResponderState(
-            localStatic: shared.keys.noise,
-            admit: { key in key != own && directory.snapshot.state.relays.values.contains { $0.noiseKey == key } },
-            maximumMessageLength: shared.limits.maximumMessageBytes)
+            localStatic: shared.keys.noise, maximumMessageLength: shared.limits.maximumMessageBytes, afterPreamble: true,
+            admit: { key in key != own && directory.snapshot.state.relays.values.contains { $0.noiseKey == key } })
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -63,6 +66,7 @@ final class IncomingLinkHandler: ChannelInboundHandler {
     func channelInactive(context: ChannelHandlerContext) {
         closed = true
         handshakeTimer?.cancel()
+        if let handle, let peerKey { shared.registry.unregister(handle, key: peerKey) }
         shared.limiter.release(peer)
         if let processor { logger.info("relay link closed", metadata: ["link.relay": "\(processor.peerName)"]) }
         context.fireChannelInactive()
@@ -83,6 +87,15 @@ final class IncomingLinkHandler: ChannelInboundHandler {
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         close(context)
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let idle = event as? IdleStateHandler.IdleStateEvent, idle == .read {
+            logger.info("closing relay link: idle")
+            close(context)
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
     }
 
     private func resume(_ context: ChannelHandlerContext) {
@@ -106,7 +119,11 @@ final class IncomingLinkHandler: ChannelInboundHandler {
             switch action {
             case .write(let bytes):
                 context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(bytes: bytes)), promise: nil)
-            case .established(let key):
+            case .established:
+                guard let key = state.peerKey else {
+                    close(context)
+                    return
+                }
                 established(key, context: context)
             case .deliver(let message):
                 handle(message, context: context)
@@ -126,6 +143,9 @@ final class IncomingLinkHandler: ChannelInboundHandler {
             return
         }
         peerKey = key
+        let handle = Handle(channel: context.channel, handler: NIOLoopBound((self, context), eventLoop: context.eventLoop))
+        self.handle = handle
+        shared.registry.register(handle, key: key)
         logger[metadataKey: "link.relay"] = "\(relay.name)"
         logger.info("relay link admitted")
         processor = LinkRequestProcessor(peerName: relay.name, settings: .init(
@@ -142,6 +162,12 @@ final class IncomingLinkHandler: ChannelInboundHandler {
     private func handle(_ message: [UInt8], context: ChannelHandlerContext) {
         guard var processor, let peerKey else { return }
         let snapshot = shared.directory.snapshot
+        // A relay removed from the directory since the link came up loses it.
+        guard snapshot.state.relays.values.contains(where: { $0.noiseKey == peerKey }) else {
+            logger.info("closing relay link: the relay is no longer listed")
+            close(context)
+            return
+        }
         let outcome = processor.handle(message, directory: snapshot)
         self.processor = processor
         switch outcome {
@@ -254,6 +280,28 @@ final class IncomingLinkHandler: ChannelInboundHandler {
                     handler.reply(LinkRequestProcessor.error(requestID, .directoryRejected, error.message), context: context)
                 }
                 handler.resume(context)
+            }
+        }
+    }
+}
+
+extension IncomingLinkHandler {
+    /// What the registry holds of a link: at shutdown the peer hears SHUTTING_DOWN.
+    final class Handle: DroppableConnection {
+        let channel: any Channel
+        let handler: NIOLoopBound<(IncomingLinkHandler, ChannelHandlerContext)>
+
+        init(channel: any Channel, handler: NIOLoopBound<(IncomingLinkHandler, ChannelHandlerContext)>) {
+            self.channel = channel
+            self.handler = handler
+        }
+
+        func drop(_ reason: RelayError) {
+            let handler = self.handler
+            channel.eventLoop.execute {
+                let (link, context) = handler.value
+                let code: LinkLinkError.Code = reason.protocolCode == .shuttingDown ? .shuttingDown : .internal
+                link.reply(LinkRequestProcessor.error(0, code, reason.message), context: context, thenClose: true)
             }
         }
     }

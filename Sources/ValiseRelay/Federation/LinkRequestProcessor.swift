@@ -77,7 +77,11 @@ struct LinkRequestProcessor {
             return judge(forward, id: id, directory: directory)
         case .directoryPush(let push)?:
             guard push.since <= UInt64(directory.count) else {
-                return .reply(Self.error(id, .directoryRejected, "the entries start at \(push.since); this relay holds \(directory.count)"))
+                // A gap: nothing is stored; the head tells the initiator where to start.
+                var head = LinkDirectoryHead()
+                head.directoryCount = UInt64(directory.count)
+                head.directoryHead = Data(directory.state.headHash.bytes)
+                return .reply(Self.reply(id, .directoryHead(head)))
             }
             return .push(requestID: id, entries: push.entries, checkpoint: push.checkpoint)
         case .directoryFetch(let fetch)?:
@@ -120,8 +124,9 @@ struct LinkRequestProcessor {
         return home.name == directory.relayName
     }
 
-    /// A Forward's permanent and temporary refusals, in the order PROTOCOL.md gives them;
-    /// what passes is committed before it is answered.
+    /// A Forward's permanent and temporary refusals, in the order PROTOCOL.md gives them
+    /// ("Forwarding"); what passes is committed before it is answered, and the store's
+    /// answer (a duplicate, an id already done, a full mailbox) is `result`'s to give.
     private func judge(_ forward: LinkForward, id: UInt64, directory: RelayDirectory.Snapshot) -> Outcome {
         func refuse(_ outcome: LinkForwardResult.Outcome, _ reason: LinkForwardResult.Reason, _ message: String, home: String = "") -> Outcome {
             var result = LinkForwardResult()
@@ -133,47 +138,48 @@ struct LinkRequestProcessor {
             result.directoryCount = UInt64(directory.count)
             return .reply(Self.reply(id, .forwardResult(result)))
         }
-        guard let messageID = MessageID(bytes: Array(forward.id)) else {
-            return .reply(Self.error(id, .badRequest, "a message id is 16 bytes"))
+        // 1. Malformed: refused for good, so that one bad envelope never blocks a link.
+        guard let messageID = MessageID(bytes: Array(forward.id)), (1...MemberName.maximumLength).contains(forward.recipient.utf8.count),
+              let precedence = Precedence(rawValue: forward.precedence.rawValue),
+              let ttl = Self.ttl(forward.requestedTtl, default: settings.defaultTTL),
+              forward.hops > 0, forward.remainingSeconds > 0, forward.originDirectoryHead.count == EntryHash.byteCount,
+              !forward.envelope.isEmpty, forward.envelope.count <= settings.maximumEnvelopeBytes else {
+            return refuse(.permanent, .badEnvelope, "the Forward is malformed (id, recipient, precedence, TTL class, hops, lifetime, head or envelope size)")
         }
-        guard (1...Self.maximumHops).contains(forward.hops) else {
-            return refuse(.permanent, .hopLimit, "an envelope takes 1 to \(Self.maximumHops) relays; this one has \(forward.hops)")
+        // 2. Hops: origin, old home, new home.
+        guard forward.hops <= Self.maximumHops else {
+            return refuse(.permanent, .hopLimit, "an envelope takes at most \(Self.maximumHops) relays; this one has \(forward.hops)")
         }
-        guard !forward.envelope.isEmpty, forward.envelope.count <= settings.maximumEnvelopeBytes else {
-            return refuse(.permanent, .badEnvelope, "the envelope is empty or larger than this relay's \(settings.maximumEnvelopeBytes) bytes")
-        }
-        guard let precedence = Precedence(rawValue: forward.precedence.rawValue) else {
-            return .reply(Self.error(id, .badRequest, "unknown precedence"))
-        }
-        guard let ttl = Self.ttl(forward.requestedTtl, default: settings.defaultTTL) else {
-            return .reply(Self.error(id, .badRequest, "unknown TTL class"))
-        }
+        // 3. Directories: this relay judges only at or past the origin's head, and on the same log.
         let originCount = forward.originDirectoryCount
+        guard UInt64(directory.count) >= originCount else {
+            return refuse(.temporary, .directoryBehind, "this relay's directory is behind the origin's")
+        }
+        if originCount > 0, Data(directory.verifier.hashes[Int(originCount) - 1].bytes) != forward.originDirectoryHead {
+            return .reply(Self.error(id, .directoryFork, "the origin's entry \(originCount - 1) differs from this relay's: the directories have forked"))
+        }
+        // 4. The recipient, in this relay's directory.
         guard let recipient = try? MemberName(forward.recipient), let member = directory.state.members[recipient] else {
-            // Unknown here: final only if this relay has seen at least what the origin had.
-            if UInt64(directory.count) < originCount {
-                return refuse(.temporary, .directoryBehind, "this relay's directory is behind the origin's")
-            }
             return refuse(.permanent, .unknownRecipient, "no member is called \(forward.recipient.prefix(130))")
         }
         if case .revoked(_, let sequence) = member.status {
-            // Revoked where the origin could have seen it: final. Revoked after the origin's
-            // head: the origin learns the revocation first (it fetches), then hears the same.
-            if sequence < originCount { return refuse(.permanent, .recipientRevoked, "\(recipient) was revoked") }
-            return refuse(.temporary, .directoryBehind, "\(recipient) was revoked in an entry the origin has not seen")
-        }
-        if UInt64(directory.count) < originCount {
-            return refuse(.temporary, .directoryBehind, "this relay's directory is behind the origin's")
+            // Final when the origin could have seen the revocation; otherwise the origin
+            // learns it first (it fetches: this answer's count is higher than its own).
+            guard sequence < originCount else {
+                return refuse(.temporary, .directoryBehind, "\(recipient) was revoked in an entry the origin has not seen")
+            }
+            return refuse(.permanent, .recipientRevoked, "\(recipient) was revoked")
         }
         guard Self.isHome(recipient, directory) else {
             let home = directory.state.homeRelay(of: recipient)?.name ?? ""
             return refuse(.temporary, .notHome, "\(recipient)'s home relay is \(home)", home: home)
         }
-        let applied = min(ttl, settings.maximumTTL)
+        // 5. Limits and the commit: the store's answer.
         return .forward(requestID: id, IncomingEnvelope(
-            mailbox: Mailbox(recipient.value), id: messageID, precedence: precedence, ttl: applied,
-            requestedTTL: UInt8(forward.requestedTtl.rawValue), body: Array(forward.envelope), destination: nil,
-            lifetime: CarriedLifetime(age: forward.ageSeconds, remaining: forward.remainingSeconds), hops: UInt8(forward.hops)))
+            mailbox: Mailbox(recipient.value), id: messageID, precedence: precedence, ttl: min(ttl, settings.maximumTTL),
+            requestedTTL: UInt8(forward.requestedTtl.rawValue), destination: nil,
+            lifetime: CarriedLifetime(age: forward.ageSeconds, remaining: forward.remainingSeconds), hops: UInt8(forward.hops),
+            body: Array(forward.envelope)))
     }
 
     static func ttl(_ wire: WireTTLClass, default defaultTTL: TTLClass) -> TTLClass? {
@@ -198,11 +204,13 @@ struct LinkRequestProcessor {
             result.expiresIn = expiresAt > now ? expiresAt - now : 0
         case .refused(.alreadyDone):
             // This relay had custody before (delivered, expired or passed on since): the
-            // origin's copy is a repeat and goes.
-            result.outcome = .committed
-        case .refused(.idInUse):
+            // origin's copy is a repeat of one whose answer was lost, and goes.
             result.outcome = .permanent
             result.reason = .alreadyDone
+            result.message = "this relay took custody of this id before"
+        case .refused(.idInUse):
+            result.outcome = .permanent
+            result.reason = .badEnvelope
             result.message = "this message id is in use by another message here"
         case .refused(.mailboxFull):
             result.outcome = .temporary

@@ -19,8 +19,9 @@ struct LinkSession {
         /// At most this many envelopes wait out a temporary refusal; past it the oldest is
         /// tried again early (the answer costs a round trip, never a loss).
         var maximumDeferred = 10_000
-        /// Directory entries in one push.
-        var maximumEntriesPerPush = 256
+        /// Directory entries in one push, and their bytes (one entry may pass alone).
+        var maximumEntriesPerPush = 8_192
+        var maximumPushBytes = 512 * 1024
         /// A Ping after this long without a request, so that a dead link is noticed.
         var pingAfterSeconds: UInt64 = 30
     }
@@ -105,6 +106,10 @@ struct LinkSession {
     /// An answer from the peer.
     mutating func receive(_ reply: LinkLinkReply, directory: RelayDirectory.Snapshot, now: UInt64) -> [Action] {
         guard !closed else { return [] }
+        if reply.requestID == 0, case .error(let error)? = reply.body {
+            // Unasked: the peer is shutting down, or ends the link for a reason it gives.
+            return close("relay \(peerName) ends the link: \(error.message)")
+        }
         guard let request = pending.removeValue(forKey: reply.requestID) else {
             return close("the peer answered request \(reply.requestID), which is not outstanding")
         }
@@ -114,6 +119,12 @@ struct LinkSession {
         case .forward(let envelope):
             inFlight.remove(envelope.id)
             guard case .forwardResult(let result)? = reply.body, result.id == Data(envelope.id.bytes) else {
+                if case .error(let error)? = reply.body, error.code == .directoryFork {
+                    // The envelope waits until an admin resolves the fork.
+                    postpone(envelope.id, now: now)
+                    directoryExchangeStopped = true
+                    return [.fork("relay \(peerName) says our directories fork: \(error.message)")] + pump(now: now)
+                }
                 if case .error(let error)? = reply.body { return close("the peer refused a Forward: \(error.message)") }
                 return close("the peer answered a Forward with something other than its result")
             }
@@ -259,10 +270,17 @@ struct LinkSession {
             return [request(.directoryFetch(fetch), .fetch, now: now)]
         }
         guard pushRefusedAt == nil else { return [] }
-        let through = min(directory.count, peerCount + settings.maximumEntriesPerPush)
         var push = LinkDirectoryPush()
         push.since = UInt64(peerCount)
-        push.entries = directory.encodedEntries[peerCount..<through].map { Data($0) }
+        var through = peerCount
+        var bytes = 0
+        // Bounded in entries and bytes, well inside a message (entries are at most ~20 KiB).
+        while through < directory.count, through - peerCount < settings.maximumEntriesPerPush,
+              push.entries.isEmpty || bytes + directory.encodedEntries[through].count <= settings.maximumPushBytes {
+            bytes += directory.encodedEntries[through].count
+            push.entries.append(Data(directory.encodedEntries[through]))
+            through += 1
+        }
         if through == directory.count, let checkpoint = directory.checkpoint { push.checkpoint = Data(checkpoint.encoded()) }
         pushing = true
         return [request(.directoryPush(push), .push(through: through), now: now)]
@@ -278,6 +296,9 @@ struct LinkSession {
         }
         switch result.outcome {
         case .committed:
+            return [.complete([ForwardCompletion(id: envelope.id, destination: peerName, outcome: .transferred)])]
+        case .permanent where result.reason == .alreadyDone:
+            // An earlier transmission was committed there and its answer lost: custody passed.
             return [.complete([ForwardCompletion(id: envelope.id, destination: peerName, outcome: .transferred)])]
         case .permanent:
             return [.complete([ForwardCompletion(id: envelope.id, destination: peerName, outcome: .undeliverable(Self.reason(result.reason)))])]

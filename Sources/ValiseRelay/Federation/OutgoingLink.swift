@@ -67,15 +67,15 @@ final class OutgoingLink {
             return
         }
         let keys = dependencies.keys
-        var transport = LinkInitiatorState(localStatic: keys.noise, remoteStatic: record.noiseKey,
-                                           maximumMessageLength: dependencies.limits.maximumMessageBytes)
+        var transport = LinkInitiatorState(
+            localStatic: keys.noise, remoteStatic: record.noiseKey, maximumMessageLength: dependencies.limits.maximumMessageBytes)
         let loopBound = NIOLoopBound(self, eventLoop: loop)
         ClientBootstrap(group: loop)
-            .connectTimeout(.seconds(10))
+            .connectTimeout(.seconds(Int64(10)))
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: .seconds(90)))
+                    try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: .seconds(Int64(90))))
                     try channel.pipeline.syncOperations.addHandler(OutgoingLinkHandler(link: loopBound))
                 }
             }

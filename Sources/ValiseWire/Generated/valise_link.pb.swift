@@ -337,6 +337,11 @@ public nonisolated struct LinkForwardResult: Sendable {
   /// duplicate).
   public var expiresIn: UInt64 = 0
 
+  /// The responder's directory count when it judged the Forward: with DIRECTORY_BEHIND, it
+  /// tells the origin which side is behind (push when lower than the origin's, fetch when
+  /// higher).
+  public var directoryCount: UInt64 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum Outcome: SwiftProtobuf.Enum, Swift.CaseIterable {
@@ -1129,7 +1134,7 @@ nonisolated extension LinkForward: SwiftProtobuf.Message, SwiftProtobuf._Message
 
 nonisolated extension LinkForwardResult: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ForwardResult"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}outcome\0\u{1}reason\0\u{3}home_relay\0\u{1}message\0\u{3}expires_in\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}outcome\0\u{1}reason\0\u{3}home_relay\0\u{1}message\0\u{3}expires_in\0\u{3}directory_count\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1143,6 +1148,7 @@ nonisolated extension LinkForwardResult: SwiftProtobuf.Message, SwiftProtobuf._M
       case 4: try { try decoder.decodeSingularStringField(value: &self.homeRelay) }()
       case 5: try { try decoder.decodeSingularStringField(value: &self.message) }()
       case 6: try { try decoder.decodeSingularUInt64Field(value: &self.expiresIn) }()
+      case 7: try { try decoder.decodeSingularUInt64Field(value: &self.directoryCount) }()
       default: break
       }
     }
@@ -1167,6 +1173,9 @@ nonisolated extension LinkForwardResult: SwiftProtobuf.Message, SwiftProtobuf._M
     if self.expiresIn != 0 {
       try visitor.visitSingularUInt64Field(value: self.expiresIn, fieldNumber: 6)
     }
+    if self.directoryCount != 0 {
+      try visitor.visitSingularUInt64Field(value: self.directoryCount, fieldNumber: 7)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1177,6 +1186,7 @@ nonisolated extension LinkForwardResult: SwiftProtobuf.Message, SwiftProtobuf._M
     if lhs.homeRelay != rhs.homeRelay {return false}
     if lhs.message != rhs.message {return false}
     if lhs.expiresIn != rhs.expiresIn {return false}
+    if lhs.directoryCount != rhs.directoryCount {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
