@@ -3,7 +3,8 @@
 /// What the mailboxes and forwarding queues should hold, written from the store's contract:
 /// one list of envelopes (each queue keeps its envelopes in the list's order; a moved
 /// envelope goes to the end of its new queue, except between forwarding queues, where it
-/// keeps its place), and what is remembered of every id.
+/// keeps its place), and what is remembered of every id. The mailboxes' own model test uses
+/// it without destinations.
 struct ForwardingModel {
     struct Entry {
         let id: MessageID
