@@ -7,7 +7,7 @@ public struct Preamble: Equatable, Sendable {
     public enum Channel: UInt8, Sendable {
         /// A device or an admin talking to its relay.
         case client = 1
-        /// One relay talking to another (issue 17; no relay serves it yet).
+        /// One relay talking to another (docs/PROTOCOL.md, "Relay links").
         case relayLink = 2
     }
 
@@ -29,7 +29,7 @@ public struct Preamble: Equatable, Sendable {
 
     /// The preamble of a client of this build.
     public static let client = Preamble(.client, version: ValiseTransport.clientVersion)
-    /// The preamble of a relay link (issue 17).
+    /// The preamble of a relay link: the initiator sends it, then its static key.
     public static let relayLink = Preamble(.relayLink, version: ValiseTransport.relayLinkVersion)
 
     public var bytes: [UInt8] { Self.magic + [channel, version] }
