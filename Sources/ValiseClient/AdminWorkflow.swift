@@ -27,14 +27,29 @@ public struct AdminWorkflow: Sendable {
     /// writes it as pending.
     public func submit(_ body: EntryBody, signer admin: AdminKeys, propose: Bool, now: UInt64) throws(ClientError) -> Outcome {
         let (_, verifier) = try organisation.load(now: now)
+        let entry = Self.nextEntry(body, after: verifier, now: now).signed(by: admin.signing)
+        return try settle(entry, verifier: verifier, propose: propose, pendingPath: nil, now: now)
+    }
+
+    /// Checks `body` as the next entry, unsigned, so that an entry the log would refuse is
+    /// refused before anyone unlocks a key or signs.
+    public func check(_ body: EntryBody, now: UInt64) throws(ClientError) {
+        let (_, verifier) = try organisation.load(now: now)
+        let entry = Self.nextEntry(body, after: verifier, now: now)
+        do {
+            try verifier.check(entry, now: now, requireThreshold: false)
+        } catch {
+            throw OrganisationDirectory.explain(error, entry: entry, head: verifier.count)
+        }
+    }
+
+    private static func nextEntry(_ body: EntryBody, after verifier: DirectoryVerifier, now: UInt64) -> DirectoryEntry {
         let state = verifier.state!
         // An entry may not be dated before its predecessor; a slightly slow clock here
         // should not block an admin, so the entry takes the later of the two times.
-        let entry = DirectoryEntry(
+        return DirectoryEntry(
             sequence: UInt64(verifier.count), previousHash: state.headHash,
-            timestamp: max(now, state.headTimestamp), body: body
-        ).signed(by: admin.signing)
-        return try settle(entry, verifier: verifier, propose: propose, pendingPath: nil, now: now)
+            timestamp: max(now, state.headTimestamp), body: body)
     }
 
     /// Makes a genesis and signs it with `admin` (if given, and one of the admins): with

@@ -25,6 +25,9 @@ public struct Member: Hashable, Sendable {
     public internal(set) var enrolledAt: UInt64
     public internal(set) var status: Status
     public internal(set) var retiredKeys: [RetiredKeys]
+    /// The home relay an enroll-at-home or move entry named; nil: the organisation's default
+    /// relay (see `DirectoryState.homeRelay(of:)`).
+    public internal(set) var home: String?
 
     public var isActive: Bool { status == .active }
     public var fingerprint: Fingerprint { Fingerprint(identityKey: identityKey, memberName: name.value) }
@@ -49,6 +52,9 @@ public struct DirectoryState: Sendable {
     public internal(set) var admins: AdminSet
     public internal(set) var members: [MemberName: Member] = [:]
     public internal(set) var relays: [String: RelayRecord] = [:]
+    /// Listed relays' names in the order their add-relay entries came; the first is the
+    /// default relay.
+    var relayOrder: [String] = []
     public internal(set) var revokedKeys: [SigningPublicKey: RevokedKey] = [:]
     /// Checkpoint keys in the order they were certified; only the last one signs
     /// checkpoints that count, and only if it has a not-after (kind 9).
@@ -72,6 +78,24 @@ public struct DirectoryState: Sendable {
 
     /// The newest certified checkpoint key, if one was certified.
     public var checkpointKey: SigningPublicKey? { checkpointKeys.last?.key }
+
+    /// The relay listed with the earliest add-relay entry: the home of every member no
+    /// enroll-at-home or move entry homed elsewhere.
+    public var defaultRelay: RelayRecord? { relayOrder.first.flatMap { relays[$0] } }
+
+    /// The listed relays in the order their add-relay entries came (the default first).
+    public var orderedRelays: [RelayRecord] { relayOrder.compactMap { relays[$0] } }
+
+    /// The member's home relay: the one an enroll-at-home or move entry named, else the
+    /// default relay. Nil only when the organisation lists no relay (an active member's
+    /// named home is always listed; a revoked member's or an unknown name falls back to the
+    /// default).
+    public func homeRelay(of member: MemberName) -> RelayRecord? {
+        members[member]?.home.flatMap { relays[$0] } ?? defaultRelay
+    }
+
+    /// The name of the relay the member is homed at, explicit or default.
+    func homeName(of member: Member) -> String? { member.home ?? relayOrder.first }
 
     /// The member whose current identity key this is.
     public func member(identityKey: SigningPublicKey) -> Member? {

@@ -86,7 +86,7 @@ extension EntryBody {
     var embeddedSignatureCount: Int {
         switch self {
         case .addRelay: 1
-        case .enroll: 1
+        case .enroll, .enrollAtHome: 1
         case .rotate(let rotation): rotation.oldKeyCountersigned ? 2 : 1
         default: 0
         }

@@ -246,17 +246,20 @@ extension DirectoryVerifier {
             }
 
         case .removeRelay(let name):
-            guard state.relays[name] != nil else { throw fail(.relay, "there is no relay named \(name)") }
+            try checkRemoveRelay(name, state: state, fail: fail)
 
         case .enroll(let enrollment):
-            let request = enrollment.request
-            if let existing = state.members[request.member], existing.isActive {
-                throw fail(.member, "\(request.member) is already an active member")
-            }
-            guard request.kind == .enrollment, verified || request.isValid else {
-                throw fail(.request, "the enrollment request's signature does not verify")
-            }
-            try checkUnusedDeviceKeys(request.identityKey, request.transportKey, state: state, fail: fail)
+            try checkEnrollment(enrollment, state: state, verified: verified, fail: fail)
+
+        case .enrollAtHome(let enrollment, let home):
+            try checkEnrollment(enrollment, state: state, verified: verified, fail: fail)
+            guard state.relays[home] != nil else { throw fail(.relay, "there is no relay named \(home)\(state.relayList)") }
+
+        case .move(let member, let home):
+            try checkMove(member, to: home, state: state, fail: fail)
+
+        case .setRelayAddresses(let name, let addresses):
+            try checkRelayAddresses(name, addresses, state: state, fail: fail)
 
         case .rotate(let rotation):
             guard let member = state.members[rotation.member] else { throw fail(.member, "\(rotation.member) is not a member") }
@@ -304,7 +307,7 @@ extension DirectoryVerifier {
         }
     }
 
-    private static func checkUnusedDeviceKeys(
+    static func checkUnusedDeviceKeys(
         _ identity: SigningPublicKey, _ transport: AgreementPublicKey, state: DirectoryState, fail: Failure
     ) throws(DirectoryError) {
         guard !state.usedSigningKeys.contains(identity) else { throw fail(.keyReuse, "the identity key was used before") }
@@ -358,18 +361,20 @@ extension DirectoryState {
             preconditionFailure("a checked genesis is applied by the verifier")
         case .addRelay(let relay):
             relays[relay.name] = relay
+            relayOrder.append(relay.name)
             usedAgreementKeys.insert(relay.noiseKey)
             usedSigningKeys.insert(relay.signingKey)
         case .removeRelay(let name):
             relays[name] = nil
+            relayOrder.removeAll { $0 == name }
         case .enroll(let enrollment):
-            let request = enrollment.request
-            members[request.member] = Member(
-                name: request.member, mission: enrollment.mission, role: enrollment.role,
-                identityKey: request.identityKey, transportKey: request.transportKey, enrolledAt: entry.sequence,
-                status: .active, retiredKeys: [])
-            usedSigningKeys.insert(request.identityKey)
-            usedAgreementKeys.insert(request.transportKey)
+            enroll(enrollment, home: nil, sequence: entry.sequence)
+        case .enrollAtHome(let enrollment, let home):
+            enroll(enrollment, home: home, sequence: entry.sequence)
+        case .move(let member, let home):
+            members[member]!.home = home
+        case .setRelayAddresses(let name, let addresses):
+            relays[name]!.addresses = addresses
         case .rotate(let rotation):
             var member = members[rotation.member]!
             member.retiredKeys.append(Member.RetiredKeys(
@@ -420,7 +425,7 @@ extension EntryBody {
     var hasValidEmbeddedSignatures: Bool {
         switch self {
         case .addRelay(let relay): relay.hasValidProof
-        case .enroll(let enrollment): enrollment.request.isValid
+        case .enroll(let enrollment), .enrollAtHome(let enrollment, _): enrollment.request.isValid
         case .rotate(let rotation): rotation.request.isValid
         default: true
         }

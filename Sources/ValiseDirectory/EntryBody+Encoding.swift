@@ -20,14 +20,7 @@ extension EntryBody {
         case .removeRelay(let name):
             writer.writeString(name)
         case .enroll(let enrollment):
-            let request = enrollment.request
-            writer.writeString(request.member.value)
-            writer.write(request.identityKey.bytes)
-            writer.write(request.transportKey.bytes)
-            writer.write(request.created)
-            writer.write(request.signature.bytes)
-            writer.writeString(enrollment.mission)
-            writer.writeString(enrollment.role)
+            Self.write(enrollment, to: &writer)
         case .rotate(let rotation):
             writer.writeString(rotation.member.value)
             writer.write(rotation.oldIdentityKey.bytes)
@@ -58,7 +51,28 @@ extension EntryBody {
         case .certifyCheckpointKeyUntil(let certification):
             writer.write(certification.key.bytes)
             writer.write(certification.notAfter)
+        case .enrollAtHome(let enrollment, let home):
+            Self.write(enrollment, to: &writer)
+            writer.writeString(home)
+        case .move(let member, let home):
+            writer.writeString(member.value)
+            writer.writeString(home)
+        case .setRelayAddresses(let name, let addresses):
+            writer.writeString(name)
+            writer.write(UInt8(addresses.count))
+            for address in addresses { writer.writeString(address) }
         }
+    }
+
+    private static func write(_ enrollment: Enrollment, to writer: inout ByteWriter) {
+        let request = enrollment.request
+        writer.writeString(request.member.value)
+        writer.write(request.identityKey.bytes)
+        writer.write(request.transportKey.bytes)
+        writer.write(request.created)
+        writer.write(request.signature.bytes)
+        writer.writeString(enrollment.mission)
+        writer.writeString(enrollment.role)
     }
 
     private static func write(_ set: AdminSet, to writer: inout ByteWriter) {
@@ -87,17 +101,7 @@ extension EntryBody {
         case .removeRelay:
             return .removeRelay(name: try reader.readLabel(field: "relay name"))
         case .enroll:
-            let member = try reader.readMemberName()
-            let identity = try reader.readSignatureCheckedKey()
-            let transport = try reader.readAgreementPublicKey()
-            let created = try reader.readUInt64()
-            let signature = try reader.readSignature()
-            let request = MemberRequest(
-                member: member, oldIdentityKey: nil, identityKey: identity, transportKey: transport, created: created,
-                signature: signature, oldKeySignature: nil)
-            let mission = try reader.readText(field: "mission", maximum: Enrollment.maximumMissionLength)
-            let role = try reader.readText(field: "role", maximum: Enrollment.maximumRoleLength)
-            return .enroll(Enrollment(request: request, mission: mission, role: role))
+            return .enroll(try readEnrollment(&reader))
         case .rotate:
             let member = try reader.readMemberName()
             let old = try reader.readSignatureCheckedKey()
@@ -130,7 +134,38 @@ extension EntryBody {
             return .certifyCheckpointKey(try reader.readSigningPublicKey())
         case .certifyCheckpointKeyUntil:
             return .certifyCheckpointKeyUntil(CheckpointKeyCertification(key: try reader.readSigningPublicKey(), notAfter: try reader.readUInt64()))
+        case .enrollAtHome:
+            let enrollment = try readEnrollment(&reader)
+            return .enrollAtHome(enrollment, home: try reader.readLabel(field: "home relay"))
+        case .move:
+            let member = try reader.readMemberName()
+            return .move(member: member, home: try reader.readLabel(field: "home relay"))
+        case .setRelayAddresses:
+            let name = try reader.readLabel(field: "relay name")
+            let count = Int(try reader.readUInt8())
+            guard (1...RelayRecord.maximumAddresses).contains(count) else {
+                throw .invalid(reader.context, "a relay has 1 to \(RelayRecord.maximumAddresses) addresses")
+            }
+            var addresses: [String] = []
+            for _ in 0..<count {
+                addresses.append(try reader.readText(field: "relay address", maximum: RelayRecord.maximumAddressLength))
+            }
+            return .setRelayAddresses(name: name, addresses: addresses)
         }
+    }
+
+    private static func readEnrollment(_ reader: inout ByteReader) throws(FormatError) -> Enrollment {
+        let member = try reader.readMemberName()
+        let identity = try reader.readSignatureCheckedKey()
+        let transport = try reader.readAgreementPublicKey()
+        let created = try reader.readUInt64()
+        let signature = try reader.readSignature()
+        let request = MemberRequest(
+            member: member, oldIdentityKey: nil, identityKey: identity, transportKey: transport, created: created,
+            signature: signature, oldKeySignature: nil)
+        let mission = try reader.readText(field: "mission", maximum: Enrollment.maximumMissionLength)
+        let role = try reader.readText(field: "role", maximum: Enrollment.maximumRoleLength)
+        return Enrollment(request: request, mission: mission, role: role)
     }
 
     private static func readAdminSet(_ reader: inout ByteReader) throws(FormatError) -> AdminSet {

@@ -14,6 +14,14 @@ public enum EntryBody: Hashable, Sendable {
     /// checkpoint that counts (it has no not-after); kind 9 replaces it.
     case certifyCheckpointKey(SigningPublicKey)
     case certifyCheckpointKeyUntil(CheckpointKeyCertification)
+    /// Kind 10: an enrollment whose member is homed at the named relay (kind 4 homes them at
+    /// the default relay).
+    case enrollAtHome(Enrollment, home: String)
+    /// Kind 11: a member's new home relay.
+    case move(member: MemberName, home: String)
+    /// Kind 12: a relay's addresses, in the order clients and relay links try them; replaces
+    /// the list (add relay's single address until then).
+    case setRelayAddresses(name: String, addresses: [String])
 
     public enum Kind: UInt8, Sendable, CaseIterable {
         case genesis = 1
@@ -25,6 +33,9 @@ public enum EntryBody: Hashable, Sendable {
         case changeAdmins = 7
         case certifyCheckpointKey = 8
         case certifyCheckpointKeyUntil = 9
+        case enrollAtHome = 10
+        case move = 11
+        case setRelayAddresses = 12
 
         public var name: String {
             switch self {
@@ -37,6 +48,9 @@ public enum EntryBody: Hashable, Sendable {
             case .changeAdmins: "change-admins"
             case .certifyCheckpointKey: "certify-checkpoint-key"
             case .certifyCheckpointKeyUntil: "certify-checkpoint-key-until"
+            case .enrollAtHome: "enroll-at-home"
+            case .move: "move"
+            case .setRelayAddresses: "set-relay-addresses"
             }
         }
     }
@@ -52,6 +66,9 @@ public enum EntryBody: Hashable, Sendable {
         case .changeAdmins: .changeAdmins
         case .certifyCheckpointKey: .certifyCheckpointKey
         case .certifyCheckpointKeyUntil: .certifyCheckpointKeyUntil
+        case .enrollAtHome: .enrollAtHome
+        case .move: .move
+        case .setRelayAddresses: .setRelayAddresses
         }
     }
 
@@ -67,6 +84,9 @@ public enum EntryBody: Hashable, Sendable {
         case .changeAdmins(let set): "change admins to \(set.admins.count) (threshold \(set.threshold))"
         case .certifyCheckpointKey: "certify a checkpoint key (kind 8, without a not-after)"
         case .certifyCheckpointKeyUntil(let certification): "certify a checkpoint key until \(certification.notAfter)"
+        case .enrollAtHome(let enrollment, let home): "enroll \(enrollment.request.member) at relay \(home)"
+        case .move(let member, let home): "move \(member) to relay \(home)"
+        case .setRelayAddresses(let name, let addresses): "set relay \(name)'s addresses (\(addresses.count))"
         }
     }
 }

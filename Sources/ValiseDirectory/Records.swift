@@ -50,16 +50,23 @@ public struct FreshnessPolicy: Hashable, Sendable {
 /// for signed statements, with the relay's own signature proving it holds the signing key.
 public struct RelayRecord: Hashable, Sendable {
     public static let maximumAddressLength = 255
+    /// A set-relay-addresses entry lists 1 to 8 addresses.
+    public static let maximumAddresses = 8
 
     public let name: String
-    public let address: String
+    /// Where the relay listens, in the order to try (several nodes of one relay); never
+    /// empty. Add relay gives one; a set-relay-addresses entry replaces the list.
+    public internal(set) var addresses: [String]
     public let noiseKey: AgreementPublicKey
     public let signingKey: SigningPublicKey
     public let proof: Signature
 
+    /// The first address, the one add relay gave until a set-relay-addresses entry.
+    public var address: String { addresses[0] }
+
     public init(name: String, address: String, noiseKey: AgreementPublicKey, signingKey: SigningPublicKey, proof: Signature) {
         self.name = name
-        self.address = address
+        self.addresses = [address]
         self.noiseKey = noiseKey
         self.signingKey = signingKey
         self.proof = proof

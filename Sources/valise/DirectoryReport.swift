@@ -24,13 +24,22 @@ struct DirectoryReport: Encodable {
         let revokedAt: UInt64?
         let revocationReason: String?
         let rotations: Int
+        /// The member's home relay (named, or the default relay); nil when no relay is listed.
+        let homeRelay: String?
+        /// True when no enroll-at-home or move entry named the home: it is the default relay.
+        let homeIsDefault: Bool
     }
 
     struct Relay: Encodable {
         let name: String
+        /// The first address (kept for scripts that read one).
         let address: String
+        /// Every address, in the order devices and relays try them.
+        let addresses: [String]
         let noiseKey: String
         let signingKey: String
+        /// The relay added first: the home of members whose home no entry named.
+        let isDefault: Bool
     }
 
     struct CheckpointInfo: Encodable {
@@ -82,11 +91,14 @@ struct DirectoryReport: Encodable {
                 fingerprint: member.fingerprint.description, identityKey: Hex.encode(member.identityKey.bytes),
                 transportKey: Hex.encode(member.transportKey.bytes), enrolledAt: member.enrolledAt,
                 status: member.isActive ? "active" : "revoked", revokedAt: revokedAt, revocationReason: reason,
-                rotations: member.retiredKeys.count)
+                rotations: member.retiredKeys.count, homeRelay: state.homeRelay(of: member.name)?.name,
+                homeIsDefault: member.home == nil)
         }
         revokedKeys = state.revokedKeys.count
         relays = state.relays.values.sorted { $0.name < $1.name }.map { relay in
-            Relay(name: relay.name, address: relay.address, noiseKey: Hex.encode(relay.noiseKey.bytes), signingKey: Hex.encode(relay.signingKey.bytes))
+            Relay(
+                name: relay.name, address: relay.address, addresses: relay.addresses, noiseKey: Hex.encode(relay.noiseKey.bytes),
+                signingKey: Hex.encode(relay.signingKey.bytes), isDefault: relay.name == state.defaultRelay?.name)
         }
         checkpointKey = state.checkpointKey.map { Hex.encode($0.bytes) }
         checkpointKeyNotAfter = state.checkpointKeys.last.map { $0.notAfter.map(Timestamp.rfc3339) ?? "none" }
@@ -115,14 +127,20 @@ struct DirectoryReport: Encodable {
         lines.append("members (\(active.count)):")
         lines += active.map { member in
             let rotated = member.rotations > 0 ? "  (keys rotated \(member.rotations)×)" : ""
-            return "  \(pad(member.name, 24)) \(pad(member.mission, 24)) \(pad(member.role, 12)) \(member.fingerprint)\(rotated)"
+            return "  \(pad(member.name, 24)) \(pad(member.mission, 24)) \(pad(member.role, 12)) \(pad(member.homeLabel, 16)) \(member.fingerprint)\(rotated)"
+        }
+        if active.contains(where: { $0.homeIsDefault && $0.homeRelay != nil }) {
+            lines.append("  (* homed at the default relay: no entry named a home)")
         }
         if !revoked.isEmpty {
             lines.append("revoked (\(revoked.count)):")
             lines += revoked.map { "  \(pad($0.name, 24)) at entry \($0.revokedAt ?? 0): \($0.revocationReason ?? "")" }
         }
         lines.append("relays (\(relays.count)):")
-        lines += relays.map { "  \(pad($0.name, 16)) \(pad($0.address, 28)) noise key \($0.noiseKey.prefix(16))…" }
+        lines += relays.map { relay in
+            let name = relay.isDefault ? "\(relay.name) (default)" : relay.name
+            return "  \(pad(name, 26)) noise key \(relay.noiseKey.prefix(16))…  \(relay.addresses.joined(separator: ", "))"
+        }
         if let checkpointKey { lines.append("checkpoint key: \(checkpointKey.prefix(16))… not after \(checkpointKeyNotAfter ?? "none")") }
         if let checkpoint {
             lines.append("checkpoint:    entry \(checkpoint.sequence) at \(checkpoint.time)\(checkpoint.stale.map { " — \($0)" } ?? "")")
@@ -132,5 +150,13 @@ struct DirectoryReport: Encodable {
 
     private func pad(_ text: String, _ width: Int) -> String {
         text.count >= width ? text : text + String(repeating: " ", count: width - text.count)
+    }
+}
+
+extension DirectoryReport.MemberEntry {
+    /// "home hq", or "home hq*" when hq is the default relay and no entry named it.
+    var homeLabel: String {
+        guard let homeRelay else { return "no home relay" }
+        return "home \(homeRelay)\(homeIsDefault ? "*" : "")"
     }
 }

@@ -22,10 +22,10 @@ struct DirectoryFileTests {
         #expect(throws: FormatError.self) { try DirectoryFiles.decodeLog(flipping(bytes, at: 0)) }
         #expect(throws: FormatError.unsupportedVersion("", 2)) { try DirectoryFiles.decodeLog(flipping(bytes, at: 8, mask: 3)) }
         #expect(throws: FormatError.trailingBytes("")) { try DirectoryFiles.decodeLog(bytes + [0]) }
-        // A count of one entry more than the file holds (13), or one fewer (11).
-        #expect(bytes[12] == 12)
-        #expect(throws: FormatError.truncated("")) { try DirectoryFiles.decodeLog(flipping(bytes, at: 12, mask: 0x0c ^ 0x0d)) }
-        #expect(throws: FormatError.trailingBytes("")) { try DirectoryFiles.decodeLog(flipping(bytes, at: 12, mask: 0x0c ^ 0x0b)) }
+        // A count of one entry more than the file holds (17), or one fewer (15).
+        #expect(bytes[12] == 16)
+        #expect(throws: FormatError.truncated("")) { try DirectoryFiles.decodeLog(flipping(bytes, at: 12, mask: 0x10 ^ 0x11)) }
+        #expect(throws: FormatError.trailingBytes("")) { try DirectoryFiles.decodeLog(flipping(bytes, at: 12, mask: 0x10 ^ 0x0f)) }
         // A count no file of this size can hold is refused before anything is allocated.
         var huge = bytes
         huge.replaceSubrange(9..<13, with: [0x00, 0x98, 0x96, 0x80])

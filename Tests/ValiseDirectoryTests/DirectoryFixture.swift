@@ -174,6 +174,16 @@ struct DirectoryFixture: Sendable {
         return device
     }
 
+    /// Enrolls a new device for `member`, homed at relay `home` (kind 10), and returns it.
+    @discardableResult
+    mutating func enroll(_ member: String, home: String) -> TestDevice {
+        let device = newDevice(member)
+        guard case .enroll(let enrollment) = enrollment(device) else { preconditionFailure("an enrollment") }
+        append(.enrollAtHome(enrollment, home: home))
+        devices[device.member] = device
+        return device
+    }
+
     /// A planned rotation: the old device countersigns the new keys.
     func rotation(from old: TestDevice, to new: TestDevice) -> EntryBody {
         let request = MemberRequest.rotation(
@@ -262,10 +272,12 @@ struct DirectoryFixture: Sendable {
         return fixture
     }
 
-    /// A valid log with every kind of entry, from a 2-of-3 genesis (12 entries):
+    /// A valid log with every kind of entry, from a 2-of-3 genesis (16 entries):
     /// genesis, add relay, enroll ×2, rotate (countersigned), rotate (lost device), certify
     /// without a not-after (kind 8), certify with one (kind 9), revoke a retired key, change
-    /// admins, remove relay, revoke a member.
+    /// admins, add a second relay, enroll at it (kind 10), move the first member there (kind
+    /// 11), revoke the other, set the second relay's addresses (kind 12), remove the first
+    /// relay (no active member is homed there any more).
     static func mixedLog() -> DirectoryFixture {
         var fixture = DirectoryFixture(adminCount: 3, threshold: 2)
         let relay = fixture.newRelay("relay-1")
@@ -279,8 +291,13 @@ struct DirectoryFixture: Sendable {
         fixture.append(certify(checkpointKey), signedBy: Array(fixture.admins.suffix(2)))
         fixture.append(revoke(key: amara.identityKey.publicKey))
         fixture.appendChangeAdmins(fixture.admins + [TestAdmin("dalia")], threshold: 2, signedBy: fixture.admins)
-        fixture.append(removeRelay(relay.name))
+        let second = fixture.newRelay("relay-2")
+        fixture.append(addRelay(second, address: "relay-2.example.org:7443"))
+        fixture.enroll("ines@geneva", home: second.name)
+        fixture.append(.move(member: amara.member, home: second.name))
         fixture.append(revoke(bo.member))
+        fixture.append(.setRelayAddresses(name: second.name, addresses: ["relay-2a.example.org:7443", "[2001:db8::2]:7443"]))
+        fixture.append(removeRelay(relay.name))
         return fixture
     }
 }

@@ -44,7 +44,7 @@ struct EntryEncodingTests {
         #expect(targets.contains { if case .identityKey = $0 { true } else { false } })
     }
 
-    @Test("an unknown entry kind is refused, naming it", arguments: [0, 10, 255] as [UInt8])
+    @Test("an unknown entry kind is refused, naming it", arguments: [0, 13, 255] as [UInt8])
     func unknownKind(_ code: UInt8) {
         var bytes = Self.log.entries[2].encoded()
         bytes[Self.kindOffset] = code
@@ -142,6 +142,12 @@ struct EntryEncodingTests {
             fixture.enrollment(device, role: String(repeating: "r", count: Enrollment.maximumRoleLength + 1)),
             .addRelay(RelayRecord(name: "Relay 1", address: "r:1", noiseKey: device.transportKey.publicKey, signingKey: device.identityKey.publicKey, proof: device.enrollmentRequest(created: 0).signature)),
             .removeRelay(name: ""),
+            .enrollAtHome(Enrollment(request: device.enrollmentRequest(created: 0), mission: "Lagos", role: "consul"), home: "-x"),
+            .move(member: device.member, home: ""),
+            .move(member: device.member, home: "Relay 1"),
+            .setRelayAddresses(name: "relay-2", addresses: [String(repeating: "a", count: RelayRecord.maximumAddressLength - 1) + ":1"]),
+            .setRelayAddresses(name: "relay-2", addresses: ["relay\n2:1"]),
+            .setRelayAddresses(name: "Relay 2", addresses: ["relay-2:1"]),
             .revoke(Revocation(target: .member(device.member), reason: "\u{7}")),
             .changeAdmins(AdminSet(admins: (0..<33).map { TestAdmin("a\($0)").record }, threshold: 2)),
             .changeAdmins(AdminSet(admins: [], threshold: 1)),

@@ -96,7 +96,7 @@ struct PublicFileTests {
         guard case .certifyCheckpointKeyUntil = fixture.entries[7].body else { Issue.record("entry 7 is not a certification"); return }
         let key = try #require(fixture.checkpointKeys.last)
         #expect(verifier.state?.checkpointKey == key.publicKey)
-        let checkpoint = Checkpoint(sequence: 11, headHash: fixture.head.hash, time: fixture.now, signingKey: key)
+        let checkpoint = Checkpoint(sequence: fixture.head.sequence, headHash: fixture.head.hash, time: fixture.now, signingKey: key)
         let bytes = checkpoint.fileBytes()
         #expect(bytes.count == 8 + 1 + Checkpoint.byteCount)
         let decoded = try Checkpoint(fileBytes: bytes)

@@ -30,7 +30,8 @@ CHECKPOINT_LEN = 1 + 8 + 32 + 8 + 32 + 64
 ZERO = bytes(32)
 KINDS = {1: "genesis", 2: "add relay", 3: "remove relay", 4: "enroll", 5: "rotate",
          6: "revoke", 7: "change admins", 8: "certify checkpoint key",
-         9: "certify checkpoint key until"}
+         9: "certify checkpoint key until", 10: "enroll at home", 11: "move",
+         12: "set relay addresses"}
 MAX_VALIDITY = 730 * 86400   # a kind-9 not-after is at most this long after its entry
 RULES = {"malformed": "not decodable", "sequence": "out of sequence",
          "genesis": "genesis rule broken", "chain": "hash chain broken",
@@ -174,10 +175,11 @@ def decode_body(kind: int, body: bytes) -> dict:
         b["noise"], b["sign"], b["proof"] = r.take(32), r.take(32), r.take(64)
     elif kind == 3:
         b["name"] = r.name("relay name")
-    elif kind == 4:   # the identity key only verifies the request: not point-checked
+    elif kind in (4, 10):   # the identity key only verifies the request: not point-checked
         b["member"], b["ik"], b["tk"] = r.name("member", True), r.take(32), r.take(32)
         b["created"], b["sig"] = r.u64(), r.take(64)
         b["mission"], b["role"] = r.text("mission", 200), r.text("role", 64)
+        b["home"] = r.name("home relay") if kind == 10 else None
     elif kind == 5:   # old and new identity keys: not point-checked either
         b["member"], b["old"] = r.name("member", True), r.take(32)
         b["ik"], b["tk"], b["created"] = r.take(32), r.take(32), r.u64()
@@ -198,6 +200,13 @@ def decode_body(kind: int, body: bytes) -> dict:
         b["key"], b["notAfter"] = r.ed("checkpoint key"), None
     elif kind == 9:
         b["key"], b["notAfter"] = r.ed("checkpoint key"), r.u64()
+    elif kind == 11:
+        b["member"], b["home"] = r.name("member", True), r.name("home relay")
+    elif kind == 12:
+        b["name"], n = r.name("relay name"), r.u8()
+        if not 1 <= n <= 8:
+            raise ValueError("a relay has 1 to 8 addresses, not %d" % n)
+        b["addresses"] = [r.text("relay address", 255) for _ in range(n)]
     else:
         raise ValueError("unknown kind %d" % kind)
     r.done("body")
@@ -293,7 +302,7 @@ class Directory:
         self.hashes, self.times = [], []
         self.org = self.warn = self.refuse = None
         self.admins, self.k = [], 0
-        self.members, self.revoked, self.relays = {}, set(), {}
+        self.members, self.revoked, self.relays = {}, set(), {}   # relays: in add-relay order
         self.checkpoint_keys, self.used = [], set()   # used: ("ed" | "x", key bytes)
 
     def extend(self, entries) -> None:
@@ -364,14 +373,28 @@ class Directory:
             need(verifies(b["sign"], b"relay-public-key", b["noise"] + b["sign"], b["proof"]),
                  "request", "the relay's proof does not verify")
             unused(("x", b["noise"]), ("ed", b["sign"]))
-        elif kind == 3:
+        elif kind == 3:   # members homed there by kind 10 or 11 must be moved first
             need(b["name"] in self.relays, "relay", "no relay %s" % b["name"])
-        elif kind == 4:
+            need(not any(x["status"] == "active" and x["home"] == b["name"]
+                         for x in self.members.values()), "relay",
+                 "active members are homed at relay %s" % b["name"])
+        elif kind in (4, 10):
             need(not active, "member", "%s is an active member" % b["member"])
             st = statement(1, b["member"], [b["ik"], b["tk"]], b["created"])
             need(verifies(b["ik"], b"enrollment-request", st, b["sig"]), "request",
                  "the enrollment request signature does not verify")
             unused(("ed", b["ik"]), ("x", b["tk"]))
+            need(kind == 4 or b["home"] in self.relays, "relay", "no relay %s" % b["home"])
+        elif kind == 11:   # the default relay counts as home for a member without one
+            need(active, "member", "%s is not a member or is revoked" % b["member"])
+            need(b["home"] in self.relays, "relay", "no relay %s" % b["home"])
+            need(self.home(m) != b["home"], "relay", "%s is already homed there" % b["member"])
+        elif kind == 12:
+            need(b["name"] in self.relays, "relay", "no relay %s" % b["name"])
+            for a in b["addresses"]:
+                need(valid_address(a), "relay", "address %r is not HOST:PORT" % a)
+            need(len({a.lower() for a in b["addresses"]}) == len(b["addresses"]), "relay",
+                 "an address is listed twice")
         elif kind == 5:
             need(active, "member", "%s is not a member or is revoked" % b["member"])
             need(b["old"] == m["ik"], "member", "the old key is not the member's current key")
@@ -412,14 +435,20 @@ class Directory:
             self.org, self.warn, self.refuse = b["org"], b["warn"], b["refuse"]
         elif kind == 2:
             self.used.update([("x", b["noise"]), ("ed", b["sign"])])
-            self.relays[b["name"]] = {f: b[f] for f in ("address", "noise", "sign")}
+            self.relays[b["name"]] = {"addresses": [b["address"]], "noise": b["noise"],
+                                      "sign": b["sign"]}
         elif kind == 3:
             del self.relays[b["name"]]
-        elif kind == 4:   # a revoked member enrolled again starts a fresh record
+        elif kind in (4, 10):   # a revoked member enrolled again starts a fresh record
             self.used.update([("ed", b["ik"]), ("x", b["tk"])])
             self.members[b["member"]] = {"name": b["member"], "mission": b["mission"],
                                          "role": b["role"], "ik": b["ik"], "tk": b["tk"],
-                                         "enrolled": seq, "status": "active", "earlier": {}}
+                                         "enrolled": seq, "status": "active", "earlier": {},
+                                         "home": b["home"]}
+        elif kind == 11:
+            m["home"] = b["home"]
+        elif kind == 12:
+            self.relays[b["name"]]["addresses"] = b["addresses"]
         elif kind == 5:   # earlier keys: transport key, retiring entry, countersigned
             self.used.update([("ed", b["ik"]), ("x", b["tk"])])
             m["earlier"][m["ik"]] = (m["tk"], seq, b["countersigned"])
@@ -434,6 +463,13 @@ class Directory:
         elif kind in (8, 9):
             self.used.add(("ed", b["key"]))
             self.checkpoint_keys.append((seq, b["key"], b["notAfter"]))
+
+    def home(self, m):
+        """The member's home relay: the one kind 10 or 11 named, else the default relay
+        (the first listed in add-relay order); None when no relay is listed."""
+        if m["home"] in self.relays:
+            return m["home"]
+        return next(iter(self.relays), None)
 
     def check_checkpoint(self, cp: dict) -> dict:
         seq = cp["seq"]
@@ -463,7 +499,8 @@ class Directory:
             out = {"name": m["name"], "mission": m["mission"], "role": m["role"],
                    "status": m["status"], "fingerprint": fingerprint(m["name"].encode(), m["ik"]),
                    "identityKey": m["ik"].hex(), "transportKey": m["tk"].hex(),
-                   "rotations": len(m["earlier"]), "enrolledAt": m["enrolled"]}
+                   "rotations": len(m["earlier"]), "enrolledAt": m["enrolled"],
+                   "homeRelay": self.home(m), "homeIsDefault": m["home"] is None}
             if m["status"] == "revoked":
                 out.update(revocationReason=m["reason"], revokedAt=m["revokedAt"])
             return out
@@ -476,8 +513,10 @@ class Directory:
                            "transportKey": a["x"].hex()} for a in self.admins],
                "members": [member(self.members[n]) for n in sorted(self.members)],
                "revokedKeys": len(self.revoked),
-               "relays": [{"name": n, "address": v["address"], "noiseKey": v["noise"].hex(),
-                           "signingKey": v["sign"].hex()} for n, v in sorted(self.relays.items())]}
+               "relays": [{"name": n, "address": v["addresses"][0], "addresses": v["addresses"],
+                           "noiseKey": v["noise"].hex(), "signingKey": v["sign"].hex(),
+                           "isDefault": n == next(iter(self.relays))}
+                          for n, v in sorted(self.relays.items())]}
         if self.checkpoint_keys:
             out["checkpointKey"] = self.checkpoint_keys[-1][1].hex()
         return out
@@ -526,8 +565,8 @@ def enrollment(member: str, sk, tk, created):
 def make_demo(out: str) -> None:
     """A 2-of-3 organisation: genesis, enrollments, a countersigned and a lost-device
     rotation, revocations (of a member, of an earlier key, of a current key), a
-    re-enrollment, relays (one IPv6, one removed), a change of admins, checkpoint keys and
-    a checkpoint."""
+    re-enrollment, relays (one IPv6, one removed), an enrollment at a home relay, a move,
+    a relay's address list, a change of admins, checkpoint keys and a checkpoint."""
     os.makedirs(out, exist_ok=True)
     now = int(time.time())
     admins = [(n, SigningKey.generate(), x25519_public()) for n in ("ana", "ben", "chloe")]
@@ -584,7 +623,13 @@ def make_demo(out: str) -> None:
     add(6, b"\x02" + dev["gala@lima"].verify_key.encode() + str16(b"key compromised"))
     enroll("emil@oslo", "Oslo", "attaché")                 # re-enrolled: a fresh record
     relay(b"relay-2", b"[2001:db8::7]:443")
-    add(3, str16(b"relay-1"))
+    add(3, str16(b"relay-1"))      # members without a named home follow the default: relay-2
+    relay(b"hq", b"hq.example.net:7400")
+    dev["ines@dakar"] = sk = SigningKey.generate()        # kind 10: enrolled at home hq
+    st, sig = enrollment("ines@dakar", sk, x25519_public(), now - 200)
+    add(10, st[1:] + sig + str16(b"Dakar") + str16(b"consul") + str16(b"hq"))
+    add(11, str16(b"dina@quito") + str16(b"hq"))          # kind 11: moved from the default
+    add(12, str16(b"hq") + b"\x02" + str16(b"hq-b.example.net:7400") + str16(b"[2001:db8::8]:7400"))
     dario = ("dario", SigningKey.generate(), x25519_public())   # chloe leaves, signing it
     add(7, admin_set(admins[:2] + [dario], 2))
     admins[2] = dario
@@ -595,6 +640,25 @@ def make_demo(out: str) -> None:
     framed = u32(len(log)) + b"".join(u32(len(e)) + e for e in log)
     files = {"demo.log": b"VALISEDL\x01" + framed,
              "demo.bundle": b"VALISEOB\x01" + hashes[1] + framed + b"\x01" + cp}
+    # The demo log and one more entry that breaks a rule of kinds 3, 10, 11 or 12: both
+    # implementations must refuse it, naming the same entry and rule (refused.txt).
+    st, sig = enrollment("jo@dakar", SigningKey.generate(), x25519_public(), now - 200)
+    bad = {"remove-home": (3, str16(b"hq"), "relay"),
+           "enroll-nowhere": (10, st[1:] + sig + str16(b"Dakar") + str16(b"staff")
+                              + str16(b"lagos"), "relay"),
+           "move-revoked": (11, str16(b"gala@lima") + str16(b"hq"), "member"),
+           "move-home": (11, str16(b"ines@dakar") + str16(b"hq"), "relay"),
+           "move-default": (11, str16(b"emil@oslo") + str16(b"relay-2"), "relay"),
+           "addresses-twice": (12, str16(b"hq") + b"\x02" + str16(b"a.example:1")
+                               + str16(b"A.Example:1"), "relay")}
+    refused = []
+    for name, (kind, body, rule) in sorted(bad.items()):
+        raw, _ = entry_bytes(len(log), hashes[-1], now - 100 + len(log), kind, body,
+                             [admins[0][1], admins[1][1]])
+        files["refused-%s.log" % name] = (b"VALISEDL\x01" + u32(len(log) + 1)
+                                          + b"".join(u32(len(e)) + e for e in log + [raw]))
+        refused.append("refused-%s.log entry %d [%s]\n" % (name, len(log), rule))
+    files["refused.txt"] = "".join(refused).encode()
     # An enrollment request for a member not in the log, and an admin public-key file
     # (its signature covers the bytes from the version to `created`, not the magic).
     req = SigningKey.generate()
@@ -623,11 +687,13 @@ def print_state(s: dict) -> None:
         print("  %-20s %s" % (a["name"], a["fingerprint"]))
     print("members (%d):" % len(s["members"]))
     for m in s["members"]:
-        print("  %-24s %-16s %-16s %-7s %s  %d rotation(s)" % (m["name"], m["mission"],
-              m["role"], m["status"], m["fingerprint"], m["rotations"]))
+        print("  %-24s %-16s %-16s %-7s %s  %d rotation(s)  home %s%s" % (m["name"],
+              m["mission"], m["role"], m["status"], m["fingerprint"], m["rotations"],
+              m["homeRelay"] or "none", " (default)" if m["homeIsDefault"] else ""))
     print("revoked keys:   %d" % s["revokedKeys"])
     for r in s["relays"]:
-        print("relay:          %s %s noise key %s" % (r["name"], r["address"], r["noiseKey"]))
+        print("relay:          %s %s noise key %s%s" % (r["name"], " ".join(r["addresses"]),
+              r["noiseKey"], " (default)" if r["isDefault"] else ""))
     print("checkpoint key: %s" % s.get("checkpointKey", "none"))
     if "checkpoint" in s:
         print("checkpoint:     entry %d at %s" % (s["checkpoint"]["sequence"], s["checkpoint"]["time"]))

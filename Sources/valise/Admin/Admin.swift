@@ -15,7 +15,7 @@ extension Valise {
                 """,
             subcommands: [
                 AdminInit.self, AdminKeygen.self, AdminEnroll.self, AdminRotate.self, AdminRevoke.self,
-                AdminAddRelay.self, AdminRemoveRelay.self, AdminSetAdmins.self, AdminSign.self, AdminAppend.self,
+                AdminMove.self, AdminAddRelay.self, AdminRemoveRelay.self, AdminSetRelayAddresses.self, AdminSetAdmins.self, AdminSign.self, AdminAppend.self,
                 AdminShow.self, AdminBundle.self, AdminCheckpointKey.self, AdminCheckpoint.self, AdminPublish.self, AdminPull.self,
             ]
         )
@@ -108,9 +108,10 @@ func submitEntry(
         let organisation = try options.organisation()
         let state = try organisation.load(now: Environment.now()).verifier.state!
         let entryBody = try body(organisation, state)
+        let workflow = AdminWorkflow(organisation: organisation)
+        try workflow.check(entryBody, now: Environment.now())
         let admin = try options.unlockAdmin()
-        let outcome = try AdminWorkflow(organisation: organisation)
-            .submit(entryBody, signer: admin, propose: submission.propose, now: Environment.now())
+        let outcome = try workflow.submit(entryBody, signer: admin, propose: submission.propose, now: Environment.now())
         return (outcome, organisation.path)
     }
     EntryOutcomeReport(outcome).print(json: options.json, organisation: org)

@@ -11,7 +11,9 @@ struct AdminEnroll: ParsableCommand {
         discussion: """
             Shows the fingerprint in the request. Compare it with the one the member reads to \
             you from 'valise whoami', by a channel you trust: on a terminal you are asked to \
-            confirm; in a script, pass it with --expect-fingerprint.
+            confirm; in a script, pass it with --expect-fingerprint. With --home-relay, the \
+            member's devices use that relay; without it, the organisation's default relay \
+            (the first relay added).
             """
     )
 
@@ -30,8 +32,13 @@ struct AdminEnroll: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("The fingerprint the member read out (spaces optional).", valueName: "digits"))
     var expectFingerprint: String?
 
+    @Option(name: .long, help: ArgumentHelp(
+        "The relay the member's devices use (default: the organisation's default relay, the first added).", valueName: "name"))
+    var homeRelay: String?
+
     func run() throws {
-        try submitEntry(options, submission) { (_, _) throws(ClientError) -> EntryBody in
+        try submitEntry(options, submission) { (_, state) throws(ClientError) -> EntryBody in
+            if let homeRelay { try HomeRelayArgument.check(homeRelay, in: state) }
             let request = try RequestFile.read(self.request)
             guard request.kind == .enrollment else {
                 throw ClientError.usage("wrong-request", "\(self.request) is a rotation request: use valise admin rotate")
@@ -42,7 +49,7 @@ struct AdminEnroll: ParsableCommand {
                 try NameRule.checkText(enrollment.mission, what: "mission", maximum: Enrollment.maximumMissionLength)
                 try NameRule.checkText(enrollment.role, what: "role", maximum: Enrollment.maximumRoleLength)
             }
-            return .enroll(enrollment)
+            return homeRelay.map { .enrollAtHome(enrollment, home: $0) } ?? .enroll(enrollment)
         }
     }
 }
@@ -54,7 +61,8 @@ struct AdminRotate: ParsableCommand {
         discussion: """
             A rotation request from 'valise keys rotate' is signed by the old and the new key. \
             For a lost device there is no old key to sign: give the new device's enrollment \
-            request and --lost-device; the entry records that the old key did not countersign.
+            request and --lost-device; the entry records that the old key did not countersign. \
+            The member keeps their home relay.
             """
     )
 
@@ -94,6 +102,10 @@ struct AdminRotate: ParsableCommand {
                 }
             }
             try FingerprintCheck.confirm(request.fingerprint, of: name.value, expected: expectFingerprint)
+            // A rotation keeps the home relay: say which, so that nobody expects otherwise.
+            if let home = state.homeRelay(of: name) {
+                printNote("\(name) keeps home relay \(home.name)\(current.home == nil ? " (the default relay)" : "").")
+            }
             return .rotate(Rotation(request: request, replacing: current.identityKey))
         }
     }

@@ -32,7 +32,15 @@ struct AdminAddRelay: ParsableCommand {
 }
 
 struct AdminRemoveRelay: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "remove-relay", abstract: "Remove a relay.")
+    static let configuration = CommandConfiguration(
+        commandName: "remove-relay",
+        abstract: "Remove a relay.",
+        discussion: """
+            Refused while a member is homed at it by name (--home-relay or 'valise admin \
+            move'): move them first. Members without a named home are homed at the default \
+            relay (the first added); if it is removed, the next relay added becomes the default.
+            """
+    )
 
     @OptionGroup var options: AdminOptions
     @OptionGroup var submission: SubmissionOptions
@@ -41,7 +49,16 @@ struct AdminRemoveRelay: ParsableCommand {
     var name: String
 
     func run() throws {
-        try submitEntry(options, submission) { (_, _) throws(ClientError) -> EntryBody in .removeRelay(name: name) }
+        try submitEntry(options, submission) { (_, state) throws(ClientError) -> EntryBody in
+            try HomeRelayArgument.check(name, in: state)
+            // Members homed at the default relay without naming it follow the default: say where to.
+            let following = state.activeMembers.filter { $0.home == nil }
+            if state.defaultRelay?.name == name, !following.isEmpty {
+                let next = state.orderedRelays.first { $0.name != name }
+                printNote("relay \(name) is the default relay: \(following.count) member(s) without a named home will be homed at \(next.map { "relay \($0.name), the next default" } ?? "no relay (none is left)") (valise admin move names a home).")
+            }
+            return .removeRelay(name: name)
+        }
     }
 }
 
