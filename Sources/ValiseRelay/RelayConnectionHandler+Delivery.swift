@@ -210,12 +210,10 @@ extension RelayConnectionHandler {
         pendingBytes += bytes
         let eventLoop = context.eventLoop
         shared.publisher.submit(from: key, entries: entries, checkpoint: checkpoint) { result in
-            // Revoked keys go at once, from the publisher's thread, before this connection hears.
+            // Revoked and moved keys go at once, from the publisher's thread, before this
+            // connection hears.
             if case .success(let published) = result {
-                if !published.noLongerAdmitted.isEmpty {
-                    shared.registry.drop(keys: published.noLongerAdmitted, reason: RelayError(
-                        .revoked, code: "revoked", message: "this key is no longer in the organisation's directory"))
-                }
+                shared.registry.drop(changedBy: published)
                 if !published.removedMembers.isEmpty { shared.onMembersRemoved(published.removedMembers) }
             }
             eventLoop.execute {

@@ -292,9 +292,15 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
         let handle = Handle(channel: context.channel, handler: NIOLoopBound((self, context), eventLoop: context.eventLoop), handoff: shared.handoff)
         self.handle = handle
         shared.registry.register(handle, key: key)
-        // The key may have been revoked between the snapshot above and registering.
-        guard shared.directory.snapshot.admissions[key] == admission else {
-            drop(context, .init(.revoked, code: "revoked", message: "this key was revoked"))
+        // The key may have been revoked, or its home moved, between the snapshot above and
+        // registering.
+        let now = shared.directory.snapshot
+        guard now.admissions[key] == admission else {
+            if let moved = RelayDirectory.rehoming(from: admission, to: now.admissions[key], relayName: now.relayName) {
+                drop(context, .init(.notHome, code: "not-home", message: moved))
+            } else {
+                drop(context, .init(.revoked, code: "revoked", message: "this key was revoked"))
+            }
             return
         }
         perform(state.admit(), context: context)
