@@ -96,6 +96,33 @@ struct HomeRelayTests {
         #expect(status.stdout.contains("reachable (geneva at"), "\(status.stdout)")
     }
 
+    @Test("a relay with several addresses: a node that does not accept the connection is skipped, the next address is tried; --json whoami names the home")
+    func addressesInOrder() throws {
+        let world = try TwoRelayWorld()
+        // A port nothing listens on (taken from the kernel and closed again), then geneva's.
+        let (fd, deadPort) = try Loopback.listen("a dead node")
+        close(fd)
+        let dead = "127.0.0.1:\(deadPort)"
+        try world.valise(["admin", "set-relay-addresses", "--name", "geneva", "--address", dead, "--address", world.relays["geneva"]!.address] + world.org)
+        try world.publish(to: ["hq", "geneva"])
+        _ = try world.sync("bob@geneva")
+        let whoami = try world.json(world.valise(["whoami", "--home", world.path("bob@geneva"), "--json"]))
+        let standing = try #require(whoami["directory"] as? [String: Any])
+        #expect(standing["homeRelay"] as? String == "geneva (\(dead), \(world.relays["geneva"]!.address))")
+        let again = try world.json(world.sync("bob@geneva"))
+        #expect(again["relay"] as? String == "geneva")
+
+        // With every address dead, one line names them all (exit 6).
+        let (fd2, deadPort2) = try Loopback.listen("another dead node")
+        close(fd2)
+        let dead2 = "127.0.0.1:\(deadPort2)"
+        try world.valise(["admin", "set-relay-addresses", "--name", "geneva", "--address", dead, "--address", dead2] + world.org)
+        try world.publish(to: ["hq"])
+        // Bob learns the change from hq (which sends him home), then cannot reach geneva.
+        let unreachable = try world.sync("bob@geneva", ["--relay-name", "hq"], expect: 6)
+        #expect(unreachable.stderr.contains("cannot connect to relay geneva at any of its addresses (\(dead), \(dead2))"), "\(unreachable.stderr)")
+    }
+
     @Test("a move the device has not seen: its old home sends it away, it verifies the move from there and syncs at the new home; relays that disagree stop it (exit 6), never a guess")
     func movedMember() throws {
         let world = try TwoRelayWorld()
