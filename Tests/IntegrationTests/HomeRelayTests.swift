@@ -9,27 +9,11 @@ import ValiseWire
 /// One organisation with two relays, hq (the default: added first) and geneva, both real
 /// `valised` processes on loopback with their real addresses in the directory; alice is
 /// enrolled without a home (so at hq), bob at geneva.
-final class TwoRelayWorld {
+final class TwoRelayWorld: OrganisationWorld {
     let directory = TemporaryDirectory()
-    let passphrase = "correct horse battery staple"
-    let insecure = ["--kdf-profile", "insecure-test"]
     var relays: [String: RelayProcess] = [:]
 
-    func path(_ name: String) -> String { directory.file(name) }
-    var org: [String] { ["--org", path("org")] }
-
-    @discardableResult
-    func valise(_ arguments: [String], expect status: Int32 = 0, sourceLocation: SourceLocation = #_sourceLocation) throws -> ValiseCLI.Result {
-        let result = try ValiseCLI.run(arguments, environment: ["VALISE_PASSPHRASE": passphrase])
-        #expect(result.status == status, "valise \(arguments.joined(separator: " ")): \(result.stderr)", sourceLocation: sourceLocation)
-        return result
-    }
-
-    func json(_ result: ValiseCLI.Result) throws -> [String: Any] {
-        try #require(JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
-    }
-
-    init(homes: [String: String?] = ["alice@jakarta": nil, "bob@geneva": "geneva"]) throws {
+    init(members: [(name: String, home: String?)] = [("alice@jakarta", nil), ("bob@geneva", "geneva")]) throws {
         try valise(["admin", "init", "--name", "Ministry", "--admin-name", "registrar"] + org + insecure)
         try valise(["admin", "bundle", "--out", path("genesis.bundle")] + org)
         // Each relay starts on the genesis alone, on a port of its own, so that the
@@ -41,14 +25,7 @@ final class TwoRelayWorld {
             relays[name] = try RelayProcess(directory: path(name), logPath: path("\(name).log"))
             try valise(["admin", "add-relay", "--name", name, "--address", relays[name]!.address, "--relay-pub", path("\(name)/relay.pub")] + org)
         }
-        for (member, home) in homes.sorted(by: { $0.key < $1.key }) {
-            try valise(["init", "--name", member, "--home", path(member)] + insecure)
-            let fingerprint = try json(valise(["whoami", "--home", path(member), "--json"]))["fingerprint"] as? String ?? ""
-            try valise(["admin", "enroll", path("\(member)/enrollment.request"), "--expect-fingerprint", fingerprint]
-                + (home.map { ["--home-relay", $0] } ?? []) + org)
-        }
-        try valise(["admin", "bundle", "--out", path("org.bundle")] + org)
-        for member in homes.keys { try valise(["init", "--home", path(member), "--org-bundle", path("org.bundle")]) }
+        try enroll(members)
         try publish(to: ["hq", "geneva"])
     }
 
@@ -65,10 +42,6 @@ final class TwoRelayWorld {
 
     func sync(_ member: String, _ extra: [String] = [], expect status: Int32 = 0) throws -> ValiseCLI.Result {
         try valise(["sync", "--home", path(member), "--json"] + extra, expect: status)
-    }
-
-    func deviceIdentity(_ member: String) throws -> DeviceIdentity {
-        try DeviceKeystore(home: ValiseHome(path: path(member))).unlock(passphrase: SecretBytes(copying: Array(passphrase.utf8))).identity
     }
 
     func relayRecord(_ name: String) throws -> RelayRecord {
