@@ -31,10 +31,9 @@ public struct AdminWorkflow: Sendable {
         return try settle(entry, verifier: verifier, propose: propose, pendingPath: nil, now: now)
     }
 
-    /// Checks `body` as the next entry, unsigned, so that an entry the log would refuse is
-    /// refused before anyone unlocks a key or signs.
-    public func check(_ body: EntryBody, now: UInt64) throws(ClientError) {
-        let (_, verifier) = try organisation.load(now: now)
+    /// Checks `body` as the next entry after `verifier`'s log, unsigned, so that an entry the
+    /// log would refuse is refused before anyone unlocks a key or signs.
+    public static func check(_ body: EntryBody, after verifier: DirectoryVerifier, now: UInt64) throws(ClientError) {
         let entry = Self.nextEntry(body, after: verifier, now: now)
         do {
             try verifier.check(entry, now: now, requireThreshold: false)

@@ -55,19 +55,8 @@ extension DirectoryVerifier {
 }
 
 extension DirectoryState {
-    /// ", relays: a, b" for messages about an unknown relay name.
+    /// " (relays: a, b)", for messages about an unknown relay name.
     var relayList: String {
         relays.isEmpty ? " (the directory lists no relay)" : " (relays: \(relays.keys.sorted().joined(separator: ", ")))"
-    }
-
-    /// A new member record: active, no earlier keys, homed as the entry says (nil: default).
-    mutating func enroll(_ enrollment: Enrollment, home: String?, sequence: UInt64) {
-        let request = enrollment.request
-        members[request.member] = Member(
-            name: request.member, mission: enrollment.mission, role: enrollment.role,
-            identityKey: request.identityKey, transportKey: request.transportKey, enrolledAt: sequence,
-            status: .active, retiredKeys: [], home: home)
-        usedSigningKeys.insert(request.identityKey)
-        usedAgreementKeys.insert(request.transportKey)
     }
 }

@@ -47,6 +47,14 @@ struct TestDevice: Sendable {
         MemberRequest.enrollment(
             member: member, identityKey: identityKey, transportKey: transportKey.publicKey, created: created)
     }
+
+    /// A request whose signature does not verify: it covers `created`, the request says one later.
+    func forgedEnrollmentRequest(created: UInt64) -> MemberRequest {
+        let good = enrollmentRequest(created: created)
+        return MemberRequest(
+            member: good.member, oldIdentityKey: nil, identityKey: good.identityKey, transportKey: good.transportKey,
+            created: good.created + 1, signature: good.signature, oldKeySignature: nil)
+    }
 }
 
 /// A relay's keys, as `valised init` makes them.

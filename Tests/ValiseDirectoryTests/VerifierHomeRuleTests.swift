@@ -62,10 +62,7 @@ struct VerifierHomeRuleTests {
     func enrollAtHomeRequestAndKeys() throws {
         var maker = fixture
         let device = maker.newDevice("chidi@lagos")
-        let request = device.enrollmentRequest(created: fixture.head.timestamp)
-        let forged = MemberRequest(
-            member: request.member, oldIdentityKey: nil, identityKey: request.identityKey, transportKey: request.transportKey,
-            created: request.created + 1, signature: request.signature, oldKeySignature: nil)
+        let forged = device.forgedEnrollmentRequest(created: fixture.head.timestamp)
         let verifier = try fixture.verifier()
         expectRefused(
             fixture.next(.enrollAtHome(Enrollment(request: forged, mission: "Lagos", role: "consul"), home: "geneva")),

@@ -58,9 +58,7 @@ struct VerifierMemberRuleTests {
         var maker = fixture
         let device = maker.newDevice("chidi@lagos")
         let good = device.enrollmentRequest(created: fixture.head.timestamp)
-        let forged = MemberRequest(
-            member: good.member, oldIdentityKey: nil, identityKey: good.identityKey, transportKey: good.transportKey,
-            created: good.created + 1, signature: good.signature, oldKeySignature: nil)
+        let forged = device.forgedEnrollmentRequest(created: fixture.head.timestamp)
         let body = EntryBody.enroll(Enrollment(request: forged, mission: "Embassy in Lagos", role: "consul"))
         expectRefused(fixture.next(body), by: try fixture.verifier(), rule: .request)
         // A request for another name does not carry over either.

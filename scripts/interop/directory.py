@@ -7,7 +7,7 @@ byte-exact. It shares no code with the Swift implementation.
 Libraries: PyNaCl (Ed25519), hashlib (BLAKE2b, SHA-512).    pip install pynacl
 
     directory.py verify FILE [--genesis HEX] [--pinned FILE] [--now SECONDS] [--json]
-    directory.py make-demo OUTDIR
+    directory.py make-demo OUTDIR [--now SECONDS]
     directory.py safety-number NAME1 KEY1 NAME2 KEY2
 
 `verify` reads a log (VALISEDL) or a bundle (VALISEOB), checks every entry in the order
@@ -562,13 +562,13 @@ def enrollment(member: str, sk, tk, created):
     return st, sign(sk, b"enrollment-request", st)
 
 
-def make_demo(out: str) -> None:
+def make_demo(out: str, now=None) -> None:
     """A 2-of-3 organisation: genesis, enrollments, a countersigned and a lost-device
     rotation, revocations (of a member, of an earlier key, of a current key), a
     re-enrollment, relays (one IPv6, one removed), an enrollment at a home relay, a move,
     a relay's address list, a change of admins, checkpoint keys and a checkpoint."""
     os.makedirs(out, exist_ok=True)
-    now = int(time.time())
+    now = int(time.time()) if now is None else now
     admins = [(n, SigningKey.generate(), x25519_public()) for n in ("ana", "ben", "chloe")]
     log, hashes = [], [ZERO]
 
@@ -705,14 +705,15 @@ def main() -> int:
     v = sub.add_parser("verify")
     v.add_argument("file"); v.add_argument("--genesis"); v.add_argument("--now", type=int)
     v.add_argument("--pinned"); v.add_argument("--json", action="store_true")
-    sub.add_parser("make-demo").add_argument("outdir")
+    demo = sub.add_parser("make-demo")
+    demo.add_argument("outdir"); demo.add_argument("--now", type=int)
     s = sub.add_parser("safety-number")
     for x in ("name1", "key1", "name2", "key2"):
         s.add_argument(x)
     a = ap.parse_args()
     try:
         if a.cmd == "make-demo":
-            return make_demo(a.outdir) or 0
+            return make_demo(a.outdir, a.now) or 0
         if a.cmd == "safety-number":
             print(safety_number(fingerprint(a.name1.encode(), bytes.fromhex(a.key1)),
                                 fingerprint(a.name2.encode(), bytes.fromhex(a.key2))))

@@ -106,12 +106,12 @@ func submitEntry(
 ) throws {
     let (outcome, org) = try reportingErrors { () throws(ClientError) -> (AdminWorkflow.Outcome, String) in
         let organisation = try options.organisation()
-        let state = try organisation.load(now: Environment.now()).verifier.state!
-        let entryBody = try body(organisation, state)
-        let workflow = AdminWorkflow(organisation: organisation)
-        try workflow.check(entryBody, now: Environment.now())
+        let verifier = try organisation.load(now: Environment.now()).verifier
+        let entryBody = try body(organisation, verifier.state!)
+        try AdminWorkflow.check(entryBody, after: verifier, now: Environment.now())
         let admin = try options.unlockAdmin()
-        let outcome = try workflow.submit(entryBody, signer: admin, propose: submission.propose, now: Environment.now())
+        let outcome = try AdminWorkflow(organisation: organisation)
+            .submit(entryBody, signer: admin, propose: submission.propose, now: Environment.now())
         return (outcome, organisation.path)
     }
     EntryOutcomeReport(outcome).print(json: options.json, organisation: org)
