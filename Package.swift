@@ -227,7 +227,7 @@ let package = Package(
         .testTarget(
             name: "ValiseRelayTests",
             dependencies: [
-                "ValiseRelay", "ValiseCrypto", "ValiseStore", "ValiseWire", "ValiseTestSupport",
+                "ValiseRelay", "ValiseCrypto", "ValiseDirectory", "ValiseStore", "ValiseWire", "ValiseTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
             ],

@@ -7,16 +7,48 @@ import Foundation
 /// Talking about the directory with a relay: which relay to use, fetching entries, and
 /// publishing them.
 public enum DirectorySync {
-    /// A relay to connect to: its directory record (the pinned Noise key) and the address,
-    /// which may be overridden, never the key.
+    /// A relay to connect to: its directory record (the pinned Noise key) and its addresses,
+    /// tried in order; an override replaces the addresses, never the key.
     public struct Target: Sendable {
         public let relay: RelayRecord
+        /// Never empty.
+        public let endpoints: [Endpoint]
+
+        public init(relay: RelayRecord, endpoints: [Endpoint]) {
+            precondition(!endpoints.isEmpty, "a target has an address")
+            self.relay = relay
+            self.endpoints = endpoints
+        }
+
+        /// The relay's own addresses in the directory's order, or `address` alone.
+        public init(relay: RelayRecord, address: String?) throws(ClientError) {
+            var endpoints: [Endpoint] = []
+            for text in address.map({ [$0] }) ?? relay.addresses { endpoints.append(try Endpoint(text)) }
+            self.init(relay: relay, endpoints: endpoints)
+        }
+
+        /// The first address: the one tried first.
+        public var host: String { endpoints[0].host }
+        public var port: Int { endpoints[0].port }
+
+        /// The addresses, for people: "hq.example:7400, hq2.example:7400".
+        public var addressList: String { endpoints.map(\.description).joined(separator: ", ") }
+    }
+
+    /// `HOST:PORT`, parsed.
+    public struct Endpoint: Sendable, Hashable, CustomStringConvertible {
         public let host: String
         public let port: Int
+
+        public init(_ address: String) throws(ClientError) {
+            (host, port) = try DirectorySync.parse(address)
+        }
+
+        public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
     }
 
     /// Picks the relay named `name` (or the only one) from the directory; `address`
-    /// replaces its address.
+    /// replaces its addresses.
     public static func target(in state: DirectoryState, name: String?, address: String?) throws(ClientError) -> Target {
         let relay: RelayRecord
         if let name {
@@ -34,8 +66,7 @@ public enum DirectorySync {
             }
             relay = only
         }
-        let (host, port) = try parse(address ?? relay.address)
-        return Target(relay: relay, host: host, port: port)
+        return try Target(relay: relay, address: address)
     }
 
     /// `HOST:PORT` or `[IPv6]:PORT`.
@@ -57,24 +88,52 @@ public enum DirectorySync {
         /// Whether the relay admitted this key as an admin's (else a device's).
         public let admittedAsAdmin: Bool
         public let relayName: String
+        /// The home relay the relay names when it admitted this device as homed elsewhere
+        /// (role *not home*): the relay's word, to be checked against the verified directory.
+        public let notHomeSaysHome: String?
+        /// The address that answered.
+        public let endpoint: Endpoint
 
-        init(_ welcome: WireWelcome) {
+        init(_ welcome: WireWelcome, endpoint: Endpoint) {
             count = Int(clamping: welcome.directoryCount)
             head = Array(welcome.directoryHead)
             admittedAsAdmin = welcome.role == .admin
             relayName = welcome.relayName
+            // Unverified, and printed: printable ASCII only, as relay names are, and bounded.
+            notHomeSaysHome = welcome.role == .notHome
+                ? String(welcome.homeRelay.unicodeScalars.filter { (0x20..<0x7F).contains($0.value) }.prefix(64).map(Character.init))
+                : nil
+            self.endpoint = endpoint
         }
     }
 
-    /// Connects, runs `body`, and closes the connection whatever happens.
+    /// Connects to the first of the target's addresses that accepts a connection (a node
+    /// that is down is skipped; a relay that answers and refuses is not), runs `body`, and
+    /// closes the connection whatever happens.
     public static func withRelay<T: Sendable>(
         _ target: Target, clientKey: AgreementPrivateKey, timeout: TimeAmount = .seconds(10),
         _ body: (RelayClient, Welcome) async throws(ClientError) -> T
     ) async throws(ClientError) -> T {
-        let (client, welcome) = try await RelayClient.connect(
-            host: target.host, port: target.port, clientKey: clientKey, relayKey: target.relay.noiseKey, timeout: timeout)
+        var connected: (client: RelayClient, welcome: WireWelcome, endpoint: Endpoint)?
+        var failures: [String] = []
+        for endpoint in target.endpoints {
+            do {
+                let (client, welcome) = try await RelayClient.connect(
+                    host: endpoint.host, port: endpoint.port, clientKey: clientKey, relayKey: target.relay.noiseKey, timeout: timeout)
+                connected = (client, welcome, endpoint)
+                break
+            } catch where error.code == "relay-unreachable" && target.endpoints.count > 1 {
+                failures.append(endpoint.description)
+            }
+        }
+        guard let connected else {
+            throw ClientError(
+                kind: .unreachable, code: "relay-unreachable",
+                message: "cannot connect to relay \(target.relay.name) at any of its addresses (\(failures.joined(separator: ", "))); is valised running?")
+        }
+        let (client, welcome, endpoint) = connected
         do {
-            let result = try await body(client, Welcome(welcome))
+            let result = try await body(client, Welcome(welcome, endpoint: endpoint))
             await client.close()
             return result
         } catch {

@@ -54,9 +54,10 @@ extension RelayConnectionHandler {
             })
         }
         for (relay, members) in remote {
-            var fetch = WirePrekeyFetch()
-            fetch.members = members.map(\.asked)
-            fetch.envelopeKeyOnly = envelopeKeyOnly
+            var request = WirePrekeyFetch()
+            request.members = members.map(\.asked)
+            request.envelopeKeyOnly = envelopeKeyOnly
+            let fetch = request
             parts.append(federation.proxy(to: relay, .prekeyFetch(fetch)).hop(to: eventLoop).map { reply in
                 guard case .prekeyBundles(let bundles)? = reply.body else { return [:] }
                 var answered: [String: WirePrekeyBundle] = [:]
@@ -114,9 +115,10 @@ extension RelayConnectionHandler {
                 }
                 guard let federation, !forwarded.isEmpty else { return eventLoop.makeSucceededFuture(own) }
                 let asks = forwarded.map { relay, ids -> EventLoopFuture<[Data: WireMessageStatus]> in
-                    var query = WireStatusQuery()
-                    query.ids = ids.map { Data($0.bytes) }
-                    query.nonce = Data(nonce)
+                    var request = WireStatusQuery()
+                    request.ids = ids.map { Data($0.bytes) }
+                    request.nonce = Data(nonce)
+                    let query = request
                     return federation.proxy(to: relay, .statusQuery(query)).hop(to: eventLoop).map { reply in
                         guard case .status(let status)? = reply.body else { return [:] }
                         var final: [Data: WireMessageStatus] = [:]

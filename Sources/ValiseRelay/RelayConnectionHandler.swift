@@ -101,10 +101,7 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
         /// longer admitted lose their connections, removed members their queues, and the
         /// relay links pass the entries on and move mail after members who moved.
         func applyPublished(_ published: RelayDirectory.Published) {
-            if !published.noLongerAdmitted.isEmpty {
-                registry.drop(keys: published.noLongerAdmitted, reason: RelayError(
-                    .revoked, code: "revoked", message: "this key is no longer in the organisation's directory"))
-            }
+            registry.drop(changedBy: published)
             if !published.removedMembers.isEmpty { onMembersRemoved(published.removedMembers) }
             federation?.directoryChanged()
         }
@@ -168,10 +165,16 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        // Bytes that arrive while the hand-over to a relay link completes are the link's.
+        guard !handedOver else {
+            context.fireChannelRead(data)
+            return
+        }
         var buffer = unwrapInboundIn(data)
         let bytes = buffer.readBytes(length: buffer.readableBytes) ?? []
         let framesBefore = state.completedFrameCount
         perform(state.receive(bytes), context: context)
+        guard !handedOver else { return }
         armFrameTimer(context, frameCompleted: state.completedFrameCount != framesBefore)
     }
 
@@ -193,7 +196,7 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
     }
 
     func read(context: ChannelHandlerContext) {
-        if mayRead(context) {
+        if handedOver || mayRead(context) {
             context.read()
         } else {
             if !readHeld { countHeldRead(context) }
@@ -335,9 +338,15 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
         let handle = Handle(channel: context.channel, handler: NIOLoopBound((self, context), eventLoop: context.eventLoop), handoff: shared.handoff)
         self.handle = handle
         shared.registry.register(handle, key: key)
-        // The key may have been revoked between the snapshot above and registering.
-        guard shared.directory.snapshot.admissions[key] == admission else {
-            drop(context, .init(.revoked, code: "revoked", message: "this key was revoked"))
+        // The key may have been revoked, or its home moved, between the snapshot above and
+        // registering.
+        let now = shared.directory.snapshot
+        guard now.admissions[key] == admission else {
+            if let moved = RelayDirectory.rehoming(from: admission, to: now.admissions[key], relayName: now.relayName) {
+                drop(context, .init(.notHome, code: "not-home", message: moved))
+            } else {
+                drop(context, .init(.revoked, code: "revoked", message: "this key was revoked"))
+            }
             return
         }
         perform(state.admit(), context: context)
@@ -519,3 +528,7 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
 extension TimeAmount {
     static func seconds(_ value: Double) -> TimeAmount { .nanoseconds(Int64(value * 1e9)) }
 }
+
+/// A connection that turns out to be a relay link hands itself to `IncomingLinkHandler`
+/// and leaves the pipeline.
+extension RelayConnectionHandler: RemovableChannelHandler {}

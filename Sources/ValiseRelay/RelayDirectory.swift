@@ -13,6 +13,10 @@ public enum Admission: Equatable, Sendable, CustomStringConvertible {
     /// directory (through its own revocation), so that it can see the signed revocation
     /// and wipe its keys; nothing else.
     case revoked(MemberName, entries: Int)
+    /// A member's current device whose home, in this relay's directory, is the relay named
+    /// `home`: it may read the whole directory (so that it can verify its home and go
+    /// there), nothing else.
+    case notHome(MemberName, home: String)
 
     /// Whether the key may send DirectoryPublish. An entry's authority is its signatures,
     /// but verifying them costs the relay, so only keys the organisation trusts to publish
@@ -21,7 +25,7 @@ public enum Admission: Equatable, Sendable, CustomStringConvertible {
     public var mayPublishDirectory: Bool {
         switch self {
         case .admin: true
-        case .device, .revoked: false
+        case .device, .revoked, .notHome: false
         }
     }
 
@@ -31,6 +35,7 @@ public enum Admission: Equatable, Sendable, CustomStringConvertible {
         case .device: "device"
         case .admin: "admin"
         case .revoked: "revoked device"
+        case .notHome: "device homed elsewhere"
         }
     }
 
@@ -39,6 +44,7 @@ public enum Admission: Equatable, Sendable, CustomStringConvertible {
         case .device(let name): "device of \(name)"
         case .admin(let name): "admin \(name)"
         case .revoked(let name, _): "revoked device of \(name)"
+        case .notHome(let name, let home): "device of \(name), homed at \(home)"
         }
     }
 }
@@ -70,12 +76,19 @@ public final class RelayDirectory: Sendable {
             self.encodedEntries = entries.map { $0.encoded() }
             self.checkpoint = checkpoint
             let state = verifier.state!
+            let relayName = state.relays.values.first { $0.noiseKey == relayKey }?.name
             var admissions: [AgreementPublicKey: Admission] = [:]
             for admin in state.admins.admins { admissions[admin.transportKey] = .admin(admin.name) }
             for member in state.members.values {
                 switch member.status {
                 case .active:
-                    admissions[member.transportKey] = .device(member.name)
+                    // A relay that does not know its own name serves every device, as a
+                    // relay did before homes existed.
+                    if let relayName, let home = state.homeRelay(of: member.name)?.name, home != relayName {
+                        admissions[member.transportKey] = .notHome(member.name, home: home)
+                    } else {
+                        admissions[member.transportKey] = .device(member.name)
+                    }
                 case .revoked(_, let sequence):
                     if admissions[member.transportKey] == nil, sequence < UInt64(verifier.count) {
                         admissions[member.transportKey] = .revoked(member.name, entries: Int(sequence) + 1)
@@ -83,7 +96,7 @@ public final class RelayDirectory: Sendable {
                 }
             }
             self.admissions = admissions
-            self.relayName = state.relays.values.first { $0.noiseKey == relayKey }?.name
+            self.relayName = relayName
         }
     }
 
@@ -91,8 +104,13 @@ public final class RelayDirectory: Sendable {
     public struct Published: Sendable {
         public let count: Int
         public let head: EntryHash
-        /// Keys that were admitted before and are not now (revoked, rotated out, removed).
+        /// Keys that were admitted before and are not now as they were (revoked, rotated
+        /// out, removed), but for devices whose home moved (`rehomed`).
         public let noLongerAdmitted: [AgreementPublicKey]
+        /// Current device keys whose member's home moved away from this relay or to it:
+        /// their connections were admitted in the other role, and each gets the message
+        /// that says where the home is now.
+        public let rehomed: [AgreementPublicKey: String]
         /// Members that were active before and are not now (revoked): their mailboxes go.
         public let removedMembers: [MemberName]
     }
@@ -204,16 +222,36 @@ public final class RelayDirectory: Sendable {
         }
         let added = verified.batch.newEntries(after: before.count)
         guard !added.isEmpty || checkpoint != before.checkpoint else {
-            return Published(count: before.count, head: before.state.headHash, noLongerAdmitted: [], removedMembers: [])
+            return Published(count: before.count, head: before.state.headHash, noLongerAdmitted: [], rehomed: [:], removedMembers: [])
         }
         let all = before.entries + added
         let next = Snapshot(verifier: verifier, entries: all, checkpoint: checkpoint, relayKey: relayKey)
         // Durable before anyone is told: the file first, then the snapshot.
         try Self.write(OrganisationBundle(entries: all, checkpoint: checkpoint), to: path)
         current.withLockedValue { $0 = next }
-        let dropped = before.admissions.keys.filter { next.admissions[$0] != before.admissions[$0] }
+        let changed = before.admissions.keys.filter { next.admissions[$0] != before.admissions[$0] }
+        var rehomed: [AgreementPublicKey: String] = [:]
+        for key in changed {
+            if let message = Self.rehoming(from: before.admissions[key], to: next.admissions[key], relayName: next.relayName) { rehomed[key] = message }
+        }
+        let dropped = changed.filter { rehomed[$0] == nil }
         let removed = before.state.members.values.filter { $0.isActive && next.state.members[$0.name]?.isActive != true }.map(\.name)
-        return Published(count: next.count, head: next.state.headHash, noLongerAdmitted: dropped, removedMembers: removed)
+        return Published(count: next.count, head: next.state.headHash, noLongerAdmitted: dropped, rehomed: rehomed, removedMembers: removed)
+    }
+
+    /// What a connected device is told when a move changed its role here, or nil when the
+    /// change was not a move (a revocation, a rotation).
+    static func rehoming(from before: Admission?, to after: Admission?, relayName: String?) -> String? {
+        switch (before, after) {
+        case (.device(let name)?, .notHome(let same, let home)?) where name == same:
+            return RelayRequestProcessor.notHomeMessage(name, home: home)
+        case (.notHome(let name, _)?, .device(let same)?) where name == same:
+            return "\(name)'s home relay is now \(relayName ?? "this relay"): connect again"
+        case (.notHome(let name, _)?, .notHome(let same, let home)?) where name == same:
+            return RelayRequestProcessor.notHomeMessage(name, home: home)
+        default:
+            return nil
+        }
     }
 
     static func read(_ path: String) throws(RelayError) -> OrganisationBundle {

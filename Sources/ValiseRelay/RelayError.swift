@@ -21,6 +21,7 @@ public struct RelayError: CodedError {
         case storageFull = 14
         case idInUse = 15
         case noPrekeys = 16
+        case notHome = 17
     }
 
     public let code: String

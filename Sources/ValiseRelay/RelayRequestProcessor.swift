@@ -92,6 +92,9 @@ struct RelayRequestProcessor {
                 welcome.role = .revoked
                 welcome.directoryCount = UInt64(entries)
                 welcome.directoryHead = Data(directory.verifier.hashes[entries - 1].bytes)
+            case .notHome(_, let home):
+                welcome.role = .notHome
+                welcome.homeRelay = home
             }
             return .reply(Self.message(id, .welcome(welcome)))
         }
@@ -106,6 +109,17 @@ struct RelayRequestProcessor {
                 return .reply(Self.error(id, RelayError(
                     .revoked, code: "revoked",
                     message: "the organisation revoked this device; it may only read the directory up to its revocation")))
+            }
+        }
+
+        // A device homed elsewhere reads the directory here to verify where its home is;
+        // the connection stays open so that it can (docs/PROTOCOL.md, "not home").
+        if case .notHome(let name, let home) = admission {
+            switch message.body {
+            case .ping, .directoryFetch, .hello:
+                break
+            default:
+                return .reply(Self.error(id, RelayError(.notHome, code: "not-home", message: Self.notHomeMessage(name, home: home))))
             }
         }
 
@@ -278,6 +292,11 @@ struct RelayRequestProcessor {
             mailbox: Mailbox(recipient.value), id: messageID, precedence: precedence, ttl: min(ttl, settings.maximumTTL),
             requestedTTL: UInt8(send.ttl.rawValue), destination: Federation.destination(of: recipient, in: directory),
             body: Array(send.envelope)))
+    }
+
+    /// NOT_HOME's message, also sent when a move drops a connection.
+    static func notHomeMessage(_ member: MemberName, home: String) -> String {
+        "\(member)'s home relay is \(home): connect there"
     }
 
     static func notAllowed(_ requestID: UInt64) -> WireRelayMessage {

@@ -49,7 +49,7 @@ struct DeviceReport: Encodable {
             "transport key: \(transportKey)",
             "created:       \(createdAt)",
             "keystore:      \(keystore.path)",
-        ] + (directory.map { ["directory:     \($0)"] } ?? [])
+        ] + (directory.map { ["directory:     \($0)"] } ?? []) + (directory?.homeRelay.map { ["home relay:    \($0)"] } ?? [])
     }
 
     /// A warning when the keystore's passphrase protection is below the standard profile,

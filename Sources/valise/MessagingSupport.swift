@@ -5,13 +5,13 @@ import ValiseCrypto
 import ValiseDirectory
 import ValiseStore
 
-/// Which relay to use: the directory's, or another address (the key is still the one the
-/// directory names).
+/// Which relay to use: this device's home relay in the directory, or another one by name;
+/// at the directory's addresses, or another (the key is still the one the directory names).
 struct RelayOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("Reach the relay at this address instead of the directory's (its key is still checked).", valueName: "host:port"))
     var relay: String?
 
-    @Option(name: .long, help: ArgumentHelp("Which relay, when the directory lists several.", valueName: "name"))
+    @Option(name: .long, help: ArgumentHelp("Connect to this relay instead of this device's home relay (it sends you home if it is not).", valueName: "name"))
     var relayName: String?
 }
 
@@ -59,11 +59,12 @@ func withRelaySync<T: Sendable>(
 ) async throws(ClientError) -> T {
     let home = try options.resolveHome()
     let pinned = try PinnedOrganisation(home: home).load(now: now())
-    let target = try DirectorySync.target(in: pinned.state, name: relay.relayName, address: relay.relay)
     let device: UnlockedDevice
     if let unlocked { device = unlocked } else { device = try unlockDevice(options, home: home) }
     let unlocked = device
-    return try await DeviceSession.connect(home: home, identity: unlocked.identity, target: target) { (client, _) throws(ClientError) -> T in
+    return try await DeviceSession.connectHome(
+        home: home, identity: unlocked.identity, pinned: pinned, relayName: relay.relayName, address: relay.relay, now: now, onMove: printNote
+    ) { (client, _, target, pinned) throws(ClientError) -> T in
         let organisation = try await DeviceSession.refreshDirectory(client, home: home, pinned: pinned, now: now())
         let (session, messenger) = try DeviceSession.open(
             home: home, organisation: organisation, unlocked: unlocked, now: now(), receiptDelay: Environment.receiptDelay())
@@ -92,8 +93,9 @@ extension Environment {
 /// as opposed to a refusal that must stop the command. A relay that is shutting down (a
 /// restart, an upgrade; RelayClient names its refusal "relay-" and the wire code) is
 /// expected back, so it counts as unreachable: `watch` reconnects, `send` keeps the message.
+/// So do relays that disagree about this device's home (a move still spreading).
 func isUnreachable(_ error: ClientError) -> Bool {
-    error.isConnectionLost || error.code == "directory-behind" || error.code == "relay-shuttingDown"
+    error.isConnectionLost || ["directory-behind", "relay-shuttingDown", "relays-disagree"].contains(error.code)
 }
 
 /// Where the messages are when `send` or `sync` fails: every failure says so.

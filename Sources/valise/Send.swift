@@ -25,6 +25,13 @@ extension Valise {
                 Messages to revoked or unknown members are refused before anything is \
                 written. When a recipient's keys have changed since your last message (an \
                 administrator rotated them), you are told, with their new fingerprint.
+
+                When the directory is older than the organisation allows (no fresh \
+                checkpoint: a mission cut off from headquarters), ordinary messages still go \
+                to colleagues homed at your own relay, with a warning; those for members \
+                homed at other relays wait in the outbox until a fresh checkpoint arrives. \
+                FLASH always goes. An organisation with a single relay refuses ordinary \
+                messages instead.
                 """
         )
 
@@ -113,6 +120,8 @@ extension Valise {
             for item in outcome.composed {
                 if sent.contains(item.shortID) {
                     print("Sent \(precedence.name) message \(item.shortID) to \(item.to): the relay has it, encrypted end to end.")
+                } else if item.waitsForCheckpoint {
+                    print("\(precedence.name) message \(item.shortID) to \(item.to) waits in the outbox for a fresh checkpoint (\(item.to) is homed at another relay); 'valise sync' sends it once one arrives.")
                 } else {
                     print("\(precedence.name) message \(item.shortID) to \(item.to) waits in the outbox\(outcome.offline.map { " (\($0))" } ?? ""); 'valise sync' sends it.")
                 }
@@ -136,6 +145,7 @@ struct SendOutcome: Encodable, Sendable {
         let id: String
         let to: String
         let keyWarning: String?
+        let waitsForCheckpoint: Bool
 
         var shortID: String { String(id.prefix(8)) }
 
@@ -143,6 +153,7 @@ struct SendOutcome: Encodable, Sendable {
             id = Hex.encode(composed.id)
             to = composed.to.value
             keyWarning = composed.keysChanged?.warning
+            waitsForCheckpoint = composed.waitsForCheckpoint
         }
     }
 

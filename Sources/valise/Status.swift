@@ -7,7 +7,7 @@ import ValiseDirectory
 extension Valise {
     struct Status: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Show this device's state: relay, outbox, unread messages, directory, keys.",
+            abstract: "Show this device's state: home relay, outbox, unread messages, directory, keys.",
             discussion: """
                 Says whether the relay answers (a handshake with the key the directory names \
                 for it, nothing more), how many messages wait in the outbox, how many are \
@@ -27,17 +27,24 @@ extension Valise {
                 let (unread, waiting) = try messenger.counts()
                 let prekeys = try messenger.prekeyCounts()
                 var reachable: String
+                let state = session.organisation.state
+                let homeRelay = state.homeRelay(of: session.identity.memberName).map(DeviceStanding.describe)
                 do throws(ClientError) {
-                    let target = try DirectorySync.target(in: session.organisation.state, name: relayOptions.relayName, address: relayOptions.relay)
+                    let target = try DeviceSession.homeTarget(
+                        in: state, member: session.identity.memberName, name: relayOptions.relayName, address: relayOptions.relay)
                     reachable = try await DeviceSession.connect(home: session.home, identity: session.identity, target: target, timeoutSeconds: 5) { (_, welcome) throws(ClientError) in
-                        "reachable (\(welcome.relayName) at \(target.host):\(target.port), directory entries: \(welcome.count))"
+                        // Nothing is fetched here: a move is followed by 'valise sync', once verified.
+                        if let says = welcome.notHomeSaysHome {
+                            return "reachable (\(welcome.relayName) at \(welcome.endpoint), which says this device's home relay is \(says); 'valise sync' checks the directory and goes there)"
+                        }
+                        return "reachable (\(welcome.relayName) at \(welcome.endpoint), directory entries: \(welcome.count))"
                     }
                 } catch {
                     reachable = "unreachable: \(error.message)"
                 }
                 let freshness = DirectoryFreshness(session.organisation, now: now)
                 return StatusReport(
-                    member: session.identity.memberName.value, fingerprint: session.identity.fingerprint.description, relay: reachable,
+                    member: session.identity.memberName.value, fingerprint: session.identity.fingerprint.description, homeRelay: homeRelay, relay: reachable,
                     outboxWaiting: waiting, unread: unread, directoryEntries: session.organisation.verifier.count,
                     directoryHead: session.organisation.state.headHash.hex, directoryWarning: freshness.warning,
                     signedPrekeys: prekeys.signed, envelopeKeys: prekeys.envelope, oneTimePrekeys: prekeys.oneTime,
@@ -50,6 +57,7 @@ extension Valise {
             }
             print("member:      \(report.member)")
             print("fingerprint: \(report.fingerprint)")
+            if let homeRelay = report.homeRelay { print("home relay:  \(homeRelay)") }
             print("relay:       \(report.relay)")
             print("outbox:      \(report.outboxWaiting) message\(report.outboxWaiting == 1 ? "" : "s") waiting")
             print("unread:      \(report.unread)")
@@ -63,6 +71,8 @@ extension Valise {
 struct StatusReport: Encodable {
     let member: String
     let fingerprint: String
+    /// This device's home relay in the pinned directory, with its addresses.
+    let homeRelay: String?
     let relay: String
     let outboxWaiting: Int
     let unread: Int

@@ -48,9 +48,15 @@ extension Valise {
 struct DeviceStanding: Encodable, CustomStringConvertible {
     let status: String
     let detail: String
+    /// The relay this device talks to (its member's home relay, or the organisation's
+    /// default), with its addresses; nil when the member is not active or no relay is listed.
+    let homeRelay: String?
     var isRevoked: Bool { status == "revoked" }
 
     init(identity: DeviceIdentity, state: DirectoryState) {
+        homeRelay = state.members[identity.memberName].flatMap { member in
+            member.isActive ? state.homeRelay(of: member.name).map(Self.describe) : nil
+        }
         guard let member = state.members[identity.memberName] else {
             status = "not-enrolled"
             detail = "\(identity.memberName) is not in the directory yet (entry \(state.headSequence) is the newest this device has)"
@@ -72,4 +78,9 @@ struct DeviceStanding: Encodable, CustomStringConvertible {
     }
 
     var description: String { detail }
+
+    /// "geneva (geneva.example:7400, 10.1.2.3:7400)".
+    static func describe(_ relay: RelayRecord) -> String {
+        "\(relay.name) (\(relay.addresses.joined(separator: ", ")))"
+    }
 }

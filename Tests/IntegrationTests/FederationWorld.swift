@@ -178,5 +178,9 @@ final class FederationWorld {
 
     deinit {
         for relay in relays.values { _ = relay.stop() }
+        // For a person debugging: VALISE_TEST_KEEP=DIR keeps the relays' logs and stores.
+        if let keep = ProcessInfo.processInfo.environment["VALISE_TEST_KEEP"] {
+            _ = try? ValiseCLI.run(path: "/bin/cp", ["-a", directory.path, keep + "/" + (directory.path as NSString).lastPathComponent])
+        }
     }
 }

@@ -9,29 +9,9 @@ import ValiseWire
 
 /// An organisation with a relay, all real processes: one admin, devices for alice, bob and
 /// carol, a relay that starts knowing only the genesis, and the admin publishing to it.
-final class RelayWorld {
+final class RelayWorld: OrganisationWorld {
     let directory = TemporaryDirectory()
-    let passphrase = "correct horse battery staple"
-    let insecure = ["--kdf-profile", "insecure-test"]
     var relay: RelayProcess!
-
-    func path(_ name: String) -> String { directory.file(name) }
-    var org: [String] { ["--org", path("org")] }
-
-    @discardableResult
-    func valise(_ arguments: [String], expect status: Int32 = 0, sourceLocation: SourceLocation = #_sourceLocation) throws -> ValiseCLI.Result {
-        let result = try ValiseCLI.run(arguments, environment: ["VALISE_PASSPHRASE": passphrase])
-        #expect(result.status == status, "valise \(arguments.joined(separator: " ")): \(result.stderr)", sourceLocation: sourceLocation)
-        return result
-    }
-
-    func json(_ result: ValiseCLI.Result) throws -> [String: Any] {
-        try #require(JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
-    }
-
-    func fingerprint(_ member: String) throws -> String {
-        try json(valise(["whoami", "--home", path(member), "--json"]))["fingerprint"] as? String ?? ""
-    }
 
     /// Sets everything up and starts the relay; `environment` configures it.
     init(members: [String] = ["alice@jakarta", "bob@jakarta", "carol@nairobi"], relayEnvironment: [String: String] = [:], relayLogLevel: String = "debug") throws {
@@ -41,12 +21,7 @@ final class RelayWorld {
             ["init", "--dir", path("relay"), "--org-bundle", path("genesis.bundle"), "--unencrypted-key"], program: "valised")
         #expect(initRelay.status == 0, "valised init: \(initRelay.stderr)")
         try valise(["admin", "add-relay", "--name", "hq", "--address", "127.0.0.1:7400", "--relay-pub", path("relay/relay.pub")] + org)
-        for member in members {
-            try valise(["init", "--name", member, "--home", path(member)] + insecure)
-            try valise(["admin", "enroll", path("\(member)/enrollment.request"), "--expect-fingerprint", try fingerprint(member)] + org)
-        }
-        try valise(["admin", "bundle", "--out", path("org.bundle")] + org)
-        for member in members { try valise(["init", "--home", path(member), "--org-bundle", path("org.bundle")]) }
+        try enroll(members.map { ($0, nil) })
         relay = try RelayProcess(directory: path("relay"), logPath: path("relay.log"), environment: relayEnvironment, logLevel: relayLogLevel)
         // The relay knows only the genesis; the admin's transport key (in it) may publish.
         try valise(["admin", "publish", "--relay", "hq", "--relay-address", relay.address] + org)
@@ -60,12 +35,6 @@ final class RelayWorld {
     func revoke(_ member: String) throws {
         try valise(["admin", "revoke", member, "--reason", "left the service"] + org)
         try valise(["admin", "publish", "--relay", "hq", "--relay-address", relay.address] + org)
-    }
-
-    /// A device's keys, read from its keystore in this process.
-    func deviceIdentity(_ member: String) throws -> DeviceIdentity {
-        let keystore = DeviceKeystore(home: ValiseHome(path: path(member)))
-        return try keystore.unlock(passphrase: SecretBytes(copying: Array(passphrase.utf8))).identity
     }
 
     /// A device's transport key, read from its keystore in this process.

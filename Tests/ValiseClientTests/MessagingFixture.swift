@@ -211,7 +211,7 @@ final class MessagingWorld {
             }
             try sender.messenger.seal(item, to: name, bundle: bundle, now: now)
         }
-        return try sender.messenger.readyToSend().map { item, to in
+        return try sender.messenger.readyToSend(now: now).map { item, to in
             try sender.messenger.accepted(item, expiresAt: now + 86_400, now: now)
             return Envelope(to: to, kind: item.kind, delivered: Messenger.Delivered(
                 id: item.id, precedence: item.precedence, ttlClass: item.ttl, requestedTTLClass: item.ttl, envelope: item.envelope ?? []))

@@ -195,7 +195,7 @@ extension MessengerTests {
         // Neither the old session nor a bundle signed by the old key will do.
         let noBundle = #expect(throws: ClientError.self) { try alice.messenger.seal(due.item, to: bob.name, bundle: nil, now: world.now) }
         #expect(noBundle?.code == "no-bundle")
-        #expect(try alice.messenger.readyToSend().isEmpty)
+        #expect(try alice.messenger.readyToSend(now: world.now).isEmpty)
         let oldBundle = #expect(throws: ClientError.self) {
             try alice.messenger.checkBundle(
                 member: bob.name, identityKey: oldKey.bytes, signedPrekey: stale.pqxdh!.signedPrekey.bytes,

@@ -30,7 +30,7 @@ struct MessengerTests {
         try #require(due.count == 1)
         #expect(due[0].to == bob.name && due[0].needs == .bundle)
         try alice.messenger.seal(due[0].item, to: bob.name, bundle: bundle, now: world.now)
-        let ready = try alice.messenger.readyToSend()
+        let ready = try alice.messenger.readyToSend(now: world.now)
         try #require(ready.count == 1)
         #expect(ready[0].to == "bob@geneva")
         let item = ready[0].item

@@ -162,7 +162,12 @@ public final class MessageSync {
                 }
             }
         }
-        for (item, to) in try messenger.readyToSend() {
+        let held = try messenger.waitingForCheckpoint(now: now)
+        if held > 0 {
+            report.notices.append(
+                "\(held) message\(held == 1 ? " waits" : "s wait") in the outbox for a fresh checkpoint: this device's directory is older than the organisation allows, so ordinary messages go only to members homed at this device's relay (FLASH still goes)")
+        }
+        for (item, to) in try messenger.readyToSend(now: now) {
             var send = WireSend()
             send.id = Data(item.id)
             send.recipient = to

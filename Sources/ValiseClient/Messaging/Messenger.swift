@@ -100,6 +100,8 @@ public final class Messenger {
         public let to: MemberName
         /// Set when the recipient's keys are not the ones this device last used for them.
         public let keysChanged: KeyChange?
+        /// Whether it waits in the outbox for a fresh checkpoint (`waitsForCheckpoint`).
+        public let waitsForCheckpoint: Bool
     }
 
     /// A correspondent's keys changed (an administrator rotated them): shown plainly, with
@@ -114,8 +116,9 @@ public final class Messenger {
 
     /// Checks the recipients against the directory and writes the message to the outbox
     /// (one item per recipient), so it survives until the relay has it. Refuses revoked and
-    /// unknown members, and ordinary precedence past the directory's hard freshness bound,
-    /// before anything is written.
+    /// unknown members, and ordinary precedence past the directory's hard freshness bound in
+    /// an organisation of one relay, before anything is written (with several relays, such
+    /// a message to a member homed elsewhere is written and waits: `waitsForCheckpoint`).
     public func compose(_ text: String, to recipients: [MemberName], precedence: Precedence, ttl: TTLClass, now: UInt64) throws(ClientError) -> [Composed] {
         guard !text.isEmpty else { throw .usage("empty-message", "the message is empty") }
         guard text.utf8.count <= MessageContent.maximumTextByteCount else {
@@ -135,7 +138,7 @@ public final class Messenger {
             members.append(member)
         }
         let freshness = DirectoryFreshness(directory, now: now)
-        if freshness.refusesOrdinarySends && precedence != .flash {
+        if freshness.refusesComposing && precedence != .flash {
             throw ClientError(kind: .verification, code: "directory-stale", message: "\(freshness.description); ordinary messages are refused until 'valise sync' brings a fresh checkpoint (FLASH still goes)")
         }
         return try storeOperation("write the message to the outbox") { tx in
@@ -151,7 +154,9 @@ public final class Messenger {
                 if let known = try tx.correspondentRecord(member.name.value), known.identityKey != member.identityKey {
                     change = KeyChange(member: member.name, fingerprint: member.fingerprint.description)
                 }
-                composed.append(Composed(id: id, to: member.name, keysChanged: change))
+                composed.append(Composed(
+                    id: id, to: member.name, keysChanged: change,
+                    waitsForCheckpoint: precedence != .flash && freshness.waits(from: identity.memberName, to: member.name, in: state)))
             }
             return composed
         }
@@ -166,13 +171,22 @@ public final class Messenger {
         case waitingForKeys(MemberName, String)
     }
 
+    /// Whether an outbox item waits for a fresh checkpoint instead of going now: an
+    /// ordinary message (not FLASH, not a receipt) past the hard freshness bound, in an
+    /// organisation of several relays, to a member not homed at this device's relay.
+    public func waitsForCheckpoint(_ item: OutboxItem, to name: MemberName, now: UInt64) -> Bool {
+        guard item.kind == .message, item.precedence != UInt8(Precedence.flash.rawValue) else { return false }
+        return DirectoryFreshness(directory, now: now).waits(from: identity.memberName, to: name, in: state)
+    }
+
     /// Items waiting to be encrypted now, and what each recipient's keys need first: a
     /// bundle to start a session, or only a fresh envelope key for the session there is.
+    /// Items that wait for a fresh checkpoint are left out.
     public func unsealed(now: UInt64) throws(ClientError) -> [(item: OutboxItem, to: MemberName, needs: KeysNeeded)] {
         try storeOperation("read the outbox", write: false) { tx in
             try tx.outbox([.unsealed]).filter { $0.notBefore <= now }.compactMap { item in
                 let record = try item.record()
-                guard let name = try? MemberName(record.to) else { return nil }
+                guard let name = try? MemberName(record.to), !waitsForCheckpoint(item, to: name, now: now) else { return nil }
                 let known = try tx.correspondentRecord(record.to)
                 let current = state.members[name]?.identityKey
                 let ownKey = identity.identityKey.publicKey
@@ -269,12 +283,25 @@ public final class Messenger {
         }
     }
 
-    /// Envelopes ready for the relay (encrypted, not yet accepted), most urgent first.
-    public func readyToSend() throws(ClientError) -> [(item: OutboxItem, to: String)] {
+    /// Envelopes ready for the relay (encrypted, not yet accepted), most urgent first; but
+    /// those that wait for a fresh checkpoint.
+    public func readyToSend(now: UInt64) throws(ClientError) -> [(item: OutboxItem, to: String)] {
         try storeOperation("read the outbox", write: false) { tx in
-            try tx.outbox([.sealed]).map { item in
-                (item, try item.record().to)
+            try tx.outbox([.sealed]).compactMap { item in
+                let to = try item.record().to
+                if let name = try? MemberName(to), waitsForCheckpoint(item, to: name, now: now) { return nil }
+                return (item, to)
             }
+        }
+    }
+
+    /// How many messages wait in the outbox for a fresh checkpoint.
+    public func waitingForCheckpoint(now: UInt64) throws(ClientError) -> Int {
+        try storeOperation("read the outbox", write: false) { tx in
+            try tx.outbox([.unsealed, .sealed], kind: .message).filter { item in
+                guard let name = try? MemberName(item.record().to) else { return false }
+                return waitsForCheckpoint(item, to: name, now: now)
+            }.count
         }
     }
 

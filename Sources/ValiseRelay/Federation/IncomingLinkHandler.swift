@@ -11,8 +11,9 @@ import ValiseWire
 /// framing) and `LinkRequestProcessor` (the link protocol). It takes over a connection
 /// whose preamble asked for channel 2 from `RelayConnectionHandler`. A Forward is answered
 /// only after the group-commit writer made it durable (custody transfer).
-final class IncomingLinkHandler: ChannelInboundHandler {
+final class IncomingLinkHandler: ChannelDuplexHandler {
     typealias InboundIn = ByteBuffer
+    typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
     /// Requests waiting on the store or the publisher before reading pauses

@@ -238,7 +238,9 @@ struct LinkSession {
             guard welcome.protocolVersion == LinkCodec.protocolVersion else {
                 return close("relay \(peerName) speaks link protocol version \(welcome.protocolVersion); this relay speaks \(LinkCodec.protocolVersion)")
             }
-            guard welcome.relayName == peerName else {
+            // The handshake proved the key our directory names for `peerName`; an empty name
+            // is a relay whose own directory does not list it yet (we push the entries).
+            guard welcome.relayName == peerName || welcome.relayName.isEmpty else {
                 return close("the relay at \(peerName)'s key calls itself \"\(welcome.relayName.prefix(64))\"")
             }
             established = true

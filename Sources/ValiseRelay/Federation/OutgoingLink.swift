@@ -67,7 +67,7 @@ final class OutgoingLink {
             return
         }
         let keys = dependencies.keys
-        var transport = LinkInitiatorState(
+        let initial = LinkInitiatorState(
             localStatic: keys.noise, remoteStatic: record.noiseKey, maximumMessageLength: dependencies.limits.maximumMessageBytes)
         let loopBound = NIOLoopBound(self, eventLoop: loop)
         ClientBootstrap(group: loop)
@@ -80,20 +80,22 @@ final class OutgoingLink {
                 }
             }
             .connect(host: host, port: port)
-            .whenComplete { [self] result in
+            .whenComplete { result in
+                let link = loopBound.value
                 switch result {
                 case .success(let channel):
-                    guard phase == .connecting else {
+                    guard link.phase == .connecting else {
                         channel.close(promise: nil)
                         return
                     }
-                    self.channel = channel
-                    setPhase(.handshaking)
+                    link.channel = channel
+                    link.setPhase(.handshaking)
+                    var transport = initial
                     let actions = transport.start()
-                    self.transport = transport
-                    perform(actions)
+                    link.transport = transport
+                    link.perform(actions)
                 case .failure(let error):
-                    failed("cannot connect to \(address): \(error)")
+                    link.failed("cannot connect to \(address): \(error)")
                 }
             }
     }
@@ -140,7 +142,8 @@ final class OutgoingLink {
         // The next attempt tries the next address (several nodes of one relay).
         addressIndex += 1
         setPhase(.waiting, reason: reason)
-        retry = loop.scheduleTask(in: .milliseconds(Int64(delay * 1000))) { [self] in connect() }
+        let loopBound = NIOLoopBound(self, eventLoop: loop)
+        retry = loop.scheduleTask(in: .milliseconds(Int64(delay * 1000))) { loopBound.value.connect() }
     }
 
     private func setPhase(_ next: Phase, reason: String? = nil) {
@@ -262,14 +265,15 @@ final class OutgoingLink {
         let (store, clock, destination) = (dependencies.store, dependencies.clock, name)
         dependencies.threadPool.runIfActive(eventLoop: loop) {
             try store.nextForForwarding(destination: destination, excluding: excluding, limit: limit, now: clock())
-        }.whenComplete { [self] result in
+        }.whenComplete { [loopBound = NIOLoopBound(self, eventLoop: loop)] result in
+            let link = loopBound.value
             switch result {
             case .success(let envelopes):
-                withSession { $0.loaded(envelopes, limit: limit, directory: dependencies.directory.snapshot, now: dependencies.clock()) }
+                link.withSession { $0.loaded(envelopes, limit: limit, directory: link.dependencies.directory.snapshot, now: link.dependencies.clock()) }
             case .failure(let error):
-                logger.error("could not read the forwarding queue", metadata: ["error": "\(error)"])
+                link.logger.error("could not read the forwarding queue", metadata: ["error": "\(error)"])
                 // Loading stays stuck without an answer: the link starts over.
-                channel?.close(promise: nil)
+                link.channel?.close(promise: nil)
             }
         }
     }

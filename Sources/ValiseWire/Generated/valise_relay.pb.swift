@@ -161,6 +161,10 @@ public nonisolated enum WireErrorCode: SwiftProtobuf.Enum, Swift.CaseIterable {
 
   /// The member has published no prekeys yet: no session can be started with it now.
   case noPrekeys // = 16
+
+  /// The device's home relay is another one (named in the message): it may only ping and
+  /// read the directory here. The connection stays open.
+  case notHome // = 17
   case UNRECOGNIZED(Int)
 
   public init() {
@@ -186,6 +190,7 @@ public nonisolated enum WireErrorCode: SwiftProtobuf.Enum, Swift.CaseIterable {
     case 14: self = .storageFull
     case 15: self = .idInUse
     case 16: self = .noPrekeys
+    case 17: self = .notHome
     default: self = .UNRECOGNIZED(rawValue)
     }
   }
@@ -209,6 +214,7 @@ public nonisolated enum WireErrorCode: SwiftProtobuf.Enum, Swift.CaseIterable {
     case .storageFull: return 14
     case .idInUse: return 15
     case .noPrekeys: return 16
+    case .notHome: return 17
     case .UNRECOGNIZED(let i): return i
     }
   }
@@ -232,6 +238,7 @@ public nonisolated enum WireErrorCode: SwiftProtobuf.Enum, Swift.CaseIterable {
     .storageFull,
     .idInUse,
     .noPrekeys,
+    .notHome,
   ]
 
 }
@@ -501,6 +508,10 @@ public nonisolated struct WireWelcome: Sendable {
   /// What the relay admitted the client's key as.
   public var role: WireWelcome.Role = .unspecified
 
+  /// With ROLE_NOT_HOME only: the device's home relay, by its name in this relay's
+  /// directory; empty otherwise.
+  public var homeRelay: String = String()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum Role: SwiftProtobuf.Enum, Swift.CaseIterable {
@@ -516,6 +527,11 @@ public nonisolated struct WireWelcome: Sendable {
     /// A revoked device: it may read the directory up to its own revocation entry (so that
     /// it can verify the revocation and wipe its keys), nothing else.
     case revoked // = 3
+
+    /// A member's current device whose home relay, in this relay's directory, is another
+    /// relay (`home_relay`): it may read the whole directory (to verify where its home is),
+    /// nothing else. A client that does not know a role refuses the connection.
+    case notHome // = 4
     case UNRECOGNIZED(Int)
 
     public init() {
@@ -528,6 +544,7 @@ public nonisolated struct WireWelcome: Sendable {
       case 1: self = .device
       case 2: self = .admin
       case 3: self = .revoked
+      case 4: self = .notHome
       default: self = .UNRECOGNIZED(rawValue)
       }
     }
@@ -538,6 +555,7 @@ public nonisolated struct WireWelcome: Sendable {
       case .device: return 1
       case .admin: return 2
       case .revoked: return 3
+      case .notHome: return 4
       case .UNRECOGNIZED(let i): return i
       }
     }
@@ -548,6 +566,7 @@ public nonisolated struct WireWelcome: Sendable {
       .device,
       .admin,
       .revoked,
+      .notHome,
     ]
 
   }
@@ -1116,7 +1135,7 @@ nonisolated extension WireTTLClass: SwiftProtobuf._ProtoNameProviding {
 }
 
 nonisolated extension WireErrorCode: SwiftProtobuf._ProtoNameProviding {
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0ERROR_CODE_UNSPECIFIED\0\u{1}ERROR_CODE_NOT_ADMITTED\0\u{1}ERROR_CODE_REVOKED\0\u{1}ERROR_CODE_BAD_REQUEST\0\u{1}ERROR_CODE_UNSUPPORTED_VERSION\0\u{1}ERROR_CODE_DIRECTORY_REJECTED\0\u{1}ERROR_CODE_TOO_LARGE\0\u{1}ERROR_CODE_RATE_LIMITED\0\u{1}ERROR_CODE_NOT_ALLOWED\0\u{1}ERROR_CODE_SHUTTING_DOWN\0\u{1}ERROR_CODE_INTERNAL\0\u{1}ERROR_CODE_TIMEOUT\0\u{1}ERROR_CODE_MAILBOX_FULL\0\u{1}ERROR_CODE_UNKNOWN_RECIPIENT\0\u{1}ERROR_CODE_STORAGE_FULL\0\u{1}ERROR_CODE_ID_IN_USE\0\u{1}ERROR_CODE_NO_PREKEYS\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0ERROR_CODE_UNSPECIFIED\0\u{1}ERROR_CODE_NOT_ADMITTED\0\u{1}ERROR_CODE_REVOKED\0\u{1}ERROR_CODE_BAD_REQUEST\0\u{1}ERROR_CODE_UNSUPPORTED_VERSION\0\u{1}ERROR_CODE_DIRECTORY_REJECTED\0\u{1}ERROR_CODE_TOO_LARGE\0\u{1}ERROR_CODE_RATE_LIMITED\0\u{1}ERROR_CODE_NOT_ALLOWED\0\u{1}ERROR_CODE_SHUTTING_DOWN\0\u{1}ERROR_CODE_INTERNAL\0\u{1}ERROR_CODE_TIMEOUT\0\u{1}ERROR_CODE_MAILBOX_FULL\0\u{1}ERROR_CODE_UNKNOWN_RECIPIENT\0\u{1}ERROR_CODE_STORAGE_FULL\0\u{1}ERROR_CODE_ID_IN_USE\0\u{1}ERROR_CODE_NO_PREKEYS\0\u{1}ERROR_CODE_NOT_HOME\0")
 }
 
 nonisolated extension WireClientMessage: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
@@ -1589,7 +1608,7 @@ nonisolated extension WireHello: SwiftProtobuf.Message, SwiftProtobuf._MessageIm
 
 nonisolated extension WireWelcome: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Welcome"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}protocol_version\0\u{3}relay_name\0\u{3}directory_count\0\u{3}directory_head\0\u{1}role\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}protocol_version\0\u{3}relay_name\0\u{3}directory_count\0\u{3}directory_head\0\u{1}role\0\u{3}home_relay\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1602,6 +1621,7 @@ nonisolated extension WireWelcome: SwiftProtobuf.Message, SwiftProtobuf._Message
       case 3: try { try decoder.decodeSingularUInt64Field(value: &self.directoryCount) }()
       case 4: try { try decoder.decodeSingularBytesField(value: &self.directoryHead) }()
       case 5: try { try decoder.decodeSingularEnumField(value: &self.role) }()
+      case 6: try { try decoder.decodeSingularStringField(value: &self.homeRelay) }()
       default: break
       }
     }
@@ -1623,6 +1643,9 @@ nonisolated extension WireWelcome: SwiftProtobuf.Message, SwiftProtobuf._Message
     if self.role != .unspecified {
       try visitor.visitSingularEnumField(value: self.role, fieldNumber: 5)
     }
+    if !self.homeRelay.isEmpty {
+      try visitor.visitSingularStringField(value: self.homeRelay, fieldNumber: 6)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1632,13 +1655,14 @@ nonisolated extension WireWelcome: SwiftProtobuf.Message, SwiftProtobuf._Message
     if lhs.directoryCount != rhs.directoryCount {return false}
     if lhs.directoryHead != rhs.directoryHead {return false}
     if lhs.role != rhs.role {return false}
+    if lhs.homeRelay != rhs.homeRelay {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
 }
 
 nonisolated extension WireWelcome.Role: SwiftProtobuf._ProtoNameProviding {
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0ROLE_UNSPECIFIED\0\u{1}ROLE_DEVICE\0\u{1}ROLE_ADMIN\0\u{1}ROLE_REVOKED\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0ROLE_UNSPECIFIED\0\u{1}ROLE_DEVICE\0\u{1}ROLE_ADMIN\0\u{1}ROLE_REVOKED\0\u{1}ROLE_NOT_HOME\0")
 }
 
 nonisolated extension WireDirectoryFetch: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
