@@ -68,17 +68,25 @@ public final class RelayClient: Sendable {
             await client.close()
             throw .failure("relay-protocol", "the relay answered Hello with something other than Welcome")
         }
-        // A role this client does not know may allow less than it would assume (a newer
-        // relay's): refused, never guessed at.
-        guard Self.knownRoles.contains(welcome.role) else {
+        do {
+            try checkRole(welcome)
+        } catch {
             await client.close()
-            throw .failure("relay-protocol", "the relay admitted this device in a role this client does not know (\(welcome.role.rawValue)); a newer valise may be needed")
+            throw error
         }
         return (client, welcome)
     }
 
     /// The roles of relay protocol version 3 (docs/PROTOCOL.md, "Relay protocol").
     static let knownRoles: Set<WireWelcome.Role> = [.device, .admin, .revoked, .notHome]
+
+    /// A role this client does not know may allow less than it would assume (a newer
+    /// relay's): refused, never guessed at.
+    static func checkRole(_ welcome: WireWelcome) throws(ClientError) {
+        guard knownRoles.contains(welcome.role) else {
+            throw .failure("relay-protocol", "the relay admitted this device in a role this client does not know (\(welcome.role.rawValue)); a newer valise may be needed")
+        }
+    }
 
     /// Sends a request and waits for its answer. An error answer from the relay throws.
     public func request(_ body: WireClientMessage.OneOf_Body, timeout: TimeAmount = .seconds(30)) async throws(ClientError) -> WireRelayMessage {
