@@ -15,7 +15,8 @@ struct LoadDevice {
         let passphrase = try PassphraseReader().read(from: .environment("VALISE_PASSPHRASE"), prompt: "")
         identity = try DeviceKeystore(home: home).unlock(passphrase: passphrase).identity
         let state = try PinnedOrganisation(home: home).load(now: UInt64(Date().timeIntervalSince1970)).state
-        target = try DirectorySync.target(in: state, name: nil, address: relay)
+        // The device's home relay, as its verified directory names it (--relay: another address).
+        target = try DeviceSession.homeTarget(in: state, member: identity.memberName, name: nil, address: relay)
     }
 
     /// Connects, retrying every 100 ms until `deadline`.
