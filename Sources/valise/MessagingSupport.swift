@@ -149,6 +149,7 @@ enum MessageText {
         case .recipientRevoked: "the recipient was revoked before taking it"
         case .unknownRecipient: "the recipient's relay knows no such member"
         case .deletedByOperator: "the relay's operator deleted it"
+        case .refusedByRelay: "the recipient's relay refused it (a malformed envelope, or too many relays on the way)"
         }
     }
 

@@ -92,6 +92,41 @@ struct FederationTests {
         #expect(bob.stderr.contains("revoked"), "\(bob.stderr)")
     }
 
+    @Test("bob moved from geneva to hq with mail queued for him: geneva hands it to hq, bob follows the signed move and reads each message once")
+    func moveWithMailQueued() throws {
+        let world = try FederationWorld()
+        let (alice, bob) = ("alice@jakarta", "bob@geneva")
+        try world.member(bob, ["sync"])
+        try world.member(alice, ["sync"])
+        for number in 1...2 {
+            try world.member(alice, ["send", "--to", bob, "--precedence", "routine", "queued at geneva \(number)"])
+        }
+        // Both reach geneva, bob's home, and wait there.
+        let deadline = Date().addingTimeInterval(20)
+        while Date() < deadline, ((try world.status("jakarta")["forwarding"] as? [String: Any])?["geneva"] as? [String: Any])?["envelopes"] as? Int ?? 0 > 0 {
+            Thread.sleep(forTimeInterval: 0.1)
+        }
+        #expect(try world.status("geneva")["envelopes"] as? Int == 2, "queued at geneva for bob")
+
+        let before = try world.directoryCount("hq")
+        try world.valise(["admin", "move", bob, "--home-relay", "hq"] + world.org)
+        try world.valise(["admin", "publish", "--relay", "hq", "--relay-address", world.address("hq")] + world.org)
+        try world.waitForDirectory(count: before + 1)
+        // Geneva hands the queued mail to hq (custody transfer, a second hop).
+        let handed = Date().addingTimeInterval(20)
+        while Date() < handed, try world.status("hq")["envelopes"] as? Int != 2 { Thread.sleep(forTimeInterval: 0.1) }
+        #expect(try world.status("hq")["envelopes"] as? Int == 2, "hq holds bob's mail")
+        #expect(try world.status("geneva")["envelopes"] as? Int == 0, "geneva holds nothing for bob")
+
+        // Bob's device still pins geneva: told not home, it verifies the move and follows it.
+        let synced = try world.valise(["sync", "--home", world.path(bob)], in: "geneva")
+        #expect(synced.stdout.contains("hq") || synced.stderr.contains("hq"), "\(synced.stdout) \(synced.stderr)")
+        let inbox = try world.inbox(bob)
+        #expect(inbox.count == 2 && Set(inbox.compactMap { $0["id"] as? String }).count == 2, "\(inbox)")
+        try world.valise(["sync", "--home", world.path(bob)], in: "hq")
+        #expect(try world.inbox(bob).count == 2, "nothing shown twice")
+    }
+
     @Test("relays as hosts in network namespaces: geneva's cable cut while alice sends, then mended; each message arrives once")
     func partitionHeals() throws {
         if let why = NetworkNamespaces.unavailable {

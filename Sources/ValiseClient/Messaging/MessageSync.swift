@@ -310,6 +310,29 @@ public final class MessageSync {
 
     // MARK: Statuses
 
+    /// A status signed by the home relay, or, for a message it forwarded, passed on from the
+    /// relay that took custody (docs/PROTOCOL.md, StatusQuery): checked with the home relay's
+    /// key, else with the key of the relay this device recorded as having custody, else
+    /// with each other relay the directory lists (a relay's answer names no signer).
+    static func verify(
+        _ statement: WireMessageStatus, asked: [[UInt8]], nonce: [UInt8], home: RelayRecord, custody: String?, relays: [String: RelayRecord]
+    ) throws(ClientError) -> RelayMessageStatus {
+        do {
+            return try RelayMessageStatus.verify(statement, asked: asked, nonce: nonce, relay: home, relays: relays)
+        } catch {
+            // Only a final state comes from another relay; a FORWARDED is the home relay's own.
+            guard statement.state == .expiredUndelivered || statement.state == .undeliverable else { throw error }
+            let others = (custody.flatMap { relays[$0] }.map { [$0] } ?? [])
+                + relays.values.filter { $0.name != home.name && $0.name != custody }.sorted { $0.name < $1.name }
+            for other in others {
+                if let checked = try? RelayMessageStatus.verify(statement, asked: asked, nonce: nonce, relay: other, relays: relays) {
+                    return checked
+                }
+            }
+            throw error
+        }
+    }
+
     /// Asks the relay about messages with no receipt yet (accepted, or forwarded: the relay
     /// may learn more), and records what its checked, signed statuses say.
     public func checkStatuses(now: UInt64) async throws(ClientError) {
@@ -324,11 +347,12 @@ public final class MessageSync {
             guard case .status(let status) = answer.body else {
                 throw .failure("relay-protocol", "the relay answered a status query with something else")
             }
+            let custody = Dictionary(waiting.compactMap { item in item.forwardedTo.map { (Data(item.id), $0) } }, uniquingKeysWith: { first, _ in first })
             // Pending and unknown change nothing here, so only the others are checked.
             for statement in status.statuses where [.expiredUndelivered, .undeliverable, .forwarded].contains(statement.state) {
                 let checked: RelayMessageStatus
                 do {
-                    checked = try RelayMessageStatus.verify(statement, asked: ids, nonce: nonce, relay: relay, relays: messenger.state.relays)
+                    checked = try Self.verify(statement, asked: ids, nonce: nonce, home: relay, custody: custody[statement.id], relays: messenger.state.relays)
                 } catch {
                     report.notices.append("\(error.message): ignored")
                     continue

@@ -326,7 +326,8 @@ struct LinkSession {
     static func reason(_ reason: LinkForwardResult.Reason) -> UndeliverableReason {
         switch reason {
         case .recipientRevoked: .recipientRevoked
-        default: .unknownRecipient
+        case .unknownRecipient: .unknownRecipient
+        default: .refusedByRelay
         }
     }
 

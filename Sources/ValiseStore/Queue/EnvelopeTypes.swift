@@ -226,6 +226,9 @@ public enum UndeliverableReason: Int, Sendable, CaseIterable {
     case unknownRecipient = 2
     /// The relay's operator deleted it from the queue.
     case deletedByOperator = 3
+    /// The recipient's relay refused it for good over a relay link, for another reason
+    /// (an envelope it will not take, or too many relays on the way).
+    case refusedByRelay = 4
 
     /// As `valise sent` shows it: "undeliverable (recipient revoked)".
     public var name: String {
@@ -233,6 +236,7 @@ public enum UndeliverableReason: Int, Sendable, CaseIterable {
         case .recipientRevoked: "recipient revoked"
         case .unknownRecipient: "unknown recipient"
         case .deletedByOperator: "deleted by the operator"
+        case .refusedByRelay: "refused by the recipient's relay"
         }
     }
 
@@ -242,6 +246,7 @@ public enum UndeliverableReason: Int, Sendable, CaseIterable {
         case .recipientRevoked: "recipient-revoked"
         case .unknownRecipient: "unknown-recipient"
         case .deletedByOperator: "deleted-by-operator"
+        case .refusedByRelay: "refused-by-relay"
         }
     }
 }

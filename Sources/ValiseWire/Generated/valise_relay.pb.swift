@@ -908,6 +908,11 @@ public nonisolated struct WireMessageStatus: Sendable {
 
     /// The relay's operator deleted it from the queue.
     case deletedByOperator // = 3
+
+    /// The recipient's relay refused it for good over a relay link for another reason than
+    /// the two above: an envelope it will not take (BAD_ENVELOPE), or one that went through
+    /// more relays than allowed (HOP_LIMIT).
+    case refusedByRelay // = 4
     case UNRECOGNIZED(Int)
 
     public init() {
@@ -920,6 +925,7 @@ public nonisolated struct WireMessageStatus: Sendable {
       case 1: self = .recipientRevoked
       case 2: self = .unknownRecipient
       case 3: self = .deletedByOperator
+      case 4: self = .refusedByRelay
       default: self = .UNRECOGNIZED(rawValue)
       }
     }
@@ -930,6 +936,7 @@ public nonisolated struct WireMessageStatus: Sendable {
       case .recipientRevoked: return 1
       case .unknownRecipient: return 2
       case .deletedByOperator: return 3
+      case .refusedByRelay: return 4
       case .UNRECOGNIZED(let i): return i
       }
     }
@@ -940,6 +947,7 @@ public nonisolated struct WireMessageStatus: Sendable {
       .recipientRevoked,
       .unknownRecipient,
       .deletedByOperator,
+      .refusedByRelay,
     ]
 
   }
@@ -2229,7 +2237,7 @@ nonisolated extension WireMessageStatus.MessageState: SwiftProtobuf._ProtoNamePr
 }
 
 nonisolated extension WireMessageStatus.UndeliverableReason: SwiftProtobuf._ProtoNameProviding {
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0UNDELIVERABLE_REASON_UNSPECIFIED\0\u{1}UNDELIVERABLE_REASON_RECIPIENT_REVOKED\0\u{1}UNDELIVERABLE_REASON_UNKNOWN_RECIPIENT\0\u{1}UNDELIVERABLE_REASON_DELETED_BY_OPERATOR\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0UNDELIVERABLE_REASON_UNSPECIFIED\0\u{1}UNDELIVERABLE_REASON_RECIPIENT_REVOKED\0\u{1}UNDELIVERABLE_REASON_UNKNOWN_RECIPIENT\0\u{1}UNDELIVERABLE_REASON_DELETED_BY_OPERATOR\0\u{1}UNDELIVERABLE_REASON_REFUSED_BY_RELAY\0")
 }
 
 nonisolated extension WireError: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
