@@ -127,6 +127,37 @@ struct FederationTests {
         #expect(try world.inbox(bob).count == 2, "nothing shown twice")
     }
 
+    @Test("geneva down for longer than a 1 h TTL: jakarta's forwarding queue expires the envelope, counts it, and alice's sent shows it expired undelivered")
+    func expiresWhileDestinationDown() throws {
+        let world = try FederationWorld()
+        let (alice, bob) = ("alice@jakarta", "bob@geneva")
+        try world.member(bob, ["sync"])
+        try world.member(alice, ["sync"])
+        try world.member(alice, ["send", "--to", bob, "--precedence", "routine", "before the cut"])
+        try world.syncUntil(bob) { $0.count == 1 }
+        world.stopRelay("geneva")
+        try world.member(alice, ["send", "--to", bob, "--expires", "1h", "--precedence", "routine", "stale in an hour"])
+        #expect(((try world.status("jakarta")["forwarding"] as? [String: Any])?["geneva"] as? [String: Any])?["envelopes"] as? Int == 1)
+
+        // Two hours later on jakarta's clock: its expiry sweep takes the envelope out.
+        world.stopRelay("jakarta")
+        let later = try FakeTimeRelay(offset: "+2h", directory: world.path("jakarta"), logPath: world.path("jakarta-later.log"),
+                                      port: world.ports["jakarta"] ?? 0)
+        defer { _ = later.stop() }
+        let deadline = Date().addingTimeInterval(20)
+        while Date() < deadline, later.logLines(containing: "expired undelivered envelopes").isEmpty { Thread.sleep(forTimeInterval: 0.1) }
+        #expect(!later.logLines(containing: "expired undelivered envelopes").isEmpty, "the sweep counted it: \(later.log)")
+        #expect(((try world.status("jakarta")["forwarding"] as? [String: Any])?["geneva"] as? [String: Any])?["envelopes"] as? Int ?? 0 == 0)
+
+        try world.member(alice, ["sync"])
+        let states = try world.sent(alice).map { $0["state"] as? String ?? "" }
+        #expect(states.contains("expired-undelivered"), "\(states)")
+        // Geneva back: nothing arrives late.
+        try world.startRelay("geneva")
+        try world.member(bob, ["sync"])
+        #expect(try world.inbox(bob).count == 1)
+    }
+
     @Test("relays as hosts in network namespaces: geneva's cable cut while alice sends, then mended; each message arrives once")
     func partitionHeals() throws {
         if let why = NetworkNamespaces.unavailable {

@@ -250,11 +250,12 @@ final class FakeTimeRelay {
         }
     }
 
-    init(offset: String, directory: String, logPath: String, environment extra: [String: String] = [:], sourceLocation: SourceLocation = #_sourceLocation) throws {
+    init(offset: String, directory: String, logPath: String, environment extra: [String: String] = [:], port requested: Int = 0,
+         sourceLocation: SourceLocation = #_sourceLocation) throws {
         try Self.requireInstalled(sourceLocation: sourceLocation)
         let started = try RelayProcess.launch(
             Self.faketime, ["-f", offset, ValiseCLI.executable("valised")], directory: directory, logPath: logPath,
-            environment: extra.merging(["FAKETIME_DONT_FAKE_MONOTONIC": "1"]) { $1 })
+            environment: extra.merging(["FAKETIME_DONT_FAKE_MONOTONIC": "1"]) { $1 }, port: requested)
         (wrapper, stdout, self.logPath) = (started.child, started.stdout, logPath)
         let (found, seen) = (started.port, started.seen)
         let child = Self.child(of: wrapper.pid)
