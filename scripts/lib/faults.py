@@ -25,6 +25,7 @@ def main():
     suites = [
         ("relay SIGKILL (crash-test)", faults_relay.relay_kill),
         ("federation: relay SIGKILL (crash-test --relays 2)", faults_relay.federated_relay_kill),
+        ("federation: relay down, link down, then up", faults_relay.federated_relay_down),
         ("client SIGKILL in send", faults_client.kill_send),
         ("client SIGKILL in sync", faults_client.kill_sync),
         ("relay store: corrupt header", faults_relay.corrupt_header),

@@ -17,11 +17,11 @@ ALICE, BOB = "alice@lagos", "bob@quito"
 SENDER, RECEIVER = "s1@lagos", "r1@jakarta"
 
 
-def relay_kill(fault, relays=1):
+def relay_kill(fault, relays=1, downtime=0):
     """scripts/crash-test, whose last line gives the row."""
     kills = 2 if fault.short else 5
     messages = 120 if fault.short else 240
-    env = dict(fault.env, CRASH_MESSAGES=str(messages))
+    env = dict(fault.env, CRASH_MESSAGES=str(messages), CRASH_DOWNTIME=str(downtime))
     result = subprocess.run(["bash", "scripts/crash-test", "--relays", str(relays), str(kills)], cwd=ROOT, env=env,
                             capture_output=True, text=True, timeout=900)
     lines = result.stdout.strip().splitlines()
@@ -41,6 +41,12 @@ def federated_relay_kill(fault):
     """scripts/crash-test --relays 2: senders at hq, receivers at geneva, either relay killed
     at random moments of the transfers."""
     relay_kill(fault, relays=2)
+
+
+def federated_relay_down(fault):
+    """scripts/crash-test --relays 2 with each killed relay down for 3 s (2 s in the short
+    run) before its restart: the link is down while the senders go on, then up."""
+    relay_kill(fault, relays=2, downtime=2 if fault.short else 3)
 
 
 def _queue_messages(fault, count):
