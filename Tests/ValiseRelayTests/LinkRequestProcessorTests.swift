@@ -80,7 +80,7 @@ struct LinkRequestProcessorTests {
             Issue.record("another version was welcomed")
             return
         }
-        #expect(refused.error.code == .unsupportedVersion && refused.error.message.contains("version 1, not 9"))
+        #expect(refused.error.code == .unsupportedVersion && refused.error.message == "this relay speaks relay-link version 1, not 9")
         var first = LinkRequestProcessor(peerName: "jakarta", settings: settings)
         guard case .replyAndClose = first.handle(request(1, .ping(WirePing())), directory: snapshot) else {
             Issue.record("a request before the greeting was answered")

@@ -85,9 +85,14 @@ struct LinkSessionTests {
         let actions = session.receive(result(requests[0], .committed), directory: snapshot, now: now)
         let completions = actions.compactMap { if case .complete(let c) = $0 { c } else { nil } }.flatMap { $0 }
         #expect(completions == [ForwardCompletion(id: envelopes[0].id, destination: "geneva", outcome: .transferred)])
-        // Room again: the next load leaves out what is still in flight.
+        // Room again: the next load leaves out what is still in flight, and the one answered
+        // whose completion the store has not committed yet (it is still queued there).
         let load = actions.compactMap { if case .load(let excluding, let limit) = $0 { (excluding, limit) } else { nil } }.first
-        #expect(load?.0 == [envelopes[1].id] && load?.1 == 1)
+        #expect(load?.0 == [envelopes[1].id, envelopes[0].id] && load?.1 == 1)
+        #expect(sent(session.loaded([envelopes[0]], limit: 1, directory: snapshot, now: now)).isEmpty, "an answered envelope never goes twice")
+        #expect(session.completing == [envelopes[0].id])
+        _ = session.completionsCommitted([envelopes[0].id], now: now)
+        #expect(session.completing.isEmpty)
     }
 
     @Test("an expired envelope is not sent; a permanent refusal records undeliverable with its reason")

@@ -16,9 +16,10 @@ final class IncomingLinkHandler: ChannelDuplexHandler {
     typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
-    /// Requests waiting on the store or the publisher before reading pauses
-    /// (docs/PROTOCOL.md: 64 requests of a link at once).
+    /// Requests waiting on the store or the publisher before reading pauses, and their
+    /// bytes (docs/PROTOCOL.md: 64 requests and 4 MiB of a link at once).
     static let maximumPending = 64
+    static let maximumPendingBytes = 4 << 20
 
     let shared: RelayConnectionHandler.Context
     let peer: String
@@ -27,6 +28,7 @@ final class IncomingLinkHandler: ChannelDuplexHandler {
     var processor: LinkRequestProcessor?
     var peerKey: AgreementPublicKey?
     var pending = 0
+    var pendingBytes = 0
     var readHeld = false
     var closed = false
     var handshakeTimer: Scheduled<Void>?
@@ -74,7 +76,7 @@ final class IncomingLinkHandler: ChannelDuplexHandler {
     }
 
     func read(context: ChannelHandlerContext) {
-        if pending < Self.maximumPending && context.channel.isWritable {
+        if mayRead(context) {
             context.read()
         } else {
             readHeld = true
@@ -99,8 +101,12 @@ final class IncomingLinkHandler: ChannelDuplexHandler {
         context.fireUserInboundEventTriggered(event)
     }
 
+    private func mayRead(_ context: ChannelHandlerContext) -> Bool {
+        pending < Self.maximumPending && pendingBytes < Self.maximumPendingBytes && context.channel.isWritable
+    }
+
     private func resume(_ context: ChannelHandlerContext) {
-        if readHeld && pending < Self.maximumPending && context.channel.isWritable {
+        if readHeld && mayRead(context) {
             readHeld = false
             context.read()
         }
@@ -231,7 +237,9 @@ final class IncomingLinkHandler: ChannelDuplexHandler {
         let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
         let (mailboxes, handoff, clock, directory) = (shared.mailboxes, shared.handoff, shared.clock, shared.directory)
         let eventLoop = context.eventLoop
+        let bytes = envelope.body.count
         pending += 1
+        pendingBytes += bytes
         shared.writer.accept(envelope) { result in
             if case .success(.accepted(let expiresAt, duplicate: false)) = result {
                 mailboxes.offer(StoredEnvelope(accepted: envelope, expiresAt: expiresAt))
@@ -239,6 +247,7 @@ final class IncomingLinkHandler: ChannelDuplexHandler {
             handoff.execute(on: eventLoop) {
                 let (handler, context) = loopBound.value
                 handler.pending -= 1
+                handler.pendingBytes -= bytes
                 switch result {
                 case .success(let outcome):
                     if case .accepted = outcome { handler.shared.storage.accepted() }
@@ -259,12 +268,15 @@ final class IncomingLinkHandler: ChannelDuplexHandler {
         let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
         let shared = self.shared
         let eventLoop = context.eventLoop
+        let bytes = entries.reduce(checkpoint.count) { $0 + $1.count }
         pending += 1
+        pendingBytes += bytes
         shared.publisher.submit(from: key, entries: entries, checkpoint: checkpoint) { result in
             if case .success(let published) = result { shared.applyPublished(published) }
             eventLoop.execute {
                 let (handler, context) = loopBound.value
                 handler.pending -= 1
+                handler.pendingBytes -= bytes
                 switch result {
                 case .success(let published):
                     var head = LinkDirectoryHead()

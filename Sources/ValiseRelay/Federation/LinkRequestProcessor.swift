@@ -57,7 +57,7 @@ struct LinkRequestProcessor {
             }
             guard hello.protocolVersion == LinkCodec.protocolVersion else {
                 return .replyAndClose(Self.error(
-                    id, .unsupportedVersion, "this relay speaks link protocol version \(LinkCodec.protocolVersion), not \(hello.protocolVersion)"))
+                    id, .unsupportedVersion, "this relay speaks relay-link version \(LinkCodec.protocolVersion), not \(hello.protocolVersion)"))
             }
             guard hello.relayName == peerName else {
                 return .replyAndClose(Self.error(id, .notARelay, "the key of this link belongs to relay \(peerName), not \(hello.relayName.prefix(64))"))

@@ -80,6 +80,9 @@ struct LinkSession {
     private(set) var inFlight: Set<MessageID> = []
     /// Ids refused for a temporary reason, and when each may go again.
     private(set) var deferred: [MessageID: UInt64] = [:]
+    /// Ids answered for good whose completion the store has not committed yet: still in the
+    /// forwarding queue, so loads leave them out (else they would go again).
+    private(set) var completing: Set<MessageID> = []
     private var loading = false
     /// The last load found less than it had room for and nothing was added since.
     private var caughtUp = false
@@ -166,7 +169,7 @@ struct LinkSession {
         loading = false
         guard established, !closed else { return [] }
         var actions: [Action] = []
-        for envelope in envelopes where !inFlight.contains(envelope.id) && deferred[envelope.id] == nil {
+        for envelope in envelopes where !inFlight.contains(envelope.id) && deferred[envelope.id] == nil && !completing.contains(envelope.id) {
             // The expiry sweep tombstones it: nothing goes out that the peer would drop.
             guard envelope.expiresAt > now else { continue }
             var forward = LinkForward()
@@ -186,6 +189,13 @@ struct LinkSession {
         }
         if envelopes.count < limit { caughtUp = true }
         return actions + pump(now: now)
+    }
+
+    /// The store committed these completions (or failed to: then they go again, a repeat
+    /// the peer answers as committed).
+    mutating func completionsCommitted(_ ids: [MessageID], now: UInt64) -> [Action] {
+        completing.subtract(ids)
+        return pump(now: now)
     }
 
     /// New envelopes for this peer were committed.
@@ -236,7 +246,7 @@ struct LinkSession {
         switch reply.body {
         case .welcome(let welcome)?:
             guard welcome.protocolVersion == LinkCodec.protocolVersion else {
-                return close("relay \(peerName) speaks link protocol version \(welcome.protocolVersion); this relay speaks \(LinkCodec.protocolVersion)")
+                return close("relay \(peerName) speaks relay-link version \(welcome.protocolVersion); this relay speaks version \(LinkCodec.protocolVersion)")
             }
             // The handshake proved the key our directory names for `peerName`; an empty name
             // is a relay whose own directory does not list it yet (we push the entries).
@@ -298,11 +308,14 @@ struct LinkSession {
         }
         switch result.outcome {
         case .committed:
+            completing.insert(envelope.id)
             return [.complete([ForwardCompletion(id: envelope.id, destination: peerName, outcome: .transferred)])]
         case .permanent where result.reason == .alreadyDone:
             // An earlier transmission was committed there and its answer lost: custody passed.
+            completing.insert(envelope.id)
             return [.complete([ForwardCompletion(id: envelope.id, destination: peerName, outcome: .transferred)])]
         case .permanent:
+            completing.insert(envelope.id)
             return [.complete([ForwardCompletion(id: envelope.id, destination: peerName, outcome: .undeliverable(Self.reason(result.reason)))])]
         case .temporary:
             switch result.reason {
@@ -341,7 +354,7 @@ struct LinkSession {
     private mutating func pump(now: UInt64) -> [Action] {
         guard established, !closed, !loading, !caughtUp, inFlight.count < settings.window else { return [] }
         loading = true
-        return [.load(excluding: inFlight.union(deferred.keys), limit: settings.window - inFlight.count)]
+        return [.load(excluding: inFlight.union(deferred.keys).union(completing), limit: settings.window - inFlight.count)]
     }
 
     private mutating func request(_ body: LinkLinkRequest.OneOf_Body, _ what: Pending, now: UInt64) -> Action {

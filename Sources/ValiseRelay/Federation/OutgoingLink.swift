@@ -280,6 +280,7 @@ final class OutgoingLink {
 
     private func complete(_ completions: [ForwardCompletion]) {
         let loopBound = NIOLoopBound(self, eventLoop: loop)
+        let ids = completions.map(\.id)
         dependencies.writer.completeForwarding(completions) { result in
             loopBound.eventLoop.execute {
                 let link = loopBound.value
@@ -290,6 +291,7 @@ final class OutgoingLink {
                     // The copies stay queued and go again: a repeat the peer answers COMMITTED.
                     link.logger.error("could not record forwarded envelopes", metadata: ["error": "\(error.message)"])
                 }
+                link.withSession { $0.completionsCommitted(ids, now: link.dependencies.clock()) }
             }
         }
     }
