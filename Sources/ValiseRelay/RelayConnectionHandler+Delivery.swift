@@ -23,7 +23,11 @@ extension RelayConnectionHandler {
             if case .success(.accepted(let expiresAt, duplicate: false)) = result {
                 // Committed to the forwarding queue: the link to its relay pushes it on.
                 if let destination = envelope.destination {
-                    federation?.wake(destination: destination)
+                    let stored = StoredEnvelope(accepted: envelope, expiresAt: expiresAt)
+                    federation?.offer(OutgoingEnvelope(
+                        sequence: 0, destination: destination, mailbox: envelope.mailbox, id: envelope.id, precedence: envelope.precedence,
+                        requestedTTL: envelope.requestedTTL, arrivedAt: stored.arrivedAt, expiresAt: expiresAt, hops: envelope.hops,
+                        body: envelope.body))
                 } else {
                     mailboxes.offer(StoredEnvelope(accepted: envelope, expiresAt: expiresAt))
                 }

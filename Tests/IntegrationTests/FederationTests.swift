@@ -24,13 +24,11 @@ struct FederationTests {
         #expect(read["text"] as? String == "the visa list, by noon")
 
         // Bob's receipt goes from geneva to jakarta; alice sees it delivered.
-        let deadline = Date().addingTimeInterval(30)
         var states: [String?] = []
-        while Date() < deadline {
+        try world.wait(seconds: 30) {
             try world.member(alice, ["sync"])
             states = try world.sent(alice).map { $0["state"] as? String }
-            if states == ["delivered"] { break }
-            Thread.sleep(forTimeInterval: 0.3)
+            return states == ["delivered"]
         }
         #expect(states == ["delivered"], "alice's sent: \(states)")
         // Nothing shown twice.
@@ -54,10 +52,7 @@ struct FederationTests {
         // Accepted by jakarta (the first one too, until alice hears bob's receipt), none waiting.
         let states = try world.sent(alice).map { $0["state"] as? String ?? "" }
         #expect(states.count == 3 && states.filter { $0 == "accepted" }.count >= 2 && !states.contains("waiting"), "\(states)")
-        let status = try world.status("jakarta")
-        let forwarding = status["forwarding"] as? [String: Any]
-        let geneva = forwarding?["geneva"] as? [String: Any]
-        #expect(geneva?["envelopes"] as? Int == 2, "jakarta's backlog for geneva: \(status)")
+        #expect(try world.backlog(at: "jakarta", for: "geneva") == 2, "jakarta's backlog for geneva")
 
         try world.startRelay("geneva")
         let inbox = try world.syncUntil(bob, seconds: 60) { $0.count == 3 }
@@ -69,14 +64,7 @@ struct FederationTests {
         #expect(flashIndex != nil && routineIndex != nil)
         // Each shown once; the backlog is gone.
         #expect(Set(inbox.compactMap { $0["id"] as? String }).count == 3)
-        let deadline = Date().addingTimeInterval(10)
-        var backlog: Int? = -1
-        while Date() < deadline {
-            backlog = ((try world.status("jakarta")["forwarding"] as? [String: Any])?["geneva"] as? [String: Any])?["envelopes"] as? Int
-            if backlog == nil || backlog == 0 { break }
-            Thread.sleep(forTimeInterval: 0.2)
-        }
-        #expect(backlog == nil || backlog == 0, "jakarta's backlog for geneva after custody transfer")
+        #expect(try world.wait(seconds: 10) { try world.backlog(at: "jakarta", for: "geneva") == 0 }, "jakarta's backlog for geneva after custody transfer")
     }
 
     @Test("a revocation published once at hq reaches geneva within 5 s, and geneva refuses the revoked device")
@@ -102,10 +90,7 @@ struct FederationTests {
             try world.member(alice, ["send", "--to", bob, "--precedence", "routine", "queued at geneva \(number)"])
         }
         // Both reach geneva, bob's home, and wait there.
-        let deadline = Date().addingTimeInterval(20)
-        while Date() < deadline, ((try world.status("jakarta")["forwarding"] as? [String: Any])?["geneva"] as? [String: Any])?["envelopes"] as? Int ?? 0 > 0 {
-            Thread.sleep(forTimeInterval: 0.1)
-        }
+        try world.wait { try world.backlog(at: "jakarta", for: "geneva") == 0 }
         #expect(try world.status("geneva")["envelopes"] as? Int == 2, "queued at geneva for bob")
 
         let before = try world.directoryCount("hq")
@@ -113,9 +98,7 @@ struct FederationTests {
         try world.valise(["admin", "publish", "--relay", "hq", "--relay-address", world.address("hq")] + world.org)
         try world.waitForDirectory(count: before + 1)
         // Geneva hands the queued mail to hq (custody transfer, a second hop).
-        let handed = Date().addingTimeInterval(20)
-        while Date() < handed, try world.status("hq")["envelopes"] as? Int != 2 { Thread.sleep(forTimeInterval: 0.1) }
-        #expect(try world.status("hq")["envelopes"] as? Int == 2, "hq holds bob's mail")
+        #expect(try world.wait { try world.status("hq")["envelopes"] as? Int == 2 }, "hq holds bob's mail")
         #expect(try world.status("geneva")["envelopes"] as? Int == 0, "geneva holds nothing for bob")
 
         // Bob's device still pins geneva: told not home, it verifies the move and follows it.
@@ -137,17 +120,15 @@ struct FederationTests {
         try world.syncUntil(bob) { $0.count == 1 }
         world.stopRelay("geneva")
         try world.member(alice, ["send", "--to", bob, "--expires", "1h", "--precedence", "routine", "stale in an hour"])
-        #expect(((try world.status("jakarta")["forwarding"] as? [String: Any])?["geneva"] as? [String: Any])?["envelopes"] as? Int == 1)
+        #expect(try world.backlog(at: "jakarta", for: "geneva") == 1)
 
         // Two hours later on jakarta's clock: its expiry sweep takes the envelope out.
         world.stopRelay("jakarta")
         let later = try FakeTimeRelay(offset: "+2h", directory: world.path("jakarta"), logPath: world.path("jakarta-later.log"),
                                       port: world.ports["jakarta"] ?? 0)
         defer { _ = later.stop() }
-        let deadline = Date().addingTimeInterval(20)
-        while Date() < deadline, later.logLines(containing: "expired undelivered envelopes").isEmpty { Thread.sleep(forTimeInterval: 0.1) }
-        #expect(!later.logLines(containing: "expired undelivered envelopes").isEmpty, "the sweep counted it: \(later.log)")
-        #expect(((try world.status("jakarta")["forwarding"] as? [String: Any])?["geneva"] as? [String: Any])?["envelopes"] as? Int ?? 0 == 0)
+        #expect(world.wait { !later.logLines(containing: "expired undelivered envelopes").isEmpty }, "the sweep counted it: \(later.log)")
+        #expect(try world.backlog(at: "jakarta", for: "geneva") == 0)
 
         try world.member(alice, ["sync"])
         let states = try world.sent(alice).map { $0["state"] as? String ?? "" }

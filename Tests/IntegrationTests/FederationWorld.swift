@@ -120,6 +120,22 @@ final class FederationWorld {
         return try json(result)
     }
 
+    /// Envelopes `relay` holds for `destination` in its forwarding queue (`valised status`).
+    func backlog(at relay: String, for destination: String) throws -> Int {
+        ((try status(relay)["forwarding"] as? [String: Any])?[destination] as? [String: Any])?["envelopes"] as? Int ?? 0
+    }
+
+    /// Polls `condition` (bounded); whether it came true.
+    @discardableResult
+    func wait(seconds: Double = 20, _ condition: () throws -> Bool) rethrows -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if try condition() { return true }
+            Thread.sleep(forTimeInterval: 0.1)
+        }
+        return try condition()
+    }
+
     /// The number of directory entries each running relay holds (from its bundle file).
     func directoryCount(_ relay: String) throws -> Int {
         let result = try ValiseCLI.run(["directory", "verify", path("\(relay)/organisation.bundle"), "--json"])

@@ -167,6 +167,23 @@ struct LinkSessionTests {
         #expect(forked.directoryExchangeStopped)
     }
 
+    @Test("caught up, a new envelope goes straight out without a load; one committed during a load is never missed")
+    func offers() {
+        var (session, snapshot) = established()
+        let now = fixture.now
+        // A load is running (established() started one): an offer now only marks it.
+        let early = LinkFixture.envelope("bob@geneva", arrivedAt: now, expiresAt: now + 60)
+        #expect(sent(session.offer(early, directory: snapshot, now: now)).isEmpty)
+        // That load saw nothing; the queue may hold the offered one: load again.
+        let again = session.loaded([], limit: 2, directory: snapshot, now: now)
+        #expect(again.contains { if case .load = $0 { true } else { false } })
+        // This one finds the queue empty: caught up; the next offer goes at once.
+        #expect(session.loaded([], limit: 2, directory: snapshot, now: now).isEmpty)
+        let late = LinkFixture.envelope("bob@geneva", precedence: .flash, arrivedAt: now, expiresAt: now + 60)
+        let direct = sent(session.offer(late, directory: snapshot, now: now))
+        #expect(direct.count == 1 && direct[0].forward.id == Data(late.id.bytes))
+    }
+
     @Test("an answer to no outstanding request closes the link")
     func unexpectedAnswer() {
         var (session, snapshot) = established()

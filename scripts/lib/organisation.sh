@@ -24,12 +24,7 @@ valise_organisation() {
     valise_quietly "$work" "$bin/valise" admin bundle --out "$work/genesis.bundle" "${org[@]}"
     valise_quietly "$work" "$bin/valised" init --dir "$work/relay" --org-bundle "$work/genesis.bundle" --unencrypted-key
     valise_quietly "$work" "$bin/valise" admin add-relay --name hq --address "127.0.0.1:$port" --relay-pub "$work/relay/relay.pub" "${org[@]}"
-    for member in "$@"; do
-        valise_quietly "$work" "$bin/valise" init --name "$member" --home "$work/$member" "${insecure[@]}"
-        fingerprint=$("$bin/valise" whoami --home "$work/$member" --json 2>>"$work/setup.log" \
-            | python3 -c 'import json, sys; print(json.load(sys.stdin)["fingerprint"])')
-        valise_quietly "$work" "$bin/valise" admin enroll "$work/$member/enrollment.request" --expect-fingerprint "$fingerprint" "${org[@]}"
-    done
+    for member in "$@"; do valise_enroll "$work" "$bin" "$member"; done
     valise_quietly "$work" "$bin/valise" admin bundle --out "$work/org.bundle" "${org[@]}"
     for member in "$@"; do
         valise_quietly "$work" "$bin/valise" init --home "$work/$member" --org-bundle "$work/org.bundle"
@@ -39,17 +34,8 @@ valise_organisation() {
 valise_start_relay() {
     local work=$1 bin=$2 port=$3
     shift 3
-    "$@" "$bin/valised" run --dir "$work/relay" --listen "127.0.0.1:$port" >"$work/relay.out" 2>>"$work/relay.log" &
-    relay_pid=$!
-    local _
-    for _ in $(seq 1 400); do
-        grep -q "^valised listening on " "$work/relay.out" 2>/dev/null && return 0
-        kill -0 "$relay_pid" 2>/dev/null || break
-        sleep 0.05
-    done
-    echo "error: the relay did not start" >&2
-    tail -20 "$work/relay.log" >&2
-    exit 1
+    valise_start_named_relay "$work" "$bin" relay "$port" "$@"
+    relay_pid=$named_relay_pid
 }
 
 valise_publish() {
@@ -66,8 +52,8 @@ valise_free_port() {
 # it admits hq's link; the admin publishes once, to hq, and hq passes the entries on.
 #
 #   valise_federated_organisation WORK BIN PORT_HQ PORT_GENEVA HQ_MEMBER... -- GENEVA_MEMBER...
-#   valise_start_named_relay WORK BIN DIR PORT     starts valised in WORK/DIR; echoes nothing,
-#                                                   sets named_relay_pid; waits (bounded)
+#   valise_start_named_relay WORK BIN DIR PORT [ARG...]  starts valised in WORK/DIR (log
+#                                                   WORK/DIR.log); sets named_relay_pid; waits (bounded)
 #   valise_wait_directory WORK BIN DIR COUNT       until WORK/DIR holds COUNT entries (bounded)
 valise_federated_organisation() {
     local work=$1 bin=$2 port_hq=$3 port_geneva=$4
@@ -84,11 +70,7 @@ valise_federated_organisation() {
     for member in "$@"; do
         if [ "$member" = "--" ]; then home=geneva; continue; fi
         all+=("$member")
-        valise_quietly "$work" "$bin/valise" init --name "$member" --home "$work/$member" "${insecure[@]}"
-        fingerprint=$("$bin/valise" whoami --home "$work/$member" --json 2>>"$work/setup.log" \
-            | python3 -c 'import json, sys; print(json.load(sys.stdin)["fingerprint"])')
-        valise_quietly "$work" "$bin/valise" admin enroll "$work/$member/enrollment.request" --expect-fingerprint "$fingerprint" \
-            --home-relay "$home" "${org[@]}"
+        valise_enroll "$work" "$bin" "$member" --home-relay "$home"
     done
     valise_quietly "$work" "$bin/valise" admin bundle --out "$work/org.bundle" "${org[@]}"
     for member in "${all[@]}"; do
@@ -96,9 +78,22 @@ valise_federated_organisation() {
     done
 }
 
+# A member's device keys (insecure-test profile), enrolled by its fingerprint; extra
+# arguments go to `admin enroll` (--home-relay NAME).
+valise_enroll() {
+    local work=$1 bin=$2 member=$3 fingerprint
+    shift 3
+    valise_quietly "$work" "$bin/valise" init --name "$member" --home "$work/$member" --kdf-profile insecure-test
+    fingerprint=$("$bin/valise" whoami --home "$work/$member" --json 2>>"$work/setup.log" \
+        | python3 -c 'import json, sys; print(json.load(sys.stdin)["fingerprint"])')
+    valise_quietly "$work" "$bin/valise" admin enroll "$work/$member/enrollment.request" --expect-fingerprint "$fingerprint" \
+        "$@" --org "$work/org"
+}
+
 valise_start_named_relay() {
     local work=$1 bin=$2 dir=$3 port=$4
-    "$bin/valised" run --dir "$work/$dir" --listen "127.0.0.1:$port" >"$work/$dir.out" 2>>"$work/$dir.log" &
+    shift 4
+    "$@" "$bin/valised" run --dir "$work/$dir" --listen "127.0.0.1:$port" >"$work/$dir.out" 2>>"$work/$dir.log" &
     named_relay_pid=$!
     local _
     for _ in $(seq 1 400); do

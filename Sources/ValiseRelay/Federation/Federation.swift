@@ -73,6 +73,11 @@ final class Federation: @unchecked Sendable {
         loop.execute { [self] in links[destination]?.wake() }
     }
 
+    /// This envelope was just committed to the forwarding queue for its destination.
+    func offer(_ envelope: OutgoingEnvelope) {
+        loop.execute { [self] in links[envelope.destination]?.offer(envelope) }
+    }
+
     /// The verified directory changed (a publish, or entries from a link): mail follows
     /// members whose home moved, links open or close with the relays listed, and every link
     /// passes the new entries on.

@@ -84,8 +84,11 @@ struct LinkSession {
     /// forwarding queue, so loads leave them out (else they would go again).
     private(set) var completing: Set<MessageID> = []
     private var loading = false
-    /// The last load found less than it had room for and nothing was added since.
+    /// The last load found less than it had room for and nothing was added since: the queue
+    /// holds nothing for this peer that is not in flight, so a new envelope goes straight out.
     private var caughtUp = false
+    /// Envelopes were committed while a load ran (it may not have seen them).
+    private var wokenWhileLoading = false
     private var lastRequestAt: UInt64 = 0
 
     init(localName: String, peerName: String, settings: Settings = Settings()) {
@@ -169,26 +172,48 @@ struct LinkSession {
         loading = false
         guard established, !closed else { return [] }
         var actions: [Action] = []
-        for envelope in envelopes where !inFlight.contains(envelope.id) && deferred[envelope.id] == nil && !completing.contains(envelope.id) {
-            // The expiry sweep tombstones it: nothing goes out that the peer would drop.
-            guard envelope.expiresAt > now else { continue }
-            var forward = LinkForward()
-            forward.id = Data(envelope.id.bytes)
-            forward.recipient = envelope.mailbox.name
-            forward.precedence = WirePrecedence(rawValue: envelope.precedence.rawValue) ?? .routine
-            forward.requestedTtl = WireTTLClass(rawValue: Int(envelope.requestedTTL)) ?? .default
-            // Durations, never clock readings: the relays' clocks may disagree.
-            forward.ageSeconds = now > envelope.arrivedAt ? now - envelope.arrivedAt : 0
-            forward.remainingSeconds = envelope.expiresAt - now
-            forward.hops = UInt32(envelope.hops)
-            forward.originDirectoryCount = UInt64(directory.count)
-            forward.originDirectoryHead = Data(directory.state.headHash.bytes)
-            forward.envelope = Data(envelope.body)
-            inFlight.insert(envelope.id)
-            actions.append(request(.forward(forward), .forward(envelope), now: now))
+        for envelope in envelopes {
+            if let action = forward(envelope, directory: directory, now: now) { actions.append(action) }
         }
-        if envelopes.count < limit { caughtUp = true }
+        if wokenWhileLoading {
+            wokenWhileLoading = false
+        } else if envelopes.count < limit {
+            caughtUp = true
+        }
         return actions + pump(now: now)
+    }
+
+    /// An envelope just committed for this peer: straight out when the link is caught up and
+    /// has room (no load), else it waits for the next load.
+    mutating func offer(_ envelope: OutgoingEnvelope, directory: RelayDirectory.Snapshot, now: UInt64) -> [Action] {
+        guard established, !closed else { return [] }
+        if caughtUp, !loading, inFlight.count < settings.window, let action = forward(envelope, directory: directory, now: now) {
+            return [action]
+        }
+        return wake(now: now)
+    }
+
+    /// A Forward for `envelope`, now in flight; nil for one already in flight, waiting, being
+    /// completed, or expired (the expiry sweep tombstones it: nothing goes out that the
+    /// peer would drop).
+    private mutating func forward(_ envelope: OutgoingEnvelope, directory: RelayDirectory.Snapshot, now: UInt64) -> Action? {
+        guard !inFlight.contains(envelope.id), deferred[envelope.id] == nil, !completing.contains(envelope.id), envelope.expiresAt > now else {
+            return nil
+        }
+        var forward = LinkForward()
+        forward.id = Data(envelope.id.bytes)
+        forward.recipient = envelope.mailbox.name
+        forward.precedence = WirePrecedence(rawValue: envelope.precedence.rawValue) ?? .routine
+        forward.requestedTtl = WireTTLClass(rawValue: Int(envelope.requestedTTL)) ?? .default
+        // Durations, never clock readings: the relays' clocks may disagree.
+        forward.ageSeconds = now > envelope.arrivedAt ? now - envelope.arrivedAt : 0
+        forward.remainingSeconds = envelope.expiresAt - now
+        forward.hops = UInt32(envelope.hops)
+        forward.originDirectoryCount = UInt64(directory.count)
+        forward.originDirectoryHead = Data(directory.state.headHash.bytes)
+        forward.envelope = Data(envelope.body)
+        inFlight.insert(envelope.id)
+        return request(.forward(forward), .forward(envelope), now: now)
     }
 
     /// The store committed these completions (or failed to: then they go again, a repeat
@@ -201,6 +226,7 @@ struct LinkSession {
     /// New envelopes for this peer were committed.
     mutating func wake(now: UInt64) -> [Action] {
         caughtUp = false
+        if loading { wokenWhileLoading = true }
         return pump(now: now)
     }
 

@@ -200,6 +200,9 @@ final class OutgoingLink {
     }
 
     func wake() { withSession { $0.wake(now: dependencies.clock()) } }
+    func offer(_ envelope: OutgoingEnvelope) {
+        withSession { $0.offer(envelope, directory: dependencies.directory.snapshot, now: dependencies.clock()) }
+    }
     func tick(now: UInt64) { withSession { $0.tick(now: now) } }
     func directoryChanged(_ snapshot: RelayDirectory.Snapshot) { withSession { $0.directoryChanged(snapshot, now: dependencies.clock()) } }
 
