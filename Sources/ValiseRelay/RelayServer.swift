@@ -71,7 +71,8 @@ public final class RelayServer: Service {
         // Links to the other relays of the organisation, when the directory names this one.
         let federation = Federation(
             dependencies: .init(
-                keys: keys, directory: directory, store: store, writer: writer, publisher: publisher, threadPool: NIOThreadPool.singleton,
+                keys: keys, directory: directory, store: store, writer: writer, handoff: handoff, publisher: publisher,
+                threadPool: NIOThreadPool.singleton,
                 counters: counters, limits: configuration.limits, clock: { WallClock.seconds() },
                 onPublished: { [sharedContext] published in sharedContext.withLockedValue { $0 }?.applyPublished(published) }),
             group: group, logger: logger)

@@ -18,6 +18,8 @@ final class Federation: @unchecked Sendable {
         let directory: RelayDirectory
         let store: any EnvelopeStore
         let writer: GroupCommitWriter
+        /// Hands the writer's completions to the federation's loop, one task per commit.
+        let handoff: LoopHandoff
         let publisher: DirectoryPublisher
         let threadPool: NIOThreadPool
         let counters: LimitCounters

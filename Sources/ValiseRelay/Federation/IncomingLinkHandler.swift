@@ -17,8 +17,8 @@ final class IncomingLinkHandler: ChannelDuplexHandler {
     typealias OutboundOut = ByteBuffer
 
     /// Requests waiting on the store or the publisher before reading pauses, and their
-    /// bytes (docs/PROTOCOL.md: 64 requests and 4 MiB of a link at once).
-    static let maximumPending = 64
+    /// bytes (docs/PROTOCOL.md: 256 requests and 4 MiB of a link at once).
+    static let maximumPending = 256
     static let maximumPendingBytes = 4 << 20
 
     let shared: RelayConnectionHandler.Context
@@ -29,6 +29,7 @@ final class IncomingLinkHandler: ChannelDuplexHandler {
     var peerKey: AgreementPublicKey?
     var pending = 0
     var pendingBytes = 0
+    var flushScheduled = false
     var readHeld = false
     var closed = false
     var handshakeTimer: Scheduled<Void>?
@@ -112,6 +113,19 @@ final class IncomingLinkHandler: ChannelDuplexHandler {
         }
     }
 
+    /// Answers wait for one flush at the end of this event-loop tick: a commit's worth of
+    /// answers costs one system call.
+    func scheduleFlush(_ context: ChannelHandlerContext) {
+        guard !flushScheduled else { return }
+        flushScheduled = true
+        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        context.eventLoop.execute {
+            let (handler, context) = loopBound.value
+            handler.flushScheduled = false
+            context.flush()
+        }
+    }
+
     func close(_ context: ChannelHandlerContext) {
         guard !closed else { return }
         closed = true
@@ -125,7 +139,8 @@ final class IncomingLinkHandler: ChannelDuplexHandler {
         for action in actions {
             switch action {
             case .write(let bytes):
-                context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(bytes: bytes)), promise: nil)
+                context.write(wrapOutboundOut(context.channel.allocator.buffer(bytes: bytes)), promise: nil)
+                scheduleFlush(context)
             case .established:
                 guard let key = state.peerKey else {
                     close(context)

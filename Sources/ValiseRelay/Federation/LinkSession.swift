@@ -12,8 +12,8 @@ import ValiseWire
 /// completions; it owns one `LinkSession` per connection.
 struct LinkSession {
     struct Settings: Sendable {
-        /// Forwards in flight at once.
-        var window = 64
+        /// Forwards in flight at once (the responder works on at most 256 of a link's).
+        var window = 256
         /// How long an envelope refused for a temporary reason waits before it is tried again.
         var retryAfterTemporarySeconds: UInt64 = 15
         /// At most this many envelopes wait out a temporary refusal; past it the oldest is

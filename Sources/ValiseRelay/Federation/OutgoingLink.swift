@@ -30,6 +30,10 @@ final class OutgoingLink {
     private var lastSuccess: UInt64?
     private var lastError: String?
     private var logger: Logger
+    /// Writes wait for one flush, and answered Forwards for one completion commit, at the end
+    /// of this event-loop tick: a burst costs one system call and one store job, not one each.
+    private var flushScheduled = false
+    private var completions: [ForwardCompletion] = []
     /// Proxied requests waiting for the peer's answer.
     private var proxies: [UInt64: EventLoopPromise<LinkLinkReply>] = [:]
     private var nextToken: UInt64 = 1
@@ -162,7 +166,9 @@ final class OutgoingLink {
         for action in actions {
             switch action {
             case .write(let bytes):
-                channel?.writeAndFlush(ByteBuffer(bytes: bytes), promise: nil)
+                guard let channel else { continue }
+                channel.write(ByteBuffer(bytes: bytes), promise: nil)
+                scheduleFlush()
             case .established:
                 let now = dependencies.clock()
                 var session = LinkSession(localName: localName, peerName: name)
@@ -180,6 +186,17 @@ final class OutgoingLink {
                 lastError = "\(reason)"
                 channel?.close(promise: nil)
             }
+        }
+    }
+
+    private func scheduleFlush() {
+        guard !flushScheduled else { return }
+        flushScheduled = true
+        let loopBound = NIOLoopBound(self, eventLoop: loop)
+        loop.execute {
+            let link = loopBound.value
+            link.flushScheduled = false
+            link.channel?.flush()
         }
     }
 
@@ -242,8 +259,17 @@ final class OutgoingLink {
                 setPhase(.up)
             case .load(let excluding, let limit):
                 load(excluding: excluding, limit: limit)
-            case .complete(let completions):
-                complete(completions)
+            case .complete(let answered):
+                if completions.isEmpty {
+                    let loopBound = NIOLoopBound(self, eventLoop: loop)
+                    loop.execute {
+                        let link = loopBound.value
+                        let batch = link.completions
+                        link.completions = []
+                        link.complete(batch)
+                    }
+                }
+                completions += answered
             case .storeDirectory(let entries, let checkpoint):
                 storeDirectory(entries, checkpoint: checkpoint)
             case .notHome(_, let mailbox, _):
@@ -284,8 +310,9 @@ final class OutgoingLink {
     private func complete(_ completions: [ForwardCompletion]) {
         let loopBound = NIOLoopBound(self, eventLoop: loop)
         let ids = completions.map(\.id)
+        let handoff = dependencies.handoff
         dependencies.writer.completeForwarding(completions) { result in
-            loopBound.eventLoop.execute {
+            handoff.execute(on: loopBound.eventLoop) {
                 let link = loopBound.value
                 switch result {
                 case .success:

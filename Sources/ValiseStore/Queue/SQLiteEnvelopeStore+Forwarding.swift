@@ -187,14 +187,25 @@ extension SQLiteEnvelopeStore {
         guard limit > 0 else { return [] }
         do {
             return try pool.read { db in
-                let rows = try Row.fetchAll(
+                // The order and the ids first, without bodies: a link with many envelopes in
+                // flight leaves out many rows, and each body is kilobytes.
+                let order = try Row.fetchAll(
                     db.cachedStatement(sql: """
-                        SELECT sequence, mailbox, id, precedence, requested_ttl, arrived_at, expires_at, hops, body FROM forward
+                        SELECT sequence, id FROM forward
                         WHERE destination = ? AND expires_at > ?
                         ORDER BY precedence DESC, sequence LIMIT ?
                         """),
                     arguments: [destination, Int64(now), limit + excluding.count])
-                return Self.window(rows, excluding: excluding, limit: limit) { row, id in
+                let chosen = Self.window(order, excluding: excluding, limit: limit) { row, _ in row["sequence"] as Int64 }
+                guard !chosen.isEmpty else { return [] }
+                let rows = try Row.fetchAll(
+                    db, sql: """
+                        SELECT sequence, mailbox, id, precedence, requested_ttl, arrived_at, expires_at, hops, body FROM forward
+                        WHERE sequence IN (\(databaseQuestionMarks(count: chosen.count)))
+                        ORDER BY precedence DESC, sequence
+                        """,
+                    arguments: StatementArguments(chosen))
+                return Self.window(rows, excluding: [], limit: limit) { row, id in
                     OutgoingEnvelope(
                         sequence: row["sequence"], destination: destination, mailbox: Mailbox(row["mailbox"]), id: id,
                         precedence: Precedence(rawValue: row["precedence"]) ?? .routine,
