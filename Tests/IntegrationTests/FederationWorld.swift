@@ -176,6 +176,15 @@ final class FederationWorld {
         try memberJSON(member, ["sent"], connect: false)["messages"] as? [[String: Any]] ?? []
     }
 
+    /// Both devices sync at their home relays (prekeys published there), and `from` sends
+    /// `to` a first message, which `to` receives: a session exists between them.
+    func converse(_ from: String, _ to: String) throws {
+        try member(to, ["sync"])
+        try member(from, ["sync"])
+        try member(from, ["send", "--to", to, "--precedence", "routine", "before the cut"])
+        try syncUntil(to) { $0.count == 1 }
+    }
+
     /// Syncs `member` until `condition` holds of its inbox (bounded); the inbox at the end.
     @discardableResult
     func syncUntil(_ member: String, seconds: Double = 30, sourceLocation: SourceLocation = #_sourceLocation,
