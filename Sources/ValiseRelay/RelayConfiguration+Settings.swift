@@ -94,6 +94,7 @@ extension RelayConfiguration {
         }, show: { "\($0.relay.listenHost.contains(":") ? "[\($0.relay.listenHost)]" : $0.relay.listenHost):\($0.relay.listenPort)" }),
         .text("durability", \.durabilityName) { Durability(rawValue: $0) == nil ? "must be full or os" : nil },
         .text("log.level", flag: "--log-level", \.logLevel) { logLevels.contains($0) ? nil : "must be one of \(logLevels.joined(separator: ", "))" },
+        .text("links", \.linksName) { ["on", "off"].contains($0) ? nil : "must be on or off" },
 
         .count("limits.maxConnections", \.relay.limits.maximumConnections),
         .count("limits.maxConnectionsPerAddress", \.relay.limits.maximumConnectionsPerAddress),
@@ -236,6 +237,11 @@ extension RelayConfiguration.Effective {
     var durabilityName: String {
         get { relay.queue.durability.rawValue }
         set { relay.queue.durability = Durability(rawValue: newValue) ?? relay.queue.durability }
+    }
+
+    var linksName: String {
+        get { relay.linksEnabled ? "on" : "off" }
+        set { relay.linksEnabled = newValue == "on" }
     }
 
     var defaultTTLName: String {

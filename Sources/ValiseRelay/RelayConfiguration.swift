@@ -92,6 +92,9 @@ public struct RelayConfiguration: Sendable, Equatable {
     public var directory: String
     public var limits = Limits()
     public var queue = Queue()
+    /// Whether the relay links with the other relays its directory lists (`links: on`, the
+    /// default). Off, it opens no link and refuses every link offered: a relay kept apart.
+    public var linksEnabled = true
 
     /// The envelope store inside the relay's directory.
     public var storePath: String { directory + "/queue.sqlite" }

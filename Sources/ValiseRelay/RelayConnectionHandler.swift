@@ -48,8 +48,10 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
         let clock: @Sendable () -> UInt64
         /// Called with the members that a publish took out of the directory.
         let onMembersRemoved: @Sendable ([MemberName]) -> Void
-        /// The relay's links to other relays (nil in a relay the directory does not name).
+        /// The relay's links to other relays.
         let federation: Federation?
+        /// Whether links are on (`links` in valised.yaml); off, channel-2 connections close.
+        var linksEnabled: Bool { federation != nil }
 
         init(
             keys: RelayKeys,
@@ -299,6 +301,12 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
     /// A relay link's preamble: the connection (its slot in the limiter included) passes to
     /// an `IncomingLinkHandler`, with the bytes that came after the preamble.
     func handOverToLink(_ remaining: [UInt8], context: ChannelHandlerContext) {
+        // A relay kept apart (links: off) answers no link: closed without a byte.
+        guard shared.linksEnabled else {
+            logger.info("closing a relay-link connection: links are off")
+            close(context)
+            return
+        }
         handshakeTimer?.cancel()
         handshakeTimer = nil
         frameTimer?.cancel()

@@ -89,9 +89,13 @@ public final class RelayServer: Service {
             onMembersRemoved: { members in
                 for member in members { Self.purge(Mailbox(member.value), writer: writer, logger: logger) }
             },
-            federation: federation)
+            federation: configuration.linksEnabled ? federation : nil)
         sharedContext.withLockedValue { $0 = shared }
-        federation.start()
+        if configuration.linksEnabled {
+            federation.start()
+        } else {
+            logger.notice("relay links are off (links: off): this relay neither opens nor accepts links with other relays")
+        }
         let limits = configuration.limits
         let counter = NIOLockedValueBox(0)
         let counters = self.counters
