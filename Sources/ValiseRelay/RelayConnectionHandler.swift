@@ -52,6 +52,8 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
         let federation: Federation?
         /// Whether links are on (`links` in valised.yaml); off, channel-2 connections close.
         var linksEnabled: Bool { federation != nil }
+        /// The relay's directory (keys, bundle, queue), where fork evidence goes.
+        var configurationDirectory: String { (directory.path as NSString).deletingLastPathComponent }
 
         init(
             keys: RelayKeys,

@@ -84,6 +84,20 @@ final class FederationWorld {
         let expected = try json(valise(["admin", "show", "--json"] + org))
         let count = try #require(expected["entries"] as? Int)
         try waitForDirectory(count: count)
+        try waitForLinks()
+    }
+
+    /// Waits (bounded) until every running relay's links to the others are up (links.json):
+    /// a relay learns of the others from entries pushed to it, and its first attempt may
+    /// come before the other knows it (then it backs off for a second or two).
+    func waitForLinks(seconds: Double = 30, sourceLocation: SourceLocation = #_sourceLocation) throws {
+        let up = try wait(seconds: seconds) {
+            try relays.keys.allSatisfy { name in
+                let links = (try status(name)["links"] as? [String: Any])?["links"] as? [[String: Any]] ?? []
+                return links.count == relays.count - 1 && links.allSatisfy { $0["state"] as? String == "up" }
+            }
+        }
+        if !up { Issue.record("the relay links did not all come up within \(seconds) s", sourceLocation: sourceLocation) }
     }
 
     func initRelay(_ name: String, bundle: String) throws {

@@ -4,6 +4,7 @@ import ValiseCrypto
 import ValiseDirectory
 @testable import ValiseRelay
 import ValiseStore
+import ValiseTestSupport
 import ValiseWire
 
 /// The origin's side of a relay link, without I/O: greeting, directory exchange, the window
@@ -184,11 +185,16 @@ struct LinkSessionTests {
         #expect(direct.count == 1 && direct[0].forward.id == Data(late.id.bytes))
     }
 
-    @Test("an answer to no outstanding request closes the link")
+    @Test("an answer to no outstanding request closes the link; an unasked error (a peer shutting down) ends it quietly")
     func unexpectedAnswer() {
         var (session, snapshot) = established()
         #expect(session.receive(welcome(999, count: 1, head: []), directory: snapshot, now: fixture.now)
             .contains { if case .close = $0 { true } else { false } })
+        var (ending, _) = established()
+        let shutdown = LinkRequestProcessor.error(0, .shuttingDown, "the relay is shutting down")
+        #expect(ending.receive(shutdown, directory: snapshot, now: fixture.now)
+            .contains { if case .peerClosing(let reason) = $0 { reason.contains("shutting down") } else { false } })
+        #expect(ending.closed)
     }
 }
 
@@ -206,5 +212,28 @@ struct LinkBackoffTests {
         #expect(backoff.failed(at: 20, random: 0.5) == 4, "up 10 s: not stable, the bound stays")
         backoff.connected(at: 30)
         #expect(backoff.failed(at: 95, random: 0.5) == 0.5, "up 65 s: starts over")
+    }
+}
+
+@Suite("Relay link: fork evidence")
+struct ForkEvidenceTests {
+    @Test("for each sequence where the other relay's entry differs, both entries are kept as pending-entry files; equal ones are not")
+    func evidence() throws {
+        let base = LinkFixture()
+        var ours = base
+        ours.enroll("dalia@geneva", home: "geneva")
+        var theirs = base
+        theirs.enroll("emeka@hq", home: nil)
+        let folder = TemporaryDirectory()
+        let sequence = base.entries.count
+        let written = try ForkEvidenceFiles.write(
+            directory: folder.path, relay: "geneva", since: sequence - 1,
+            theirs: [Data(base.entries[sequence - 1].encoded()), Data(theirs.entries[sequence].encoded())],
+            ours: ours.snapshot(as: "jakarta"), now: 1000)
+        #expect(written == 1)
+        let files = try FileManager.default.contentsOfDirectory(atPath: folder.file(ForkEvidenceFiles.folder)).sorted()
+        #expect(files == ["\(sequence)-geneva-1000-ours.pending", "\(sequence)-geneva-1000-theirs.pending"])
+        let kept = try DirectoryFiles.decodePending(Array(try Data(contentsOf: URL(fileURLWithPath: folder.file("\(ForkEvidenceFiles.folder)/\(files[1])")))))
+        #expect(kept == theirs.entries[sequence])
     }
 }

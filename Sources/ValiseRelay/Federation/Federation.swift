@@ -108,7 +108,7 @@ final class Federation: @unchecked Sendable {
     private func tick() {
         let now = dependencies.clock()
         for link in links.values { link.tick(now: now) }
-        published.withLockedValue { $0 = links.values.map(\.status).sorted { $0.relay < $1.relay } }
+        publishStatus()
     }
 
     /// One link for every relay listed (never to itself); links to relays no longer listed close.
@@ -180,6 +180,7 @@ final class Federation: @unchecked Sendable {
         }
     }
 
+    /// Each link's state as `status` gives it (for `links.json`), now.
     func publishStatus() {
         published.withLockedValue { $0 = links.values.map(\.status).sorted { $0.relay < $1.relay } }
     }

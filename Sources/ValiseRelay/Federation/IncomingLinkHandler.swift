@@ -200,8 +200,8 @@ final class IncomingLinkHandler: ChannelDuplexHandler {
             reply(answer, context: context, thenClose: true)
         case .forward(let requestID, let envelope):
             forward(requestID: requestID, envelope, context: context)
-        case .push(let requestID, let entries, let checkpoint):
-            push(requestID: requestID, key: peerKey, entries: entries, checkpoint: checkpoint, context: context)
+        case .push(let requestID, let since, let entries, let checkpoint):
+            push(requestID: requestID, key: peerKey, since: since, entries: entries, checkpoint: checkpoint, context: context)
         case .prekeyFetch(let requestID, let targets, let envelopeKeyOnly):
             // Limited per link: the peer relay counts as one device here (it never says which
             // of its devices asked).
@@ -279,7 +279,9 @@ final class IncomingLinkHandler: ChannelDuplexHandler {
         }
     }
 
-    private func push(requestID: UInt64, key: AgreementPublicKey, entries: [Data], checkpoint: Data, context: ChannelHandlerContext) {
+    private func push(
+        requestID: UInt64, key: AgreementPublicKey, since: UInt64, entries: [Data], checkpoint: Data, context: ChannelHandlerContext
+    ) {
         let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
         let shared = self.shared
         let eventLoop = context.eventLoop
@@ -300,8 +302,11 @@ final class IncomingLinkHandler: ChannelDuplexHandler {
                     handler.reply(LinkRequestProcessor.reply(requestID, .directoryHead(head)), context: context)
                 case .failure(let error) where error.code == "directory-fork":
                     shared.counters.count(.directoryFork)
+                    let kept = try? ForkEvidenceFiles.write(
+                        directory: shared.configurationDirectory, relay: handler.processor?.peerName ?? "unknown", since: Int(clamping: since),
+                        theirs: entries, ours: shared.directory.snapshot, now: shared.clock())
                     handler.logger.critical("directory fork met on a relay link: entries from the peer conflict with this relay's", metadata: [
-                        "error": "\(error.message)"])
+                        "error": "\(error.message)", "evidence.files": "\((kept ?? 0) * 2)", "evidence.folder": "\(ForkEvidenceFiles.folder)"])
                     handler.reply(LinkRequestProcessor.error(requestID, .directoryFork, error.message), context: context)
                 case .failure(let error):
                     handler.logger.warning("refused directory entries from a relay link", metadata: ["error": "\(error.message)"])

@@ -17,8 +17,8 @@ struct LinkRequestProcessor {
         case replyAndClose(LinkLinkReply)
         /// Commit the envelope durably, then answer with `LinkRequestProcessor.result`.
         case forward(requestID: UInt64, IncomingEnvelope)
-        /// Verify and store entries, then answer the new head.
-        case push(requestID: UInt64, entries: [Data], checkpoint: Data)
+        /// Verify and store entries (from sequence `since`), then answer the new head.
+        case push(requestID: UInt64, since: UInt64, entries: [Data], checkpoint: Data)
         /// Hand out these members' bundles, limited per link.
         case prekeyFetch(requestID: UInt64, [PrekeyDispenser.Target], envelopeKeyOnly: Bool)
         /// Look these ids up and answer signed statuses.
@@ -83,7 +83,7 @@ struct LinkRequestProcessor {
                 head.directoryHead = Data(directory.state.headHash.bytes)
                 return .reply(Self.reply(id, .directoryHead(head)))
             }
-            return .push(requestID: id, entries: push.entries, checkpoint: push.checkpoint)
+            return .push(requestID: id, since: push.since, entries: push.entries, checkpoint: push.checkpoint)
         case .directoryFetch(let fetch)?:
             return .reply(Self.reply(id, .directoryEntries(RelayRequestProcessor.entries(
                 fetch, directory, maximumEntriesPerFetch: settings.maximumEntriesPerFetch))))

@@ -33,8 +33,8 @@ struct LinkSession {
         case load(excluding: Set<MessageID>, limit: Int)
         /// Commit these completions (custody transferred, or undeliverable).
         case complete([ForwardCompletion])
-        /// Verify and store entries the peer sent (an answer to our fetch).
-        case storeDirectory(entries: [Data], checkpoint: Data)
+        /// Verify and store entries the peer sent (an answer to our fetch), from `since`.
+        case storeDirectory(entries: [Data], since: Int, checkpoint: Data)
         /// The peer says the recipient's home is `homeRelay`: re-route if our own verified
         /// directory agrees, else the envelope waits.
         case notHome(id: MessageID, mailbox: Mailbox, homeRelay: String)
@@ -47,6 +47,8 @@ struct LinkSession {
         case proxied(token: UInt64, LinkLinkReply)
         /// Something the operator should read; the link goes on.
         case warn(String)
+        /// The peer ends the link (shutting down, say): close, and reconnect later.
+        case peerClosing(String)
         case close(String)
     }
 
@@ -114,7 +116,8 @@ struct LinkSession {
         guard !closed else { return [] }
         if reply.requestID == 0, case .error(let error)? = reply.body {
             // Unasked: the peer is shutting down, or ends the link for a reason it gives.
-            return close("relay \(peerName) ends the link: \(error.message)")
+            closed = true
+            return [.peerClosing("relay \(peerName) ends the link: \(error.message)")]
         }
         guard let request = pending.removeValue(forKey: reply.requestID) else {
             return close("the peer answered request \(reply.requestID), which is not outstanding")
@@ -159,7 +162,7 @@ struct LinkSession {
             peerCount = Int(clamping: entries.directoryCount)
             peerHead = Data()
             guard !entries.entries.isEmpty else { return [] }
-            return [.storeDirectory(entries: entries.entries, checkpoint: entries.checkpoint)]
+            return [.storeDirectory(entries: entries.entries, since: Int(clamping: entries.since), checkpoint: entries.checkpoint)]
         case .ping:
             return []
         case .proxy(let token):
@@ -259,11 +262,6 @@ struct LinkSession {
     mutating func proxy(_ body: LinkLinkRequest.OneOf_Body, token: UInt64, now: UInt64) -> Action? {
         guard established, !closed else { return nil }
         return request(body, .proxy(token: token), now: now)
-    }
-
-    /// Tokens of proxied requests still unanswered (answered with an error when the link ends).
-    var outstandingProxies: [UInt64] {
-        pending.values.compactMap { if case .proxy(let token) = $0 { token } else { nil } }
     }
 
     // MARK: Internals

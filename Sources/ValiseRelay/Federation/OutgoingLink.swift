@@ -270,8 +270,8 @@ final class OutgoingLink {
                     }
                 }
                 completions += answered
-            case .storeDirectory(let entries, let checkpoint):
-                storeDirectory(entries, checkpoint: checkpoint)
+            case .storeDirectory(let entries, let since, let checkpoint):
+                storeDirectory(entries, since: since, checkpoint: checkpoint)
             case .notHome(_, let mailbox, _):
                 federation.notHome(mailbox: mailbox, from: name)
             case .fork(let detail):
@@ -282,6 +282,10 @@ final class OutgoingLink {
                 proxies.removeValue(forKey: token)?.succeed(reply)
             case .warn(let message):
                 logger.warning("relay link", metadata: ["detail": "\(message)"])
+            case .peerClosing(let reason):
+                lastError = reason
+                logger.info("relay link ended by the other relay", metadata: ["reason": "\(reason)"])
+                channel?.close(promise: nil)
             case .close(let reason):
                 lastError = reason
                 logger.warning("closing relay link", metadata: ["reason": "\(reason)"])
@@ -326,7 +330,7 @@ final class OutgoingLink {
         }
     }
 
-    private func storeDirectory(_ entries: [Data], checkpoint: Data) {
+    private func storeDirectory(_ entries: [Data], since: Int, checkpoint: Data) {
         let (publisher, onPublished) = (dependencies.publisher, dependencies.onPublished)
         let loopBound = NIOLoopBound(self, eventLoop: loop)
         publisher.submit(from: record.noiseKey, entries: entries, checkpoint: checkpoint) { result in
@@ -335,7 +339,10 @@ final class OutgoingLink {
                 let link = loopBound.value
                 if case .failure(let error) = result {
                     if error.code == "directory-fork" {
-                        link.run([.fork("entries fetched from relay \(link.name): \(error.message)")])
+                        _ = try? ForkEvidenceFiles.write(
+                            directory: (link.dependencies.directory.path as NSString).deletingLastPathComponent, relay: link.name,
+                            since: since, theirs: entries, ours: link.dependencies.directory.snapshot, now: link.dependencies.clock())
+                        link.run([.fork("entries fetched from relay \(link.name), kept in \(ForkEvidenceFiles.folder)/: \(error.message)")])
                     } else {
                         link.logger.warning("refused directory entries from a relay link", metadata: ["error": "\(error.message)"])
                     }
