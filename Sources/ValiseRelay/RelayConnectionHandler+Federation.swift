@@ -11,6 +11,30 @@ import ValiseWire
 // link to that relay (docs/PROTOCOL.md, "Relay links": proxied requests). The device never
 // talks to the other relay; the other relay never learns which device asked.
 extension RelayConnectionHandler {
+    /// A relay link's preamble: the connection (its slot in the limiter included) passes to
+    /// an `IncomingLinkHandler`, with the bytes that came after the preamble.
+    func handOverToLink(_ remaining: [UInt8], context: ChannelHandlerContext) {
+        // A relay kept apart (links: off) answers no link: closed without a byte.
+        guard shared.linksEnabled else {
+            logger.info("closing a relay-link connection: links are off")
+            close(context)
+            return
+        }
+        handshakeTimer?.cancel()
+        handshakeTimer = nil
+        frameTimer?.cancel()
+        frameTimer = nil
+        handedOver = true
+        let link = IncomingLinkHandler(shared: shared, peer: peer, logger: logger, initialBytes: remaining)
+        do {
+            try context.pipeline.syncOperations.addHandler(link, position: .after(self))
+            context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
+        } catch {
+            handedOver = false
+            close(context)
+        }
+    }
+
     /// The targets homed at other relays, by relay; nil when every target is homed here.
     func remoteTargets(_ targets: [PrekeyDispenser.Target]) -> [String: [PrekeyDispenser.Target]]? {
         guard shared.federation != nil else { return nil }

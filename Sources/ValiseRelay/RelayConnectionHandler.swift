@@ -19,98 +19,6 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
     typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
-    /// What every connection shares: one reference per connection, not a copy of each field
-    /// (the difference is a few hundred bytes a connection, with ten thousand held).
-    final class Context: Sendable {
-        let keys: RelayKeys
-        let directory: RelayDirectory
-        let registry: ConnectionRegistry
-        let limiter: ConnectionLimiter
-        let limits: RelayConfiguration.Limits
-        let queue: RelayConfiguration.Queue
-        let threadPool: NIOThreadPool
-        let store: any EnvelopeStore
-        let prekeys: any PrekeyStore
-        let prekeyDispenser: PrekeyDispenser
-        let sends: DeviceRateLimiter
-        /// Directory publishes, per publishing key.
-        let publishes: DeviceRateLimiter
-        /// Verifies and stores publishes, on a thread of its own, fairly per key.
-        let publisher: DirectoryPublisher
-        /// What the limits refused or held back, for `valised status`.
-        let counters: LimitCounters
-        /// Whether the store is refusing for want of space (logged when that changes).
-        let storage: StorageWatch
-        let writer: GroupCommitWriter
-        let mailboxes: MailboxRegistry
-        /// Hands the writer's completions to event loops, one task per loop per commit.
-        let handoff: LoopHandoff
-        let clock: @Sendable () -> UInt64
-        /// Called with the members that a publish took out of the directory.
-        let onMembersRemoved: @Sendable ([MemberName]) -> Void
-        /// The relay's links to other relays.
-        let federation: Federation?
-        /// Whether links are on (`links` in valised.yaml); off, channel-2 connections close.
-        var linksEnabled: Bool { federation != nil }
-        /// The relay's directory (keys, bundle, queue), where fork evidence goes.
-        var configurationDirectory: String { (directory.path as NSString).deletingLastPathComponent }
-
-        init(
-            keys: RelayKeys,
-            directory: RelayDirectory,
-            registry: ConnectionRegistry,
-            limiter: ConnectionLimiter,
-            limits: RelayConfiguration.Limits,
-            queue: RelayConfiguration.Queue,
-            threadPool: NIOThreadPool,
-            store: any EnvelopeStore,
-            prekeys: any PrekeyStore,
-            prekeyDispenser: PrekeyDispenser,
-            sends: DeviceRateLimiter,
-            publishes: DeviceRateLimiter,
-            publisher: DirectoryPublisher,
-            counters: LimitCounters,
-            storage: StorageWatch,
-            writer: GroupCommitWriter,
-            mailboxes: MailboxRegistry,
-            handoff: LoopHandoff,
-            clock: @escaping @Sendable () -> UInt64,
-            onMembersRemoved: @escaping @Sendable ([MemberName]) -> Void,
-            federation: Federation? = nil
-        ) {
-            self.keys = keys
-            self.directory = directory
-            self.registry = registry
-            self.limiter = limiter
-            self.limits = limits
-            self.queue = queue
-            self.threadPool = threadPool
-            self.store = store
-            self.prekeys = prekeys
-            self.prekeyDispenser = prekeyDispenser
-            self.sends = sends
-            self.publishes = publishes
-            self.publisher = publisher
-            self.counters = counters
-            self.storage = storage
-            self.writer = writer
-            self.mailboxes = mailboxes
-            self.handoff = handoff
-            self.clock = clock
-            self.onMembersRemoved = onMembersRemoved
-            self.federation = federation
-        }
-
-        /// What a stored publish (an admin's, or entries from a relay link) sets off: keys no
-        /// longer admitted lose their connections, removed members their queues, and the
-        /// relay links pass the entries on and move mail after members who moved.
-        func applyPublished(_ published: RelayDirectory.Published) {
-            registry.drop(changedBy: published)
-            if !published.removedMembers.isEmpty { onMembersRemoved(published.removedMembers) }
-            federation?.directoryChanged()
-        }
-    }
-
     /// Delivery of this device's mailbox, once it asked (Fetch).
     struct Delivery {
         let mailbox: Mailbox
@@ -297,30 +205,6 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
                 }
                 close(context)
             }
-        }
-    }
-
-    /// A relay link's preamble: the connection (its slot in the limiter included) passes to
-    /// an `IncomingLinkHandler`, with the bytes that came after the preamble.
-    func handOverToLink(_ remaining: [UInt8], context: ChannelHandlerContext) {
-        // A relay kept apart (links: off) answers no link: closed without a byte.
-        guard shared.linksEnabled else {
-            logger.info("closing a relay-link connection: links are off")
-            close(context)
-            return
-        }
-        handshakeTimer?.cancel()
-        handshakeTimer = nil
-        frameTimer?.cancel()
-        frameTimer = nil
-        handedOver = true
-        let link = IncomingLinkHandler(shared: shared, peer: peer, logger: logger, initialBytes: remaining)
-        do {
-            try context.pipeline.syncOperations.addHandler(link, position: .after(self))
-            context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
-        } catch {
-            handedOver = false
-            close(context)
         }
     }
 

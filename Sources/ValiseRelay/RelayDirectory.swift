@@ -116,6 +116,8 @@ public final class RelayDirectory: Sendable {
     }
 
     public let path: String
+    /// The relay's directory (keys, this bundle, the queue): where fork evidence goes too.
+    public let folder: String
     private let relayKey: AgreementPublicKey
     private let current: NIOLockedValueBox<Snapshot>
     /// Held only while a verified publish is written and swapped in.
@@ -123,6 +125,7 @@ public final class RelayDirectory: Sendable {
 
     /// Loads and verifies `DIR/organisation.bundle` against its own (pinned) genesis.
     public init(directory: String, relayKey: AgreementPublicKey, now: UInt64) throws(RelayError) {
+        folder = directory
         path = directory + "/organisation.bundle"
         self.relayKey = relayKey
         let bundle = try Self.read(path)

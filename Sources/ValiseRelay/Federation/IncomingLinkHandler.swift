@@ -303,7 +303,7 @@ final class IncomingLinkHandler: ChannelDuplexHandler {
                 case .failure(let error) where error.code == "directory-fork":
                     shared.counters.count(.directoryFork)
                     let kept = try? ForkEvidenceFiles.write(
-                        directory: shared.configurationDirectory, relay: handler.processor?.peerName ?? "unknown", since: Int(clamping: since),
+                        directory: shared.directory.folder, relay: handler.processor?.peerName ?? "unknown", since: Int(clamping: since),
                         theirs: entries, ours: shared.directory.snapshot, now: shared.clock())
                     handler.logger.critical("directory fork met on a relay link: entries from the peer conflict with this relay's", metadata: [
                         "error": "\(error.message)", "evidence.files": "\((kept ?? 0) * 2)", "evidence.folder": "\(ForkEvidenceFiles.folder)"])

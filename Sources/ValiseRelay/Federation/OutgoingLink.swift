@@ -340,7 +340,7 @@ final class OutgoingLink {
                 if case .failure(let error) = result {
                     if error.code == "directory-fork" {
                         _ = try? ForkEvidenceFiles.write(
-                            directory: (link.dependencies.directory.path as NSString).deletingLastPathComponent, relay: link.name,
+                            directory: link.dependencies.directory.folder, relay: link.name,
                             since: since, theirs: entries, ours: link.dependencies.directory.snapshot, now: link.dependencies.clock())
                         link.run([.fork("entries fetched from relay \(link.name), kept in \(ForkEvidenceFiles.folder)/: \(error.message)")])
                     } else {
