@@ -178,21 +178,20 @@ extension RelayConnectionHandler {
         if delivery?.caughtUp != true { pump(context) }
     }
 
-    func status(requestID: UInt64, ids: [MessageID], nonce: [UInt8], context: ChannelHandlerContext) {
-        let (store, keys, clock) = (shared.store, shared.keys, shared.clock)
-        answerOffLoop(requestID: requestID, context: context, failure: "could not read message states") { () throws -> WireRelayMessage in
-            RelayRequestProcessor.status(requestID, ids: ids, states: try store.states(of: ids, now: clock()), nonce: nonce, keys: keys)
-        }
-    }
-
     /// Runs `work` (store access) on the thread pool, counted as a pending request, and
     /// sends its answer; a failure is logged and answered INTERNAL.
     func answerOffLoop(
         requestID: UInt64, context: ChannelHandlerContext, failure: String, _ work: @escaping @Sendable () throws -> WireRelayMessage
     ) {
+        answer(requestID: requestID, context: context, failure: failure, shared.threadPool.runIfActive(eventLoop: context.eventLoop, work))
+    }
+
+    /// Sends the answer `future` gives, counted as a pending request until then; a failure
+    /// is logged and answered INTERNAL.
+    func answer(requestID: UInt64, context: ChannelHandlerContext, failure: String, _ future: EventLoopFuture<WireRelayMessage>) {
         let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
         pendingRequests += 1
-        shared.threadPool.runIfActive(eventLoop: context.eventLoop, work).whenComplete { result in
+        future.whenComplete { result in
             let (handler, context) = loopBound.value
             guard !handler.closed else { return }
             handler.requestAnswered(context)

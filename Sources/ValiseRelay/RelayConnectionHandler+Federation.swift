@@ -95,14 +95,9 @@ extension RelayConnectionHandler {
                 return answered
             }.recover { _ in [:] })
         }
-        pendingRequests += 1
-        let loopBound = NIOLoopBound((self, context), eventLoop: eventLoop)
-        EventLoopFuture.whenAllComplete(parts, on: eventLoop).whenComplete { result in
-            let (handler, context) = loopBound.value
-            guard !handler.closed else { return }
-            handler.requestAnswered(context)
+        let answer = EventLoopFuture.whenAllComplete(parts, on: eventLoop).map { results in
             var found: [String: WirePrekeyBundle] = [:]
-            for case .success(let part) in (try? result.get()) ?? [] { found.merge(part) { first, _ in first } }
+            for case .success(let part) in results { found.merge(part) { first, _ in first } }
             var answer = WirePrekeyBundles()
             for target in targets {
                 if let bundle = found[target.asked] {
@@ -115,8 +110,9 @@ extension RelayConnectionHandler {
                     answer.bundles.append(bundle)
                 }
             }
-            handler.perform(handler.state.send(RelayRequestProcessor.encode(RelayRequestProcessor.message(requestID, .prekeyBundles(answer)))), context: context)
+            return RelayRequestProcessor.message(requestID, .prekeyBundles(answer))
         }
+        self.answer(requestID: requestID, context: context, failure: "could not read prekeys", answer)
     }
 }
 
@@ -125,12 +121,10 @@ extension RelayConnectionHandler {
     /// too (over this relay's link, with the device's nonce), and its own signed statement
     /// replaces this relay's FORWARDED when it says more: expired undelivered there, or
     /// undeliverable. The device checks that statement with that relay's key.
-    func statusWithProxy(requestID: UInt64, ids: [MessageID], nonce: [UInt8], context: ChannelHandlerContext) {
+    func status(requestID: UInt64, ids: [MessageID], nonce: [UInt8], context: ChannelHandlerContext) {
         let (store, keys, clock, federation) = (shared.store, shared.keys, shared.clock, shared.federation)
         let eventLoop = context.eventLoop
-        pendingRequests += 1
-        let loopBound = NIOLoopBound((self, context), eventLoop: eventLoop)
-        shared.threadPool.runIfActive(eventLoop: eventLoop) { try store.states(of: ids, now: clock()) }
+        let statuses = shared.threadPool.runIfActive(eventLoop: eventLoop) { try store.states(of: ids, now: clock()) }
             .flatMap { states -> EventLoopFuture<WireRelayMessage> in
                 let own = RelayRequestProcessor.status(requestID, ids: ids, states: states, nonce: nonce, keys: keys)
                 var forwarded: [String: [MessageID]] = [:]
@@ -159,18 +153,6 @@ extension RelayConnectionHandler {
                     return RelayRequestProcessor.message(requestID, .status(status))
                 }
             }
-            .whenComplete { result in
-                let (handler, context) = loopBound.value
-                guard !handler.closed else { return }
-                handler.requestAnswered(context)
-                let reply: WireRelayMessage
-                switch result {
-                case .success(let message): reply = message
-                case .failure(let error):
-                    handler.logger.error("could not read message states", metadata: ["error": "\(error)"])
-                    reply = RelayRequestProcessor.error(requestID, RelayError(.internal, code: "storage", message: "the relay could not read message states"))
-                }
-                handler.perform(handler.state.send(RelayRequestProcessor.encode(reply)), context: context)
-            }
+        answer(requestID: requestID, context: context, failure: "could not read message states", statuses)
     }
 }

@@ -275,11 +275,7 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
         case .acknowledge(let ids):
             acknowledge(ids, context: context)
         case .status(let requestID, let ids, let nonce):
-            if shared.federation != nil {
-                statusWithProxy(requestID: requestID, ids: ids, nonce: nonce, context: context)
-            } else {
-                status(requestID: requestID, ids: ids, nonce: nonce, context: context)
-            }
+            status(requestID: requestID, ids: ids, nonce: nonce, context: context)
         case .prekeyUpload(let requestID, let mailbox, let signedPrekey, let signedPrekeySignature, let envelopeKey, let envelopeKeySignature, let oneTime, let kem):
             let prekeys = StoredPrekeys(
                 signedPrekey: signedPrekey, signedPrekeySignature: signedPrekeySignature, envelopeKey: envelopeKey,

@@ -97,12 +97,6 @@ final class Federation: @unchecked Sendable {
     /// Each link's state, for the status file.
     var status: [LinkStatusFile.Link] { published.withLockedValue { $0 } }
 
-    /// The link to `relay`, on `loop`.
-    func link(_ relay: String) -> OutgoingLink? {
-        loop.preconditionInEventLoop()
-        return links[relay]
-    }
-
     // MARK: On the loop
 
     private func tick() {
@@ -135,22 +129,26 @@ final class Federation: @unchecked Sendable {
     /// of their new home (or into the local mailbox, if that is here).
     private func reroute(_ snapshot: RelayDirectory.Snapshot) {
         let now = Self.homes(snapshot)
-        let own = snapshot.relayName
         for (member, home) in now where homes[member] != nil && homes[member] != home {
-            let destination = home == own ? nil : home
-            dependencies.writer.reroute(mailbox: Mailbox(member.value), to: destination) { [logger] result in
-                switch result {
-                case .success(let count) where count > 0:
-                    logger.info("mail follows a member to a new home relay", metadata: [
-                        "member.home": "\(home)", "envelopes": "\(count)"])
-                    if let destination { self.wake(destination: destination) }
-                case .success: break
-                case .failure(let error):
-                    logger.error("could not move a moved member's mail", metadata: ["error": "\(error.message)"])
-                }
-            }
+            move(Mailbox(member.value), to: Self.destination(of: member, in: snapshot))
         }
         homes = now
+    }
+
+    /// Moves what this relay holds for `mailbox` to the forwarding queue of `destination`
+    /// (nil: the local mailbox), and wakes that link.
+    private func move(_ mailbox: Mailbox, to destination: String?) {
+        dependencies.writer.reroute(mailbox: mailbox, to: destination) { [self] result in
+            switch result {
+            case .success(let count) where count > 0:
+                logger.info("mail follows a member to a new home relay", metadata: [
+                    "member.home": "\(destination ?? "this relay")", "envelopes": "\(count)"])
+                if let destination { wake(destination: destination) }
+            case .success: break
+            case .failure(let error):
+                logger.error("could not move a moved member's mail", metadata: ["error": "\(error.message)"])
+            }
+        }
     }
 
     static func homes(_ snapshot: RelayDirectory.Snapshot) -> [MemberName: String] {
@@ -174,10 +172,7 @@ final class Federation: @unchecked Sendable {
         loop.preconditionInEventLoop()
         let snapshot = dependencies.directory.snapshot
         guard let member = try? MemberName(mailbox.name), let home = snapshot.state.homeRelay(of: member), home.name != relay else { return }
-        let destination = home.name == snapshot.relayName ? nil : home.name
-        dependencies.writer.reroute(mailbox: mailbox, to: destination) { [self] result in
-            if case .success(let count) = result, count > 0, let destination { wake(destination: destination) }
-        }
+        move(mailbox, to: Self.destination(of: member, in: snapshot))
     }
 
     /// Each link's state as `status` gives it (for `links.json`), now.
