@@ -6,14 +6,31 @@ import ValiseDirectory
 extension Valise {
     struct Sync: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Connect to the organisation's relay and bring the directory up to date.",
+            abstract: "Exchange everything with this device's home relay: the directory, prekeys, the outbox, the mailbox, receipts and statuses.",
             discussion: """
-                Connects to the relay the pinned directory names (checking that it holds the \
-                key the directory lists), fetches the entries this device does not have yet \
-                and the newest checkpoint, verifies them, and prints the directory's head. \
-                Warns when the newest checkpoint is older than the organisation allows. \
-                --relay HOST:PORT reaches the relay at another address; its key is still the \
-                one the directory names.
+                In order: connects to this device's home relay as the pinned directory names \
+                it, trying its addresses in turn (the handshake proves the relay holds the \
+                key the directory lists); fetches the directory entries and the newest \
+                checkpoint this device lacks, verifies and pins them, and prints the head, \
+                warning when the checkpoint is older than the organisation's warning bound; \
+                publishes this device's prekeys (new signed, envelope and last-resort ML-KEM \
+                prekeys weekly, one-time prekeys topped up to 100 when fewer than 25 are \
+                left); sends what waits in the outbox; fetches the mailbox until it is empty, \
+                storing each message before the relay may delete it; sends the delivery \
+                receipts that are due; and asks the relay's signed status of sent messages \
+                without a receipt. Prints one line per new message, receipt, expiry, \
+                undeliverable or forwarded message, then the mailbox and outbox counts.
+
+                A relay that is not this device's home (after an administrator moved the \
+                member) is asked only for the directory; when the verified directory names \
+                another home relay, sync says so and continues there. Envelopes that fail a \
+                check are reported on stderr, never shown, and acknowledged. When the \
+                directory shows this device revoked, sync wipes its keys and says so. \
+                --relay HOST:PORT reaches the home relay at another address (its key is \
+                still the directory's); --relay-name NAME connects to another relay of the \
+                directory. Exit statuses: 5 refused or revoked, 6 unreachable, 7 busy, 8 \
+                another protocol version (docs/CLI.md); a failure says how many messages \
+                wait in the outbox for the next sync.
                 """
         )
 
