@@ -41,20 +41,33 @@ extension MessagingTests {
 
     @Test("watch reconnects after the relay restarts normally (SIGTERM): a message sent after the restart is printed by the same watch")
     func watchSurvivesRelayRestart() throws {
+        try Self.watchSurvivesRelayRestart(crash: false)
+    }
+
+    @Test("watch reconnects after the relay is killed (SIGKILL: the connection drops with no notice) and started again (docs/CLI.md, watch)")
+    func watchSurvivesRelayCrash() throws {
+        try Self.watchSurvivesRelayRestart(crash: true)
+    }
+
+    private static func watchSurvivesRelayRestart(crash: Bool) throws {
         let story = try Story()
         let (alice, bob) = ("alice@jakarta", "bob@geneva")
         try story.valise(alice, ["sync"])
         try story.valise(bob, ["sync"])
         let output = story.world.path("watch.out")
         let printed = { (try? String(contentsOfFile: output, encoding: .utf8)) ?? "" }
-        let watcher = try Self.background(
+        let watcher = try background(
             ["watch", "--json", "--text", "--home", story.world.path(bob), "--relay", story.world.relay.address], output: output,
             environment: ["VALISE_PASSPHRASE": story.world.passphrase])
         defer { watcher.kill() }
         #expect(story.world.eventually(within: 15) { printed().contains("Watching for messages") })
 
         let port = story.world.relay.port
-        #expect(story.world.relay.stop() == 0)
+        if crash {
+            story.world.relay.child.kill()
+        } else {
+            #expect(story.world.relay.stop() == 0)
+        }
         story.world.relay = try RelayProcess(directory: story.world.path("relay"), logPath: story.world.path("relay-2.log"), port: port)
         let again = story.world.eventually(within: 30) { printed().components(separatedBy: "Watching for messages").count > 2 }
         #expect(again, "watch did not reconnect (running: \(watcher.isRunning)): \(printed())")
