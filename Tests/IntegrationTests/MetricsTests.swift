@@ -1,0 +1,153 @@
+import Foundation
+import Testing
+import ValiseCrypto
+import ValiseWire
+
+// The Prometheus endpoint of a real valised (issue 18), scraped while devices send, receive
+// and acknowledge: the counters and the queue's gauges follow the traffic, the commit
+// histograms fill, and no label value names a member, a key or an address.
+
+@Suite("Metrics: the Prometheus endpoint during traffic (real valised)", .serialized)
+struct MetricsTests {
+    static let alice = "alice@jakarta"
+    static let bob = "bob@jakarta"
+
+    /// One scrape: the samples by series (`name{labels}`), and every label value.
+    struct Scrape {
+        let text: String
+        var samples: [String: Double] = [:]
+        var labelValues: [(name: String, value: String)] = []
+
+        init(_ text: String) {
+            self.text = text
+            for line in text.split(separator: "\n") where !line.hasPrefix("#") {
+                guard let space = line.lastIndex(of: " "), let value = Double(line[line.index(after: space)...]) else { continue }
+                let series = String(line[..<space])
+                samples[series] = value
+                guard let open = series.firstIndex(of: "{") else { continue }
+                for pair in series[series.index(after: open)..<series.index(before: series.endIndex)].split(separator: ",") {
+                    let parts = pair.split(separator: "=", maxSplits: 1)
+                    if parts.count == 2 { labelValues.append((String(parts[0]), String(parts[1].dropFirst().dropLast()))) }
+                }
+            }
+        }
+
+        subscript(_ series: String) -> Double { samples[series] ?? -1 }
+    }
+
+    /// GET /metrics over a raw loopback connection; the relay answers and closes.
+    static func scrape(port: Int, sourceLocation: SourceLocation = #_sourceLocation) throws -> Scrape {
+        let socket = try HostileSocket(from: "127.0.0.1", to: port, preamble: nil)
+        defer { socket.close() }
+        socket.send(Array("GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".utf8))
+        let outcome = socket.waitForClose(within: 10)
+        let text = String(decoding: outcome.received, as: UTF8.self)
+        #expect(text.hasPrefix("HTTP/1.1 200 OK\r\n"), "scrape: \(text.prefix(200))", sourceLocation: sourceLocation)
+        #expect(text.contains("content-type: text/plain; version=0.0.4"), sourceLocation: sourceLocation)
+        guard let body = text.range(of: "\r\n\r\n") else { return Scrape("") }
+        return Scrape(String(text[body.upperBound...]))
+    }
+
+    /// Scrapes (bounded, 10 s) until `condition` holds; the store's figures are read at most
+    /// once a second, so a gauge may lag the traffic by that much.
+    static func scrape(port: Int, until failure: String, _ condition: (Scrape) -> Bool) async throws -> Scrape {
+        let deadline = Date().addingTimeInterval(10)
+        var last = try scrape(port: port)
+        while !condition(last) && Date() < deadline {
+            try await Task.sleep(for: .milliseconds(100))
+            last = try scrape(port: port)
+        }
+        #expect(condition(last), "\(failure):\n\(last.text)")
+        return last
+    }
+
+    @Test("sends, deliveries, acks, queue depth and commit histograms follow the traffic; labels name nobody")
+    func scrapeDuringTraffic() async throws {
+        let world = try RelayWorld(members: [Self.alice, Self.bob], relayEnvironment: ["VALISED_METRICS_LISTEN": "127.0.0.1:0"])
+        let line = try #require(world.relay.line(startingWith: "valised metrics on "), "no metrics line:\n\(world.relay.log)")
+        let port = try #require(line.split(separator: ":").last.flatMap { Int($0) })
+        #expect(line == "valised metrics on 127.0.0.1:\(port)")
+
+        // Alice sends while bob is away: the envelopes wait in the queue.
+        let alice = try await QueueDevice(world: world, member: Self.alice)
+        var ids: [Data] = []
+        for _ in 0..<5 {
+            let id = QueueFixture.id()
+            try await alice.sendAccepted(id, to: Self.bob, envelope: QueueFixture.bytes(1000))
+            ids.append(Data(id))
+        }
+        let queued = try await Self.scrape(port: port, until: "five envelopes queued") {
+            $0["valise_queue_envelopes"] == 5 && $0["valise_queue_mailboxes"] == 1
+        }
+        #expect(queued["valise_sends_accepted_total"] == 5)
+        #expect(queued["valise_queue_bytes"] >= 5000)
+        #expect(queued["valise_queue_oldest_age_seconds"] >= 0)
+        #expect(queued["valise_connections_open{role=\"device\"}"] == 1, "alice's connection")
+        #expect(queued["valise_connections_accepted_total"] >= 1)
+        #expect(queued["valise_handshakes_total{result=\"completed\"}"] >= 2, "the admin's publish and alice")
+        #expect(queued["valise_commit_batch_size_count"] >= 1 && queued["valise_commit_batch_size_count"] <= 5)
+        #expect(queued["valise_commit_batch_size_sum"] == 5, "each send is one request of some commit")
+        #expect(queued["valise_commit_seconds_count"] == queued["valise_commit_batch_size_count"])
+        #expect(queued["valise_commit_seconds_sum"] > 0, "a commit takes time: its fsync at least")
+        #expect(queued["valise_commit_seconds_bucket{le=\"+Inf\"}"] == queued["valise_commit_seconds_count"])
+        #expect(queued["valise_checkpoint_warn_after_seconds"] > 0)
+        #expect(queued["valise_checkpoint_refuse_after_seconds"] >= queued["valise_checkpoint_warn_after_seconds"])
+        #expect(queued["valise_refusals_total{reason=\"sendRate\"}"] == 0)
+
+        // Bob comes, takes the five and acknowledges them, while alice is still connected.
+        let bob = try await QueueDevice(world: world, member: Self.bob)
+        try await bob.fetch()
+        let delivered = await bob.deliveries(atLeast: 5)
+        #expect(Set(delivered.map(\.id)) == Set(ids))
+        let during = try Self.scrape(port: port)
+        #expect(during["valise_deliveries_total"] == 5)
+        #expect(during["valise_connections_open{role=\"device\"}"] == 2)
+        try await bob.ack(delivered.map(\.id))
+        let acknowledged = try await Self.scrape(port: port, until: "five acks, an empty queue") {
+            $0["valise_acks_total"] == 5 && $0["valise_queue_envelopes"] == 0
+        }
+        #expect(acknowledged["valise_sends_accepted_total"] == 5)
+        #expect(acknowledged["valise_commit_batch_size_sum"] >= 6, "the sends, and the acknowledgement")
+
+        // No label value is a member's name, a key or an address: each comes from a fixed set
+        // (or is a histogram bucket's bound).
+        let allowed: [String: Set<String>] = [
+            "role": ["device", "admin", "relay", "handshaking"], "state": ["waiting", "connecting", "handshaking", "up", "stopped"],
+            "result": ["completed", "failed"],
+            "reason": Set(try Self.reasons(world: world)),
+        ]
+        #expect(acknowledged.labelValues.count { $0.name == "reason" } >= 20, "every limit has its counter, even at 0")
+        for (name, value) in acknowledged.labelValues {
+            if name == "le" {
+                #expect(value == "+Inf" || Double(value) != nil, "bucket bound \(value)")
+            } else {
+                #expect(allowed[name]?.contains(value) == true, "label \(name)=\"\(value)\" is not from a fixed set")
+            }
+        }
+        var forbidden = [Self.alice, Self.bob, "alice", "bob", "jakarta", "127.0.0.1"]
+        for member in [Self.alice, Self.bob] {
+            let key = try world.transportKey(member).publicKey.bytes
+            forbidden.append(Hex.encode(key))
+            forbidden.append(String(Hex.encode(key).prefix(16)))
+        }
+        for text in forbidden { #expect(!acknowledged.text.contains(text), "the exposition contains \(text)") }
+
+        await alice.close()
+        await bob.close()
+        #expect(world.relay.stop() == 0, "the relay and its endpoint stop on SIGTERM:\n\(world.relay.log)")
+    }
+
+    /// The limits `valised status` knows (limits.json): the only reasons a refusal may name.
+    static func reasons(world: RelayWorld) throws -> [String] {
+        let limits = try #require(try world.queueStatus()["limits"] as? [String: Any])
+        let counts = try #require(limits["counts"] as? [String: Int])
+        return Array(counts.keys)
+    }
+
+    @Test("off by default: no metrics line, nothing bound")
+    func offByDefault() throws {
+        let world = try RelayWorld(members: [Self.alice])
+        #expect(world.relay.line(startingWith: "valised metrics on ", within: 0.5) == nil)
+        #expect(!world.relay.log.contains("metrics endpoint listening"))
+    }
+}
