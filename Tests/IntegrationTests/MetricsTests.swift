@@ -64,9 +64,7 @@ struct MetricsTests {
     @Test("sends, deliveries, acks, queue depth and commit histograms follow the traffic; labels name nobody")
     func scrapeDuringTraffic() async throws {
         let world = try RelayWorld(members: [Self.alice, Self.bob], relayEnvironment: ["VALISED_METRICS_LISTEN": "127.0.0.1:0"])
-        let line = try #require(world.relay.line(startingWith: "valised metrics on "), "no metrics line:\n\(world.relay.log)")
-        let port = try #require(line.split(separator: ":").last.flatMap { Int($0) })
-        #expect(line == "valised metrics on 127.0.0.1:\(port)")
+        let port = try Self.metricsPort(world.relay)
 
         // Alice sends while bob is away: the envelopes wait in the queue.
         let alice = try await QueueDevice(world: world, member: Self.alice)
@@ -135,6 +133,37 @@ struct MetricsTests {
         await alice.close()
         await bob.close()
         #expect(world.relay.stop() == 0, "the relay and its endpoint stop on SIGTERM:\n\(world.relay.log)")
+    }
+
+    /// The port of a relay's metrics endpoint, from its "valised metrics on 127.0.0.1:PORT" line.
+    static func metricsPort(_ relay: RelayProcess, sourceLocation: SourceLocation = #_sourceLocation) throws -> Int {
+        let line = try #require(relay.line(startingWith: "valised metrics on "), "no metrics line:\n\(relay.log)", sourceLocation: sourceLocation)
+        let port = try #require(line.split(separator: ":").last.flatMap { Int($0) }, sourceLocation: sourceLocation)
+        #expect(line == "valised metrics on 127.0.0.1:\(port)", sourceLocation: sourceLocation)
+        return port
+    }
+
+    @Test("relay links by state, linked relays' connections, and a backlog for a relay that is down, labelled by its directory name")
+    func federation() async throws {
+        let world = try FederationWorld(relayEnvironment: ["VALISED_METRICS_LISTEN": "127.0.0.1:0"])
+        let (alice, bob) = ("alice@jakarta", "bob@geneva")
+        try world.converse(alice, bob)
+        let port = try Self.metricsPort(try #require(world.relays["jakarta"]))
+        let linked = try await Self.scrape(port: port, until: "both of jakarta's links up, the other relays linked in") {
+            $0["valise_relay_links{state=\"up\"}"] == 2 && $0["valise_connections_open{role=\"relay\"}"] >= 1
+        }
+        #expect(linked["valise_forwards_completed_total"] >= 1, "the conversation's messages left jakarta for geneva")
+
+        world.stopRelay("geneva")
+        try world.member(alice, ["send", "--to", bob, "--precedence", "routine", "while geneva is down"])
+        let behind = try await Self.scrape(port: port, until: "one envelope waits for geneva, its link is not up") {
+            $0["valise_forwarding_envelopes{relay=\"geneva\"}"] == 1 && $0["valise_relay_links{state=\"up\"}"] == 1
+        }
+        #expect(behind["valise_forwarding_bytes{relay=\"geneva\"}"] > 0)
+        #expect(behind["valise_forwarding_oldest_age_seconds{relay=\"geneva\"}"] >= 0)
+        let relays = behind.labelValues.filter { $0.name == "relay" }.map(\.value)
+        #expect(!relays.isEmpty && relays.allSatisfy { FederationWorld.relayNames.contains($0) }, "relay labels: \(relays)")
+        #expect(!behind.text.contains("127.0.0.1"), "no relay's address is a label")
     }
 
     /// The limits `valised status` knows (limits.json): the only reasons a refusal may name.

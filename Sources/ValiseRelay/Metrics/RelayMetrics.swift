@@ -69,6 +69,9 @@ public final class RelayMetrics: Sendable {
     }
 
     let mirrored = NIOLockedValueBox(Mirrored())
+    /// Held for a whole collection: two scrapes at once must not interleave their reads
+    /// and set a counter's baseline or a gauge back to an older value.
+    let collecting = NIOLock()
 
     /// - `factory`: the backend; by default the one valised bootstrapped (a no-op if none).
     public init(factory: any MetricsFactory = MetricsSystem.factory) {
