@@ -111,7 +111,13 @@ extension Valised {
             }
             var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: server)]
             if let listen = settings.relay.metricsListen, let registry {
-                services.append(.init(service: MetricsBackend.endpoint(listen: listen, registry: registry, relay: server, logger: logger)))
+                let endpoint = MetricsBackend.endpoint(listen: listen, registry: registry, relay: server, logger: logger)
+                do throws(RelayError) {
+                    try await endpoint.bind()
+                } catch {
+                    fail(error.message)
+                }
+                services.append(.init(service: endpoint))
             }
             let group = ServiceGroup(
                 configuration: ServiceGroupConfiguration(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))

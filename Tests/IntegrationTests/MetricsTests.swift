@@ -173,6 +173,23 @@ struct MetricsTests {
         return Array(counts.keys)
     }
 
+    @Test("a metrics port already taken stops the start with one line that says so")
+    func portTaken() throws {
+        let world = try RelayWorld(members: [Self.alice])
+        #expect(world.relay.stop() == 0)
+        let (taken, port) = try Loopback.listen("a port taken")
+        defer { close(taken) }
+        let started = try RelayProcess.launch(
+            ValiseCLI.executable("valised"), [], directory: world.path("relay"), logPath: world.path("taken.log"),
+            environment: ["VALISED_METRICS_LISTEN": "127.0.0.1:\(port)"])
+        defer { close(started.stdout) }
+        let status = started.child.wait(until: Date().addingTimeInterval(20))
+        let log = (try? String(contentsOfFile: world.path("taken.log"), encoding: .utf8)) ?? ""
+        #expect(status == 1, "exit status \(status):\n\(log)")
+        #expect(log.contains("valised: error: cannot serve metrics on 127.0.0.1:\(port): Address already in use"), "\(log)")
+        #expect(!log.contains("errno"), "no library internals: \(log)")
+    }
+
     @Test("off by default: no metrics line, nothing bound")
     func offByDefault() throws {
         let world = try RelayWorld(members: [Self.alice])

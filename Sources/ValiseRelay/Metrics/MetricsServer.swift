@@ -4,6 +4,9 @@ import NIOConcurrencyHelpers
 import NIOHTTP1
 import NIOPosix
 public import ServiceLifecycle
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The Prometheus endpoint (`metrics.listen`) as a Service beside the relay: HTTP/1 with
 /// SwiftNIO, `GET /metrics` only, one request per connection, each bounded in size and in
@@ -20,6 +23,8 @@ public final class MetricsServer: Service {
     private let logger: Logger
     private let group: any EventLoopGroup
     private let onListening: @Sendable (SocketAddress) -> Void
+    /// The listening channel, once bound.
+    private let bound = NIOLockedValueBox<(any Channel)?>(nil)
 
     public init(
         listen: MetricsListen, logger: Logger, group: (any EventLoopGroup)? = nil, render: @escaping @Sendable () -> [UInt8],
@@ -32,10 +37,44 @@ public final class MetricsServer: Service {
         self.onListening = onListening
     }
 
+    /// Binds the endpoint (announcing it) before the service group runs, so that a port
+    /// already taken stops the start with one line instead of a relay left half-started.
+    /// `run` binds if this was not called.
+    public func bind() async throws(RelayError) {
+        guard bound.withLockedValue({ $0 }) == nil else { return }
+        let server: any Channel
+        do {
+            server = try await bind(render: render, open: NIOLockedValueBox(0))
+        } catch {
+            // In words, not NIO's "bind(descriptor:ptr:bytes:) … (errno: 98)".
+            let reason = (error as? IOError).map { String(cString: strerror($0.errnoCode)) } ?? "\(error)"
+            throw RelayError(.internal, code: "metrics-listen", message: "cannot serve metrics on \(listen): \(reason)")
+        }
+        bound.withLockedValue { $0 = server }
+        if let address = server.localAddress {
+            logger.info("metrics endpoint listening", metadata: ["address": "\(address)"])
+            onListening(address)
+        }
+    }
+
     public func run() async throws {
-        let render = self.render
-        let open = NIOLockedValueBox(0)
-        let server = try await ServerBootstrap(group: group)
+        try await bind()
+        guard let server = bound.withLockedValue({ $0 }) else { return }
+        // Closed on graceful shutdown, and when the group is cancelled (the relay stopped):
+        // waiting for the close future does not end with the task.
+        try await withTaskCancellationHandler {
+            try await withGracefulShutdownHandler {
+                try await server.closeFuture.get()
+            } onGracefulShutdown: {
+                server.close(promise: nil)
+            }
+        } onCancel: {
+            server.close(promise: nil)
+        }
+    }
+
+    private func bind(render: @escaping @Sendable () -> [UInt8], open: NIOLockedValueBox<Int>) async throws -> any Channel {
+        try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 16)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
@@ -55,21 +94,6 @@ public final class MetricsServer: Service {
             }
             .bind(host: listen.host, port: listen.port)
             .get()
-        if let address = server.localAddress {
-            logger.info("metrics endpoint listening", metadata: ["address": "\(address)"])
-            onListening(address)
-        }
-        // Closed on graceful shutdown, and when the group is cancelled (the relay stopped):
-        // waiting for the close future does not end with the task.
-        try await withTaskCancellationHandler {
-            try await withGracefulShutdownHandler {
-                try await server.closeFuture.get()
-            } onGracefulShutdown: {
-                server.close(promise: nil)
-            }
-        } onCancel: {
-            server.close(promise: nil)
-        }
     }
 
     /// The pipeline of one connection (tests build it on an EmbeddedChannel): the size
