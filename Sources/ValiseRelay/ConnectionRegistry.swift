@@ -37,4 +37,7 @@ public final class ConnectionRegistry: Sendable {
     }
 
     public var count: Int { connections.withLockedValue { $0.values.reduce(0) { $0 + $1.count } } }
+
+    /// How many connections each admitted key has open (metrics count them by role).
+    var openByKey: [AgreementPublicKey: Int] { connections.withLockedValue { $0.mapValues(\.count) } }
 }

@@ -95,6 +95,7 @@ extension RelayConfiguration {
         .text("durability", \.durabilityName) { Durability(rawValue: $0) == nil ? "must be full or os" : nil },
         .text("log.level", flag: "--log-level", \.logLevel) { logLevels.contains($0) ? nil : "must be one of \(logLevels.joined(separator: ", "))" },
         .text("links", \.linksName) { ["on", "off"].contains($0) ? nil : "must be on or off" },
+        .metricsListen,
 
         .count("limits.maxConnections", \.relay.limits.maximumConnections),
         .count("limits.maxConnectionsPerAddress", \.relay.limits.maximumConnectionsPerAddress),
@@ -185,6 +186,10 @@ extension RelayConfiguration {
         }
         guard effective.sources["directory"] != nil else {
             throw SettingError("no relay directory: give --dir DIR, VALISED_DIRECTORY, or 'directory' in the file")
+        }
+        if let metrics = effective.relay.metricsListen, metrics.port != 0, metrics.port == effective.relay.listenPort,
+           metrics.host == effective.relay.listenHost {
+            throw SettingError("metrics.listen must not be the relay's own address (listen: \(metrics))")
         }
         guard effective.relay.queue.defaultTTL <= effective.relay.queue.maximumTTL else {
             throw SettingError("queue.defaultTTL must not be longer than queue.maxTTL")

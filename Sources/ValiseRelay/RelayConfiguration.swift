@@ -95,6 +95,8 @@ public struct RelayConfiguration: Sendable, Equatable {
     /// Whether the relay links with the other relays its directory lists (`links: on`, the
     /// default). Off, it opens no link and refuses every link offered: a relay kept apart.
     public var linksEnabled = true
+    /// Where the Prometheus metrics endpoint listens (`metrics.listen`); nil: no endpoint.
+    public var metricsListen: MetricsListen?
 
     /// The envelope store inside the relay's directory.
     public var storePath: String { directory + "/queue.sqlite" }

@@ -1,3 +1,4 @@
+import CoreMetrics
 import NIOCore
 import NIOPosix
 import ValiseCrypto
@@ -36,6 +37,8 @@ extension RelayConnectionHandler {
         let onMembersRemoved: @Sendable ([MemberName]) -> Void
         /// The relay's links to other relays.
         let federation: Federation?
+        /// The relay's metrics: handshakes and deliveries are counted where they happen.
+        let metrics: RelayMetrics
         /// Whether links are on (`links` in valised.yaml); off, channel-2 connections close.
         var linksEnabled: Bool { federation != nil }
 
@@ -60,7 +63,8 @@ extension RelayConnectionHandler {
             handoff: LoopHandoff,
             clock: @escaping @Sendable () -> UInt64,
             onMembersRemoved: @escaping @Sendable ([MemberName]) -> Void,
-            federation: Federation? = nil
+            federation: Federation? = nil,
+            metrics: RelayMetrics = RelayMetrics(factory: NOOPMetricsHandler.instance)
         ) {
             self.keys = keys
             self.directory = directory
@@ -83,6 +87,7 @@ extension RelayConnectionHandler {
             self.clock = clock
             self.onMembersRemoved = onMembersRemoved
             self.federation = federation
+            self.metrics = metrics
         }
 
         /// What a stored publish (an admin's, or entries from a relay link) sets off: keys no

@@ -1,3 +1,4 @@
+import CoreMetrics
 import Foundation
 import Logging
 import NIOCore
@@ -104,7 +105,10 @@ extension RelayConnectionHandler {
                     handler.perform(handler.state.send(RelayRequestProcessor.encode(RelayRequestProcessor.deliver(envelope))), context: context)
                     sent += 1
                 }
-                if sent > 0 { delivery.idleAnnounced = false }
+                if sent > 0 {
+                    delivery.idleAnnounced = false
+                    handler.shared.metrics.deliveries.increment(by: sent)
+                }
                 // The store had nothing more to deliver now: everything deliverable is on
                 // its way, ahead of this notice, for a client that syncs and leaves.
                 let exhausted = envelopes.count < room && !stoppedEarly && !delivery.wokenWhileLoading
@@ -141,6 +145,7 @@ extension RelayConnectionHandler {
         delivery.inFlight.insert(envelope.id)
         delivery.idleAnnounced = false
         self.delivery = delivery
+        shared.metrics.deliveries.increment()
         perform(state.send(RelayRequestProcessor.encode(RelayRequestProcessor.deliver(envelope))), context: context)
     }
 

@@ -1,3 +1,4 @@
+import CoreMetrics
 import Foundation
 import Logging
 import NIOCore
@@ -178,6 +179,7 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
                 context.write(wrapOutboundOut(context.channel.allocator.buffer(bytes: bytes)), promise: nil)
                 scheduleFlush(context)
             case .authenticate(let key):
+                shared.metrics.handshakesCompleted.increment()
                 authenticate(key, context: context)
             case .deliver(let message):
                 handleMessage(message, context: context)

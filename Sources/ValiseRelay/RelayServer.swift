@@ -1,3 +1,4 @@
+import CoreMetrics
 public import Logging
 public import NIOCore
 import NIOPosix
@@ -16,9 +17,9 @@ import Glibc
 public final class RelayServer: Service {
     private let configuration: RelayConfiguration
     private let keys: RelayKeys
-    private let directory: RelayDirectory
-    private let store: any EnvelopeStore & PrekeyStore
-    private let writer: GroupCommitWriter
+    let directory: RelayDirectory
+    let store: any EnvelopeStore & PrekeyStore
+    let writer: GroupCommitWriter
     private let mailboxes = MailboxRegistry()
     private let handoff = LoopHandoff()
     private let logger: Logger
@@ -26,21 +27,24 @@ public final class RelayServer: Service {
     private let onListening: @Sendable (SocketAddress) -> Void
     public let registry = ConnectionRegistry()
     /// Set once `run` built it: what entries from relay links need to take effect.
-    private let sharedContext = NIOLockedValueBox<RelayConnectionHandler.Context?>(nil)
+    let sharedContext = NIOLockedValueBox<RelayConnectionHandler.Context?>(nil)
     public let limiter: ConnectionLimiter
     /// What the limits refused or held back since the start (`limits.json`, `valised status`).
     public let counters = LimitCounters(since: WallClock.seconds())
+    /// The relay's metrics (`collectMetrics` brings them up to date).
+    public let metrics: RelayMetrics
 
     public init(
         configuration: RelayConfiguration, keys: RelayKeys, directory: RelayDirectory, store: any EnvelopeStore & PrekeyStore, logger: Logger,
-        group: (any EventLoopGroup)? = nil,
+        group: (any EventLoopGroup)? = nil, metrics: RelayMetrics = RelayMetrics(),
         onListening: @escaping @Sendable (SocketAddress) -> Void = { _ in }
     ) {
         self.configuration = configuration
         self.keys = keys
         self.directory = directory
         self.store = store
-        self.writer = GroupCommitWriter(store: store, clock: { WallClock.seconds() }, batching: handoff)
+        self.metrics = metrics
+        self.writer = GroupCommitWriter(store: store, clock: { WallClock.seconds() }, batching: handoff, observer: metrics)
         self.logger = logger
         self.group = group ?? MultiThreadedEventLoopGroup.singleton
         self.onListening = onListening
@@ -89,7 +93,7 @@ public final class RelayServer: Service {
             onMembersRemoved: { members in
                 for member in members { Self.purge(Mailbox(member.value), writer: writer, logger: logger) }
             },
-            federation: configuration.linksEnabled ? federation : nil)
+            federation: configuration.linksEnabled ? federation : nil, metrics: metrics)
         sharedContext.withLockedValue { $0 = shared }
         if configuration.linksEnabled {
             federation.start()
@@ -99,6 +103,7 @@ public final class RelayServer: Service {
         let limits = configuration.limits
         let counter = NIOLockedValueBox(0)
         let counters = self.counters
+        let accepted = metrics.connectionsAccepted
         let refusals = RefusalReport()
         let lingering = BusyResponder.Lingering()
 
@@ -131,6 +136,7 @@ public final class RelayServer: Service {
                         try channel.pipeline.syncOperations.addHandler(BusyResponder(lingering: lingering))
                     }
                 }
+                accepted.increment()
                 return channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(
                         IdleStateHandler(readTimeout: .seconds(limits.idleTimeout)))

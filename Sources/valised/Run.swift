@@ -21,7 +21,9 @@ extension Valised {
                 does not parse, stops the start naming it and its source ('valised check' \
                 shows what would be used). With --listen HOST:0 a free port is chosen; the \
                 relay prints "valised listening on HOST:PORT" once it accepts connections. \
-                One relay runs per directory: a second one refuses to start.
+                With --metrics-listen HOST:PORT (metrics.listen) it also serves Prometheus metrics \
+                at http://HOST:PORT/metrics and prints "valised metrics on HOST:PORT" (docs/OPERATIONS.md, \
+                "Metrics"). One relay runs per directory: a second one refuses to start.
 
                 An encrypted relay key needs its passphrase: --passphrase-file FILE, or \
                 $VALISED_PASSPHRASE.
@@ -101,13 +103,24 @@ extension Valised {
                 fail(error.message)
             }
 
+            // Before the relay makes its metrics: they are made with the bootstrapped backend.
+            let registry = settings.relay.metricsListen.map { _ in MetricsBackend.bootstrap() }
             let server = RelayServer(configuration: settings.relay, keys: keys, directory: directory, store: store, logger: logger) { address in
                 let line = "valised listening on \(address.ipAddress ?? "?"):\(address.port ?? 0)\n"
                 FileHandle.standardOutput.write(Data(line.utf8))
             }
+            var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: server)]
+            if let listen = settings.relay.metricsListen, let registry {
+                let endpoint = MetricsBackend.endpoint(listen: listen, registry: registry, relay: server, logger: logger)
+                do throws(RelayError) {
+                    try await endpoint.bind()
+                } catch {
+                    fail(error.message)
+                }
+                services.append(.init(service: endpoint))
+            }
             let group = ServiceGroup(
-                configuration: ServiceGroupConfiguration(
-                    services: [.init(service: server)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+                configuration: ServiceGroupConfiguration(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
             do {
                 try await group.run()
             } catch {

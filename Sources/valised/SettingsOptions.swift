@@ -15,12 +15,17 @@ struct SettingsOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("trace, debug, info, notice, warning, error or critical (default info).", valueName: "level"))
     var logLevel: String?
 
+    @Option(name: .long, help: ArgumentHelp(
+        "Serve Prometheus metrics at http://HOST:PORT/metrics (a port alone: on 127.0.0.1; default off).", valueName: "host:port"))
+    var metricsListen: String?
+
     /// The flags given, by setting key.
     var values: [String: String] {
         var values: [String: String] = [:]
         if let dir { values["directory"] = dir }
         if let listen { values["listen"] = listen }
         if let logLevel { values["log.level"] = logLevel }
+        if let metricsListen { values["metrics.listen"] = metricsListen }
         return values
     }
 

@@ -9,6 +9,8 @@ final class RelayProcess {
     let host: String
     let logPath: String
     private let stdout: Int32
+    /// What the relay printed on stdout so far (`line(startingWith:)` reads more).
+    private var printed: String
 
     /// Starts the relay and waits (bounded) for its "listening" line. `port` 0 lets the
     /// kernel pick one; another reuses a port (a relay restarted where clients expect it).
@@ -21,7 +23,7 @@ final class RelayProcess {
         self.host = host
         let started = try Self.launch(
             program, launcher, directory: directory, logPath: logPath, environment: extra, logLevel: logLevel, port: requested, host: host)
-        (child, stdout, self.logPath) = (started.child, started.stdout, logPath)
+        (child, stdout, self.logPath, printed) = (started.child, started.stdout, logPath, started.seen)
         guard let found = started.port else {
             child.kill()
             close(started.stdout)
@@ -74,6 +76,17 @@ final class RelayProcess {
             }
         }
         return (child, out[0], found, seen)
+    }
+
+    /// The first stdout line that starts with `prefix` (such as "valised metrics on "), read
+    /// for at most `seconds`; nil if none came.
+    func line(startingWith prefix: String, within seconds: Double = 20) -> String? {
+        let deadline = Date().addingTimeInterval(seconds)
+        while true {
+            if let line = printed.split(separator: "\n").first(where: { $0.hasPrefix(prefix) }) { return String(line) }
+            guard Date() < deadline, let chunk = ValiseCLI.readAvailable(stdout, waitMilliseconds: 50) else { return nil }
+            printed += String(decoding: chunk, as: UTF8.self)
+        }
     }
 
     var address: String { "\(host):\(port)" }

@@ -42,11 +42,16 @@ public final class GroupCommitWriter: @unchecked Sendable {
     private var counters = Counters()
     private var thread: Thread?
     private let batching: (any CompletionBatching)?
+    private let observer: (any CommitObserver)?
 
-    public init(store: any EnvelopeStore, clock: @escaping @Sendable () -> UInt64, batching: (any CompletionBatching)? = nil) {
+    public init(
+        store: any EnvelopeStore, clock: @escaping @Sendable () -> UInt64, batching: (any CompletionBatching)? = nil,
+        observer: (any CommitObserver)? = nil
+    ) {
         self.store = store
         self.clock = clock
         self.batching = batching
+        self.observer = observer
     }
 
     public func start() {
@@ -187,7 +192,13 @@ public final class GroupCommitWriter: @unchecked Sendable {
             }
         }
         // Everything of one batch shares a transaction (one fsync) where the store can.
+        let started = ContinuousClock.now
         let result = store.commit(work, now: now)
+        let requests = work.envelopes.count + work.acknowledgements.count + work.completions.count + work.reroutes.count
+        if let observer, requests > 0 {
+            let elapsed = (ContinuousClock.now - started).components
+            observer.committed(requests: requests, seconds: Double(elapsed.seconds) + Double(elapsed.attoseconds) / 1e18)
+        }
         if !accepts.isEmpty {
             switch result.accepted {
             case .success(let outcomes):
