@@ -65,19 +65,12 @@ extension Valise {
 
             @OptionGroup var options: GlobalOptions
 
-            @Option(name: .long, help: ArgumentHelp("Where to write the backup (it must not exist).", valueName: "file"))
-            var out: String
-
-            @Option(name: .long, help: ArgumentHelp(
-                "Read the backup's passphrase from the first line of this file (else $VALISE_BACKUP_PASSPHRASE, else asked twice).",
-                valueName: "file"))
-            var backupPassphraseFile: String?
-
-            @Option(name: .long, help: KDFProfileArgument.profileHelp)
-            var kdfProfile: KDFProfileArgument = .standard
+            @OptionGroup var backup: BackupExportOptions
 
             func run() throws {
-                let backup = try reportingErrors { () throws(ClientError) -> DeviceKeyBackup in
+                let (out, kdfProfile) = (backup.out, backup.kdfProfile)
+                let exported = try reportingErrors { () throws(ClientError) -> DeviceKeyBackup in
+                    try backup.checkOutIsFree()
                     let home = try options.resolveHome()
                     let keystore = DeviceKeystore(home: home)
                     _ = try keystore.inspect()
@@ -85,18 +78,18 @@ extension Valise {
                     var directory: DirectoryState?
                     if pinned.exists { directory = try pinned.load(now: Environment.now()).state }
                     let passphrase = try options.passphrase(for: keystore.path)
-                    let backupPassphrase = try BackupPassphrase.new(file: backupPassphraseFile)
+                    let backupPassphrase = try backup.newPassphrase()
                     return try keystore.exportBackup(
                         passphrase: passphrase, directory: directory, to: out, backupPassphrase: backupPassphrase,
                         parameters: kdfProfile.parameters, now: Environment.now())
                 }
                 if let warning = DeviceReport.weakKeystoreWarning(kdfProfile.parameters) { printWarning(warning) }
                 if options.json {
-                    printJSON(["member": backup.memberName.value, "fingerprint": backup.fingerprint.description, "backup": out])
+                    printJSON(["member": exported.memberName.value, "fingerprint": exported.fingerprint.description, "backup": out])
                     return
                 }
-                print("Backed up the identity and transport keys of \(backup.memberName) to \(out).")
-                print("fingerprint: \(backup.fingerprint)")
+                print("Backed up the identity and transport keys of \(exported.memberName) to \(out).")
+                print("fingerprint: \(exported.fingerprint)")
                 print("Keep it offline, apart from its passphrase. To replace a lost device: valise init --from-backup \(out)")
             }
         }

@@ -25,24 +25,15 @@ struct AdminKeysExport: ParsableCommand {
 
     @OptionGroup var options: AdminOptions
 
-    @Option(name: .long, help: ArgumentHelp("Where to write the backup (it must not exist).", valueName: "file"))
-    var out: String
-
-    @Option(name: .long, help: ArgumentHelp(
-        "Read the backup's passphrase from the first line of this file (else $VALISE_BACKUP_PASSPHRASE, else asked twice).",
-        valueName: "file"))
-    var backupPassphraseFile: String?
-
-    @Option(name: .long, help: KDFProfileArgument.profileHelp)
-    var kdfProfile: KDFProfileArgument = .standard
+    @OptionGroup var backup: BackupExportOptions
 
     func run() throws {
+        let (out, kdfProfile) = (backup.out, backup.kdfProfile)
         let admin = try reportingErrors { () throws(ClientError) -> AdminKeys in
-            let backupFile = AdminKeyBackup.file(at: out)
-            guard !backupFile.exists else { throw ClientError.usage("backup-exists", "\(out) exists already; choose another file") }
+            try backup.checkOutIsFree()
             let admin = try options.unlockAdmin()
-            let backupPassphrase = try BackupPassphrase.new(file: backupPassphraseFile)
-            try backupFile.write(AdminKeyBackup(keys: admin), passphrase: backupPassphrase, parameters: kdfProfile.parameters)
+            let backupPassphrase = try backup.newPassphrase()
+            try AdminKeyBackup.file(at: out).write(AdminKeyBackup(keys: admin), passphrase: backupPassphrase, parameters: kdfProfile.parameters)
             return admin
         }
         if let warning = DeviceReport.weakKeystoreWarning(kdfProfile.parameters) { printWarning(warning) }
