@@ -33,6 +33,16 @@ public struct DeviceKeystore: Sendable {
         memberName: MemberName, passphrase: SecretBytes, parameters: PasswordKDFParameters,
         force: Bool, now: UInt64
     ) throws(ClientError) -> Created {
+        let identity = DeviceIdentity.generate(memberName: memberName, now: now)
+        let backup = try writeNew(identity, passphrase: passphrase, parameters: parameters, force: force, now: now)
+        return Created(identity: identity, backupPath: backup)
+    }
+
+    /// Writes the keystore of a new device, refusing to replace one unless `force`. Returns
+    /// where the replaced file was kept.
+    func writeNew(
+        _ identity: DeviceIdentity, passphrase: SecretBytes, parameters: PasswordKDFParameters, force: Bool, now: UInt64
+    ) throws(ClientError) -> String? {
         try home.prepare()
         let lock = try home.lock()
         defer { withExtendedLifetime(lock) {} }
@@ -42,11 +52,9 @@ public struct DeviceKeystore: Sendable {
                 message: "a device keystore already exists at \(path); use --force to replace it (the old file is kept as a backup)"
             )
         }
-        let identity = DeviceIdentity.generate(memberName: memberName, now: now)
-        let backup = try file.write(
+        return try file.write(
             identity, passphrase: passphrase, parameters: parameters,
             backupSuffix: force ? ".backup-\(Timestamp.compact(now))" : nil)
-        return Created(identity: identity, backupPath: backup)
     }
 
     /// Reads the header without unlocking: the contents type and KDF parameters.

@@ -7,14 +7,14 @@ import ValiseStore
 public enum AdminPublicKeyFile {
     public static func write(_ file: AdminPublicFile, to path: String) throws(ClientError) {
         do {
-            try SecureFile.writeAtomically(file.fileBytes(), to: path, mode: 0o644)
+            try SecureFile.writeAtomically(file.armoredFileBytes(), to: path, mode: 0o644)
         } catch {
             throw ClientError(error)
         }
     }
 
     public static func read(_ path: String) throws(ClientError) -> AdminPublicFile {
-        let bytes = try PublicFile.read(path, maximumByteCount: 1024)
+        let bytes = try PublicFile.read(path, maximumByteCount: Armor.maximumByteCount)
         do {
             return try AdminPublicFile(fileBytes: bytes)
         } catch {
@@ -27,14 +27,14 @@ public enum AdminPublicKeyFile {
 public enum RelayPublicKeyFile {
     public static func write(_ file: RelayPublicFile, to path: String) throws(ClientError) {
         do {
-            try SecureFile.writeAtomically(file.fileBytes(), to: path, mode: 0o644)
+            try SecureFile.writeAtomically(file.armoredFileBytes(), to: path, mode: 0o644)
         } catch {
             throw ClientError(error)
         }
     }
 
     public static func read(_ path: String) throws(ClientError) -> RelayPublicFile {
-        let bytes = try PublicFile.read(path, maximumByteCount: 1024)
+        let bytes = try PublicFile.read(path, maximumByteCount: Armor.maximumByteCount)
         do {
             return try RelayPublicFile(fileBytes: bytes)
         } catch {

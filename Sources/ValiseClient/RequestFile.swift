@@ -7,14 +7,14 @@ import ValiseStore
 public enum RequestFile {
     public static func write(_ request: MemberRequest, to path: String) throws(ClientError) {
         do {
-            try SecureFile.writeAtomically(request.fileBytes(), to: path, mode: 0o644)
+            try SecureFile.writeAtomically(request.armoredFileBytes(), to: path, mode: 0o644)
         } catch {
             throw ClientError(error)
         }
     }
 
     public static func read(_ path: String) throws(ClientError) -> MemberRequest {
-        let bytes = try PublicFile.read(path, maximumByteCount: MemberRequest.maximumFileByteCount)
+        let bytes = try PublicFile.read(path, maximumByteCount: Armor.maximumByteCount)
         do {
             return try MemberRequest(fileBytes: bytes)
         } catch {

@@ -4,7 +4,7 @@
 ///     offset  size  field
 ///     0       8     magic "VALISEKS"
 ///     8       1     format version (1)
-///     9       1     contents (1 device, 2 admin, 3 relay, 4 checkpoint)
+///     9       1     contents (1 device, 2 admin, 3 relay, 4 checkpoint, 5 device backup, 6 admin backup)
 ///     10      1     KDF algorithm (1 = Argon2id v1.3, parallelism 1)
 ///     11      1     KDF profile (0 standard, 1 insecure-test)
 ///     12      4     Argon2 iterations t, u32 big-endian
@@ -23,6 +23,10 @@ public struct KeystoreFile: Sendable {
         case admin = 2
         case relay = 3
         case checkpoint = 4
+        /// A device's identity and transport keys under a backup passphrase (`valise keys export`).
+        case deviceBackup = 5
+        /// An admin's keys under a backup passphrase (`valise admin keys export`).
+        case adminBackup = 6
 
         public var name: String {
             switch self {
@@ -30,6 +34,8 @@ public struct KeystoreFile: Sendable {
             case .admin: "admin"
             case .relay: "relay"
             case .checkpoint: "checkpoint"
+            case .deviceBackup: "device key backup"
+            case .adminBackup: "admin key backup"
             }
         }
     }

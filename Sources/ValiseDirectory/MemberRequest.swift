@@ -120,8 +120,21 @@ extension MemberRequest {
         return writer.bytes
     }
 
-    /// Parses a request file and checks its signatures.
-    public init(fileBytes bytes: [UInt8]) throws(FormatError) {
+    var armorLabel: Armor.Label { kind == .enrollment ? .enrollmentRequest : .rotationRequest }
+
+    /// The text form `valise` writes: the binary form armored (docs/PROTOCOL.md, "Armor").
+    public func armoredFileBytes() -> [UInt8] {
+        let comment = kind == .enrollment
+            ? "enrollment request for \(member), fingerprint \(fingerprint)"
+            : "rotation request for \(member), new fingerprint \(fingerprint)"
+        return Armor.encode(fileBytes(), label: armorLabel, comments: [comment])
+    }
+
+    /// Parses a request file, armored or binary, and checks its signatures. An armored
+    /// request's label must name the kind its bytes hold.
+    public init(fileBytes armoredOrBinary: [UInt8]) throws(FormatError) {
+        let (label, bytes) = try Armor.binary(
+            armoredOrBinary, labels: [.enrollmentRequest, .rotationRequest], what: "request")
         guard bytes.count <= Self.maximumFileByteCount else { throw .invalid("request", "file too large") }
         let context = "request"
         let request = try ByteReader.read(bytes, context: context) { (reader, raw) throws(FormatError) -> MemberRequest in
@@ -140,6 +153,9 @@ extension MemberRequest {
                 signature: signature, oldKeySignature: oldSignature)
         }
         guard request.isValid else { throw .invalid(context, "its signature does not verify; the file was altered or not made by valise") }
+        if let label, label != request.armorLabel {
+            throw .invalid(context, "its BEGIN line says \(label), but the request inside is the other kind (\(request.armorLabel))")
+        }
         self = request
     }
 }

@@ -28,7 +28,14 @@ public struct AdminPublicFile: Hashable, Sendable {
 
     public func fileBytes() -> [UInt8] { Self.magic + Self.statement(admin, created: created) + signature.bytes }
 
-    public init(fileBytes bytes: [UInt8]) throws(FormatError) {
+    /// The text form `valise` writes: the binary form armored (docs/PROTOCOL.md, "Armor").
+    public func armoredFileBytes() -> [UInt8] {
+        Armor.encode(fileBytes(), label: .adminPublicKey, comments: ["admin \(admin.name), fingerprint \(fingerprint)"])
+    }
+
+    /// Reads the armored or the binary form.
+    public init(fileBytes armoredOrBinary: [UInt8]) throws(FormatError) {
+        let bytes = try Armor.binary(armoredOrBinary, labels: [.adminPublicKey], what: "admin public-key file").bytes
         guard bytes.count <= 1024 else { throw .invalid("admin public-key file", "file too large") }
         self = try ByteReader.read(bytes, context: "admin public-key file") { (reader, raw) throws(FormatError) -> AdminPublicFile in
             try reader.expectMagic(Self.magic, version: 1, what: "a Valise admin public-key file")
@@ -71,7 +78,14 @@ public struct RelayPublicFile: Hashable, Sendable {
 
     public func fileBytes() -> [UInt8] { Self.magic + [1] + noiseKey.bytes + signingKey.bytes + proof.bytes }
 
-    public init(fileBytes bytes: [UInt8]) throws(FormatError) {
+    /// The text form `valised init` writes: the binary form armored (docs/PROTOCOL.md, "Armor").
+    public func armoredFileBytes() -> [UInt8] {
+        Armor.encode(fileBytes(), label: .relayPublicKey, comments: ["relay noise key \(Hex.encode(noiseKey.bytes))"])
+    }
+
+    /// Reads the armored or the binary form.
+    public init(fileBytes armoredOrBinary: [UInt8]) throws(FormatError) {
+        let bytes = try Armor.binary(armoredOrBinary, labels: [.relayPublicKey], what: "relay public-key file").bytes
         guard bytes.count <= 1024 else { throw .invalid("relay public-key file", "file too large") }
         let (noise, signing, proof) = try ByteReader.read(bytes, context: "relay public-key file") { (reader, raw) throws(FormatError) -> (AgreementPublicKey, SigningPublicKey, Signature) in
             try reader.expectMagic(Self.magic, version: 1, what: "a Valise relay public-key file")

@@ -186,6 +186,10 @@ public enum FuzzTargets {
             _ = try? DirectoryVerifier.verify([entry], pinnedGenesis: nil, now: Fixed.now)
         }
         _ = try? Checkpoint(decoding: input)
+        // The files people paste from mail: armored text or the binary form.
+        _ = try? MemberRequest(fileBytes: input)
+        _ = try? AdminPublicFile(fileBytes: input)
+        _ = try? RelayPublicFile(fileBytes: input)
     }
 
     /// Everything a received envelope goes through: the seal, the contents inside it (the

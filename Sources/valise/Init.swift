@@ -19,6 +19,12 @@ extension Valise {
                 the genesis it names is the only one this device will ever accept. On a \
                 device that is already set up, --org-bundle alone takes a newer bundle of \
                 the same organisation.
+
+                With --from-backup, replaces a lost device from a backup made by 'valise keys \
+                export': this device gets new keys, and a rotation request from the backed-up \
+                key to them, signed by both, goes to your key administrator. The backed-up keys \
+                sign that request and are not kept: once the administrator applies it, this \
+                device is admitted and the lost one no longer is.
                 """
         )
 
@@ -40,6 +46,15 @@ extension Valise {
             "Where to write the enrollment request (default: HOME/enrollment.request).", valueName: "file"))
         var requestOut: String?
 
+        @Option(name: .long, help: ArgumentHelp(
+            "Make a new device from this key backup ('valise keys export') and a rotation request.", valueName: "file"))
+        var fromBackup: String?
+
+        @Option(name: .long, help: ArgumentHelp(
+            "With --from-backup: read the backup's passphrase from the first line of this file (else $VALISE_BACKUP_PASSPHRASE, else the terminal).",
+            valueName: "file"))
+        var backupPassphraseFile: String?
+
         @Flag(name: .long, help: "Replace an existing device keystore (the old file is kept as a backup).")
         var force = false
 
@@ -47,8 +62,11 @@ extension Valise {
         var kdfProfile: KDFProfileArgument = .standard
 
         func validate() throws {
-            if name == nil && orgBundle == nil {
-                throw ValidationError("give --name NAME@MISSION to create a device, or --org-bundle FILE to pin an organisation")
+            if name == nil && orgBundle == nil && fromBackup == nil {
+                throw ValidationError("give --name NAME@MISSION to create a device, --from-backup FILE to replace one, or --org-bundle FILE to pin an organisation")
+            }
+            if backupPassphraseFile != nil && fromBackup == nil {
+                throw ValidationError("--backup-passphrase-file goes with --from-backup")
             }
             if let expectGenesis, EntryHash(hex: expectGenesis) == nil {
                 throw ValidationError("--expect-genesis takes the 64 hexadecimal digits of a genesis hash")
@@ -57,7 +75,9 @@ extension Valise {
 
         func run() throws {
             let home = try reportingErrors { () throws(ClientError) -> ValiseHome in try options.resolveHome() }
-            if let name {
+            if let fromBackup {
+                try restoreDevice(from: fromBackup, home: home)
+            } else if let name {
                 try createDevice(name: name, home: home)
             } else if !DeviceKeystore(home: home).exists {
                 printError("no device in \(home.path) yet: give --name NAME@MISSION to create one")

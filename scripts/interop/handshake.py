@@ -369,7 +369,9 @@ def parse(data):
 
 
 def relay_noise_key(path):
-    data = open(path, "rb").read()
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import armor
+    _, data = armor.dearmor(open(path, "rb").read(armor.MAX_ARMORED + 1), {b"RELAY PUBLIC KEY"})
     if data[:9] != b"VALISERP\x01":
         raise SystemExit("%s is not a relay public-key file" % path)
     return data[9:41]

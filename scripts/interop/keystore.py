@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
-"""Independent implementation of the Valise keystore (device contents), written from
-docs/PROTOCOL.md alone (sections Conventions, Fingerprints, Keystore) to check that the
-document is byte-exact. It shares no code with the Swift implementation.
+"""Independent implementation of the Valise keystore (device and device key backup
+contents), written from docs/PROTOCOL.md alone (sections Conventions, Fingerprints,
+Keystore) to check that the document is byte-exact. It shares no code with the Swift implementation.
 
 Libraries: argon2-cffi (Argon2id), PyNaCl (XChaCha20-Poly1305, Ed25519, X25519), hashlib.
     pip install argon2-cffi pynacl
 
     keystore.py read FILE --passphrase-file P [--json]
+    keystore.py read-backup FILE --passphrase-file P
     keystore.py write FILE --name NAME --passphrase-file P --seed HEX --transport HEX
                 --created SECONDS [--profile standard|insecure-test] [--salt HEX --nonce HEX]
     keystore.py fingerprint --name NAME --key HEX
@@ -22,7 +23,7 @@ from nacl.exceptions import CryptoError
 
 MAGIC = b"VALISEKS"
 FORMAT_VERSION = 1
-CONTENTS = {1: "device", 2: "admin", 3: "relay"}
+CONTENTS = {1: "device", 2: "admin", 3: "relay", 4: "checkpoint", 5: "device key backup", 6: "admin key backup"}
 KDF_ARGON2ID = 1
 PROFILES = {0: ("standard", 8, 262144), 1: ("insecure-test", 1, 8)}  # byte: (name, t, m KiB)
 HEADER_LEN = 64   # offsets 0..64 (half-open): the AEAD's associated data
@@ -178,6 +179,20 @@ def parse_device_payload(p: bytes) -> dict:
             "pending": pending is not None, "retired": len(retired)}
 
 
+def parse_backup_payload(p: bytes) -> dict:
+    # "Device key backup payload": version 1, name, exported at, the two keys; nothing else.
+    if len(p) < 3 or p[0] != 1:
+        fail("backup payload: unknown payload version")
+    (k,) = struct.unpack_from(">H", p, 1)
+    name = p[3:3 + k]
+    if len(p) != 3 + k + 8 + 64:
+        fail("backup payload: wrong length")
+    if not valid_member(name):
+        fail("backup payload: invalid member name")
+    (exported,) = struct.unpack_from(">Q", p, 3 + k)
+    return {"name": name, "exported": exported, "seed": p[11 + k:43 + k], "x_priv": p[43 + k:75 + k]}
+
+
 def device_payload(name: bytes, created: int, seed: bytes, x_priv: bytes) -> bytes:
     # Version 3 with nothing pending, nothing retired, and a store key made from the seed
     # (any 32 bytes will do; deriving them keeps the output reproducible).
@@ -255,6 +270,18 @@ def cmd_read(a) -> None:
             print("%-17s %s" % (k + ":", v))
 
 
+def cmd_read_backup(a) -> None:
+    with open(a.file, "rb") as f:
+        data = f.read(MAX_FILE + 1)
+    payload, _ = open_container(data, read_passphrase(a.passphrase_file), expected_contents=5)
+    b = parse_backup_payload(payload)
+    ed_pk, x_pk = public_keys(b["seed"], b["x_priv"])
+    print(json.dumps({"member": b["name"].decode(), "fingerprint": fingerprint(b["name"], ed_pk),
+                      "identityKey": ed_pk.hex(), "transportKey": x_pk.hex(),
+                      "exportedAtSeconds": b["exported"], "payloadBytes": len(payload)},
+                     indent=2, sort_keys=True))
+
+
 def cmd_write(a) -> None:
     name = a.name.encode()
     if not valid_member(name):
@@ -284,6 +311,8 @@ def main() -> int:
     r = sub.add_parser("read")
     r.add_argument("file"); r.add_argument("--passphrase-file", required=True)
     r.add_argument("--json", action="store_true")
+    rb = sub.add_parser("read-backup")
+    rb.add_argument("file"); rb.add_argument("--passphrase-file", required=True)
     w = sub.add_parser("write")
     w.add_argument("file")
     for opt in ("--name", "--passphrase-file", "--seed", "--transport"):
@@ -297,6 +326,8 @@ def main() -> int:
     try:
         if a.cmd == "read":
             cmd_read(a)
+        elif a.cmd == "read-backup":
+            cmd_read_backup(a)
         elif a.cmd == "write":
             cmd_write(a)
         else:

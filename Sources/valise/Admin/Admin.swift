@@ -14,7 +14,7 @@ extension Valise {
                 with 'valise admin sign' on their own machines; secret keys never travel.
                 """,
             subcommands: [
-                AdminInit.self, AdminKeygen.self, AdminEnroll.self, AdminRotate.self, AdminRevoke.self,
+                AdminInit.self, AdminKeygen.self, AdminKeysCommand.self, AdminEnroll.self, AdminRotate.self, AdminRevoke.self,
                 AdminMove.self, AdminAddRelay.self, AdminRemoveRelay.self, AdminSetRelayAddresses.self, AdminSetAdmins.self, AdminSign.self, AdminAppend.self,
                 AdminShow.self, AdminBundle.self, AdminCheckpointKey.self, AdminCheckpoint.self, AdminPublish.self, AdminPull.self,
             ]
