@@ -85,6 +85,17 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // Network failures in words (a refused connection, a name that does not resolve), for
+        // the relay's links and the client alike: both connect with NIOPosix, which the pure
+        // modules must not import.
+        .target(
+            name: "ValiseNetwork",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // The relay: the directory it serves, admission, connections over SwiftNIO, limits.
         .target(
             name: "ValiseRelay",
@@ -94,6 +105,7 @@ let package = Package(
                 "ValiseSession",
                 "ValiseStore",
                 "ValiseWire",
+                "ValiseNetwork",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -110,6 +122,7 @@ let package = Package(
                 "ValiseSession",
                 "ValiseStore",
                 "ValiseWire",
+                "ValiseNetwork",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],
@@ -238,6 +251,15 @@ let package = Package(
             dependencies: [
                 "ValiseClient", "ValiseCrypto", "ValiseDirectory", "ValiseSession", "ValiseStore", "ValiseTestSupport",
                 .product(name: "GRDB", package: "GRDB.swift"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "ValiseNetworkTests",
+            dependencies: [
+                "ValiseNetwork",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
         ),
