@@ -18,11 +18,13 @@ struct Valise: AsyncParsableCommand {
             the terminal.
             """,
         version: ValiseVersion.string,
-        subcommands: [Init.self, Whoami.self, Passwd.self, Send.self, Sync.self, Inbox.self, Read.self, Watch.self, Status.self, Sent.self, Agent.self, Keys.self, Verify.self, Directory.self, Admin.self]
+        subcommands: [Init.self, Whoami.self, Passwd.self, Send.self, Sync.self, Inbox.self, Read.self, Watch.self, Status.self, Sent.self, Members.self, Agent.self, Keys.self, Verify.self, Directory.self, Admin.self]
     )
 
     static func main() async {
         ProcessHardening.apply()
-        await main(nil)
+        let arguments = LeadingOptions.moved(Array(CommandLine.arguments.dropFirst()))
+        ErrorOutput.json = ErrorOutput.requested(in: arguments)
+        await main(arguments)
     }
 }
