@@ -148,9 +148,7 @@ struct DirectoryReport: Encodable {
         return lines
     }
 
-    private func pad(_ text: String, _ width: Int) -> String {
-        text.count >= width ? text : text + String(repeating: " ", count: width - text.count)
-    }
+    private func pad(_ text: String, _ width: Int) -> String { padColumn(text, width) }
 }
 
 extension DirectoryReport.MemberEntry {

@@ -95,10 +95,10 @@ enum Environment {
 }
 
 extension MemberName {
-    /// Parses a member name given on the command line.
+    /// Parses a member name given on the command line, in any case (stored lower-case).
     static func argument(_ text: String) throws(ClientError) -> MemberName {
         do {
-            return try MemberName(text)
+            return try MemberName(typed: text)
         } catch {
             throw ClientError(.usage, error)
         }

@@ -33,7 +33,7 @@ final class RelayWorld: OrganisationWorld {
 
     /// Revokes a member and publishes the change.
     func revoke(_ member: String) throws {
-        try valise(["admin", "revoke", member, "--reason", "left the service"] + org)
+        try valise(["admin", "revoke", member, "--reason", "left the service", "--yes"] + org)
         try valise(["admin", "publish", "--relay", "hq", "--relay-address", relay.address] + org)
     }
 
