@@ -153,8 +153,10 @@ struct DirectoryReport: Encodable {
 
 extension DirectoryReport.MemberEntry {
     /// "home hq", or "home hq*" when hq is the default relay and no entry named it.
-    var homeLabel: String {
+    var homeLabel: String { Self.homeLabel(homeRelay, isDefault: homeIsDefault) }
+
+    static func homeLabel(_ homeRelay: String?, isDefault: Bool) -> String {
         guard let homeRelay else { return "no home relay" }
-        return "home \(homeRelay)\(homeIsDefault ? "*" : "")"
+        return "home \(homeRelay)\(isDefault ? "*" : "")"
     }
 }

@@ -75,7 +75,7 @@ struct MembersReport: Encodable {
     var lines: [String] {
         var lines = ["\(organisation): \(members.count) member\(members.count == 1 ? "" : "s")"]
         lines += members.map { member in
-            let home = member.homeRelay.map { "home \($0)\(member.homeIsDefault ? "*" : "")" } ?? "no home relay"
+            let home = DirectoryReport.MemberEntry.homeLabel(member.homeRelay, isDefault: member.homeIsDefault)
             return [padColumn(member.name, 24), padColumn(member.mission, 24), padColumn(member.role, 12), padColumn(home, 16), member.fingerprint, "  \(member.state)"]
                 .joined(separator: " ")
         }

@@ -8,12 +8,7 @@ final class OfflineWorld: OrganisationWorld {
     let directory = TemporaryDirectory()
 
     init() throws {
-        try valise(["admin", "init", "--name", "Ministry", "--admin-name", "registrar"] + org + insecure)
-        try valise(["admin", "bundle", "--out", path("genesis.bundle")] + org)
-        let initRelay = try ValiseCLI.run(
-            ["init", "--dir", path("relay"), "--org-bundle", path("genesis.bundle"), "--unencrypted-key"], program: "valised")
-        #expect(initRelay.status == 0, "valised init: \(initRelay.stderr)")
-        try valise(["admin", "add-relay", "--name", "hq", "--address", "127.0.0.1:7400", "--relay-pub", path("relay/relay.pub")] + org)
+        try makeOrganisationWithRelay()
         try enroll([("alice@jakarta", nil), ("bob@jakarta", nil), ("carol@nairobi", nil)])
     }
 
