@@ -285,6 +285,8 @@ let package = Package(
                 "ValiseTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "GRDB", package: "GRDB.swift"),
+                // LeadingOptionsTests parse with the valise command itself.
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings
         ),
