@@ -89,6 +89,17 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // Network failures in words (a refused connection, a name that does not resolve), for
+        // the relay's links and the client alike: both connect with NIOPosix, which the pure
+        // modules must not import.
+        .target(
+            name: "ValiseNetwork",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // The relay: the directory it serves, admission, connections over SwiftNIO, limits.
         .target(
             name: "ValiseRelay",
@@ -98,6 +109,7 @@ let package = Package(
                 "ValiseSession",
                 "ValiseStore",
                 "ValiseWire",
+                "ValiseNetwork",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 // The metrics endpoint's HTTP/1.
@@ -117,6 +129,7 @@ let package = Package(
                 "ValiseSession",
                 "ValiseStore",
                 "ValiseWire",
+                "ValiseNetwork",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],
@@ -251,6 +264,15 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        .testTarget(
+            name: "ValiseNetworkTests",
+            dependencies: [
+                "ValiseNetwork",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // Replays the fuzz targets' committed inputs (seeds, and every crash found, once fixed).
         .testTarget(
             name: "ValiseFuzzTargetsTests",
@@ -273,6 +295,8 @@ let package = Package(
                 "ValiseTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "GRDB", package: "GRDB.swift"),
+                // LeadingOptionsTests parse with the valise command itself.
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -30,6 +30,9 @@ public struct ClientError: CodedError {
     public let kind: Kind
     public let code: String
     public let message: String
+    /// For a relay that cannot be reached: what happened at the address and what to check,
+    /// so that a caller that tried several addresses can list each.
+    var unreachable: (what: String, hint: String?)?
 
     public init(kind: Kind, code: String, message: String) {
         self.kind = kind
@@ -80,5 +83,13 @@ public struct ClientError: CodedError {
         case .failure: kind = .failure
         }
         self.init(kind: kind, code: error.code, message: error.message)
+    }
+}
+
+extension ClientError {
+    /// Another error's words for a message: a coded error's own message; for anything
+    /// else, no library's description (which names its types), only that it failed.
+    static func words(for error: any Error) -> String {
+        (error as? any CodedError)?.message ?? "an unexpected error (\(String(describing: type(of: error))))"
     }
 }

@@ -115,7 +115,7 @@ public enum DirectorySync {
         _ body: (RelayClient, Welcome) async throws(ClientError) -> T
     ) async throws(ClientError) -> T {
         var connected: (client: RelayClient, welcome: WireWelcome, endpoint: Endpoint)?
-        var failures: [String] = []
+        var failures: [(what: String, hint: String?)] = []
         for endpoint in target.endpoints {
             do {
                 let (client, welcome) = try await RelayClient.connect(
@@ -123,13 +123,15 @@ public enum DirectorySync {
                 connected = (client, welcome, endpoint)
                 break
             } catch where error.code == "relay-unreachable" && target.endpoints.count > 1 {
-                failures.append(endpoint.description)
+                failures.append(error.unreachable ?? ("\(endpoint) cannot be reached", nil))
             }
         }
         guard let connected else {
+            // One hint for all: the first address's, which is the one devices try first.
+            let hint = failures.first?.hint.map { "; \($0)" } ?? ""
             throw ClientError(
                 kind: .unreachable, code: "relay-unreachable",
-                message: "cannot connect to relay \(target.relay.name) at any of its addresses (\(failures.joined(separator: ", "))); is valised running?")
+                message: "cannot connect to relay \(target.relay.name) at any of its addresses (\(failures.map(\.what).joined(separator: ", ")))\(hint)")
         }
         let (client, welcome, endpoint) = connected
         do {

@@ -75,6 +75,28 @@ public struct PassphraseReader: Sendable {
         return passphrase
     }
 
+    /// How often a person at the terminal may type a passphrase before the command stops, as ssh.
+    public static let terminalAttempts = 3
+
+    /// Reads a passphrase and runs `body` with it. At the terminal a wrong passphrase is
+    /// asked again, `terminalAttempts` times in all; from a file or a variable, where
+    /// asking again would read the same, it fails at once.
+    public func unlock<T>(
+        from source: PassphraseSource, prompt: String, _ body: (SecretBytes) throws(ClientError) -> T
+    ) throws(ClientError) -> T {
+        var attempt = 1
+        var currentPrompt = prompt
+        while true {
+            let passphrase = try read(from: source, prompt: currentPrompt)
+            do {
+                return try body(passphrase)
+            } catch where error.kind == .wrongPassphrase && source == .terminal && attempt < Self.terminalAttempts {
+                attempt += 1
+                currentPrompt = "Wrong passphrase; try again.\n\(prompt)"
+            }
+        }
+    }
+
     /// Reads a new passphrase, asking twice on a terminal, and checks its length.
     public func readNew(from source: PassphraseSource, prompt: String) throws(ClientError) -> SecretBytes {
         let passphrase = try readRaw(from: source, prompt: prompt)
@@ -124,7 +146,8 @@ public struct PassphraseReader: Sendable {
                     of: try SecureFile.readSecret(path, maximumByteCount: Self.maximumFileByteCount)
                 )
             } catch {
-                throw ClientError(kind: .usage, code: error.code, message: "passphrase file: \(error.message)")
+                // A file that is missing, loose or not a file: a file problem (exit 1), not bad input.
+                throw ClientError(kind: .failure, code: error.code, message: "passphrase file: \(error.message)")
             }
         case .environment(let name):
             guard let value = environment(name) else {

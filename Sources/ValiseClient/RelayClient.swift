@@ -2,6 +2,7 @@ import NIOConcurrencyHelpers
 public import NIOCore
 import NIOPosix
 public import ValiseCrypto
+import ValiseNetwork
 public import ValiseWire
 
 /// A connection to a relay: the hybrid Noise_XKhfs handshake with the relay's pinned key, then
@@ -47,7 +48,10 @@ public final class RelayClient: Sendable {
                 .connect(host: host, port: port)
                 .get()
         } catch {
-            throw ClientError(kind: .unreachable, code: "relay-unreachable", message: "cannot connect to the relay at \(host):\(port): \(error); is valised running?")
+            let failure = ConnectionFailure(error, host: host, port: port)
+            var unreachable = ClientError(kind: .unreachable, code: "relay-unreachable", message: "cannot connect to the relay: \(failure.sentence)")
+            unreachable.unreachable = (failure.description, failure.hint)
+            throw unreachable
         }
         guard let handler = added.withLockedValue({ $0 }) else {
             throw ClientError(kind: .unreachable, code: "relay-unreachable", message: "the connection to the relay at \(host):\(port) closed at once; is valised running?")
@@ -163,7 +167,8 @@ public final class RelayClient: Sendable {
         if error is TimeoutError {
             return .failure("relay-timeout", "the relay did not answer in time")
         }
-        return .failure("relay-io", "connection to the relay failed: \(error)")
+        // The system's or NIO's words never reach a person as they are.
+        return .failure("relay-io", "the connection to the relay failed: \(ConnectionFailure.words(for: error))")
     }
 }
 
@@ -255,7 +260,7 @@ final class RelayClientHandler: ChannelInboundHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        finish("\(error)")
+        finish(ConnectionFailure.words(for: error))
         context.close(promise: nil)
     }
 

@@ -20,6 +20,17 @@ public struct MemberName: Hashable, Sendable, Comparable, CustomStringConvertibl
         self.value = text
     }
 
+    /// A name as a person types it: capital letters A-Z are taken as lower-case, as in a
+    /// mail address, so `Alice@Jakarta` is `alice@jakarta`. The directory's own rule stays
+    /// lower-case only (`init(_:)`, which the verifier uses), so every existing log stays valid
+    /// and no two members' names differ only in case.
+    public init(typed text: String) throws(NameError) {
+        let lowered = String(String.UnicodeScalarView(text.unicodeScalars.map { scalar in
+            ("A"..."Z").contains(scalar) ? Unicode.Scalar(scalar.value + 32)! : scalar
+        }))
+        try self.init(lowered)
+    }
+
     public var description: String { value }
     public static func < (lhs: MemberName, rhs: MemberName) -> Bool { lhs.value < rhs.value }
 }

@@ -143,7 +143,7 @@ public enum SecureFile {
         let directory = parent(of: path)
         let temporary = "\(directory)/.\(baseName(of: path)).tmp-\(Hex.encode(Random.bytes(count: 8)))"
         do throws(FileError) {
-            try writeNewFile(bytes, to: temporary, mode: mode_t(mode))
+            try writeNewFile(bytes, to: temporary, mode: mode_t(mode), shownAs: path)
             let readBack = try read(temporary, maximumByteCount: bytes.count, access: .any)
             guard readBack == bytes, verify(readBack) else { throw FileError.verificationFailed(path) }
             var backup: String?
@@ -171,13 +171,20 @@ public enum SecureFile {
         }
     }
 
-    private static func writeNewFile(_ bytes: [UInt8], to path: String, mode: mode_t) throws(FileError) {
+    /// Writes the temporary file `path`; errors name `shown`, the file the caller asked
+    /// for, since the temporary name means nothing to the person who gave it.
+    private static func writeNewFile(_ bytes: [UInt8], to path: String, mode: mode_t, shownAs shown: String) throws(FileError) {
         let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode)
-        guard fd >= 0 else { throw .system("create", path) }
+        guard fd >= 0 else {
+            if errno == ENOENT {
+                throw FileError(code: "not-found", message: "cannot write \(shown): the directory \(parent(of: shown)) does not exist", path: shown)
+            }
+            throw .system("write", shown)
+        }
         defer { close(fd) }
         // The executables run under umask 077, which narrows open's mode: a file meant to be
         // shared (mode 0644: public keys, bundles, requests) gets its mode back here.
-        guard fchmod(fd, mode) == 0 else { throw .system("set permissions on", path) }
+        guard fchmod(fd, mode) == 0 else { throw .system("set permissions on", shown) }
         let failure: Int32? = bytes.withUnsafeBytes { raw in
             var written = 0
             while written < raw.count {
@@ -190,8 +197,8 @@ public enum SecureFile {
             }
             return nil
         }
-        if let failure { throw .system("write", path, errno: failure) }
-        guard fsync(fd) == 0 else { throw .system("flush", path) }
+        if let failure { throw .system("write", shown, errno: failure) }
+        guard fsync(fd) == 0 else { throw .system("flush", shown) }
     }
 
     private static func linkBackup(of path: String, suffix: String) throws(FileError) -> String {

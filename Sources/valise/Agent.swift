@@ -48,7 +48,12 @@ extension Valise {
                 let keystore = DeviceKeystore(home: home)
                 _ = try keystore.inspect()
                 try AgentServer.checkNoneRunning(home: home)
-                return (home, try options.passphrase(for: keystore.path))
+                // Checked here, where a person can type it again, not in the agent.
+                let passphrase = try options.unlocking(keystore.path) { (passphrase) throws(ClientError) -> SecretBytes in
+                    _ = try keystore.unlock(passphrase: passphrase)
+                    return passphrase
+                }
+                return (home, passphrase)
             }
             if foreground {
                 try serveInForeground(home: home, passphrase: passphrase)

@@ -148,15 +148,15 @@ struct DirectoryReport: Encodable {
         return lines
     }
 
-    private func pad(_ text: String, _ width: Int) -> String {
-        text.count >= width ? text : text + String(repeating: " ", count: width - text.count)
-    }
+    private func pad(_ text: String, _ width: Int) -> String { padColumn(text, width) }
 }
 
 extension DirectoryReport.MemberEntry {
     /// "home hq", or "home hq*" when hq is the default relay and no entry named it.
-    var homeLabel: String {
+    var homeLabel: String { Self.homeLabel(homeRelay, isDefault: homeIsDefault) }
+
+    static func homeLabel(_ homeRelay: String?, isDefault: Bool) -> String {
         guard let homeRelay else { return "no home relay" }
-        return "home \(homeRelay)\(homeIsDefault ? "*" : "")"
+        return "home \(homeRelay)\(isDefault ? "*" : "")"
     }
 }

@@ -29,6 +29,12 @@ struct GlobalOptions: ParsableArguments {
     func passphrase(for path: String) throws(ClientError) -> SecretBytes {
         try Passphrases.unlock(file: passphraseFile, prompt: "Passphrase for \(path): ")
     }
+
+    /// Unlocks the keystore at `path` with `body`; at a terminal a wrong passphrase is asked
+    /// again (three tries, as ssh).
+    func unlocking<T>(_ path: String, _ body: (SecretBytes) throws(ClientError) -> T) throws(ClientError) -> T {
+        try Passphrases.unlocking(file: passphraseFile, prompt: "Passphrase for \(path): ", body)
+    }
 }
 
 /// Where passphrases come from (docs/CLI.md, "Passphrases").
@@ -36,6 +42,14 @@ enum Passphrases {
     static func unlock(file: String?, prompt: String) throws(ClientError) -> SecretBytes {
         let reader = PassphraseReader()
         return try reader.read(from: reader.source(file: file, variable: "VALISE_PASSPHRASE"), prompt: prompt)
+    }
+
+    /// Reads a passphrase and unlocks with it, asking again at a terminal when it is wrong.
+    static func unlocking<T>(
+        file: String?, prompt: String, _ body: (SecretBytes) throws(ClientError) -> T
+    ) throws(ClientError) -> T {
+        let reader = PassphraseReader()
+        return try reader.unlock(from: reader.source(file: file, variable: "VALISE_PASSPHRASE"), prompt: prompt, body)
     }
 
     /// A new passphrase; `flag` and `variable` are the options that give it without a terminal.
@@ -81,10 +95,10 @@ enum Environment {
 }
 
 extension MemberName {
-    /// Parses a member name given on the command line.
+    /// Parses a member name given on the command line, in any case (stored lower-case).
     static func argument(_ text: String) throws(ClientError) -> MemberName {
         do {
-            return try MemberName(text)
+            return try MemberName(typed: text)
         } catch {
             throw ClientError(.usage, error)
         }

@@ -80,8 +80,7 @@ extension Valise {
             } else if let name {
                 try createDevice(name: name, home: home)
             } else if !DeviceKeystore(home: home).exists {
-                printError("no device in \(home.path) yet: give --name NAME@MISSION to create one")
-                throw ExitCode(ExitStatus.notSetUp)
+                throw report(ClientError(kind: .notSetUp, code: "no-device", message: "no device in \(home.path) yet: give --name NAME@MISSION to create one"))
             }
             if let orgBundle { try pin(orgBundle, home: home) }
         }

@@ -40,7 +40,9 @@ func unlockDevice(_ options: GlobalOptions, home: ValiseHome, warnAboutWeakKeyst
     let keystore = DeviceKeystore(home: home)
     let file = try keystore.inspect()
     if warnAboutWeakKeystore, let warning = DeviceReport.weakKeystoreWarning(file.parameters) { printWarning(warning) }
-    return try UnlockedDevice.unlock(home: home, passphrase: try options.passphrase(for: keystore.path))
+    return try options.unlocking(keystore.path) { (passphrase) throws(ClientError) in
+        try UnlockedDevice.unlock(home: home, passphrase: passphrase)
+    }
 }
 
 /// Opens the device offline, with the pinned directory.

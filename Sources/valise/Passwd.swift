@@ -32,7 +32,14 @@ extension Valise {
             let member = try reportingErrors { () throws(ClientError) -> String in
                 let keystore = DeviceKeystore(home: try options.resolveHome())
                 _ = try keystore.inspect()
-                let old = try Passphrases.unlock(file: options.passphraseFile, prompt: "Current passphrase for \(keystore.path): ")
+                // The current passphrase is checked before the new one is asked for, so that a
+                // mistyped one does not cost typing the new one twice first.
+                let old = try Passphrases.unlocking(
+                    file: options.passphraseFile, prompt: "Current passphrase for \(keystore.path): "
+                ) { (passphrase) throws(ClientError) -> SecretBytes in
+                    _ = try keystore.unlock(passphrase: passphrase)
+                    return passphrase
+                }
                 let new = try Passphrases.new(
                     file: newPassphraseFile, flag: "--new-passphrase-file", variable: "VALISE_NEW_PASSPHRASE", prompt: "New passphrase: ")
                 let identity = try keystore.changePassphrase(from: old, to: new, parameters: kdfProfile.parameters)

@@ -34,8 +34,7 @@ func reportingErrors<T>(_ body: () throws(ClientError) -> T) throws(ExitCode) ->
     do {
         return try body()
     } catch {
-        printError(error.message)
-        throw ExitCode(ExitStatus.of(error.kind))
+        throw report(error)
     }
 }
 
@@ -44,8 +43,49 @@ func reportingErrorsAsync<T>(_ body: () async throws(ClientError) -> T) async th
     do {
         return try await body()
     } catch {
+        throw report(error)
+    }
+}
+
+/// Prints an error as the command line asked (one line, or a JSON object with `--json`)
+/// and gives the exit status to end with.
+func report(_ error: ClientError) -> ExitCode {
+    let status = ExitStatus.of(error.kind)
+    if ErrorOutput.json {
+        FileHandle.standardError.write(Data((ErrorOutput.jsonLine(error, status: status) + "\n").utf8))
+    } else {
         printError(error.message)
-        throw ExitCode(ExitStatus.of(error.kind))
+    }
+    return ExitCode(status)
+}
+
+/// How errors are printed: with `--json` anywhere before `--`, as a JSON object on stderr
+/// (docs/CLI.md, "Exit statuses"), so that a script reading JSON gets JSON either way.
+enum ErrorOutput {
+    nonisolated(unsafe) static var json = false
+
+    struct Object: Encodable {
+        struct Body: Encodable {
+            let code: String
+            let message: String
+            let exitStatus: Int32
+        }
+        let error: Body
+    }
+
+    /// `{"error":{"code":…,"exitStatus":…,"message":…}}`, on one line, keys sorted.
+    static func jsonLine(_ error: ClientError, status: Int32) -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        let object = Object(error: .init(code: error.code, message: error.message, exitStatus: status))
+        let data = (try? encoder.encode(object)) ?? Data(#"{"error":{}}"#.utf8)
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    /// Whether the arguments ask for JSON: a `--json` word before `--` (a flag, so no
+    /// option takes it as its value unless written `--opt=--json`).
+    static func requested(in arguments: [String]) -> Bool {
+        arguments.prefix(while: { $0 != "--" }).contains("--json")
     }
 }
 
@@ -68,4 +108,9 @@ func printJSON(_ value: some Encodable) {
     encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
     let data = (try? encoder.encode(value)) ?? Data("{}".utf8)
     print(String(decoding: data, as: UTF8.self))
+}
+
+/// Text padded with spaces to `width` characters, for aligned columns.
+func padColumn(_ text: String, _ width: Int) -> String {
+    text.count >= width ? text : text + String(repeating: " ", count: width - text.count)
 }

@@ -52,7 +52,16 @@ extension Valise {
         @Argument(help: ArgumentHelp("The message. Read from standard input when absent.", valueName: "text"))
         var text: String?
 
+        /// Words after the text: an unquoted message. Refused rather than joined: the shell
+        /// has already split it, and may have expanded a `*` or `?` in it into file names.
+        @Argument(help: .hidden)
+        var moreWords: [String] = []
+
         func validate() throws {
+            guard moreWords.isEmpty else {
+                throw ValidationError(
+                    "the message came as \(moreWords.count + 1) separate words; put it in quotes, as one argument: valise send --to \(to) \"your message\" (unquoted, a shell also expands * and ? into file names); nothing was sent")
+            }
             guard ttlClass != nil else {
                 throw ValidationError("--expires must be at most 30d")
             }

@@ -15,14 +15,20 @@ struct Valise: AsyncParsableCommand {
 
             Passphrases come from --passphrase-file FILE (its first line), else from \
             $VALISE_PASSPHRASE (meant for tests and automation), else from a prompt on \
-            the terminal.
+            the terminal (three tries).
+
+            The shared options --home, --passphrase-file and --json may also come before \
+            the subcommand: 'valise --home DIR inbox'. With --json, errors are a JSON \
+            object on stderr.
             """,
         version: ValiseVersion.string,
-        subcommands: [Init.self, Whoami.self, Passwd.self, Send.self, Sync.self, Inbox.self, Read.self, Watch.self, Status.self, Sent.self, Agent.self, Keys.self, Verify.self, Directory.self, Admin.self]
+        subcommands: [Init.self, Whoami.self, Passwd.self, Send.self, Sync.self, Inbox.self, Read.self, Watch.self, Status.self, Sent.self, Members.self, Agent.self, Keys.self, Verify.self, Directory.self, Admin.self]
     )
 
     static func main() async {
         ProcessHardening.apply()
-        await main(nil)
+        let arguments = LeadingOptions.moved(Array(CommandLine.arguments.dropFirst()))
+        ErrorOutput.json = ErrorOutput.requested(in: arguments)
+        await main(arguments)
     }
 }

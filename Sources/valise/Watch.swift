@@ -49,8 +49,7 @@ extension Valise {
                 } catch where isUnreachable(error) {
                     printNote("valise: \(error.message); trying again in \(backoff) s")
                 } catch {
-                    printError(error.message)
-                    throw ExitCode(ExitStatus.of(error.kind))
+                    throw report(error)
                 }
                 try? await Task.sleep(nanoseconds: backoff * 1_000_000_000)
                 backoff = min(backoff * 2, 60)

@@ -171,8 +171,12 @@ struct DeviceCommandTests {
 
         let loose = try passphraseFile(passphrase, name: "loose", mode: 0o644)
         let looseResult = try ValiseCLI.run(["init", "--name", "alice@jakarta", "--home", home, "--passphrase-file", loose])
-        #expect(looseResult.status == 64)
+        // A file problem (docs/CLI.md's exit table: 1), as a missing passphrase file is.
+        #expect(looseResult.status == 1)
         #expect(looseResult.stderr.contains("chmod 600"))
+        let missingFile = try ValiseCLI.run(["init", "--name", "alice@jakarta", "--home", home, "--passphrase-file", home + "-absent"])
+        #expect(missingFile.status == 1, "\(missingFile.stderr)")
+        #expect(missingFile.stderr.hasPrefix("valise: error: passphrase file: "), "\(missingFile.stderr)")
 
         #expect(!FileManager.default.fileExists(atPath: keystore))
     }

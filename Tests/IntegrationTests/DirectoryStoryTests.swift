@@ -84,7 +84,7 @@ struct DirectoryStoryTests {
         let rotation = try json(valise(["keys", "rotate", "--home", path("bob@jakarta"), "--json"]))
         let newFingerprint = try #require(rotation["newFingerprint"] as? String)
         try twoAdmins(["rotate", "bob@jakarta", path("bob@jakarta/rotation.request"), "--expect-fingerprint", newFingerprint])
-        try twoAdmins(["revoke", "carol@nairobi", "--reason", "left the service"])
+        try twoAdmins(["revoke", "carol@nairobi", "--reason", "left the service", "--yes"])
 
         let show = try json(valise(["admin", "show", "--org", path("org"), "--json"]))
         #expect(show["entries"] as? Int == 6)

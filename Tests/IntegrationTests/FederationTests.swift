@@ -68,7 +68,7 @@ struct FederationTests {
     func revocationSpreads() throws {
         let world = try FederationWorld()
         let before = try world.directoryCount("geneva")
-        try world.valise(["admin", "revoke", "bob@geneva", "--reason", "left the service"] + world.org)
+        try world.valise(["admin", "revoke", "bob@geneva", "--reason", "left the service", "--yes"] + world.org)
         let started = Date()
         try world.valise(["admin", "publish", "--relay", "hq", "--relay-address", world.address("hq")] + world.org)
         try world.waitForDirectory(count: before + 1, seconds: 5)
@@ -145,7 +145,7 @@ struct FederationTests {
         #expect(try world.backlog(at: "jakarta", for: "geneva") == 2)
 
         let before = try world.directoryCount("hq")
-        try world.valise(["admin", "revoke", bob, "--reason", "left the service"] + world.org)
+        try world.valise(["admin", "revoke", bob, "--reason", "left the service", "--yes"] + world.org)
         try world.valise(["admin", "publish", "--relay", "hq", "--relay-address", world.address("hq")] + world.org)
         try world.waitForDirectory(count: before + 1)
         #expect(try world.wait { try world.backlog(at: "jakarta", for: "geneva") == 0 }, "jakarta purged what it held for bob")

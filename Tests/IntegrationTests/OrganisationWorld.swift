@@ -33,6 +33,17 @@ extension OrganisationWorld {
         try json(valise(["whoami", "--home", path(member), "--json"]))["fingerprint"] as? String ?? ""
     }
 
+    /// A one-admin organisation with one relay, hq, whose keys `valised init` made in
+    /// `relay/` (the relay is not started).
+    func makeOrganisationWithRelay() throws {
+        try valise(["admin", "init", "--name", "Ministry", "--admin-name", "registrar"] + org + insecure)
+        try valise(["admin", "bundle", "--out", path("genesis.bundle")] + org)
+        let initRelay = try ValiseCLI.run(
+            ["init", "--dir", path("relay"), "--org-bundle", path("genesis.bundle"), "--unencrypted-key"], program: "valised")
+        #expect(initRelay.status == 0, "valised init: \(initRelay.stderr)")
+        try valise(["admin", "add-relay", "--name", "hq", "--address", "127.0.0.1:7400", "--relay-pub", path("relay/relay.pub")] + org)
+    }
+
     /// Makes each member's device, enrolls it (at its home relay, if one is named), and
     /// pins the resulting bundle on every device.
     func enroll(_ members: [(name: String, home: String?)]) throws {

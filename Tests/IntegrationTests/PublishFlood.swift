@@ -27,7 +27,7 @@ final class PublishFloodWorld {
             ["admin", "set-admins", "--admin-pub", registrar, "--admin-pub", world.path("consul/admin.pub"), "--threshold", "2"] + world.org)
         try world.valise(["admin", "publish", "--relay", "hq", "--relay-address", world.relay.address] + world.org)
         for member in ["carol@nairobi", "bob@jakarta"] {
-            try world.valise(["admin", "revoke", member, "--reason", "left the service"] + world.org)
+            try world.valise(["admin", "revoke", member, "--reason", "left the service", "--yes"] + world.org)
             let pending = try FileManager.default.contentsOfDirectory(atPath: world.path("org/pending")).filter { $0.hasSuffix(".pending") }
             let file = try #require(pending.first, "no pending revocation of \(member)")
             try world.valise(["admin", "sign", "--key", world.path("consul"), world.path("org/pending/" + file), "--yes"] + world.org)

@@ -15,12 +15,7 @@ final class RelayWorld: OrganisationWorld {
 
     /// Sets everything up and starts the relay; `environment` configures it.
     init(members: [String] = ["alice@jakarta", "bob@jakarta", "carol@nairobi"], relayEnvironment: [String: String] = [:], relayLogLevel: String = "debug") throws {
-        try valise(["admin", "init", "--name", "Ministry", "--admin-name", "registrar"] + org + insecure)
-        try valise(["admin", "bundle", "--out", path("genesis.bundle")] + org)
-        let initRelay = try ValiseCLI.run(
-            ["init", "--dir", path("relay"), "--org-bundle", path("genesis.bundle"), "--unencrypted-key"], program: "valised")
-        #expect(initRelay.status == 0, "valised init: \(initRelay.stderr)")
-        try valise(["admin", "add-relay", "--name", "hq", "--address", "127.0.0.1:7400", "--relay-pub", path("relay/relay.pub")] + org)
+        try makeOrganisationWithRelay()
         try enroll(members.map { ($0, nil) })
         relay = try RelayProcess(directory: path("relay"), logPath: path("relay.log"), environment: relayEnvironment, logLevel: relayLogLevel)
         // The relay knows only the genesis; the admin's transport key (in it) may publish.
@@ -33,7 +28,7 @@ final class RelayWorld: OrganisationWorld {
 
     /// Revokes a member and publishes the change.
     func revoke(_ member: String) throws {
-        try valise(["admin", "revoke", member, "--reason", "left the service"] + org)
+        try valise(["admin", "revoke", member, "--reason", "left the service", "--yes"] + org)
         try valise(["admin", "publish", "--relay", "hq", "--relay-address", relay.address] + org)
     }
 

@@ -99,7 +99,7 @@ struct UnauthorisedAccessTests {
     func directoryPushes() async throws {
         let world = try RelayWorld()
         // A real, admin-signed revocation of Carol, made but not published yet.
-        try world.valise(["admin", "revoke", "carol@nairobi", "--reason", "test"] + world.org)
+        try world.valise(["admin", "revoke", "carol@nairobi", "--reason", "test", "--yes"] + world.org)
         let log = try DirectoryFileReader.read(world.path("org/directory.log"))
         let signed = try #require(log.entries.last).encoded()
         // Its signed part with no signature (below the threshold of 1), and with a signature

@@ -134,6 +134,18 @@ final class TerminalSession {
         return transcript.contains(text)
     }
 
+    /// Reads output until `text` has appeared `occurrences` times (a prompt asked again).
+    @discardableResult
+    func waitFor(_ text: String, occurrences: Int, seconds: Double = 20) -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        func count() -> Int { transcript.components(separatedBy: text).count - 1 }
+        while count() < occurrences && Date() < deadline {
+            guard let chunk = ValiseCLI.readAvailable(master, waitMilliseconds: 50) else { break }
+            transcript += String(decoding: chunk, as: UTF8.self)
+        }
+        return count() >= occurrences
+    }
+
     /// Whether the terminal echoes input (the settings the child left behind).
     var echoIsOn: Bool {
         var settings = termios()

@@ -91,4 +91,50 @@ struct PassphraseReaderTests {
         let reader = Self.reader(environment: ["P": String(repeating: "x", count: 1025)])
         #expect(throws: ClientError.self) { try reader.read(from: .environment("P"), prompt: "") }
     }
+
+    /// Accepts only "right passphrase", as a keystore would, counting the tries.
+    final class Lock: @unchecked Sendable {
+        var tries = 0
+        func open(_ passphrase: SecretBytes) throws(ClientError) -> String {
+            tries += 1
+            let text = passphrase.withUnsafeBytes { String(decoding: $0, as: UTF8.self) }
+            guard text == "right passphrase" else { throw ClientError(kind: .wrongPassphrase, code: "wrong-passphrase", message: "wrong passphrase") }
+            return text
+        }
+    }
+
+    @Test("at the terminal a wrong passphrase is asked again, three tries in all, as ssh")
+    func terminalRetries() throws {
+        let lock = Lock()
+        let opened = try Self.reader(terminal: ["typo", "another typo", "right passphrase"])
+            .unlock(from: .terminal, prompt: "Passphrase: ") { (passphrase) throws(ClientError) in try lock.open(passphrase) }
+        #expect(opened == "right passphrase")
+        #expect(lock.tries == 3)
+
+        let tooMany = Lock()
+        #expect(throws: ClientError(kind: .wrongPassphrase, code: "wrong-passphrase", message: "")) {
+            try Self.reader(terminal: ["one", "two", "three", "right passphrase"])
+                .unlock(from: .terminal, prompt: "Passphrase: ") { (passphrase) throws(ClientError) in try tooMany.open(passphrase) }
+        }
+        #expect(tooMany.tries == PassphraseReader.terminalAttempts)
+    }
+
+    @Test("from a variable or a file a wrong passphrase fails at once: asking again would read the same")
+    func noRetryWithoutTerminal() throws {
+        let lock = Lock()
+        let error = #expect(throws: ClientError.self) {
+            try Self.reader(environment: ["VALISE_PASSPHRASE": "typo"])
+                .unlock(from: .environment("VALISE_PASSPHRASE"), prompt: "Passphrase: ") { (passphrase) throws(ClientError) in try lock.open(passphrase) }
+        }
+        #expect(error?.kind == .wrongPassphrase)
+        #expect(lock.tries == 1)
+    }
+
+    @Test("a missing passphrase file is a file problem (exit 1), not bad input")
+    func missingFileIsFailure() {
+        let error = #expect(throws: ClientError.self) {
+            try Self.reader().read(from: .file(directory.file("absent")), prompt: "")
+        }
+        #expect(error?.kind == .failure)
+    }
 }

@@ -23,6 +23,15 @@ struct MemberNameTests {
         #expect(error?.code == "invalid-name")
     }
 
+    @Test("a typed name is taken in any case and kept lower-case; the directory's rule stays lower-case only")
+    func typed() throws {
+        #expect(try MemberName(typed: "Alice@JAKARTA").value == "alice@jakarta")
+        #expect(try MemberName(typed: "bob.smith@nairobi-2").value == "bob.smith@nairobi-2")
+        // Only A-Z: other letters stay what they are, and the rule refuses them.
+        #expect(throws: NameError.self) { try MemberName(typed: "Élise@paris") }
+        #expect(throws: NameError.self) { try MemberName("Alice@jakarta") }
+    }
+
     @Test("control characters in a refused name are not echoed")
     func printable() {
         let error = #expect(throws: NameError.self) { try MemberName("bad\u{1b}[2Jname") }

@@ -20,6 +20,15 @@ struct SecureFileTests {
         #expect(try FileManager.default.contentsOfDirectory(atPath: directory.path) == ["key"])
     }
 
+    @Test("a write that fails names the file asked for, never the temporary file beside it")
+    func failureNamesTheFile() throws {
+        let path = directory.file("missing/bundle")
+        let error = #expect(throws: FileError.self) { try SecureFile.writeAtomically([1], to: path, mode: 0o644) }
+        #expect(error?.path == path)
+        #expect(error?.message == "cannot write \(path): the directory \(directory.file("missing")) does not exist")
+        #expect(error?.message.contains(".tmp-") == false)
+    }
+
     @Test("a backup keeps the replaced file, under a new name if one exists")
     func backup() throws {
         let path = directory.file("key")

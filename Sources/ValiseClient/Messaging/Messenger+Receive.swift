@@ -65,7 +65,7 @@ extension Messenger {
         } catch let error as ClientError {
             throw error
         } catch {
-            throw ClientError.failure("message-store", "cannot store a message: \(error)")
+            throw ClientError.failure("message-store", "cannot store a message: \(ClientError.words(for: error))")
         }
     }
 

@@ -221,7 +221,7 @@ public final class Messenger {
         } catch let error as SessionError {
             throw ClientError(kind: .verification, code: error.code, message: "cannot encrypt for \(name): \(error.message); the message stays in the outbox")
         } catch {
-            throw ClientError.failure("message-store", "cannot encrypt a message: \(error)")
+            throw ClientError.failure("message-store", "cannot encrypt a message: \(ClientError.words(for: error))")
         }
     }
 

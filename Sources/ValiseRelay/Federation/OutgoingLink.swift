@@ -4,6 +4,7 @@ import NIOCore
 import NIOPosix
 import ValiseCrypto
 import ValiseDirectory
+import ValiseNetwork
 import ValiseStore
 import ValiseWire
 
@@ -99,7 +100,7 @@ final class OutgoingLink {
                     link.transport = transport
                     link.perform(actions)
                 case .failure(let error):
-                    link.failed("cannot connect to \(address): \(error)")
+                    link.failed(ConnectionFailure(error, host: host, port: port).sentence)
                 }
             }
     }

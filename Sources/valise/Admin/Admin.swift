@@ -52,8 +52,9 @@ struct AdminOptions: ParsableArguments {
     func unlockAdmin() throws(ClientError) -> AdminKeys {
         let file = try keyDirectory().adminKey
         _ = try file.inspect()
-        let passphrase = try Passphrases.unlock(file: passphraseFile, prompt: "Passphrase for \(file.path): ")
-        return try file.unlock(passphrase: passphrase).payload
+        return try Passphrases.unlocking(file: passphraseFile, prompt: "Passphrase for \(file.path): ") { (passphrase) throws(ClientError) in
+            try file.unlock(passphrase: passphrase).payload
+        }
     }
 }
 

@@ -118,7 +118,9 @@ struct AdminRevoke: ParsableCommand {
         discussion: """
             Revoking a member takes all of their keys out of use: relays refuse their \
             connections and colleagues stop encrypting to them. --identity-key revokes a \
-            single key instead, for example an old key that was rotated out and then lost.
+            single key instead, for example an old key that was rotated out and then lost. \
+            Shows the member and the fingerprint and asks for confirmation at the terminal, \
+            unless --yes.
             """
     )
 
@@ -134,25 +136,49 @@ struct AdminRevoke: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Why (kept in the directory).", valueName: "text"))
     var reason: String
 
+    @Flag(name: .long, help: "Revoke without asking for confirmation (needed without a terminal).")
+    var yes = false
+
     func validate() throws {
         if (member == nil) == (identityKey == nil) { throw ValidationError("give either a member or --identity-key") }
     }
 
     func run() throws {
-        try submitEntry(options, submission) { (_, _) throws(ClientError) -> EntryBody in
+        try submitEntry(options, submission) { (_, state) throws(ClientError) -> EntryBody in
             let target: Revocation.Target
+            let described: String
             if let member {
-                target = .member(try MemberName.argument(member))
+                let name = try MemberName.argument(member)
+                // Bad input, refused before anything is signed: not a rule the entry breaks.
+                guard let record = state.members[name] else {
+                    throw ClientError.usage("unknown-member", "\(name) is not a member of \(state.organisation); 'valise admin show' lists the members")
+                }
+                guard record.isActive else { throw ClientError.usage("already-revoked", "\(name) is already revoked") }
+                target = .member(name)
+                described = "\(name) (all keys; fingerprint \(record.fingerprint))"
             } else {
                 guard let bytes = Hex.decode(identityKey ?? ""), let key = try? SigningPublicKey(bytes: bytes) else {
                     throw ClientError.usage("invalid-key", "--identity-key takes a 64-digit hexadecimal Ed25519 public key")
                 }
                 target = .identityKey(key)
+                let owner = state.member(identityKey: key)
+                let fingerprint = owner.map { Fingerprint(identityKey: key, memberName: $0.name.value).description }
+                described = "the identity key \(Hex.encode(key.bytes).prefix(16))… of \(owner?.name.value ?? "no member listed")\(fingerprint.map { " (fingerprint \($0))" } ?? "")"
             }
             try checkInput { () throws(NameError) in
                 try NameRule.checkText(reason, what: "reason", maximum: Revocation.maximumReasonLength)
             }
+            try confirm(described)
             return .revoke(Revocation(target: target, reason: reason))
+        }
+    }
+
+    /// Shows what will be revoked; at a terminal asks, without one needs --yes.
+    private func confirm(_ described: String) throws(ClientError) {
+        FileHandle.standardError.write(Data("revoke \(described), reason: \(reason)\n".utf8))
+        guard !yes else { return }
+        guard try Confirmation.ask("Revoke \(described)?", flagHint: "pass --yes to revoke without asking") else {
+            throw ClientError.usage("not-confirmed", "not confirmed; nothing was changed")
         }
     }
 }

@@ -288,8 +288,9 @@ struct AdminCheckpoint: ParsableCommand {
             let verifier = try organisation.load(now: now).verifier
             let file = KeyDirectory(path: key).checkpointKey
             _ = try file.inspect()
-            let passphrase = try Passphrases.unlock(file: passphraseFile, prompt: "Passphrase for \(file.path): ")
-            let keys = try file.unlock(passphrase: passphrase).payload
+            let keys = try Passphrases.unlocking(file: passphraseFile, prompt: "Passphrase for \(file.path): ") { (passphrase) throws(ClientError) in
+                try file.unlock(passphrase: passphrase).payload
+            }
             let state = verifier.state!
             guard let certified = state.checkpointKeys.last, certified.key == keys.signing.publicKey else {
                 throw ClientError(kind: .verification, code: "uncertified-key", message: "this checkpoint key is not the one the directory certifies")
