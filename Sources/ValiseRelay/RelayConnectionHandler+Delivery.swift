@@ -238,3 +238,13 @@ extension RelayConnectionHandler {
         }
     }
 }
+
+extension RelayConnectionHandler.Handle {
+    func wake() {
+        let handler = self.handler
+        channel.eventLoop.execute {
+            let (connection, context) = handler.value
+            connection.pump(context)
+        }
+    }
+}
