@@ -210,9 +210,17 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
 
     func authenticate(_ key: AgreementPublicKey, context: ChannelHandlerContext) {
         let fingerprint = String(Hex.encode(key.bytes).prefix(16))
-        guard let admission = shared.directory.snapshot.admissions[key] else {
+        let snapshot = shared.directory.snapshot
+        guard let admission = snapshot.admissions[key] else {
             shared.counters.count(.notAdmitted)
-            logger.warning("refused a key that is not a current device or admin key of the directory", metadata: ["client.key": "\(fingerprint)"])
+            if snapshot.retiredTransportKeys.contains(key) {
+                // A device that rotated its keys and has not synced yet: routine, and its key
+                // at debug level only, as an admitted one's.
+                logger.debug("refused a rotated device's old key", metadata: ["client.key": "\(fingerprint)"])
+                logger.info("refused a device key that a rotation replaced")
+            } else {
+                logger.warning("refused a key that is not a current device or admin key of the directory", metadata: ["client.key": "\(fingerprint)"])
+            }
             let refusal = RelayRequestProcessor.error(0, RelayError(
                 .notAdmitted, code: "not-admitted", message: "this key is not a current device or admin key of the organisation's directory"))
             perform(state.refuse(with: RelayRequestProcessor.encode(refusal)), context: context)
@@ -225,13 +233,15 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
         // the envelopes that arrived at the same time (docs/SECURITY.md).
         logger.debug("admitted", metadata: ["client": "\(admission)", "client.key": "\(fingerprint)"])
         logger[metadataKey: "client"] = "\(admission.role)"
+        // From here on the connection is a device's: its address is logged at debug level only.
+        if logger.logLevel > .debug { logger[metadataKey: "peer"] = nil }
         admittedKey = key
         processor = RelayRequestProcessor(admission: admission, settings: .init(
             maximumEntriesPerFetch: shared.limits.maximumEntriesPerFetch, maximumEnvelopeBytes: shared.limits.maximumEnvelopeBytes,
             deliveryWindow: shared.limits.deliveryWindow, defaultTTL: shared.queue.defaultTTL, maximumTTL: shared.queue.maximumTTL))
         let handle = Handle(channel: context.channel, handler: NIOLoopBound((self, context), eventLoop: context.eventLoop), handoff: shared.handoff)
         self.handle = handle
-        shared.registry.register(handle, key: key)
+        shared.registry.register(handle, key: key, role: admission.connectionRole)
         // The key may have been revoked, or its home moved, between the snapshot above and
         // registering.
         let now = shared.directory.snapshot

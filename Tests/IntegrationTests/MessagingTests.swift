@@ -178,6 +178,9 @@ struct MessagingTests {
                 let found = Self.contains(log, Array(needle.utf8))
                 #expect(!found, "relay log \(index + 1) holds '\(needle)'")
             }
+            // An admitted connection's lines name its role, never its address.
+            let admitted = String(decoding: log, as: UTF8.self).split(separator: "\n").filter { $0.contains("client=device") }
+            #expect(!admitted.contains { $0.contains("peer=") }, "relay log \(index + 1) names an admitted device's address")
         }
     }
 
