@@ -66,7 +66,7 @@ extension Valised {
                     try RelayDirectory(directory: settings.relay.directory, relayKey: keys.noise.publicKey, now: Clock.now())
                 }
             } catch {
-                fail(error.message)
+                fail(error.message, status: ValisedExit.status(error.kind))
             }
             // Held until the process exits: two relays must never share one queue.
             let lock: FileLock
@@ -101,13 +101,19 @@ extension Valised {
                 fail(error.message)
             }
 
+            let notifier = SystemdNotifier()
             let server = RelayServer(configuration: settings.relay, keys: keys, directory: directory, store: store, logger: logger) { address in
                 let line = "valised listening on \(address.ipAddress ?? "?"):\(address.port ?? 0)\n"
                 FileHandle.standardOutput.write(Data(line.utf8))
+                notifier.ready()
             }
             let group = ServiceGroup(
                 configuration: ServiceGroupConfiguration(
-                    services: [.init(service: server)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+                    services: [
+                        .init(service: server),
+                        .init(service: ShutdownNotice(notifier: notifier), successTerminationBehavior: .ignore),
+                    ],
+                    gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
             do {
                 try await group.run()
             } catch {
@@ -129,9 +135,19 @@ extension Valised {
             return try keyCall { () throws(KeyFileError) in try encrypted.unlock(passphrase: passphrase).payload }
         }
 
-        private func fail(_ message: String) -> Never {
+        private func fail(_ message: String, status: Int32 = 1) -> Never {
             FileHandle.standardError.write(Data("valised: error: \(message)\n".utf8))
-            Foundation.exit(1)
+            Foundation.exit(status)
         }
+    }
+}
+
+/// Tells systemd STOPPING=1 as soon as the graceful shutdown begins.
+struct ShutdownNotice: Service {
+    let notifier: SystemdNotifier
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        notifier.stopping()
     }
 }
