@@ -222,6 +222,8 @@ struct MessagingTests {
         // Bob's device completes the rotation (its new transport key is the admitted one).
         let bobSync = try story.valise(bob, ["sync"])
         #expect(bobSync.stderr.contains("Key rotation completed"), "\(bobSync.stderr)")
+        // A rotated-out key is routine, never a warning (issue 18).
+        #expect(!world.relay.log.contains("refused a key that is not a current device or admin key"), "\(world.relay.log)")
 
         let warned = try story.send(alice, to: bob, "routine", "after the rotation")
         #expect(warned.stderr.contains("bob@geneva's keys have changed") && warned.stderr.contains(newFingerprint), "\(warned.stderr)")
