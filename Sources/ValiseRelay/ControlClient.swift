@@ -27,7 +27,7 @@ public enum ControlClient {
         guard UnixSocket.peerUID(fd) == getuid() else {
             throw Failure(notRunning: false, description: "the control socket \(path) belongs to another user; not used")
         }
-        guard UnixSocket.writeAll(fd, request.encodedLine()),
+        guard UnixSocket.writeAll(fd, ControlProtocol.line(request)),
               let line = UnixSocket.readLine(fd, maximum: ControlProtocol.maximumResponseBytes),
               let response = try? JSONDecoder().decode(ControlResponse.self, from: Data(line))
         else {

@@ -51,13 +51,6 @@ public struct ControlResponse: Codable, Sendable, Equatable {
     public var envelopes: [ControlEnvelope]?
     /// One per id asked, in order.
     public var results: [ControlResult]?
-
-    public init(error: String? = nil, status: ControlStatus? = nil, envelopes: [ControlEnvelope]? = nil, results: [ControlResult]? = nil) {
-        self.error = error
-        self.status = status
-        self.envelopes = envelopes
-        self.results = results
-    }
 }
 
 /// Live figures only a running relay has.
@@ -67,12 +60,6 @@ public struct ControlStatus: Codable, Sendable, Equatable {
     public var since: UInt64
     /// Open connections by role (`ConnectionRole`: device, admin, relay).
     public var connections: [String: Int]
-
-    public init(processID: Int32, since: UInt64, connections: [String: Int]) {
-        self.processID = processID
-        self.since = since
-        self.connections = connections
-    }
 }
 
 /// One envelope as `valised queue list` shows it: routing metadata, never the body.
@@ -85,17 +72,6 @@ public struct ControlEnvelope: Codable, Sendable, Equatable {
     public var expiresAt: UInt64
     public var bytes: Int
     public var held: Bool
-
-    public init(id: String, mailbox: String, destination: String?, precedence: String, arrivedAt: UInt64, expiresAt: UInt64, bytes: Int, held: Bool) {
-        self.id = id
-        self.mailbox = mailbox
-        self.destination = destination
-        self.precedence = precedence
-        self.arrivedAt = arrivedAt
-        self.expiresAt = expiresAt
-        self.bytes = bytes
-        self.held = held
-    }
 }
 
 /// What became of one id: `held`, `released`, `deleted`, or `unknown` (no queued envelope
@@ -103,24 +79,13 @@ public struct ControlEnvelope: Codable, Sendable, Equatable {
 public struct ControlResult: Codable, Sendable, Equatable {
     public var id: String
     public var outcome: String
-
-    public init(id: String, outcome: String) {
-        self.id = id
-        self.outcome = outcome
-    }
 }
 
-extension ControlRequest {
-    /// The request's line, newline-terminated.
-    public func encodedLine() -> [UInt8] {
-        Array((try? JSONEncoder().encode(self)) ?? Data()) + [0x0A]
-    }
-}
-
-extension ControlResponse {
-    public func encodedLine() -> [UInt8] {
+extension ControlProtocol {
+    /// A request or response as its line: JSON (keys sorted), then a newline.
+    static func line(_ message: some Encodable) -> [UInt8] {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
-        return Array((try? encoder.encode(self)) ?? Data()) + [0x0A]
+        return Array((try? encoder.encode(message)) ?? Data()) + [0x0A]
     }
 }

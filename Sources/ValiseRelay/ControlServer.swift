@@ -84,11 +84,12 @@ public final class ControlServer: Sendable {
     private static func answer(_ client: Int32, handle: (ControlRequest) -> ControlResponse) {
         UnixSocket.setTimeouts(client, seconds: ControlProtocol.timeoutSeconds)
         guard UnixSocket.peerUID(client) == getuid() else {
-            _ = UnixSocket.writeAll(client, ControlResponse(error: "the control socket answers the relay's own user only").encodedLine())
+            _ = UnixSocket.writeAll(client, ControlProtocol.line(ControlResponse(error: "the control socket answers the relay's own user only")))
             return
         }
         guard let line = UnixSocket.readLine(client, maximum: ControlProtocol.maximumRequestBytes) else {
-            _ = UnixSocket.writeAll(client, ControlResponse(error: "no request line (at most \(ControlProtocol.maximumRequestBytes) bytes)").encodedLine())
+            _ = UnixSocket.writeAll(
+                client, ControlProtocol.line(ControlResponse(error: "no request line (at most \(ControlProtocol.maximumRequestBytes) bytes)")))
             return
         }
         let response: ControlResponse
@@ -100,6 +101,6 @@ public final class ControlServer: Sendable {
         } else {
             response = ControlResponse(error: "the request is not a control request")
         }
-        _ = UnixSocket.writeAll(client, response.encodedLine())
+        _ = UnixSocket.writeAll(client, ControlProtocol.line(response))
     }
 }
