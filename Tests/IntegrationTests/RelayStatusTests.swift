@@ -65,6 +65,22 @@ struct RelayStatusTests {
         #expect(plain.stdout.contains("relay:      not running"), "\(plain.stdout)")
     }
 
+    @Test("the periodic 'connection statistics' line at info level: admitted and open connections by role, no address or key")
+    func connectionStatistics() async throws {
+        let world = try RelayWorld(
+            members: [Self.alice, Self.bob], relayEnvironment: ["VALISED_QUEUE_STATISTICS_SECONDS": "0.2"], relayLogLevel: "info")
+        let alice = try await QueueDevice(world: world, member: Self.alice)
+        let deadline = Date().addingTimeInterval(10)
+        while world.relayLogLines(containing: "connection statistics", "connections.open.device=1").isEmpty && Date() < deadline {
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        let lines = world.relayLogLines(containing: "connection statistics")
+        #expect(lines.contains { $0.contains("connections.open.device=1") }, "\(world.relay.log)")
+        #expect(lines.contains { $0.contains("connections.admitted.device=1") }, "\(world.relay.log)")
+        #expect(!lines.contains { $0.contains("127.0.0.1") || $0.contains("peer=") }, "\(lines)")
+        await alice.close()
+    }
+
     /// `valised queue ARGS --dir relay`.
     static func queue(_ world: RelayWorld, _ arguments: [String]) throws -> ValiseCLI.Result {
         try ValiseCLI.run(["queue"] + arguments + ["--dir", world.path("relay")], program: "valised")
