@@ -238,13 +238,3 @@ extension RelayConnectionHandler {
         }
     }
 }
-
-extension RelayConnectionHandler.Handle {
-    func wake() {
-        let handler = self.handler
-        channel.eventLoop.execute {
-            let (connection, context) = handler.value
-            connection.pump(context)
-        }
-    }
-}
