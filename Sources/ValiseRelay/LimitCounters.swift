@@ -82,31 +82,68 @@ public final class LimitCounters: Sendable {
 
     /// The status file, in the relay's directory.
     public static let fileName = "limits.json"
+    /// How far back the recent counts (`recent` in the file) reach, in whole minutes.
+    public static let recentMinutes: UInt64 = 15
 
-    private let counts = NIOLockedValueBox([Limit: Int]())
+    /// Counts since the start, and per minute (seconds since 1970 / 60) for the last
+    /// `recentMinutes`; older minutes are dropped as counts arrive.
+    private let state = NIOLockedValueBox((counts: [Limit: Int](), minutes: [UInt64: [Limit: Int]]()))
+    private let clock: @Sendable () -> UInt64
     /// When the relay started, seconds since 1970.
     public let since: UInt64
 
-    public init(since: UInt64) {
+    public init(since: UInt64, clock: @escaping @Sendable () -> UInt64 = { UInt64(max(0, Date().timeIntervalSince1970)) }) {
         self.since = since
+        self.clock = clock
     }
 
     public func count(_ limit: Limit, by amount: Int = 1) {
         guard amount > 0 else { return }
-        counts.withLockedValue { $0[limit, default: 0] += amount }
+        let minute = clock() / 60
+        state.withLockedValue { state in
+            state.counts[limit, default: 0] += amount
+            state.minutes[minute, default: [:]][limit, default: 0] += amount
+            if state.minutes.count > Int(Self.recentMinutes) {
+                state.minutes = state.minutes.filter { $0.key + Self.recentMinutes > minute }
+            }
+        }
     }
 
     /// Every limit's count (zero for those never tripped).
     public var snapshot: [Limit: Int] {
-        let counts = self.counts.withLockedValue { $0 }
+        let counts = state.withLockedValue { $0.counts }
         return Dictionary(uniqueKeysWithValues: Limit.allCases.map { ($0, counts[$0] ?? 0) })
     }
 
-    /// The file's contents: `{"since": S, "updated": U, "counts": {"sendRate": N, …}}`.
+    /// The limits tripped in the last `recentMinutes` minutes (this one included) as of
+    /// `now`, with their counts; those not tripped are left out.
+    public func recent(now: UInt64) -> [Limit: Int] {
+        let minute = now / 60
+        return state.withLockedValue { state in
+            var recent: [Limit: Int] = [:]
+            for (start, counts) in state.minutes where start + Self.recentMinutes > minute && start <= minute {
+                recent.merge(counts, uniquingKeysWith: +)
+            }
+            return recent
+        }
+    }
+
+    /// What the file says, to tell whether it must be written again.
+    public struct Figures: Equatable, Sendable {
+        public let counts: [Limit: Int]
+        public let recent: [Limit: Int]
+    }
+
+    public func figures(now: UInt64) -> Figures { Figures(counts: snapshot, recent: recent(now: now)) }
+
+    /// The file's contents: `{"since": S, "updated": U, "counts": {"sendRate": N, …},
+    /// "recentMinutes": 15, "recent": {"sendRate": N, …}}` (recent: tripped limits only).
     public func encoded(updated: UInt64) -> Data {
         let object: [String: Any] = [
             "since": since, "updated": updated,
             "counts": Dictionary(uniqueKeysWithValues: snapshot.map { ($0.key.rawValue, $0.value) }),
+            "recentMinutes": Self.recentMinutes,
+            "recent": Dictionary(uniqueKeysWithValues: recent(now: updated).map { ($0.key.rawValue, $0.value) }),
         ]
         return (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data()
     }
@@ -139,16 +176,27 @@ public final class LimitCounters: Sendable {
         guard written == Self.fileBytes else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
     }
 
+    /// A status file as read: counts by limit name.
+    public struct Status: Sendable, Equatable {
+        public let since: UInt64
+        public let updated: UInt64
+        public let counts: [String: Int]
+        /// Limits tripped in the `recentMinutes` before `updated` (empty from a relay that
+        /// did not write them).
+        public let recent: [String: Int]
+        public let recentMinutes: UInt64
+    }
+
     /// Reads a status file; nil when there is none or it is not one. A page caught while
     /// the relay rewrites it may not parse: it is read again (a few times, at once).
-    public static func read(directory: String) -> (since: UInt64, updated: UInt64, counts: [String: Int])? {
+    public static func read(directory: String) -> Status? {
         for _ in 0..<3 {
             if let status = readOnce(directory: directory) { return status }
         }
         return nil
     }
 
-    private static func readOnce(directory: String) -> (since: UInt64, updated: UInt64, counts: [String: Int])? {
+    private static func readOnce(directory: String) -> Status? {
         let url = URL(fileURLWithPath: directory).appendingPathComponent(fileName)
         // A status file is small; anything larger is not one.
         guard let attributes = try? FileManager.default.attributesOfItem(atPath: url.path),
@@ -158,11 +206,20 @@ public final class LimitCounters: Sendable {
               let since = (object["since"] as? NSNumber)?.uint64Value,
               let updated = (object["updated"] as? NSNumber)?.uint64Value,
               let counts = object["counts"] as? [String: Any] else { return nil }
+        guard let result = names(counts) else { return nil }
+        let recent = (object["recent"] as? [String: Any]).map(names) ?? [:]
+        guard let recent else { return nil }
+        let minutes = (object["recentMinutes"] as? NSNumber)?.uint64Value ?? recentMinutes
+        return Status(since: since, updated: updated, counts: result, recent: recent, recentMinutes: minutes)
+    }
+
+    /// Counts by name; nil if one is not a count.
+    private static func names(_ counts: [String: Any]) -> [String: Int]? {
         var result: [String: Int] = [:]
         for (name, value) in counts {
             guard let count = (value as? NSNumber)?.intValue, count >= 0 else { return nil }
             result[name] = count
         }
-        return (since, updated, result)
+        return result
     }
 }

@@ -7,6 +7,9 @@ protocol DeliveryTarget: AnyObject, Sendable {
     /// it has already sent everything else the store holds for it (and has room), or else
     /// looks in the store, so that nothing overtakes a waiting envelope of higher precedence.
     func offer(_ envelope: StoredEnvelope)
+    /// Safe from any thread: the connection looks in the store again (envelopes became
+    /// deliverable without being accepted: an operator released them).
+    func wake()
 }
 
 /// Connections that fetch each mailbox, so that an accepted envelope reaches an online
@@ -30,5 +33,11 @@ final class MailboxRegistry: Sendable {
     func offer(_ envelope: StoredEnvelope) {
         let waiting = targets.withLockedValue { $0[envelope.mailbox].map { Array($0.values) } ?? [] }
         for target in waiting { target.offer(envelope) }
+    }
+
+    /// Envelopes of `mailbox` became deliverable again: its connections look in the store.
+    func wake(_ mailbox: Mailbox) {
+        let waiting = targets.withLockedValue { $0[mailbox].map { Array($0.values) } ?? [] }
+        for target in waiting { target.wake() }
     }
 }

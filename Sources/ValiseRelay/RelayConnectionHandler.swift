@@ -212,9 +212,17 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
 
     func authenticate(_ key: AgreementPublicKey, context: ChannelHandlerContext) {
         let fingerprint = String(Hex.encode(key.bytes).prefix(16))
-        guard let admission = shared.directory.snapshot.admissions[key] else {
+        let snapshot = shared.directory.snapshot
+        guard let admission = snapshot.admissions[key] else {
             shared.counters.count(.notAdmitted)
-            logger.warning("refused a key that is not a current device or admin key of the directory", metadata: ["client.key": "\(fingerprint)"])
+            if snapshot.retiredTransportKeys.contains(key) {
+                // A device that rotated its keys and has not synced yet: routine, and its key
+                // at debug level only, as an admitted one's.
+                logger.debug("refused a rotated device's old key", metadata: ["client.key": "\(fingerprint)"])
+                logger.info("refused a device key that a rotation replaced")
+            } else {
+                logger.warning("refused a key that is not a current device or admin key of the directory", metadata: ["client.key": "\(fingerprint)"])
+            }
             let refusal = RelayRequestProcessor.error(0, RelayError(
                 .notAdmitted, code: "not-admitted", message: "this key is not a current device or admin key of the organisation's directory"))
             perform(state.refuse(with: RelayRequestProcessor.encode(refusal)), context: context)
@@ -227,13 +235,15 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
         // the envelopes that arrived at the same time (docs/SECURITY.md).
         logger.debug("admitted", metadata: ["client": "\(admission)", "client.key": "\(fingerprint)"])
         logger[metadataKey: "client"] = "\(admission.role)"
+        // From here on the connection is a device's: its address is logged at debug level only.
+        if logger.logLevel > .debug { logger[metadataKey: "peer"] = nil }
         admittedKey = key
         processor = RelayRequestProcessor(admission: admission, settings: .init(
             maximumEntriesPerFetch: shared.limits.maximumEntriesPerFetch, maximumEnvelopeBytes: shared.limits.maximumEnvelopeBytes,
             deliveryWindow: shared.limits.deliveryWindow, defaultTTL: shared.queue.defaultTTL, maximumTTL: shared.queue.maximumTTL))
         let handle = Handle(channel: context.channel, handler: NIOLoopBound((self, context), eventLoop: context.eventLoop), handoff: shared.handoff)
         self.handle = handle
-        shared.registry.register(handle, key: key)
+        shared.registry.register(handle, key: key, role: admission.connectionRole)
         // The key may have been revoked, or its home moved, between the snapshot above and
         // registering.
         let now = shared.directory.snapshot
@@ -384,35 +394,6 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
             let (handler, context) = loopBound.value
             handler.frameTimer = nil
             handler.fail(context, .timeout, reason: "a frame stayed incomplete for \(handler.shared.limits.frameTimeout) s")
-        }
-    }
-
-    /// What the registries hold: the channel and a way back onto the handler's event loop.
-    final class Handle: DroppableConnection, DeliveryTarget {
-        let channel: any Channel
-        let handler: NIOLoopBound<(RelayConnectionHandler, ChannelHandlerContext)>
-        let handoff: LoopHandoff
-
-        init(channel: any Channel, handler: NIOLoopBound<(RelayConnectionHandler, ChannelHandlerContext)>, handoff: LoopHandoff) {
-            self.channel = channel
-            self.handler = handler
-            self.handoff = handoff
-        }
-
-        func drop(_ reason: RelayError) {
-            let handler = self.handler
-            channel.eventLoop.execute {
-                let (connection, context) = handler.value
-                connection.drop(context, reason)
-            }
-        }
-
-        func offer(_ envelope: StoredEnvelope) {
-            let handler = self.handler
-            handoff.execute(on: channel.eventLoop) {
-                let (connection, context) = handler.value
-                connection.offer(envelope, context: context)
-            }
         }
     }
 }

@@ -39,6 +39,11 @@ public enum Admission: Equatable, Sendable, CustomStringConvertible {
         }
     }
 
+    /// The role the open-connection counts file it under.
+    public var connectionRole: ConnectionRole {
+        if case .admin = self { .admin } else { .device }
+    }
+
     public var description: String {
         switch self {
         case .device(let name): "device of \(name)"
@@ -66,6 +71,9 @@ public final class RelayDirectory: Sendable {
         public let admissions: [AgreementPublicKey: Admission]
         /// This relay's name in the directory, when an add-relay entry lists its Noise key.
         public let relayName: String?
+        /// Transport keys a rotation replaced: a device that has not synced yet still
+        /// offers one, a routine refusal (not a warning).
+        public let retiredTransportKeys: Set<AgreementPublicKey>
 
         public var state: DirectoryState { verifier.state! }
         public var count: Int { verifier.count }
@@ -97,6 +105,7 @@ public final class RelayDirectory: Sendable {
             }
             self.admissions = admissions
             self.relayName = relayName
+            self.retiredTransportKeys = Set(state.members.values.flatMap { $0.retiredKeys.map(\.transportKey) })
         }
     }
 
@@ -136,7 +145,7 @@ public final class RelayDirectory: Sendable {
                 verifier: verifier, entries: bundle.entries, checkpoint: bundle.checkpoint,
                 relayKey: relayKey))
         } catch {
-            throw .storage("\(path) does not verify: \(error.message)")
+            throw .directoryRejected("\(path) does not verify: \(error.message)")
         }
     }
 

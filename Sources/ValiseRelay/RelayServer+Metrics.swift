@@ -18,14 +18,8 @@ extension RelayServer {
             let snapshot = directory.snapshot
             var byRole: [String: Int] = [:]
             var admitted = 0
-            for (key, count) in registry.openByKey {
-                let role = switch snapshot.admissions[key] {
-                case .admin: "admin"
-                case .device, .revoked, .notHome: "device"
-                // Admitted keys that are not in the directory's admissions are relays that linked in.
-                case nil: "relay"
-                }
-                byRole[role, default: 0] += count
+            for (role, count) in registry.openByRole {
+                byRole[role.rawValue] = count
                 admitted += count
             }
             byRole["handshaking"] = max(0, limiter.openConnections - admitted)

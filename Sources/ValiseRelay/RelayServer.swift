@@ -30,7 +30,7 @@ public final class RelayServer: Service {
     let sharedContext = NIOLockedValueBox<RelayConnectionHandler.Context?>(nil)
     public let limiter: ConnectionLimiter
     /// What the limits refused or held back since the start (`limits.json`, `valised status`).
-    public let counters = LimitCounters(since: WallClock.seconds())
+    public let counters = LimitCounters(since: WallClock.seconds(), clock: { WallClock.seconds() })
     /// The relay's metrics (`collectMetrics` brings them up to date).
     public let metrics: RelayMetrics
 
@@ -161,13 +161,16 @@ public final class RelayServer: Service {
         }
         let statistics = loop.scheduleRepeatedTask(
             initialDelay: .seconds(configuration.queue.statisticsInterval), delay: .seconds(configuration.queue.statisticsInterval)
-        ) { [store] _ in
-            NIOThreadPool.singleton.submit { _ in Self.logStatistics(store: store, writer: writer, logger: logger) }
+        ) { [store, registry] _ in
+            NIOThreadPool.singleton.submit { _ in
+                Self.logStatistics(store: store, writer: writer, logger: logger)
+                Self.logConnections(registry, logger: logger)
+            }
         }
         // The limits' counts for `valised status`: once a second while they change.
         // A failure is logged once, not every second (a full disk must not fill the log too).
         let statusDirectory = configuration.directory
-        let lastWritten = NIOLockedValueBox<(counts: [LimitCounters.Limit: Int]?, failing: Bool)>((nil, false))
+        let lastWritten = NIOLockedValueBox<(figures: LimitCounters.Figures?, failing: Bool)>((nil, false))
         let lastLinks = NIOLockedValueBox<[LinkStatusFile.Link]?>(nil)
         let writeStatus: @Sendable () -> Void = {
             let links = federation.status
@@ -177,11 +180,13 @@ public final class RelayServer: Service {
                     lastLinks.withLockedValue { $0 = links }
                 }
             }
-            let snapshot = counters.snapshot
-            guard lastWritten.withLockedValue({ $0.counts != snapshot }) else { return }
+            // Written again when a count grows, and when a minute's counts leave the recent window.
+            let now = WallClock.seconds()
+            let figures = counters.figures(now: now)
+            guard lastWritten.withLockedValue({ $0.figures != figures }) else { return }
             do {
-                try counters.write(toDirectory: statusDirectory, updated: WallClock.seconds())
-                lastWritten.withLockedValue { $0 = (snapshot, false) }
+                try counters.write(toDirectory: statusDirectory, updated: now)
+                lastWritten.withLockedValue { $0 = (figures, false) }
             } catch {
                 let first = lastWritten.withLockedValue { state in
                     defer { state.failing = true }
@@ -199,6 +204,18 @@ public final class RelayServer: Service {
             status.cancel()
             writeStatus()
         }
+
+        // The operator's way in (`valised status`, `valised queue`), once the relay serves.
+        // Without it the relay still serves its clients; the operator hears why.
+        let targets = ControlTargets(store: store, registry: registry, mailboxes: mailboxes, federation: federation, since: counters.since, logger: logger)
+        let control: ControlServer?
+        do {
+            control = try ControlServer(path: ControlProtocol.socketPath(directory: configuration.directory)) { Self.control($0, targets: targets) }
+        } catch {
+            logger.error("no control socket: valised status and valised queue cannot reach this relay", metadata: ["error": "\(error)"])
+            control = nil
+        }
+        defer { control?.stop() }
 
         if let address = server.localAddress {
             logger.info("listening", metadata: ["address": "\(address)", "relay.noise-key": "\(keys.noiseFingerprint)"])
@@ -222,6 +239,19 @@ public final class RelayServer: Service {
         await publisher.shutdown()
         Self.logStatistics(store: store, writer: writer, logger: logger)
         logger.info("stopped")
+    }
+
+    /// Connections admitted by role since the last line, and open now: a normal day in the
+    /// log at info level, with no key, address or name (docs/SECURITY.md).
+    static func logConnections(_ registry: ConnectionRegistry, logger: Logger) {
+        let admitted = registry.takeAdmitted()
+        let open = registry.openByRole
+        var metadata: Logger.Metadata = [:]
+        for role in ConnectionRole.allCases {
+            metadata["connections.admitted.\(role.rawValue)"] = "\(admitted[role] ?? 0)"
+            metadata["connections.open.\(role.rawValue)"] = "\(open[role] ?? 0)"
+        }
+        logger.info("connection statistics", metadata: metadata)
     }
 
     /// The queue's figures in one log line (also `valised status`).

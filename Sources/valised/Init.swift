@@ -64,22 +64,54 @@ extension Valised {
                 }
                 let publicPath = dir + "/relay.pub"
                 try RelayPublicKeyFile.write(keys.publicFile, to: publicPath)
-                print("Relay set up in \(dir) for \"\(bundle.entries.count) entries\" of the organisation, genesis \(bundle.genesisHash).")
-                print("noise key:   \(keys.noiseFingerprint)")
-                print("signing key: \(Hex.encode(keys.signing.publicKey.bytes))")
+                print("Relay set up in \(dir) for \"\(Self.organisation(of: bundle))\", genesis \(bundle.genesisHash).")
+                print("fingerprint: \(RelayInitReport.fingerprint(of: keys))")
+                print("noise key:   \(keys.noiseFingerprint.prefix(16))…")
                 print("Public keys written to \(publicPath): give it to a key administrator for 'valise admin add-relay'.")
                 if unencryptedKey { print("The keys are stored unencrypted in \(keyFile.path) (mode 0600): protect the disk and its backups.") }
             } catch {
                 FileHandle.standardError.write(Data("valised: error: \(error.message)\n".utf8))
-                throw ExitCode(1)
+                throw ExitCode(ValisedExit.status(error.kind))
             }
+        }
+
+        /// The organisation's name, from the bundle's genesis.
+        static func organisation(of bundle: OrganisationBundle) -> String {
+            if case .genesis(let genesis) = bundle.entries[0].body { return genesis.organisation }
+            return "an organisation"
+        }
+    }
+}
+
+/// What `valised init` prints of the relay's keys.
+enum RelayInitReport {
+    /// The relay's signing key in the project's fingerprint format (as a member's identity
+    /// key, bound to the name "relay"): thirty digits to read aloud to the key administrator.
+    static func fingerprint(of keys: RelayKeys) -> Fingerprint {
+        Fingerprint(identityKey: keys.signing.publicKey, memberName: "relay")
+    }
+}
+
+/// valised's exit statuses: those of valise's table (docs/CLI.md) that a relay can meet.
+enum ValisedExit {
+    static func status(_ kind: ClientError.Kind) -> Int32 {
+        switch kind {
+        case .wrongPassphrase: 2
+        case .damaged: 3
+        case .notSetUp: 4
+        case .verification: 5
+        case .usage: 64
+        case .failure, .unreachable, .busy, .otherVersion: 1
         }
     }
 }
 
 /// Runs a call whose errors are relay errors, as client errors for uniform reporting.
 func relayCall<T>(_ body: () throws(RelayError) -> T) throws(ClientError) -> T {
-    do { return try body() } catch { throw ClientError.failure(error.code, error.message) }
+    do { return try body() } catch {
+        // A bundle that failed verification is refused as valise refuses one (exit 5).
+        throw ClientError(kind: error.protocolCode == .directoryRejected ? .verification : .failure, code: error.code, message: error.message)
+    }
 }
 
 func keyCall<T>(_ body: () throws(KeyFileError) -> T) throws(ClientError) -> T {

@@ -68,7 +68,7 @@ extension Valised {
                     try RelayDirectory(directory: settings.relay.directory, relayKey: keys.noise.publicKey, now: Clock.now())
                 }
             } catch {
-                fail(error.message)
+                fail(error.message, status: ValisedExit.status(error.kind))
             }
             // Held until the process exits: two relays must never share one queue.
             let lock: FileLock
@@ -105,11 +105,16 @@ extension Valised {
 
             // Before the relay makes its metrics: they are made with the bootstrapped backend.
             let registry = settings.relay.metricsListen.map { _ in MetricsBackend.bootstrap() }
+            let notifier = SystemdNotifier()
             let server = RelayServer(configuration: settings.relay, keys: keys, directory: directory, store: store, logger: logger) { address in
                 let line = "valised listening on \(address.ipAddress ?? "?"):\(address.port ?? 0)\n"
                 FileHandle.standardOutput.write(Data(line.utf8))
+                notifier.ready()
             }
-            var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: server)]
+            var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
+                .init(service: server),
+                .init(service: ShutdownNotice(notifier: notifier), successTerminationBehavior: .ignore),
+            ]
             if let listen = settings.relay.metricsListen, let registry {
                 let endpoint = MetricsBackend.endpoint(listen: listen, registry: registry, relay: server, logger: logger)
                 do throws(RelayError) {
@@ -142,9 +147,19 @@ extension Valised {
             return try keyCall { () throws(KeyFileError) in try encrypted.unlock(passphrase: passphrase).payload }
         }
 
-        private func fail(_ message: String) -> Never {
+        private func fail(_ message: String, status: Int32 = 1) -> Never {
             FileHandle.standardError.write(Data("valised: error: \(message)\n".utf8))
-            Foundation.exit(1)
+            Foundation.exit(status)
         }
+    }
+}
+
+/// Tells systemd STOPPING=1 as soon as the graceful shutdown begins.
+struct ShutdownNotice: Service {
+    let notifier: SystemdNotifier
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        notifier.stopping()
     }
 }

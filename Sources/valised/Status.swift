@@ -6,12 +6,14 @@ import ValiseStore
 extension Valised {
     struct Status: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Show the relay's queue (envelopes by precedence, bytes, the oldest's age), its links to other relays with the backlog for each, and its limits' counts.",
+            abstract: "Show the relay's queue (envelopes by precedence, bytes, the oldest's age), its links to other relays with the backlog for each, its limits' counts, its open connections, the disk and the directory's newest checkpoint.",
             discussion: """
-                Reads the store directly; it works whether or not the relay is running. The limits' \
-                counts (refusals and held-back clients since the relay started) come from \
-                limits.json, and the links' states from links.json, which a running relay rewrites \
-                about once a second while they change.
+                Reads the store directly; it works whether or not the relay is running. The open \
+                connections come from the running relay (over DIR/control.socket); with none \
+                running, it says so. The limits' counts (refusals and held-back clients since the \
+                relay started, and in the last 15 minutes) come from limits.json, and the links' \
+                states from links.json, which a running relay rewrites about once a second while \
+                they change. --mailboxes lists each mailbox's backlog (always in --json).
                 """
         )
 
@@ -21,6 +23,9 @@ extension Valised {
         @Flag(name: .long, help: "Print the result as JSON.")
         var json = false
 
+        @Flag(name: .long, help: "List each mailbox's backlog: envelopes, bytes, the oldest's age, how many are held.")
+        var mailboxes = false
+
         func run() throws {
             let path = dir + "/queue.sqlite"
             guard FileManager.default.fileExists(atPath: path) else {
@@ -29,10 +34,13 @@ extension Valised {
             }
             let statistics: QueueStatistics
             let backlog: [String: ForwardingBacklog]
+            let mailboxBacklog: [MailboxBacklog]
+            let now = Clock.now()
             do {
                 let store = try SQLiteEnvelopeStore(path: path, reserveBytes: 0, create: false)
-                statistics = try store.statistics(now: Clock.now())
-                backlog = try store.forwardingBacklog(now: Clock.now())
+                statistics = try store.statistics(now: now)
+                backlog = try store.forwardingBacklog(now: now)
+                mailboxBacklog = try store.mailboxBacklog(now: now)
             } catch {
                 FileHandle.standardError.write(Data("valised: error: \(error.message)\n".utf8))
                 throw ExitCode(1)
@@ -40,6 +48,7 @@ extension Valised {
             var byPrecedence: [String: Int] = [:]
             for precedence in Precedence.allCases { byPrecedence[precedence.name] = statistics.countByPrecedence[precedence] ?? 0 }
             let limits = LimitCounters.read(directory: dir)
+            let figures = StatusFigures(directory: dir, storePath: path, now: now)
             let links = LinkStatusFile.read(directory: dir)
             // Every known limit, in a fixed order, then any the file names that this build does not know.
             let knownLimits = LimitCounters.Limit.allCases.map(\.rawValue)
@@ -54,7 +63,17 @@ extension Valised {
                     ],
                 ]
                 if let limits {
-                    object["limits"] = ["since": limits.since, "updated": limits.updated, "counts": limits.counts]
+                    object["limits"] = [
+                        "since": limits.since, "updated": limits.updated, "counts": limits.counts,
+                        "recent": limits.recent, "recentMinutes": limits.recentMinutes,
+                    ]
+                }
+                object["relay"] = figures.relayObject
+                object["disk"] = figures.diskObject
+                object["directory"] = figures.directoryObject
+                object["mailboxBacklog"] = mailboxBacklog.map { mailbox -> [String: Any] in
+                    ["mailbox": mailbox.mailbox.name, "envelopes": mailbox.count, "bytes": mailbox.bytes,
+                     "oldestAgeSeconds": mailbox.oldestAge, "held": mailbox.held]
                 }
                 object["forwarding"] = Dictionary(uniqueKeysWithValues: backlog.map { relay, figures in
                     (relay, ["envelopes": figures.count, "bytes": figures.bytes, "oldestAgeSeconds": figures.oldestAge] as [String: Any])
@@ -79,16 +98,28 @@ extension Valised {
                 print("  \(precedence.name.padding(toLength: 10, withPad: " ", startingAt: 0)) \(byPrecedence[precedence.name] ?? 0)")
             }
             print("oldest:     \(statistics.oldestAge) seconds")
+            if mailboxes { Self.printMailboxes(mailboxBacklog) }
+            figures.printText()
             Self.printLinks(links, backlog: backlog)
             if let limits {
                 print("limits:     since the relay started \(Self.time(limits.since)), counted \(Self.time(limits.updated))")
                 for name in limitNames {
-                    print("  \(name.padding(toLength: 28, withPad: " ", startingAt: 0)) \(limits.counts[name] ?? 0)")
+                    let recent = limits.recent[name].map { ", \($0) in the last \(limits.recentMinutes) min" } ?? ""
+                    print("  \(name.padding(toLength: 28, withPad: " ", startingAt: 0)) \(limits.counts[name] ?? 0)\(recent)")
                 }
             } else {
                 print("limits:     no counts yet (\(LimitCounters.fileName) is written by a running relay)")
             }
             print("remembered: \(statistics.remembered[.pending] ?? 0) pending, \(statistics.remembered[.delivered] ?? 0) delivered, \(statistics.remembered[.expiredUndelivered] ?? 0) expired undelivered, \(statistics.remembered[.undeliverable] ?? 0) purged")
+        }
+
+        /// One line per mailbox with envelopes, the largest backlog first.
+        static func printMailboxes(_ backlog: [MailboxBacklog]) {
+            print("mailboxes:  \(backlog.isEmpty ? "none with envelopes" : "\(backlog.count) with envelopes")")
+            for mailbox in backlog {
+                let held = mailbox.held > 0 ? ", \(mailbox.held) held" : ""
+                print("  \(mailbox.mailbox.name.padding(toLength: 28, withPad: " ", startingAt: 0)) \(mailbox.count) envelopes, \(mailbox.bytes) bytes, oldest \(mailbox.oldestAge) s\(held)")
+            }
         }
 
         /// One line per relay link (from links.json) and per destination with a backlog.

@@ -13,7 +13,7 @@ struct Valised: AsyncParsableCommand {
             'valised init', then run it with 'valised run'.
             """,
         version: ValiseVersion.string,
-        subcommands: [Init.self, Run.self, Check.self, Status.self]
+        subcommands: [Init.self, Run.self, Check.self, Status.self, Queue.self]
     )
 
     static func main() async {

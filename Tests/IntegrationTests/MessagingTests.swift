@@ -178,6 +178,9 @@ struct MessagingTests {
                 let found = Self.contains(log, Array(needle.utf8))
                 #expect(!found, "relay log \(index + 1) holds '\(needle)'")
             }
+            // An admitted connection's lines name its role, never its address.
+            let admitted = String(decoding: log, as: UTF8.self).split(separator: "\n").filter { $0.contains("client=device") }
+            #expect(!admitted.contains { $0.contains("peer=") }, "relay log \(index + 1) names an admitted device's address")
         }
     }
 
@@ -219,6 +222,8 @@ struct MessagingTests {
         // Bob's device completes the rotation (its new transport key is the admitted one).
         let bobSync = try story.valise(bob, ["sync"])
         #expect(bobSync.stderr.contains("Key rotation completed"), "\(bobSync.stderr)")
+        // A rotated-out key is routine, never a warning (issue 18).
+        #expect(!world.relay.log.contains("refused a key that is not a current device or admin key"), "\(world.relay.log)")
 
         let warned = try story.send(alice, to: bob, "routine", "after the rotation")
         #expect(warned.stderr.contains("bob@geneva's keys have changed") && warned.stderr.contains(newFingerprint), "\(warned.stderr)")

@@ -70,4 +70,30 @@ struct DeviceRateLimiterTests {
             #expect(LimitCounters.read(directory: directory) == nil)
         }
     }
+
+    @Test("recent counts: per minute for the last 15 minutes, written to the file as recent; older minutes drop out")
+    func recentCounts() throws {
+        let now = NIOLockedValueBox<UInt64>(1_700_000_000)
+        let counters = LimitCounters(since: 1_700_000_000) { now.withLockedValue { $0 } }
+        counters.count(.sendRate, by: 2)
+        now.withLockedValue { $0 += 10 * 60 }
+        counters.count(.sendRate)
+        counters.count(.mailboxFull)
+        #expect(counters.recent(now: now.withLockedValue { $0 }) == [.sendRate: 3, .mailboxFull: 1])
+        // Fifteen minutes after the first count, only the later minute is recent.
+        let later: UInt64 = 1_700_000_000 + 15 * 60
+        #expect(counters.recent(now: later) == [.sendRate: 1, .mailboxFull: 1])
+        #expect(counters.figures(now: later) != counters.figures(now: 1_700_000_000), "a minute leaving the window changes the file")
+        #expect(counters.snapshot[.sendRate] == 3, "the counts since the start keep everything")
+
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("recent-\(UUID())").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try counters.write(toDirectory: directory, updated: later)
+        let read = try #require(LimitCounters.read(directory: directory))
+        #expect(read.recent == ["sendRate": 1, "mailboxFull": 1] && read.recentMinutes == 15)
+        // An older relay's file, without recent counts, reads with none.
+        try Data("{\"since\": 1, \"updated\": 2, \"counts\": {\"sendRate\": 4}}".utf8).write(to: URL(fileURLWithPath: directory + "/" + LimitCounters.fileName))
+        #expect(LimitCounters.read(directory: directory)?.recent == [:])
+    }
 }

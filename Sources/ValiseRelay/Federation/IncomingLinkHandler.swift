@@ -167,7 +167,7 @@ final class IncomingLinkHandler: ChannelDuplexHandler {
         peerKey = key
         let handle = Handle(channel: context.channel, handler: NIOLoopBound((self, context), eventLoop: context.eventLoop))
         self.handle = handle
-        shared.registry.register(handle, key: key)
+        shared.registry.register(handle, key: key, role: .relay)
         logger[metadataKey: "link.relay"] = "\(relay.name)"
         logger.info("relay link admitted")
         processor = LinkRequestProcessor(peerName: relay.name, settings: .init(

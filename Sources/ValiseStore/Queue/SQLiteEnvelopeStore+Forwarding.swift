@@ -148,8 +148,8 @@ extension SQLiteEnvelopeStore {
         guard let destination else {
             try db.execute(
                 sql: """
-                    INSERT INTO envelope (mailbox, id, precedence, arrived_at, expires_at, size, body, requested_ttl, hops)
-                    SELECT mailbox, id, precedence, arrived_at, expires_at, size, body, requested_ttl, hops
+                    INSERT INTO envelope (mailbox, id, precedence, arrived_at, expires_at, size, body, requested_ttl, hops, held)
+                    SELECT mailbox, id, precedence, arrived_at, expires_at, size, body, requested_ttl, hops, held
                     FROM forward WHERE mailbox = ? ORDER BY sequence
                     """,
                 arguments: [mailbox.name])
@@ -168,8 +168,8 @@ extension SQLiteEnvelopeStore {
             // This relay held it as the recipient's home and now passes it on: one more hop.
             try db.execute(
                 sql: """
-                    INSERT INTO forward (destination, mailbox, id, precedence, requested_ttl, arrived_at, expires_at, hops, size, body)
-                    SELECT ?, mailbox, id, precedence, requested_ttl, arrived_at, expires_at, MIN(hops + 1, 255), size, body
+                    INSERT INTO forward (destination, mailbox, id, precedence, requested_ttl, arrived_at, expires_at, hops, size, body, held)
+                    SELECT ?, mailbox, id, precedence, requested_ttl, arrived_at, expires_at, MIN(hops + 1, 255), size, body, held
                     FROM envelope WHERE mailbox = ? ORDER BY sequence
                     """,
                 arguments: [destination, mailbox.name])
@@ -192,7 +192,7 @@ extension SQLiteEnvelopeStore {
                 let order = try Row.fetchAll(
                     db.cachedStatement(sql: """
                         SELECT sequence, id FROM forward
-                        WHERE destination = ? AND expires_at > ?
+                        WHERE destination = ? AND expires_at > ? AND held = 0
                         ORDER BY precedence DESC, sequence LIMIT ?
                         """),
                     arguments: [destination, Int64(now), limit + excluding.count])

@@ -182,7 +182,7 @@ extension SQLiteEnvelopeStore {
                 let rows = try Row.fetchAll(
                     db.cachedStatement(sql: """
                         SELECT sequence, id, precedence, arrived_at, expires_at, body, requested_ttl FROM envelope
-                        WHERE mailbox = ? AND expires_at > ?
+                        WHERE mailbox = ? AND expires_at > ? AND held = 0
                         ORDER BY precedence DESC, sequence LIMIT ?
                         """),
                     arguments: [mailbox.name, Int64(now), limit + excluding.count])

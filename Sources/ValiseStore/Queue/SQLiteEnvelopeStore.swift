@@ -172,6 +172,7 @@ public final class SQLiteEnvelopeStore: EnvelopeStore {
             try db.execute(sql: "ALTER TABLE envelope ADD COLUMN requested_ttl INTEGER NOT NULL DEFAULT 0")
         }
         registerForwardingMigration(&migrator)
+        registerHoldMigration(&migrator)
         return migrator
     }
 
