@@ -222,9 +222,11 @@ public final class RelayServer: Service {
             onListening(address)
         }
 
-        try await withGracefulShutdownHandler {
+        // Cancellation too: when another service of the group (the metrics endpoint) fails,
+        // the group cancels this one, which must then stop as it does at SIGTERM.
+        try await withTaskCancellationOrGracefulShutdownHandler {
             try await server.closeFuture.get()
-        } onGracefulShutdown: { [registry] in
+        } onCancelOrGracefulShutdown: { [registry] in
             logger.info("shutting down: no new connections; closing the open ones")
             server.close(promise: nil)
             registry.dropAll(reason: RelayError(.shuttingDown, code: "shutting-down", message: "the relay is shutting down"))

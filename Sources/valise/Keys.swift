@@ -34,8 +34,9 @@ extension Valise {
                     let home = try options.resolveHome()
                     let keystore = DeviceKeystore(home: home)
                     _ = try keystore.inspect()
-                    let passphrase = try options.passphrase(for: keystore.path)
-                    let (request, identity) = try keystore.startRotation(passphrase: passphrase, now: Environment.now())
+                    let (request, identity) = try options.unlocking(keystore.path) { passphrase throws(ClientError) in
+                        try keystore.startRotation(passphrase: passphrase, now: Environment.now())
+                    }
                     let path = requestOut ?? home.rotationRequestPath
                     try RequestFile.write(request, to: path)
                     return (identity.memberName.value, request.fingerprint.description, path)

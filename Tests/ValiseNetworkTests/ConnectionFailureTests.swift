@@ -30,16 +30,35 @@ struct ConnectionFailureTests {
 
     @Test("a real refused connection through NIO's Happy Eyeballs: the aggregate error is read")
     func realRefusal() async throws {
-        // A port that was bound and closed again: nothing listens there.
-        let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .bind(host: "127.0.0.1", port: 0).get()
-        let port = try #require(server.localAddress?.port)
-        try await server.close()
+        // A port held bound but not listening: nothing listens there, and no other test's
+        // server can take it meanwhile (a port bound and closed again could be reused).
+        let (descriptor, port) = try Self.boundNotListening()
+        defer { close(descriptor) }
         do {
             _ = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton).connect(host: "127.0.0.1", port: port).get()
             Issue.record("the connection was accepted")
         } catch {
             #expect(ConnectionFailure(error, host: "127.0.0.1", port: port).sentence == "nothing listens at 127.0.0.1:\(port); is valised running?")
         }
+    }
+
+    /// A TCP socket bound to a free port of 127.0.0.1 without listen(): connecting to it is refused.
+    static func boundNotListening() throws -> (Int32, Int) {
+        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        try #require(descriptor >= 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        try #require(bound == 0)
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let named = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(descriptor, $0, &length) }
+        }
+        try #require(named == 0)
+        return (descriptor, Int(UInt16(bigEndian: address.sin_port)))
     }
 }
