@@ -99,7 +99,8 @@ public struct ConnectionFailure: Error, Sendable, Hashable, CustomStringConverti
             // With no attempt at all, the lookups found no address.
             if let first = aggregate.connectionErrors.first { return kind(of: first.error) }
             return .doesNotResolve
-        case is SocketAddressError:
+        // A failed lookup: the older enum and the struct newer resolvers throw.
+        case is SocketAddressError, is SocketAddressError.UnknownHost:
             return .doesNotResolve
         case let io as IOError:
             return kind(errno: io.errnoCode)

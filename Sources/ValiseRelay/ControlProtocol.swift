@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 
 /// The running relay's control socket (`DIR/control.socket`, mode 0600, the relay's user
 /// only): `valised status` asks it for live figures and `valised queue` for the operator's

@@ -38,7 +38,7 @@ struct ControlServerTests {
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let path = ControlProtocol.socketPath(directory: directory)
         // A crashed relay's socket file.
-        FileManager.default.createFile(atPath: path, contents: Data())
+        _ = FileManager.default.createFile(atPath: path, contents: Data())
         let server = try start()
         let mode = try #require(try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? Int)
         #expect(mode == 0o600)
