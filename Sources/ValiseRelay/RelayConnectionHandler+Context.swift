@@ -35,6 +35,9 @@ extension RelayConnectionHandler {
         let clock: @Sendable () -> UInt64
         /// Called with the members that a publish took out of the directory.
         let onMembersRemoved: @Sendable ([MemberName]) -> Void
+        /// Called with the members whose identity key a publish rotated; returns once their
+        /// old prekeys are deleted.
+        let onMembersRotated: @Sendable ([MemberName]) -> Void
         /// The relay's links to other relays.
         let federation: Federation?
         /// The relay's metrics: handshakes and deliveries are counted where they happen.
@@ -63,6 +66,7 @@ extension RelayConnectionHandler {
             handoff: LoopHandoff,
             clock: @escaping @Sendable () -> UInt64,
             onMembersRemoved: @escaping @Sendable ([MemberName]) -> Void,
+            onMembersRotated: @escaping @Sendable ([MemberName]) -> Void,
             federation: Federation? = nil,
             metrics: RelayMetrics = RelayMetrics(factory: NOOPMetricsHandler.instance)
         ) {
@@ -86,16 +90,19 @@ extension RelayConnectionHandler {
             self.handoff = handoff
             self.clock = clock
             self.onMembersRemoved = onMembersRemoved
+            self.onMembersRotated = onMembersRotated
             self.federation = federation
             self.metrics = metrics
         }
 
         /// What a stored publish (an admin's, or entries from a relay link) sets off: keys no
-        /// longer admitted lose their connections, removed members their queues, and the
-        /// relay links pass the entries on and move mail after members who moved.
+        /// longer admitted lose their connections, removed members their queues, rotated
+        /// members the prekeys their old identity key signed, and the relay links pass the
+        /// entries on and move mail after members who moved.
         func applyPublished(_ published: RelayDirectory.Published) {
             registry.drop(changedBy: published)
             if !published.removedMembers.isEmpty { onMembersRemoved(published.removedMembers) }
+            if !published.rotatedMembers.isEmpty { onMembersRotated(published.rotatedMembers) }
             federation?.directoryChanged()
         }
     }

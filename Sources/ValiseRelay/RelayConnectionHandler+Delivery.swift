@@ -223,8 +223,8 @@ extension RelayConnectionHandler {
         pendingBytes += bytes
         let eventLoop = context.eventLoop
         shared.publisher.submit(from: key, entries: entries, checkpoint: checkpoint) { result in
-            // Revoked and moved keys go at once, from the publisher's thread, before this
-            // connection hears; the links pass the entries on.
+            // Revoked and moved keys go at once, and rotated members' old prekeys, from the
+            // publisher's thread, before this connection hears; the links pass the entries on.
             if case .success(let published) = result { shared.applyPublished(published) }
             eventLoop.execute {
                 let (handler, context) = loopBound.value

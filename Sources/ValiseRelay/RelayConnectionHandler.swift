@@ -292,16 +292,7 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
             let prekeys = StoredPrekeys(
                 signedPrekey: signedPrekey, signedPrekeySignature: signedPrekeySignature, envelopeKey: envelopeKey,
                 envelopeKeySignature: envelopeKeySignature, updatedAt: shared.clock())
-            let store = shared.prekeys
-            answerOffLoop(requestID: requestID, context: context, failure: "could not store prekeys") { () throws -> WireRelayMessage in
-                do {
-                    let counts = try store.storePrekeys(
-                        mailbox: mailbox, prekeys: prekeys, oneTimePrekeys: oneTime, lastResortKEMPrekey: kem.lastResort, oneTimeKEMPrekeys: kem.oneTime)
-                    return RelayRequestProcessor.prekeysStored(requestID, counts: counts)
-                } catch let error as StoreError where error.kind == .limitReached {
-                    return RelayRequestProcessor.error(requestID, RelayError(.tooLarge, code: "too-many-prekeys", message: error.message))
-                }
-            }
+            storePrekeys(requestID: requestID, mailbox: mailbox, prekeys: prekeys, oneTime: oneTime, kem: kem, context: context)
         case .prekeyFetch(let requestID, let targets, let envelopeKeyOnly):
             guard let admittedKey else { return }
             if let remote = remoteTargets(targets) {

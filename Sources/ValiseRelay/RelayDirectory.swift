@@ -122,6 +122,9 @@ public final class RelayDirectory: Sendable {
         public let rehomed: [AgreementPublicKey: String]
         /// Members that were active before and are not now (revoked): their mailboxes go.
         public let removedMembers: [MemberName]
+        /// Members active before and after whose identity key changed (a rotation): the
+        /// prekeys their old key signed go.
+        public let rotatedMembers: [MemberName]
     }
 
     public let path: String
@@ -234,7 +237,7 @@ public final class RelayDirectory: Sendable {
         }
         let added = verified.batch.newEntries(after: before.count)
         guard !added.isEmpty || checkpoint != before.checkpoint else {
-            return Published(count: before.count, head: before.state.headHash, noLongerAdmitted: [], rehomed: [:], removedMembers: [])
+            return Published(count: before.count, head: before.state.headHash, noLongerAdmitted: [], rehomed: [:], removedMembers: [], rotatedMembers: [])
         }
         let all = before.entries + added
         let next = Snapshot(verifier: verifier, entries: all, checkpoint: checkpoint, relayKey: relayKey)
@@ -248,7 +251,13 @@ public final class RelayDirectory: Sendable {
         }
         let dropped = changed.filter { rehomed[$0] == nil }
         let removed = before.state.members.values.filter { $0.isActive && next.state.members[$0.name]?.isActive != true }.map(\.name)
-        return Published(count: next.count, head: next.state.headHash, noLongerAdmitted: dropped, rehomed: rehomed, removedMembers: removed)
+        let rotated = before.state.members.values.filter { old in
+            guard old.isActive, let new = next.state.members[old.name], new.isActive else { return false }
+            return new.identityKey != old.identityKey
+        }.map(\.name)
+        return Published(
+            count: next.count, head: next.state.headHash, noLongerAdmitted: dropped, rehomed: rehomed, removedMembers: removed,
+            rotatedMembers: rotated)
     }
 
     /// What a connected device is told when a move changed its role here, or nil when the

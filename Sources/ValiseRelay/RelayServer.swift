@@ -44,7 +44,7 @@ public final class RelayServer: Service {
         self.directory = directory
         self.store = store
         self.metrics = metrics
-        self.writer = GroupCommitWriter(store: store, clock: { WallClock.seconds() }, batching: handoff, observer: metrics)
+        self.writer = GroupCommitWriter(store: store, prekeys: store, clock: { WallClock.seconds() }, batching: handoff, observer: metrics)
         self.logger = logger
         self.group = group ?? MultiThreadedEventLoopGroup.singleton
         self.onListening = onListening
@@ -68,10 +68,16 @@ public final class RelayServer: Service {
         // A crash between a revocation's publish and its purge leaves a queue behind: purge
         // every mailbox whose member is no longer active before serving.
         let members = directory.snapshot.state.members
+        var activeMailboxes: [Mailbox] = []
         for mailbox in try store.occupiedMailboxes() {
             let name = try? MemberName(mailbox.name)
-            if name.flatMap({ members[$0]?.isActive }) != true { Self.purge(mailbox, writer: writer, logger: logger) }
+            if name.flatMap({ members[$0]?.isActive }) != true {
+                Self.purge(mailbox, writer: writer, logger: logger)
+            } else {
+                activeMailboxes.append(mailbox)
+            }
         }
+        await Self.deleteStalePrekeysAtStart(activeMailboxes, directory: directory, writer: writer, logger: logger)
         // Links to the other relays of the organisation, when the directory names this one.
         let federation = Federation(
             dependencies: .init(
@@ -92,6 +98,9 @@ public final class RelayServer: Service {
             mailboxes: mailboxes, handoff: handoff, clock: { WallClock.seconds() },
             onMembersRemoved: { members in
                 for member in members { Self.purge(Mailbox(member.value), writer: writer, logger: logger) }
+            },
+            onMembersRotated: { [directory] members in
+                Self.deleteRotatedPrekeys(members.map { Mailbox($0.value) }, directory: directory, writer: writer, logger: logger)
             },
             federation: configuration.linksEnabled ? federation : nil, metrics: metrics)
         sharedContext.withLockedValue { $0 = shared }

@@ -17,9 +17,21 @@ extension MessagingTests {
     }
 
     private static func count(_ world: RelayWorld, _ sql: String, _ member: String) throws -> Int {
+        try count(queue: world.path("relay/queue.sqlite"), sql, member)
+    }
+
+    /// Prekey rows of every kind (signed, one-time X25519, KEM) that the relay store at
+    /// `queue` holds for `member`.
+    static func prekeyRows(queue: String, _ member: String) throws -> Int {
+        try ["prekey", "one_time_prekey", "kem_prekey"].reduce(0) { total, table in
+            total + (try count(queue: queue, "SELECT COUNT(*) FROM \(table) WHERE mailbox = ?", member))
+        }
+    }
+
+    private static func count(queue path: String, _ sql: String, _ member: String) throws -> Int {
         var configuration = Configuration()
         configuration.readonly = true
-        let queue = try DatabaseQueue(path: world.path("relay/queue.sqlite"), configuration: configuration)
+        let queue = try DatabaseQueue(path: path, configuration: configuration)
         defer { try? queue.close() }
         return try queue.read { db in try Int.fetchOne(db, sql: sql, arguments: [member]) ?? -1 }
     }

@@ -12,6 +12,7 @@ public final class GroupCommitWriter: @unchecked Sendable {
     public typealias AcceptCompletion = @Sendable (Result<AcceptOutcome, StoreError>) -> Void
     public typealias CountCompletion = @Sendable (Result<Int, StoreError>) -> Void
     public typealias ExpiryCompletion = @Sendable (Result<ExpiryCounts, StoreError>) -> Void
+    public typealias MailboxesCompletion = @Sendable (Result<[Mailbox], StoreError>) -> Void
 
     private enum Job {
         case accept(IncomingEnvelope, AcceptCompletion)
@@ -20,6 +21,7 @@ public final class GroupCommitWriter: @unchecked Sendable {
         case reroute(RerouteRequest, CountCompletion)
         case expire(ExpiryCompletion)
         case purge(Mailbox, CountCompletion)
+        case deleteStalePrekeys([Mailbox], PrekeyOwnership, MailboxesCompletion)
     }
 
     /// Commit counters, for `valised status` and the benchmark (fsyncs per message). A
@@ -34,6 +36,8 @@ public final class GroupCommitWriter: @unchecked Sendable {
     }
 
     private let store: any EnvelopeStore
+    /// Where prekeys are kept, if this writer deletes them too (the same store, for a relay).
+    private let prekeys: (any PrekeyStore)?
     private let clock: @Sendable () -> UInt64
     private let condition = NSCondition()
     private var queue: [Job] = []
@@ -45,10 +49,11 @@ public final class GroupCommitWriter: @unchecked Sendable {
     private let observer: (any CommitObserver)?
 
     public init(
-        store: any EnvelopeStore, clock: @escaping @Sendable () -> UInt64, batching: (any CompletionBatching)? = nil,
-        observer: (any CommitObserver)? = nil
+        store: any EnvelopeStore, prekeys: (any PrekeyStore)? = nil, clock: @escaping @Sendable () -> UInt64,
+        batching: (any CompletionBatching)? = nil, observer: (any CommitObserver)? = nil
     ) {
         self.store = store
+        self.prekeys = prekeys
         self.clock = clock
         self.batching = batching
         self.observer = observer
@@ -113,6 +118,13 @@ public final class GroupCommitWriter: @unchecked Sendable {
     public func expireCounts(completion: @escaping ExpiryCompletion) { enqueue(.expire(completion)) }
 
     public func purge(mailbox: Mailbox, completion: @escaping CountCompletion) { enqueue(.purge(mailbox, completion)) }
+
+    /// Deletes the prekeys that the mailboxes' members' current identity keys did not sign
+    /// (`PrekeyStore.deleteStalePrekeys`), after the batch's other work; the completion gets
+    /// the mailboxes that lost all of them.
+    public func deleteStalePrekeys(_ mailboxes: [Mailbox], current: PrekeyOwnership, completion: @escaping MailboxesCompletion) {
+        enqueue(.deleteStalePrekeys(mailboxes, current, completion))
+    }
 
     private func enqueue(_ job: Job) {
         condition.lock()
@@ -187,7 +199,7 @@ public final class GroupCommitWriter: @unchecked Sendable {
             case .reroute(let request, let completion):
                 work.reroutes.append(request)
                 reroutes.append(completion)
-            case .expire, .purge:
+            case .expire, .purge, .deleteStalePrekeys:
                 others.append(job)
             }
         }
@@ -226,6 +238,12 @@ public final class GroupCommitWriter: @unchecked Sendable {
                 completion(Result { () throws(StoreError) -> ExpiryCounts in try store.expireCounts(now: now) })
             case .purge(let mailbox, let completion):
                 completion(Result { () throws(StoreError) -> Int in try store.purge(mailbox: mailbox, now: now) })
+            case .deleteStalePrekeys(let mailboxes, let current, let completion):
+                guard let prekeys else {
+                    completion(.failure(StoreError(.failure, "this writer's store keeps no prekeys")))
+                    continue
+                }
+                completion(Result { () throws(StoreError) -> [Mailbox] in try prekeys.deleteStalePrekeys(mailboxes, current: current) })
             default:
                 break
             }
@@ -254,6 +272,7 @@ public final class GroupCommitWriter: @unchecked Sendable {
         case .acknowledge(_, _, let completion), .completeForwarding(_, let completion): completion?(.failure(error))
         case .reroute(_, let completion), .purge(_, let completion): completion(.failure(error))
         case .expire(let completion): completion(.failure(error))
+        case .deleteStalePrekeys(_, _, let completion): completion(.failure(error))
         }
     }
 }

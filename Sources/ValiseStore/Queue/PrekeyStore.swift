@@ -101,6 +101,30 @@ public protocol PrekeyStore: Sendable {
     func oneTimePrekeyCount(mailbox: Mailbox) throws(StoreError) -> Int
 
     func oneTimeKEMPrekeyCount(mailbox: Mailbox) throws(StoreError) -> Int
+
+    /// Deletes, in one transaction, every prekey (of all kinds) of each mailbox whose signed
+    /// prekeys `current` does not own, or that holds one-time prekeys without them; where
+    /// they are owned and `current.kemPrekey` is given, each KEM prekey it does not own.
+    /// Returns the mailboxes that lost all their prekeys.
+    func deleteStalePrekeys(_ mailboxes: [Mailbox], current: PrekeyOwnership) throws(StoreError) -> [Mailbox]
+}
+
+/// Which stored prekeys a mailbox's member's current identity key signed. The store cannot
+/// tell on its own: the signatures' purposes belong to the session layer, and the identity
+/// key to the directory.
+public struct PrekeyOwnership: Sendable {
+    public let signedPrekeys: @Sendable (Mailbox, StoredPrekeys) -> Bool
+    /// Checks one KEM prekey; nil checks none (a check per mailbox, not per key, as at the
+    /// relay's start: one-time KEM prekeys go out only with the signed prekeys of their upload).
+    public let kemPrekey: (@Sendable (Mailbox, StoredKEMPrekey, _ lastResort: Bool) -> Bool)?
+
+    public init(
+        signedPrekeys: @escaping @Sendable (Mailbox, StoredPrekeys) -> Bool,
+        kemPrekey: (@Sendable (Mailbox, StoredKEMPrekey, _ lastResort: Bool) -> Bool)?
+    ) {
+        self.signedPrekeys = signedPrekeys
+        self.kemPrekey = kemPrekey
+    }
 }
 
 extension PrekeyStore {

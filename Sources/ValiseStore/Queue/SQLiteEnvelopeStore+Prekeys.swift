@@ -122,11 +122,7 @@ extension SQLiteEnvelopeStore: PrekeyStore {
     }
 
     private static func bundle(_ db: Database, _ mailbox: Mailbox, take: (() -> Bool)?) throws -> PrekeyBundleRecord? {
-        guard let row = try Row.fetchOne(db, sql: "SELECT * FROM prekey WHERE mailbox = ?", arguments: [mailbox.name]) else { return nil }
-        let prekeys = StoredPrekeys(
-            signedPrekey: [UInt8](row["signed_prekey"] as Data), signedPrekeySignature: [UInt8](row["signed_prekey_signature"] as Data),
-            envelopeKey: [UInt8](row["envelope_key"] as Data), envelopeKeySignature: [UInt8](row["envelope_key_signature"] as Data),
-            updatedAt: UInt64(row["updated_at"] as Int64))
+        guard let prekeys = try signedPrekeys(db, mailbox) else { return nil }
         var oneTime: Data?
         var kem: StoredKEMPrekey?
         var lastResort = false
@@ -183,10 +179,51 @@ extension SQLiteEnvelopeStore: PrekeyStore {
         }
     }
 
-    /// Deletes a revoked device's prekeys (part of `purge`).
-    static func deletePrekeys(_ db: Database, mailbox: Mailbox) throws {
-        try db.execute(sql: "DELETE FROM prekey WHERE mailbox = ?", arguments: [mailbox.name])
-        try db.execute(sql: "DELETE FROM one_time_prekey WHERE mailbox = ?", arguments: [mailbox.name])
-        try db.execute(sql: "DELETE FROM kem_prekey WHERE mailbox = ?", arguments: [mailbox.name])
+    private static func signedPrekeys(_ db: Database, _ mailbox: Mailbox) throws -> StoredPrekeys? {
+        guard let row = try Row.fetchOne(db, sql: "SELECT * FROM prekey WHERE mailbox = ?", arguments: [mailbox.name]) else { return nil }
+        return StoredPrekeys(
+            signedPrekey: [UInt8](row["signed_prekey"] as Data), signedPrekeySignature: [UInt8](row["signed_prekey_signature"] as Data),
+            envelopeKey: [UInt8](row["envelope_key"] as Data), envelopeKeySignature: [UInt8](row["envelope_key_signature"] as Data),
+            updatedAt: UInt64(row["updated_at"] as Int64))
+    }
+
+    public func deleteStalePrekeys(_ mailboxes: [Mailbox], current: PrekeyOwnership) throws(StoreError) -> [Mailbox] {
+        do {
+            return try pool.write { db in
+                var emptied: [Mailbox] = []
+                for mailbox in mailboxes {
+                    guard let prekeys = try Self.signedPrekeys(db, mailbox), current.signedPrekeys(mailbox, prekeys) else {
+                        if try Self.deletePrekeys(db, mailbox: mailbox) > 0 { emptied.append(mailbox) }
+                        continue
+                    }
+                    guard let owns = current.kemPrekey else { continue }
+                    // A device of the new identity key may have uploaded before this ran: its
+                    // keys stay, and only KEM prekeys an older identity key signed go.
+                    let rows = try Row.fetchAll(
+                        db, sql: "SELECT key, signature, last_resort FROM kem_prekey WHERE mailbox = ?", arguments: [mailbox.name])
+                    for row in rows {
+                        let prekey = StoredKEMPrekey(key: [UInt8](row["key"] as Data), signature: [UInt8](row["signature"] as Data))
+                        if !owns(mailbox, prekey, (row["last_resort"] as Int64) != 0) {
+                            try db.execute(sql: "DELETE FROM kem_prekey WHERE mailbox = ? AND key = ?", arguments: [mailbox.name, row["key"] as Data])
+                        }
+                    }
+                }
+                return emptied
+            }
+        } catch {
+            throw Self.storeError(error, doing: "delete stale prekeys in \(path)")
+        }
+    }
+
+    /// Deletes a revoked device's prekeys (part of `purge`), or a rotated member's.
+    /// Returns how many rows went.
+    @discardableResult
+    static func deletePrekeys(_ db: Database, mailbox: Mailbox) throws -> Int {
+        var deleted = 0
+        for table in ["prekey", "one_time_prekey", "kem_prekey"] {
+            try db.execute(sql: "DELETE FROM \(table) WHERE mailbox = ?", arguments: [mailbox.name])
+            deleted += db.changesCount
+        }
+        return deleted
     }
 }

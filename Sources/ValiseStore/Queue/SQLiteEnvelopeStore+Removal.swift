@@ -101,7 +101,7 @@ extension SQLiteEnvelopeStore {
 
     func removeAll(of mailbox: Mailbox, now: UInt64) throws(StoreError) -> Int {
         do {
-            try pool.write { db in try Self.deletePrekeys(db, mailbox: mailbox) }
+            _ = try pool.write { db in try Self.deletePrekeys(db, mailbox: mailbox) }
             var total = 0
             for table in [QueueTable.envelope, .forward] {
                 total += try inChunks { db in
