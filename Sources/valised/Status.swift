@@ -59,7 +59,9 @@ extension Valised {
                     "mailboxes": statistics.mailboxes, "byPrecedence": byPrecedence,
                     "remembered": [
                         "pending": statistics.remembered[.pending] ?? 0, "delivered": statistics.remembered[.delivered] ?? 0,
-                        "expiredUndelivered": statistics.remembered[.expiredUndelivered] ?? 0, "purged": statistics.remembered[.undeliverable] ?? 0,
+                        "expiredUndelivered": statistics.remembered[.expiredUndelivered] ?? 0,
+                        // `purged` is the name scripts read before operator deletions joined revocations' purges.
+                        "undeliverable": statistics.remembered[.undeliverable] ?? 0, "purged": statistics.remembered[.undeliverable] ?? 0,
                     ],
                 ]
                 if let limits {
@@ -110,7 +112,7 @@ extension Valised {
             } else {
                 print("limits:     no counts yet (\(LimitCounters.fileName) is written by a running relay)")
             }
-            print("remembered: \(statistics.remembered[.pending] ?? 0) pending, \(statistics.remembered[.delivered] ?? 0) delivered, \(statistics.remembered[.expiredUndelivered] ?? 0) expired undelivered, \(statistics.remembered[.undeliverable] ?? 0) purged")
+            print("remembered: \(statistics.remembered[.pending] ?? 0) pending, \(statistics.remembered[.delivered] ?? 0) delivered, \(statistics.remembered[.expiredUndelivered] ?? 0) expired undelivered, \(statistics.remembered[.undeliverable] ?? 0) undeliverable (recipient revoked or unknown, deleted by the operator, refused by a relay)")
         }
 
         /// One line per mailbox with envelopes, the largest backlog first.

@@ -174,6 +174,7 @@ extension QueueTests {
         #expect(status["envelopes"] as? Int == 1, "only carol's envelope is left: \(status)")
         #expect(status["mailboxes"] as? Int == 1)
         #expect((status["remembered"] as? [String: Any])?["purged"] as? Int == 3, "\(status)")
+        #expect((status["remembered"] as? [String: Any])?["undeliverable"] as? Int == 3, "\(status)")
         // What the relay signs for each of them now: undeliverable, the recipient revoked.
         let signed = try await alice.status(of: bobs, nonce: QueueFixture.bytes(32))
         #expect(signed.statuses.map(\.state) == [.undeliverable, .undeliverable, .undeliverable], "\(signed)")

@@ -13,7 +13,7 @@ again with `durability: os`. With --peers, the same cases run against the peer b
 beside an fsync-rate probe: the disk here varies about tenfold within minutes, so only
 figures from the same run are compared, as medians and ratios.
 """
-import argparse, json, os, signal, statistics, subprocess, sys, time
+import argparse, json, os, signal, statistics, subprocess, sys, threading, time, urllib.request
 
 parser = argparse.ArgumentParser()
 parser.add_argument("work")
@@ -24,6 +24,9 @@ parser.add_argument("--recipients", required=True)
 parser.add_argument("--peers", action="store_true")
 parser.add_argument("--rounds", type=int, default=3)
 parser.add_argument("--size", type=int, default=256)
+# The metrics case: online W=64 with the Prometheus endpoint off and on (scraped every
+# second, harsher than Prometheus' usual 15 s), alternating, instead of the relay suite.
+parser.add_argument("--metrics", action="store_true")
 args = parser.parse_args()
 
 work, bin_dir, port = args.work, args.bin, args.port
@@ -70,10 +73,12 @@ def fresh_queue():
             os.unlink(path)
 
 
-def start_relay(durability):
+def start_relay(durability, metrics=False):
     fresh_queue()
     out_path = os.path.join(work, "relay.out")
     env = dict(os.environ, **BENCH_ENV, VALISED_DURABILITY=durability)
+    if metrics:
+        env["VALISED_METRICS_LISTEN"] = "127.0.0.1:0"
     process = subprocess.Popen(
         [os.path.join(bin_dir, "valised"), "run", "--dir", relay_dir, "--listen", f"127.0.0.1:{port}"],
         stdout=open(out_path, "w"), stderr=open(os.path.join(work, "relay.log"), "a"), env=env)
@@ -88,6 +93,27 @@ def start_relay(durability):
     raise SystemExit("bench relay: the relay did not start; see " + os.path.join(work, "relay.log"))
 
 
+class Scraper:
+    """Scrapes the relay's /metrics once a second while a run lasts; counts the scrapes."""
+
+    def __init__(self):
+        line = next(l for l in open(os.path.join(work, "relay.out")) if l.startswith("valised metrics on "))
+        self.url = "http://" + line.split(" on ", 1)[1].strip() + "/metrics"
+        self.stopped, self.scrapes, self.bytes = threading.Event(), 0, 0
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self):
+        while not self.stopped.wait(1.0):
+            with urllib.request.urlopen(self.url, timeout=10) as answer:
+                self.bytes = len(answer.read())
+            self.scrapes += 1
+
+    def stop(self):
+        self.stopped.set()
+        self.thread.join(timeout=15)
+
+
 def stop_relay(process):
     process.send_signal(signal.SIGTERM)
     try:
@@ -98,7 +124,7 @@ def stop_relay(process):
         raise SystemExit("bench relay: the relay did not stop within 60 s of SIGTERM")
 
 
-def valise(case, window, durability="full"):
+def valise(case, window, durability="full", metrics=False):
     """One `valise-load bench` run against a fresh relay; adds the relay's CPU per message."""
     count = {"online": ONLINE_COUNT.get(window, 40000), "offline": OFFLINE_COUNT, "latency": LATENCY_COUNT}[case]
     command = [os.path.join(bin_dir, "valise-load"), "bench", "--case", case, "--window", str(window),
@@ -108,7 +134,8 @@ def valise(case, window, durability="full"):
     if case != "latency":
         for name in recipients:
             command += ["--recipient", os.path.join(work, name)]
-    relay = start_relay(durability)
+    relay = start_relay(durability, metrics)
+    scraper = Scraper() if metrics else None
     try:
         before = cpu_seconds(relay.pid)
         started = time.monotonic()
@@ -118,6 +145,8 @@ def valise(case, window, durability="full"):
         wall = time.monotonic() - started
         relay_cpu = cpu_seconds(relay.pid) - before
     finally:
+        if scraper:
+            scraper.stop()
         stop_relay(relay)
     if result.returncode != 0:
         raise SystemExit(f"bench relay: valise-load bench --case {case} failed: {result.stderr[-2000:]}")
@@ -126,6 +155,8 @@ def valise(case, window, durability="full"):
     figures["relayCPUPerMessageUs"] = relay_cpu / count * 1e6
     figures["relayCPU"] = relay_cpu / wall
     figures["clientCPU"] = load_cpu / wall
+    if scraper:
+        figures["scrapes"], figures["scrapeBytes"] = scraper.scrapes, scraper.bytes
     return figures
 
 
@@ -147,6 +178,7 @@ def peer(name, case, window):
 # every system sees the disk in the same minutes.
 VALISE_RUNS = [("valise", "online", 1), ("valise", "online", 64), ("valise", "online", 256),
                ("valise", "offline", 64), ("valise", "latency", 1), ("valise-os", "online", 64)]
+METRICS_RUNS = [("valise", "online", 64), ("valise-metrics", "online", 64)]
 PEER_RUNS = [("rabbitmq-quorum", "online", 64), ("rabbitmq-quorum", "offline", 64), ("rabbitmq-quorum", "latency", 1),
              ("redis-always", "online", 64), ("redis-always", "latency", 1),
              ("redis-everysec", "online", 64), ("nats-jetstream", "online", 64)]
@@ -156,13 +188,15 @@ fsyncs = []
 for round_number in range(1, args.rounds + 1):
     fsyncs.append(fsync_probe())
     log(f"round {round_number}/{args.rounds}: fsync probe {fsyncs[-1]:,.0f}/s")
-    plan = VALISE_RUNS + (PEER_RUNS if args.peers else [])
+    plan = METRICS_RUNS if args.metrics else VALISE_RUNS + (PEER_RUNS if args.peers else [])
     for system, case, window in plan:
         key = f"{system}|{case}|{window}"
         if system == "valise":
             figures = valise(case, window)
         elif system == "valise-os":
             figures = valise(case, window, durability="os")
+        elif system == "valise-metrics":
+            figures = valise(case, window, metrics=True)
         else:
             figures = peer(system, case, window)
         if figures is None:
@@ -187,6 +221,6 @@ for key, figures in runs.items():
     if notes:
         summary[key]["notes"] = notes[0]
 
-print(json.dumps({"case": "relay", "rounds": args.rounds, "peers": args.peers, "size": args.size,
+print(json.dumps({"case": "metrics" if args.metrics else "relay", "rounds": args.rounds, "peers": args.peers, "size": args.size,
                   "senders": len(senders), "recipients": len(recipients),
                   "fsyncPerSecond": median(fsyncs), "fsyncRuns": fsyncs, "results": summary}))

@@ -67,6 +67,34 @@ The disk's fsync rate, probed beside every round (256-byte append + `fdatasync`)
 {notes}"""
 
 
+def section_metrics(r):
+    res = r["results"]
+    get = lambda system, field: figure(res, system, "online", 64, field)
+    rate_ratio = ratio(get("valise-metrics", "rate"), get("valise", "rate"))
+    cpu_ratio = ratio(get("valise-metrics", "relayCPUPerMessageUs"), get("valise", "relayCPUPerMessageUs"))
+    rows = [("online W=64: delivered+acked/s", "rate", 0), ("send→deliver p50 (ms)", "p50ms", 2), ("p99 (ms)", "p99ms", 2),
+            ("relay CPU per message (µs)", "relayCPUPerMessageUs", 1)]
+    body = "".join(f"| {label} | {fmt(get('valise', field), digits)} | {fmt(get('valise-metrics', field), digits)} |\n"
+                   for label, field, digits in rows)
+    return f"""## Metrics endpoint: its cost on the hot path
+
+The relay case's online W=64 run ({r['senders']} senders, {r['recipients']} recipients,
+{r['size']}-byte envelopes, durable), once with `metrics.listen` off and once with the
+Prometheus endpoint on and scraped every second during the run (Prometheus scrapes every
+15 s by default: this is harsher), alternating, medians of {r['rounds']} rounds. With the
+endpoint on, the relay counts connections, handshakes and deliveries on the hot path, its
+writer reports each commit to the batch-size and latency histograms, and each scrape
+reads the store's figures (at most once a second). A scrape was about
+{fmt(get('valise-metrics', 'scrapeBytes'))} bytes.
+
+| | metrics off | metrics on, scraped every second |
+|---|---|---|
+{body}
+Ratios in the same run: throughput on/off **{fmt(rate_ratio, 2)}**, relay CPU per message
+on/off **{fmt(cpu_ratio, 2)}**.
+"""
+
+
 def section_crypto(r):
     return f"""## Client crypto per message
 
