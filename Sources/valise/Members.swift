@@ -24,9 +24,11 @@ extension Valise {
         func run() throws {
             let report = try reportingErrors { () throws(ClientError) -> MembersReport in
                 let home = try options.resolveHome()
-                try home.checkPrivate()
+                // Nothing pinned (no home even) is "nothing set up" (exit 4), as for inbox.
+                let pinned = PinnedOrganisation(home: home)
+                if pinned.exists { try home.checkPrivate() }
                 let now = Environment.now()
-                let loaded = try PinnedOrganisation(home: home).load(now: now)
+                let loaded = try pinned.load(now: now)
                 let directory = DirectoryReport(state: loaded.state, checkpoint: loaded.bundle.checkpoint, now: now)
                 return MembersReport(directory, mission: mission)
             }

@@ -81,6 +81,9 @@ struct CommandLineTests {
         let carol = try #require((after["members"] as? [[String: Any]])?.first)
         #expect(carol["state"] as? String == "revoked")
         #expect(carol["homeRelay"] as? String == "hq")
+        // Nothing set up (no home at all): exit 4, as for inbox, not a file error.
+        let nowhere = try world.valise(["members", "--home", world.path("nobody")], expect: 4)
+        #expect(nowhere.stderr.contains("no organisation pinned"), "\(nowhere.stderr)")
     }
 
     @Test("admin revoke: a non-member is bad input (64); without a terminal it needs --yes; it shows the fingerprint")
