@@ -42,7 +42,7 @@ extension QueueTests {
     @Test("prekeys: a published rotation deletes the member's prekeys of every kind before the admin hears; queued mail stays; the new device's upload is handed out")
     func rotationDeletesPrekeys() async throws {
         let world = try RelayWorld(members: [Self.alice, Self.bob, Self.carol])
-        for member in [Self.alice, Self.bob] { try world.sync(member) }
+        for member in [Self.alice, Self.bob] { _ = try world.sync(member) }
         let oldIdentity = try world.identityKey(Self.bob)
         try world.valise(["send", "--to", Self.bob, "before the rotation", "--home", world.path(Self.alice), "--relay", world.relay.address])
         let carol = try await QueueDevice(world: world, member: Self.carol)
@@ -74,10 +74,10 @@ extension QueueTests {
     @Test("prekeys: after a crash between a rotation's publish and the deletion, the restarted relay deletes the prekeys the old key signed before serving, and no others")
     func staleAfterCrash() async throws {
         let world = try RelayWorld(members: [Self.alice, Self.bob, Self.carol])
-        for member in [Self.alice, Self.bob] { try world.sync(member) }
+        for member in [Self.alice, Self.bob] { _ = try world.sync(member) }
         let oldIdentity = try world.identityKey(Self.bob)
         try rotate(world, Self.bob)
-        try world.sync(Self.bob)
+        _ = try world.sync(Self.bob)
         let (aliceHeld, bobHeld) = (try MessagingTests.oneTimePrekeysOnRelay(world, Self.alice), try MessagingTests.oneTimePrekeysOnRelay(world, Self.bob))
         #expect(aliceHeld > 0 && bobHeld > 0)
 
