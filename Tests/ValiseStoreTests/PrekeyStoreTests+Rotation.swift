@@ -12,7 +12,7 @@ func ownership(signedBy owned: Set<UInt8>, kem: Set<UInt8>?) -> PrekeyOwnership 
 }
 
 extension PrekeyStoreTests {
-    @Test("after a rotation, a mailbox whose signed prekeys the new identity key did not sign loses all its prekeys; its envelopes and other mailboxes keep theirs")
+    @Test("after a rotation, a mailbox whose signed prekeys the new identity key did not sign loses all its prekeys; its envelopes stay, and a mailbox the new key already signed for keeps its signed keys")
     func rotationDeletesEveryKind() throws {
         let store = try file.open()
         try self.store(store, "bob", prekeys(1), oneTime: oneTime(1...3), kem: kems(1...3))
@@ -25,7 +25,10 @@ extension PrekeyStoreTests {
         #expect(try store.oneTimePrekeyCount(mailbox: Mailbox("bob")) == 0)
         #expect(try store.oneTimeKEMPrekeyCount(mailbox: Mailbox("bob")) == 0)
         #expect(try store.queuedIDs("bob") == [messageID(1)])
-        #expect(try store.oneTimePrekeyCount(mailbox: Mailbox("erin")) == 3)
+        // Erin's signed keys are the new key's (her new device uploaded first): they stay; her
+        // unsigned one-time X25519 prekeys cannot be told from an old device's, and go.
+        #expect(try store.takeBundles([Mailbox("erin")], takeOneTimePrekey: nil)[0]?.prekeys == prekeys(5))
+        #expect(try store.oneTimePrekeyCount(mailbox: Mailbox("erin")) == 0)
         #expect(try store.oneTimeKEMPrekeyCount(mailbox: Mailbox("erin")) == 3)
         // Nothing left to delete: the mailbox is not reported again, and a new upload is served.
         #expect(try store.deleteStalePrekeys([Mailbox("bob")], current: ownership(signedBy: [6], kem: nil)).isEmpty)
@@ -33,7 +36,7 @@ extension PrekeyStoreTests {
         #expect(try store.takeBundle(mailbox: Mailbox("bob"))?.oneTimePrekey == oneTime(4...4)[0])
     }
 
-    @Test("when the new identity key's device uploaded before the deletion ran, its keys stay and only KEM prekeys the old key signed go")
+    @Test("when the new identity key's device uploaded before the deletion ran, its signed keys stay, KEM prekeys the old key signed go, and one-time X25519 prekeys (unsigned: whose cannot be told) all go")
     func newUploadFirst() throws {
         let store = try file.open()
         try self.store(store, "bob", prekeys(1), oneTime: oneTime(1...2), kem: kems(1...3))
@@ -42,6 +45,7 @@ extension PrekeyStoreTests {
         let emptied = try store.deleteStalePrekeys([Mailbox("bob")], current: ownership(signedBy: [6], kem: [7, 8, 0xAB]))
         #expect(emptied.isEmpty)
         #expect(try store.oneTimeKEMPrekeyCount(mailbox: Mailbox("bob")) == 2)
+        #expect(try store.oneTimePrekeyCount(mailbox: Mailbox("bob")) == 0)
         let bundle = try #require(try store.takeBundle(mailbox: Mailbox("bob")))
         #expect(bundle.prekeys == prekeys(5) && bundle.kemPrekey == kem(7))
     }

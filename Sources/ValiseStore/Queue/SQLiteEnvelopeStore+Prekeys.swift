@@ -198,7 +198,11 @@ extension SQLiteEnvelopeStore: PrekeyStore {
                     }
                     guard let owns = current.kemPrekey else { continue }
                     // A device of the new identity key may have uploaded before this ran: its
-                    // keys stay, and only KEM prekeys an older identity key signed go.
+                    // signed keys stay, and only KEM prekeys an older identity key signed go.
+                    // One-time X25519 prekeys carry no signature, so the old device's cannot be
+                    // told from the new one's: all go (a bundle without one is valid, and the
+                    // new device tops them up at its next sync).
+                    try db.execute(sql: "DELETE FROM one_time_prekey WHERE mailbox = ?", arguments: [mailbox.name])
                     let rows = try Row.fetchAll(
                         db, sql: "SELECT key, signature, last_resort FROM kem_prekey WHERE mailbox = ?", arguments: [mailbox.name])
                     for row in rows {
