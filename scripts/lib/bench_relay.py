@@ -127,6 +127,8 @@ def stop_relay(process):
 def valise(case, window, durability="full", metrics=False):
     """One `valise-load bench` run against a fresh relay; adds the relay's CPU per message."""
     count = {"online": ONLINE_COUNT.get(window, 40000), "offline": OFFLINE_COUNT, "latency": LATENCY_COUNT}[case]
+    if args.metrics:
+        count *= 5  # long enough (about ten seconds here) for several scrapes per run
     command = [os.path.join(bin_dir, "valise-load"), "bench", "--case", case, "--window", str(window),
                "--count", str(count), "--size", str(args.size), "--timeout", "300"]
     for name in senders:

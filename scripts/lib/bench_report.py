@@ -84,7 +84,8 @@ Prometheus endpoint on and scraped every second during the run (Prometheus scrap
 15 s by default: this is harsher), alternating, medians of {r['rounds']} rounds. With the
 endpoint on, the relay counts connections, handshakes and deliveries on the hot path, its
 writer reports each commit to the batch-size and latency histograms, and each scrape
-reads the store's figures (at most once a second). A scrape was about
+reads the store's figures (at most once a second). {fmt(get('valise', 'messages'))} envelopes per run;
+{fmt(get('valise-metrics', 'scrapes'))} scrapes per run with the endpoint on (median), each about
 {fmt(get('valise-metrics', 'scrapeBytes'))} bytes.
 
 | | metrics off | metrics on, scraped every second |
