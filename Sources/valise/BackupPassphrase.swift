@@ -15,11 +15,12 @@ enum BackupPassphrase {
         try Passphrases.new(file: file, flag: flag, variable: variable, prompt: "New passphrase for the backup: ")
     }
 
-    /// The passphrase that opens the backup at `path`.
-    static func unlock(file: String?, path: String) throws(ClientError) -> SecretBytes {
+    /// Opens the backup at `path` with its passphrase, asking again at a terminal when it is
+    /// wrong (three tries, as for a keystore).
+    static func unlocking<T>(file: String?, path: String, _ body: (SecretBytes) throws(ClientError) -> T) throws(ClientError) -> T {
         var reader = PassphraseReader()
         reader.noTerminalHint = "use \(flag) FILE, or set \(variable) for automation"
-        return try reader.read(from: reader.source(file: file, variable: variable), prompt: "Passphrase of the backup \(path): ")
+        return try reader.unlock(from: reader.source(file: file, variable: variable), prompt: "Passphrase of the backup \(path): ", body)
     }
 }
 

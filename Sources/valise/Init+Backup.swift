@@ -18,8 +18,9 @@ extension Valise.Init {
             }
             let backupFile = DeviceKeyBackup.file(at: file)
             _ = try backupFile.inspect()
-            let backupPassphrase = try BackupPassphrase.unlock(file: backupPassphraseFile, path: file)
-            let backup = try backupFile.unlock(passphrase: backupPassphrase).payload
+            let backup = try BackupPassphrase.unlocking(file: backupPassphraseFile, path: file) { passphrase throws(ClientError) in
+                try backupFile.unlock(passphrase: passphrase).payload
+            }
             if let name, try MemberName.argument(name) != backup.memberName {
                 throw ClientError.usage("backup-member", "\(file) holds the keys of \(backup.memberName), not of \(name)")
             }

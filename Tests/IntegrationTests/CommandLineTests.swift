@@ -161,4 +161,23 @@ struct CommandLineTests {
         #expect(!passwd.transcript.contains("New passphrase"), "\(passwd.transcript)")
         #expect(passwd.transcript.components(separatedBy: "Current passphrase for ").count == 4)
     }
+
+    @Test("a wrong backup passphrase at the terminal is asked again, as a keystore's is")
+    func backupPassphraseRetries() throws {
+        let world = try OfflineWorld()
+        let alice = world.path("alice@jakarta")
+        let good = try KeyBackupTests.passphraseFile(world, "backup.pass", KeyBackupTests.backupPassphrase)
+        let backup = world.path("alice.backup")
+        try world.valise(["keys", "export", "--home", alice, "--out", backup, "--backup-passphrase-file", good] + world.insecure)
+        let restore = try TerminalSession(["init", "--from-backup", backup, "--home", world.path("new-alice")] + world.insecure)
+        #expect(restore.waitFor("Passphrase of the backup "))
+        restore.type("not the backup passphrase")
+        #expect(restore.waitFor("Wrong passphrase; try again."), "\(restore.transcript)")
+        restore.type(KeyBackupTests.backupPassphrase)
+        #expect(restore.waitFor("New passphrase for alice@jakarta"), "\(restore.transcript)")
+        restore.type(world.passphrase)
+        #expect(restore.waitFor("Type it again"), "\(restore.transcript)")
+        restore.type(world.passphrase)
+        #expect(restore.finish() == 0, "\(restore.transcript)")
+    }
 }

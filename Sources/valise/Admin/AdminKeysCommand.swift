@@ -85,8 +85,9 @@ struct AdminKeysRestore: ParsableCommand {
             guard !keys.adminKey.exists else { throw ClientError.usage("admin-exists", "\(keys.adminKey.path) exists already") }
             let backupFile = AdminKeyBackup.file(at: backup)
             _ = try backupFile.inspect()
-            let backupPassphrase = try BackupPassphrase.unlock(file: backupPassphraseFile, path: backup)
-            let admin = try backupFile.unlock(passphrase: backupPassphrase).payload.keys
+            let admin = try BackupPassphrase.unlocking(file: backupPassphraseFile, path: backup) { passphrase throws(ClientError) in
+                try backupFile.unlock(passphrase: passphrase).payload.keys
+            }
             let passphrase = try Passphrases.new(file: passphraseFile, prompt: "New passphrase for admin \(admin.name): ")
             try keys.prepare()
             try keys.adminKey.write(admin, passphrase: passphrase, parameters: kdfProfile.parameters)
