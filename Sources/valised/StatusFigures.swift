@@ -73,10 +73,13 @@ struct StatusFigures {
         Dictionary(uniqueKeysWithValues: ConnectionRole.allCases.map { ($0.rawValue, live.connections[$0.rawValue] ?? 0) })
     }
 
+    /// "1 device", "2 devices".
+    static func count(_ number: Int, _ noun: String) -> String { "\(number) \(noun)\(number == 1 ? "" : "s")" }
+
     func printText() {
         if let live {
             let open = connections(live)
-            print("relay:      running, PID \(live.processID), since \(Valised.Status.time(live.since)); open connections: \(open["device"] ?? 0) devices, \(open["admin"] ?? 0) admins, \(open["relay"] ?? 0) relays")
+            print("relay:      running, PID \(live.processID), since \(Valised.Status.time(live.since)); open connections: \(Self.count(open["device"] ?? 0, "device")), \(Self.count(open["admin"] ?? 0, "admin")), \(Self.count(open["relay"] ?? 0, "relay"))")
         } else if let relayProblem {
             print("relay:      not answering (\(relayProblem))")
         } else {

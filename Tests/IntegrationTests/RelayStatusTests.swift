@@ -53,7 +53,7 @@ struct RelayStatusTests {
 
         let text = try ValiseCLI.run(["status", "--dir", world.path("relay"), "--mailboxes"], program: "valised")
         #expect(text.status == 0 && text.stdout.contains("\(Self.bob)") && text.stdout.contains("2 envelopes, 200 bytes"), "\(text.stdout)")
-        #expect(text.stdout.contains("1 devices") && text.stdout.contains("newest checkpoint"), "\(text.stdout)")
+        #expect(text.stdout.contains("open connections: 1 device, 0 admins, 0 relays") && text.stdout.contains("newest checkpoint"), "\(text.stdout)")
         #expect(text.stdout.contains("in the last 15 min"), "\(text.stdout)")
         await alice.close()
 
