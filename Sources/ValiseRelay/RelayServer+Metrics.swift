@@ -13,7 +13,7 @@ extension RelayServer {
     /// an address: connections are counted by role, links by state.
     public func collectMetrics() {
         metrics.collecting.withLock {
-            metrics.mirror(limits: counters.snapshot, commits: CommitCounts(writer.currentCounters))
+            metrics.mirror(limits: counters.snapshot, commits: writer.currentCounters)
 
             let snapshot = directory.snapshot
             var byRole: [String: Int] = [:]

@@ -24,7 +24,9 @@ struct RelayMetricsTests {
     @Test("mirrored counters grow by the difference; refusals by reason from the fixed set")
     func mirrored() {
         let (metrics, registry) = Self.metrics()
-        var commits = CommitCounts(acceptedEnvelopes: 7, acknowledgedEnvelopes: 3)
+        var commits = GroupCommitWriter.Counters()
+        commits.acceptedEnvelopes = 7
+        commits.acknowledgedEnvelopes = 3
         metrics.mirror(limits: [.sendRate: 2, .handshakeFailed: 1, .unknownRelayKey: 4, .directorySignaturesVerified: 9], commits: commits)
         commits.acceptedEnvelopes = 10
         metrics.mirror(limits: [.sendRate: 5, .handshakeFailed: 1, .unknownRelayKey: 4, .directorySignaturesVerified: 9], commits: commits)

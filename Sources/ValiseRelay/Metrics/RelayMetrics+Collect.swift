@@ -15,7 +15,7 @@ extension RelayMetrics: CommitObserver {
 /// grow by what changed since the last collection, gauges take the current value.
 extension RelayMetrics {
     /// The limits' counts and the writer's counts since the relay started.
-    func mirror(limits: [LimitCounters.Limit: Int], commits current: CommitCounts) {
+    func mirror(limits: [LimitCounters.Limit: Int], commits current: GroupCommitWriter.Counters) {
         let (previousLimits, previousCommits) = mirrored.withLockedValue { state in
             defer { (state.limits, state.commits) = (limits, current) }
             return (state.limits, state.commits)

@@ -61,7 +61,7 @@ public final class RelayMetrics: Sendable {
     /// What was mirrored last, so that counters grow by the difference.
     struct Mirrored {
         var limits: [LimitCounters.Limit: Int] = [:]
-        var commits = CommitCounts()
+        var commits = GroupCommitWriter.Counters()
         /// Forwarding gauges, by destination relay, created when a destination first has a backlog.
         var forwarding: [String: (envelopes: Gauge, bytes: Gauge, oldestAge: Gauge)] = [:]
         /// When the store's figures were last read (monotonic nanoseconds), if ever.
@@ -103,24 +103,5 @@ public final class RelayMetrics: Sendable {
         checkpointAge = Gauge(label: "valise_checkpoint_age_seconds", factory: factory)
         checkpointWarnAfter = Gauge(label: "valise_checkpoint_warn_after_seconds", factory: factory)
         checkpointRefuseAfter = Gauge(label: "valise_checkpoint_refuse_after_seconds", factory: factory)
-    }
-}
-
-/// The writer's counts that metrics mirror.
-struct CommitCounts: Equatable {
-    var acceptedEnvelopes = 0
-    var acknowledgedEnvelopes = 0
-    var completedForwards = 0
-
-    init(acceptedEnvelopes: Int = 0, acknowledgedEnvelopes: Int = 0, completedForwards: Int = 0) {
-        self.acceptedEnvelopes = acceptedEnvelopes
-        self.acknowledgedEnvelopes = acknowledgedEnvelopes
-        self.completedForwards = completedForwards
-    }
-
-    init(_ counters: GroupCommitWriter.Counters) {
-        self.init(
-            acceptedEnvelopes: counters.acceptedEnvelopes, acknowledgedEnvelopes: counters.acknowledgedEnvelopes,
-            completedForwards: counters.completedForwards)
     }
 }

@@ -33,6 +33,8 @@ public final class GroupCommitWriter: @unchecked Sendable {
         public var acknowledgedEnvelopes = 0
         /// Forwarded envelopes deleted on their destination's final answer.
         public var completedForwards = 0
+
+        public init() {}
     }
 
     private let store: any EnvelopeStore
