@@ -15,7 +15,7 @@ import ValiseWire
 /// Back-pressure: while the channel cannot take more writes (the client is not reading its
 /// answers), the handler holds back the next read, so a client that asks and never reads
 /// stalls itself in TCP instead of growing the relay's memory.
-final class RelayConnectionHandler: ChannelDuplexHandler {
+final class RelayConnectionHandler: ChannelDuplexHandler, FlushBatching {
     typealias InboundIn = ByteBuffer
     typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
@@ -358,17 +358,6 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
         // Unflushed writes (a last error for the client) would be dropped by the close.
         context.flush()
         context.close(promise: nil)
-    }
-
-    func scheduleFlush(_ context: ChannelHandlerContext) {
-        guard !flushScheduled else { return }
-        flushScheduled = true
-        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        context.eventLoop.execute {
-            let (handler, context) = loopBound.value
-            handler.flushScheduled = false
-            context.flush()
-        }
     }
 
     /// A frame that stays incomplete for too long (a client dribbling bytes) ends the

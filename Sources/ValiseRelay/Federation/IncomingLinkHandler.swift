@@ -11,7 +11,7 @@ import ValiseWire
 /// framing) and `LinkRequestProcessor` (the link protocol). It takes over a connection
 /// whose preamble asked for channel 2 from `RelayConnectionHandler`. A Forward is answered
 /// only after the group-commit writer made it durable (custody transfer).
-final class IncomingLinkHandler: ChannelDuplexHandler {
+final class IncomingLinkHandler: ChannelDuplexHandler, FlushBatching {
     typealias InboundIn = ByteBuffer
     typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
@@ -110,19 +110,6 @@ final class IncomingLinkHandler: ChannelDuplexHandler {
         if readHeld && mayRead(context) {
             readHeld = false
             context.read()
-        }
-    }
-
-    /// Answers wait for one flush at the end of this event-loop tick: a commit's worth of
-    /// answers costs one system call.
-    func scheduleFlush(_ context: ChannelHandlerContext) {
-        guard !flushScheduled else { return }
-        flushScheduled = true
-        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        context.eventLoop.execute {
-            let (handler, context) = loopBound.value
-            handler.flushScheduled = false
-            context.flush()
         }
     }
 
