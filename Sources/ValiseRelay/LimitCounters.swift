@@ -207,8 +207,12 @@ public final class LimitCounters: Sendable {
               let updated = (object["updated"] as? NSNumber)?.uint64Value,
               let counts = object["counts"] as? [String: Any] else { return nil }
         guard let result = names(counts) else { return nil }
-        let recent = (object["recent"] as? [String: Any]).map(names) ?? [:]
-        guard let recent else { return nil }
+        // Absent from an older relay's file: none recent. Present, it must be counts.
+        var recent: [String: Int] = [:]
+        if let given = object["recent"] as? [String: Any] {
+            guard let parsed = names(given) else { return nil }
+            recent = parsed
+        }
         let minutes = (object["recentMinutes"] as? NSNumber)?.uint64Value ?? recentMinutes
         return Status(since: since, updated: updated, counts: result, recent: recent, recentMinutes: minutes)
     }

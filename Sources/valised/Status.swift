@@ -91,8 +91,7 @@ extension Valised {
                         },
                     ]
                 }
-                let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
-                print(String(decoding: data, as: UTF8.self))
+                try printJSON(object)
                 return
             }
             print("queued:     \(statistics.count) envelopes, \(statistics.bytes) bytes, in \(statistics.mailboxes) mailboxes")
