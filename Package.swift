@@ -16,6 +16,13 @@ let package = Package(
         .executable(name: "valise", targets: ["valise"]),
         .executable(name: "valised", targets: ["valised"]),
     ],
+    // PostgreSQL support (issue 19) costs postgres-nio and a second BoringSSL, which triple a
+    // cold build: only `swift build --traits Postgres` (scripts/test, scripts/bench and the
+    // release build) pays for it. Without the trait, valised refuses `store.kind: postgres`.
+    traits: [
+        .trait(name: "Postgres", description: "valised can keep a relay's queue in PostgreSQL, shared by several nodes"),
+        .default(enabledTraits: []),
+    ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.1"),
@@ -39,6 +46,10 @@ let package = Package(
         // only; valised alone bootstraps the Prometheus backend.
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        // A relay's queue on PostgreSQL (issue 19), built only with the Postgres trait.
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
+        // TLS to PostgreSQL (verify-full), already a dependency of postgres-nio.
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
     ],
     targets: [
         // libsodium 1.0.18 from the system (Debian: libsodium-dev).
@@ -86,6 +97,21 @@ let package = Package(
                 .product(name: "GRDB", package: "GRDB.swift"),
                 // SQLite's C API, for the queue's hot statements (BoundStatement).
                 .product(name: "GRDBSQLite", package: "GRDB.swift"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The relay's queue on PostgreSQL, shared by several valised nodes: the same store
+        // protocols as SQLite. Empty unless built with the Postgres trait.
+        .target(
+            name: "ValisePostgres",
+            dependencies: [
+                "ValiseCrypto",
+                "ValiseStore",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "PostgresNIO", package: "postgres-nio", condition: .when(traits: ["Postgres"])),
+                .product(name: "NIOCore", package: "swift-nio", condition: .when(traits: ["Postgres"])),
+                .product(name: "NIOPosix", package: "swift-nio", condition: .when(traits: ["Postgres"])),
+                .product(name: "NIOSSL", package: "swift-nio-ssl", condition: .when(traits: ["Postgres"])),
             ],
             swiftSettings: swiftSettings
         ),
@@ -154,6 +180,7 @@ let package = Package(
                 "ValiseDirectory",
                 "ValiseRelay",
                 "ValiseStore",
+                "ValisePostgres",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
@@ -243,7 +270,9 @@ let package = Package(
         ),
         .testTarget(
             name: "ValiseStoreTests",
-            dependencies: ["ValiseStore", "ValiseCrypto", "ValiseTestSupport", .product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: [
+                "ValiseStore", "ValiseCrypto", "ValiseTestSupport", "ValisePostgres", .product(name: "GRDB", package: "GRDB.swift"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -150,6 +150,9 @@ public struct StoreError: Error, Sendable, CustomStringConvertible {
         case storageFull, corrupt, failure
         /// A bound on what one client may keep was reached; nothing changed.
         case limitReached
+        /// The store cannot be reached (a database server down or unreachable, no primary
+        /// found); nothing is known to have changed. The relay answers UNAVAILABLE.
+        case unavailable
     }
     public let kind: Kind
     public let message: String
