@@ -14,7 +14,110 @@ struct PostgresMigration: Sendable {
 /// The store's schema, one migration per change, never edited once released (a change is a
 /// new migration).
 enum PostgresSchema {
-    static let migrations: [PostgresMigration] = []
+    static let migrations: [PostgresMigration] = [version1]
+
+    /// The queue, the remembered ids, the prekeys and the shared directory log: the SQLite
+    /// store's tables as of issue 18, with leases. No column names a message's sender.
+    static let version1 = PostgresMigration(version: 1, name: "queue-v1", statements: [
+        // Envelopes for local mailboxes. `sequence` orders arrivals within a precedence; it
+        // is never used as a cursor (sequence values do not commit in order). A lease names
+        // the node and connection delivering the envelope, until lease_expires.
+        """
+        CREATE TABLE envelope (
+            sequence bigserial PRIMARY KEY,
+            mailbox text NOT NULL,
+            id bytea NOT NULL UNIQUE,
+            precedence smallint NOT NULL,
+            requested_ttl smallint NOT NULL,
+            arrived_at bigint NOT NULL,
+            expires_at bigint NOT NULL,
+            hops integer NOT NULL,
+            size integer NOT NULL,
+            body bytea NOT NULL,
+            held boolean NOT NULL DEFAULT false,
+            lease_node text,
+            lease_connection bigint,
+            lease_expires bigint
+        )
+        """,
+        "CREATE INDEX envelope_delivery ON envelope (mailbox, precedence DESC, sequence)",
+        "CREATE INDEX envelope_expiry ON envelope (expires_at)",
+        "CREATE INDEX envelope_lease ON envelope (lease_node) WHERE lease_node IS NOT NULL",
+        // Envelopes waiting to be forwarded to another relay (custody transfer), leased to
+        // the relay link pushing them.
+        """
+        CREATE TABLE forward (
+            sequence bigserial PRIMARY KEY,
+            destination text NOT NULL,
+            mailbox text NOT NULL,
+            id bytea NOT NULL UNIQUE,
+            precedence smallint NOT NULL,
+            requested_ttl smallint NOT NULL,
+            arrived_at bigint NOT NULL,
+            expires_at bigint NOT NULL,
+            hops integer NOT NULL,
+            size integer NOT NULL,
+            body bytea NOT NULL,
+            held boolean NOT NULL DEFAULT false,
+            lease_node text,
+            lease_connection bigint,
+            lease_expires bigint
+        )
+        """,
+        "CREATE INDEX forward_order ON forward (destination, precedence DESC, sequence)",
+        "CREATE INDEX forward_expiry ON forward (expires_at)",
+        "CREATE INDEX forward_mailbox ON forward (mailbox)",
+        "CREATE INDEX forward_lease ON forward (lease_node) WHERE lease_node IS NOT NULL",
+        // Every accepted id until forget_at: its primary key is what catches a duplicate
+        // (INSERT … ON CONFLICT), never a read before the insert. state and reason are the
+        // SQLite store's numbers (MessageState, UndeliverableReason).
+        """
+        CREATE TABLE message (
+            id bytea PRIMARY KEY,
+            mailbox text NOT NULL,
+            state smallint NOT NULL,
+            since bigint NOT NULL,
+            expires_at bigint NOT NULL,
+            forget_at bigint NOT NULL,
+            reason smallint NOT NULL DEFAULT 0,
+            forwarded_to text
+        )
+        """,
+        "CREATE INDEX message_forget ON message (forget_at)",
+        // Totals for quotas, kept in step with envelope and forward; their rows are also the
+        // locks that keep two nodes from both filling the last room of a mailbox.
+        "CREATE TABLE mailbox_usage (mailbox text PRIMARY KEY, count bigint NOT NULL, bytes bigint NOT NULL)",
+        "CREATE TABLE destination_usage (destination text PRIMARY KEY, count bigint NOT NULL, bytes bigint NOT NULL)",
+        """
+        CREATE TABLE prekey (
+            mailbox text PRIMARY KEY,
+            signed_prekey bytea NOT NULL,
+            signed_prekey_signature bytea NOT NULL,
+            envelope_key bytea NOT NULL,
+            envelope_key_signature bytea NOT NULL,
+            updated_at bigint NOT NULL
+        )
+        """,
+        // One-time prekeys are handed out with DELETE … RETURNING: two nodes never give out one twice.
+        "CREATE TABLE one_time_prekey (mailbox text NOT NULL, key bytea NOT NULL, added_at bigint NOT NULL, PRIMARY KEY (mailbox, key))",
+        """
+        CREATE TABLE kem_prekey (
+            mailbox text NOT NULL,
+            key bytea NOT NULL,
+            signature bytea NOT NULL,
+            last_resort boolean NOT NULL,
+            added_at bigint NOT NULL,
+            PRIMARY KEY (mailbox, key)
+        )
+        """,
+        // The directory log the nodes share (position 0 is genesis), each entry's canonical bytes.
+        "CREATE TABLE directory_entry (position bigint PRIMARY KEY, entry bytea NOT NULL)",
+    ])
+
+    /// Advisory lock keys (pg_try_advisory_xact_lock): one node at a time runs the expiry
+    /// sweep, and one at a time purges a revoked member.
+    static let sweepLock: Int64 = 0x7661_6C69_7365_0002
+    static let purgeLock: Int64 = 0x7661_6C69_7365_0003
 
     /// Serialises migrations across nodes that start together (pg_advisory_lock's key:
     /// "valise" + 1 in ASCII, arbitrary but fixed).
