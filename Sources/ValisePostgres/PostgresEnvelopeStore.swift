@@ -17,6 +17,8 @@ public final class PostgresEnvelopeStore: Sendable {
     public let maximumBytes: Int?
     public let node: String
     let logger: Logger
+    /// The dedicated LISTEN connection behind `changes()`, started by the first call.
+    let listener: PostgresListener
 
     public init(
         configuration: PostgresStoreConfiguration, limits: QueueLimits = QueueLimits(), maximumBytes: Int? = nil, logger: Logger
@@ -26,11 +28,17 @@ public final class PostgresEnvelopeStore: Sendable {
         self.maximumBytes = maximumBytes
         self.node = UUID().uuidString.lowercased()
         self.logger = logger
+        self.listener = PostgresListener(database: database, logger: logger)
         try PostgresSchema.migrate(database)
+    }
+
+    deinit {
+        listener.close()
     }
 
     /// Closes the pool and the LISTEN connection.
     public func close() {
+        listener.close()
         database.close()
     }
 }

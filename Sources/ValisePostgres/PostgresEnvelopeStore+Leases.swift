@@ -1,0 +1,107 @@
+#if Postgres
+import NIOCore
+import PostgresNIO
+public import ValiseStore
+
+/// Leases: an envelope in delivery (or in a relay link's flight) names the node and the
+/// connection that sends it until `lease_expires`, so that two nodes never send it at once
+/// and nothing overtakes an envelope of higher precedence being sent elsewhere.
+extension PostgresEnvelopeStore: SharedQueue {
+    public func leaseForDelivery(
+        mailbox: Mailbox, holder: LeaseHolder, excluding: Set<MessageID>, limit: Int, now: UInt64
+    ) throws(StoreError) -> [StoredEnvelope] {
+        guard limit > 0 else { return [] }
+        return try write("lease envelopes") { connection in
+            let logger = self.logger
+            // The candidates in delivery order, locked (a node leasing the same mailbox at
+            // the same moment waits for this transaction, then sees its leases).
+            let candidates = try await connection.query("""
+                SELECT sequence, id, lease_node, lease_connection, lease_expires FROM envelope
+                WHERE mailbox = \(mailbox.name) AND expires_at > \(Int64(clamping: now)) AND NOT held
+                ORDER BY precedence DESC, sequence LIMIT \(Int64(limit + excluding.count)) FOR UPDATE
+                """, logger: logger)
+            let chosen = try await Self.leasable(candidates, holder: holder, excluding: excluding, limit: limit, now: now)
+            guard !chosen.isEmpty else { return [] }
+            let rows = try await connection.query("""
+                UPDATE envelope SET lease_node = \(holder.node), lease_connection = \(Int64(bitPattern: holder.connection)),
+                    lease_expires = \(Int64(clamping: now + SharedQueueLease.seconds))
+                WHERE sequence = ANY(\(chosen)::int8[])
+                RETURNING sequence, id, precedence, arrived_at, expires_at, body, requested_ttl
+                """, logger: logger)
+            return try await Self.storedEnvelopes(rows, mailbox: mailbox).sorted { ($0.precedence, -$0.sequence) > ($1.precedence, -$1.sequence) }
+        }
+    }
+
+    public func leaseForForwarding(
+        destination: String, holder: LeaseHolder, excluding: Set<MessageID>, limit: Int, now: UInt64
+    ) throws(StoreError) -> [OutgoingEnvelope] {
+        guard limit > 0 else { return [] }
+        return try write("lease envelopes to forward") { connection in
+            let logger = self.logger
+            let candidates = try await connection.query("""
+                SELECT sequence, id, lease_node, lease_connection, lease_expires FROM forward
+                WHERE destination = \(destination) AND expires_at > \(Int64(clamping: now)) AND NOT held
+                ORDER BY precedence DESC, sequence LIMIT \(Int64(limit + excluding.count)) FOR UPDATE
+                """, logger: logger)
+            let chosen = try await Self.leasable(candidates, holder: holder, excluding: excluding, limit: limit, now: now)
+            guard !chosen.isEmpty else { return [] }
+            let rows = try await connection.query("""
+                UPDATE forward SET lease_node = \(holder.node), lease_connection = \(Int64(bitPattern: holder.connection)),
+                    lease_expires = \(Int64(clamping: now + SharedQueueLease.seconds))
+                WHERE sequence = ANY(\(chosen)::int8[])
+                RETURNING sequence, mailbox, id, precedence, requested_ttl, arrived_at, expires_at, hops, body
+                """, logger: logger)
+            return try await Self.outgoingEnvelopes(rows, destination: destination)
+                .sorted { ($0.precedence, -$0.sequence) > ($1.precedence, -$1.sequence) }
+        }
+    }
+
+    /// The sequences to lease among candidates in delivery order: up to `limit`, leaving out
+    /// `excluding`, stopping at the first leased to another holder and not expired.
+    static func leasable(
+        _ rows: PostgresRowSequence, holder: LeaseHolder, excluding: Set<MessageID>, limit: Int, now: UInt64
+    ) async throws -> [Int64] {
+        var chosen: [Int64] = []
+        for try await (sequence, id, node, connection, expires) in rows.decode((Int64, ByteBuffer, String?, Int64?, Int64?).self) {
+            if let node, let connection, let expires, UInt64(clamping: expires) > now,
+               node != holder.node || UInt64(bitPattern: connection) != holder.connection {
+                break
+            }
+            guard let id = MessageID(buffer: id), !excluding.contains(id) else { continue }
+            chosen.append(sequence)
+            if chosen.count == limit { break }
+        }
+        return chosen
+    }
+
+    public func releaseLeases(of holder: LeaseHolder) throws(StoreError) {
+        try write("release leases") { connection in
+            let logger = self.logger
+            let node = holder.node
+            let id = Int64(bitPattern: holder.connection)
+            try await connection.query("""
+                UPDATE envelope SET lease_node = NULL, lease_connection = NULL, lease_expires = NULL
+                WHERE lease_node = \(node) AND lease_connection = \(id)
+                """, logger: logger)
+            try await connection.query("""
+                UPDATE forward SET lease_node = NULL, lease_connection = NULL, lease_expires = NULL
+                WHERE lease_node = \(node) AND lease_connection = \(id)
+                """, logger: logger)
+        }
+    }
+
+    public func renewLeases(now: UInt64) throws(StoreError) {
+        try write("renew leases") { connection in
+            let logger = self.logger
+            let expires = Int64(clamping: now + SharedQueueLease.seconds)
+            try await connection.query("UPDATE envelope SET lease_expires = \(expires) WHERE lease_node = \(self.node)", logger: logger)
+            try await connection.query("UPDATE forward SET lease_expires = \(expires) WHERE lease_node = \(self.node)", logger: logger)
+        }
+    }
+
+    /// Every stream shares this store's one LISTEN connection (`PostgresListener`).
+    public func changes() -> AsyncStream<QueueChange> {
+        listener.subscribe()
+    }
+}
+#endif
