@@ -33,6 +33,10 @@ struct PostgresChangesTests {
         var count: Int { changes.current.count }
     }
 
+    /// A mailbox name no other test uses: announcements are database-wide (one channel), so
+    /// a stream hears every schema's, and other suites run at the same time.
+    static func unique(_ name: String) -> String { name + "-" + UUID().uuidString.lowercased() }
+
     @Test("a commit on one node is announced on the other's stream, after the first rescan")
     func announcedAcrossNodes() async throws {
         let schema = TestPostgres.freshSchema()
@@ -42,13 +46,14 @@ struct PostgresChangesTests {
         let collector = Collector(b.changes())
         #expect(await collector.wait { $0.first == .everything })
         let start = collector.count
-        _ = try a.accept([envelope("alice", 1)], now: queueEpoch)
-        let forwarded = IncomingEnvelope(mailbox: Mailbox("carol"), id: messageID(2), precedence: .routine, ttl: .day, destination: "field", body: [1])
+        let (alice, carol, field) = (Self.unique("alice"), Self.unique("carol"), Self.unique("field"))
+        _ = try a.accept([envelope(alice, 1)], now: queueEpoch)
+        let forwarded = IncomingEnvelope(mailbox: Mailbox(carol), id: messageID(2), precedence: .routine, ttl: .day, destination: field, body: [1])
         _ = try a.accept([forwarded], now: queueEpoch)
-        #expect(await collector.wait(from: start) { $0.contains(.mailboxes([Mailbox("alice")])) && $0.contains(.destinations(["field"])) })
+        #expect(await collector.wait(from: start) { $0.contains(.mailboxes([Mailbox(alice)])) && $0.contains(.destinations([field])) })
         // A reroute into the local mailbox announces it too.
-        #expect(try a.reroute(mailbox: Mailbox("carol"), to: nil, now: queueEpoch) == 1)
-        #expect(await collector.wait(from: start) { $0.contains(.mailboxes([Mailbox("carol")])) })
+        #expect(try a.reroute(mailbox: Mailbox(carol), to: nil, now: queueEpoch) == 1)
+        #expect(await collector.wait(from: start) { $0.contains(.mailboxes([Mailbox(carol)])) })
         collector.task.cancel()
     }
 
@@ -56,14 +61,15 @@ struct PostgresChangesTests {
     func nothingForNothing() async throws {
         let store = try TestPostgres.store()
         defer { store.close() }
-        _ = try store.accept([envelope("alice", 1)], now: queueEpoch)
+        let (alice, bob) = (Self.unique("alice"), Self.unique("bob"))
+        _ = try store.accept([envelope(alice, 1)], now: queueEpoch)
         let collector = Collector(store.changes())
         #expect(await collector.wait { $0.first == .everything })
-        #expect(try store.acknowledge(mailbox: Mailbox("alice"), ids: [messageID(1)], now: queueEpoch) == 1)
+        #expect(try store.acknowledge(mailbox: Mailbox(alice), ids: [messageID(1)], now: queueEpoch) == 1)
         // A marker commit after it: when it arrives, anything the ack announced would have too.
-        _ = try store.accept([envelope("bob", 2)], now: queueEpoch)
-        #expect(await collector.wait { $0.contains(.mailboxes([Mailbox("bob")])) })
-        #expect(!collector.changes.current.contains(.mailboxes([Mailbox("alice")])))
+        _ = try store.accept([envelope(bob, 2)], now: queueEpoch)
+        #expect(await collector.wait { $0.contains(.mailboxes([Mailbox(bob)])) })
+        #expect(!collector.changes.current.contains(.mailboxes([Mailbox(alice)])))
         collector.task.cancel()
     }
 
@@ -78,8 +84,9 @@ struct PostgresChangesTests {
         let start = collector.count
         #expect(try b.listener.terminateConnection())
         #expect(await collector.wait(from: start) { $0.contains(.everything) })
-        _ = try a.accept([envelope("alice", 1)], now: queueEpoch)
-        #expect(await collector.wait(from: start) { $0.contains(.mailboxes([Mailbox("alice")])) })
+        let alice = Self.unique("alice")
+        _ = try a.accept([envelope(alice, 1)], now: queueEpoch)
+        #expect(await collector.wait(from: start) { $0.contains(.mailboxes([Mailbox(alice)])) })
         collector.task.cancel()
     }
 
