@@ -10,49 +10,61 @@ extension PostgresEnvelopeStore: SharedQueue {
     public func leaseForDelivery(
         mailbox: Mailbox, holder: LeaseHolder, excluding: Set<MessageID>, limit: Int, now: UInt64
     ) throws(StoreError) -> [StoredEnvelope] {
-        guard limit > 0 else { return [] }
-        return try write("lease envelopes") { connection in
-            let logger = self.logger
+        let name = mailbox.name
+        return try lease(
+            "lease envelopes", holder: holder, excluding: excluding, limit: limit, now: now,
             // The candidates in delivery order, locked (a node leasing the same mailbox at
             // the same moment waits for this transaction, then sees its leases).
-            let candidates = try await connection.query("""
+            candidates: { count in """
                 SELECT sequence, id, lease_node, lease_connection, lease_expires FROM envelope
-                WHERE mailbox = \(mailbox.name) AND expires_at > \(Int64(clamping: now)) AND NOT held
-                ORDER BY precedence DESC, sequence LIMIT \(Int64(limit + excluding.count)) FOR UPDATE
-                """, logger: logger)
-            let chosen = try await Self.leasable(candidates, holder: holder, excluding: excluding, limit: limit, now: now)
-            guard !chosen.isEmpty else { return [] }
-            let rows = try await connection.query("""
+                WHERE mailbox = \(name) AND expires_at > \(Int64(clamping: now)) AND NOT held
+                ORDER BY precedence DESC, sequence LIMIT \(count) FOR UPDATE
+                """ },
+            take: { chosen, expires in """
                 UPDATE envelope SET lease_node = \(holder.node), lease_connection = \(Int64(bitPattern: holder.connection)),
-                    lease_expires = \(Int64(clamping: now + SharedQueueLease.seconds))
+                    lease_expires = \(expires)
                 WHERE sequence = ANY(\(chosen)::int8[])
                 RETURNING sequence, id, precedence, arrived_at, expires_at, body, requested_ttl
-                """, logger: logger)
-            return try await Self.storedEnvelopes(rows, mailbox: mailbox).sorted { ($0.precedence, -$0.sequence) > ($1.precedence, -$1.sequence) }
-        }
+                """ },
+            read: { rows in try await Self.storedEnvelopes(rows, mailbox: mailbox).sorted { ($0.precedence, -$0.sequence) > ($1.precedence, -$1.sequence) } })
     }
 
     public func leaseForForwarding(
         destination: String, holder: LeaseHolder, excluding: Set<MessageID>, limit: Int, now: UInt64
     ) throws(StoreError) -> [OutgoingEnvelope] {
-        guard limit > 0 else { return [] }
-        return try write("lease envelopes to forward") { connection in
-            let logger = self.logger
-            let candidates = try await connection.query("""
+        try lease(
+            "lease envelopes to forward", holder: holder, excluding: excluding, limit: limit, now: now,
+            candidates: { count in """
                 SELECT sequence, id, lease_node, lease_connection, lease_expires FROM forward
                 WHERE destination = \(destination) AND expires_at > \(Int64(clamping: now)) AND NOT held
-                ORDER BY precedence DESC, sequence LIMIT \(Int64(limit + excluding.count)) FOR UPDATE
-                """, logger: logger)
-            let chosen = try await Self.leasable(candidates, holder: holder, excluding: excluding, limit: limit, now: now)
-            guard !chosen.isEmpty else { return [] }
-            let rows = try await connection.query("""
+                ORDER BY precedence DESC, sequence LIMIT \(count) FOR UPDATE
+                """ },
+            take: { chosen, expires in """
                 UPDATE forward SET lease_node = \(holder.node), lease_connection = \(Int64(bitPattern: holder.connection)),
-                    lease_expires = \(Int64(clamping: now + SharedQueueLease.seconds))
+                    lease_expires = \(expires)
                 WHERE sequence = ANY(\(chosen)::int8[])
                 RETURNING sequence, mailbox, id, precedence, requested_ttl, arrived_at, expires_at, hops, body
-                """, logger: logger)
-            return try await Self.outgoingEnvelopes(rows, destination: destination)
-                .sorted { ($0.precedence, -$0.sequence) > ($1.precedence, -$1.sequence) }
+                """ },
+            read: { rows in
+                try await Self.outgoingEnvelopes(rows, destination: destination).sorted { ($0.precedence, -$0.sequence) > ($1.precedence, -$1.sequence) }
+            })
+    }
+
+    /// One lease transaction: `candidates` (given how many rows) selects and locks rows in
+    /// delivery order; those `leasable` picks are leased by `take` (given their sequences and
+    /// the lease's expiry), whose rows `read` turns into envelopes in delivery order.
+    private func lease<Envelope: Sendable>(
+        _ doing: String, holder: LeaseHolder, excluding: Set<MessageID>, limit: Int, now: UInt64,
+        candidates: @escaping @Sendable (Int64) -> PostgresQuery, take: @escaping @Sendable ([Int64], Int64) -> PostgresQuery,
+        read: @escaping @Sendable (PostgresRowSequence) async throws -> [Envelope]
+    ) throws(StoreError) -> [Envelope] {
+        guard limit > 0 else { return [] }
+        return try write(doing) { connection in
+            let rows = try await connection.query(candidates(Int64(limit + excluding.count)), logger: self.logger)
+            let chosen = try await Self.leasable(rows, holder: holder, excluding: excluding, limit: limit, now: now)
+            guard !chosen.isEmpty else { return [] }
+            let expires = Int64(clamping: now + SharedQueueLease.seconds)
+            return try await read(try await connection.query(take(chosen, expires), logger: self.logger))
         }
     }
 

@@ -72,22 +72,14 @@ extension PostgresEnvelopeStore {
     /// order. Emptied rows stay (at zero): `occupiedMailboxes` and `destinations` look for
     /// count > 0, and a row that comes and goes with every delivery would only churn.
     func changeUsage(mailboxes: [String: QueueTotals], destinations: [String: QueueTotals], on connection: PostgresConnection) async throws {
-        let changedMailboxes = mailboxes.filter { $0.value.count != 0 || $0.value.bytes != 0 }.sorted { $0.key < $1.key }
-        if !changedMailboxes.isEmpty {
-            let names = changedMailboxes.map(\.key)
-            let counts = changedMailboxes.map { Int64($0.value.count) }
-            let bytes = changedMailboxes.map { Int64($0.value.bytes) }
+        if let (names, counts, bytes) = Self.columns(mailboxes) {
             try await connection.query("""
                 INSERT INTO mailbox_usage (mailbox, count, bytes)
                 SELECT * FROM unnest(\(names)::text[], \(counts)::int8[], \(bytes)::int8[]) ORDER BY 1
                 ON CONFLICT (mailbox) DO UPDATE SET count = mailbox_usage.count + excluded.count, bytes = mailbox_usage.bytes + excluded.bytes
                 """, logger: logger)
         }
-        let changedDestinations = destinations.filter { $0.value.count != 0 || $0.value.bytes != 0 }.sorted { $0.key < $1.key }
-        if !changedDestinations.isEmpty {
-            let names = changedDestinations.map(\.key)
-            let counts = changedDestinations.map { Int64($0.value.count) }
-            let bytes = changedDestinations.map { Int64($0.value.bytes) }
+        if let (names, counts, bytes) = Self.columns(destinations) {
             try await connection.query("""
                 INSERT INTO destination_usage (destination, count, bytes)
                 SELECT * FROM unnest(\(names)::text[], \(counts)::int8[], \(bytes)::int8[]) ORDER BY 1
@@ -95,6 +87,13 @@ extension PostgresEnvelopeStore {
                 SET count = destination_usage.count + excluded.count, bytes = destination_usage.bytes + excluded.bytes
                 """, logger: logger)
         }
+    }
+
+    /// The non-zero changes as columns (names, counts, bytes) in name order; nil if none.
+    private static func columns(_ changes: [String: QueueTotals]) -> ([String], [Int64], [Int64])? {
+        let changed = changes.filter { $0.value.count != 0 || $0.value.bytes != 0 }.sorted { $0.key < $1.key }
+        guard !changed.isEmpty else { return nil }
+        return (changed.map(\.key), changed.map { Int64($0.value.count) }, changed.map { Int64($0.value.bytes) })
     }
 }
 

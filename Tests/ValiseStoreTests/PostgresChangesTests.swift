@@ -33,18 +33,24 @@ struct PostgresChangesTests {
         var count: Int { changes.current.count }
     }
 
+    /// Two nodes on one schema, and the second's stream once it listens (its first rescan seen).
+    static func listening() async throws -> (PostgresEnvelopeStore, PostgresEnvelopeStore, Collector) {
+        let schema = TestPostgres.freshSchema()
+        let a = try TestPostgres.store(schema: schema)
+        let b = try TestPostgres.store(schema: schema)
+        let collector = Collector(b.changes())
+        #expect(await collector.wait { $0.first == .everything })
+        return (a, b, collector)
+    }
+
     /// A mailbox name no other test uses: announcements are database-wide (one channel), so
     /// a stream hears every schema's, and other suites run at the same time.
     static func unique(_ name: String) -> String { name + "-" + UUID().uuidString.lowercased() }
 
     @Test("a commit on one node is announced on the other's stream, after the first rescan")
     func announcedAcrossNodes() async throws {
-        let schema = TestPostgres.freshSchema()
-        let a = try TestPostgres.store(schema: schema)
-        let b = try TestPostgres.store(schema: schema)
+        let (a, b, collector) = try await Self.listening()
         defer { a.close(); b.close() }
-        let collector = Collector(b.changes())
-        #expect(await collector.wait { $0.first == .everything })
         let start = collector.count
         let (alice, carol, field) = (Self.unique("alice"), Self.unique("carol"), Self.unique("field"))
         _ = try a.accept([envelope(alice, 1)], now: queueEpoch)
@@ -75,12 +81,8 @@ struct PostgresChangesTests {
 
     @Test("the LISTEN connection killed: the stream rescans (.everything) and announcements come again")
     func listenConnectionKilled() async throws {
-        let schema = TestPostgres.freshSchema()
-        let a = try TestPostgres.store(schema: schema)
-        let b = try TestPostgres.store(schema: schema)
+        let (a, b, collector) = try await Self.listening()
         defer { a.close(); b.close() }
-        let collector = Collector(b.changes())
-        #expect(await collector.wait { $0.first == .everything })
         let start = collector.count
         #expect(try b.listener.terminateConnection())
         #expect(await collector.wait(from: start) { $0.contains(.everything) })
