@@ -152,5 +152,37 @@ struct PostgresSharedQueueTests {
         #expect(try a.state(of: messageID(0)) == RememberedMessage(state: .expiredUndelivered, since: later))
         #expect(try b.expireCounts(now: later).total == 0)
     }
+
+    @Test("batches of sends and acknowledgements from both nodes at once on the same mailboxes keep the totals true")
+    func concurrentBatches() throws {
+        let (a, b) = try Self.nodes()
+        defer { a.close(); b.close() }
+        let mailboxes = ["m0", "m1", "m2", "m3"]
+        // Round r of a node: a send to every mailbox (in an order of the node's own, so that
+        // the nodes take rows in crossing orders) and the acknowledgement of round r-1's.
+        @Sendable func rounds(_ store: PostgresEnvelopeStore, salt: UInt64, order: [String]) throws -> Int {
+            var accepted = 0
+            for round in 0..<15 {
+                let sends = order.enumerated().map { envelope($0.element, round * 10 + $0.offset, salt: salt) }
+                let acks = round == 0 ? [] : order.enumerated().map {
+                    AcknowledgeRequest(mailbox: Mailbox($0.element), ids: [messageID((round - 1) * 10 + $0.offset, salt: salt)])
+                }
+                let result = store.commit(CommitBatch(envelopes: sends, acknowledgements: acks), now: queueEpoch)
+                accepted += try result.accepted.get().count { $0 == fresh(queueEpoch) }
+                #expect(try result.acknowledged.get() == acks.map { _ in 1 })
+            }
+            return accepted
+        }
+        let (first, second) = try Self.together(
+            { try rounds(a, salt: 1, order: mailboxes) }, { try rounds(b, salt: 2, order: mailboxes.reversed()) })
+        #expect(first == 60 && second == 60)
+        #expect(try a.statistics(now: queueEpoch).count == 2 * mailboxes.count)
+        for mailbox in mailboxes {
+            let left = try b.queuedIDs(mailbox)
+            #expect(try a.acknowledge(mailbox: Mailbox(mailbox), ids: left, now: queueEpoch) == 2)
+        }
+        // Every usage row back to zero: nothing is occupied.
+        #expect(try b.occupiedMailboxes().isEmpty)
+    }
 }
 #endif
