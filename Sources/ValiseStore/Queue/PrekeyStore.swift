@@ -21,7 +21,8 @@ public struct StoredKEMPrekey: Sendable, Hashable {
         self.signature = signature
     }
 
-    var isWellFormed: Bool { key.count == PrekeyLimits.kemPrekeyByteCount && signature.count == 64 }
+    /// Lengths right (checked before storing, by every store).
+    public var isWellFormed: Bool { key.count == PrekeyLimits.kemPrekeyByteCount && signature.count == 64 }
 }
 
 /// How many one-time prekeys of each kind a device has on the relay.
@@ -58,7 +59,8 @@ public struct StoredPrekeys: Sendable, Equatable {
     /// An X-Wing public key's length, 1216 (the relay has parsed it before it gets here).
     public static let envelopeKeyByteCount = XWingScheme.parameters.publicKeyByteCount
 
-    var isWellFormed: Bool {
+    /// Lengths right (checked before storing, by every store).
+    public var isWellFormed: Bool {
         signedPrekey.count == 32 && signedPrekeySignature.count == 64 && envelopeKey.count == Self.envelopeKeyByteCount && envelopeKeySignature.count == 64
     }
 }
@@ -75,6 +77,18 @@ public struct PrekeyBundleRecord: Sendable, Equatable {
     public let kemPrekey: StoredKEMPrekey?
     public let kemPrekeyIsLastResort: Bool
     public let oneTimeKEMPrekeysLeft: Int
+
+    public init(
+        prekeys: StoredPrekeys, oneTimePrekey: [UInt8]?, oneTimePrekeysLeft: Int, kemPrekey: StoredKEMPrekey?, kemPrekeyIsLastResort: Bool,
+        oneTimeKEMPrekeysLeft: Int
+    ) {
+        self.prekeys = prekeys
+        self.oneTimePrekey = oneTimePrekey
+        self.oneTimePrekeysLeft = oneTimePrekeysLeft
+        self.kemPrekey = kemPrekey
+        self.kemPrekeyIsLastResort = kemPrekeyIsLastResort
+        self.oneTimeKEMPrekeysLeft = oneTimeKEMPrekeysLeft
+    }
 }
 
 /// Where the relay keeps prekeys. Every change is committed durably before it returns; a
