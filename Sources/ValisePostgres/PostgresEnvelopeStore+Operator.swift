@@ -30,6 +30,20 @@ extension PostgresEnvelopeStore: OperatorQueue {
         return result
     }
 
+    /// Runs `statement` (an UPDATE or a DELETE, given the table's name) on the local
+    /// mailboxes' table and the forwarding queues', returning the rows it touched.
+    private static func inBothQueues(
+        on connection: PostgresConnection, logger: Logger, _ statement: (String) -> PostgresQuery
+    ) async throws -> [QueuedEnvelope] {
+        var touched: [QueuedEnvelope] = []
+        for (table, destination) in [("envelope", "NULL::text"), ("forward", "destination")] {
+            var query = statement(table)
+            query.sql += " RETURNING \(queuedColumns), \(destination)"
+            touched += try await queuedEnvelopes(connection.query(query, logger: logger))
+        }
+        return touched
+    }
+
     public func queued(mailbox: Mailbox?, limit: Int, now: UInt64) throws(StoreError) -> [QueuedEnvelope] {
         guard limit > 0 else { return [] }
         return try database.withConnection { [logger = self.logger] connection in
@@ -65,14 +79,8 @@ extension PostgresEnvelopeStore: OperatorQueue {
         guard !ids.isEmpty else { return [:] }
         let keys = ids.map { ByteBuffer(bytes: $0.bytes) }
         return try database.withTransaction { [logger = self.logger] connection in
-            var changed: [QueuedEnvelope] = []
-            for table in ["envelope", "forward"] {
-                let destination = table == "forward" ? "destination" : "NULL::text"
-                changed += try await Self.queuedEnvelopes(connection.query(
-                    """
-                    UPDATE \(unescaped: table) SET held = \(held) WHERE id = ANY(\(keys))
-                    RETURNING \(unescaped: Self.queuedColumns), \(unescaped: destination)
-                    """, logger: logger))
+            let changed = try await Self.inBothQueues(on: connection, logger: logger) { table in
+                "UPDATE \(unescaped: table) SET held = \(held) WHERE id = ANY(\(keys))"
             }
             if !held {
                 // Delivered at once by whichever node serves the recipient or the destination.
@@ -90,14 +98,8 @@ extension PostgresEnvelopeStore: OperatorQueue {
         guard !ids.isEmpty else { return [:] }
         let keys = ids.map { ByteBuffer(bytes: $0.bytes) }
         return try database.withTransaction { [logger = self.logger] connection in
-            var deleted: [QueuedEnvelope] = []
-            for table in ["envelope", "forward"] {
-                let destination = table == "forward" ? "destination" : "NULL::text"
-                deleted += try await Self.queuedEnvelopes(connection.query(
-                    """
-                    DELETE FROM \(unescaped: table) WHERE id = ANY(\(keys))
-                    RETURNING \(unescaped: Self.queuedColumns), \(unescaped: destination)
-                    """, logger: logger))
+            let deleted = try await Self.inBothQueues(on: connection, logger: logger) { table in
+                "DELETE FROM \(unescaped: table) WHERE id = ANY(\(keys))"
             }
             guard !deleted.isEmpty else { return [:] }
             try await Self.releaseUsage(of: deleted, on: connection, logger: logger)

@@ -16,11 +16,8 @@ extension PostgresEnvelopeStore: PrekeyStore {
     public func storePrekeys(
         mailbox: Mailbox, prekeys: StoredPrekeys, oneTimePrekeys: [[UInt8]], lastResortKEMPrekey: StoredKEMPrekey, oneTimeKEMPrekeys: [StoredKEMPrekey]
     ) throws(StoreError) -> PrekeyCounts {
-        guard prekeys.isWellFormed, oneTimePrekeys.allSatisfy({ $0.count == 32 }), lastResortKEMPrekey.isWellFormed,
-              oneTimeKEMPrekeys.allSatisfy(\.isWellFormed)
-        else {
-            throw StoreError(.failure, "cannot store prekeys: a key or signature has the wrong length")
-        }
+        try Self.checkLengths(
+            prekeys: prekeys, oneTimePrekeys: oneTimePrekeys, lastResortKEMPrekey: lastResortKEMPrekey, oneTimeKEMPrekeys: oneTimeKEMPrekeys)
         let name = mailbox.name
         let addedAt = Int64(clamping: prekeys.updatedAt)
         return try database.withTransaction { [logger = self.logger] connection in

@@ -13,14 +13,9 @@ struct PostgresDirectoryLogTests {
 
     func entries(_ range: Range<Int>) -> [[UInt8]] { range.map(entry) }
 
-    func twoNodes() throws -> (PostgresEnvelopeStore, PostgresEnvelopeStore) {
-        let schema = TestPostgres.freshSchema()
-        return (try TestPostgres.store(schema: schema), try TestPostgres.store(schema: schema))
-    }
-
     @Test("entries appended from two nodes are stored once and read back in order; a gap is refused, changing nothing")
     func appendFromTwoNodes() throws {
-        let (first, second) = try twoNodes()
+        let (first, second) = try TestPostgres.twoNodes()
         defer { first.close(); second.close() }
         #expect(try first.directoryEntries(from: 0, limit: 10).isEmpty)
         #expect(try first.appendDirectoryEntries(entries(0..<3), from: 0) == 3)
@@ -39,7 +34,7 @@ struct PostgresDirectoryLogTests {
 
     @Test("an oversized or empty entry, too many entries, or a negative position is refused, changing nothing")
     func bounds() throws {
-        let (first, second) = try twoNodes()
+        let (first, second) = try TestPostgres.twoNodes()
         defer { first.close(); second.close() }
         let oversized = [UInt8](repeating: 1, count: SharedDirectoryLimits.maximumEntryByteCount + 1)
         #expect(throws: StoreError.self) { try first.appendDirectoryEntries([entry(0), oversized], from: 0) }
@@ -58,7 +53,7 @@ struct PostgresDirectoryLogTests {
 
     @Test("nodes appending the same log at once store each entry once, with no gap")
     func concurrentAppends() throws {
-        let (first, second) = try twoNodes()
+        let (first, second) = try TestPostgres.twoNodes()
         defer { first.close(); second.close() }
         let log = entries(0..<200)
         let added = Locked(0)
@@ -91,7 +86,7 @@ struct PostgresDirectoryLogTests {
 
     @Test("an append that adds entries is announced to every node as a directory change")
     func announced() async throws {
-        let (first, second) = try twoNodes()
+        let (first, second) = try TestPostgres.twoNodes()
         defer { first.close(); second.close() }
         try await AnnouncementWatcher.watching { (watcher: AnnouncementWatcher) async throws in
             #expect(try first.appendDirectoryEntries(entries(0..<2), from: 0) == 2)

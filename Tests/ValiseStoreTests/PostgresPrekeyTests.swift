@@ -26,15 +26,9 @@ struct PostgresPrekeyTests {
 
     let lastResort = StoredKEMPrekey(key: [UInt8](repeating: 0xAA, count: 1568), signature: [UInt8](repeating: 0xAB, count: 64))
 
-    /// Two stores on one fresh schema.
-    func twoNodes() throws -> (PostgresEnvelopeStore, PostgresEnvelopeStore) {
-        let schema = TestPostgres.freshSchema()
-        return (try TestPostgres.store(schema: schema), try TestPostgres.store(schema: schema))
-    }
-
     @Test("fetches racing on two nodes hand out every one-time prekey of each kind exactly once, and lose none")
     func concurrentTakes() throws {
-        let (first, second) = try twoNodes()
+        let (first, second) = try TestPostgres.twoNodes()
         defer { first.close(); second.close() }
         let mailboxes = [Mailbox("alice"), Mailbox("bob")]
         let maximum = PrekeyLimits.maximumOneTimePrekeys
@@ -92,7 +86,7 @@ struct PostgresPrekeyTests {
 
     @Test("a fetch that declines takes nothing, and a read without the question locks and takes nothing")
     func declinedAndRead() throws {
-        let (first, second) = try twoNodes()
+        let (first, second) = try TestPostgres.twoNodes()
         defer { first.close(); second.close() }
         let bob = Mailbox("bob")
         _ = try first.storePrekeys(
@@ -116,7 +110,7 @@ struct PostgresPrekeyTests {
 
     @Test("uploads of one mailbox racing on two nodes never pass the limit together")
     func concurrentUploads() throws {
-        let (first, second) = try twoNodes()
+        let (first, second) = try TestPostgres.twoNodes()
         defer { first.close(); second.close() }
         let carol = Mailbox("carol")
         let maximum = PrekeyLimits.maximumOneTimePrekeys
@@ -146,7 +140,7 @@ struct PostgresPrekeyTests {
 
     @Test("stale prekeys deleted on one node are gone for the other; a current owner's keep their signed keys")
     func staleAcrossNodes() throws {
-        let (first, second) = try twoNodes()
+        let (first, second) = try TestPostgres.twoNodes()
         defer { first.close(); second.close() }
         for (n, name) in ["dave", "erin"].enumerated() {
             _ = try first.storePrekeys(

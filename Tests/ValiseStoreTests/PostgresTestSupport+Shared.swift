@@ -51,6 +51,14 @@ final class AnnouncementWatcher {
     }
 }
 
+extension TestPostgres {
+    /// Two nodes: two stores on one fresh schema.
+    static func twoNodes() throws -> (PostgresEnvelopeStore, PostgresEnvelopeStore) {
+        let schema = freshSchema()
+        return (try store(schema: schema), try store(schema: schema))
+    }
+}
+
 extension PostgresEnvelopeStore {
     /// Puts a queued envelope into the tables with SQL, as the queue's own accept would (the
     /// envelope, its remembered id, its mailbox's and destination's totals), for suites that

@@ -21,8 +21,7 @@ public struct StoredKEMPrekey: Sendable, Hashable {
         self.signature = signature
     }
 
-    /// Lengths right (checked before storing, by every store).
-    public var isWellFormed: Bool { key.count == PrekeyLimits.kemPrekeyByteCount && signature.count == 64 }
+    var isWellFormed: Bool { key.count == PrekeyLimits.kemPrekeyByteCount && signature.count == 64 }
 }
 
 /// How many one-time prekeys of each kind a device has on the relay.
@@ -59,8 +58,7 @@ public struct StoredPrekeys: Sendable, Equatable {
     /// An X-Wing public key's length, 1216 (the relay has parsed it before it gets here).
     public static let envelopeKeyByteCount = XWingScheme.parameters.publicKeyByteCount
 
-    /// Lengths right (checked before storing, by every store).
-    public var isWellFormed: Bool {
+    var isWellFormed: Bool {
         signedPrekey.count == 32 && signedPrekeySignature.count == 64 && envelopeKey.count == Self.envelopeKeyByteCount && envelopeKeySignature.count == 64
     }
 }
@@ -142,6 +140,17 @@ public struct PrekeyOwnership: Sendable {
 }
 
 extension PrekeyStore {
+    /// Checks an upload's lengths, as every store does before it changes anything.
+    public static func checkLengths(
+        prekeys: StoredPrekeys, oneTimePrekeys: [[UInt8]], lastResortKEMPrekey: StoredKEMPrekey, oneTimeKEMPrekeys: [StoredKEMPrekey]
+    ) throws(StoreError) {
+        guard prekeys.isWellFormed, oneTimePrekeys.allSatisfy({ $0.count == 32 }), lastResortKEMPrekey.isWellFormed,
+              oneTimeKEMPrekeys.allSatisfy(\.isWellFormed)
+        else {
+            throw StoreError(.failure, "cannot store prekeys: a key or signature has the wrong length")
+        }
+    }
+
     /// The mailbox's bundle, taking one one-time prekey if any is left; nil if the device
     /// has published nothing.
     public func takeBundle(mailbox: Mailbox) throws(StoreError) -> PrekeyBundleRecord? {
