@@ -77,9 +77,13 @@ extension PostgresEnvelopeStore: PrekeyStore {
     public func takeBundles(_ mailboxes: [Mailbox], takeOneTimePrekey: ((Int) -> Bool)?) throws(StoreError) -> [PrekeyBundleRecord?] {
         guard !mailboxes.isEmpty else { return [] }
         let question = takeOneTimePrekey.map(OneTimePrekeyQuestion.init)
-        // Without a question nothing is locked or deleted: the transaction only reads (one
-        // snapshot for all the mailboxes) and its commit writes nothing.
         return try database.withTransaction { [logger = self.logger] connection in
+            // Without a question nothing is locked or deleted: a read-only transaction, with
+            // one snapshot for all the mailboxes as in SQLite. A take stays in read committed,
+            // where a row another fetch deleted is passed over, not a serialisation failure.
+            if question == nil {
+                try await connection.query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY", logger: logger)
+            }
             var bundles: [PrekeyBundleRecord?] = []
             for (index, mailbox) in mailboxes.enumerated() {
                 bundles.append(try await Self.bundle(mailbox, index: index, question: question, on: connection, logger: logger))
