@@ -171,6 +171,12 @@ public final class PostgresDatabase: Sendable {
 
     /// Turns an error into a StoreError; drops the pool when the primary may be gone.
     private func failed(_ error: any Error, primary: Primary) -> StoreError {
+        // postgres-nio wraps whatever ended a transaction (the body's own StoreError, a
+        // server error, a lost connection at COMMIT): judge that error, not the wrapper.
+        if let wrapped = error as? PostgresTransactionError,
+           let cause = wrapped.closureError ?? wrapped.commitError ?? wrapped.beginError {
+            return failed(cause, primary: primary)
+        }
         if let error = error as? StoreError { return error }
         if Self.primaryLost(error) {
             let dropped = state.withLockedValue { state -> Primary? in

@@ -75,6 +75,18 @@ public struct PrekeyBundleRecord: Sendable, Equatable {
     public let kemPrekey: StoredKEMPrekey?
     public let kemPrekeyIsLastResort: Bool
     public let oneTimeKEMPrekeysLeft: Int
+
+    public init(
+        prekeys: StoredPrekeys, oneTimePrekey: [UInt8]?, oneTimePrekeysLeft: Int, kemPrekey: StoredKEMPrekey?, kemPrekeyIsLastResort: Bool,
+        oneTimeKEMPrekeysLeft: Int
+    ) {
+        self.prekeys = prekeys
+        self.oneTimePrekey = oneTimePrekey
+        self.oneTimePrekeysLeft = oneTimePrekeysLeft
+        self.kemPrekey = kemPrekey
+        self.kemPrekeyIsLastResort = kemPrekeyIsLastResort
+        self.oneTimeKEMPrekeysLeft = oneTimeKEMPrekeysLeft
+    }
 }
 
 /// Where the relay keeps prekeys. Every change is committed durably before it returns; a
@@ -128,6 +140,17 @@ public struct PrekeyOwnership: Sendable {
 }
 
 extension PrekeyStore {
+    /// Checks an upload's lengths, as every store does before it changes anything.
+    public static func checkLengths(
+        prekeys: StoredPrekeys, oneTimePrekeys: [[UInt8]], lastResortKEMPrekey: StoredKEMPrekey, oneTimeKEMPrekeys: [StoredKEMPrekey]
+    ) throws(StoreError) {
+        guard prekeys.isWellFormed, oneTimePrekeys.allSatisfy({ $0.count == 32 }), lastResortKEMPrekey.isWellFormed,
+              oneTimeKEMPrekeys.allSatisfy(\.isWellFormed)
+        else {
+            throw StoreError(.failure, "cannot store prekeys: a key or signature has the wrong length")
+        }
+    }
+
     /// The mailbox's bundle, taking one one-time prekey if any is left; nil if the device
     /// has published nothing.
     public func takeBundle(mailbox: Mailbox) throws(StoreError) -> PrekeyBundleRecord? {

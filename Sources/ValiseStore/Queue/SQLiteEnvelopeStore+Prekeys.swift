@@ -52,11 +52,8 @@ extension SQLiteEnvelopeStore: PrekeyStore {
     public func storePrekeys(
         mailbox: Mailbox, prekeys: StoredPrekeys, oneTimePrekeys: [[UInt8]], lastResortKEMPrekey: StoredKEMPrekey, oneTimeKEMPrekeys: [StoredKEMPrekey]
     ) throws(StoreError) -> PrekeyCounts {
-        guard prekeys.isWellFormed, oneTimePrekeys.allSatisfy({ $0.count == 32 }), lastResortKEMPrekey.isWellFormed,
-              oneTimeKEMPrekeys.allSatisfy(\.isWellFormed)
-        else {
-            throw StoreError(.failure, "cannot store prekeys: a key or signature has the wrong length")
-        }
+        try Self.checkLengths(
+            prekeys: prekeys, oneTimePrekeys: oneTimePrekeys, lastResortKEMPrekey: lastResortKEMPrekey, oneTimeKEMPrekeys: oneTimeKEMPrekeys)
         do {
             return try pool.write { db in
                 let held = Set(try Data.fetchAll(db, sql: "SELECT key FROM one_time_prekey WHERE mailbox = ?", arguments: [mailbox.name]).map { [UInt8]($0) })
