@@ -258,7 +258,7 @@ let package = Package(
         ),
         .testTarget(
             name: "ValiseWireTests",
-            dependencies: ["ValiseWire", "ValiseCrypto", "ValiseTestSupport"],
+            dependencies: ["ValiseWire", "ValiseCrypto", "ValiseTestSupport", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
             resources: [.copy("Fixtures")],
             swiftSettings: swiftSettings
         ),
