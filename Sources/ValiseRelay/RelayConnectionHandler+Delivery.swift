@@ -94,6 +94,8 @@ extension RelayConnectionHandler {
             return try store.nextForDelivery(mailbox: mailbox, excluding: excluding, limit: room, now: clock())
         }.whenComplete { result in
             let (handler, context) = loopBound.value
+            // Closed while loading: what the load leased goes back too (the close released before it).
+            if handler.closed, let lease { handler.shared.node?.release(lease.1) }
             guard !handler.closed, var delivery = handler.delivery else { return }
             delivery.loading = false
             switch result {

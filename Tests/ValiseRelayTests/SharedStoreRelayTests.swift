@@ -49,7 +49,7 @@ struct SharedStoreRelayTests {
         await relay.stop()
     }
 
-    @Test("the poll finds what another node committed without an announcement, and renews nothing it should not")
+    @Test("the poll finds what another node committed when no announcement came")
     func poll() async throws {
         let relay = try SharedRelayFixture()
         _ = try await relay.start()

@@ -310,6 +310,8 @@ final class OutgoingLink {
             return try store.nextForForwarding(destination: destination, excluding: excluding, limit: limit, now: clock())
         }.whenComplete { [loopBound = NIOLoopBound(self, eventLoop: loop)] result in
             let link = loopBound.value
+            // The link closed while loading: what the load leased goes back too.
+            if let lease, link.leaseHolder != lease.1 { link.dependencies.node?.release(lease.1) }
             switch result {
             case .success(let envelopes):
                 link.withSession { $0.loaded(envelopes, limit: limit, directory: link.dependencies.directory.snapshot, now: link.dependencies.clock()) }
