@@ -1,3 +1,4 @@
+import NIOCore
 import Synchronization
 import Testing
 import ValiseClient
@@ -23,14 +24,14 @@ struct ClientFailoverTests {
         let record = RelayPublicFile(noiseKey: first.keys.noise.publicKey, signingKey: first.keys.signing).record(name: "hq", address: "127.0.0.1:\(firstPort)")
         let target = DirectorySync.Target(
             relay: record, endpoints: [try .init("127.0.0.1:\(firstPort)"), try .init("127.0.0.1:\(secondPort)")])
-        let answered = try await DirectorySync.withRelay(target, clientKey: first.alice.transport) { (_, welcome) throws(ClientError) in
+        let answered = try await DirectorySync.withRelay(target, clientKey: first.alice.transport, timeout: .seconds(Int64(60))) { (_, welcome) throws(ClientError) in
             welcome.endpoint.port
         }
         #expect(answered == secondPort)
 
         await second.stop()
         let failed = await #expect(throws: ClientError.self) {
-            try await DirectorySync.withRelay(target, clientKey: first.alice.transport) { (_, welcome) throws(ClientError) in welcome.endpoint.port }
+            try await DirectorySync.withRelay(target, clientKey: first.alice.transport, timeout: .seconds(Int64(60))) { (_, welcome) throws(ClientError) in welcome.endpoint.port }
         }
         #expect(failed?.kind == .unreachable)
         #expect(failed?.message.contains("127.0.0.1:\(firstPort) answered UNAVAILABLE") == true, "\(String(describing: failed))")

@@ -61,6 +61,9 @@ final class SharedRelayFixture: Sendable {
         var configuration = RelayConfiguration(directory: folder.path)
         configuration.listenPort = 0
         configuration.linksEnabled = false
+        // Generous: these tests run beside many others on a loaded machine, and a handshake
+        // cut short would be reported as an unproven key, not what the test looks for.
+        configuration.limits.handshakeTimeout = 60
         var logger = Logger(label: "test.relay")
         logger.logLevel = .critical
         let port = self.port
@@ -90,7 +93,7 @@ final class SharedRelayFixture: Sendable {
 
     func connect(_ key: AgreementPrivateKey, port: Int? = nil) async throws(ClientError) -> RelayClient {
         try await RelayClient.connect(
-            host: "127.0.0.1", port: port ?? listeningPort, clientKey: key, relayKey: keys.noise.publicKey, timeout: .seconds(Int64(10))).client
+            host: "127.0.0.1", port: port ?? listeningPort, clientKey: key, relayKey: keys.noise.publicKey, timeout: .seconds(Int64(60))).client
     }
 
     /// Asks for this device's mailbox, as `valise sync` does.
