@@ -258,7 +258,7 @@ let package = Package(
         ),
         .testTarget(
             name: "ValiseWireTests",
-            dependencies: ["ValiseWire", "ValiseCrypto", "ValiseTestSupport"],
+            dependencies: ["ValiseWire", "ValiseCrypto", "ValiseTestSupport", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
             resources: [.copy("Fixtures")],
             swiftSettings: swiftSettings
         ),
@@ -279,6 +279,9 @@ let package = Package(
             name: "ValiseRelayTests",
             dependencies: [
                 "ValiseRelay", "ValiseCrypto", "ValiseDirectory", "ValiseStore", "ValiseWire", "ValiseTestSupport",
+                // The shared-store tests talk to an in-process relay as the client library does.
+                "ValiseClient",
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "Prometheus", package: "swift-prometheus"),

@@ -107,40 +107,71 @@ public enum DirectorySync {
         }
     }
 
-    /// Connects to the first of the target's addresses that accepts a connection (a node
-    /// that is down is skipped; a relay that answers and refuses is not), runs `body`, and
-    /// closes the connection whatever happens.
+    /// Connects to the first of the target's addresses that serves (a node that is down,
+    /// answers UNAVAILABLE, or closes before the handshake completes is skipped; a relay
+    /// that answers and refuses is not), runs `body`, and closes the connection whatever
+    /// happens. A node that answers UNAVAILABLE during `body` stored nothing for that
+    /// request: `body` runs again, from the start, at the next address (its requests are
+    /// safe to repeat: a send's id makes a repeat a duplicate, never a second message).
     public static func withRelay<T: Sendable>(
         _ target: Target, clientKey: AgreementPrivateKey, timeout: TimeAmount = .seconds(10),
         _ body: (RelayClient, Welcome) async throws(ClientError) -> T
     ) async throws(ClientError) -> T {
-        var connected: (client: RelayClient, welcome: WireWelcome, endpoint: Endpoint)?
-        var failures: [(what: String, hint: String?)] = []
-        for endpoint in target.endpoints {
+        var failures: [(what: String, hint: String?, code: String)] = []
+        for (index, endpoint) in target.endpoints.enumerated() {
+            let more = index + 1 < target.endpoints.count
+            let client: RelayClient
+            let welcome: WireWelcome
             do {
-                let (client, welcome) = try await RelayClient.connect(
+                (client, welcome) = try await RelayClient.connect(
                     host: endpoint.host, port: endpoint.port, clientKey: clientKey, relayKey: target.relay.noiseKey, timeout: timeout)
-                connected = (client, welcome, endpoint)
-                break
-            } catch where error.code == "relay-unreachable" && target.endpoints.count > 1 {
-                failures.append(error.unreachable ?? ("\(endpoint) cannot be reached", nil))
+            } catch where target.endpoints.count > 1 && movesOn(error) {
+                failures.append(failure(error, at: endpoint))
+                continue
+            }
+            do {
+                let result = try await body(client, Welcome(welcome, endpoint: endpoint))
+                await client.close()
+                return result
+            } catch {
+                await client.close()
+                guard more, error.code == "relay-unavailable" else { throw error }
+                failures.append(failure(error, at: endpoint))
             }
         }
-        guard let connected else {
-            // One hint for all: the first address's, which is the one devices try first.
-            let hint = failures.first?.hint.map { "; \($0)" } ?? ""
-            throw ClientError(
-                kind: .unreachable, code: "relay-unreachable",
-                message: "cannot connect to relay \(target.relay.name) at any of its addresses (\(failures.map(\.what).joined(separator: ", ")))\(hint)")
+        // One hint for all: the first address's, which is the one devices try first.
+        let hint = failures.first?.hint.map { "; \($0)" } ?? ""
+        // One address that failed to prove the relay's key is worth as loud a failure as a
+        // relay of one address (an impostor, or a cut connection); otherwise the common code.
+        let codes = Set(failures.map(\.code))
+        let code = codes.contains("relay-handshake") ? "relay-handshake" : codes.count == 1 ? codes.first ?? "relay-unreachable" : "relay-unreachable"
+        let kind: ClientError.Kind = switch code {
+        case "relay-handshake": .verification
+        case "relay-busy": .busy
+        default: .unreachable
         }
-        let (client, welcome, endpoint) = connected
-        do {
-            let result = try await body(client, Welcome(welcome, endpoint: endpoint))
-            await client.close()
-            return result
-        } catch {
-            await client.close()
-            throw error
+        throw ClientError(
+            kind: kind, code: code,
+            message: "cannot connect to relay \(target.relay.name) at any of its addresses (\(failures.map(\.what).joined(separator: ", ")))\(hint)")
+    }
+
+    /// Failures that another address of the same relay may not have: the node is down or
+    /// cut off from its store, busy, or the connection ended before the relay proved its
+    /// key (each address is held to the same pinned key, so moving on trusts nothing more).
+    static func movesOn(_ error: ClientError) -> Bool {
+        error.isConnectionLost || error.code == "relay-handshake"
+    }
+
+    /// One address's failure, for the message that names each.
+    static func failure(_ error: ClientError, at endpoint: Endpoint) -> (what: String, hint: String?, code: String) {
+        switch error.code {
+        case "relay-unreachable":
+            let unreachable = error.unreachable ?? ("\(endpoint) cannot be reached", nil)
+            return (unreachable.what, unreachable.hint, error.code)
+        case "relay-unavailable":
+            return ("\(endpoint) answered UNAVAILABLE (that node cannot reach its store)", nil, error.code)
+        default:
+            return ("\(endpoint): \(error.message)", nil, error.code)
         }
     }
 

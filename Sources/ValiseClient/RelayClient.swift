@@ -135,6 +135,9 @@ public final class RelayClient: Sendable {
         case .notAdmitted, .revoked: .verification
         // A Hello of another relay protocol version: the same exit as the VERSION notice.
         case .unsupportedVersion: .otherVersion
+        // That node of the relay cannot reach its store: as good as unreachable (another
+        // address of the relay, or later).
+        case .unavailable: .unreachable
         default: .failure
         }
         return ClientError(kind: kind, code: "relay-\(error.code)", message: "the relay refused: \(error.message)")
@@ -178,7 +181,7 @@ extension ClientError {
     /// The connection to the relay failed or ended (as opposed to the relay refusing a
     /// request, or a handshake that proved the wrong relay): worth trying again later.
     public var isConnectionLost: Bool {
-        ["relay-unreachable", "relay-busy", "relay-timeout", "relay-io", "relay-closed"].contains(code)
+        ["relay-unreachable", "relay-busy", "relay-timeout", "relay-io", "relay-closed", "relay-unavailable"].contains(code)
     }
 }
 

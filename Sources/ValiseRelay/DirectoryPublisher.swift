@@ -21,13 +21,21 @@ final class DirectoryPublisher: Sendable {
     private let directory: RelayDirectory
     private let counters: LimitCounters
     private let clock: @Sendable () -> UInt64
+    /// Called on the publisher's thread with the entries a publish added and the position of
+    /// the first, before the publish is answered: the nodes of a relay on a shared store hand
+    /// them to the others (`SharedDirectoryLog`). Nil for a relay of one node.
+    private let share: (@Sendable (_ entries: [[UInt8]], _ start: Int) -> Void)?
     private let thread = NIOThreadPool(numberOfThreads: 1)
     private let queue = NIOLockedValueBox(FairQueue<AgreementPublicKey, Job>())
 
-    init(directory: RelayDirectory, counters: LimitCounters, clock: @escaping @Sendable () -> UInt64) {
+    init(
+        directory: RelayDirectory, counters: LimitCounters, clock: @escaping @Sendable () -> UInt64,
+        share: (@Sendable (_ entries: [[UInt8]], _ start: Int) -> Void)? = nil
+    ) {
         self.directory = directory
         self.counters = counters
         self.clock = clock
+        self.share = share
         thread.start()
     }
 
@@ -51,7 +59,13 @@ final class DirectoryPublisher: Sendable {
         do throws(RelayError) {
             let verified = try directory.verify(
                 entries: job.entries.map { Array($0) }, checkpoint: Array(job.checkpoint), now: clock(), verifications: &verifications)
-            return .success(try directory.commit(verified, now: clock()))
+            // This thread is the only one that commits: the count before is the new entries' start.
+            let before = directory.snapshot.count
+            let published = try directory.commit(verified, now: clock())
+            if let share, published.count > before {
+                share(Array(directory.snapshot.encodedEntries[before..<published.count]), before)
+            }
+            return .success(published)
         } catch {
             return .failure(error)
         }

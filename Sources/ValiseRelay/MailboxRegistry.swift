@@ -40,4 +40,11 @@ final class MailboxRegistry: Sendable {
         let waiting = targets.withLockedValue { $0[mailbox].map { Array($0.values) } ?? [] }
         for target in waiting { target.wake() }
     }
+
+    /// Anything may have changed (another node of a shared store committed, and its
+    /// announcement was lost or named too many mailboxes): every connection looks again.
+    func wakeAll() {
+        let waiting = targets.withLockedValue { $0.values.flatMap(\.values) }
+        for target in waiting { target.wake() }
+    }
 }

@@ -42,6 +42,9 @@ extension RelayConnectionHandler {
         let federation: Federation?
         /// The relay's metrics: handshakes and deliveries are counted where they happen.
         let metrics: RelayMetrics
+        /// Set when several nodes share the store: connections lease what they deliver, and
+        /// the node may have lost the store (UNAVAILABLE).
+        let node: SharedNode?
         /// Whether links are on (`links` in valised.yaml); off, channel-2 connections close.
         var linksEnabled: Bool { federation != nil }
 
@@ -68,7 +71,8 @@ extension RelayConnectionHandler {
             onMembersRemoved: @escaping @Sendable ([MemberName]) -> Void,
             onMembersRotated: @escaping @Sendable ([MemberName]) -> Void,
             federation: Federation? = nil,
-            metrics: RelayMetrics = RelayMetrics(factory: NOOPMetricsHandler.instance)
+            metrics: RelayMetrics = RelayMetrics(factory: NOOPMetricsHandler.instance),
+            node: SharedNode? = nil
         ) {
             self.keys = keys
             self.directory = directory
@@ -93,6 +97,7 @@ extension RelayConnectionHandler {
             self.onMembersRotated = onMembersRotated
             self.federation = federation
             self.metrics = metrics
+            self.node = node
         }
 
         /// What a stored publish (an admin's, or entries from a relay link) sets off: keys no

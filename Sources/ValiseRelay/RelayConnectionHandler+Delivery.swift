@@ -42,6 +42,10 @@ extension RelayConnectionHandler {
                 case .success(let outcome):
                     reply = RelayRequestProcessor.accepted(requestID, id: envelope.id, outcome: outcome)
                     if case .accepted = outcome { handler.shared.storage.accepted() }
+                case .failure(let error) where error.kind == .unavailable:
+                    // Not stored: the client sends it again through another node.
+                    reply = RelayRequestProcessor.error(requestID, SharedNode.unavailable)
+                    handler.shared.node?.check(error)
                 case .failure(let error):
                     handler.logger.error("could not store an envelope", metadata: ["error": "\(error.message)"])
                     reply = RelayRequestProcessor.error(requestID, RelayError(
@@ -57,7 +61,7 @@ extension RelayConnectionHandler {
     func startDelivery(window: Int, context: ChannelHandlerContext) {
         guard delivery == nil, case .device(let member)? = processor?.admission, let handle else { return }
         let mailbox = Mailbox(member.value)
-        delivery = Delivery(mailbox: mailbox, window: window)
+        delivery = Delivery(mailbox: mailbox, window: window, holder: shared.node?.newHolder())
         shared.mailboxes.register(handle, for: mailbox)
         pump(context)
     }
@@ -78,12 +82,20 @@ extension RelayConnectionHandler {
         delivery.caughtUp = false
         self.delivery = delivery
         let (store, mailbox, excluding, clock) = (shared.store, delivery.mailbox, delivery.inFlight.union(delivery.acknowledging), shared.clock)
+        // With a shared store, what this connection loads is leased to it: no connection of
+        // another node delivers the same envelope meanwhile.
+        let lease = shared.node.flatMap { node in delivery.holder.map { (node.queue, $0) } }
         let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
         shared.threadPool.runIfActive(eventLoop: context.eventLoop) { () throws -> [StoredEnvelope] in
             // The clock is read here, not before the hop: the job may have waited.
-            try store.nextForDelivery(mailbox: mailbox, excluding: excluding, limit: room, now: clock())
+            if let lease {
+                return try lease.0.leaseForDelivery(mailbox: mailbox, holder: lease.1, excluding: excluding, limit: room, now: clock())
+            }
+            return try store.nextForDelivery(mailbox: mailbox, excluding: excluding, limit: room, now: clock())
         }.whenComplete { result in
             let (handler, context) = loopBound.value
+            // Closed while loading: what the load leased goes back too (the close released before it).
+            if handler.closed, let lease { handler.shared.node?.release(lease.1) }
             guard !handler.closed, var delivery = handler.delivery else { return }
             delivery.loading = false
             switch result {
@@ -121,6 +133,10 @@ extension RelayConnectionHandler {
                 if delivery.wokenWhileLoading { handler.pump(context) }
             case .failure(let error):
                 handler.delivery = delivery
+                if handler.shared.node?.check(error) == true {
+                    handler.drop(context, SharedNode.unavailable)
+                    return
+                }
                 handler.logger.error("could not read envelopes; trying again in a second", metadata: ["error": "\(error)"])
                 context.eventLoop.scheduleTask(in: TimeAmount.seconds(Int64(1))) {
                     let (handler, context) = loopBound.value
@@ -135,7 +151,8 @@ extension RelayConnectionHandler {
     func offer(_ envelope: StoredEnvelope, context: ChannelHandlerContext) {
         guard !closed, var delivery else { return }
         if delivery.inFlight.contains(envelope.id) || delivery.acknowledging.contains(envelope.id) { return }
-        guard delivery.caughtUp, !delivery.loading, context.channel.isWritable, delivery.inFlight.count < delivery.window,
+        // With a shared store, an envelope is only sent once leased: the store is asked.
+        guard delivery.holder == nil, delivery.caughtUp, !delivery.loading, context.channel.isWritable, delivery.inFlight.count < delivery.window,
               envelope.expiresAt > shared.clock() else {
             delivery.caughtUp = false
             self.delivery = delivery
@@ -166,6 +183,7 @@ extension RelayConnectionHandler {
                     if case .failure(let error) = result {
                         // The envelopes stay stored and are delivered again: at least once.
                         handler.logger.error("could not record acknowledgements", metadata: ["error": "\(error.message)"])
+                        handler.shared.node?.check(error)
                     }
                     guard var delivery = handler.delivery else { return }
                     for id in known { delivery.acknowledging.remove(id) }
@@ -204,6 +222,8 @@ extension RelayConnectionHandler {
             switch result {
             case .success(let message):
                 reply = message
+            case .failure(let error) where handler.shared.node?.check(error) == true:
+                reply = RelayRequestProcessor.error(requestID, SharedNode.unavailable)
             case .failure(let error):
                 handler.logger.error("\(failure)", metadata: ["error": "\(error)"])
                 reply = RelayRequestProcessor.error(requestID, RelayError(.internal, code: "storage", message: "the relay \(failure)"))

@@ -24,6 +24,8 @@ final class RelayConnectionHandler: ChannelDuplexHandler, FlushBatching {
     struct Delivery {
         let mailbox: Mailbox
         let window: Int
+        /// This connection's leases, when several nodes share the store (`SharedQueue`).
+        let holder: LeaseHolder?
         var inFlight: Set<MessageID> = []
         /// Whether MailboxIdle was sent since the last delivery.
         var idleAnnounced = false
@@ -152,6 +154,7 @@ final class RelayConnectionHandler: ChannelDuplexHandler, FlushBatching {
         frameTimer?.cancel()
         if let admittedKey, let handle { shared.registry.unregister(handle, key: admittedKey) }
         if let delivery, let handle { shared.mailboxes.unregister(handle, for: delivery.mailbox) }
+        if let holder = delivery?.holder { shared.node?.release(holder) }
         shared.limiter.release(peer)
         logger.debug("connection closed")
         context.fireChannelInactive()
@@ -244,6 +247,12 @@ final class RelayConnectionHandler: ChannelDuplexHandler, FlushBatching {
         let handle = Handle(channel: context.channel, handler: NIOLoopBound((self, context), eventLoop: context.eventLoop), handoff: shared.handoff)
         self.handle = handle
         shared.registry.register(handle, key: key, role: admission.connectionRole)
+        // A node that lost its shared store serves nobody: the client tries the next address.
+        // Checked after registering, so that a loss announced meanwhile drops this one too.
+        if shared.node?.isAvailable == false {
+            perform(state.refuse(with: RelayRequestProcessor.encode(RelayRequestProcessor.error(0, SharedNode.unavailable))), context: context)
+            return
+        }
         // The key may have been revoked, or its home moved, between the snapshot above and
         // registering.
         let now = shared.directory.snapshot

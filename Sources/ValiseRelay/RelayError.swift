@@ -22,6 +22,8 @@ public struct RelayError: CodedError {
         case idInUse = 15
         case noPrekeys = 16
         case notHome = 17
+        /// The node cannot reach its shared store: the client tries the next address.
+        case unavailable = 18
     }
 
     public let code: String

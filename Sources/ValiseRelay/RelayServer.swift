@@ -16,16 +16,18 @@ import Glibc
 /// connected clients it is shutting down, and returns once every connection has closed.
 public final class RelayServer: Service {
     private let configuration: RelayConfiguration
-    private let keys: RelayKeys
+    let keys: RelayKeys
     let directory: RelayDirectory
     let store: any EnvelopeStore & PrekeyStore
     let writer: GroupCommitWriter
-    private let mailboxes = MailboxRegistry()
+    let mailboxes = MailboxRegistry()
     private let handoff = LoopHandoff()
-    private let logger: Logger
+    let logger: Logger
     private let group: any EventLoopGroup
     private let onListening: @Sendable (SocketAddress) -> Void
     public let registry = ConnectionRegistry()
+    /// This node's part when the store is shared by several nodes of the relay (PostgreSQL).
+    let node: SharedNode?
     /// Set once `run` built it: what entries from relay links need to take effect.
     let sharedContext = NIOLockedValueBox<RelayConnectionHandler.Context?>(nil)
     public let limiter: ConnectionLimiter
@@ -49,6 +51,7 @@ public final class RelayServer: Service {
         self.group = group ?? MultiThreadedEventLoopGroup.singleton
         self.onListening = onListening
         self.limiter = ConnectionLimiter(limits: configuration.limits)
+        self.node = SharedNode(store: store, registry: registry, threadPool: NIOThreadPool.singleton, logger: logger)
     }
 
     /// A new connection's receive buffer: small, since an idle connection keeps it. The
@@ -63,7 +66,8 @@ public final class RelayServer: Service {
     public func run() async throws {
         writer.start()
         defer { writer.stop() }
-        let publisher = DirectoryPublisher(directory: directory, counters: counters, clock: { WallClock.seconds() })
+        let publisher = DirectoryPublisher(
+            directory: directory, counters: counters, clock: { WallClock.seconds() }, share: node.flatMap { Self.sharing(node: $0, logger: self.logger) })
         let (writer, logger) = (self.writer, self.logger)
         // A crash between a revocation's publish and its purge leaves a queue behind: purge
         // every mailbox whose member is no longer active before serving.
@@ -82,7 +86,7 @@ public final class RelayServer: Service {
         let federation = Federation(
             dependencies: .init(
                 keys: keys, directory: directory, store: store, writer: writer, handoff: handoff, publisher: publisher,
-                threadPool: NIOThreadPool.singleton,
+                threadPool: NIOThreadPool.singleton, node: node,
                 counters: counters, limits: configuration.limits, clock: { WallClock.seconds() },
                 onPublished: { [sharedContext] published in sharedContext.withLockedValue { $0 }?.applyPublished(published) }),
             group: group, logger: logger)
@@ -102,7 +106,7 @@ public final class RelayServer: Service {
             onMembersRotated: { [directory] members in
                 Self.deleteRotatedPrekeys(members.map { Mailbox($0.value) }, directory: directory, writer: writer, logger: logger)
             },
-            federation: configuration.linksEnabled ? federation : nil, metrics: metrics)
+            federation: configuration.linksEnabled ? federation : nil, metrics: metrics, node: node)
         sharedContext.withLockedValue { $0 = shared }
         if configuration.linksEnabled {
             federation.start()
@@ -207,7 +211,9 @@ public final class RelayServer: Service {
         let status = loop.scheduleRepeatedTask(initialDelay: .zero, delay: .seconds(Int64(1))) { _ in
             NIOThreadPool.singleton.submit { _ in writeStatus() }
         }
+        let sharing = node.map { startSharing($0, loop: loop, federation: federation, publisher: publisher) }
         defer {
+            sharing?.stop()
             sweep.cancel()
             statistics.cancel()
             status.cancel()

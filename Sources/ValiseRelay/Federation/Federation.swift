@@ -22,6 +22,8 @@ final class Federation: @unchecked Sendable {
         let handoff: LoopHandoff
         let publisher: DirectoryPublisher
         let threadPool: NIOThreadPool
+        /// Set when several nodes share the store: links lease what they forward.
+        let node: SharedNode?
         let counters: LimitCounters
         let limits: RelayConfiguration.Limits
         let clock: @Sendable () -> UInt64
@@ -75,9 +77,18 @@ final class Federation: @unchecked Sendable {
         loop.execute { [self] in links[destination]?.wake() }
     }
 
-    /// This envelope was just committed to the forwarding queue for its destination.
+    /// This envelope was just committed to the forwarding queue for its destination. With a
+    /// shared store the link looks in the store instead, where it leases the envelope, so
+    /// that a link of another node to the same relay cannot send it at the same time.
     func offer(_ envelope: OutgoingEnvelope) {
+        guard dependencies.node == nil else { return wake(destination: envelope.destination) }
         loop.execute { [self] in links[envelope.destination]?.offer(envelope) }
+    }
+
+    /// Every link looks in the forwarding queue again (another node of a shared store may
+    /// have committed to it, and its announcement may have been lost).
+    func wakeAll() {
+        loop.execute { [self] in for link in links.values { link.wake() } }
     }
 
     /// The verified directory changed (a publish, or entries from a link): mail follows

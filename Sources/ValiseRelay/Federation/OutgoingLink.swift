@@ -38,6 +38,8 @@ final class OutgoingLink {
     /// Proxied requests waiting for the peer's answer.
     private var proxies: [UInt64: EventLoopPromise<LinkLinkReply>] = [:]
     private var nextToken: UInt64 = 1
+    /// This connection's leases on the forwarding queue, when several nodes share the store.
+    private var leaseHolder: LeaseHolder?
 
     init(localName: String, record: RelayRecord, federation: Federation) {
         self.localName = localName
@@ -133,6 +135,8 @@ final class OutgoingLink {
         channel = nil
         transport = nil
         session = nil
+        if let leaseHolder { dependencies.node?.release(leaseHolder) }
+        leaseHolder = nil
         failProxies()
         if phase == .up || phase == .handshaking || phase == .connecting {
             failed(lastError ?? "the connection closed")
@@ -297,15 +301,23 @@ final class OutgoingLink {
 
     private func load(excluding: Set<MessageID>, limit: Int) {
         let (store, clock, destination) = (dependencies.store, dependencies.clock, name)
-        dependencies.threadPool.runIfActive(eventLoop: loop) {
-            try store.nextForForwarding(destination: destination, excluding: excluding, limit: limit, now: clock())
+        if let node = dependencies.node, leaseHolder == nil { leaseHolder = node.newHolder() }
+        let lease = dependencies.node.flatMap { node in leaseHolder.map { (node.queue, $0) } }
+        dependencies.threadPool.runIfActive(eventLoop: loop) { () throws -> [OutgoingEnvelope] in
+            if let lease {
+                return try lease.0.leaseForForwarding(destination: destination, holder: lease.1, excluding: excluding, limit: limit, now: clock())
+            }
+            return try store.nextForForwarding(destination: destination, excluding: excluding, limit: limit, now: clock())
         }.whenComplete { [loopBound = NIOLoopBound(self, eventLoop: loop)] result in
             let link = loopBound.value
+            // The link closed while loading: what the load leased goes back too.
+            if let lease, link.leaseHolder != lease.1 { link.dependencies.node?.release(lease.1) }
             switch result {
             case .success(let envelopes):
                 link.withSession { $0.loaded(envelopes, limit: limit, directory: link.dependencies.directory.snapshot, now: link.dependencies.clock()) }
             case .failure(let error):
                 link.logger.error("could not read the forwarding queue", metadata: ["error": "\(error)"])
+                link.dependencies.node?.check(error)
                 // Loading stays stuck without an answer: the link starts over.
                 link.channel?.close(promise: nil)
             }

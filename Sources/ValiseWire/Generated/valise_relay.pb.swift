@@ -165,6 +165,11 @@ public nonisolated enum WireErrorCode: SwiftProtobuf.Enum, Swift.CaseIterable {
   /// The device's home relay is another one (named in the message): it may only ping and
   /// read the directory here. The connection stays open.
   case notHome // = 17
+
+  /// This relay node cannot reach its store (a database that several nodes share): nothing
+  /// was stored or changed, and the connection closes. The client tries the relay's next
+  /// address (another node) and retries there.
+  case unavailable // = 18
   case UNRECOGNIZED(Int)
 
   public init() {
@@ -191,6 +196,7 @@ public nonisolated enum WireErrorCode: SwiftProtobuf.Enum, Swift.CaseIterable {
     case 15: self = .idInUse
     case 16: self = .noPrekeys
     case 17: self = .notHome
+    case 18: self = .unavailable
     default: self = .UNRECOGNIZED(rawValue)
     }
   }
@@ -215,6 +221,7 @@ public nonisolated enum WireErrorCode: SwiftProtobuf.Enum, Swift.CaseIterable {
     case .idInUse: return 15
     case .noPrekeys: return 16
     case .notHome: return 17
+    case .unavailable: return 18
     case .UNRECOGNIZED(let i): return i
     }
   }
@@ -239,6 +246,7 @@ public nonisolated enum WireErrorCode: SwiftProtobuf.Enum, Swift.CaseIterable {
     .idInUse,
     .noPrekeys,
     .notHome,
+    .unavailable,
   ]
 
 }
@@ -1143,7 +1151,7 @@ nonisolated extension WireTTLClass: SwiftProtobuf._ProtoNameProviding {
 }
 
 nonisolated extension WireErrorCode: SwiftProtobuf._ProtoNameProviding {
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0ERROR_CODE_UNSPECIFIED\0\u{1}ERROR_CODE_NOT_ADMITTED\0\u{1}ERROR_CODE_REVOKED\0\u{1}ERROR_CODE_BAD_REQUEST\0\u{1}ERROR_CODE_UNSUPPORTED_VERSION\0\u{1}ERROR_CODE_DIRECTORY_REJECTED\0\u{1}ERROR_CODE_TOO_LARGE\0\u{1}ERROR_CODE_RATE_LIMITED\0\u{1}ERROR_CODE_NOT_ALLOWED\0\u{1}ERROR_CODE_SHUTTING_DOWN\0\u{1}ERROR_CODE_INTERNAL\0\u{1}ERROR_CODE_TIMEOUT\0\u{1}ERROR_CODE_MAILBOX_FULL\0\u{1}ERROR_CODE_UNKNOWN_RECIPIENT\0\u{1}ERROR_CODE_STORAGE_FULL\0\u{1}ERROR_CODE_ID_IN_USE\0\u{1}ERROR_CODE_NO_PREKEYS\0\u{1}ERROR_CODE_NOT_HOME\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0ERROR_CODE_UNSPECIFIED\0\u{1}ERROR_CODE_NOT_ADMITTED\0\u{1}ERROR_CODE_REVOKED\0\u{1}ERROR_CODE_BAD_REQUEST\0\u{1}ERROR_CODE_UNSUPPORTED_VERSION\0\u{1}ERROR_CODE_DIRECTORY_REJECTED\0\u{1}ERROR_CODE_TOO_LARGE\0\u{1}ERROR_CODE_RATE_LIMITED\0\u{1}ERROR_CODE_NOT_ALLOWED\0\u{1}ERROR_CODE_SHUTTING_DOWN\0\u{1}ERROR_CODE_INTERNAL\0\u{1}ERROR_CODE_TIMEOUT\0\u{1}ERROR_CODE_MAILBOX_FULL\0\u{1}ERROR_CODE_UNKNOWN_RECIPIENT\0\u{1}ERROR_CODE_STORAGE_FULL\0\u{1}ERROR_CODE_ID_IN_USE\0\u{1}ERROR_CODE_NO_PREKEYS\0\u{1}ERROR_CODE_NOT_HOME\0\u{1}ERROR_CODE_UNAVAILABLE\0")
 }
 
 nonisolated extension WireClientMessage: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
