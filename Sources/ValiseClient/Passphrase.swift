@@ -164,7 +164,7 @@ public struct PassphraseReader: Sendable {
     }
 
     /// The bytes before the first line feed, without a carriage return before it.
-    static func firstLine(of bytes: SecretBytes) -> SecretBytes {
+    public static func firstLine(of bytes: SecretBytes) -> SecretBytes {
         let end: Int = bytes.withUnsafeBytes { raw in
             var end = raw.firstIndex(of: UInt8(ascii: "\n")) ?? raw.count
             if end > 0 && raw[end - 1] == UInt8(ascii: "\r") { end -= 1 }

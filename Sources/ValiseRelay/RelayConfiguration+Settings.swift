@@ -132,7 +132,7 @@ extension RelayConfiguration {
             return nil
         }, show: { $0.relay.queue.maximumStoreBytes.map { "\($0)" } ?? "none" }),
         .count("queue.reserveBytes", \.relay.queue.reserveBytes, minimum: 0),
-    ]
+    ] + storeSettings
 
     /// Settings that were renamed or removed, with what to use instead: an old file must
     /// not be refused with only "unknown setting".
@@ -190,6 +190,9 @@ extension RelayConfiguration {
         if let metrics = effective.relay.metricsListen, metrics.port != 0, metrics.port == effective.relay.listenPort,
            metrics.host == effective.relay.listenHost {
             throw SettingError("metrics.listen must not be the relay's own address (listen: \(metrics))")
+        }
+        if effective.relay.store.kind == .postgres, effective.relay.store.postgresHosts.isEmpty {
+            throw SettingError("store.kind is postgres but store.postgres.hosts names no database server")
         }
         guard effective.relay.queue.defaultTTL <= effective.relay.queue.maximumTTL else {
             throw SettingError("queue.defaultTTL must not be longer than queue.maxTTL")

@@ -73,7 +73,8 @@ public struct RelayConfiguration: Sendable, Equatable {
         public var expirySweepInterval = 60.0
         /// Seconds between queue statistics in the log.
         public var statisticsInterval = 300.0
-        /// A cap on the store file's size, in bytes (nil: the disk is the limit).
+        /// A cap on the store's size, in bytes (nil: the disk is the limit): the SQLite
+        /// file's, or the envelopes' bytes in PostgreSQL (which stops hard on a full disk).
         public var maximumStoreBytes: Int?
         /// Bytes kept allocated beside the store and given back when the disk fills, so
         /// that acknowledgements and expiry can still free room (0: none).
@@ -92,6 +93,8 @@ public struct RelayConfiguration: Sendable, Equatable {
     public var directory: String
     public var limits = Limits()
     public var queue = Queue()
+    /// Where the queue is kept: SQLite in `directory` (the default) or PostgreSQL.
+    public var store = Store()
     /// Whether the relay links with the other relays its directory lists (`links: on`, the
     /// default). Off, it opens no link and refuses every link offered: a relay kept apart.
     public var linksEnabled = true

@@ -21,6 +21,8 @@ extension Valised {
             let settings: RelaySettings
             do {
                 settings = try settingsOptions.load()
+                // The PostgreSQL settings checked as run would (the password file is named, not read).
+                _ = try StoreSettings.postgres(settings.relay.store, readPassword: false)
             } catch {
                 FileHandle.standardError.write(Data("valised: error: configuration: \(error)\n".utf8))
                 throw ExitCode.failure

@@ -31,7 +31,8 @@ struct RelaySettings {
     }
 
     /// The file's settings as dotted keys and their text (`limits: {maxConnections: 10}` →
-    /// `limits.maxConnections: "10"`).
+    /// `limits.maxConnections: "10"`); a list, where the setting takes one
+    /// (`RelayConfiguration.listSettings`), as its items joined with commas.
     static func readFile(_ path: String) throws -> [String: String] {
         guard let attributes = try? FileManager.default.attributesOfItem(atPath: path),
               attributes[.type] as? FileAttributeType == .typeRegular else {
@@ -61,6 +62,15 @@ struct RelaySettings {
                 let key = prefix.isEmpty ? name : prefix + "." + name
                 if let nested = value.mapping {
                     pending.append((key, nested))
+                    continue
+                }
+                if let sequence = value.sequence, RelayConfiguration.listSettings.contains(key) {
+                    let items = sequence.compactMap { $0.scalar?.string }
+                    guard items.count == sequence.count, !items.isEmpty, items.allSatisfy({ !$0.isEmpty && !$0.contains(",") }) else {
+                        throw Invalid(description: "\(key) in \(path) must be a list of single values (no commas)")
+                    }
+                    guard values[key] == nil else { throw Invalid(description: "\(key) is given twice in \(path)") }
+                    values[key] = items.joined(separator: ",")
                     continue
                 }
                 guard let scalar = value.scalar, value.null == nil else {

@@ -6,6 +6,7 @@ import ServiceLifecycle
 import UnixSignals
 import ValiseClient
 import ValiseCrypto
+import ValisePostgres
 import ValiseRelay
 import ValiseStore
 
@@ -37,8 +38,11 @@ extension Valised {
 
         func run() async throws {
             let settings: RelaySettings
+            // Before any key is opened: a build without PostgreSQL refuses store.kind postgres here.
+            let postgres: PostgresStoreConfiguration?
             do {
                 settings = try settingsOptions.load()
+                postgres = try StoreSettings.postgres(settings.relay.store, readPassword: true)
             } catch {
                 fail("configuration: \(error)")
             }
@@ -82,26 +86,11 @@ extension Valised {
             }
             defer { withExtendedLifetime(lock) {} }
 
-            let store: SQLiteEnvelopeStore
-            do throws(StoreError) {
-                store = try SQLiteEnvelopeStore(
-                    path: settings.relay.storePath, limits: settings.relay.queue.limits, maximumBytes: settings.relay.queue.maximumStoreBytes,
-                    reserveBytes: settings.relay.queue.reserveBytes, durability: settings.relay.queue.durability)
-                if store.durability == .os {
-                    logger.warning("""
-                        durability is 'os': an accepted envelope survives a crash of valised but not of the operating system \
-                        or a power cut (set durability: full to fsync every commit)
-                        """)
-                }
-                let statistics = try store.statistics(now: Clock.now())
-                logger.info("store opened", metadata: [
-                    "store": "\(store.path)", "queue.envelopes": "\(statistics.count)", "queue.bytes": "\(statistics.bytes)",
-                    "queue.mailboxes": "\(statistics.mailboxes)", "queue.durability": "\(store.durability.rawValue)",
-                    "queue.spaceReserve": "\(store.spaceReserveHeld ? "held" : "missing: the disk is full, new envelopes are refused until there is room")",
-                ])
-            } catch {
-                fail(error.message)
-            }
+            // The DIR lock above stays per node: each node of a relay on PostgreSQL has its own
+            // copy of the directory (the same keys), and one valised runs per copy.
+            let opened = OpenedStore.open(settings: settings, postgres: postgres, logger: logger) { fail($0) }
+            defer { opened.close() }
+            let store = opened.store
 
             // Before the relay makes its metrics: they are made with the bootstrapped backend.
             let registry = settings.relay.metricsListen.map { _ in MetricsBackend.bootstrap() }

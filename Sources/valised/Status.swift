@@ -8,7 +8,8 @@ extension Valised {
         static let configuration = CommandConfiguration(
             abstract: "Show the relay's queue (envelopes by precedence, bytes, the oldest's age), its links to other relays with the backlog for each, its limits' counts, its open connections, the disk and the directory's newest checkpoint.",
             discussion: """
-                Reads the store directly; it works whether or not the relay is running. The open \
+                Reads the store directly; it works whether or not the relay is running (on \
+                PostgreSQL, give the relay's --config: the figures are the whole relay's, all nodes). The open \
                 connections come from the running relay (over DIR/control.socket); with none \
                 running, it says so. The limits' counts (refusals and held-back clients since the \
                 relay started, and in the last 15 minutes) come from limits.json, and the links' \
@@ -20,6 +21,10 @@ extension Valised {
         @Option(name: .long, help: ArgumentHelp("The relay's directory.", valueName: "dir"))
         var dir: String
 
+        @Option(name: .long, help: ArgumentHelp(
+            "The relay's configuration file: with store.kind postgres, the queue is read from PostgreSQL.", valueName: "file"))
+        var config: String?
+
         @Flag(name: .long, help: "Print the result as JSON.")
         var json = false
 
@@ -27,28 +32,13 @@ extension Valised {
         var mailboxes = false
 
         func run() throws {
-            let path = dir + "/queue.sqlite"
-            guard FileManager.default.fileExists(atPath: path) else {
-                FileHandle.standardError.write(Data("valised: error: no queue at \(path) (has the relay run yet?)\n".utf8))
-                throw ExitCode(4)
-            }
-            let statistics: QueueStatistics
-            let backlog: [String: ForwardingBacklog]
-            let mailboxBacklog: [MailboxBacklog]
             let now = Clock.now()
-            do {
-                let store = try SQLiteEnvelopeStore(path: path, reserveBytes: 0, create: false)
-                statistics = try store.statistics(now: now)
-                backlog = try store.forwardingBacklog(now: now)
-                mailboxBacklog = try store.mailboxBacklog(now: now)
-            } catch {
-                FileHandle.standardError.write(Data("valised: error: \(error.message)\n".utf8))
-                throw ExitCode(1)
-            }
+            let queue = try StatusQueue.read(directory: dir, config: config, now: now)
+            let (statistics, backlog, mailboxBacklog) = (queue.statistics, queue.backlog, queue.mailboxBacklog)
             var byPrecedence: [String: Int] = [:]
             for precedence in Precedence.allCases { byPrecedence[precedence.name] = statistics.countByPrecedence[precedence] ?? 0 }
             let limits = LimitCounters.read(directory: dir)
-            let figures = StatusFigures(directory: dir, storePath: path, now: now)
+            let figures = StatusFigures(directory: dir, storePath: dir + "/queue.sqlite", postgres: queue.postgres, now: now)
             let links = LinkStatusFile.read(directory: dir)
             // Every known limit, in a fixed order, then any the file names that this build does not know.
             let knownLimits = LimitCounters.Limit.allCases.map(\.rawValue)
@@ -72,6 +62,7 @@ extension Valised {
                 }
                 object["relay"] = figures.relayObject
                 object["disk"] = figures.diskObject
+                object["store"] = figures.storeObject
                 object["directory"] = figures.directoryObject
                 object["mailboxBacklog"] = mailboxBacklog.map { mailbox -> [String: Any] in
                     ["mailbox": mailbox.mailbox.name, "envelopes": mailbox.count, "bytes": mailbox.bytes,

@@ -14,13 +14,16 @@ struct StatusFigures {
     var relayProblem: String?
     /// queue.sqlite, -wal, -shm and -reserve, in bytes.
     var storeBytes: Int
+    /// "postgres PRIMARY-HOST/DATABASE" when the queue is in PostgreSQL (no file of its own).
+    var postgres: String?
     /// Bytes free to the relay's user on the store's file system (nil if unknown).
     var diskFreeBytes: UInt64?
     var pinned: RelayDirectory.Pinned?
     var now: UInt64
 
-    init(directory: String, storePath: String, now: UInt64) {
+    init(directory: String, storePath: String, postgres: String? = nil, now: UInt64) {
         self.now = now
+        self.postgres = postgres
         do {
             live = try ControlClient.ask(directory: directory, ControlRequest(command: .status)).status
         } catch {
@@ -50,8 +53,13 @@ struct StatusFigures {
         return ["running": true, "processID": live.processID, "since": live.since, "connections": connections(live)]
     }
 
+    var storeObject: [String: Any] {
+        guard let postgres else { return ["kind": "sqlite"] }
+        return ["kind": "postgres", "location": String(postgres.dropFirst("postgres ".count))]
+    }
+
     var diskObject: [String: Any] {
-        var object: [String: Any] = ["storeBytes": storeBytes]
+        var object: [String: Any] = postgres == nil ? ["storeBytes": storeBytes] : [:]
         if let diskFreeBytes { object["freeBytes"] = diskFreeBytes }
         return object
     }
@@ -86,7 +94,12 @@ struct StatusFigures {
             print("relay:      not running")
         }
         let free = diskFreeBytes.map { "\($0) bytes free" } ?? "free space unknown"
-        print("disk:       store \(storeBytes) bytes (queue, log and reserve), \(free)")
+        if let postgres {
+            print("store:      \(postgres)")
+            print("disk:       \(free) (the directory's; the queue is in PostgreSQL)")
+        } else {
+            print("disk:       store \(storeBytes) bytes (queue, log and reserve), \(free)")
+        }
         guard let pinned else {
             print("directory:  no pinned organisation.bundle")
             return

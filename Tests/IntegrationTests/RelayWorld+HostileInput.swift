@@ -31,15 +31,15 @@ extension RelayWorld {
     }
 
     /// A member's transport key (Alice's unless told) through the handshake, admitted and
-    /// greeted (Hello, Welcome), from `source`.
-    func admittedClient(from source: String, member: String = "alice@jakarta") throws -> (HostileSocket, NoiseClient) {
-        try admittedClient(from: source, key: try transportKey(member))
+    /// greeted (Hello, Welcome), from `source`, at the relay (or another node's `port`).
+    func admittedClient(from source: String, member: String = "alice@jakarta", port: Int? = nil) throws -> (HostileSocket, NoiseClient) {
+        try admittedClient(from: source, key: try transportKey(member), port: port)
     }
 
     /// Any transport key (an admin's, say) through the handshake, admitted and greeted, from `source`.
-    func admittedClient(from source: String, key: AgreementPrivateKey) throws -> (HostileSocket, NoiseClient) {
+    func admittedClient(from source: String, key: AgreementPrivateKey, port: Int? = nil) throws -> (HostileSocket, NoiseClient) {
         var client = try NoiseClient(key: key, relayKey: try relayKey())
-        let socket = try HostileSocket(from: source, to: relay.port)
+        let socket = try HostileSocket(from: source, to: port ?? relay.port)
         guard socket.send(try client.firstMessage()) else { throw HostileSocket.Failure("the first message was not sent") }
         guard let reply = socket.readFrame(within: 5) else { throw HostileSocket.Failure("no handshake reply") }
         guard socket.send(try client.finish(reply: reply)) else { throw HostileSocket.Failure("the third message was not sent") }
