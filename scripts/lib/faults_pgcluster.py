@@ -29,8 +29,22 @@ def _tail(result):
     return (result.stderr.strip() or result.stdout.strip())[-300:]
 
 
+class Unavailable(Exception):
+    """PostgreSQL cannot be installed or started here: the rows are skipped, not failed."""
+
+
+_unavailable = []
+
+
 def unavailable():
-    """None when PostgreSQL is installed (or installs) here; else why the rows are skipped."""
+    """None when PostgreSQL is installed (or installs) here; else why the rows are skipped.
+    Asked once per run."""
+    if not _unavailable:
+        _unavailable.append(_install())
+    return _unavailable[0]
+
+
+def _install():
     try:
         result = _bash("valise_postgres_install >&2 && valise_postgres_bin", timeout=900)
     except subprocess.TimeoutExpired:
@@ -143,7 +157,10 @@ class Clusters:
 
     def primary(self, name="pg"):
         """A started cluster with a database `valise` (owned by the superuser `valise`)."""
-        cluster = self.new(name).start()
+        try:
+            cluster = self.new(name).start()
+        except RuntimeError as error:
+            raise Unavailable(str(error)) from error
         cluster.psql("CREATE DATABASE valise")
         return cluster
 

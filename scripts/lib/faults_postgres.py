@@ -221,7 +221,10 @@ class Cli:
         while status != 0 and time.monotonic() < deadline:
             time.sleep(1)
             status, out, _ = self.fault.valise(ALICE, "sync", "--json", "--relay", address, check=False, timeout=90)
-            if status == 0 and json.loads(out).get("outboxWaiting", 1) != 0:
+            try:
+                if status == 0 and json.loads(out).get("outboxWaiting", 1) != 0:
+                    status = 1
+            except ValueError:
                 status = 1
         return status == 0
 

@@ -5,6 +5,12 @@
 # (how SwiftPM finds libsodium).
 VALISE_APT_PACKAGES=(libsodium-dev libsqlite3-dev pkg-config)
 
+# The build the scripts share: scripts/test builds with the Postgres trait (issue 19), and
+# crash-test, faults, fuzz's seed maker, manuals and bench pass the same flags, so that they
+# reuse that build: a trait change recompiles the whole package. scripts/demo alone keeps the
+# default build (no trait), the one a clean clone must always build.
+VALISE_SWIFT_TRAITS=(--traits Postgres)
+
 valise_say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
 valise_ensure_packages() {
