@@ -173,19 +173,12 @@ class Load:
             _stop(process)
 
     def tally(self):
-        fault, total = self.fault, self.count * len(SENDERS)
-        accepted, delivered = self.accepted(), logged(self.delivered_log)
-        fault.sent += total
-        fault.accepted += len(accepted)
-        fault.delivered += len(set(delivered) & accepted)
-        fault.lost += len(accepted - set(delivered))
-        fault.duplicates += len(delivered) - len(set(delivered))
-        fault.check(len(accepted) == total, f"only {len(accepted)} of {total} were accepted")
-        strange = set(delivered) - accepted
-        if strange:
-            fault.notes.append(f"{len(strange)} delivered ids the senders never saw Accepted (accepted, the answer lost)")
-        for id in sorted(accepted - set(delivered))[:5]:
-            fault.problem(f"lost: {id}")
+        accepted, delivered = self.accepted(), set(logged(self.delivered_log))
+        self.fault.tally_logs(self.count * len(SENDERS), self.accepted_logs, self.delivered_log)
+        if delivered - accepted:
+            self.fault.notes.append(f"{len(delivered - accepted)} ids delivered whose Accepted the sender never saw")
+        for id in sorted(accepted - delivered)[:5]:
+            self.fault.problem(f"lost: {id}")
 
 
 def _stop(process):
