@@ -143,16 +143,16 @@ class Load:
             self.receiver_node = other
             self._receive()
 
-    def finish(self, attempts=8):
+    def finish(self, attempts=4):
         """Waits for the senders; runs again (same ids) those that were refused or gave up,
         then the receiver until it has every accepted id or is idle. Returns nothing; the
         tally reads the logs."""
         for attempt in range(attempts):
             for number, process in enumerate(self.senders):
                 try:
-                    process.wait(timeout=180)
+                    process.wait(timeout=150)
                 except subprocess.TimeoutExpired:
-                    self.fault.problem(f"sender {number + 1} did not finish within 180 s")
+                    self.fault.problem(f"sender {number + 1} did not finish within 150 s")
                     _stop(process)
             missing = [n for n in range(len(SENDERS)) if len(set(logged(self.accepted_logs[n]))) < self.count]
             if not missing:
@@ -160,11 +160,11 @@ class Load:
             self.runs += 1
             time.sleep(1)
             for number in missing:
-                self._send(number, timeout=60)
+                self._send(number, timeout=45)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and not self.accepted() <= set(logged(self.delivered_log)):
             if self.receiver.poll() is not None:
-                self._receive(idle=5, timeout=60)
+                self._receive(idle=5, timeout=30)
             time.sleep(0.5)
         _stop(self.receiver)
 
@@ -222,7 +222,7 @@ class Cli:
         return status == 0
 
     def finish(self):
-        self.fault.sync_until_sent(ALICE, attempts=10)
+        self.fault.sync_until_sent(ALICE, attempts=5)
         for _ in range(2):
             self.fault.valise(BOB, "sync", check=False, timeout=90)
         self.fault.compare(ALICE, BOB, self.texts)
