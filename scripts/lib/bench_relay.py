@@ -3,12 +3,19 @@ organisation (scripts/lib/organisation.sh) with sender and recipient devices. Pr
 JSON line for performance_doc.py.
 
     bench_relay.py WORK BIN PORT --senders A,B,.. --recipients C,D,.. [--peers] [--rounds N]
+                   [--postgres HOST:PORT] [--quick]
 
 Each run starts a fresh relay (empty queue) with the bench configuration and measures one
 case with `valise-load bench` (real Noise sessions, the real relay protocol, 256-byte
 pre-made envelopes): online with W = 1, 64 and 256 sends in flight per sender, offline
 store-then-drain, and one send in flight (the durable round trip); the online W=64 case
-again with `durability: os`. With --peers, the same cases run against the peer brokers
+again with `durability: os`. With --postgres (the `postgres` case), only online W=64 and one in
+flight, the relay on SQLite (durability full) and on PostgreSQL (store.kind postgres, the
+cluster at HOST:PORT, which scripts/bench starts with fsync and synchronous_commit on),
+each run on a fresh database copied from the template `valise` (migrated, the directory
+published; scripts/bench makes it), and with --peers RabbitMQ's quorum queue beside them.
+--quick divides the message counts by 20 (a smoke run of the harness, not a measurement).
+With --peers, the same cases run against the peer brokers
 (scripts/lib/bench_peers.py), alternating with Valise for --rounds rounds, each round
 beside an fsync-rate probe: the disk here varies about tenfold within minutes, so only
 figures from the same run are compared, as medians and ratios.
@@ -27,15 +34,18 @@ parser.add_argument("--size", type=int, default=256)
 # The metrics case: online W=64 with the Prometheus endpoint off and on (scraped every
 # second, harsher than Prometheus' usual 15 s), alternating, instead of the relay suite.
 parser.add_argument("--metrics", action="store_true")
+parser.add_argument("--postgres", metavar="HOST:PORT")
+parser.add_argument("--quick", action="store_true")
 args = parser.parse_args()
 
 work, bin_dir, port = args.work, args.bin, args.port
 senders, recipients = args.senders.split(","), args.recipients.split(",")
 relay_dir = os.path.join(work, "relay")
 here = os.path.dirname(os.path.abspath(__file__))
-ONLINE_COUNT = {1: 2000, 64: 60000, 256: 60000}
-OFFLINE_COUNT = 20000
-LATENCY_COUNT = 1000
+SCALE = 20 if args.quick else 1
+ONLINE_COUNT = {1: 2000 // SCALE, 64: 60000 // SCALE, 256: 60000 // SCALE}
+OFFLINE_COUNT = 20000 // SCALE
+LATENCY_COUNT = 1000 // SCALE
 
 from bench_settings import BENCH_ENV  # noqa: E402
 
@@ -73,14 +83,29 @@ def fresh_queue():
             os.unlink(path)
 
 
-def start_relay(durability, metrics=False):
+def fresh_database():
+    """A fresh copy of the template database `valise` as `valise_bench`; the path of a
+    valised.yaml that stores the relay's queue there."""
+    host, pg_port = args.postgres.rsplit(":", 1)
+    for sql in ("DROP DATABASE IF EXISTS valise_bench", "CREATE DATABASE valise_bench TEMPLATE valise"):
+        subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", host, "-p", pg_port, "-U", "valise",
+                        "-d", "postgres", "-c", sql], check=True, capture_output=True, timeout=300)
+    path = os.path.join(work, "postgres.yaml")
+    with open(path, "w") as config:
+        config.write(f'store:\n  kind: postgres\n  postgres:\n    hosts: ["{args.postgres}"]\n'
+                     "    database: valise_bench\n    user: valise\n    tls: disable\n    pool: 8\n")
+    return path
+
+
+def start_relay(durability, metrics=False, postgres=False):
     fresh_queue()
     out_path = os.path.join(work, "relay.out")
     env = dict(os.environ, **BENCH_ENV, VALISED_DURABILITY=durability)
     if metrics:
         env["VALISED_METRICS_LISTEN"] = "127.0.0.1:0"
+    config = ["--config", fresh_database()] if postgres else []
     process = subprocess.Popen(
-        [os.path.join(bin_dir, "valised"), "run", "--dir", relay_dir, "--listen", f"127.0.0.1:{port}"],
+        [os.path.join(bin_dir, "valised"), "run", "--dir", relay_dir, "--listen", f"127.0.0.1:{port}", *config],
         stdout=open(out_path, "w"), stderr=open(os.path.join(work, "relay.log"), "a"), env=env)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -124,7 +149,7 @@ def stop_relay(process):
         raise SystemExit("bench relay: the relay did not stop within 60 s of SIGTERM")
 
 
-def valise(case, window, durability="full", metrics=False):
+def valise(case, window, durability="full", metrics=False, postgres=False):
     """One `valise-load bench` run against a fresh relay; adds the relay's CPU per message."""
     count = {"online": ONLINE_COUNT.get(window, 40000), "offline": OFFLINE_COUNT, "latency": LATENCY_COUNT}[case]
     if args.metrics:
@@ -136,7 +161,7 @@ def valise(case, window, durability="full", metrics=False):
     if case != "latency":
         for name in recipients:
             command += ["--recipient", os.path.join(work, name)]
-    relay = start_relay(durability, metrics)
+    relay = start_relay(durability, metrics, postgres)
     scraper = Scraper() if metrics else None
     try:
         before = cpu_seconds(relay.pid)
@@ -181,6 +206,8 @@ def peer(name, case, window):
 VALISE_RUNS = [("valise", "online", 1), ("valise", "online", 64), ("valise", "online", 256),
                ("valise", "offline", 64), ("valise", "latency", 1), ("valise-os", "online", 64)]
 METRICS_RUNS = [("valise", "online", 64), ("valise-metrics", "online", 64)]
+POSTGRES_RUNS = [("valise", "online", 64), ("valise-postgres", "online", 64), ("valise", "latency", 1),
+                 ("valise-postgres", "latency", 1)]
 PEER_RUNS = [("rabbitmq-quorum", "online", 64), ("rabbitmq-quorum", "offline", 64), ("rabbitmq-quorum", "latency", 1),
              ("redis-always", "online", 64), ("redis-always", "latency", 1),
              ("redis-everysec", "online", 64), ("nats-jetstream", "online", 64)]
@@ -190,7 +217,10 @@ fsyncs = []
 for round_number in range(1, args.rounds + 1):
     fsyncs.append(fsync_probe())
     log(f"round {round_number}/{args.rounds}: fsync probe {fsyncs[-1]:,.0f}/s")
-    plan = METRICS_RUNS if args.metrics else VALISE_RUNS + (PEER_RUNS if args.peers else [])
+    if args.postgres:
+        plan = POSTGRES_RUNS + (PEER_RUNS[:1] if args.peers else [])  # RabbitMQ's quorum queue, online W=64
+    else:
+        plan = METRICS_RUNS if args.metrics else VALISE_RUNS + (PEER_RUNS if args.peers else [])
     for system, case, window in plan:
         key = f"{system}|{case}|{window}"
         if system == "valise":
@@ -199,6 +229,8 @@ for round_number in range(1, args.rounds + 1):
             figures = valise(case, window, durability="os")
         elif system == "valise-metrics":
             figures = valise(case, window, metrics=True)
+        elif system == "valise-postgres":
+            figures = valise(case, window, postgres=True)
         else:
             figures = peer(system, case, window)
         if figures is None:
@@ -223,6 +255,6 @@ for key, figures in runs.items():
     if notes:
         summary[key]["notes"] = notes[0]
 
-print(json.dumps({"case": "metrics" if args.metrics else "relay", "rounds": args.rounds, "peers": args.peers, "size": args.size,
+print(json.dumps({"case": "metrics" if args.metrics else "postgres" if args.postgres else "relay", "rounds": args.rounds, "peers": args.peers, "quick": args.quick, "size": args.size,
                   "senders": len(senders), "recipients": len(recipients),
                   "fsyncPerSecond": median(fsyncs), "fsyncRuns": fsyncs, "results": summary}))

@@ -2,8 +2,9 @@
 
     bench_report.py targets RESULTS     prints one `target:` line per target, from the JSON
                                         lines of one scripts/bench run (RESULTS)
+    bench_report.py postgres RESULTS    the postgres case's lines only (valise-postgres/...)
 
-performance_doc.py imports the section renderers (relay, crypto, session start, handshake, connections).
+performance_doc.py imports the section renderers (relay, postgres, crypto, session start, handshake, connections).
 """
 import json, os, sys
 
@@ -65,6 +66,40 @@ The disk's fsync rate, probed beside every round (256-byte append + `fdatasync`)
 {peers}
 {header}{body}
 {notes}"""
+
+
+def section_postgres(r):
+    res = r["results"]
+    get = lambda system, case, window, field: figure(res, system, case, window, field)
+    systems = [("valise", "SQLite, durability full"), ("valise-postgres", "PostgreSQL, fsync + synchronous_commit on")]
+    if any(k.startswith("rabbitmq-quorum|") for k in res):
+        systems.append(("rabbitmq-quorum", "RabbitMQ quorum queue"))
+    rows = [("online W=64: delivered+acked/s", "online", 64, "rate", 0), ("online W=64: send→deliver p50 (ms)", "online", 64, "p50ms", 2),
+            ("online W=64: p99 (ms)", "online", 64, "p99ms", 2), ("one in flight: Send→Accepted p50 (ms)", "latency", 1, "p50ms", 3),
+            ("one in flight: p99 (ms)", "latency", 1, "p99ms", 3),
+            ("relay CPU per message, online W=64 (µs)", "online", 64, "relayCPUPerMessageUs", 1)]
+    header = "| case | " + " | ".join(name for _, name in systems) + " |\n|---|" + "---|" * len(systems) + "\n"
+    body = "".join(f"| {label} | " + " | ".join(fmt(get(key, case, window, field), digits) for key, _ in systems) + " |\n"
+                   for label, case, window, field, digits in rows)
+    online = lambda system: get(system, "online", 64, "rate")
+    quick = "\n**A smoke run (--quick: a twentieth of the messages), not a measurement.**\n" if r.get("quick") else ""
+    peers = ("" if r["peers"] else "\nRabbitMQ was not run (`scripts/bench --peers postgres` runs it).\n")
+    return f"""## The relay's queue on PostgreSQL beside SQLite
+
+The relay case's durable online W=64 and one-in-flight runs ({r['senders']} senders,
+{r['recipients']} recipients, {r['size']}-byte envelopes, `valise-load bench`), once with the queue
+in SQLite (`durability: full`) and once in PostgreSQL (`store.kind: postgres`, a cluster
+started by the bench on this machine over loopback, `fsync` and `synchronous_commit` on,
+no standby: one machine's durability, as SQLite's), alternating, each run on a fresh
+database. `Accepted` is sent only after the commit in either store. Medians of
+{r['rounds']} rounds. The disk's fsync rate beside every round: {fmt(r.get('fsyncPerSecond'))}/s median.
+{quick}{peers}
+{header}{body}
+Ratios in the same run: online W=64 PostgreSQL/SQLite **{fmt(ratio(online('valise-postgres'), online('valise')), 2)}**
+(goal: at least 0.50); PostgreSQL/RabbitMQ quorum queue **{fmt(ratio(online('valise-postgres'), online('rabbitmq-quorum')), 2)}**.
+A synchronous standby adds a network round trip to every commit; on one machine it is
+not measured here.
+"""
 
 
 def section_metrics(r):
@@ -258,13 +293,23 @@ def target_lines(results):
     line("idle connections held", "valise/10000", ratio(connections.get("held"), 10000), 1, True)
     line("relay handshakes/s", "hybrid/classical-XK", by_case.get("handshake", {}).get("ratio"), 0.6, True)
     line("federated online W=64", "valise-federated/valise-single", by_case.get("federated", {}).get("ratio"), 0.5, True)
+    postgres = by_case.get("postgres", {}).get("results", {})
+    online = lambda results, system: figure(results, system, "online", 64, "rate")
+    line("durable online W=64", "valise-postgres/valise-sqlite", ratio(online(postgres, "valise-postgres"), online(postgres, "valise")), 0.5, True)
+    # RabbitMQ from the postgres case's own rounds, else from the relay case of the same run.
+    quorum = online(postgres, "rabbitmq-quorum") or online(relay, "rabbitmq-quorum")
+    shown = ratio(online(postgres, "valise-postgres"), quorum)
+    lines.append(f"durable online W=64: valise-postgres/rabbitmq-quorum = {'not measured' if shown is None else f'{shown:.2f}'}")
     startup = by_case.get("queue", {}).get("startup", {})
     line("restart with 1M queued", "valise/2s", ratio(startup.get("medianSeconds"), 2), 1, False)
     return lines
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 3 or sys.argv[1] != "targets":
-        raise SystemExit("usage: bench_report.py targets RESULTS")
+    if len(sys.argv) != 3 or sys.argv[1] not in ("targets", "postgres"):
+        raise SystemExit("usage: bench_report.py targets|postgres RESULTS")
     results = [json.loads(line) for line in open(sys.argv[2]) if line.strip().startswith("{")]
-    print("\n".join(target_lines(results)))
+    lines = target_lines(results)
+    if sys.argv[1] == "postgres":  # the postgres case's two lines only (a run without --peers)
+        lines = [line for line in lines if "valise-postgres/" in line]
+    print("\n".join(lines))

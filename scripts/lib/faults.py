@@ -13,6 +13,7 @@ from faults_common import Fault, say
 import faults_client
 import faults_relay
 import faults_network
+import faults_postgres
 
 
 def main():
@@ -36,6 +37,10 @@ def main():
         ("clock skew", faults_client.clock_skew),
         ("network: cut after each frame", faults_network.cut_frames),
         ("network: drop/delay/dup", faults_network.network),
+        ("postgres: node SIGKILL", faults_postgres.node_kill),
+        ("postgres: server stopped", faults_postgres.server_stopped),
+        ("postgres: node cut from database", faults_postgres.node_cut),
+        ("postgres: primary failover", faults_postgres.primary_failover),
     ]
     for index, (name, run) in enumerate(suites):
         if only and only not in name:

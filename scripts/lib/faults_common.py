@@ -182,8 +182,10 @@ class Fault:
         return killed
 
     def tally_logs(self, count, accepted_log, delivered_log):
-        """The row from valise-load's logs: ids a sender saw Accepted, ids a receiver stored."""
-        accepted, delivered = set(logged(accepted_log)), logged(delivered_log)
+        """The row from valise-load's logs: ids a sender saw Accepted (one log, or a list of
+        several senders' logs), ids a receiver stored."""
+        accepted_logs = [accepted_log] if isinstance(accepted_log, str) else accepted_log
+        accepted, delivered = set().union(*(logged(path) for path in accepted_logs)), logged(delivered_log)
         self.sent += count
         self.accepted += len(accepted)
         self.delivered += len(set(delivered) & accepted)
