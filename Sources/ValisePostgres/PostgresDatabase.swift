@@ -63,8 +63,13 @@ public final class PostgresDatabase: Sendable {
             return state.current
         }
         primary?.run.cancel()
-        // Not syncShutdownGracefully: the last reference may go on one of the group's loops.
-        group.shutdownGracefully { _ in }
+        // The loops go only once the pool has closed its connections (they need the loops to
+        // do it), and never with syncShutdownGracefully: the last reference may go on a loop.
+        let (group, run) = (self.group, primary?.run)
+        Task {
+            await run?.value
+            try? await group.shutdownGracefully()
+        }
     }
 
     /// The host in use, if one was found.
@@ -195,19 +200,26 @@ public final class PostgresDatabase: Sendable {
         return StoreError(.failure, "PostgreSQL: \(Self.words(error))")
     }
 
-    /// Errors after which the pool's host may no longer be the primary.
+    /// Errors after which the pool's host may no longer be the primary: everything but an
+    /// error the server gave to a query (a constraint, a syntax error) or a row that did
+    /// not decode. The pool's own errors (its circuit breaker after failed connects above
+    /// all) mean it cannot reach its host; looking for the primary again is then what finds
+    /// a promoted standby.
     static func primaryLost(_ error: any Error) -> Bool {
-        guard let error = error as? PSQLError else { return error is ChannelError || error is IOError }
+        if error is StoreError || error is PostgresDecodingError { return false }
+        guard let error = error as? PSQLError else { return true }
         switch error.code {
-        case .connectionError, .serverClosedConnection, .uncleanShutdown, .poolClosed, .queryCancelled:
-            return true
         case .server:
             // 25006: read-only transaction (a demoted primary); 57P01-57P03: the server is
-            // shutting down or starting; 08xxx: connection exceptions.
+            // shutting down or starting; 08xxx: connection exceptions; 53100: disk full is
+            // not a lost primary (the store reports storage full).
             let state = error.serverInfo?[.sqlState] ?? ""
             return state == "25006" || state.hasPrefix("57P") || state.hasPrefix("08")
-        default:
+        case .unexpectedBackendMessage, .unsupportedAuthMechanism, .authMechanismRequiresPassword, .saslError,
+             .invalidCommandTag, .tooManyParameters:
             return false
+        default:
+            return true
         }
     }
 

@@ -102,12 +102,17 @@ extension PostgresEnvelopeStore: SharedQueue {
         }
     }
 
-    public func renewLeases(now: UInt64) throws(StoreError) {
+    public func renewLeases(of connections: [UInt64], now: UInt64) throws(StoreError) {
+        let ids = connections.map { Int64(bitPattern: $0) }
         try write("renew leases") { connection in
             let logger = self.logger
             let expires = Int64(clamping: now + SharedQueueLease.seconds)
-            try await connection.query("UPDATE envelope SET lease_expires = \(expires) WHERE lease_node = \(self.node)", logger: logger)
-            try await connection.query("UPDATE forward SET lease_expires = \(expires) WHERE lease_node = \(self.node)", logger: logger)
+            try await connection.query("""
+                UPDATE envelope SET lease_expires = \(expires) WHERE lease_node = \(self.node) AND lease_connection = ANY(\(ids))
+                """, logger: logger)
+            try await connection.query("""
+                UPDATE forward SET lease_expires = \(expires) WHERE lease_node = \(self.node) AND lease_connection = ANY(\(ids))
+                """, logger: logger)
         }
     }
 

@@ -17,7 +17,7 @@ final class SharedNode: Sendable {
     private let registry: ConnectionRegistry
     private let threadPool: NIOThreadPool
     private let logger: Logger
-    private let state = NIOLockedValueBox((connections: UInt64(0), available: true))
+    private let state = NIOLockedValueBox((connections: UInt64(0), available: true, open: Set<UInt64>()))
 
     /// What every client hears while the node cannot reach its store.
     static let unavailable = RelayError(
@@ -35,7 +35,11 @@ final class SharedNode: Sendable {
 
     /// A holder for one new connection or link of this node: its leases are its own.
     func newHolder() -> LeaseHolder {
-        LeaseHolder(node: queue.node, connection: state.withLockedValue { $0.connections += 1; return $0.connections })
+        LeaseHolder(node: queue.node, connection: state.withLockedValue { state in
+            state.connections += 1
+            state.open.insert(state.connections)
+            return state.connections
+        })
     }
 
     var isAvailable: Bool { state.withLockedValue { $0.available } }
@@ -72,6 +76,8 @@ final class SharedNode: Sendable {
     /// Gives back a closed connection's or link's leases, off the event loop. A failure
     /// costs only time: the leases expire after `SharedQueueLease.seconds`.
     func release(_ holder: LeaseHolder) {
+        // No longer renewed, whether or not the release below reaches the store.
+        _ = state.withLockedValue { $0.open.remove(holder.connection) }
         let (queue, logger) = (self.queue, self.logger)
         threadPool.submit { state in
             guard case .active = state else { return }
@@ -89,7 +95,7 @@ final class SharedNode: Sendable {
         threadPool.submit { [self] state in
             guard case .active = state else { return }
             do throws(StoreError) {
-                try queue.renewLeases(now: now)
+                try queue.renewLeases(of: state.withLockedValue { Array($0.open) }, now: now)
                 regained()
             } catch {
                 if !check(error) { logger.warning("could not renew leases", metadata: ["error": "\(error.message)"]) }

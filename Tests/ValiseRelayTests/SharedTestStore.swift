@@ -63,7 +63,7 @@ final class SharedTestStore: EnvelopeStore, PrekeyStore, SharedQueue, SharedDire
         }
     }
 
-    func renewLeases(now: UInt64) throws(StoreError) {
+    func renewLeases(of connections: [UInt64], now: UInt64) throws(StoreError) {
         try check()
         leases.withLock { $0.renewals += 1 }
     }

@@ -92,6 +92,22 @@ struct PostgresSharedQueueTests {
         #expect(try b.accept([envelope("bob", 2, body: Array(repeating: 2, count: 600))], now: queueEpoch) == [fresh(queueEpoch)])
     }
 
+    @Test("renewal keeps only open connections' leases: one whose release never reached the database loses them at expiry")
+    func renewalKeepsOpenConnectionsOnly() throws {
+        let (a, b) = try Self.nodes()
+        defer { a.close(); b.close() }
+        _ = try a.accept([envelope("carol", 1), envelope("carol", 2)], now: queueEpoch)
+        let closed = LeaseHolder(node: a.node, connection: 1)
+        let open = LeaseHolder(node: a.node, connection: 2)
+        #expect(try a.leaseForDelivery(mailbox: Mailbox("carol"), holder: closed, excluding: [], limit: 1, now: queueEpoch).map(\.id) == [messageID(1)])
+        #expect(try a.leaseForDelivery(mailbox: Mailbox("carol"), holder: open, excluding: [], limit: 10, now: queueEpoch).isEmpty)
+        // The node renews its open connection only; the closed one's lease runs out.
+        try a.renewLeases(of: [open.connection], now: queueEpoch + 20)
+        let later = queueEpoch + SharedQueueLease.seconds + 1
+        let taken = try a.leaseForDelivery(mailbox: Mailbox("carol"), holder: open, excluding: [], limit: 10, now: later)
+        #expect(taken.map(\.id) == [messageID(1), messageID(2)])
+    }
+
     @Test("an envelope leased on one node holds back the other node's delivery until released or expired")
     func leases() throws {
         let (a, b) = try Self.nodes()
@@ -109,7 +125,7 @@ struct PostgresSharedQueueTests {
         #expect(try b.leaseForDelivery(mailbox: Mailbox("alice"), holder: onB, excluding: [], limit: 10, now: queueEpoch).isEmpty)
 
         // Renewed by A's node, the leases outlive their first term...
-        try a.renewLeases(now: queueEpoch + 20)
+        try a.renewLeases(of: [7], now: queueEpoch + 20)
         let afterFirstTerm = queueEpoch + SharedQueueLease.seconds + 1
         #expect(try b.leaseForDelivery(mailbox: Mailbox("alice"), holder: onB, excluding: [], limit: 10, now: afterFirstTerm).isEmpty)
         // ...and once they expire (A stopped renewing), B delivers, in order.

@@ -28,10 +28,13 @@ public protocol SharedQueue: Sendable {
     /// deliver those envelopes at once.
     func releaseLeases(of holder: LeaseHolder) throws(StoreError)
 
-    /// Extends every lease this node holds to `now` plus `SharedQueueLease.seconds`. The relay
-    /// calls it every `SharedQueueLease.renewSeconds`; a node that stops renewing (killed, cut
-    /// off from the database) loses its leases when they expire.
-    func renewLeases(now: UInt64) throws(StoreError)
+    /// Extends the leases of this node's `connections` (those still open) to `now` plus
+    /// `SharedQueueLease.seconds`. The relay calls it every `SharedQueueLease.renewSeconds`; a
+    /// node that stops renewing (killed, cut off from the database) loses its leases when
+    /// they expire, and so does a closed connection whose release failed (the database was
+    /// down when it closed): renewing every lease of the node would keep those forever and
+    /// block its mailbox.
+    func renewLeases(of connections: [UInt64], now: UInt64) throws(StoreError)
 
     /// What every node commits (this one's included), as the database announces it, from a
     /// connection of its own. After any reconnect of that connection the stream yields
