@@ -13,6 +13,8 @@ struct StatusQueue {
     var mailboxBacklog: [MailboxBacklog]
     /// "postgres PRIMARY-HOST/DATABASE" for PostgreSQL; nil for SQLite (the disk line shows the file's size).
     var postgres: String?
+    /// The store's tables and indexes in PostgreSQL, in bytes.
+    var postgresBytes: Int?
 
     static func read(directory: String, config: String?, now: UInt64) throws -> StatusQueue {
         let store: RelayConfiguration.Store
@@ -36,7 +38,8 @@ struct StatusQueue {
                 let primary = store.database.primaryHost.map { "\($0)" } ?? "?"
                 return StatusQueue(
                     statistics: try store.statistics(now: now), backlog: try store.forwardingBacklog(now: now),
-                    mailboxBacklog: try store.mailboxBacklog(now: now), postgres: "postgres \(primary)/\(postgres.database)")
+                    mailboxBacklog: try store.mailboxBacklog(now: now), postgres: "postgres \(primary)/\(postgres.database)",
+                    postgresBytes: try store.storeBytes())
             } catch {
                 throw Valised.failure(error.message, status: 1)
             }
@@ -54,7 +57,7 @@ struct StatusQueue {
             let store = try SQLiteEnvelopeStore(path: path, reserveBytes: 0, create: false)
             return StatusQueue(
                 statistics: try store.statistics(now: now), backlog: try store.forwardingBacklog(now: now),
-                mailboxBacklog: try store.mailboxBacklog(now: now), postgres: nil)
+                mailboxBacklog: try store.mailboxBacklog(now: now), postgres: nil, postgresBytes: nil)
         } catch {
             throw Valised.failure(error.message, status: 1)
         }

@@ -38,7 +38,8 @@ extension Valised {
             var byPrecedence: [String: Int] = [:]
             for precedence in Precedence.allCases { byPrecedence[precedence.name] = statistics.countByPrecedence[precedence] ?? 0 }
             let limits = LimitCounters.read(directory: dir)
-            let figures = StatusFigures(directory: dir, storePath: dir + "/queue.sqlite", postgres: queue.postgres, now: now)
+            var figures = StatusFigures(directory: dir, storePath: dir + "/queue.sqlite", postgres: queue.postgres, now: now)
+            if let bytes = queue.postgresBytes { figures.storeBytes = bytes }
             let links = LinkStatusFile.read(directory: dir)
             // Every known limit, in a fixed order, then any the file names that this build does not know.
             let knownLimits = LimitCounters.Limit.allCases.map(\.rawValue)

@@ -12,7 +12,7 @@ struct StatusFigures {
     /// nil: no relay runs (`relayProblem` says when one runs but did not answer).
     var live: ControlStatus?
     var relayProblem: String?
-    /// queue.sqlite, -wal, -shm and -reserve, in bytes.
+    /// queue.sqlite, -wal, -shm and -reserve, in bytes (in PostgreSQL: the store's tables and indexes).
     var storeBytes: Int
     /// "postgres PRIMARY-HOST/DATABASE" when the queue is in PostgreSQL (no file of its own).
     var postgres: String?
@@ -59,7 +59,7 @@ struct StatusFigures {
     }
 
     var diskObject: [String: Any] {
-        var object: [String: Any] = postgres == nil ? ["storeBytes": storeBytes] : [:]
+        var object: [String: Any] = ["storeBytes": storeBytes]
         if let diskFreeBytes { object["freeBytes"] = diskFreeBytes }
         return object
     }
@@ -95,8 +95,8 @@ struct StatusFigures {
         }
         let free = diskFreeBytes.map { "\($0) bytes free" } ?? "free space unknown"
         if let postgres {
-            print("store:      \(postgres)")
-            print("disk:       \(free) (the directory's; the queue is in PostgreSQL)")
+            print("store:      \(postgres), \(storeBytes) bytes (tables and indexes)")
+            print("disk:       \(free) (the relay's directory; the queue is in PostgreSQL)")
         } else {
             print("disk:       store \(storeBytes) bytes (queue, log and reserve), \(free)")
         }

@@ -58,13 +58,14 @@ final class HighAvailabilityWorld {
         return result.stdout
     }
 
-    /// `valise ARGUMENTS --home MEMBER'S --relay ADDRESS` (receipts without delay).
+    /// `valise ARGUMENTS --home MEMBER'S [--relay ADDRESS]` (receipts without delay).
     static func valise(
-        _ arguments: [String], home: String, relay: String, passphrase: String, expect status: Int32 = 0, sourceLocation: SourceLocation = #_sourceLocation
+        _ arguments: [String], home: String, relay: String?, passphrase: String, expect status: Int32 = 0, sourceLocation: SourceLocation = #_sourceLocation
     ) throws -> ValiseCLI.Result {
         let result = try ValiseCLI.run(
-            arguments + ["--home", home, "--relay", relay], environment: ["VALISE_PASSPHRASE": passphrase, "VALISE_RECEIPT_DELAY": "0-0"])
-        #expect(result.status == status, "valise \(arguments.joined(separator: " ")) at \(relay): \(result.stderr)", sourceLocation: sourceLocation)
+            arguments + ["--home", home] + (relay.map { ["--relay", $0] } ?? []),
+            environment: ["VALISE_PASSPHRASE": passphrase, "VALISE_RECEIPT_DELAY": "0-0"])
+        #expect(result.status == status, "valise \(arguments.joined(separator: " ")) at \(relay ?? "-"): \(result.stderr)", sourceLocation: sourceLocation)
         return result
     }
 
