@@ -272,6 +272,8 @@ let package = Package(
             name: "ValiseStoreTests",
             dependencies: [
                 "ValiseStore", "ValiseCrypto", "ValiseTestSupport", "ValisePostgres", .product(name: "GRDB", package: "GRDB.swift"),
+                // The conformance suite checks a PostgreSQL store's usage rows with its own query.
+                .product(name: "PostgresNIO", package: "postgres-nio", condition: .when(traits: ["Postgres"])),
             ],
             swiftSettings: swiftSettings
         ),

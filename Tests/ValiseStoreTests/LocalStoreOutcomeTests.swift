@@ -5,6 +5,8 @@ import ValiseCrypto
 import ValiseTestSupport
 @testable import ValiseStore
 
+/// Not the queue's contract (no store kinds): the client's LocalStore is SQLite only.
+///
 /// The client's outbox keeps why a message is undeliverable and which relay took custody of
 /// a forwarded one (docs/PROTOCOL.md, "Local message store"); stores written before open.
 @Suite("Local store: outbox outcomes and the upgrade that added them")

@@ -12,9 +12,10 @@ func ownership(signedBy owned: Set<UInt8>, kem: Set<UInt8>?) -> PrekeyOwnership 
 }
 
 extension PrekeyStoreTests {
-    @Test("after a rotation, a mailbox whose signed prekeys the new identity key did not sign loses all its prekeys; its envelopes stay, and a mailbox the new key already signed for keeps its signed keys")
-    func rotationDeletesEveryKind() throws {
-        let store = try file.open()
+    @Test("after a rotation, a mailbox whose signed prekeys the new identity key did not sign loses all its prekeys; its envelopes stay, and a mailbox the new key already signed for keeps its signed keys", arguments: StoreKind.allCases)
+    func rotationDeletesEveryKind(kind: StoreKind) throws {
+        let queue = QueueUnderTest(kind)
+        let store = try queue.open()
         try self.store(store, "bob", prekeys(1), oneTime: oneTime(1...3), kem: kems(1...3))
         try self.store(store, "erin", prekeys(5), oneTime: oneTime(1...3), kem: kems(1...3))
         _ = try store.accept([envelope("bob", 1)], now: queueEpoch)
@@ -36,9 +37,10 @@ extension PrekeyStoreTests {
         #expect(try store.takeBundle(mailbox: Mailbox("bob"))?.oneTimePrekey == oneTime(4...4)[0])
     }
 
-    @Test("when the new identity key's device uploaded before the deletion ran, its signed keys stay, KEM prekeys the old key signed go, and one-time X25519 prekeys (unsigned: whose cannot be told) all go")
-    func newUploadFirst() throws {
-        let store = try file.open()
+    @Test("when the new identity key's device uploaded before the deletion ran, its signed keys stay, KEM prekeys the old key signed go, and one-time X25519 prekeys (unsigned: whose cannot be told) all go", arguments: StoreKind.allCases)
+    func newUploadFirst(kind: StoreKind) throws {
+        let queue = QueueUnderTest(kind)
+        let store = try queue.open()
         try self.store(store, "bob", prekeys(1), oneTime: oneTime(1...2), kem: kems(1...3))
         try self.store(store, "bob", prekeys(5), oneTime: oneTime(3...4), kem: kems(7...8))
         // The new key signed prekeys(5) (byte 6) and KEM prekeys 7 and 8, and the last resort (0xAB).
@@ -50,9 +52,10 @@ extension PrekeyStoreTests {
         #expect(bundle.prekeys == prekeys(5) && bundle.kemPrekey == kem(7))
     }
 
-    @Test("the start-up check (no KEM check) deletes only mailboxes whose signed prekeys are not owned, and one-time prekeys held without signed prekeys")
-    func startUpCheck() throws {
-        let store = try file.open()
+    @Test("the start-up check (no KEM check) deletes only mailboxes whose signed prekeys are not owned, and one-time prekeys held without signed prekeys", arguments: StoreKind.allCases)
+    func startUpCheck(kind: StoreKind) throws {
+        let queue = QueueUnderTest(kind)
+        let store = try queue.open()
         try self.store(store, "bob", prekeys(1), oneTime: oneTime(1...2), kem: kems(1...3))
         try self.store(store, "erin", prekeys(5), oneTime: oneTime(1...2), kem: kems(1...3))
         let emptied = try store.deleteStalePrekeys([Mailbox("bob"), Mailbox("erin"), Mailbox("nobody")], current: ownership(signedBy: [2], kem: nil))
@@ -61,9 +64,10 @@ extension PrekeyStoreTests {
         #expect(try store.takeBundle(mailbox: Mailbox("erin")) == nil)
     }
 
-    @Test("the writer runs the deletion on its thread; a writer without a prekey store refuses it")
-    func throughTheWriter() throws {
-        let store = try file.open()
+    @Test("the writer runs the deletion on its thread; a writer without a prekey store refuses it", arguments: StoreKind.allCases)
+    func throughTheWriter(kind: StoreKind) throws {
+        let queue = QueueUnderTest(kind)
+        let store = try queue.open()
         try self.store(store, "bob", prekeys(1), oneTime: oneTime(1...2), kem: kems(1...3))
         let results = Locked<[Result<[Mailbox], StoreError>]>([])
         let done = CompletionCounter()

@@ -5,8 +5,6 @@ import ValiseTestSupport
 
 @Suite("Prekeys on the relay")
 struct PrekeyStoreTests {
-    let file = QueueFile()
-
     func prekeys(_ n: UInt8, at time: UInt64 = queueEpoch) -> StoredPrekeys {
         StoredPrekeys(
             signedPrekey: [UInt8](repeating: n, count: 32), signedPrekeySignature: [UInt8](repeating: n &+ 1, count: 64),
@@ -29,7 +27,7 @@ struct PrekeyStoreTests {
     /// An upload with the last-resort KEM prekey and, by default, no one-time KEM prekeys.
     @discardableResult
     func store(
-        _ store: SQLiteEnvelopeStore, _ mailbox: String, _ prekeys: StoredPrekeys, oneTime: [[UInt8]], kem oneTimeKEM: [StoredKEMPrekey] = [],
+        _ store: any ContractStore, _ mailbox: String, _ prekeys: StoredPrekeys, oneTime: [[UInt8]], kem oneTimeKEM: [StoredKEMPrekey] = [],
         lastResort: StoredKEMPrekey? = nil
     ) throws -> PrekeyCounts {
         try store.storePrekeys(
@@ -37,9 +35,10 @@ struct PrekeyStoreTests {
             oneTimeKEMPrekeys: oneTimeKEM)
     }
 
-    @Test("each one-time prekey is handed out once; then bundles come without one; the count says when to replenish")
-    func oneTimeOnce() throws {
-        let store = try file.open()
+    @Test("each one-time prekey is handed out once; then bundles come without one; the count says when to replenish", arguments: StoreKind.allCases)
+    func oneTimeOnce(kind: StoreKind) throws {
+        let queue = QueueUnderTest(kind)
+        let store = try queue.open()
         #expect(try store.takeBundle(mailbox: Mailbox("bob")) == nil)
         #expect(try self.store(store, "bob", prekeys(1), oneTime: oneTime(1...5)).oneTime == 5)
         var handed: Set<[UInt8]> = []
@@ -55,13 +54,14 @@ struct PrekeyStoreTests {
         let empty = try #require(try store.takeBundle(mailbox: Mailbox("bob")))
         #expect(empty.oneTimePrekey == nil && empty.oneTimePrekeysLeft == 0)
         // Reopened (as after a crash), a handed-out key is still gone.
-        let reopened = try file.open()
+        let reopened = try queue.open()
         #expect(try reopened.oneTimePrekeyCount(mailbox: Mailbox("bob")) == 0)
     }
 
-    @Test("an upload replaces the signed prekey and envelope key, adds only new one-time prekeys, and refuses to pass the limit without changing anything")
-    func replaceAndLimit() throws {
-        let store = try file.open()
+    @Test("an upload replaces the signed prekey and envelope key, adds only new one-time prekeys, and refuses to pass the limit without changing anything", arguments: StoreKind.allCases)
+    func replaceAndLimit(kind: StoreKind) throws {
+        let queue = QueueUnderTest(kind)
+        let store = try queue.open()
         let maximum = PrekeyLimits.maximumOneTimePrekeys
         #expect(try self.store(store, "carol", prekeys(1), oneTime: oneTime(1...(maximum - 10))).oneTime == maximum - 10)
         #expect(try self.store(store, "carol", prekeys(2, at: queueEpoch + 5), oneTime: oneTime(1...(maximum - 5))).oneTime == maximum - 5)
@@ -78,9 +78,10 @@ struct PrekeyStoreTests {
         #expect(try store.takeBundle(mailbox: Mailbox("carol"))?.prekeys == prekeys(2, at: queueEpoch + 5))
     }
 
-    @Test("purging a revoked device removes its prekeys with its envelopes; other devices keep theirs; the relay's start-up purge sees prekey-only mailboxes")
-    func purge() throws {
-        let store = try file.open()
+    @Test("purging a revoked device removes its prekeys with its envelopes; other devices keep theirs; the relay's start-up purge sees prekey-only mailboxes", arguments: StoreKind.allCases)
+    func purge(kind: StoreKind) throws {
+        let queue = QueueUnderTest(kind)
+        let store = try queue.open()
         try self.store(store, "dave", prekeys(1), oneTime: oneTime(1...3), kem: kems(1...3))
         try self.store(store, "erin", prekeys(2), oneTime: oneTime(1...3), kem: kems(1...3))
         _ = try store.accept([envelope("dave", 1)], now: queueEpoch)
@@ -94,9 +95,10 @@ struct PrekeyStoreTests {
         #expect(try store.occupiedMailboxes() == [Mailbox("erin")])
     }
 
-    @Test("one-time KEM prekeys go out with the X25519 ones, each once, oldest first; then the last-resort one, which stays")
-    func kemOneTimeThenLastResort() throws {
-        let store = try file.open()
+    @Test("one-time KEM prekeys go out with the X25519 ones, each once, oldest first; then the last-resort one, which stays", arguments: StoreKind.allCases)
+    func kemOneTimeThenLastResort(kind: StoreKind) throws {
+        let queue = QueueUnderTest(kind)
+        let store = try queue.open()
         #expect(try self.store(store, "bob", prekeys(1), oneTime: oneTime(1...2), kem: kems(1...3)) == PrekeyCounts(oneTime: 2, oneTimeKEM: 3))
         var handed: [StoredKEMPrekey] = []
         for left in (0..<3).reversed() {
@@ -114,9 +116,10 @@ struct PrekeyStoreTests {
         #expect(try store.oneTimeKEMPrekeyCount(mailbox: Mailbox("bob")) == 0)
     }
 
-    @Test("a fetch refused a one-time prekey gets neither kind: the last-resort KEM prekey, and nothing is taken")
-    func refusedFetchTakesNothing() throws {
-        let store = try file.open()
+    @Test("a fetch refused a one-time prekey gets neither kind: the last-resort KEM prekey, and nothing is taken", arguments: StoreKind.allCases)
+    func refusedFetchTakesNothing(kind: StoreKind) throws {
+        let queue = QueueUnderTest(kind)
+        let store = try queue.open()
         try self.store(store, "bob", prekeys(1), oneTime: oneTime(1...2), kem: kems(1...2))
         let refused = try #require(try store.takeBundles([Mailbox("bob")]) { _ in false }[0])
         #expect(refused.oneTimePrekey == nil && refused.kemPrekey == lastResort && refused.kemPrekeyIsLastResort)
@@ -124,9 +127,10 @@ struct PrekeyStoreTests {
         #expect(read.kemPrekey == lastResort && read.oneTimeKEMPrekeysLeft == 2 && read.oneTimePrekeysLeft == 2)
     }
 
-    @Test("KEM prekeys: at most the limit, checked lengths, repeats ignored, and the last-resort one replaced by each upload")
-    func kemLimits() throws {
-        let store = try file.open()
+    @Test("KEM prekeys: at most the limit, checked lengths, repeats ignored, and the last-resort one replaced by each upload", arguments: StoreKind.allCases)
+    func kemLimits(kind: StoreKind) throws {
+        let queue = QueueUnderTest(kind)
+        let store = try queue.open()
         let maximum = PrekeyLimits.maximumOneTimeKEMPrekeys
         #expect(try self.store(store, "carol", prekeys(1), oneTime: [], kem: kems(1...(maximum - 10))).oneTimeKEM == maximum - 10)
         #expect(try self.store(store, "carol", prekeys(1), oneTime: [], kem: kems(1...(maximum - 5))).oneTimeKEM == maximum - 5)

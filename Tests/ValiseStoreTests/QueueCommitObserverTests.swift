@@ -2,6 +2,9 @@ import Testing
 import ValiseTestSupport
 @testable import ValiseStore
 
+/// SQLite only: the observer is the writer's, the same over any store (the writer's batches on
+/// both stores are in QueueGroupCommitTests and QueueRerouteTests).
+///
 /// The writer's CommitObserver (the relay's commit metrics): one call per commit that wrote
 /// something, with the requests it carried and a duration that includes the commit.
 @Suite("Queue: the group commit writer's observer")

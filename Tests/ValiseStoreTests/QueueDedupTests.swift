@@ -5,11 +5,10 @@ import ValiseTestSupport
 
 @Suite("Queue: duplicate ids")
 struct QueueDedupTests {
-    let file = QueueFile()
-
-    @Test("a re-sent id for the same mailbox is accepted as a duplicate and stored once")
-    func resendSameMailbox() throws {
-        let store = try file.open()
+    @Test("a re-sent id for the same mailbox is accepted as a duplicate and stored once", arguments: StoreKind.allCases)
+    func resendSameMailbox(kind: StoreKind) throws {
+        let queue = QueueUnderTest(kind)
+        let store = try queue.open()
         #expect(try store.accept([envelope("alice", 1, .routine, ttl: .hour)], now: queueEpoch) == [fresh(queueEpoch, .hour)])
         // The repeat differs in everything but its id and mailbox: the first copy stands,
         // and the answer carries the first copy's expiry.
@@ -27,9 +26,10 @@ struct QueueDedupTests {
         #expect(statistics.remembered == [.pending: 1])
     }
 
-    @Test("the same id twice in one batch makes one copy")
-    func duplicateWithinBatch() throws {
-        let store = try file.open()
+    @Test("the same id twice in one batch makes one copy", arguments: StoreKind.allCases)
+    func duplicateWithinBatch(kind: StoreKind) throws {
+        let queue = QueueUnderTest(kind)
+        let store = try queue.open()
         let outcomes = try store.accept([envelope("bob", 1), envelope("bob", 1, .flash), envelope("bob", 2)], now: queueEpoch)
         #expect(outcomes == [
             fresh(queueEpoch),
@@ -39,10 +39,11 @@ struct QueueDedupTests {
         #expect(try store.queuedIDs("bob") == [messageID(1), messageID(2)])
     }
 
-    @Test("after delivery the id is remembered as a duplicate for the retention period, then forgotten")
-    func rememberedAfterDelivery() throws {
+    @Test("after delivery the id is remembered as a duplicate for the retention period, then forgotten", arguments: StoreKind.allCases)
+    func rememberedAfterDelivery(kind: StoreKind) throws {
+        let queue = QueueUnderTest(kind)
         let retention: UInt64 = 2 * 3600
-        let store = try file.open(limits: limits(retention: retention))
+        let store = try queue.open(limits: limits(retention: retention))
         let original = envelope("carol", 1, ttl: .hour)
         let expiresAt = queueEpoch + TTLClass.hour.seconds
         _ = try store.accept([original], now: queueEpoch)
@@ -66,9 +67,10 @@ struct QueueDedupTests {
         #expect(try store.queuedIDs("carol", now: forgotten) == [original.id])
     }
 
-    @Test("an id accepted for one mailbox is refused for another, pending or delivered")
-    func idInUse() throws {
-        let store = try file.open()
+    @Test("an id accepted for one mailbox is refused for another, pending or delivered", arguments: StoreKind.allCases)
+    func idInUse(kind: StoreKind) throws {
+        let queue = QueueUnderTest(kind)
+        let store = try queue.open()
         _ = try store.accept([envelope("dave", 1), envelope("dave", 2)], now: queueEpoch)
         #expect(try store.accept([envelope("erin", 1)], now: queueEpoch + 1) == [.refused(.idInUse)])
         #expect(try store.queued("erin").isEmpty)
@@ -83,9 +85,10 @@ struct QueueDedupTests {
         #expect(statistics.count == 1)
     }
 
-    @Test("a re-send into a full mailbox is still a duplicate, not a quota refusal")
-    func duplicateBeatsQuota() throws {
-        let store = try file.open(limits: limits(messages: 2))
+    @Test("a re-send into a full mailbox is still a duplicate, not a quota refusal", arguments: StoreKind.allCases)
+    func duplicateBeatsQuota(kind: StoreKind) throws {
+        let queue = QueueUnderTest(kind)
+        let store = try queue.open(limits: limits(messages: 2))
         _ = try store.accept([envelope("frank", 1), envelope("frank", 2)], now: queueEpoch)
         #expect(try store.accept([envelope("frank", 3)], now: queueEpoch) == [.refused(.mailboxFull)])
         #expect(try store.accept([envelope("frank", 2)], now: queueEpoch + 1)

@@ -5,11 +5,10 @@ import ValiseTestSupport
 
 @Suite("Queue: accept, deliver, acknowledge")
 struct QueueDeliveryTests {
-    let file = QueueFile()
-
-    @Test("delivery is by precedence (FLASH, IMMEDIATE, PRIORITY, ROUTINE), then by arrival")
-    func precedenceThenArrival() throws {
-        let store = try file.open()
+    @Test("delivery is by precedence (FLASH, IMMEDIATE, PRIORITY, ROUTINE), then by arrival", arguments: StoreKind.allCases)
+    func precedenceThenArrival(kind: StoreKind) throws {
+        let queue = QueueUnderTest(kind)
+        let store = try queue.open()
         let plan: [(Int, Precedence)] = [
             (1, .routine), (2, .flash), (3, .priority), (4, .immediate),
             (5, .routine), (6, .flash), (7, .immediate), (8, .priority),
@@ -38,9 +37,10 @@ struct QueueDeliveryTests {
         #expect(try store.queuedIDs("bob") == [messageID(99)])
     }
 
-    @Test("random arrivals come out as a stable sort by precedence", arguments: [UInt64(7), 1234, 99_991])
-    func randomOrder(seed: UInt64) throws {
-        let store = try file.open()
+    @Test("random arrivals come out as a stable sort by precedence", arguments: StoreKind.allCases, [UInt64(7), 1234, 99_991])
+    func randomOrder(kind: StoreKind, seed: UInt64) throws {
+        let queue = QueueUnderTest(kind)
+        let store = try queue.open()
         var generator = SplitMix64(seed: seed)
         var arrivals: [(MessageID, Precedence)] = []
         var n = 0
@@ -59,9 +59,10 @@ struct QueueDeliveryTests {
         #expect(try store.queuedIDs("carol", now: queueEpoch + 8) == expected)
     }
 
-    @Test("limit and excluding select the next envelopes after those in flight")
-    func limitAndExcluding() throws {
-        let store = try file.open()
+    @Test("limit and excluding select the next envelopes after those in flight", arguments: StoreKind.allCases)
+    func limitAndExcluding(kind: StoreKind) throws {
+        let queue = QueueUnderTest(kind)
+        let store = try queue.open()
         let ids = (1...10).map { messageID($0) }
         _ = try store.accept((1...10).map { envelope("dave", $0) }, now: queueEpoch)
         _ = try store.accept([envelope("erin", 50)], now: queueEpoch)
@@ -82,9 +83,10 @@ struct QueueDeliveryTests {
         #expect(try next([messageID(77), messageID(78), messageID(50)], 3) == Array(ids[0..<3]))
     }
 
-    @Test("an acknowledgement deletes only the named envelopes of that mailbox")
-    func acknowledgeDeletesNamed() throws {
-        let store = try file.open()
+    @Test("an acknowledgement deletes only the named envelopes of that mailbox", arguments: StoreKind.allCases)
+    func acknowledgeDeletesNamed(kind: StoreKind) throws {
+        let queue = QueueUnderTest(kind)
+        let store = try queue.open()
         _ = try store.accept((1...5).map { envelope("frank", $0) }, now: queueEpoch)
         _ = try store.accept((11...13).map { envelope("grace", $0) }, now: queueEpoch)
         let ackTime = queueEpoch + 60
@@ -109,9 +111,10 @@ struct QueueDeliveryTests {
         #expect(try store.queuedIDs("frank") == [3, 5].map { messageID($0) })
     }
 
-    @Test("acknowledging an unknown id, a repeated one or another mailbox's id changes nothing")
-    func acknowledgeNoOps() throws {
-        let store = try file.open()
+    @Test("acknowledging an unknown id, a repeated one or another mailbox's id changes nothing", arguments: StoreKind.allCases)
+    func acknowledgeNoOps(kind: StoreKind) throws {
+        let queue = QueueUnderTest(kind)
+        let store = try queue.open()
         _ = try store.accept((1...3).map { envelope("heidi", $0) }, now: queueEpoch)
         _ = try store.accept([envelope("ivan", 21)], now: queueEpoch)
         #expect(try store.acknowledge(mailbox: Mailbox("heidi"), ids: [messageID(1)], now: queueEpoch + 1) == 1)

@@ -5,17 +5,21 @@ import Testing
 import ValiseTestSupport
 @testable import ValiseStore
 
+/// SQLite only, except `reopen` (what a restart, or another PostgreSQL node, sees is the
+/// contract): the rest is about SQLite's file itself (fsync settings, auto-vacuum, WAL, foreign
+/// and newer files), which PostgreSQL answers for on its own.
 @Suite("Queue: durability and recovery")
 struct QueueDurabilityTests {
     let file = QueueFile()
 
-    @Test("after closing and reopening, everything accepted is there in the same order, and arrival order continues")
-    func reopen() throws {
+    @Test("after closing and reopening, everything accepted is there in the same order, and arrival order continues", arguments: StoreKind.allCases)
+    func reopen(kind: StoreKind) throws {
+        let queue = QueueUnderTest(kind)
         let later = queueEpoch + 2 * 3600
         var snapshot: (queues: [[StoredEnvelope]], statistics: QueueStatistics, states: [MessageID: MessageState], since: [MessageID: UInt64])
         let ids = (1...30).map { messageID($0) }
         do {
-            let store = try file.open()
+            let store = try queue.open()
             var generator = SplitMix64(seed: 42)
             for n in 1...30 {
                 let precedence = Precedence(rawValue: generator.int(in: 0...3))!
@@ -31,12 +35,12 @@ struct QueueDurabilityTests {
             #expect(snapshot.queues.map(\.count) == [7, 8, 0])
         }
 
-        let reopened = try file.open()
+        let reopened = try queue.open()
         #expect(try ["a", "b", "c"].map { try reopened.queued($0, now: later) } == snapshot.queues)
         #expect(try reopened.statistics(now: later) == snapshot.statistics)
         #expect(try reopened.states(of: ids).mapValues(\.state) == snapshot.states)
         #expect(try reopened.states(of: ids).mapValues(\.since) == snapshot.since)
-        #expect(try reopened.integrityCheck() == "ok")
+        #expect(try queue.integrityCheck(reopened) == "ok")
 
         // A ROUTINE envelope accepted after the restart goes after every earlier ROUTINE one,
         // and dedup still knows the old ids.

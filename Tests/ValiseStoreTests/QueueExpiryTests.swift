@@ -5,8 +5,6 @@ import ValiseTestSupport
 
 @Suite("Queue: expiry and tombstones")
 struct QueueExpiryTests {
-    let file = QueueFile()
-
     @Test("the TTL classes are 1 h, 1 d, 7 d and 30 d")
     func ttlClasses() {
         #expect(TTLClass.allCases.map(\.seconds) == [3600, 86_400, 604_800, 2_592_000])
@@ -14,9 +12,11 @@ struct QueueExpiryTests {
         #expect(Precedence.allCases.sorted(by: >).map(\.name) == ["FLASH", "IMMEDIATE", "PRIORITY", "ROUTINE"])
     }
 
-    @Test("expiry is the store's now plus the TTL class, and an expired envelope is never delivered", arguments: TTLClass.allCases)
-    func expiryFromStoreClock(ttl: TTLClass) throws {
-        let store = try file.open()
+    @Test("expiry is the store's now plus the TTL class, and an expired envelope is never delivered",
+          arguments: StoreKind.allCases, TTLClass.allCases)
+    func expiryFromStoreClock(kind: StoreKind, ttl: TTLClass) throws {
+        let queue = QueueUnderTest(kind)
+        let store = try queue.open()
         let now = queueEpoch + 12_345
         let expiresAt = now + ttl.seconds
         #expect(try store.accept([envelope("alice", 1, .flash, ttl: ttl), envelope("alice", 2, ttl: .month)], now: now)
@@ -36,9 +36,10 @@ struct QueueExpiryTests {
         }
     }
 
-    @Test("expire() removes and counts expired envelopes and leaves tombstones with the time")
-    func expireLeavesTombstones() throws {
-        let store = try file.open()
+    @Test("expire() removes and counts expired envelopes and leaves tombstones with the time", arguments: StoreKind.allCases)
+    func expireLeavesTombstones(kind: StoreKind) throws {
+        let queue = QueueUnderTest(kind)
+        let store = try queue.open()
         _ = try store.accept([
             envelope("bob", 1, ttl: .hour), envelope("bob", 2, ttl: .day), envelope("carol", 3, ttl: .hour),
             envelope("carol", 4, .flash, ttl: .hour), envelope("carol", 5, ttl: .week),
@@ -75,10 +76,11 @@ struct QueueExpiryTests {
         #expect(try store.queuedIDs("bob", now: sweep) == [messageID(2)])
     }
 
-    @Test("tombstones are forgotten after the retention period")
-    func tombstonesForgotten() throws {
+    @Test("tombstones are forgotten after the retention period", arguments: StoreKind.allCases)
+    func tombstonesForgotten(kind: StoreKind) throws {
+        let queue = QueueUnderTest(kind)
         let retention: UInt64 = 3 * 3600
-        let store = try file.open(limits: limits(retention: retention))
+        let store = try queue.open(limits: limits(retention: retention))
         _ = try store.accept([envelope("dave", 1, ttl: .hour), envelope("dave", 2, ttl: .month)], now: queueEpoch)
         let expiresAt = queueEpoch + TTLClass.hour.seconds
         #expect(try store.expire(now: expiresAt) == 1)
@@ -97,9 +99,10 @@ struct QueueExpiryTests {
         #expect(try store.queuedIDs("dave", now: now) == [messageID(2), messageID(1)])
     }
 
-    @Test("an id is remembered at least while its envelope is queued, however long the retention")
-    func pendingNeverForgotten() throws {
-        let store = try file.open(limits: limits(retention: 0))
+    @Test("an id is remembered at least while its envelope is queued, however long the retention", arguments: StoreKind.allCases)
+    func pendingNeverForgotten(kind: StoreKind) throws {
+        let queue = QueueUnderTest(kind)
+        let store = try queue.open(limits: limits(retention: 0))
         _ = try store.accept([envelope("erin", 1, ttl: .week)], now: queueEpoch)
         #expect(try store.expire(now: queueEpoch + TTLClass.day.seconds) == 0)
         #expect(try store.state(of: messageID(1))?.state == .pending)
@@ -108,9 +111,10 @@ struct QueueExpiryTests {
         #expect(try store.queued("erin", now: queueEpoch + TTLClass.day.seconds).count == 1)
     }
 
-    @Test("past its expiry but before the sweep, an envelope's status is already expired undelivered, dated at the expiry")
-    func expiredBeforeSweep() throws {
-        let store = try file.open()
+    @Test("past its expiry but before the sweep, an envelope's status is already expired undelivered, dated at the expiry", arguments: StoreKind.allCases)
+    func expiredBeforeSweep(kind: StoreKind) throws {
+        let queue = QueueUnderTest(kind)
+        let store = try queue.open()
         _ = try store.accept([envelope("frank", 1, ttl: .hour)], now: queueEpoch)
         let expiresAt = queueEpoch + TTLClass.hour.seconds
         #expect(try store.states(of: [messageID(1)], now: expiresAt - 1)[messageID(1)]?.state == .pending)
@@ -119,9 +123,10 @@ struct QueueExpiryTests {
         #expect(late?.since == expiresAt)
     }
 
-    @Test("an ack that arrives after the sweep removed the envelope turns the tombstone into delivered; another mailbox's ack does not")
-    func ackAfterSweep() throws {
-        let store = try file.open()
+    @Test("an ack that arrives after the sweep removed the envelope turns the tombstone into delivered; another mailbox's ack does not", arguments: StoreKind.allCases)
+    func ackAfterSweep(kind: StoreKind) throws {
+        let queue = QueueUnderTest(kind)
+        let store = try queue.open()
         _ = try store.accept([envelope("gina", 1, ttl: .hour), envelope("gina", 2, ttl: .hour)], now: queueEpoch)
         let sweep = queueEpoch + TTLClass.hour.seconds
         #expect(try store.expire(now: sweep) == 2)
@@ -132,10 +137,11 @@ struct QueueExpiryTests {
         #expect(try store.state(of: messageID(2))?.state == .expiredUndelivered)
     }
 
-    @Test("a sweep larger than one deletion chunk removes everything, keeps the counters right, and a purge likewise")
-    func chunkedSweepAndPurge() throws {
+    @Test("a sweep larger than one deletion chunk removes everything, keeps the counters right, and a purge likewise", arguments: StoreKind.allCases)
+    func chunkedSweepAndPurge(kind: StoreKind) throws {
+        let queue = QueueUnderTest(kind)
         let count = SQLiteEnvelopeStore.deletionChunk * 2 + 7
-        let store = try file.open()
+        let store = try queue.open()
         _ = try store.accept((0..<count).map { envelope("ivan", $0, ttl: .hour) }, now: queueEpoch)
         _ = try store.accept((0..<count).map { envelope("jane", $0, ttl: .week, salt: 9) }, now: queueEpoch)
         #expect(try store.expire(now: queueEpoch + TTLClass.hour.seconds) == count)
@@ -146,6 +152,6 @@ struct QueueExpiryTests {
         #expect(statistics.remembered == [.expiredUndelivered: count, .undeliverable: count])
         // Usage starts from zero again: a full quota's worth fits.
         #expect(try store.accept([envelope("jane", 1, salt: 10)], now: queueEpoch + 3) == [fresh(queueEpoch + 3)])
-        #expect(try store.integrityCheck() == "ok")
+        #expect(try queue.integrityCheck(store) == "ok")
     }
 }

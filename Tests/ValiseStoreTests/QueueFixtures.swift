@@ -31,7 +31,8 @@ func envelope(
         body: body ?? bodyBytes(n))
 }
 
-/// A store file in its own temporary directory (removed when the fixture goes).
+/// A store file in its own temporary directory (removed when the fixture goes): for the
+/// suites about SQLite itself; the contract suites open stores through `QueueUnderTest`.
 struct QueueFile {
     let directory = TemporaryDirectory()
     var path: String { directory.file("queue.sqlite") }

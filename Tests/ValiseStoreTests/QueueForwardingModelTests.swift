@@ -5,15 +5,14 @@ import ValiseTestSupport
 
 @Suite("Queue: forwarding queues against a model")
 struct QueueForwardingModelTests {
-    let file = QueueFile()
-
     @Test("random accepts (local and forwarded), acks, completions, reroutes, expiries, purges and whole batches match a model after every step",
-          arguments: [UInt64(7), 20_261_207, 0xFEED_F00D])
-    func againstModel(seed: UInt64) throws {
+          arguments: StoreKind.allCases, [UInt64(7), 20_261_207, 0xFEED_F00D])
+    func againstModel(kind: StoreKind, seed: UInt64) throws {
+        let queue = QueueUnderTest(kind)
         var queueLimits = limits(messages: 6, bytes: 1500, retention: 2 * 3600)
         queueLimits.maximumMessagesPerDestination = 5
         queueLimits.maximumBytesPerDestination = 1200
-        let store = try file.open(limits: queueLimits)
+        let store = try queue.open(limits: queueLimits)
         var model = ForwardingModel(limits: queueLimits)
         var generator = SplitMix64(seed: seed)
         let mailboxes = ["m0", "m1", "m2"]
@@ -127,6 +126,6 @@ struct QueueForwardingModelTests {
             try #require(try store.statistics(now: now) == model.statistics(now: now), "\(context) \(operation): statistics")
             try #require(try store.states(of: used) == model.memory.mapValues(\.remembered), "\(context) \(operation): states")
         }
-        #expect(try store.integrityCheck() == "ok")
+        #expect(try queue.integrityCheck(store) == "ok")
     }
 }

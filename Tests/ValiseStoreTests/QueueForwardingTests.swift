@@ -23,11 +23,10 @@ extension EnvelopeStore {
 
 @Suite("Queue: forwarding queues")
 struct QueueForwardingTests {
-    let file = QueueFile()
-
-    @Test("an envelope with a destination waits in that relay's forwarding queue, not in the mailbox, with everything the link sends")
-    func acceptToDestination() throws {
-        let store = try file.open()
+    @Test("an envelope with a destination waits in that relay's forwarding queue, not in the mailbox, with everything the link sends", arguments: StoreKind.allCases)
+    func acceptToDestination(kind: StoreKind) throws {
+        let queue = QueueUnderTest(kind)
+        let store = try queue.open()
         let incoming = outbound("bob", 1, .immediate, ttl: .week, hops: 2)
         #expect(try store.accept([incoming, envelope("alice", 2)], now: queueEpoch) == [fresh(queueEpoch, .week), fresh(queueEpoch)])
         #expect(try store.queued("bob").isEmpty)
@@ -46,9 +45,10 @@ struct QueueForwardingTests {
         #expect(statistics.count == 1 && statistics.mailboxes == 1 && statistics.bytes == 48)
     }
 
-    @Test("ids are one space across both queues: a re-send is a duplicate with the first expiry, another recipient's is in use")
-    func dedupAcrossQueues() throws {
-        let store = try file.open()
+    @Test("ids are one space across both queues: a re-send is a duplicate with the first expiry, another recipient's is in use", arguments: StoreKind.allCases)
+    func dedupAcrossQueues(kind: StoreKind) throws {
+        let queue = QueueUnderTest(kind)
+        let store = try queue.open()
         _ = try store.accept([outbound("bob", 1), envelope("alice", 2)], now: queueEpoch)
         let later = queueEpoch + 100
         let first = AcceptOutcome.accepted(expiresAt: queueEpoch + TTLClass.day.seconds, duplicate: true)
@@ -61,9 +61,10 @@ struct QueueForwardingTests {
         #expect(try store.queuedIDs("alice") == [messageID(2)])
     }
 
-    @Test("a forwarding queue goes FLASH first, then oldest, leaves out ids in flight and expired ones, and stops at the limit")
-    func forwardingOrder() throws {
-        let store = try file.open()
+    @Test("a forwarding queue goes FLASH first, then oldest, leaves out ids in flight and expired ones, and stops at the limit", arguments: StoreKind.allCases)
+    func forwardingOrder(kind: StoreKind) throws {
+        let queue = QueueUnderTest(kind)
+        let store = try queue.open()
         let precedences: [Precedence] = [.routine, .flash, .priority, .flash, .immediate, .routine]
         for (n, precedence) in precedences.enumerated() {
             _ = try store.accept([outbound("bob", n + 1, precedence, ttl: n == 5 ? .hour : .day)], now: queueEpoch + UInt64(n))
@@ -80,9 +81,10 @@ struct QueueForwardingTests {
         #expect(try store.waiting(for: "hq").map(\.id) == [messageID(20)])
     }
 
-    @Test("a transferred envelope is deleted and its id is forwarded, naming the relay; a repeated answer changes nothing")
-    func transferred() throws {
-        let store = try file.open()
+    @Test("a transferred envelope is deleted and its id is forwarded, naming the relay; a repeated answer changes nothing", arguments: StoreKind.allCases)
+    func transferred(kind: StoreKind) throws {
+        let queue = QueueUnderTest(kind)
+        let store = try queue.open()
         _ = try store.accept([outbound("bob", 1), outbound("bob", 2), outbound("bob", 3)], now: queueEpoch)
         let answers = [ForwardCompletion(id: messageID(1), destination: "geneva", outcome: .transferred),
                        ForwardCompletion(id: messageID(2), destination: "geneva", outcome: .undeliverable(.unknownRecipient))]
@@ -112,12 +114,13 @@ struct QueueForwardingTests {
         #expect(try store.forwardingBacklog(now: queueEpoch + 120).isEmpty)
     }
 
-    @Test("a destination's queue is bounded in messages and bytes; a recipient's envelopes in both queues count against its mailbox")
-    func quotas() throws {
+    @Test("a destination's queue is bounded in messages and bytes; a recipient's envelopes in both queues count against its mailbox", arguments: StoreKind.allCases)
+    func quotas(kind: StoreKind) throws {
+        let queue = QueueUnderTest(kind)
         var bounds = limits(messages: 3, bytes: 1000)
         bounds.maximumMessagesPerDestination = 4
         bounds.maximumBytesPerDestination = 2000
-        let store = try file.open(limits: bounds)
+        let store = try queue.open(limits: bounds)
         // Per recipient: two waiting to be forwarded and one local make the mailbox full.
         #expect(try store.accept([outbound("bob", 1), outbound("bob", 2), envelope("bob", 3)], now: queueEpoch)
             == [fresh(queueEpoch), fresh(queueEpoch), fresh(queueEpoch)])
@@ -140,9 +143,10 @@ struct QueueForwardingTests {
             == [fresh(queueEpoch + 3), fresh(queueEpoch + 3)])
     }
 
-    @Test("a carried lifetime: arrival is now less the age, expiry now plus the remaining time, lowered to the class's maximum")
-    func carriedLifetime() throws {
-        let store = try file.open()
+    @Test("a carried lifetime: arrival is now less the age, expiry now plus the remaining time, lowered to the class's maximum", arguments: StoreKind.allCases)
+    func carriedLifetime(kind: StoreKind) throws {
+        let queue = QueueUnderTest(kind)
+        let store = try queue.open()
         let now = queueEpoch + 1000
         let arriving = [
             IncomingEnvelope(mailbox: Mailbox("bob"), id: messageID(1), precedence: .routine, ttl: .day,
@@ -170,9 +174,10 @@ struct QueueForwardingTests {
         #expect(try store.queued("bob", now: now + 500).first?.expiresAt == now + 600)
     }
 
-    @Test("an envelope that expires in a forwarding queue is swept and counted apart, and its id reads expired undelivered")
-    func expiry() throws {
-        let store = try file.open()
+    @Test("an envelope that expires in a forwarding queue is swept and counted apart, and its id reads expired undelivered", arguments: StoreKind.allCases)
+    func expiry(kind: StoreKind) throws {
+        let queue = QueueUnderTest(kind)
+        let store = try queue.open()
         _ = try store.accept([outbound("bob", 1, ttl: .hour), outbound("bob", 2), outbound("carol", 3, to: "hq", ttl: .hour),
                               envelope("dave", 4, ttl: .hour)], now: queueEpoch)
         let expiry = queueEpoch + TTLClass.hour.seconds
@@ -188,9 +193,10 @@ struct QueueForwardingTests {
         #expect(try store.destinations().isEmpty)
     }
 
-    @Test("purging a revoked recipient removes their envelopes from both queues, each undeliverable (recipient revoked)")
-    func purge() throws {
-        let store = try file.open()
+    @Test("purging a revoked recipient removes their envelopes from both queues, each undeliverable (recipient revoked)", arguments: StoreKind.allCases)
+    func purge(kind: StoreKind) throws {
+        let queue = QueueUnderTest(kind)
+        let store = try queue.open()
         _ = try store.accept([outbound("bob", 1), outbound("bob", 2, to: "hq"), envelope("bob", 3), outbound("carol", 4)], now: queueEpoch)
         #expect(try store.purge(mailbox: Mailbox("bob"), now: queueEpoch + 7) == 3)
         for n in 1...3 {
@@ -202,9 +208,10 @@ struct QueueForwardingTests {
         #expect(try store.forwardingBacklog(now: queueEpoch + 7) == ["geneva": ForwardingBacklog(count: 1, bytes: 48, oldestAge: 7)])
     }
 
-    @Test("the backlog gives each destination's count, bytes and oldest age")
-    func backlog() throws {
-        let store = try file.open()
+    @Test("the backlog gives each destination's count, bytes and oldest age", arguments: StoreKind.allCases)
+    func backlog(kind: StoreKind) throws {
+        let queue = QueueUnderTest(kind)
+        let store = try queue.open()
         _ = try store.accept([outbound("bob", 1, body: [1, 2, 3])], now: queueEpoch)
         _ = try store.accept([outbound("bob", 2, body: [4]), outbound("carol", 3, to: "hq", body: [])], now: queueEpoch + 30)
         #expect(try store.forwardingBacklog(now: queueEpoch + 100) == [

@@ -3,6 +3,9 @@ import Testing
 import ValiseTestSupport
 @testable import ValiseStore
 
+/// The tests where the store answers for the batch (one transaction, each completion's own
+/// result, visibility to another store on the same data) run on both stores; those about the
+/// writer alone (batch hooks, stop) run on SQLite only.
 @Suite("Queue: group commit writer")
 struct QueueGroupCommitTests {
     let file = QueueFile()
@@ -15,10 +18,11 @@ struct QueueGroupCommitTests {
         let visible: Bool
     }
 
-    @Test("concurrent accepts from several threads all complete once, each only after it is readable elsewhere")
-    func concurrentAccepts() throws {
-        let store = try file.open()
-        let observer = try file.open()
+    @Test("concurrent accepts from several threads all complete once, each only after it is readable elsewhere", arguments: StoreKind.allCases)
+    func concurrentAccepts(kind: StoreKind) throws {
+        let queue = QueueUnderTest(kind)
+        let store = try queue.open()
+        let observer = try queue.open()
         let writer = GroupCommitWriter(store: store, clock: { queueEpoch })
         writer.start()
         let seen = Locked<[Seen]>([])
@@ -90,9 +94,10 @@ struct QueueGroupCommitTests {
         #expect(!open)
     }
 
-    @Test("envelopes queued while the writer is busy become one transaction: fewer commits than envelopes")
-    func batching() throws {
-        let gated = GatedStore(try file.open())
+    @Test("envelopes queued while the writer is busy become one transaction: fewer commits than envelopes", arguments: StoreKind.allCases)
+    func batching(kind: StoreKind) throws {
+        let queue = QueueUnderTest(kind)
+        let gated = GatedStore(try queue.open())
         let writer = GroupCommitWriter(store: gated, clock: { queueEpoch })
         writer.start()
         let results = Locked<[MessageID: [Result<AcceptOutcome, StoreError>]]>([:])
@@ -128,9 +133,10 @@ struct QueueGroupCommitTests {
         #expect(try gated.queued("a").count == total)
     }
 
-    @Test("a quota refusal in a batch does not roll back the batch's other envelopes")
-    func refusalInBatch() throws {
-        let gated = GatedStore(try file.open(limits: limits(messages: 2)))
+    @Test("a quota refusal in a batch does not roll back the batch's other envelopes", arguments: StoreKind.allCases)
+    func refusalInBatch(kind: StoreKind) throws {
+        let queue = QueueUnderTest(kind)
+        let gated = GatedStore(try queue.open(limits: limits(messages: 2)))
         let writer = GroupCommitWriter(store: gated, clock: { queueEpoch })
         writer.start()
         let results = Locked<[MessageID: AcceptOutcome]>([:])
@@ -160,9 +166,10 @@ struct QueueGroupCommitTests {
         #expect(try gated.state(of: messageID(3)) == nil)
     }
 
-    @Test("accepts and acknowledgements interleaved from several threads keep the queue consistent")
-    func interleaved() throws {
-        let store = try file.open()
+    @Test("accepts and acknowledgements interleaved from several threads keep the queue consistent", arguments: StoreKind.allCases)
+    func interleaved(kind: StoreKind) throws {
+        let queue = QueueUnderTest(kind)
+        let store = try queue.open()
         let clock = Locked<UInt64>(queueEpoch)
         let writer = GroupCommitWriter(store: store, clock: { clock.current })
         writer.start()
@@ -209,9 +216,10 @@ struct QueueGroupCommitTests {
         #expect(writer.currentCounters.acceptedEnvelopes == threads * perThread)
     }
 
-    @Test("each acknowledgement's completion reports its own count, even when acks share a batch")
-    func ackCountsPerCompletion() throws {
-        let gated = GatedStore(try file.open())
+    @Test("each acknowledgement's completion reports its own count, even when acks share a batch", arguments: StoreKind.allCases)
+    func ackCountsPerCompletion(kind: StoreKind) throws {
+        let queue = QueueUnderTest(kind)
+        let gated = GatedStore(try queue.open())
         _ = try gated.inner.accept([envelope("a", 1), envelope("a", 2), envelope("a", 3)], now: queueEpoch)
         let writer = GroupCommitWriter(store: gated, clock: { queueEpoch + 1 })
         writer.start()
@@ -316,9 +324,10 @@ struct QueueGroupCommitTests {
         #expect(answers.current.count == 1, "a queued accept must be either stored or failed, never dropped")
     }
 
-    @Test("expire and purge through the writer report their counts")
-    func expireAndPurge() throws {
-        let store = try file.open()
+    @Test("expire and purge through the writer report their counts", arguments: StoreKind.allCases)
+    func expireAndPurge(kind: StoreKind) throws {
+        let queue = QueueUnderTest(kind)
+        let store = try queue.open()
         _ = try store.accept([envelope("a", 1, ttl: .hour), envelope("a", 2), envelope("b", 3), envelope("b", 4)], now: queueEpoch)
         let writer = GroupCommitWriter(store: store, clock: { queueEpoch + TTLClass.hour.seconds })
         writer.start()

@@ -5,11 +5,10 @@ import ValiseTestSupport
 
 @Suite("Queue: purge, statistics and a model")
 struct QueueModelTests {
-    let file = QueueFile()
-
-    @Test("purging a revoked mailbox removes and counts its envelopes and touches no other")
-    func purge() throws {
-        let store = try file.open()
+    @Test("purging a revoked mailbox removes and counts its envelopes and touches no other", arguments: StoreKind.allCases)
+    func purge(kind: StoreKind) throws {
+        let queue = QueueUnderTest(kind)
+        let store = try queue.open()
         _ = try store.accept([
             envelope("alice", 1, .flash), envelope("alice", 2), envelope("alice", 3, .priority),
             envelope("bob", 4), envelope("bob", 5, .immediate),
@@ -41,17 +40,19 @@ struct QueueModelTests {
         #expect(try store.state(of: messageID(1))?.since == queueEpoch + 10)
     }
 
-    @Test("statistics of an empty store are zero")
-    func emptyStatistics() throws {
-        let store = try file.open()
+    @Test("statistics of an empty store are zero", arguments: StoreKind.allCases)
+    func emptyStatistics(kind: StoreKind) throws {
+        let queue = QueueUnderTest(kind)
+        let store = try queue.open()
         #expect(try store.statistics(now: queueEpoch) == QueueStatistics())
     }
 
     @Test("random accepts, acks, expiries and purges match a model of the queue after every step",
-          arguments: [UInt64(1), 20_250_101, 0xDEAD_BEEF])
-    func againstModel(seed: UInt64) throws {
+          arguments: StoreKind.allCases, [UInt64(1), 20_250_101, 0xDEAD_BEEF])
+    func againstModel(kind: StoreKind, seed: UInt64) throws {
+        let queue = QueueUnderTest(kind)
         let queueLimits = limits(messages: 6, bytes: 1500, retention: 2 * 3600)
-        let store = try file.open(limits: queueLimits)
+        let store = try queue.open(limits: queueLimits)
         var model = ForwardingModel(limits: queueLimits)
         var generator = SplitMix64(seed: seed)
         let mailboxes = ["m0", "m1", "m2"]
@@ -127,6 +128,6 @@ struct QueueModelTests {
             try #require(states.mapValues(\.state) == model.memory.mapValues(\.remembered.state), "seed \(seed) step \(step) after \(operation): states")
             try #require(states.mapValues(\.since) == model.memory.mapValues(\.remembered.since), "seed \(seed) step \(step) after \(operation): times")
         }
-        #expect(try store.integrityCheck() == "ok")
+        #expect(try queue.integrityCheck(store) == "ok")
     }
 }

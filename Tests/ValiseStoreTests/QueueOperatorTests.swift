@@ -8,11 +8,10 @@ import ValiseTestSupport
 /// tombstone that says the operator deleted it; the backlog is per mailbox.
 @Suite("Queue: operator actions")
 struct QueueOperatorTests {
-    let file = QueueFile()
-
-    @Test("a held envelope is not delivered until it is released, and keeps its place")
-    func holdAndRelease() throws {
-        let store = try file.open()
+    @Test("a held envelope is not delivered until it is released, and keeps its place", arguments: StoreKind.allCases)
+    func holdAndRelease(kind: StoreKind) throws {
+        let queue = QueueUnderTest(kind)
+        let store = try queue.open()
         _ = try store.accept([envelope("carol", 1, .flash), envelope("carol", 2), envelope("bob", 3)], now: queueEpoch)
         let held = try store.setHeld([messageID(1), messageID(9)], held: true)
         #expect(held.keys.sorted { $0.description < $1.description } == [messageID(1)])
@@ -26,9 +25,10 @@ struct QueueOperatorTests {
         #expect(try store.state(of: messageID(1))?.state == .pending)
     }
 
-    @Test("a held envelope expires as usual: its sender sees expired undelivered")
-    func heldExpires() throws {
-        let store = try file.open()
+    @Test("a held envelope expires as usual: its sender sees expired undelivered", arguments: StoreKind.allCases)
+    func heldExpires(kind: StoreKind) throws {
+        let queue = QueueUnderTest(kind)
+        let store = try queue.open()
         _ = try store.accept([envelope("carol", 1, ttl: .day)], now: queueEpoch)
         _ = try store.setHeld([messageID(1)], held: true)
         let expiry = queueEpoch + TTLClass.day.seconds
@@ -37,9 +37,10 @@ struct QueueOperatorTests {
         #expect(try store.queued(mailbox: nil, limit: 10, now: expiry).isEmpty)
     }
 
-    @Test("a held envelope in a forwarding queue is not forwarded; released, it is; a reroute keeps it held")
-    func holdForwarded() throws {
-        let store = try file.open()
+    @Test("a held envelope in a forwarding queue is not forwarded; released, it is; a reroute keeps it held", arguments: StoreKind.allCases)
+    func holdForwarded(kind: StoreKind) throws {
+        let queue = QueueUnderTest(kind)
+        let store = try queue.open()
         _ = try store.accept([outbound("bob", 1), outbound("bob", 2)], now: queueEpoch)
         #expect(try store.setHeld([messageID(1)], held: true)[messageID(1)]?.destination == "geneva")
         #expect(try store.waiting(for: "geneva").map(\.id) == [messageID(2)])
@@ -51,9 +52,10 @@ struct QueueOperatorTests {
         #expect(try store.waiting(for: "hq").map(\.id) == [messageID(1), messageID(2)])
     }
 
-    @Test("a deleted envelope is gone, its id remembered as undeliverable (deleted by the operator), its room given back")
-    func deleteByOperator() throws {
-        let store = try file.open(limits: limits(messages: 2))
+    @Test("a deleted envelope is gone, its id remembered as undeliverable (deleted by the operator), its room given back", arguments: StoreKind.allCases)
+    func deleteByOperator(kind: StoreKind) throws {
+        let queue = QueueUnderTest(kind)
+        let store = try queue.open(limits: limits(messages: 2))
         _ = try store.accept([envelope("carol", 1), envelope("carol", 2), outbound("bob", 3)], now: queueEpoch)
         let deleted = try store.deleteByOperator([messageID(1), messageID(3), messageID(7)], now: queueEpoch + 5)
         #expect(Set(deleted.keys) == [messageID(1), messageID(3)])
@@ -70,9 +72,10 @@ struct QueueOperatorTests {
         #expect(try store.state(of: messageID(1))?.since == queueEpoch + 5)
     }
 
-    @Test("the backlog per mailbox: envelopes, bytes, the oldest's age, how many are held; the list filters by mailbox")
-    func backlog() throws {
-        let store = try file.open()
+    @Test("the backlog per mailbox: envelopes, bytes, the oldest's age, how many are held; the list filters by mailbox", arguments: StoreKind.allCases)
+    func backlog(kind: StoreKind) throws {
+        let queue = QueueUnderTest(kind)
+        let store = try queue.open()
         _ = try store.accept([envelope("carol", 1, body: bodyBytes(1, count: 100))], now: queueEpoch)
         _ = try store.accept([envelope("carol", 2, body: bodyBytes(2, count: 50)), envelope("bob", 3, body: bodyBytes(3, count: 10))], now: queueEpoch + 30)
         _ = try store.setHeld([messageID(2)], held: true)

@@ -5,11 +5,10 @@ import ValiseTestSupport
 
 @Suite("Queue: mailbox quotas")
 struct QueueQuotaTests {
-    let file = QueueFile()
-
-    @Test("a mailbox at its message count refuses, never evicts, and an acknowledgement frees room")
-    func messageCount() throws {
-        let store = try file.open(limits: limits(messages: 3))
+    @Test("a mailbox at its message count refuses, never evicts, and an acknowledgement frees room", arguments: StoreKind.allCases)
+    func messageCount(kind: StoreKind) throws {
+        let queue = QueueUnderTest(kind)
+        let store = try queue.open(limits: limits(messages: 3))
         #expect(try store.accept((1...3).map { envelope("alice", $0) }, now: queueEpoch) == Array(repeating: fresh(queueEpoch), count: 3))
         // Not even a FLASH message pushes out a ROUTINE one.
         #expect(try store.accept([envelope("alice", 4, .flash)], now: queueEpoch + 1) == [.refused(.mailboxFull)])
@@ -24,9 +23,10 @@ struct QueueQuotaTests {
         #expect(try store.queuedIDs("alice") == [4, 1, 3].map { messageID($0) })
     }
 
-    @Test("a mailbox at its byte quota refuses, never evicts, and an acknowledgement frees room")
-    func byteCount() throws {
-        let store = try file.open(limits: limits(bytes: 1000))
+    @Test("a mailbox at its byte quota refuses, never evicts, and an acknowledgement frees room", arguments: StoreKind.allCases)
+    func byteCount(kind: StoreKind) throws {
+        let queue = QueueUnderTest(kind)
+        let store = try queue.open(limits: limits(bytes: 1000))
         #expect(try store.accept([envelope("carol", 1, body: bodyBytes(1, count: 600))], now: queueEpoch) == [fresh(queueEpoch)])
         // Exactly at the quota is allowed; one byte over is not.
         #expect(try store.accept([envelope("carol", 2, body: bodyBytes(2, count: 400))], now: queueEpoch) == [fresh(queueEpoch)])
@@ -42,9 +42,10 @@ struct QueueQuotaTests {
         #expect(try store.queued("dave").isEmpty)
     }
 
-    @Test("a refusal inside a batch leaves the batch's other envelopes accepted")
-    func refusalInBatch() throws {
-        let store = try file.open(limits: limits(messages: 2))
+    @Test("a refusal inside a batch leaves the batch's other envelopes accepted", arguments: StoreKind.allCases)
+    func refusalInBatch(kind: StoreKind) throws {
+        let queue = QueueUnderTest(kind)
+        let store = try queue.open(limits: limits(messages: 2))
         let outcomes = try store.accept(
             [envelope("erin", 1), envelope("erin", 2), envelope("erin", 3), envelope("frank", 4), envelope("erin", 2)],
             now: queueEpoch)
@@ -57,9 +58,10 @@ struct QueueQuotaTests {
         #expect(try store.state(of: messageID(3)) == nil)
     }
 
-    @Test("expiry and purge free a mailbox's quota too")
-    func expiryAndPurgeFreeRoom() throws {
-        let store = try file.open(limits: limits(messages: 2, bytes: 100))
+    @Test("expiry and purge free a mailbox's quota too", arguments: StoreKind.allCases)
+    func expiryAndPurgeFreeRoom(kind: StoreKind) throws {
+        let queue = QueueUnderTest(kind)
+        let store = try queue.open(limits: limits(messages: 2, bytes: 100))
         _ = try store.accept([envelope("grace", 1, ttl: .hour, body: bodyBytes(1, count: 50)), envelope("grace", 2, body: bodyBytes(2, count: 50))], now: queueEpoch)
         let later = queueEpoch + TTLClass.hour.seconds
         #expect(try store.accept([envelope("grace", 3, body: [1])], now: later) == [.refused(.mailboxFull)])

@@ -11,9 +11,10 @@ import ValiseTestSupport
 struct QueueRequestedTTLTests {
     let file = QueueFile()
 
-    @Test("an envelope keeps the class its sender asked for (DEFAULT included) while it expires on the class applied")
-    func requestedKept() throws {
-        let store = try file.open()
+    @Test("an envelope keeps the class its sender asked for (DEFAULT included) while it expires on the class applied", arguments: StoreKind.allCases)
+    func requestedKept(kind: StoreKind) throws {
+        let queue = QueueUnderTest(kind)
+        let store = try queue.open()
         let asked = [
             IncomingEnvelope(mailbox: Mailbox("bob"), id: messageID(1), precedence: .routine, ttl: .week, requestedTTL: 4, body: bodyBytes(1)),
             IncomingEnvelope(mailbox: Mailbox("bob"), id: messageID(2), precedence: .routine, ttl: .week, requestedTTL: 0, body: bodyBytes(2)),
@@ -29,6 +30,7 @@ struct QueueRequestedTTLTests {
         #expect(try store.queued("bob", now: queueEpoch + TTLClass.week.seconds).isEmpty)
     }
 
+    /// SQLite only: a file written by an earlier version (PostgreSQL's schema starts at this version).
     @Test("a queue from before: its envelopes read as asked 0, and X25519 envelope keys (32 bytes) are dropped, X-Wing ones kept")
     func upgrade() throws {
         let pool = try file.earlier(upTo: "message-reason")

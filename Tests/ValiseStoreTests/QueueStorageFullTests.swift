@@ -5,11 +5,10 @@ import ValiseTestSupport
 
 @Suite("Queue: storage full")
 struct QueueStorageFullTests {
-    let file = QueueFile()
-
-    @Test("with a size cap, accepts end in storageFull; what was accepted stays intact and deliverable; the failure leaves nothing")
-    func storageFull() throws {
-        let store = try file.open(maximumBytes: 128 * 1024)
+    @Test("with a size cap, accepts end in storageFull; what was accepted stays intact and deliverable; the failure leaves nothing", arguments: StoreKind.allCases)
+    func storageFull(kind: StoreKind) throws {
+        let queue = QueueUnderTest(kind)
+        let store = try queue.open(maximumBytes: 128 * 1024)
         var accepted: [IncomingEnvelope] = []
         var refused: IncomingEnvelope?
         for n in 1...400 {
@@ -42,7 +41,7 @@ struct QueueStorageFullTests {
         #expect(queued.map(\.id) == expectedOrder)
         let bodies = Dictionary(uniqueKeysWithValues: accepted.map { ($0.id, $0.body) })
         #expect(queued.allSatisfy { bodies[$0.id] == $0.body })
-        #expect(try store.integrityCheck() == "ok")
+        #expect(try queue.integrityCheck(store) == "ok")
 
         // A full store still records acknowledgements, and deleting makes room again.
         let delivered = Array(queued.prefix(3).map(\.id))
@@ -51,12 +50,13 @@ struct QueueStorageFullTests {
         #expect(try store.accept([failed], now: queueEpoch + 4) == [fresh(queueEpoch + 4)])
     }
 
-    @Test("a failed accept does not count against the mailbox's quota")
-    func failedAcceptLeavesNoQuota() throws {
+    @Test("a failed accept does not count against the mailbox's quota", arguments: StoreKind.allCases)
+    func failedAcceptLeavesNoQuota(kind: StoreKind) throws {
+        let queue = QueueUnderTest(kind)
         var accepted = 0
         var nextNumber = 0
         do {
-            let store = try file.open(maximumBytes: 96 * 1024)
+            let store = try queue.open(maximumBytes: 96 * 1024)
             while true {
                 nextNumber += 1
                 let outcome = try store.accept([envelope("carol", nextNumber, body: bodyBytes(nextNumber, count: 2000))], now: queueEpoch)
@@ -72,7 +72,7 @@ struct QueueStorageFullTests {
             }
         }
         // Reopened without the size cap and with room for exactly one more message.
-        let store = try file.open(limits: limits(messages: accepted + 1))
+        let store = try queue.open(limits: limits(messages: accepted + 1))
         #expect(try store.accept([envelope("carol", 9999)], now: queueEpoch) == [fresh(queueEpoch)])
         #expect(try store.accept([envelope("carol", 9998)], now: queueEpoch) == [.refused(.mailboxFull)])
         #expect(try store.queued("carol").count == accepted + 1)

@@ -10,9 +10,10 @@ import ValiseTestSupport
 struct QueueUndeliverableTests {
     let file = QueueFile()
 
-    @Test("a purge leaves each envelope's id undeliverable (recipient revoked) since the purge, for the retention period")
-    func tombstoneAfterPurge() throws {
-        let store = try file.open(limits: limits(retention: 1000))
+    @Test("a purge leaves each envelope's id undeliverable (recipient revoked) since the purge, for the retention period", arguments: StoreKind.allCases)
+    func tombstoneAfterPurge(kind: StoreKind) throws {
+        let queue = QueueUnderTest(kind)
+        let store = try queue.open(limits: limits(retention: 1000))
         _ = try store.accept([envelope("carol", 1, .flash), envelope("carol", 2), envelope("bob", 3)], now: queueEpoch)
         _ = try store.acknowledge(mailbox: Mailbox("carol"), ids: [messageID(2)], now: queueEpoch + 5)
         #expect(try store.purge(mailbox: Mailbox("carol"), now: queueEpoch + 10) == 1)
@@ -31,6 +32,7 @@ struct QueueUndeliverableTests {
         #expect(try store.states(of: [messageID(1)], now: forgetAt)[messageID(1)] == nil)
     }
 
+    /// SQLite only: a file written by an earlier version (PostgreSQL's schema starts at this version).
     @Test("a queue written before reasons were stored opens; its purged ids read as undeliverable (recipient revoked)")
     func upgradeKeepsPurgedIDs() throws {
         // The queue as the previous version made it: every migration before "message-reason".

@@ -4,6 +4,7 @@ import ValiseTestSupport
 @testable import ValiseStore
 import ValiseCrypto
 
+/// Not the queue's contract (no store kinds): the files Valise writes itself.
 @Suite("Secure files")
 struct SecureFileTests {
     let directory = TemporaryDirectory()
