@@ -7,7 +7,10 @@ import ValiseStore
 /// (docs/OPERATIONS.md): one line per item, `m <mailbox>`, `d <relay>`, `dir`, or `*` for
 /// "look at everything". A payload that would pass PostgreSQL's 8000-byte limit is `*`.
 enum PostgresAnnouncement {
-    static let channel = "valise_queue"
+    /// `valise_queue_<schema>`: a NOTIFY reaches every session of the database, so each
+    /// store's schema has a channel of its own (a database may hold several relays' schemas,
+    /// and the tests' schemas share one database).
+    static func channel(schema: String) -> String { "valise_queue_" + schema }
     /// Below PostgreSQL's limit of 8000 bytes, with room to spare.
     static let maximumPayloadBytes = 7_000
 
@@ -55,9 +58,9 @@ enum PostgresAnnouncement {
 
     /// Sends the announcement inside the caller's transaction: PostgreSQL delivers it at
     /// commit, and never if the transaction rolls back.
-    static func announce(_ payload: String?, on connection: PostgresConnection, logger: Logger) async throws {
+    static func announce(_ payload: String?, schema: String, on connection: PostgresConnection, logger: Logger) async throws {
         guard let payload else { return }
-        _ = try await connection.query("SELECT pg_notify(\(channel), \(payload))", logger: logger)
+        _ = try await connection.query("SELECT pg_notify(\(channel(schema: schema)), \(payload))", logger: logger)
     }
 }
 #endif

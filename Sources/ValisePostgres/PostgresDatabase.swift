@@ -65,9 +65,10 @@ public final class PostgresDatabase: Sendable {
         primary?.run.cancel()
         // The loops go only once the pool has closed its connections (they need the loops to
         // do it), and never with syncShutdownGracefully: the last reference may go on a loop.
-        let (group, run) = (self.group, primary?.run)
+        let (group, run, executor) = (self.group, primary?.run, self.executor)
         Task {
             await run?.value
+            executor.close()
             try? await group.shutdownGracefully()
         }
     }
@@ -300,14 +301,26 @@ public final class PostgresDatabase: Sendable {
 /// database's async work never needs a thread of Swift's cooperative pool.
 final class EventLoopTaskExecutor: TaskExecutor {
     private let group: any EventLoopGroup
+    private let closed = NIOLockedValueBox(false)
 
     init(group: any EventLoopGroup) {
         self.group = group
     }
 
+    /// From now on jobs run on Dispatch's global queue: the loops are about to stop, and the
+    /// last steps of tasks that preferred this executor (a closing connection, a pool's
+    /// run loop ending) must still run rather than be dropped by a loop that has shut down.
+    func close() {
+        closed.withLockedValue { $0 = true }
+    }
+
     func enqueue(_ job: consuming ExecutorJob) {
         let job = UnownedJob(job)
-        group.any().execute { job.runSynchronously(on: self.asUnownedTaskExecutor()) }
+        if closed.withLockedValue({ $0 }) {
+            DispatchQueue.global().async { job.runSynchronously(on: self.asUnownedTaskExecutor()) }
+        } else {
+            group.any().execute { job.runSynchronously(on: self.asUnownedTaskExecutor()) }
+        }
     }
 }
 #endif

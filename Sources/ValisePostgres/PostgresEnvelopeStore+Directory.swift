@@ -77,7 +77,7 @@ extension PostgresEnvelopeStore: SharedDirectoryLog {
             ).decode(Int64.self) { added += 1 }
             if added > 0 {
                 let payload = PostgresAnnouncement.payload(mailboxes: [Mailbox](), destinations: [String](), directory: true)
-                try await PostgresAnnouncement.announce(payload, on: connection, logger: logger)
+                try await PostgresAnnouncement.announce(payload, schema: self.database.configuration.schema, on: connection, logger: logger)
             }
             return added
         }

@@ -86,7 +86,7 @@ extension PostgresEnvelopeStore: OperatorQueue {
                 // Delivered at once by whichever node serves the recipient or the destination.
                 let payload = PostgresAnnouncement.payload(
                     mailboxes: changed.filter { $0.destination == nil }.map(\.mailbox), destinations: changed.compactMap(\.destination))
-                try await PostgresAnnouncement.announce(payload, on: connection, logger: logger)
+                try await PostgresAnnouncement.announce(payload, schema: self.database.configuration.schema, on: connection, logger: logger)
             }
             return Dictionary(changed.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
         }

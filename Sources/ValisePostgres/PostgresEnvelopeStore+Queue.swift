@@ -59,7 +59,8 @@ extension PostgresEnvelopeStore: EnvelopeStore {
     /// Tells every node (this one too) what became deliverable, delivered at commit.
     func announce(mailboxes: Set<Mailbox>, destinations: Set<String>, on connection: PostgresConnection) async throws {
         try await PostgresAnnouncement.announce(
-            PostgresAnnouncement.payload(mailboxes: mailboxes, destinations: destinations), on: connection, logger: logger)
+            PostgresAnnouncement.payload(mailboxes: mailboxes, destinations: destinations), schema: database.configuration.schema,
+            on: connection, logger: logger)
     }
 
     /// What a batch's accepts did, and where envelopes became deliverable.
@@ -111,17 +112,12 @@ extension PostgresEnvelopeStore: EnvelopeStore {
         var forwarded = EnvelopeColumns()
         var added: [String: QueueTotals] = [:]
         var addedDestinations: [String: QueueTotals] = [:]
+        // The copy whose outcome stands for each claimed id so far, and claims whose row
+        // must be rewritten because a later copy (after a refused first one) took them.
+        var standing: [MessageID: Int] = [:]
+        var rewrites: [IncomingEnvelope] = []
         for (index, envelope) in envelopes.enumerated() {
             let size = envelope.body.count
-            if let earlier = first[envelope.id], earlier != index {
-                // Again in the same batch: as the first copy fared, if for the same mailbox.
-                let same = envelopes[earlier].mailbox == envelope.mailbox
-                switch result.outcomes[earlier] {
-                case .accepted(let expiresAt, _): result.outcomes.append(same ? .accepted(expiresAt: expiresAt, duplicate: true) : .refused(.idInUse))
-                case .refused(let refusal): result.outcomes.append(.refused(same ? refusal : .idInUse))
-                }
-                continue
-            }
             guard claimed.contains(envelope.id) else {
                 // Known before (another batch, or another node, committed it): a re-send for
                 // the same mailbox keeps the first copy. A row gone meanwhile (forgotten at
@@ -131,6 +127,16 @@ extension PostgresEnvelopeStore: EnvelopeStore {
                     ? .accepted(expiresAt: row?.expiresAt ?? 0, duplicate: true) : .refused(.idInUse))
                 continue
             }
+            if let earlier = standing[envelope.id], case .accepted(let expiresAt, _) = result.outcomes[earlier] {
+                // Again in the same batch after an accepted copy: a duplicate for the same
+                // mailbox, in use for another.
+                result.outcomes.append(envelopes[earlier].mailbox == envelope.mailbox
+                    ? .accepted(expiresAt: expiresAt, duplicate: true) : .refused(.idInUse))
+                continue
+            }
+            // The id's first copy, or one after refused copies (judged afresh, as one after
+            // another in a single batch would be).
+            standing[envelope.id] = index
             var totals = mailboxUsage[envelope.mailbox.name] ?? QueueTotals()
             var refusal: StoreRefusal?
             if let maximumBytes, stored + size > maximumBytes {
@@ -144,10 +150,12 @@ extension PostgresEnvelopeStore: EnvelopeStore {
                 }
             }
             if let refusal {
-                released.append(envelope.id)
+                if !released.contains(envelope.id) { released.append(envelope.id) }
                 result.outcomes.append(.refused(refusal))
                 continue
             }
+            released.removeAll { $0 == envelope.id }
+            if first[envelope.id] != index { rewrites.append(envelope) }
             stored += size
             totals.add(size)
             mailboxUsage[envelope.mailbox.name] = totals
@@ -165,6 +173,15 @@ extension PostgresEnvelopeStore: EnvelopeStore {
         }
         if !released.isEmpty {
             try await connection.query("DELETE FROM message WHERE id = ANY(\(released.buffers)::bytea[])", logger: logger)
+        }
+        for envelope in rewrites {
+            // Claimed with the values of a copy that was refused: this copy's own.
+            let (arrival, expiry) = (Int64(envelope.arrival(now: now)), Int64(envelope.expiry(now: now)))
+            try await connection.query("""
+                UPDATE message SET mailbox = \(envelope.mailbox.name), since = \(arrival), expires_at = \(expiry),
+                    forget_at = \(expiry + Int64(limits.retentionSeconds))
+                WHERE id = \(envelope.id.buffer)
+                """, logger: logger)
         }
         if !local.ids.isEmpty {
             try await connection.query("""

@@ -92,9 +92,11 @@ extension PostgresEnvelopeStore {
     }
 
     /// Whether this transaction got the advisory lock `key` (released at its end).
-    func tryLock(_ key: Int64, on connection: PostgresConnection) async throws -> Bool {
+    func tryLock(_ name: String, on connection: PostgresConnection) async throws -> Bool {
         var locked = false
-        for try await value in try await connection.query("SELECT pg_try_advisory_xact_lock(\(key))", logger: logger).decode(Bool.self) {
+        let key = database.configuration.schema + "/" + name
+        for try await value in try await connection.query(
+            "SELECT pg_try_advisory_xact_lock(hashtextextended(\(key), 0))", logger: logger).decode(Bool.self) {
             locked = value
         }
         return locked
@@ -106,7 +108,8 @@ extension PostgresEnvelopeStore {
         try write("purge a mailbox") { connection in
             let logger = self.logger
             let name = mailbox.name
-            try await connection.query("SELECT pg_advisory_xact_lock(\(PostgresSchema.purgeLock))", logger: logger)
+            let key = self.database.configuration.schema + "/" + PostgresSchema.purgeLock
+            try await connection.query("SELECT pg_advisory_xact_lock(hashtextextended(\(key), 0))", logger: logger)
             try await connection.query("DELETE FROM prekey WHERE mailbox = \(name)", logger: logger)
             try await connection.query("DELETE FROM one_time_prekey WHERE mailbox = \(name)", logger: logger)
             try await connection.query("DELETE FROM kem_prekey WHERE mailbox = \(name)", logger: logger)

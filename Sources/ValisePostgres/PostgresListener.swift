@@ -120,7 +120,7 @@ final class PostgresListener: Sendable {
                 backoff = .milliseconds(100)
                 unavailable = false
                 do {
-                    try await connection.listen(on: PostgresAnnouncement.channel) { notifications in
+                    try await connection.listen(on: PostgresAnnouncement.channel(schema: database.configuration.schema)) { notifications in
                         // Listening now: whatever was announced before is looked at again.
                         broadcast(.everything)
                         try await withThrowingTaskGroup(of: Void.self) { group in

@@ -114,10 +114,12 @@ enum PostgresSchema {
         "CREATE TABLE directory_entry (position bigint PRIMARY KEY, entry bytea NOT NULL)",
     ])
 
-    /// Advisory lock keys (pg_try_advisory_xact_lock): one node at a time runs the expiry
-    /// sweep, and one at a time purges a revoked member.
-    static let sweepLock: Int64 = 0x7661_6C69_7365_0002
-    static let purgeLock: Int64 = 0x7661_6C69_7365_0003
+    /// Advisory locks (pg_try_advisory_xact_lock): one node at a time runs the expiry sweep,
+    /// and one at a time purges a revoked member. Advisory locks belong to the database, so
+    /// the key is a hash of the schema and the lock's name: two relays' schemas in one
+    /// database never wait for each other.
+    static let sweepLock = "sweep"
+    static let purgeLock = "purge"
 
     /// Serialises migrations across nodes that start together (pg_advisory_lock's key:
     /// "valise" + 1 in ASCII, arbitrary but fixed).

@@ -95,7 +95,10 @@ public struct PostgresStoreConfiguration: Sendable {
         if database.isEmpty || database.utf8.count > 63 { return "store.postgres.database must be 1 to 63 bytes" }
         if user.isEmpty || user.utf8.count > 63 { return "store.postgres.user must be 1 to 63 bytes" }
         if !(1...256).contains(pool) { return "store.postgres.pool must be 1 to 256" }
-        if !Self.isPlainIdentifier(schema) { return "store.postgres.schema must be 1 to 63 lower-case letters, digits or _, starting with a letter" }
+        // 48 at most: its announcement channel, valise_queue_<schema>, must fit PostgreSQL's 63.
+        if !Self.isPlainIdentifier(schema) || schema.utf8.count > 48 {
+            return "store.postgres.schema must be 1 to 48 lower-case letters, digits or _, starting with a letter"
+        }
         if tls == .disable, let host = hosts.first(where: { !$0.isLoopback }) {
             return "store.postgres.tls is disable but \(host) is not a loopback address: use require or verify-full"
         }

@@ -53,9 +53,9 @@ extension RelayConfiguration {
         .optionalPath("store.postgres.caFile", \.relay.store.postgresCAFile),
         .count("store.postgres.pool", \.relay.store.postgresPool),
         .text("store.postgres.schema", \.relay.store.postgresSchema) { schema in
-            schema.utf8.count <= 63 && schema.first.map { ("a"..."z").contains($0) } == true
+            schema.utf8.count <= 48 && schema.first.map { ("a"..."z").contains($0) } == true
                 && schema.allSatisfy { ("a"..."z").contains($0) || ("0"..."9").contains($0) || $0 == "_" }
-                ? nil : "must be 1 to 63 lower-case letters, digits or _, starting with a letter"
+                ? nil : "must be 1 to 48 lower-case letters, digits or _, starting with a letter"
         },
     ]
 }

@@ -95,7 +95,7 @@ final class SharedNode: Sendable {
         threadPool.submit { [self] state in
             guard case .active = state else { return }
             do throws(StoreError) {
-                try queue.renewLeases(of: state.withLockedValue { Array($0.open) }, now: now)
+                try queue.renewLeases(of: self.state.withLockedValue { Array($0.open) }, now: now)
                 regained()
             } catch {
                 if !check(error) { logger.warning("could not renew leases", metadata: ["error": "\(error.message)"]) }

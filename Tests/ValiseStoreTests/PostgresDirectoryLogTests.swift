@@ -88,7 +88,7 @@ struct PostgresDirectoryLogTests {
     func announced() async throws {
         let (first, second) = try TestPostgres.twoNodes()
         defer { first.close(); second.close() }
-        try await AnnouncementWatcher.watching { (watcher: AnnouncementWatcher) async throws in
+        try await AnnouncementWatcher.watching(schema: first.database.configuration.schema) { (watcher: AnnouncementWatcher) async throws in
             #expect(try first.appendDirectoryEntries(entries(0..<2), from: 0) == 2)
             #expect(try await watcher.changesSoFar().contains(.directory))
         }

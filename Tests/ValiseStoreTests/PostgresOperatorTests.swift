@@ -54,7 +54,7 @@ struct PostgresOperatorTests {
     func holdAndRelease() async throws {
         let (first, second) = try filled()
         defer { first.close(); second.close() }
-        try await AnnouncementWatcher.watching { watcher in
+        try await AnnouncementWatcher.watching(schema: first.database.configuration.schema) { watcher in
             try await holdAndRelease(first, second, watcher)
         }
     }

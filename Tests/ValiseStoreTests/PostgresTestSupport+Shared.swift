@@ -12,14 +12,16 @@ final class AnnouncementWatcher {
     private let connection: PostgresConnection
     private var notifications: PostgresNotificationSequence.AsyncIterator
     private let sentinel = "sentinel " + UUID().uuidString
+    private let channel: String
 
-    private init(connection: PostgresConnection, notifications: PostgresNotificationSequence.AsyncIterator) {
+    private init(connection: PostgresConnection, channel: String, notifications: PostgresNotificationSequence.AsyncIterator) {
         self.connection = connection
+        self.channel = channel
         self.notifications = notifications
     }
 
     /// Runs `body` with a watcher listening from the start; the connection closes after it.
-    static func watching(_ body: (AnnouncementWatcher) async throws -> Void) async throws {
+    static func watching(schema: String, _ body: (AnnouncementWatcher) async throws -> Void) async throws {
         guard let host = PostgresStoreConfiguration.Host(TestPostgres.address ?? "") else {
             throw StoreError(.failure, "VALISE_TEST_POSTGRES is not HOST:PORT")
         }
@@ -27,8 +29,9 @@ final class AnnouncementWatcher {
             host: host.name, port: host.port, username: "valise", password: nil, database: "valise_test", tls: .disable)
         let connection = try await PostgresConnection.connect(configuration: configuration, id: 1, logger: Logger(label: "test.listen"))
         do {
-            try await connection.listen(on: PostgresAnnouncement.channel) { notifications in
-                try await body(AnnouncementWatcher(connection: connection, notifications: notifications.makeAsyncIterator()))
+            let channel = PostgresAnnouncement.channel(schema: schema)
+            try await connection.listen(on: channel) { notifications in
+                try await body(AnnouncementWatcher(connection: connection, channel: channel, notifications: notifications.makeAsyncIterator()))
             }
         } catch {
             try? await connection.close()
@@ -41,7 +44,7 @@ final class AnnouncementWatcher {
     /// up to it, since PostgreSQL delivers notifications in the order their transactions
     /// committed. Bounded, so that a flood from other suites cannot hang the test.
     func changesSoFar() async throws -> [QueueChange] {
-        try await connection.query("SELECT pg_notify(\(PostgresAnnouncement.channel), \(sentinel))", logger: Logger(label: "test.listen"))
+        try await connection.query("SELECT pg_notify(\(channel), \(sentinel))", logger: Logger(label: "test.listen"))
         var changes: [QueueChange] = []
         for _ in 0..<100_000 {
             guard let notification = try await notifications.next(), notification.payload != sentinel else { return changes }
