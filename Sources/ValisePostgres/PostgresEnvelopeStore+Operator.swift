@@ -102,7 +102,15 @@ extension PostgresEnvelopeStore: OperatorQueue {
                 "DELETE FROM \(unescaped: table) WHERE id = ANY(\(keys))"
             }
             guard !deleted.isEmpty else { return [:] }
-            try await Self.releaseUsage(of: deleted, on: connection, logger: logger)
+            // Their room goes back to their mailboxes' totals (which count the recipient's
+            // envelopes in both queues) and their destinations'.
+            var mailboxes: [String: QueueTotals] = [:]
+            var destinations: [String: QueueTotals] = [:]
+            for envelope in deleted {
+                mailboxes[envelope.mailbox.name, default: QueueTotals()].add(envelope.size)
+                if let destination = envelope.destination { destinations[destination, default: QueueTotals()].add(envelope.size) }
+            }
+            try await self.changeUsage(mailboxes: mailboxes.mapValues { -$0 }, destinations: destinations.mapValues { -$0 }, on: connection)
             // The tombstone the sender's status query reads: undeliverable, and why.
             try await connection.query(
                 """
@@ -111,32 +119,6 @@ extension PostgresEnvelopeStore: OperatorQueue {
                 WHERE id = ANY(\(deleted.map { ByteBuffer(bytes: $0.id.bytes) }))
                 """, logger: logger)
             return Dictionary(deleted.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
-        }
-    }
-
-    /// Gives deleted envelopes' room back to their mailboxes' totals (which count the
-    /// recipient's envelopes in both queues) and their destinations'. Rows are updated in name
-    /// order, as every writer of them does, so that two transactions never wait for each
-    /// other's rows in a cycle; an emptied row stays at zero (readers look for count > 0).
-    private static func releaseUsage(of deleted: [QueuedEnvelope], on connection: PostgresConnection, logger: Logger) async throws {
-        var mailboxes: [String: (count: Int64, bytes: Int64)] = [:]
-        var destinations: [String: (count: Int64, bytes: Int64)] = [:]
-        for envelope in deleted {
-            mailboxes[envelope.mailbox.name, default: (0, 0)].count += 1
-            mailboxes[envelope.mailbox.name, default: (0, 0)].bytes += Int64(envelope.size)
-            if let destination = envelope.destination {
-                destinations[destination, default: (0, 0)].count += 1
-                destinations[destination, default: (0, 0)].bytes += Int64(envelope.size)
-            }
-        }
-        for (name, freed) in mailboxes.sorted(by: { $0.key < $1.key }) {
-            try await connection.query(
-                "UPDATE mailbox_usage SET count = count - \(freed.count), bytes = bytes - \(freed.bytes) WHERE mailbox = \(name)", logger: logger)
-        }
-        for (name, freed) in destinations.sorted(by: { $0.key < $1.key }) {
-            try await connection.query(
-                "UPDATE destination_usage SET count = count - \(freed.count), bytes = bytes - \(freed.bytes) WHERE destination = \(name)",
-                logger: logger)
         }
     }
 

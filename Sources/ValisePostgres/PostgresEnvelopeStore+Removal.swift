@@ -91,12 +91,14 @@ extension PostgresEnvelopeStore {
         return chunk
     }
 
-    /// Whether this transaction got the advisory lock `key` (released at its end).
+    /// An advisory lock's key text: the schema and the lock's name (PostgresSchema).
+    func advisoryKey(_ name: String) -> String { database.configuration.schema + "/" + name }
+
+    /// Whether this transaction got the advisory lock `name` (released at its end).
     func tryLock(_ name: String, on connection: PostgresConnection) async throws -> Bool {
         var locked = false
-        let key = database.configuration.schema + "/" + name
         for try await value in try await connection.query(
-            "SELECT pg_try_advisory_xact_lock(hashtextextended(\(key), 0))", logger: logger).decode(Bool.self) {
+            "SELECT pg_try_advisory_xact_lock(hashtextextended(\(advisoryKey(name)), 0))", logger: logger).decode(Bool.self) {
             locked = value
         }
         return locked
@@ -108,11 +110,9 @@ extension PostgresEnvelopeStore {
         try write("purge a mailbox") { connection in
             let logger = self.logger
             let name = mailbox.name
-            let key = self.database.configuration.schema + "/" + PostgresSchema.purgeLock
-            try await connection.query("SELECT pg_advisory_xact_lock(hashtextextended(\(key), 0))", logger: logger)
-            try await connection.query("DELETE FROM prekey WHERE mailbox = \(name)", logger: logger)
-            try await connection.query("DELETE FROM one_time_prekey WHERE mailbox = \(name)", logger: logger)
-            try await connection.query("DELETE FROM kem_prekey WHERE mailbox = \(name)", logger: logger)
+            try await connection.query(
+                "SELECT pg_advisory_xact_lock(hashtextextended(\(self.advisoryKey(PostgresSchema.purgeLock)), 0))", logger: logger)
+            try await Self.deletePrekeys(of: mailbox, on: connection, logger: logger)
             // The tombstone the sender's status query reads: undeliverable, and why.
             let rows = try await connection.query("""
                 WITH local AS (DELETE FROM envelope WHERE mailbox = \(name) RETURNING id, NULL::text AS destination, size),
