@@ -180,6 +180,11 @@ struct RelayRequestProcessor {
                 return .init(asked: asked, member: (name, member.identityKey))
             }
             return .prekeyFetch(requestID: id, targets, envelopeKeyOnly: fetch.envelopeKeyOnly)
+        case .blobUpload, .blobChunk, .blobFetch:
+            // Blobs (attachments) are specified but not served yet: nothing is stored.
+            return .reply(Self.error(id, .badRequest("this relay does not take attachments yet")))
+        case .blobFetched:
+            return .acknowledge([])
         case nil:
             return .reply(Self.error(id, .badRequest("the message has no request this relay knows")))
         }
@@ -188,7 +193,7 @@ struct RelayRequestProcessor {
     /// Every request but Fetch and Ack is answered, so needs an id to be answered under.
     static func hasAnswer(_ body: WireClientMessage.OneOf_Body?) -> Bool {
         switch body {
-        case .fetch?, .ack?, nil: false
+        case .fetch?, .ack?, .blobFetched?, nil: false
         default: true
         }
     }

@@ -53,6 +53,7 @@ struct ContentVector: Sendable, CustomTestStringConvertible {
         switch content {
         case .text(let text): "text of \(text.utf8.count) bytes"
         case .receipt(let ids): "receipt of \(ids.count) ids"
+        case .message(let message): "message of \(message.text.utf8.count) bytes with \(message.attachments.count) attachments"
         }
     }
 

@@ -131,7 +131,10 @@ extension Messenger {
             if let replay { try tx.addReplay(replay.key, signedPrekey: replay.signedPrekey) }
             try tx.markSeen(envelope.id, now: now)
             switch content {
-            case .text(let text):
+            case .text, .message:
+                // Circulars and attachments (kind 3) are shown as their text until the
+                // inbox keeps what else they carry.
+                let text = content.readableText
                 let record = InboxRecord(
                     from: senderName, sentAt: envelope.timestamp, text: text, keysChanged: (changed || keysChanged) ? true : nil, directoryNote: note)
                 try tx.addInbox(id: envelope.id, precedence: envelope.precedence, receivedAt: now, data: try JSONEncoder().encode(record).bytes)

@@ -112,6 +112,8 @@ struct LinkRequestProcessor {
             var pong = WirePong()
             pong.data = ping.data.prefix(RelayRequestProcessor.maximumPingData)
             return .reply(Self.reply(id, .pong(pong)))
+        case .blobOffer?, .blobPart?:
+            return .reply(Self.error(id, .badRequest, "this relay does not take blobs yet"))
         case nil:
             return .reply(Self.error(id, .badRequest, "the message has no request this relay knows"))
         }

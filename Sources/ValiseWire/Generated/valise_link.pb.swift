@@ -108,6 +108,24 @@ public nonisolated struct LinkLinkRequest: Sendable {
     set {body = .ping(newValue)}
   }
 
+  /// A blob in custody transfer (docs/PROTOCOL.md, "Blobs over links"), in a lane below
+  /// Forward: answered with BlobResult.
+  public var blobOffer: LinkBlobOffer {
+    get {
+      if case .blobOffer(let v)? = body {return v}
+      return LinkBlobOffer()
+    }
+    set {body = .blobOffer(newValue)}
+  }
+
+  public var blobPart: LinkBlobPart {
+    get {
+      if case .blobPart(let v)? = body {return v}
+      return LinkBlobPart()
+    }
+    set {body = .blobPart(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Body: Equatable, Sendable {
@@ -124,6 +142,10 @@ public nonisolated struct LinkLinkRequest: Sendable {
     case statusQuery(WireStatusQuery)
     /// Keeps an idle link up (every 30 s); answered with Pong carrying the same data.
     case ping(WirePing)
+    /// A blob in custody transfer (docs/PROTOCOL.md, "Blobs over links"), in a lane below
+    /// Forward: answered with BlobResult.
+    case blobOffer(LinkBlobOffer)
+    case blobPart(LinkBlobPart)
 
   }
 
@@ -206,6 +228,14 @@ public nonisolated struct LinkLinkReply: Sendable {
     set {body = .error(newValue)}
   }
 
+  public var blobResult: LinkBlobResult {
+    get {
+      if case .blobResult(let v)? = body {return v}
+      return LinkBlobResult()
+    }
+    set {body = .blobResult(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Body: Equatable, Sendable {
@@ -217,6 +247,7 @@ public nonisolated struct LinkLinkReply: Sendable {
     case status(WireStatus)
     case pong(WirePong)
     case error(LinkLinkError)
+    case blobResult(LinkBlobResult)
 
   }
 
@@ -632,13 +663,190 @@ public nonisolated struct LinkLinkError: Sendable {
   public init() {}
 }
 
+/// Offers a complete blob to the relay whose members will fetch it. Answered with
+/// BlobResult: CONTINUE from `committed` (0 for a new blob), COMPLETE if the responder holds
+/// the whole blob already (custody passed, fetches not declared again), TEMPORARY or
+/// PERMANENT.
+public nonisolated struct LinkBlobOffer: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// BLAKE2b-256 of the blob, 32 bytes.
+  public var blobID: Data = Data()
+
+  public var size: UInt64 = 0
+
+  /// Seconds the blob has left to live on the sender's clock (at least 1): the responder
+  /// deletes it at now + min(remaining_seconds, its maximum TTL).
+  public var remainingSeconds: UInt64 = 0
+
+  /// How many of the responder's devices will fetch it (1 to 1000).
+  public var fetches: UInt32 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// Bytes of an offered blob at `offset` (the responder's committed length), 1 to 262,144.
+/// Answered with BlobResult after a durable commit: CONTINUE, or COMPLETE once the last byte
+/// is in and the hash matched (PERMANENT BLOB_MISMATCH otherwise: the responder deleted it).
+public nonisolated struct LinkBlobPart: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var blobID: Data = Data()
+
+  public var offset: UInt64 = 0
+
+  public var data: Data = Data()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct LinkBlobResult: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var blobID: Data = Data()
+
+  public var outcome: LinkBlobResult.Outcome = .unspecified
+
+  public var reason: LinkBlobResult.Reason = .unspecified
+
+  /// With CONTINUE: the bytes the responder holds durably; send from here.
+  public var committed: UInt64 = 0
+
+  /// For a person reading a log, at most 256 bytes; never acted on.
+  public var message: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public nonisolated enum Outcome: SwiftProtobuf.Enum, Swift.CaseIterable {
+    public typealias RawValue = Int
+    case unspecified // = 0
+
+    /// The responder holds the whole blob durably: custody passed.
+    case complete // = 1
+
+    /// Send the bytes from `committed` on.
+    case `continue` // = 2
+
+    /// Not now: the sender keeps the blob and offers it again later (after 15 s).
+    case temporary // = 3
+
+    /// Never: the sender stops forwarding this blob to the responder.
+    case permanent // = 4
+    case UNRECOGNIZED(Int)
+
+    public init() {
+      self = .unspecified
+    }
+
+    public init?(rawValue: Int) {
+      switch rawValue {
+      case 0: self = .unspecified
+      case 1: self = .complete
+      case 2: self = .continue
+      case 3: self = .temporary
+      case 4: self = .permanent
+      default: self = .UNRECOGNIZED(rawValue)
+      }
+    }
+
+    public var rawValue: Int {
+      switch self {
+      case .unspecified: return 0
+      case .complete: return 1
+      case .continue: return 2
+      case .temporary: return 3
+      case .permanent: return 4
+      case .UNRECOGNIZED(let i): return i
+      }
+    }
+
+    // The compiler won't synthesize support with the UNRECOGNIZED case.
+    public static let allCases: [LinkBlobResult.Outcome] = [
+      .unspecified,
+      .complete,
+      .continue,
+      .temporary,
+      .permanent,
+    ]
+
+  }
+
+  public nonisolated enum Reason: SwiftProtobuf.Enum, Swift.CaseIterable {
+    public typealias RawValue = Int
+    case unspecified // = 0
+
+    /// Temporary: the responder's blob storage or quota is full.
+    case storageFull // = 1
+
+    /// Permanent: a field out of bounds, a size above the responder's max_blob_bytes, an
+    /// offset that is not the committed length, or the id held with another size.
+    case badBlob // = 2
+
+    /// Permanent: the bytes do not hash to the id; the responder deleted them.
+    case blobMismatch // = 3
+
+    /// Temporary: a BlobPart for a blob the responder does not hold (expired or deleted in
+    /// between): offer it again.
+    case notOffered // = 4
+    case UNRECOGNIZED(Int)
+
+    public init() {
+      self = .unspecified
+    }
+
+    public init?(rawValue: Int) {
+      switch rawValue {
+      case 0: self = .unspecified
+      case 1: self = .storageFull
+      case 2: self = .badBlob
+      case 3: self = .blobMismatch
+      case 4: self = .notOffered
+      default: self = .UNRECOGNIZED(rawValue)
+      }
+    }
+
+    public var rawValue: Int {
+      switch self {
+      case .unspecified: return 0
+      case .storageFull: return 1
+      case .badBlob: return 2
+      case .blobMismatch: return 3
+      case .notOffered: return 4
+      case .UNRECOGNIZED(let i): return i
+      }
+    }
+
+    // The compiler won't synthesize support with the UNRECOGNIZED case.
+    public static let allCases: [LinkBlobResult.Reason] = [
+      .unspecified,
+      .storageFull,
+      .badBlob,
+      .blobMismatch,
+      .notOffered,
+    ]
+
+  }
+
+  public init() {}
+}
+
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
 
 fileprivate nonisolated let _protobuf_package = "valise.link.v1"
 
 nonisolated extension LinkLinkRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".LinkRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{1}hello\0\u{1}forward\0\u{3}directory_push\0\u{3}directory_fetch\0\u{3}prekey_fetch\0\u{3}status_query\0\u{1}ping\0\u{c}\u{9}\u{7}")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{1}hello\0\u{1}forward\0\u{3}directory_push\0\u{3}directory_fetch\0\u{3}prekey_fetch\0\u{3}status_query\0\u{1}ping\0\u{4}\u{8}blob_offer\0\u{3}blob_part\0\u{c}\u{9}\u{7}")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -738,6 +946,32 @@ nonisolated extension LinkLinkRequest: SwiftProtobuf.Message, SwiftProtobuf._Mes
           self.body = .ping(v)
         }
       }()
+      case 16: try {
+        var v: LinkBlobOffer?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .blobOffer(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .blobOffer(v)
+        }
+      }()
+      case 17: try {
+        var v: LinkBlobPart?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .blobPart(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .blobPart(v)
+        }
+      }()
       default: break
       }
     }
@@ -780,6 +1014,14 @@ nonisolated extension LinkLinkRequest: SwiftProtobuf.Message, SwiftProtobuf._Mes
       guard case .ping(let v)? = self.body else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 8)
     }()
+    case .blobOffer?: try {
+      guard case .blobOffer(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 16)
+    }()
+    case .blobPart?: try {
+      guard case .blobPart(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 17)
+    }()
     case nil: break
     }
     try unknownFields.traverse(visitor: &visitor)
@@ -795,7 +1037,7 @@ nonisolated extension LinkLinkRequest: SwiftProtobuf.Message, SwiftProtobuf._Mes
 
 nonisolated extension LinkLinkReply: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".LinkReply"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{1}welcome\0\u{3}forward_result\0\u{3}directory_head\0\u{3}directory_entries\0\u{3}prekey_bundles\0\u{1}status\0\u{1}pong\0\u{1}error\0\u{c}\u{a}\u{6}")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{1}welcome\0\u{3}forward_result\0\u{3}directory_head\0\u{3}directory_entries\0\u{3}prekey_bundles\0\u{1}status\0\u{1}pong\0\u{1}error\0\u{4}\u{7}blob_result\0\u{c}\u{a}\u{6}")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -908,6 +1150,19 @@ nonisolated extension LinkLinkReply: SwiftProtobuf.Message, SwiftProtobuf._Messa
           self.body = .error(v)
         }
       }()
+      case 16: try {
+        var v: LinkBlobResult?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .blobResult(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .blobResult(v)
+        }
+      }()
       default: break
       }
     }
@@ -953,6 +1208,10 @@ nonisolated extension LinkLinkReply: SwiftProtobuf.Message, SwiftProtobuf._Messa
     case .error?: try {
       guard case .error(let v)? = self.body else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 9)
+    }()
+    case .blobResult?: try {
+      guard case .blobResult(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 16)
     }()
     case nil: break
     }
@@ -1312,4 +1571,147 @@ nonisolated extension LinkLinkError: SwiftProtobuf.Message, SwiftProtobuf._Messa
 
 nonisolated extension LinkLinkError.Code: SwiftProtobuf._ProtoNameProviding {
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0CODE_UNSPECIFIED\0\u{1}CODE_BAD_REQUEST\0\u{1}CODE_UNSUPPORTED_VERSION\0\u{1}CODE_NOT_A_RELAY\0\u{1}CODE_DIRECTORY_REJECTED\0\u{1}CODE_DIRECTORY_FORK\0\u{1}CODE_TOO_LARGE\0\u{1}CODE_RATE_LIMITED\0\u{1}CODE_SHUTTING_DOWN\0\u{1}CODE_INTERNAL\0")
+}
+
+nonisolated extension LinkBlobOffer: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".BlobOffer"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}blob_id\0\u{1}size\0\u{3}remaining_seconds\0\u{1}fetches\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularBytesField(value: &self.blobID) }()
+      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.size) }()
+      case 3: try { try decoder.decodeSingularUInt64Field(value: &self.remainingSeconds) }()
+      case 4: try { try decoder.decodeSingularUInt32Field(value: &self.fetches) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.blobID.isEmpty {
+      try visitor.visitSingularBytesField(value: self.blobID, fieldNumber: 1)
+    }
+    if self.size != 0 {
+      try visitor.visitSingularUInt64Field(value: self.size, fieldNumber: 2)
+    }
+    if self.remainingSeconds != 0 {
+      try visitor.visitSingularUInt64Field(value: self.remainingSeconds, fieldNumber: 3)
+    }
+    if self.fetches != 0 {
+      try visitor.visitSingularUInt32Field(value: self.fetches, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: LinkBlobOffer, rhs: LinkBlobOffer) -> Bool {
+    if lhs.blobID != rhs.blobID {return false}
+    if lhs.size != rhs.size {return false}
+    if lhs.remainingSeconds != rhs.remainingSeconds {return false}
+    if lhs.fetches != rhs.fetches {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension LinkBlobPart: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".BlobPart"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}blob_id\0\u{1}offset\0\u{1}data\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularBytesField(value: &self.blobID) }()
+      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.offset) }()
+      case 3: try { try decoder.decodeSingularBytesField(value: &self.data) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.blobID.isEmpty {
+      try visitor.visitSingularBytesField(value: self.blobID, fieldNumber: 1)
+    }
+    if self.offset != 0 {
+      try visitor.visitSingularUInt64Field(value: self.offset, fieldNumber: 2)
+    }
+    if !self.data.isEmpty {
+      try visitor.visitSingularBytesField(value: self.data, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: LinkBlobPart, rhs: LinkBlobPart) -> Bool {
+    if lhs.blobID != rhs.blobID {return false}
+    if lhs.offset != rhs.offset {return false}
+    if lhs.data != rhs.data {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension LinkBlobResult: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".BlobResult"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}blob_id\0\u{1}outcome\0\u{1}reason\0\u{1}committed\0\u{1}message\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularBytesField(value: &self.blobID) }()
+      case 2: try { try decoder.decodeSingularEnumField(value: &self.outcome) }()
+      case 3: try { try decoder.decodeSingularEnumField(value: &self.reason) }()
+      case 4: try { try decoder.decodeSingularUInt64Field(value: &self.committed) }()
+      case 5: try { try decoder.decodeSingularStringField(value: &self.message) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.blobID.isEmpty {
+      try visitor.visitSingularBytesField(value: self.blobID, fieldNumber: 1)
+    }
+    if self.outcome != .unspecified {
+      try visitor.visitSingularEnumField(value: self.outcome, fieldNumber: 2)
+    }
+    if self.reason != .unspecified {
+      try visitor.visitSingularEnumField(value: self.reason, fieldNumber: 3)
+    }
+    if self.committed != 0 {
+      try visitor.visitSingularUInt64Field(value: self.committed, fieldNumber: 4)
+    }
+    if !self.message.isEmpty {
+      try visitor.visitSingularStringField(value: self.message, fieldNumber: 5)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: LinkBlobResult, rhs: LinkBlobResult) -> Bool {
+    if lhs.blobID != rhs.blobID {return false}
+    if lhs.outcome != rhs.outcome {return false}
+    if lhs.reason != rhs.reason {return false}
+    if lhs.committed != rhs.committed {return false}
+    if lhs.message != rhs.message {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension LinkBlobResult.Outcome: SwiftProtobuf._ProtoNameProviding {
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0OUTCOME_UNSPECIFIED\0\u{1}OUTCOME_COMPLETE\0\u{1}OUTCOME_CONTINUE\0\u{1}OUTCOME_TEMPORARY\0\u{1}OUTCOME_PERMANENT\0")
+}
+
+nonisolated extension LinkBlobResult.Reason: SwiftProtobuf._ProtoNameProviding {
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0REASON_UNSPECIFIED\0\u{1}REASON_STORAGE_FULL\0\u{1}REASON_BAD_BLOB\0\u{1}REASON_BLOB_MISMATCH\0\u{1}REASON_NOT_OFFERED\0")
 }

@@ -166,6 +166,17 @@ public nonisolated enum WireErrorCode: SwiftProtobuf.Enum, Swift.CaseIterable {
   /// read the directory here. The connection stays open.
   case notHome // = 17
 
+  /// A blob over the device's or the relay's blob quota (bytes of blobs held): nothing was
+  /// stored. Text envelopes are never refused for blobs.
+  case blobQuota // = 19
+
+  /// The blob's bytes do not hash to its id: the relay deleted what it had of it.
+  case blobMismatch // = 20
+
+  /// The relay holds no complete blob with this id (not uploaded or forwarded yet, or
+  /// already deleted: every fetch done, or expired).
+  case noSuchBlob // = 21
+
   /// This relay node cannot reach its store (a database that several nodes share): nothing
   /// was stored or changed, and the connection closes. The client tries the relay's next
   /// address (another node) and retries there.
@@ -197,6 +208,9 @@ public nonisolated enum WireErrorCode: SwiftProtobuf.Enum, Swift.CaseIterable {
     case 16: self = .noPrekeys
     case 17: self = .notHome
     case 18: self = .unavailable
+    case 19: self = .blobQuota
+    case 20: self = .blobMismatch
+    case 21: self = .noSuchBlob
     default: self = .UNRECOGNIZED(rawValue)
     }
   }
@@ -222,6 +236,9 @@ public nonisolated enum WireErrorCode: SwiftProtobuf.Enum, Swift.CaseIterable {
     case .noPrekeys: return 16
     case .notHome: return 17
     case .unavailable: return 18
+    case .blobQuota: return 19
+    case .blobMismatch: return 20
+    case .noSuchBlob: return 21
     case .UNRECOGNIZED(let i): return i
     }
   }
@@ -246,6 +263,9 @@ public nonisolated enum WireErrorCode: SwiftProtobuf.Enum, Swift.CaseIterable {
     .idInUse,
     .noPrekeys,
     .notHome,
+    .blobQuota,
+    .blobMismatch,
+    .noSuchBlob,
     .unavailable,
   ]
 
@@ -346,6 +366,40 @@ public nonisolated struct WireClientMessage: Sendable {
     set {body = .prekeyFetch(newValue)}
   }
 
+  /// Attachments (docs/PROTOCOL.md, "Blobs"): BlobUpload, BlobChunk and BlobFetch are
+  /// answered (BlobState, BlobState, BlobData); BlobFetched has no answer.
+  public var blobUpload: WireBlobUpload {
+    get {
+      if case .blobUpload(let v)? = body {return v}
+      return WireBlobUpload()
+    }
+    set {body = .blobUpload(newValue)}
+  }
+
+  public var blobChunk: WireBlobChunk {
+    get {
+      if case .blobChunk(let v)? = body {return v}
+      return WireBlobChunk()
+    }
+    set {body = .blobChunk(newValue)}
+  }
+
+  public var blobFetch: WireBlobFetch {
+    get {
+      if case .blobFetch(let v)? = body {return v}
+      return WireBlobFetch()
+    }
+    set {body = .blobFetch(newValue)}
+  }
+
+  public var blobFetched: WireBlobFetched {
+    get {
+      if case .blobFetched(let v)? = body {return v}
+      return WireBlobFetched()
+    }
+    set {body = .blobFetched(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Body: Equatable, Sendable {
@@ -359,6 +413,12 @@ public nonisolated struct WireClientMessage: Sendable {
     case statusQuery(WireStatusQuery)
     case prekeyUpload(WirePrekeyUpload)
     case prekeyFetch(WirePrekeyFetch)
+    /// Attachments (docs/PROTOCOL.md, "Blobs"): BlobUpload, BlobChunk and BlobFetch are
+    /// answered (BlobState, BlobState, BlobData); BlobFetched has no answer.
+    case blobUpload(WireBlobUpload)
+    case blobChunk(WireBlobChunk)
+    case blobFetch(WireBlobFetch)
+    case blobFetched(WireBlobFetched)
 
   }
 
@@ -463,6 +523,22 @@ public nonisolated struct WireRelayMessage: Sendable {
     set {body = .prekeyBundles(newValue)}
   }
 
+  public var blobState: WireBlobState {
+    get {
+      if case .blobState(let v)? = body {return v}
+      return WireBlobState()
+    }
+    set {body = .blobState(newValue)}
+  }
+
+  public var blobData: WireBlobData {
+    get {
+      if case .blobData(let v)? = body {return v}
+      return WireBlobData()
+    }
+    set {body = .blobData(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Body: Equatable, Sendable {
@@ -477,6 +553,8 @@ public nonisolated struct WireRelayMessage: Sendable {
     case prekeysStored(WirePrekeysStored)
     case mailboxIdle(WireMailboxIdle)
     case prekeyBundles(WirePrekeyBundles)
+    case blobState(WireBlobState)
+    case blobData(WireBlobData)
 
   }
 
@@ -519,6 +597,17 @@ public nonisolated struct WireWelcome: Sendable {
   /// With ROLE_NOT_HOME only: the device's home relay, by its name in this relay's
   /// directory; empty otherwise.
   public var homeRelay: String = String()
+
+  /// The largest blob (attachment) this relay takes, in bytes (queue.maxBlobBytes); 0: it
+  /// takes none. A client refuses a larger file before uploading anything.
+  public var maxBlobBytes: UInt64 = 0
+
+  /// The relay's per-device rate for Send (limits.sendsPerSecondPerDevice and
+  /// limits.sendBurstPerDevice), so that a client sending many envelopes (a circular) paces
+  /// itself instead of meeting RATE_LIMITED. 0: not said.
+  public var sendsPerSecond: Double = 0
+
+  public var sendBurst: UInt32 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1138,6 +1227,149 @@ public nonisolated struct WirePrekeyBundle: Sendable {
   fileprivate var _kemPrekey: WireKEMPrekey? = nil
 }
 
+/// Declares a blob before its bytes (docs/PROTOCOL.md, "Blobs"). Answered by BlobState: a
+/// new blob with committed 0, or the blob already held under this id (the upload resumes
+/// from `committed`; a complete one needs nothing more, and its fetches are not declared
+/// again). Refused TOO_LARGE above Welcome.max_blob_bytes, BLOB_QUOTA, STORAGE_FULL, or
+/// BAD_REQUEST for a field out of bounds; ID_IN_USE when the id is held with another size.
+public nonisolated struct WireBlobUpload: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// BLAKE2b-256 of the blob's bytes, 32 bytes.
+  public var blobID: Data = Data()
+
+  /// The blob's length in bytes, 1 to max_blob_bytes.
+  public var size: UInt64 = 0
+
+  /// How long the relay keeps it (lowered to its maximum); DEFAULT: its default.
+  public var ttl: WireTTLClass = .default
+
+  /// Who will fetch it: 1 to 64 entries, distinct relays, each count 1 to 1000 and at most
+  /// 1000 in all; a relay name must be one the directory lists and does not remove.
+  public var fetches: [WireBlobFetches] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct WireBlobFetches: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// A relay by its directory name; the relay the device is connected to (its home) may be
+  /// named or left empty.
+  public var relay: String = String()
+
+  /// How many recipient devices homed at that relay will fetch it.
+  public var count: UInt32 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// Bytes of a declared blob, at `offset`, which must be the relay's committed length (a part
+/// wholly below it is ignored, as sent twice). Answered by BlobState after a durable commit.
+/// When the last byte is in, the relay checks the hash: BlobState with complete, or
+/// BLOB_MISMATCH (the blob is deleted).
+public nonisolated struct WireBlobChunk: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var blobID: Data = Data()
+
+  public var offset: UInt64 = 0
+
+  /// 1 to 262,144 bytes, not past the declared size.
+  public var data: Data = Data()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct WireBlobState: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var blobID: Data = Data()
+
+  public var size: UInt64 = 0
+
+  /// Bytes durably stored from the start: send from here.
+  public var committed: UInt64 = 0
+
+  /// Every byte is in and the hash matched: nothing more to send.
+  public var complete: Bool = false
+
+  /// When the relay deletes it, fetched or not (seconds since 1970, the relay's clock).
+  public var expiresAt: UInt64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// Asks for bytes of a complete blob held at the device's home relay. Answered by BlobData,
+/// or NO_SUCH_BLOB.
+public nonisolated struct WireBlobFetch: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var blobID: Data = Data()
+
+  public var offset: UInt64 = 0
+
+  /// 1 to 262,144; 0 means 262,144.
+  public var length: UInt32 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct WireBlobData: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var blobID: Data = Data()
+
+  public var offset: UInt64 = 0
+
+  /// Fewer bytes than asked only at the blob's end.
+  public var data: Data = Data()
+
+  /// The blob's whole length.
+  public var size: UInt64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// The device has the whole blob, checked and stored: one declared fetch is done, and the
+/// relay deletes the blob after the last. No answer. A device sends it at most once per blob
+/// (an unsent one only delays deletion to the blob's expiry).
+public nonisolated struct WireBlobFetched: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var blobID: Data = Data()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
 
 fileprivate nonisolated let _protobuf_package = "valise.relay.v1"
@@ -1151,12 +1383,12 @@ nonisolated extension WireTTLClass: SwiftProtobuf._ProtoNameProviding {
 }
 
 nonisolated extension WireErrorCode: SwiftProtobuf._ProtoNameProviding {
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0ERROR_CODE_UNSPECIFIED\0\u{1}ERROR_CODE_NOT_ADMITTED\0\u{1}ERROR_CODE_REVOKED\0\u{1}ERROR_CODE_BAD_REQUEST\0\u{1}ERROR_CODE_UNSUPPORTED_VERSION\0\u{1}ERROR_CODE_DIRECTORY_REJECTED\0\u{1}ERROR_CODE_TOO_LARGE\0\u{1}ERROR_CODE_RATE_LIMITED\0\u{1}ERROR_CODE_NOT_ALLOWED\0\u{1}ERROR_CODE_SHUTTING_DOWN\0\u{1}ERROR_CODE_INTERNAL\0\u{1}ERROR_CODE_TIMEOUT\0\u{1}ERROR_CODE_MAILBOX_FULL\0\u{1}ERROR_CODE_UNKNOWN_RECIPIENT\0\u{1}ERROR_CODE_STORAGE_FULL\0\u{1}ERROR_CODE_ID_IN_USE\0\u{1}ERROR_CODE_NO_PREKEYS\0\u{1}ERROR_CODE_NOT_HOME\0\u{1}ERROR_CODE_UNAVAILABLE\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0ERROR_CODE_UNSPECIFIED\0\u{1}ERROR_CODE_NOT_ADMITTED\0\u{1}ERROR_CODE_REVOKED\0\u{1}ERROR_CODE_BAD_REQUEST\0\u{1}ERROR_CODE_UNSUPPORTED_VERSION\0\u{1}ERROR_CODE_DIRECTORY_REJECTED\0\u{1}ERROR_CODE_TOO_LARGE\0\u{1}ERROR_CODE_RATE_LIMITED\0\u{1}ERROR_CODE_NOT_ALLOWED\0\u{1}ERROR_CODE_SHUTTING_DOWN\0\u{1}ERROR_CODE_INTERNAL\0\u{1}ERROR_CODE_TIMEOUT\0\u{1}ERROR_CODE_MAILBOX_FULL\0\u{1}ERROR_CODE_UNKNOWN_RECIPIENT\0\u{1}ERROR_CODE_STORAGE_FULL\0\u{1}ERROR_CODE_ID_IN_USE\0\u{1}ERROR_CODE_NO_PREKEYS\0\u{1}ERROR_CODE_NOT_HOME\0\u{1}ERROR_CODE_UNAVAILABLE\0\u{1}ERROR_CODE_BLOB_QUOTA\0\u{1}ERROR_CODE_BLOB_MISMATCH\0\u{1}ERROR_CODE_NO_SUCH_BLOB\0")
 }
 
 nonisolated extension WireClientMessage: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ClientMessage"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{1}hello\0\u{3}directory_fetch\0\u{3}directory_publish\0\u{1}ping\0\u{1}send\0\u{1}ack\0\u{1}fetch\0\u{3}status_query\0\u{3}prekey_upload\0\u{3}prekey_fetch\0\u{c}\u{c}\u{4}")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{1}hello\0\u{3}directory_fetch\0\u{3}directory_publish\0\u{1}ping\0\u{1}send\0\u{1}ack\0\u{1}fetch\0\u{3}status_query\0\u{3}prekey_upload\0\u{3}prekey_fetch\0\u{4}\u{5}blob_upload\0\u{3}blob_chunk\0\u{3}blob_fetch\0\u{3}blob_fetched\0\u{c}\u{c}\u{4}")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1295,6 +1527,58 @@ nonisolated extension WireClientMessage: SwiftProtobuf.Message, SwiftProtobuf._M
           self.body = .prekeyFetch(v)
         }
       }()
+      case 16: try {
+        var v: WireBlobUpload?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .blobUpload(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .blobUpload(v)
+        }
+      }()
+      case 17: try {
+        var v: WireBlobChunk?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .blobChunk(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .blobChunk(v)
+        }
+      }()
+      case 18: try {
+        var v: WireBlobFetch?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .blobFetch(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .blobFetch(v)
+        }
+      }()
+      case 19: try {
+        var v: WireBlobFetched?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .blobFetched(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .blobFetched(v)
+        }
+      }()
       default: break
       }
     }
@@ -1349,6 +1633,22 @@ nonisolated extension WireClientMessage: SwiftProtobuf.Message, SwiftProtobuf._M
       guard case .prekeyFetch(let v)? = self.body else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 11)
     }()
+    case .blobUpload?: try {
+      guard case .blobUpload(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 16)
+    }()
+    case .blobChunk?: try {
+      guard case .blobChunk(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 17)
+    }()
+    case .blobFetch?: try {
+      guard case .blobFetch(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 18)
+    }()
+    case .blobFetched?: try {
+      guard case .blobFetched(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 19)
+    }()
     case nil: break
     }
     try unknownFields.traverse(visitor: &visitor)
@@ -1364,7 +1664,7 @@ nonisolated extension WireClientMessage: SwiftProtobuf.Message, SwiftProtobuf._M
 
 nonisolated extension WireRelayMessage: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".RelayMessage"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{1}welcome\0\u{3}directory_entries\0\u{3}directory_published\0\u{1}pong\0\u{1}error\0\u{1}accepted\0\u{1}deliver\0\u{1}status\0\u{3}prekeys_stored\0\u{4}\u{2}mailbox_idle\0\u{3}prekey_bundles\0\u{c}\u{b}\u{1}\u{c}\u{e}\u{2}")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{1}welcome\0\u{3}directory_entries\0\u{3}directory_published\0\u{1}pong\0\u{1}error\0\u{1}accepted\0\u{1}deliver\0\u{1}status\0\u{3}prekeys_stored\0\u{4}\u{2}mailbox_idle\0\u{3}prekey_bundles\0\u{4}\u{3}blob_state\0\u{3}blob_data\0\u{c}\u{b}\u{1}\u{c}\u{e}\u{2}")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1516,6 +1816,32 @@ nonisolated extension WireRelayMessage: SwiftProtobuf.Message, SwiftProtobuf._Me
           self.body = .prekeyBundles(v)
         }
       }()
+      case 16: try {
+        var v: WireBlobState?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .blobState(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .blobState(v)
+        }
+      }()
+      case 17: try {
+        var v: WireBlobData?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .blobData(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .blobData(v)
+        }
+      }()
       default: break
       }
     }
@@ -1574,6 +1900,14 @@ nonisolated extension WireRelayMessage: SwiftProtobuf.Message, SwiftProtobuf._Me
       guard case .prekeyBundles(let v)? = self.body else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 13)
     }()
+    case .blobState?: try {
+      guard case .blobState(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 16)
+    }()
+    case .blobData?: try {
+      guard case .blobData(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 17)
+    }()
     case nil: break
     }
     try unknownFields.traverse(visitor: &visitor)
@@ -1624,7 +1958,7 @@ nonisolated extension WireHello: SwiftProtobuf.Message, SwiftProtobuf._MessageIm
 
 nonisolated extension WireWelcome: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Welcome"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}protocol_version\0\u{3}relay_name\0\u{3}directory_count\0\u{3}directory_head\0\u{1}role\0\u{3}home_relay\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}protocol_version\0\u{3}relay_name\0\u{3}directory_count\0\u{3}directory_head\0\u{1}role\0\u{3}home_relay\0\u{3}max_blob_bytes\0\u{3}sends_per_second\0\u{3}send_burst\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1638,6 +1972,9 @@ nonisolated extension WireWelcome: SwiftProtobuf.Message, SwiftProtobuf._Message
       case 4: try { try decoder.decodeSingularBytesField(value: &self.directoryHead) }()
       case 5: try { try decoder.decodeSingularEnumField(value: &self.role) }()
       case 6: try { try decoder.decodeSingularStringField(value: &self.homeRelay) }()
+      case 7: try { try decoder.decodeSingularUInt64Field(value: &self.maxBlobBytes) }()
+      case 8: try { try decoder.decodeSingularDoubleField(value: &self.sendsPerSecond) }()
+      case 9: try { try decoder.decodeSingularUInt32Field(value: &self.sendBurst) }()
       default: break
       }
     }
@@ -1662,6 +1999,15 @@ nonisolated extension WireWelcome: SwiftProtobuf.Message, SwiftProtobuf._Message
     if !self.homeRelay.isEmpty {
       try visitor.visitSingularStringField(value: self.homeRelay, fieldNumber: 6)
     }
+    if self.maxBlobBytes != 0 {
+      try visitor.visitSingularUInt64Field(value: self.maxBlobBytes, fieldNumber: 7)
+    }
+    if self.sendsPerSecond.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.sendsPerSecond, fieldNumber: 8)
+    }
+    if self.sendBurst != 0 {
+      try visitor.visitSingularUInt32Field(value: self.sendBurst, fieldNumber: 9)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1672,6 +2018,9 @@ nonisolated extension WireWelcome: SwiftProtobuf.Message, SwiftProtobuf._Message
     if lhs.directoryHead != rhs.directoryHead {return false}
     if lhs.role != rhs.role {return false}
     if lhs.homeRelay != rhs.homeRelay {return false}
+    if lhs.maxBlobBytes != rhs.maxBlobBytes {return false}
+    if lhs.sendsPerSecond != rhs.sendsPerSecond {return false}
+    if lhs.sendBurst != rhs.sendBurst {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -2566,6 +2915,291 @@ nonisolated extension WirePrekeyBundle: SwiftProtobuf.Message, SwiftProtobuf._Me
     if lhs.oneTimeKemPrekeysLeft != rhs.oneTimeKemPrekeysLeft {return false}
     if lhs.envelopeKemKey != rhs.envelopeKemKey {return false}
     if lhs.envelopeKemKeySignature != rhs.envelopeKemKeySignature {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension WireBlobUpload: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".BlobUpload"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}blob_id\0\u{1}size\0\u{1}ttl\0\u{1}fetches\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularBytesField(value: &self.blobID) }()
+      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.size) }()
+      case 3: try { try decoder.decodeSingularEnumField(value: &self.ttl) }()
+      case 4: try { try decoder.decodeRepeatedMessageField(value: &self.fetches) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.blobID.isEmpty {
+      try visitor.visitSingularBytesField(value: self.blobID, fieldNumber: 1)
+    }
+    if self.size != 0 {
+      try visitor.visitSingularUInt64Field(value: self.size, fieldNumber: 2)
+    }
+    if self.ttl != .default {
+      try visitor.visitSingularEnumField(value: self.ttl, fieldNumber: 3)
+    }
+    if !self.fetches.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.fetches, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: WireBlobUpload, rhs: WireBlobUpload) -> Bool {
+    if lhs.blobID != rhs.blobID {return false}
+    if lhs.size != rhs.size {return false}
+    if lhs.ttl != rhs.ttl {return false}
+    if lhs.fetches != rhs.fetches {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension WireBlobFetches: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".BlobFetches"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}relay\0\u{1}count\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.relay) }()
+      case 2: try { try decoder.decodeSingularUInt32Field(value: &self.count) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.relay.isEmpty {
+      try visitor.visitSingularStringField(value: self.relay, fieldNumber: 1)
+    }
+    if self.count != 0 {
+      try visitor.visitSingularUInt32Field(value: self.count, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: WireBlobFetches, rhs: WireBlobFetches) -> Bool {
+    if lhs.relay != rhs.relay {return false}
+    if lhs.count != rhs.count {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension WireBlobChunk: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".BlobChunk"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}blob_id\0\u{1}offset\0\u{1}data\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularBytesField(value: &self.blobID) }()
+      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.offset) }()
+      case 3: try { try decoder.decodeSingularBytesField(value: &self.data) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.blobID.isEmpty {
+      try visitor.visitSingularBytesField(value: self.blobID, fieldNumber: 1)
+    }
+    if self.offset != 0 {
+      try visitor.visitSingularUInt64Field(value: self.offset, fieldNumber: 2)
+    }
+    if !self.data.isEmpty {
+      try visitor.visitSingularBytesField(value: self.data, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: WireBlobChunk, rhs: WireBlobChunk) -> Bool {
+    if lhs.blobID != rhs.blobID {return false}
+    if lhs.offset != rhs.offset {return false}
+    if lhs.data != rhs.data {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension WireBlobState: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".BlobState"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}blob_id\0\u{1}size\0\u{1}committed\0\u{1}complete\0\u{3}expires_at\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularBytesField(value: &self.blobID) }()
+      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.size) }()
+      case 3: try { try decoder.decodeSingularUInt64Field(value: &self.committed) }()
+      case 4: try { try decoder.decodeSingularBoolField(value: &self.complete) }()
+      case 5: try { try decoder.decodeSingularUInt64Field(value: &self.expiresAt) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.blobID.isEmpty {
+      try visitor.visitSingularBytesField(value: self.blobID, fieldNumber: 1)
+    }
+    if self.size != 0 {
+      try visitor.visitSingularUInt64Field(value: self.size, fieldNumber: 2)
+    }
+    if self.committed != 0 {
+      try visitor.visitSingularUInt64Field(value: self.committed, fieldNumber: 3)
+    }
+    if self.complete != false {
+      try visitor.visitSingularBoolField(value: self.complete, fieldNumber: 4)
+    }
+    if self.expiresAt != 0 {
+      try visitor.visitSingularUInt64Field(value: self.expiresAt, fieldNumber: 5)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: WireBlobState, rhs: WireBlobState) -> Bool {
+    if lhs.blobID != rhs.blobID {return false}
+    if lhs.size != rhs.size {return false}
+    if lhs.committed != rhs.committed {return false}
+    if lhs.complete != rhs.complete {return false}
+    if lhs.expiresAt != rhs.expiresAt {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension WireBlobFetch: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".BlobFetch"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}blob_id\0\u{1}offset\0\u{1}length\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularBytesField(value: &self.blobID) }()
+      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.offset) }()
+      case 3: try { try decoder.decodeSingularUInt32Field(value: &self.length) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.blobID.isEmpty {
+      try visitor.visitSingularBytesField(value: self.blobID, fieldNumber: 1)
+    }
+    if self.offset != 0 {
+      try visitor.visitSingularUInt64Field(value: self.offset, fieldNumber: 2)
+    }
+    if self.length != 0 {
+      try visitor.visitSingularUInt32Field(value: self.length, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: WireBlobFetch, rhs: WireBlobFetch) -> Bool {
+    if lhs.blobID != rhs.blobID {return false}
+    if lhs.offset != rhs.offset {return false}
+    if lhs.length != rhs.length {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension WireBlobData: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".BlobData"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}blob_id\0\u{1}offset\0\u{1}data\0\u{1}size\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularBytesField(value: &self.blobID) }()
+      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.offset) }()
+      case 3: try { try decoder.decodeSingularBytesField(value: &self.data) }()
+      case 4: try { try decoder.decodeSingularUInt64Field(value: &self.size) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.blobID.isEmpty {
+      try visitor.visitSingularBytesField(value: self.blobID, fieldNumber: 1)
+    }
+    if self.offset != 0 {
+      try visitor.visitSingularUInt64Field(value: self.offset, fieldNumber: 2)
+    }
+    if !self.data.isEmpty {
+      try visitor.visitSingularBytesField(value: self.data, fieldNumber: 3)
+    }
+    if self.size != 0 {
+      try visitor.visitSingularUInt64Field(value: self.size, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: WireBlobData, rhs: WireBlobData) -> Bool {
+    if lhs.blobID != rhs.blobID {return false}
+    if lhs.offset != rhs.offset {return false}
+    if lhs.data != rhs.data {return false}
+    if lhs.size != rhs.size {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension WireBlobFetched: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".BlobFetched"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}blob_id\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularBytesField(value: &self.blobID) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.blobID.isEmpty {
+      try visitor.visitSingularBytesField(value: self.blobID, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: WireBlobFetched, rhs: WireBlobFetched) -> Bool {
+    if lhs.blobID != rhs.blobID {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
