@@ -40,15 +40,7 @@ public final class SQLiteBlobStore: BlobStore {
         }
         do {
             pool = try DatabasePool(path: path, configuration: configuration)
-            // As in SQLiteEnvelopeStore: GRDB leaves WAL connections at NORMAL; every write
-            // goes through the writer connection, so FULL there makes each commit durable.
-            let level = durability.synchronousLevel
-            try pool.writeWithoutTransaction { db in
-                try db.execute(sql: "PRAGMA synchronous = \(level)")
-                guard try Int.fetchOne(db, sql: "PRAGMA synchronous") == level else {
-                    throw StoreError(.failure, "cannot open \(path): SQLite refused synchronous=\(level)")
-                }
-            }
+            try SQLiteFile.setSynchronous(pool, durability: durability, path: path)
             try Self.migrator.migrate(pool)
         } catch let error as StoreError {
             throw error
