@@ -51,29 +51,16 @@ final class StreamFile {
         return (file, UInt64(info.st_size))
     }
 
-    /// Reads up to `count` bytes, fewer only at the end of the file.
-    func readPiece(upTo count: Int) throws(ClientError) -> [UInt8] {
+    /// Reads up to `count` bytes, fewer only at the end of the file: from the current
+    /// position, or from `offset` (a blob sent in parts).
+    func readPiece(upTo count: Int, at offset: UInt64? = nil) throws(ClientError) -> [UInt8] {
         var bytes = [UInt8](repeating: 0, count: count)
         var filled = 0
         while filled < count {
-            let got = bytes.withUnsafeMutableBytes { raw in read(descriptor, raw.baseAddress! + filled, count - filled) }
-            if got < 0 {
-                if errno == EINTR { continue }
-                throw Self.failure("cannot read \(shownAs)", errno)
+            let got = bytes.withUnsafeMutableBytes { raw in
+                let start = raw.baseAddress! + filled
+                return offset.map { pread(descriptor, start, count - filled, off_t($0) + off_t(filled)) } ?? read(descriptor, start, count - filled)
             }
-            if got == 0 { break }
-            filled += got
-        }
-        if filled < count { bytes.removeSubrange(filled...) }
-        return bytes
-    }
-
-    /// Reads `count` bytes from `offset` (a blob sent in parts), fewer only at the end.
-    func readPiece(upTo count: Int, at offset: UInt64) throws(ClientError) -> [UInt8] {
-        var bytes = [UInt8](repeating: 0, count: count)
-        var filled = 0
-        while filled < count {
-            let got = bytes.withUnsafeMutableBytes { raw in pread(descriptor, raw.baseAddress! + filled, count - filled, off_t(offset) + off_t(filled)) }
             if got < 0 {
                 if errno == EINTR { continue }
                 throw Self.failure("cannot read \(shownAs)", errno)
