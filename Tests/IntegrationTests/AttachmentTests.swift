@@ -64,6 +64,20 @@ struct AttachmentTests {
         #expect(try contents(out + "/annex.txt") == small.bytes)
     }
 
+    @Test("a file over the relay's queue.maxBlobBytes is not uploaded: the send says so and the message waits in the outbox")
+    func overTheRelaysLimit() throws {
+        let story = try MessagingTests.Story(members: Self.members, relayEnvironment: ["VALISED_QUEUE_MAX_BLOB_BYTES": "100000"])
+        try story.valise("bob@geneva", ["sync"])
+        let big = try file("large.pdf", count: 200_000, seed: 4)
+        let result = try story.valise("alice@jakarta", ["send", "--to", "bob@geneva", "--attach", big.path, "Too large"])
+        #expect(result.stderr.contains("the relay takes attachments of at most"), "\(result.stderr)")
+        #expect(result.stdout.contains("waits in the outbox"), "\(result.stdout)")
+        #expect(try story.sent("alice@jakarta").map { $0["state"] as? String } == ["waiting"])
+        #expect(spool(story, "alice@jakarta").count == 1)
+        try story.valise("bob@geneva", ["sync"])
+        #expect(try story.inbox("bob@geneva").isEmpty)
+    }
+
     @Test("an upload cut mid-way stays in the outbox and the next sync resumes it; bob gets the file whole")
     func resumeAfterCut() throws {
         let story = try MessagingTests.Story(members: Self.members)
