@@ -114,4 +114,35 @@ struct AttachmentTests {
         try story.valise("bob@geneva", ["save", last, "--out", out], connect: false)
         #expect(try contents(out + "/scan.pdf") == big.bytes)
     }
+
+    @Test("a download cut mid-way leaves the message unacknowledged; the next sync resumes the file and stores it whole")
+    func downloadResumesAfterCut() throws {
+        let story = try MessagingTests.Story(members: Self.members)
+        try story.valise("bob@geneva", ["sync"])
+        let big = try file("annex.xlsx", count: 6 << 20, seed: 5)
+        try story.valise("alice@jakarta", ["send", "--to", "bob@geneva", "--attach", big.path, "Annex"])
+        let environment = ["VALISE_PASSPHRASE": story.world.passphrase, "VALISE_RECEIPT_DELAY": "0-0"]
+        let folder = story.world.path("bob@geneva") + "/attachments"
+        func partial() -> Bool { ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []).contains { $0.hasSuffix(".partial") } }
+        var cutInside = false
+        for frames in stride(from: 4, through: 120, by: 4) where !cutInside {
+            let cutter = try FrameCutter(to: story.world.relay.port, cutAfter: frames)
+            defer { cutter.stop() }
+            let result = try ValiseCLI.run(["sync", "--home", story.world.path("bob@geneva"), "--relay", "127.0.0.1:\(cutter.port)"], environment: environment)
+            #expect(result.status != 0 || !partial(), "a sync that ended well left a partial file: \(result.stderr)")
+            cutInside = partial()
+            // A sync that got the whole file before its cut leaves nothing to resume: stop.
+            if !cutInside, let id = try story.inbox("bob@geneva").first?["id"] as? String,
+               (try story.json("bob@geneva", ["read", id], connect: false)["attachments"] as? [[String: Any]])?.first?["state"] as? String == "stored" { break }
+        }
+        #expect(cutInside, "no cut fell inside the download")
+        try story.valise("bob@geneva", ["sync"])
+        #expect(!partial())
+        let id = try #require(try story.inbox("bob@geneva").first?["id"] as? String)
+        #expect(try story.inbox("bob@geneva").count == 1)
+        let out = files.file("saved")
+        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: false)
+        try story.valise("bob@geneva", ["save", id, "--out", out], connect: false)
+        #expect(try contents(out + "/annex.xlsx") == big.bytes)
+    }
 }

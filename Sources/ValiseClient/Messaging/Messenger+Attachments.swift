@@ -74,7 +74,8 @@ extension Messenger {
     }
 
     /// The relay has the whole blob: the messages that wait for it may go, and the spool
-    /// file goes (after the commit: a crash in between leaves a file the next run removes).
+    /// file goes (after the commit: a crash in between leaves an orphaned spool file, which
+    /// nothing removes yet).
     public func uploadCompleted(_ upload: Upload) throws(ClientError) {
         try storeOperation("record an upload") { tx in try tx.completeUpload(upload.blobID) }
         unlink(upload.path)
