@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 import Testing
 import ValiseTestSupport
 
@@ -144,5 +145,38 @@ struct AttachmentTests {
         try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: false)
         try story.valise("bob@geneva", ["save", id, "--out", out], connect: false)
         #expect(try contents(out + "/annex.xlsx") == big.bytes)
+    }
+
+    @Test("a blob altered on the relay's disk is refused: recorded refused (tampered), never written, reported, and the message acknowledged")
+    func tamperedOnTheRelay() throws {
+        let story = try MessagingTests.Story(members: Self.members)
+        try story.valise("bob@geneva", ["sync"])
+        let annex = try file("annex.pdf", count: 100_000, seed: 6)
+        try story.valise("alice@jakarta", ["send", "--to", "bob@geneva", "--attach", annex.path, "Annex"])
+        #expect(story.world.relay.stop() == 0)
+        let queue = try DatabaseQueue(path: story.world.path("relay") + "/blobs.sqlite")
+        try queue.write { db in
+            let row = try #require(try Row.fetchOne(db, sql: "SELECT blob, offset, data FROM blob_chunk ORDER BY offset LIMIT 1"))
+            var data = [UInt8](row["data"] as Data)
+            data[data.count / 2] ^= 0x01
+            try db.execute(sql: "UPDATE blob_chunk SET data = ? WHERE blob = ? AND offset = ?", arguments: [Data(data), row["blob"] as Int64, row["offset"] as Int64])
+        }
+        try queue.close()
+        story.world.relay = try RelayProcess(directory: story.world.path("relay"), logPath: story.world.path("relay-2.log"), logLevel: "info")
+
+        let synced = try story.valise("bob@geneva", ["sync"])
+        #expect(synced.stderr.contains("was refused and not kept"), "\(synced.stderr)")
+        let id = try #require(try story.inbox("bob@geneva").first?["id"] as? String)
+        let listed = try story.json("bob@geneva", ["read", id], connect: false)["attachments"] as? [[String: Any]] ?? []
+        #expect(listed.map { $0["state"] as? String } == ["refused (tampered)"])
+        let folder = story.world.path("bob@geneva") + "/attachments"
+        #expect(((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []).isEmpty)
+        let out = files.file("saved")
+        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: false)
+        try story.valise("bob@geneva", ["save", id, "--out", out], expect: 1, connect: false)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: out).isEmpty)
+        // Acknowledged: the next sync neither shows it again nor fetches it again.
+        try story.valise("bob@geneva", ["sync"])
+        #expect(try story.inbox("bob@geneva").count == 1)
     }
 }
