@@ -4,6 +4,7 @@ import Glibc
 import Darwin
 #endif
 import Foundation
+import NIOConcurrencyHelpers
 import NIOCore
 import ValiseCrypto
 import ValiseDirectory
@@ -16,6 +17,15 @@ import ValiseWire
 extension MessageSync {
     static let wirePartByteCount = 262_144
     static let partsInFlight = 8
+
+    public enum TransferDirection: Sendable {
+        case upload
+        case download
+    }
+
+    func noteActivity() {
+        lastActivity.withLockedValue { $0 = DispatchTime.now().uptimeNanoseconds }
+    }
 
     // MARK: Upload
 

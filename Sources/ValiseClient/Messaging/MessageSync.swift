@@ -55,15 +55,6 @@ public final class MessageSync {
     /// a relay that stopped answering.
     let lastActivity = NIOLockedValueBox<UInt64>(DispatchTime.now().uptimeNanoseconds)
 
-    public enum TransferDirection: Sendable {
-        case upload
-        case download
-    }
-
-    func noteActivity() {
-        lastActivity.withLockedValue { $0 = DispatchTime.now().uptimeNanoseconds }
-    }
-
     public init(messenger: Messenger, client: RelayClient, relay: RelayRecord) {
         self.messenger = messenger
         self.client = client
