@@ -93,6 +93,8 @@ public enum DirectorySync {
         public let notHomeSaysHome: String?
         /// The address that answered.
         public let endpoint: Endpoint
+        /// The largest blob the relay takes (0: none; a relay before attachments says 0).
+        public let maximumBlobBytes: UInt64
 
         init(_ welcome: WireWelcome, endpoint: Endpoint) {
             count = Int(clamping: welcome.directoryCount)
@@ -104,6 +106,7 @@ public enum DirectorySync {
                 ? String(welcome.homeRelay.unicodeScalars.filter { (0x20..<0x7F).contains($0.value) }.prefix(64).map(Character.init))
                 : nil
             self.endpoint = endpoint
+            maximumBlobBytes = welcome.maxBlobBytes
         }
     }
 

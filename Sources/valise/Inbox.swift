@@ -55,13 +55,14 @@ extension Valise {
         var id: String
 
         func run() async throws {
-            let message = try reportingErrors { () throws(ClientError) -> InboxMessage in
+            let (message, attachments) = try reportingErrors { () throws(ClientError) -> (InboxMessage, [InboxAttachment]) in
                 let (_, messenger) = try openOffline(options, now: Environment.now())
                 defer { messenger.close() }
-                return try messenger.read(id)
+                let message = try messenger.read(id)
+                return (message, message.attachmentCount > 0 ? try messenger.attachmentViews(of: message.id) : [])
             }
             if options.json {
-                printJSON(InboxJSON.Message(message, withText: true))
+                printJSON(InboxJSON.Message(message, withText: true, attachments: attachments))
                 return
             }
             print("From:       \(message.from)")
@@ -72,6 +73,7 @@ extension Valise {
             if let note = message.directoryNote { print("Directory:  \(note.text)") }
             print("")
             print(MessageText.printable(message.text))
+            AttachmentListing.print(attachments, messageID: message.id)
         }
     }
 }
@@ -89,8 +91,10 @@ struct InboxJSON: Encodable {
         let text: String?
         /// The quiet note or the DIRECTORY FORK alarm about the sender's directory, if any.
         let directory_note: String?
+        /// Only in `valise read --json`, for a message with files.
+        let attachments: [InboxAttachment]?
 
-        init(_ message: InboxMessage, withText: Bool = false) {
+        init(_ message: InboxMessage, withText: Bool = false, attachments: [InboxAttachment] = []) {
             id = message.idHex
             from = message.from
             precedence = message.precedenceName
@@ -99,6 +103,7 @@ struct InboxJSON: Encodable {
             read = message.read
             text = withText ? message.text : nil
             directory_note = message.directoryNote?.text
+            self.attachments = attachments.isEmpty ? nil : attachments
         }
     }
 

@@ -49,7 +49,10 @@ extension Valise {
         @Option(name: .long, help: ArgumentHelp("How long the relay keeps it for an offline recipient: 1h, 1d, 7d or 30d.", valueName: "duration"))
         var expires: DurationArgument = DurationArgument(seconds: 7 * 86_400)
 
-        @Argument(help: ArgumentHelp("The message. Read from standard input when absent.", valueName: "text"))
+        @Option(name: .long, help: ArgumentHelp("Attach a file (repeat for several, at most 32). It is encrypted on this computer; only the recipients can open it.", valueName: "file"))
+        var attach: [String] = []
+
+        @Argument(help: ArgumentHelp("The message. Read from standard input when absent (empty when files are attached).", valueName: "text"))
         var text: String?
 
         /// Words after the text: an unquoted message. Refused rather than joined: the shell
@@ -76,6 +79,9 @@ extension Valise {
                 let ttl = ttlClass ?? .week
                 let home = try options.resolveHome()
                 let unlocked = try unlockDevice(options, home: home)
+                // Encrypted once, into the spool, before anything is written to the outbox.
+                let attachments = try OutgoingAttachment.prepare(
+                    files: attach, home: home, maximumBlobBytes: nil, progress: TransferProgress.sealingSink(json: options.json) ?? { _, _, _ in })
                 // Committed to the outbox before any connection, so that no failure of the
                 // relay (unreachable, an impostor, at its limits) can lose it. Only when the
                 // pinned directory cannot take it (a member enrolled since, or a stale
@@ -87,9 +93,12 @@ extension Valise {
                     let (_, messenger) = try DeviceSession.open(
                         home: home, organisation: pinned, unlocked: unlocked, now: Environment.now(), receiptDelay: Environment.receiptDelay())
                     defer { messenger.close() }
-                    composed = try messenger.compose(body, to: recipients, precedence: precedence, ttl: ttl, now: Environment.now())
+                    composed = try messenger.compose(body, to: recipients, precedence: precedence, ttl: ttl, now: Environment.now(), attachments: attachments)
                 } catch where error.code == "unknown-recipient" || error.code == "directory-stale" {
                     refusedOffline = error
+                } catch {
+                    OutgoingAttachment.discard(attachments)
+                    throw error
                 }
                 do throws(ClientError) {
                     return try await withRelaySync(options, relayOptions, unlocked: unlocked, now: Environment.now) { (_, sync) throws(ClientError) -> SendOutcome in
@@ -97,7 +106,7 @@ extension Valise {
                         if let composed {
                             items = composed
                         } else {
-                            items = try sync.messenger.compose(body, to: recipients, precedence: precedence, ttl: ttl, now: Environment.now())
+                            items = try sync.messenger.compose(body, to: recipients, precedence: precedence, ttl: ttl, now: Environment.now(), attachments: attachments)
                             composed = items
                         }
                         try await sync.flushOutbox(now: Environment.now())
@@ -105,6 +114,7 @@ extension Valise {
                     }
                 } catch {
                     guard let composed else {
+                        OutgoingAttachment.discard(attachments)
                         guard let refusedOffline, error.code != refusedOffline.code else { throw error }
                         throw ClientError(
                             kind: error.kind, code: error.code,
@@ -140,6 +150,7 @@ extension Valise {
 
         private func readText() throws(ClientError) -> String {
             if let text { return text }
+            if !attach.isEmpty { return "" }
             let data = FileHandle.standardInput.readDataToEndOfFile()
             guard let text = String(data: data, encoding: .utf8) else { throw .usage("not-utf8", "the message on standard input is not UTF-8 text") }
             var trimmed = text

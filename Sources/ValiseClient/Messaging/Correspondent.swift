@@ -179,4 +179,6 @@ struct InboxRecord: Codable {
     var keysChanged: Bool?
     /// Set when the sender's directory head differed from this device's log.
     var directoryNote: DirectoryNote?
+    /// The files that came with it (their keys and states are in the `attachment` table).
+    var attachments: [InboxAttachmentRecord]?
 }

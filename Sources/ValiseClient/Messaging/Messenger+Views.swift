@@ -67,7 +67,7 @@ extension Messenger {
         }
         return InboxMessage(
             id: item.id, from: record.from, precedence: item.precedence, sentAt: record.sentAt, receivedAt: item.receivedAt, read: read ?? item.read,
-            text: record.text, keysChanged: change, directoryNote: record.directoryNote)
+            text: record.text, keysChanged: change, directoryNote: record.directoryNote, attachmentCount: record.attachments?.count ?? 0)
     }
 
     /// Every message this device sent, oldest first.
