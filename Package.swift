@@ -296,6 +296,7 @@ let package = Package(
                 "ValiseClient", "ValiseCrypto", "ValiseDirectory", "ValiseSession", "ValiseStore", "ValiseTestSupport",
                 .product(name: "GRDB", package: "GRDB.swift"),
             ],
+            resources: [.copy("Fixtures")],
             swiftSettings: swiftSettings
         ),
         .testTarget(

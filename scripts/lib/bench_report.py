@@ -260,6 +260,39 @@ rounds' ratios ({ratios}).
 """
 
 
+def section_attachment(r):
+    rounds = r["rounds"]
+    limits = ", ".join(f"`{k}`={int(v) >> 20} MiB" for k, v in r["blobLimits"].items())
+    row = lambda key: ", ".join(f"{x[key]:.1f}" for x in rounds)
+    return f"""## Attachments: a {r['sizeMiB']} MiB file against scp
+
+`valise send --attach` of a {r['sizeMiB']} MiB file of random bytes (encrypted once into the
+spool with secretstream, uploaded to the relay in 256 KiB chunks, each committed durably
+before its answer, the blob's hash checked at the end), then `valise sync` by the one
+recipient (downloaded, every check made, kept encrypted) and `valise save` (decrypted,
+checked, written next to its final name and renamed), against `scp` of the same file to and
+from an sshd of the bench's own on 127.0.0.1 (OpenSSH from Debian's packages, ed25519 keys,
+its default cipher), alternating for {len(rounds)} rounds; medians. The relay ran with the
+blob limits raised: {limits} (env, as a relay's operator would set them).
+
+| | upload | download | save |
+|---|---|---|---|
+| valise | **{r['uploadMiBps']:.0f} MiB/s** | **{r['downloadMiBps']:.0f} MiB/s** | {r['saveMiBps']:.0f} MiB/s |
+| scp | {r['scpUploadMiBps']:.0f} MiB/s | {r['scpDownloadMiBps']:.0f} MiB/s | |
+
+Ratios valise/scp (throughput): upload **{r['uploadRatio']:.2f}**, download
+**{r['downloadRatio']:.2f}** (target: at least 0.50 each). Seconds per round: valise upload
+{row('upload')}; download {row('download')}; save {row('save')}; scp upload {row('scpUpload')};
+scp download {row('scpDownload')}.
+
+Memory, one send and save of {r['memorySizeMiB']} MiB with the sender's agent running (peak
+resident size against idle): client {r['clientIdleMiB']:.0f} → {r['clientPeakMiB']:.0f} MiB
+(the largest of every valise process of the run), agent {r['agentIdleMiB']:.0f} →
+{r['agentPeakMiB']:.0f} MiB, relay {r['relayIdleMiB']:.0f} → {r['relayPeakMiB']:.0f} MiB (target:
+each grows by less than 32 MiB).
+"""
+
+
 def target_lines(results):
     """`target: CASE: valise/PEER = R (goal >= G)` lines, from one run's JSON results."""
     by_case = {}
@@ -300,6 +333,15 @@ def target_lines(results):
     quorum = online(postgres, "rabbitmq-quorum") or online(relay, "rabbitmq-quorum")
     shown = ratio(online(postgres, "valise-postgres"), quorum)
     lines.append(f"durable online W=64: valise-postgres/rabbitmq-quorum = {'not measured' if shown is None else f'{shown:.2f}'}")
+    attachment = by_case.get("attachment", {})
+    size = attachment.get("sizeMiB", 256)
+    line(f"attachment upload {size} MiB", "valise/scp", attachment.get("uploadRatio"), 0.5, True)
+    line(f"attachment download {size} MiB", "valise/scp", attachment.get("downloadRatio"), 0.5, True)
+    for part in ("client", "agent", "relay"):
+        growth = None
+        if attachment:
+            growth = attachment[f"{part}PeakMiB"] - attachment[f"{part}IdleMiB"]
+        line(f"attachment {attachment.get('memorySizeMiB', 1024)} MiB memory growth", f"{part}/32MiB", ratio(growth, 32), 1, False)
     startup = by_case.get("queue", {}).get("startup", {})
     line("restart with 1M queued", "valise/2s", ratio(startup.get("medianSeconds"), 2), 1, False)
     return lines

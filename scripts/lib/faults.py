@@ -10,6 +10,7 @@ import sys
 import time
 
 from faults_common import Fault, say
+import faults_attach
 import faults_client
 import faults_relay
 import faults_network
@@ -29,6 +30,7 @@ def main():
         ("federation: relay down, link down, then up", faults_relay.federated_relay_down),
         ("client SIGKILL in send", faults_client.kill_send),
         ("client SIGKILL in sync", faults_client.kill_sync),
+        ("attachments: client and relay SIGKILL in upload, download, save", faults_attach.kill_transfers),
         ("relay store: corrupt header", faults_relay.corrupt_header),
         ("relay store: corrupt pages", faults_relay.corrupt_pages),
         ("relay store: torn WAL tail", faults_relay.torn_wal),

@@ -110,12 +110,12 @@ Filling the store through `SQLiteEnvelopeStore` in transactions of 10,000 took
 
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_report import section_connections, section_crypto, section_federated, section_handshake, section_metrics, section_postgres, section_relay, section_session_start, target_lines  # noqa: E402
+from bench_report import section_attachment, section_connections, section_crypto, section_federated, section_handshake, section_metrics, section_postgres, section_relay, section_session_start, target_lines  # noqa: E402
 
 renderers = {"directory-verify": section_directory, "queue": section_queue, "relay": section_relay,
              "crypto": section_crypto, "session-start": section_session_start, "handshake": section_handshake,
              "connections": section_connections, "federated": section_federated,
-             "metrics": section_metrics, "postgres": section_postgres}
+             "metrics": section_metrics, "postgres": section_postgres, "attachment": section_attachment}
 results = [json.loads(line) for line in open(results_path) if line.strip().startswith("{")]
 doc = open(doc_path).read() if os.path.exists(doc_path) else ""
 if not doc.startswith("# Performance"):
