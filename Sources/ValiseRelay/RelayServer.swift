@@ -88,7 +88,10 @@ public final class RelayServer: Service {
                 keys: keys, directory: directory, store: store, writer: writer, handoff: handoff, publisher: publisher,
                 threadPool: NIOThreadPool.singleton, node: node,
                 counters: counters, limits: configuration.limits, clock: { WallClock.seconds() },
-                onPublished: { [sharedContext] published in sharedContext.withLockedValue { $0 }?.applyPublished(published) }),
+                onPublished: { [sharedContext] published in sharedContext.withLockedValue { $0 }?.applyPublished(published) },
+                // WIRING (att-link ↔ att-relay): the relay's BlobStore with queue.maxBlobBytes and
+                // queue.maxBlobStoreBytes, once the relay keeps blobs; nil: links carry no blobs.
+                blobs: nil),
             group: group, logger: logger)
         let shared = RelayConnectionHandler.Context(
             keys: keys, directory: directory, registry: registry, limiter: limiter, limits: configuration.limits,

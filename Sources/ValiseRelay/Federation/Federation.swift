@@ -30,6 +30,9 @@ final class Federation: @unchecked Sendable {
         /// Called (on the publisher's thread) after entries from a link were stored: the same
         /// consequences as an admin's publish (connections dropped, queues purged).
         let onPublished: @Sendable (RelayDirectory.Published) -> Void
+        /// The relay's blob store, which links forward blobs from and take them into (nil:
+        /// this relay keeps no blobs, and its links carry none).
+        var blobs: LinkBlobs? = nil
     }
 
     let loop: any EventLoop
