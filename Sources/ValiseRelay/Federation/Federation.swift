@@ -80,6 +80,12 @@ final class Federation: @unchecked Sendable {
         loop.execute { [self] in links[destination]?.wake() }
     }
 
+    /// Blobs with forwards to these relays completed here (or a forward was given back):
+    /// their links look for blob work.
+    func wakeBlobs(destinations: some Sequence<String> & Sendable) {
+        loop.execute { [self] in for destination in destinations { links[destination]?.wakeBlobs() } }
+    }
+
     /// This envelope was just committed to the forwarding queue for its destination. With a
     /// shared store the link looks in the store instead, where it leases the envelope, so
     /// that a link of another node to the same relay cannot send it at the same time.
