@@ -49,8 +49,7 @@ struct LinkSession {
         case warn(String)
         /// The peer ends the link (shutting down, say): close, and reconnect later.
         case peerClosing(String)
-        /// The blob lane (`BlobLane`): load blob forwards for this peer, read a part, or
-        /// record a forward as done (`refused`: the peer will never take it, and why).
+        /// The blob lane (LinkSession+Blobs): load forwards, read a part, end a forward.
         case loadBlobs(excluding: Set<BlobID>, limit: Int)
         case readBlob(BlobID, offset: UInt64, length: Int)
         case completeBlob(BlobID, refused: String?)

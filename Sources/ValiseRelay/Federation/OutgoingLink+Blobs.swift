@@ -9,6 +9,15 @@ import ValiseStore
 extension OutgoingLink {
     func wakeBlobs() { withSession { $0.wakeBlobs(now: dependencies.clock()) } }
 
+    func runBlobAction(_ action: LinkSession.Action) {
+        switch action {
+        case .loadBlobs(let excluding, let limit): loadBlobs(excluding: excluding, limit: limit)
+        case .readBlob(let id, let offset, let length): readBlob(id, offset: offset, length: length)
+        case .completeBlob(let id, let refused): completeBlob(id, refused: refused)
+        default: break
+        }
+    }
+
     func loadBlobs(excluding: Set<BlobID>, limit: Int) {
         let (blobs, clock, destination) = (dependencies.blobs, dependencies.clock, name)
         dependencies.threadPool.runIfActive(eventLoop: loop) { () throws -> [BlobForward] in

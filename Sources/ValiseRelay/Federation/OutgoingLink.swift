@@ -295,12 +295,8 @@ final class OutgoingLink {
                 lastError = reason
                 logger.warning("closing relay link", metadata: ["reason": "\(reason)"])
                 channel?.close(promise: nil)
-            case .loadBlobs(let excluding, let limit):
-                loadBlobs(excluding: excluding, limit: limit)
-            case .readBlob(let id, let offset, let length):
-                readBlob(id, offset: offset, length: length)
-            case .completeBlob(let id, let refused):
-                completeBlob(id, refused: refused)
+            case .loadBlobs, .readBlob, .completeBlob:
+                runBlobAction(action)
             }
         }
     }
