@@ -3,6 +3,7 @@ import Testing
 import ValiseCrypto
 @testable import ValiseRelay
 import ValiseStore
+import ValiseTestSupport
 import ValiseWire
 
 /// A whole blob crossing a relay link without I/O: the origin's session and the
@@ -13,14 +14,21 @@ struct BlobCrossingTests {
     let responder = LinkBlobResponderTests()
     var fixture: LinkFixture { responder.fixture }
 
-    @Test("a blob crosses a link once, in parts, into the destination's store with its fetches; an offer of a held blob is COMPLETE at once")
-    func crossing() throws {
+    @Test("a blob crosses a link once, in parts, into the destination's store with its fetches; an offer of a held blob is COMPLETE at once",
+          arguments: [false, true])
+    func crossing(sqlite: Bool) throws {
+        let folder = TemporaryDirectory()
         let snapshot = fixture.snapshot(as: "jakarta")
         let now = fixture.now
-        let origin = MemoryBlobStore()
-        let destination = MemoryBlobStore()
+        let origin: any BlobStore = sqlite ? try SQLiteBlobStore(path: folder.file("origin.sqlite")) : MemoryBlobStore()
+        let destination: any BlobStore = sqlite ? try SQLiteBlobStore(path: folder.file("blobs.sqlite")) : MemoryBlobStore()
         let bytes = Random.bytes(count: 700_000)
-        let id = origin.put(bytes, expiresAt: now + 3600, forwards: ["geneva": 2])
+        let id = BlobID(bytes: BLAKE2b.hash(bytes, outputByteCount: 32))!
+        _ = try origin.beginBlob(BlobDeclaration(id: id, size: UInt64(bytes.count), expiresAt: now + 3600, fetches: 0, forwards: ["geneva": 2]),
+                                 maximumTotalBytes: 1 << 30, now: now)
+        for offset in stride(from: 0, to: bytes.count, by: BlobLane.partBytes) {
+            _ = try origin.appendBlob(id: id, offset: UInt64(offset), bytes: Array(bytes[offset..<min(bytes.count, offset + BlobLane.partBytes)]), now: now)
+        }
         var (session, _) = LinkSessionTests().established()
         var processor = responder.greeted()
         var actions = session.loaded([], limit: 2, directory: snapshot, now: now)
@@ -66,7 +74,7 @@ struct BlobCrossingTests {
         let held = try #require(try destination.blob(id: id, now: now))
         #expect(held.fetchesLeft == 2 && held.size == 700_000)
         #expect(try destination.readBlob(id: id, offset: 0, length: 700_000, now: now) == bytes)
-        #expect(origin.completedDestinations == ["geneva"])
+        #expect(try origin.nextBlobForwards(destination: "geneva", excluding: [], limit: 10, now: now).isEmpty)
         #expect(try origin.blobStatistics(now: now).count == 0, "no fetch here and no forward left: deleted at the origin")
 
         // Offered again (an answer lost, say): COMPLETE at once, fetches not declared again.
