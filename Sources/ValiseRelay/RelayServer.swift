@@ -92,9 +92,7 @@ public final class RelayServer: Service {
                 threadPool: NIOThreadPool.singleton, node: node,
                 counters: counters, limits: configuration.limits, clock: { WallClock.seconds() },
                 onPublished: { [sharedContext] published in sharedContext.withLockedValue { $0 }?.applyPublished(published) },
-                // WIRING (att-link ↔ att-relay): the relay's BlobStore with queue.maxBlobBytes and
-                // queue.maxBlobStoreBytes, once the relay keeps blobs; nil: links carry no blobs.
-                blobs: nil),
+                blobs: blobStore.map { LinkBlobs(store: $0, queue: configuration.queue, freeSpace: Self.freeSpace(for: configuration)) }),
             group: group, logger: logger)
         let blobs = blobStore.map { blobStore in
             RelayBlobs(

@@ -26,8 +26,8 @@ struct BlobCrossingTests {
         let id = BlobID(bytes: BLAKE2b.hash(bytes, outputByteCount: 32))!
         _ = try origin.beginBlob(BlobDeclaration(id: id, size: UInt64(bytes.count), expiresAt: now + 3600, fetches: 0, forwards: ["geneva": 2]),
                                  maximumTotalBytes: 1 << 30, now: now)
-        for offset in stride(from: 0, to: bytes.count, by: BlobLane.partBytes) {
-            _ = try origin.appendBlob(id: id, offset: UInt64(offset), bytes: Array(bytes[offset..<min(bytes.count, offset + BlobLane.partBytes)]), now: now)
+        for offset in stride(from: 0, to: bytes.count, by: LinkBlobLane.partBytes) {
+            _ = try origin.appendBlob(id: id, offset: UInt64(offset), bytes: Array(bytes[offset..<min(bytes.count, offset + LinkBlobLane.partBytes)]), now: now)
         }
         var (session, _) = LinkSessionTests().established()
         var processor = responder.greeted()

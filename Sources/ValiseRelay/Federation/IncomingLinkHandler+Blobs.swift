@@ -15,6 +15,10 @@ extension IncomingLinkHandler {
         let clock = shared.clock
         store(requestID: requestID, id: id, offer: true, bytes: 0, context: context) { () throws(StoreError) -> BlobRecord in
             let now = clock()
+            // A blob already held takes no more room; a new one must leave the disk its reserve.
+            if try blobs.store.blob(id: id, now: now) == nil, !blobs.hasRoom(for: size) {
+                throw StoreError(.storageFull, "the disk has no room for this blob")
+            }
             // The blob's recipients are homed here: fetches only, no forwards onward.
             let declaration = BlobDeclaration(id: id, size: size, expiresAt: now + lifetime, fetches: fetches)
             return try blobs.store.beginBlob(declaration, maximumTotalBytes: blobs.maximumTotalBytes, now: now)

@@ -28,8 +28,8 @@ extension LinkRequestProcessor {
 
     mutating func blobPart(_ part: LinkBlobPart, requestID: UInt64) -> Outcome {
         guard settings.maximumBlobBytes > 0 else { return .reply(Self.error(requestID, .badRequest, "this relay keeps no blobs")) }
-        guard let id = BlobID(bytes: Array(part.blobID)), (1...BlobLane.partBytes).contains(part.data.count) else {
-            return .reply(Self.blobResult(requestID, part.blobID, .permanent, .badBlob, "a part names a 32-byte id and carries 1 to \(BlobLane.partBytes) bytes"))
+        guard let id = BlobID(bytes: Array(part.blobID)), (1...LinkBlobLane.partBytes).contains(part.data.count) else {
+            return .reply(Self.blobResult(requestID, part.blobID, .permanent, .badBlob, "a part names a 32-byte id and carries 1 to \(LinkBlobLane.partBytes) bytes"))
         }
         guard let offered = offeredBlobs[id] else {
             return .reply(Self.blobResult(requestID, part.blobID, .temporary, .notOffered, "offer the blob first"))

@@ -2,7 +2,7 @@ import ValiseStore
 import ValiseWire
 
 /// The blob lane of a link session (docs/PROTOCOL.md, "Blobs over links"): the lane's
-/// decisions are `BlobLane`'s; the session adds the lane rule and the request ids.
+/// decisions are `LinkBlobLane`'s; the session adds the lane rule and the request ids.
 extension LinkSession {
     /// The lane rule: blobs go only on an established link with no envelope waiting to be
     /// sent (the last load found the forwarding queue empty beyond what is in flight, and
@@ -46,7 +46,7 @@ extension LinkSession {
         return closed ? actions : actions + pumpBlobs(now: now)
     }
 
-    private mutating func translate(_ actions: [BlobLane.Action], now: UInt64) -> [Action] {
+    private mutating func translate(_ actions: [LinkBlobLane.Action], now: UInt64) -> [Action] {
         var out: [Action] = []
         for action in actions {
             switch action {

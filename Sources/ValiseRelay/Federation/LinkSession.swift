@@ -98,13 +98,13 @@ struct LinkSession {
     private var wokenWhileLoading = false
     private var lastRequestAt: UInt64 = 0
     /// Blobs for this peer, below envelopes (LinkSession+Blobs).
-    var blobs: BlobLane
+    var blobs: LinkBlobLane
 
     init(localName: String, peerName: String, settings: Settings = Settings()) {
         self.localName = localName
         self.peerName = peerName
         self.settings = settings
-        self.blobs = BlobLane(peerName: peerName)
+        self.blobs = LinkBlobLane(peerName: peerName)
     }
 
     // MARK: Events

@@ -13,7 +13,7 @@ import ValiseWire
 /// will never take it); TEMPORARY, an error, or a read that finds nothing waits
 /// `retryAfterTemporarySeconds` and offers again. A dropped link loses the lane with its
 /// session: the next one offers again, and CONTINUE says where the peer's copy stands.
-struct BlobLane {
+struct LinkBlobLane {
     /// Bytes in one BlobPart (the wire's chunk size, as for BlobChunk and BlobData).
     static let partBytes = 262_144
 

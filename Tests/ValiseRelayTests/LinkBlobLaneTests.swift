@@ -8,7 +8,7 @@ import ValiseWire
 /// The origin's blob lane on a relay link, without I/O: below envelopes, one blob request
 /// in flight, and what each BlobResult means (docs/PROTOCOL.md, "Blobs over links").
 @Suite("Relay link: the blob lane (pure)")
-struct BlobLaneTests {
+struct LinkBlobLaneTests {
     let links = LinkSessionTests()
     var now: UInt64 { links.fixture.now }
 
