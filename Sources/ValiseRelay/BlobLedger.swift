@@ -51,6 +51,17 @@ final class BlobLedger: Sendable {
         }
     }
 
+    /// The store holds the blob until `expiresAt` (an upload resumed keeps the expiry it was
+    /// declared with): its charges go at that time at the latest.
+    func expires(_ id: BlobID, at expiresAt: UInt64) {
+        devices.withLockedValue { devices in
+            for device in devices.keys where devices[device]?[id] != nil {
+                let entry = devices[device]![id]!
+                devices[device]?[id] = Entry(size: entry.size, expiresAt: expiresAt, complete: entry.complete)
+            }
+        }
+    }
+
     /// The blob is complete: from now on only its fetches, forwards or expiry delete it.
     func completed(_ id: BlobID) {
         devices.withLockedValue { devices in

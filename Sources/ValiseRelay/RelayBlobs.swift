@@ -84,6 +84,7 @@ final class RelayBlobs: Sendable {
                 throw error
             }
         }
+        ledger.expires(request.id, at: record.expiresAt)
         if record.complete {
             lane.uploads[request.id] = nil
             ledger.completed(request.id)
