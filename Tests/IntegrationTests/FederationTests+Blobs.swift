@@ -30,6 +30,43 @@ struct FederationBlobTests {
         return state
     }
 
+    /// Uploads `bytes` at the member's home relay, declaring `count` fetches at `relay`.
+    static func upload(_ bytes: [UInt8], _ world: FederationWorld, from member: String, fetchesAt relay: String, count: UInt32) async throws {
+        let client = try await Self.connect(world, member, to: FederationWorld.home(of: member))
+        var upload = WireBlobUpload()
+        upload.blobID = Data(BLAKE2b.hash(bytes, outputByteCount: 32))
+        upload.size = UInt64(bytes.count)
+        var fetches = WireBlobFetches()
+        fetches.relay = relay
+        fetches.count = count
+        upload.fetches = [fetches]
+        #expect(try Self.state(try await client.request(.blobUpload(upload))).committed == 0)
+        var complete = false
+        for offset in stride(from: 0, to: bytes.count, by: 262_144) {
+            var chunk = WireBlobChunk()
+            chunk.blobID = upload.blobID
+            chunk.offset = UInt64(offset)
+            chunk.data = Data(bytes[offset..<min(offset + 262_144, bytes.count)])
+            complete = try Self.state(try await client.request(.blobChunk(chunk))).complete
+        }
+        #expect(complete, "the upload completed")
+        await client.close()
+    }
+
+    @Test("a blob for a relay that is down waits at the origin, and crosses once the link is back")
+    func waitsForTheLink() async throws {
+        let world = try FederationWorld(members: ["carol@hq", "bob@geneva"])
+        for member in world.members { try world.member(member, ["sync"]) }
+        world.stopRelay("geneva")
+        try await Self.upload(Random.bytes(count: 300_000), world, from: "carol@hq", fetchesAt: "geneva", count: 1)
+        let held = try Self.blobs(world, at: "hq")
+        #expect(held.count == 1 && held.forwards == 1, "hq keeps the blob with its forward while geneva is down")
+        try world.startRelay("geneva")
+        try world.waitForLinks()
+        let crossed = try world.wait(seconds: 30) { try Self.blobs(world, at: "geneva").count == 1 && Self.blobs(world, at: "hq").count == 0 }
+        #expect(crossed, "the blob crossed once the link came back, and hq let its copy go")
+    }
+
     @Test("a blob uploaded at hq for two devices at geneva crosses the link once, is fetched there twice, and is deleted at both relays")
     func crossesOnce() async throws {
         let world = try FederationWorld(members: ["carol@hq", "bob@geneva", "dalia@geneva"])
@@ -38,25 +75,7 @@ struct FederationBlobTests {
         let id = Data(BLAKE2b.hash(bytes, outputByteCount: 32))
 
         // carol uploads at hq, declaring two fetches behind geneva and none at hq.
-        let carol = try await Self.connect(world, "carol@hq", to: "hq")
-        var upload = WireBlobUpload()
-        upload.blobID = id
-        upload.size = UInt64(bytes.count)
-        var fetches = WireBlobFetches()
-        fetches.relay = "geneva"
-        fetches.count = 2
-        upload.fetches = [fetches]
-        #expect(try Self.state(try await carol.request(.blobUpload(upload))).committed == 0)
-        var complete = false
-        for offset in stride(from: 0, to: bytes.count, by: 262_144) {
-            var chunk = WireBlobChunk()
-            chunk.blobID = id
-            chunk.offset = UInt64(offset)
-            chunk.data = Data(bytes[offset..<min(offset + 262_144, bytes.count)])
-            complete = try Self.state(try await carol.request(.blobChunk(chunk))).complete
-        }
-        #expect(complete)
-        await carol.close()
+        try await Self.upload(bytes, world, from: "carol@hq", fetchesAt: "geneva", count: 2)
 
         // Custody passes to geneva, once; hq, with no fetch of its own, deletes its copy.
         let crossed = try world.wait(seconds: 30) { try Self.blobs(world, at: "geneva").count == 1 && Self.blobs(world, at: "hq").count == 0 }
