@@ -6,22 +6,21 @@ import ValiseStore
 import ValiseTestSupport
 import ValiseWire
 
-/// A whole blob crossing a relay link without I/O: the origin's session and the
-/// destination's processor, each over an in-memory blob store (docs/PROTOCOL.md, "Blobs
+/// A whole blob crossing a relay link without network I/O: the origin's session and the
+/// destination's processor, each over its own SQLiteBlobStore (docs/PROTOCOL.md, "Blobs
 /// over links").
 @Suite("Relay link: a blob crossing (pure)")
 struct BlobCrossingTests {
     let responder = LinkBlobResponderTests()
     var fixture: LinkFixture { responder.fixture }
 
-    @Test("a blob crosses a link once, in parts, into the destination's store with its fetches; an offer of a held blob is COMPLETE at once",
-          arguments: [false, true])
-    func crossing(sqlite: Bool) throws {
+    @Test("a blob crosses a link once, in parts, into the destination's store with its fetches; an offer of a held blob is COMPLETE at once")
+    func crossing() throws {
         let folder = TemporaryDirectory()
         let snapshot = fixture.snapshot(as: "jakarta")
         let now = fixture.now
-        let origin: any BlobStore = sqlite ? try SQLiteBlobStore(path: folder.file("origin.sqlite")) : MemoryBlobStore()
-        let destination: any BlobStore = sqlite ? try SQLiteBlobStore(path: folder.file("blobs.sqlite")) : MemoryBlobStore()
+        let origin: any BlobStore = try SQLiteBlobStore(path: folder.file("origin.sqlite"))
+        let destination: any BlobStore = try SQLiteBlobStore(path: folder.file("blobs.sqlite"))
         let bytes = Random.bytes(count: 700_000)
         let id = BlobID(bytes: BLAKE2b.hash(bytes, outputByteCount: 32))!
         _ = try origin.beginBlob(BlobDeclaration(id: id, size: UInt64(bytes.count), expiresAt: now + 3600, fetches: 0, forwards: ["geneva": 2]),
