@@ -67,6 +67,22 @@ struct FederationBlobTests {
         #expect(crossed, "the blob crossed once the link came back, and hq let its copy go")
     }
 
+    @Test("a blob over the destination's queue.maxBlobBytes is refused there for good: the origin ends the forward and lets the blob go")
+    func refusedForGood() async throws {
+        let world = try FederationWorld(members: ["carol@hq", "bob@geneva"])
+        for member in world.members { try world.member(member, ["sync"]) }
+        world.stopRelay("geneva")
+        try world.startRelay("geneva", environment: ["VALISED_QUEUE_MAX_BLOB_BYTES": "100000"])
+        try world.waitForLinks()
+        try await Self.upload(Random.bytes(count: 300_000), world, from: "carol@hq", fetchesAt: "geneva", count: 1)
+        let ended = try world.wait(seconds: 30) { try Self.blobs(world, at: "hq").count == 0 }
+        #expect(ended, "hq ended the forward after geneva's PERMANENT BAD_BLOB, and deleted the blob")
+        #expect(try Self.blobs(world, at: "geneva").count == 0, "geneva holds nothing of it")
+        let logs = try FileManager.default.contentsOfDirectory(atPath: world.directory.path).filter { $0.hasPrefix("hq-") && $0.hasSuffix(".log") }
+        let text = try logs.map { try String(contentsOfFile: world.path($0), encoding: .utf8) }.joined()
+        #expect(text.contains("relay refused a blob for good"), "hq logs the refusal (at info, with the blob id's prefix only)")
+    }
+
     @Test("a blob uploaded at hq for two devices at geneva crosses the link once, is fetched there twice, and is deleted at both relays")
     func crossesOnce() async throws {
         let world = try FederationWorld(members: ["carol@hq", "bob@geneva", "dalia@geneva"])
