@@ -93,7 +93,24 @@ public enum FuzzTargets {
             reply.forwardResult.outcome = .temporary
             reply.forwardResult.reason = .notHome
             reply.forwardResult.homeRelay = "hq"
-            return [LinkCodec.encode(request), LinkCodec.encode(reply)]
+            // Blobs over links (issue 20): an offer, a part and a result.
+            var offer = LinkLinkRequest()
+            offer.requestID = 2
+            offer.blobOffer.blobID = Data(repeating: 0xB1, count: 32)
+            offer.blobOffer.size = 300_000
+            offer.blobOffer.remainingSeconds = 3600
+            offer.blobOffer.fetches = 2
+            var part = LinkLinkRequest()
+            part.requestID = 3
+            part.blobPart.blobID = offer.blobOffer.blobID
+            part.blobPart.offset = 262_144
+            part.blobPart.data = Data([UInt8](repeating: 2, count: 64))
+            var result = LinkLinkReply()
+            result.requestID = 3
+            result.blobResult.blobID = offer.blobOffer.blobID
+            result.blobResult.outcome = .continue
+            result.blobResult.committed = 262_208
+            return [request, offer, part].map(LinkCodec.encode) + [reply, result].map(LinkCodec.encode)
         case "envelope":
             // Session messages of format 2, the PQXDH initial header alone, a stored session.
             let header = (try? Session.initialHeader(of: Fixed.aliceMessages[0]))??.encoded ?? []

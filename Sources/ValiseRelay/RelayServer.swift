@@ -91,7 +91,8 @@ public final class RelayServer: Service {
                 keys: keys, directory: directory, store: store, writer: writer, handoff: handoff, publisher: publisher,
                 threadPool: NIOThreadPool.singleton, node: node,
                 counters: counters, limits: configuration.limits, clock: { WallClock.seconds() },
-                onPublished: { [sharedContext] published in sharedContext.withLockedValue { $0 }?.applyPublished(published) }),
+                onPublished: { [sharedContext] published in sharedContext.withLockedValue { $0 }?.applyPublished(published) },
+                blobs: blobStore.map { LinkBlobs(store: $0, queue: configuration.queue, freeSpace: Self.freeSpace(for: configuration)) }),
             group: group, logger: logger)
         let blobs = blobStore.map { blobStore in
             RelayBlobs(

@@ -30,6 +30,9 @@ final class Federation: @unchecked Sendable {
         /// Called (on the publisher's thread) after entries from a link were stored: the same
         /// consequences as an admin's publish (connections dropped, queues purged).
         let onPublished: @Sendable (RelayDirectory.Published) -> Void
+        /// The relay's blob store, which links forward blobs from and take them into (nil:
+        /// this relay keeps no blobs, and its links carry none).
+        var blobs: LinkBlobs? = nil
     }
 
     let loop: any EventLoop
@@ -75,6 +78,12 @@ final class Federation: @unchecked Sendable {
     /// Envelopes for `destination` were committed to the forwarding queue.
     func wake(destination: String) {
         loop.execute { [self] in links[destination]?.wake() }
+    }
+
+    /// Blobs with forwards to these relays completed here (or a forward was given back):
+    /// their links look for blob work.
+    func wakeBlobs(destinations: some Sequence<String> & Sendable) {
+        loop.execute { [self] in for destination in destinations { links[destination]?.wakeBlobs() } }
     }
 
     /// This envelope was just committed to the forwarding queue for its destination. With a

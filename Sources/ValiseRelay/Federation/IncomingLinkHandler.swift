@@ -106,7 +106,7 @@ final class IncomingLinkHandler: ChannelDuplexHandler, FlushBatching {
         pending < Self.maximumPending && pendingBytes < Self.maximumPendingBytes && context.channel.isWritable
     }
 
-    private func resume(_ context: ChannelHandlerContext) {
+    func resume(_ context: ChannelHandlerContext) {
         if readHeld && mayRead(context) {
             readHeld = false
             context.read()
@@ -159,7 +159,8 @@ final class IncomingLinkHandler: ChannelDuplexHandler, FlushBatching {
         logger.info("relay link admitted")
         processor = LinkRequestProcessor(peerName: relay.name, settings: .init(
             maximumEnvelopeBytes: shared.limits.maximumEnvelopeBytes, maximumEntriesPerFetch: shared.limits.maximumEntriesPerFetch,
-            defaultTTL: shared.queue.defaultTTL, maximumTTL: shared.queue.maximumTTL))
+            defaultTTL: shared.queue.defaultTTL, maximumTTL: shared.queue.maximumTTL,
+            maximumBlobBytes: shared.federation?.dependencies.blobs?.maximumBlobBytes ?? 0))
     }
 
     func reply(_ reply: LinkLinkReply, context: ChannelHandlerContext, thenClose: Bool = false) {
@@ -198,6 +199,10 @@ final class IncomingLinkHandler: ChannelDuplexHandler, FlushBatching {
             case .work(let work):
                 offLoop(requestID: requestID, context: context) { Self.linkReply(try work()) }
             }
+        case .blobOffer(let requestID, let id, let size, let lifetime, let fetches):
+            blobOffer(requestID: requestID, id: id, size: size, lifetime: lifetime, fetches: fetches, context: context)
+        case .blobPart(let requestID, let id, let offset, let bytes):
+            blobPart(requestID: requestID, id: id, offset: offset, bytes: bytes, context: context)
         case .status(let requestID, let ids, let nonce):
             let (store, keys, clock) = (shared.store, shared.keys, shared.clock)
             offLoop(requestID: requestID, context: context) {

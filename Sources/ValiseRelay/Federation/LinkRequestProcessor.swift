@@ -23,6 +23,11 @@ struct LinkRequestProcessor {
         case prekeyFetch(requestID: UInt64, [PrekeyDispenser.Target], envelopeKeyOnly: Bool)
         /// Look these ids up and answer signed statuses.
         case status(requestID: UInt64, ids: [MessageID], nonce: [UInt8])
+        /// Declare the offered blob (`beginBlob`, expiring `lifetime` seconds from now), then
+        /// answer with `blobStored`.
+        case blobOffer(requestID: UInt64, id: BlobID, size: UInt64, lifetime: UInt64, fetches: UInt32)
+        /// Append the part durably (`appendBlob`), then answer with `blobStored`.
+        case blobPart(requestID: UInt64, id: BlobID, offset: UInt64, bytes: [UInt8])
     }
 
     struct Settings {
@@ -30,12 +35,17 @@ struct LinkRequestProcessor {
         let maximumEntriesPerFetch: Int
         let defaultTTL: TTLClass
         let maximumTTL: TTLClass
+        /// The largest blob taken (`queue.maxBlobBytes`); 0: this relay keeps no blobs.
+        var maximumBlobBytes: UInt64 = 0
     }
 
     /// The linked relay, as the handshake's key names it in the directory.
     let peerName: String
     let settings: Settings
     private(set) var greeted = false
+    /// Blobs offered on this link and the bytes the store last said it holds of each
+    /// (LinkRequestProcessor+Blobs): a part must follow an offer, at that offset.
+    var offeredBlobs: [BlobID: OfferedBlob] = [:]
 
     init(peerName: String, settings: Settings) {
         self.peerName = peerName
@@ -112,8 +122,10 @@ struct LinkRequestProcessor {
             var pong = WirePong()
             pong.data = ping.data.prefix(RelayRequestProcessor.maximumPingData)
             return .reply(Self.reply(id, .pong(pong)))
-        case .blobOffer?, .blobPart?:
-            return .reply(Self.error(id, .badRequest, "this relay does not take blobs yet"))
+        case .blobOffer(let offer)?:
+            return blobOffer(offer, requestID: id)
+        case .blobPart(let part)?:
+            return blobPart(part, requestID: id)
         case nil:
             return .reply(Self.error(id, .badRequest, "the message has no request this relay knows"))
         }

@@ -49,16 +49,21 @@ struct LinkSession {
         case warn(String)
         /// The peer ends the link (shutting down, say): close, and reconnect later.
         case peerClosing(String)
+        /// The blob lane (LinkSession+Blobs): load forwards, read a part, end a forward.
+        case loadBlobs(excluding: Set<BlobID>, limit: Int)
+        case readBlob(BlobID, offset: UInt64, length: Int)
+        case completeBlob(BlobID, refused: String?)
         case close(String)
     }
 
-    private enum Pending {
+    enum Pending {
         case hello
         case forward(OutgoingEnvelope)
         case push(through: Int)
         case fetch
         case ping
         case proxy(token: UInt64)
+        case blob(BlobID)
     }
 
     let localName: String
@@ -85,18 +90,21 @@ struct LinkSession {
     /// Ids answered for good whose completion the store has not committed yet: still in the
     /// forwarding queue, so loads leave them out (else they would go again).
     private(set) var completing: Set<MessageID> = []
-    private var loading = false
+    private(set) var loading = false
     /// The last load found less than it had room for and nothing was added since: the queue
     /// holds nothing for this peer that is not in flight, so a new envelope goes straight out.
-    private var caughtUp = false
+    private(set) var caughtUp = false
     /// Envelopes were committed while a load ran (it may not have seen them).
     private var wokenWhileLoading = false
     private var lastRequestAt: UInt64 = 0
+    /// Blobs for this peer, below envelopes (LinkSession+Blobs).
+    var blobs: LinkBlobLane
 
     init(localName: String, peerName: String, settings: Settings = Settings()) {
         self.localName = localName
         self.peerName = peerName
         self.settings = settings
+        self.blobs = LinkBlobLane(peerName: peerName)
     }
 
     // MARK: Events
@@ -167,6 +175,8 @@ struct LinkSession {
             return []
         case .proxy(let token):
             return [.proxied(token: token, reply)]
+        case .blob(let id):
+            return blobAnswered(id, reply, now: now)
         }
     }
 
@@ -243,6 +253,7 @@ struct LinkSession {
     /// Once a second or so: deferred envelopes whose wait is over go again; an idle link pings.
     mutating func tick(now: UInt64) -> [Action] {
         guard established, !closed else { return [] }
+        blobs.tick(now: now)
         let due = deferred.filter { $0.value <= now }.map(\.key)
         if !due.isEmpty {
             for id in due { deferred[id] = nil }
@@ -375,13 +386,14 @@ struct LinkSession {
         deferred[id] = now + (seconds ?? settings.retryAfterTemporarySeconds)
     }
 
+    /// Envelopes first; blobs only when no envelope waits to be sent.
     private mutating func pump(now: UInt64) -> [Action] {
-        guard established, !closed, !loading, !caughtUp, inFlight.count < settings.window else { return [] }
+        guard established, !closed, !loading, !caughtUp, inFlight.count < settings.window else { return pumpBlobs(now: now) }
         loading = true
         return [.load(excluding: inFlight.union(deferred.keys).union(completing), limit: settings.window - inFlight.count)]
     }
 
-    private mutating func request(_ body: LinkLinkRequest.OneOf_Body, _ what: Pending, now: UInt64) -> Action {
+    mutating func request(_ body: LinkLinkRequest.OneOf_Body, _ what: Pending, now: UInt64) -> Action {
         var message = LinkLinkRequest()
         message.requestID = nextRequestID
         message.body = body
@@ -391,7 +403,7 @@ struct LinkSession {
         return .send(message)
     }
 
-    private mutating func close(_ reason: String) -> [Action] {
+    mutating func close(_ reason: String) -> [Action] {
         closed = true
         return [.close(reason)]
     }

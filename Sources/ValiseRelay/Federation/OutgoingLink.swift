@@ -30,7 +30,7 @@ final class OutgoingLink {
     private var addressIndex = 0
     private var lastSuccess: UInt64?
     private var lastError: String?
-    private var logger: Logger
+    private(set) var logger: Logger
     /// Writes wait for one flush, and answered Forwards for one completion commit, at the end
     /// of this event-loop tick: a burst costs one system call and one store job, not one each.
     private var flushScheduled = false
@@ -51,8 +51,8 @@ final class OutgoingLink {
     }
 
     var name: String { record.name }
-    private var loop: any EventLoop { federation.loop }
-    private var dependencies: Federation.Dependencies { federation.dependencies }
+    var loop: any EventLoop { federation.loop }
+    var dependencies: Federation.Dependencies { federation.dependencies }
 
     var status: LinkStatusFile.Link {
         LinkStatusFile.Link(
@@ -214,7 +214,7 @@ final class OutgoingLink {
 
     // MARK: Session actions
 
-    private func withSession(_ body: (inout LinkSession) -> [LinkSession.Action]) {
+    func withSession(_ body: (inout LinkSession) -> [LinkSession.Action]) {
         guard var session else { return }
         let actions = body(&session)
         self.session = session
@@ -295,6 +295,8 @@ final class OutgoingLink {
                 lastError = reason
                 logger.warning("closing relay link", metadata: ["reason": "\(reason)"])
                 channel?.close(promise: nil)
+            case .loadBlobs, .readBlob, .completeBlob:
+                runBlobAction(action)
             }
         }
     }
