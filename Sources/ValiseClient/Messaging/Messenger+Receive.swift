@@ -135,8 +135,11 @@ extension Messenger {
                 // Circulars and attachments (kind 3) are shown as their text until the
                 // inbox keeps what else they carry.
                 let text = content.readableText
+                var circular: String?
+                if case .message(let message) = content { circular = message.circular }
                 let record = InboxRecord(
-                    from: senderName, sentAt: envelope.timestamp, text: text, keysChanged: (changed || keysChanged) ? true : nil, directoryNote: note)
+                    from: senderName, sentAt: envelope.timestamp, text: text, keysChanged: (changed || keysChanged) ? true : nil, directoryNote: note,
+                    circular: circular)
                 try tx.addInbox(id: envelope.id, precedence: envelope.precedence, receivedAt: now, data: try JSONEncoder().encode(record).bytes)
                 let delay = UInt64.random(in: receiptDelay)
                 let receipt = OutboxRecord(to: senderName, text: nil, receiptFor: [Hex.encode(envelope.id)])
@@ -145,7 +148,7 @@ extension Messenger {
                     ttl: UInt8(TTLClass.day.rawValue + 1), createdAt: now, notBefore: now &+ delay, data: try JSONEncoder().encode(receipt).bytes))
                 return .message(InboxMessage(id: envelope.id, from: senderName, precedence: envelope.precedence, sentAt: envelope.timestamp, receivedAt: now, read: false, text: text,
                                              keysChanged: changed || keysChanged ? KeyChange(member: sender.name, fingerprint: sender.fingerprint.description) : nil,
-                                             directoryNote: note))
+                                             directoryNote: note, circular: circular))
             case .receipt(let ids):
                 var confirmed = 0
                 for messageID in ids {
@@ -271,6 +274,9 @@ public struct InboxMessage: Sendable {
     /// What the sender's directory head says against this device's: a quiet note, or the
     /// DIRECTORY FORK alarm with its evidence.
     public let directoryNote: DirectoryNote?
+    /// The selector of the circular it came in ("mission:geneva"), as the sender wrote it
+    /// (print it with the same care as the text).
+    public var circular: String? = nil
 
     public var idHex: String { Hex.encode(id) }
     public var precedenceName: String { (Precedence(rawValue: Int(precedence)) ?? .routine).name }
