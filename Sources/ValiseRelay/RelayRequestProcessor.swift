@@ -48,6 +48,10 @@ struct RelayRequestProcessor {
         let deliveryWindow: Int
         let defaultTTL: TTLClass
         let maximumTTL: TTLClass
+        /// The per-device send rate, told in the Welcome so that clients pace themselves
+        /// (limits.sendsPerSecondPerDevice, limits.sendBurstPerDevice; 0: not told).
+        var sendsPerSecond: Double = 0
+        var sendBurst: Int = 0
     }
 
     let admission: Admission
@@ -85,6 +89,8 @@ struct RelayRequestProcessor {
             welcome.relayName = directory.relayName ?? ""
             welcome.directoryCount = UInt64(directory.count)
             welcome.directoryHead = Data(directory.state.headHash.bytes)
+            welcome.sendsPerSecond = settings.sendsPerSecond
+            welcome.sendBurst = UInt32(clamping: settings.sendBurst)
             switch admission {
             case .admin: welcome.role = .admin
             case .device: welcome.role = .device
