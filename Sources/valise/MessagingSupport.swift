@@ -66,14 +66,16 @@ func withRelaySync<T: Sendable>(
     let unlocked = device
     return try await DeviceSession.connectHome(
         home: home, identity: unlocked.identity, pinned: pinned, relayName: relay.relayName, address: relay.relay, now: now, onMove: printNote
-    ) { (client, _, target, pinned) throws(ClientError) -> T in
+    ) { (client, welcome, target, pinned) throws(ClientError) -> T in
         let organisation = try await DeviceSession.refreshDirectory(client, home: home, pinned: pinned, now: now())
         let (session, messenger) = try DeviceSession.open(
             home: home, organisation: organisation, unlocked: unlocked, now: now(), receiptDelay: Environment.receiptDelay())
         defer { messenger.close() }
         if session.rotationCompleted { printNote("Key rotation completed: the directory lists the new keys, which this device now uses.") }
         if let warning = DirectoryFreshness(organisation, now: now()).warning { printWarning(warning) }
-        return try await steps(session, MessageSync(messenger: messenger, client: client, relay: target.relay))
+        let sync = MessageSync(
+            messenger: messenger, client: client, relay: target.relay, sendsPerSecond: welcome.sendsPerSecond, sendBurst: welcome.sendBurst)
+        return try await steps(session, sync)
     }
 }
 
