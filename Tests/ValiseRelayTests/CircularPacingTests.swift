@@ -48,6 +48,32 @@ struct CircularPacingTests {
         await world.stop()
     }
 
+    @Test("a paced send refused RATE_LIMITED (the device's other connection used the burst) waits and goes on")
+    func rateLimitedRetried() async throws {
+        let world = try CircularWorld(recipients: 50) { limits in
+            limits.sendsPerSecondPerDevice = 5
+            limits.sendBurstPerDevice = 20
+        }
+        let port = try await world.start()
+        // Another connection of the same device, unpaced, spends the relay's whole burst.
+        let (other, otherClient, _) = try await world.connect(port: port, paced: false)
+        let all = try RecipientSelector(parsing: "all").resolve(in: other.messenger.directory.state, sender: world.senderName)
+        _ = try other.messenger.compose("First.", to: Array(all.prefix(20)), circular: "all", precedence: .routine, ttl: .day, now: WallClock.seconds())
+        try await other.flushOutbox(now: WallClock.seconds())
+        #expect(other.report.sent.count == 20)
+        other.messenger.close()
+        await otherClient.close()
+
+        let (sync, client, _) = try await world.connect(port: port)
+        _ = try sync.messenger.compose("Second.", to: Array(all.suffix(30)), circular: "all", precedence: .routine, ttl: .day, now: WallClock.seconds())
+        try await sync.flushOutbox(now: WallClock.seconds())
+        #expect(sync.report.sent.count == 30, "\(sync.report.notices)")
+        #expect(world.server.counters.snapshot[.sendRate] ?? 0 >= 1, "the relay's burst was spent: the first paced send met RATE_LIMITED")
+        sync.messenger.close()
+        await client.close()
+        await world.stop()
+    }
+
     @Test("bundles are fetched in batches of 100; a batch refused RATE_LIMITED is fetched again after a wait")
     func prekeyFetchRetried() async throws {
         // 100 members a second, at most 100 at once: the second batch (of 50) meets an
@@ -157,7 +183,7 @@ final class CircularWorld: Sendable {
 
     /// The sender's device, its directory pinned, connected as `valise send` connects:
     /// the MessageSync paced by what the Welcome said.
-    func connect(port: Int) async throws -> (MessageSync, RelayClient, WireWelcome) {
+    func connect(port: Int, paced: Bool = true) async throws -> (MessageSync, RelayClient, WireWelcome) {
         let home = ValiseHome(path: senderFolder.file("home"))
         let pinned = PinnedOrganisation(home: home)
         _ = try pinned.pin(OrganisationBundle(entries: entries, checkpoint: nil), expectedGenesis: nil, now: WallClock.seconds(), file: "test bundle")
@@ -167,7 +193,7 @@ final class CircularWorld: Sendable {
             host: "127.0.0.1", port: port, clientKey: sender.transportKey, relayKey: keys.noise.publicKey, timeout: TimeAmount.seconds(Int64(60)))
         let sync = MessageSync(
             messenger: messenger, client: client, relay: try #require(loaded.state.relays["hq"]),
-            sendsPerSecond: welcome.sendsPerSecond, sendBurst: welcome.sendBurst)
+            sendsPerSecond: paced ? welcome.sendsPerSecond : 0, sendBurst: paced ? welcome.sendBurst : 0)
         return (sync, client, welcome)
     }
 }

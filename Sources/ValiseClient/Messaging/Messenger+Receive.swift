@@ -132,8 +132,8 @@ extension Messenger {
             try tx.markSeen(envelope.id, now: now)
             switch content {
             case .text, .message:
-                // Circulars and attachments (kind 3) are shown as their text until the
-                // inbox keeps what else they carry.
+                // A kind-3 message keeps its circular's selector; its attachments are
+                // shown as its text until the inbox keeps them.
                 let text = content.readableText
                 var circular: String?
                 if case .message(let message) = content { circular = message.circular }
