@@ -96,6 +96,8 @@ public enum DirectorySync {
         /// The relay's per-device send rate and burst (0: not said), for `SendPacer`.
         public let sendsPerSecond: Double
         public let sendBurst: UInt32
+        /// The largest blob the relay takes (0: none; a relay before attachments says 0).
+        public let maximumBlobBytes: UInt64
 
         init(_ welcome: WireWelcome, endpoint: Endpoint) {
             count = Int(clamping: welcome.directoryCount)
@@ -109,6 +111,7 @@ public enum DirectorySync {
             self.endpoint = endpoint
             sendsPerSecond = welcome.sendsPerSecond
             sendBurst = welcome.sendBurst
+            maximumBlobBytes = welcome.maxBlobBytes
         }
     }
 

@@ -94,22 +94,31 @@ public final class RelayClient: Sendable {
 
     /// Sends a request and waits for its answer. An error answer from the relay throws.
     public func request(_ body: WireClientMessage.OneOf_Body, timeout: TimeAmount = .seconds(30)) async throws(ClientError) -> WireRelayMessage {
+        try await Self.answer(start(body, timeout: timeout))
+    }
+
+    /// Starts a request without waiting for its answer. Requests started one after another
+    /// from one task go out in that order, so that several can be in flight (blob parts);
+    /// `answer(_:)` waits for each.
+    func start(_ body: WireClientMessage.OneOf_Body, timeout: TimeAmount = .seconds(30)) -> EventLoopFuture<WireRelayMessage> {
         let id = nextID.withLockedValue { $0 += 1; return $0 }
         var building = WireClientMessage()
         building.requestID = id
         building.body = body
         let message = building
         let handler = self.handler
+        return channel.eventLoop.flatSubmit { handler.value.send(message) }.withTimeout(timeout, on: channel.eventLoop)
+    }
+
+    /// The answer to a request `start` sent; an error answer from the relay throws.
+    static func answer(_ future: EventLoopFuture<WireRelayMessage>) async throws(ClientError) -> WireRelayMessage {
         let answer: WireRelayMessage
         do {
-            let future = channel.eventLoop.flatSubmit { handler.value.send(message) }
-            answer = try await future.withTimeout(timeout, on: channel.eventLoop).get()
+            answer = try await future.get()
         } catch {
             throw Self.explain(error, host: nil, port: nil)
         }
-        if case .error(let error) = answer.body {
-            throw Self.relayError(error)
-        }
+        if case .error(let error) = answer.body { throw Self.relayError(error) }
         return answer
     }
 

@@ -68,6 +68,12 @@ public enum BLAKE2b {
             withBytes(secret) { p, n in update(p, n) }
         }
 
+        /// Absorbs bytes in place (a file read in pieces), without copying them to an array.
+        public mutating func update(_ buffer: UnsafeRawBufferPointer) {
+            guard let base = buffer.baseAddress, buffer.count > 0 else { return }
+            update(base.assumingMemoryBound(to: UInt8.self), buffer.count)
+        }
+
         mutating func update(_ pointer: UnsafePointer<UInt8>, _ count: Int) {
             let rc = crypto_generichash_update(state.opaque, pointer, UInt64(count))
             precondition(rc == 0, "crypto_generichash_update failed")

@@ -57,13 +57,14 @@ extension Valise {
         var id: String
 
         func run() async throws {
-            let message = try reportingErrors { () throws(ClientError) -> InboxMessage in
+            let (message, attachments) = try reportingErrors { () throws(ClientError) -> (InboxMessage, [InboxAttachment]) in
                 let (_, messenger) = try openOffline(options, now: Environment.now())
                 defer { messenger.close() }
-                return try messenger.read(id)
+                let message = try messenger.read(id)
+                return (message, message.attachmentCount > 0 ? try messenger.attachmentViews(of: message.id) : [])
             }
             if options.json {
-                printJSON(InboxJSON.Message(message, withText: true))
+                printJSON(InboxJSON.Message(message, withText: true, attachments: attachments))
                 return
             }
             print("From:       \(message.from)")
@@ -75,6 +76,7 @@ extension Valise {
             if let circular = message.circular { print("Circular:   to \(MessageText.printable(circular))") }
             print("")
             print(MessageText.printable(message.text))
+            AttachmentListing.print(attachments, messageID: message.id)
         }
     }
 }
@@ -95,8 +97,10 @@ struct InboxJSON: Encodable {
         let directory_note: String?
         /// The selector of the circular it came in, as the sender wrote it.
         let circular: String?
+        /// Only in `valise read --json`, for a message with files.
+        let attachments: [InboxAttachment]?
 
-        init(_ message: InboxMessage, withText: Bool = false) {
+        init(_ message: InboxMessage, withText: Bool = false, attachments: [InboxAttachment] = []) {
             id = message.idHex
             from = message.from
             precedence = message.precedenceName
@@ -106,6 +110,7 @@ struct InboxJSON: Encodable {
             text = withText ? message.text : nil
             directory_note = message.directoryNote?.text
             circular = message.circular
+            self.attachments = attachments.isEmpty ? nil : attachments
         }
     }
 

@@ -75,6 +75,9 @@ func withRelaySync<T: Sendable>(
         if let warning = DirectoryFreshness(organisation, now: now()).warning { printWarning(warning) }
         let sync = MessageSync(
             messenger: messenger, client: client, relay: target.relay, sendsPerSecond: welcome.sendsPerSecond, sendBurst: welcome.sendBurst)
+        sync.home = home
+        sync.maximumBlobBytes = welcome.maximumBlobBytes
+        sync.progress = TransferProgress.sink(json: options.json)
         return try await steps(session, sync)
     }
 }

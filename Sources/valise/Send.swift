@@ -63,7 +63,10 @@ extension Valise {
         @Option(name: .long, help: ArgumentHelp("How long the relay keeps it for an offline recipient: 1h, 1d, 7d or 30d.", valueName: "duration"))
         var expires: DurationArgument = DurationArgument(seconds: 7 * 86_400)
 
-        @Argument(help: ArgumentHelp("The message. Read from standard input when absent.", valueName: "text"))
+        @Option(name: .long, help: ArgumentHelp("Attach a file (repeat for several, at most 32). It is encrypted on this computer; only the recipients can open it.", valueName: "file"))
+        var attach: [String] = []
+
+        @Argument(help: ArgumentHelp("The message. Read from standard input when absent (empty when files are attached).", valueName: "text"))
         var text: String?
 
         /// Words after the text: an unquoted message. Refused rather than joined: the shell
@@ -90,6 +93,9 @@ extension Valise {
                 let ttl = ttlClass ?? .week
                 let home = try options.resolveHome()
                 let unlocked = try unlockDevice(options, home: home)
+                // Encrypted once, into the spool, before anything is written to the outbox.
+                let attachments = try OutgoingAttachment.prepare(
+                    files: attach, home: home, maximumBlobBytes: nil, progress: TransferProgress.sealingSink(json: options.json) ?? { _, _, _ in })
                 // Committed to the outbox before any connection, so that no failure of the
                 // relay (unreachable, an impostor, at its limits) can lose it. Only when the
                 // pinned directory cannot take it (a member enrolled since, or a stale
@@ -101,9 +107,12 @@ extension Valise {
                     let (_, messenger) = try DeviceSession.open(
                         home: home, organisation: pinned, unlocked: unlocked, now: Environment.now(), receiptDelay: Environment.receiptDelay())
                     defer { messenger.close() }
-                    composed = try compose(body, selector, ttl: ttl, messenger: messenger)
+                    composed = try compose(body, selector, ttl: ttl, attachments: attachments, messenger: messenger)
                 } catch where ["unknown-recipient", "directory-stale", "selector-matches-nobody"].contains(error.code) {
                     refusedOffline = error
+                } catch {
+                    OutgoingAttachment.discard(attachments)
+                    throw error
                 }
                 do throws(ClientError) {
                     return try await withRelaySync(options, relayOptions, unlocked: unlocked, now: Environment.now) { (_, sync) throws(ClientError) -> SendOutcome in
@@ -111,7 +120,7 @@ extension Valise {
                         if let composed {
                             items = composed
                         } else {
-                            items = try compose(body, selector, ttl: ttl, messenger: sync.messenger)
+                            items = try compose(body, selector, ttl: ttl, attachments: attachments, messenger: sync.messenger)
                             composed = items
                         }
                         try await sync.flushOutbox(now: Environment.now())
@@ -119,6 +128,7 @@ extension Valise {
                     }
                 } catch {
                     guard let composed else {
+                        OutgoingAttachment.discard(attachments)
                         guard let refusedOffline, error.code != refusedOffline.code else { throw error }
                         throw ClientError(
                             kind: error.kind, code: error.code,
@@ -160,7 +170,9 @@ extension Valise {
 
         /// Resolves the recipients against the messenger's directory and writes the message
         /// to the outbox; a circular is announced first, and confirmed when it is large.
-        private func compose(_ body: String, _ selector: RecipientSelector, ttl: TTLClass, messenger: Messenger) throws(ClientError) -> [Messenger.Composed] {
+        private func compose(
+            _ body: String, _ selector: RecipientSelector, ttl: TTLClass, attachments: [OutgoingAttachment], messenger: Messenger
+        ) throws(ClientError) -> [Messenger.Composed] {
             let recipients = try selector.resolve(in: messenger.directory.state, sender: messenger.identity.memberName)
             if selector.isCircular {
                 if !options.json { print("Circular to \(recipients.count) member\(recipients.count == 1 ? "" : "s") (\(selector.text)).") }
@@ -171,11 +183,12 @@ extension Valise {
                 }
             }
             return try messenger.compose(
-                body, to: recipients, circular: circularText(selector), precedence: precedence, ttl: ttl, now: Environment.now())
+                body, to: recipients, circular: circularText(selector), precedence: precedence, ttl: ttl, now: Environment.now(), attachments: attachments)
         }
 
         private func readText() throws(ClientError) -> String {
             if let text { return text }
+            if !attach.isEmpty { return "" }
             let data = FileHandle.standardInput.readDataToEndOfFile()
             guard let text = String(data: data, encoding: .utf8) else { throw .usage("not-utf8", "the message on standard input is not UTF-8 text") }
             var trimmed = text

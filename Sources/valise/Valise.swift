@@ -22,7 +22,7 @@ struct Valise: AsyncParsableCommand {
             object on stderr.
             """,
         version: ValiseVersion.string,
-        subcommands: [Init.self, Whoami.self, Passwd.self, Send.self, Sync.self, Inbox.self, Read.self, Watch.self, Status.self, Sent.self, Members.self, Agent.self, Keys.self, Verify.self, Directory.self, Admin.self]
+        subcommands: [Init.self, Whoami.self, Passwd.self, Send.self, Sync.self, Inbox.self, Read.self, Save.self, Watch.self, Status.self, Sent.self, Members.self, Agent.self, Keys.self, Verify.self, Directory.self, Admin.self]
     )
 
     static func main() async {

@@ -8,6 +8,9 @@ import ValiseStore
 /// the relay's other nodes (`store.kind: postgres`).
 struct OpenedStore {
     let store: any EnvelopeStore & PrekeyStore
+    /// Attachment blobs, apart from envelopes: blobs.sqlite beside queue.sqlite, or the
+    /// PostgreSQL store's blob tables (nil: the relay takes no attachments).
+    var blobs: (any BlobStore)?
     /// Closes the PostgreSQL pool and LISTEN connection at shutdown (SQLite closes with the process).
     let close: @Sendable () -> Void
 
@@ -28,7 +31,10 @@ struct OpenedStore {
                     "store.database": "\(postgres.database)", "store.schema": "\(postgres.schema)", "queue.envelopes": "\(statistics.count)",
                     "queue.bytes": "\(statistics.bytes)", "queue.mailboxes": "\(statistics.mailboxes)",
                 ])
-                return OpenedStore(store: store, close: { store.close() })
+                // The PostgreSQL blob store (issue 20) is opened here beside the envelope
+                // store, on the same pool, and passed as `blobs:`; until then this relay
+                // takes no attachments (Welcome.max_blob_bytes 0).
+                return OpenedStore(store: store, blobs: nil, close: { store.close() })
             } catch {
                 fail(error.message)
             }
@@ -54,7 +60,13 @@ struct OpenedStore {
                 "queue.mailboxes": "\(statistics.mailboxes)", "queue.durability": "\(store.durability.rawValue)",
                 "queue.spaceReserve": "\(store.spaceReserveHeld ? "held" : "missing: the disk is full, new envelopes are refused until there is room")",
             ])
-            return OpenedStore(store: store, close: {})
+            let blobs = try SQLiteBlobStore(path: settings.relay.blobStorePath, durability: queue.durability)
+            let blobStatistics = try blobs.blobStatistics(now: Clock.now())
+            logger.info("blob store opened", metadata: [
+                "store": "\(blobs.path)", "blobs.count": "\(blobStatistics.count)", "blobs.bytes": "\(blobStatistics.bytes)",
+                "blobs.forwardsWaiting": "\(blobStatistics.forwardsWaiting)",
+            ])
+            return OpenedStore(store: store, blobs: blobs, close: {})
         } catch {
             fail(error.message)
         }

@@ -14,9 +14,9 @@ struct MessagingTests {
     final class Story {
         let world: RelayWorld
 
-        init(members: [String] = MessagingTests.members) throws {
+        init(members: [String] = MessagingTests.members, relayEnvironment: [String: String] = [:]) throws {
             // The relay logs at its default level: what a seized disk would hold.
-            world = try RelayWorld(members: members, relayLogLevel: "info")
+            world = try RelayWorld(members: members, relayEnvironment: relayEnvironment, relayLogLevel: "info")
         }
 
         /// Where the commands reach the relay (a relay under faketime replaces the world's).

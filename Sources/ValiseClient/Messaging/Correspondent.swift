@@ -185,4 +185,6 @@ struct InboxRecord: Codable {
     var directoryNote: DirectoryNote?
     /// The selector of the circular it was part of (the sender's words, as sent).
     var circular: String?
+    /// The files that came with it (their keys and states are in the `attachment` table).
+    var attachments: [InboxAttachmentRecord]?
 }

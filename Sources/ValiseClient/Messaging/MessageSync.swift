@@ -1,4 +1,5 @@
 import Foundation
+import NIOConcurrencyHelpers
 public import NIOCore
 import ValiseCrypto
 public import ValiseDirectory
@@ -39,13 +40,32 @@ public final class MessageSync {
         public init() {}
     }
 
-    public private(set) var report = Report()
+    public internal(set) var report = Report()
     /// Whether the directory was fetched from this relay moments ago (see
     /// `Messenger.receive`); a long `watch` stops saying so after its first tick.
     var directoryCurrent = true
 
     /// Keeps sends within the relay's rate; nil when the relay did not say it.
     var pacer: SendPacer?
+
+    /// The device's home folder, where attachments are kept (none: they stay pending).
+    public var home: ValiseHome?
+    /// The relay's largest blob (its Welcome), when known.
+    public var maximumBlobBytes: UInt64?
+    /// Told of blob transfers as they go (bytes done, bytes in all), for a progress line.
+    public var progress: ((TransferDirection, UInt64, UInt64) -> Void)?
+    /// When the connection last moved a blob part, so that a long transfer is not taken for
+    /// a relay that stopped answering.
+    let lastActivity = NIOLockedValueBox<UInt64>(DispatchTime.now().uptimeNanoseconds)
+
+    public enum TransferDirection: Sendable {
+        case upload
+        case download
+    }
+
+    func noteActivity() {
+        lastActivity.withLockedValue { $0 = DispatchTime.now().uptimeNanoseconds }
+    }
 
     /// `sendsPerSecond` and `sendBurst` are what the relay's Welcome said (0: nothing).
     public init(messenger: Messenger, client: RelayClient, relay: RelayRecord, sendsPerSecond: Double = 0, sendBurst: UInt32 = 0) {
@@ -128,6 +148,7 @@ public final class MessageSync {
     /// waiting; a lost connection stops here. Sends keep to the relay's rate (`SendPacer`):
     /// a circular of hundreds takes as long as the relay's rate says, within this call.
     public func flushOutbox(now: UInt64) async throws(ClientError) {
+        try await uploadBlobs()
         let due = try messenger.unsealed(now: now)
         let keys = try await fetchKeys(due.filter { $0.needs != .none }.map { ($0.to, $0.needs) })
         var waiting: Set<MemberName> = []
@@ -232,7 +253,15 @@ public final class MessageSync {
         case .refused(let code, let reason): report.refused.append((code, reason))
         case .later(let reason): report.later.append(reason)
         }
-        if outcome.acknowledge {
+        var acknowledge = outcome.acknowledge
+        switch outcome {
+        case .message, .repeated:
+            // A message's files are fetched and checked before the relay may delete it.
+            acknowledge = try await fetchAttachments(of: delivered.id, expiresAt: deliver.expiresAt, now: now)
+        default:
+            break
+        }
+        if acknowledge {
             var ack = WireAck()
             ack.ids = [deliver.id]
             try await client.post(.ack(ack))
@@ -252,8 +281,15 @@ public final class MessageSync {
     public func fetchMailbox(now: @Sendable () -> UInt64, timeout: TimeAmount = .seconds(60)) async throws(ClientError) {
         try await startDelivery()
         let client = self.client
+        let lastActivity = self.lastActivity
+        noteActivity()
+        // Closes a connection that moved nothing for `timeout` (a blob part counts).
         let watchdog = Task {
-            try await Task.sleep(nanoseconds: UInt64(timeout.nanoseconds))
+            while true {
+                try await Task.sleep(nanoseconds: UInt64(timeout.nanoseconds))
+                let idle = DispatchTime.now().uptimeNanoseconds &- lastActivity.withLockedValue { $0 }
+                if idle >= UInt64(timeout.nanoseconds) { break }
+            }
             await client.close()
         }
         defer { watchdog.cancel() }

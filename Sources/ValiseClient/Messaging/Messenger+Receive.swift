@@ -137,9 +137,12 @@ extension Messenger {
                 let text = content.readableText
                 var circular: String?
                 if case .message(let message) = content { circular = message.circular }
-                let record = InboxRecord(
+                var record = InboxRecord(
                     from: senderName, sentAt: envelope.timestamp, text: text, keysChanged: (changed || keysChanged) ? true : nil, directoryNote: note,
                     circular: circular)
+                let attachments = if case .message(let message) = content { message.attachments } else { [AttachmentReference]() }
+                record.attachments = Self.inboxRecords(attachments)
+                try recordReceived(attachments, messageID: envelope.id, tx: tx)
                 try tx.addInbox(id: envelope.id, precedence: envelope.precedence, receivedAt: now, data: try JSONEncoder().encode(record).bytes)
                 let delay = UInt64.random(in: receiptDelay)
                 let receipt = OutboxRecord(to: senderName, text: nil, receiptFor: [Hex.encode(envelope.id)])
@@ -148,7 +151,7 @@ extension Messenger {
                     ttl: UInt8(TTLClass.day.rawValue + 1), createdAt: now, notBefore: now &+ delay, data: try JSONEncoder().encode(receipt).bytes))
                 return .message(InboxMessage(id: envelope.id, from: senderName, precedence: envelope.precedence, sentAt: envelope.timestamp, receivedAt: now, read: false, text: text,
                                              keysChanged: changed || keysChanged ? KeyChange(member: sender.name, fingerprint: sender.fingerprint.description) : nil,
-                                             directoryNote: note, circular: circular))
+                                             directoryNote: note, circular: circular, attachmentCount: attachments.count))
             case .receipt(let ids):
                 var confirmed = 0
                 for messageID in ids {
@@ -277,6 +280,8 @@ public struct InboxMessage: Sendable {
     /// The selector of the circular it came in ("mission:geneva"), as the sender wrote it
     /// (print it with the same care as the text).
     public var circular: String? = nil
+    /// How many files came with it (`Messenger.attachments(of:)` lists them).
+    public var attachmentCount = 0
 
     public var idHex: String { Hex.encode(id) }
     public var precedenceName: String { (Precedence(rawValue: Int(precedence)) ?? .routine).name }

@@ -82,7 +82,7 @@ extension Messenger {
         }
         return InboxMessage(
             id: item.id, from: record.from, precedence: item.precedence, sentAt: record.sentAt, receivedAt: item.receivedAt, read: read ?? item.read,
-            text: record.text, keysChanged: change, directoryNote: record.directoryNote, circular: record.circular)
+            text: record.text, keysChanged: change, directoryNote: record.directoryNote, circular: record.circular, attachmentCount: record.attachments?.count ?? 0)
     }
 
     /// Every message this device sent, oldest first.

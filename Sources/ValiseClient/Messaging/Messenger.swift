@@ -126,9 +126,10 @@ public final class Messenger {
     /// With `circular` (the selector text, as `RecipientSelector` resolved `recipients`
     /// from it), each recipient's message carries it and the items share a circular id.
     public func compose(
-        _ text: String, to recipients: [MemberName], circular: String? = nil, precedence: Precedence, ttl: TTLClass, now: UInt64
+        _ text: String, to recipients: [MemberName], circular: String? = nil, precedence: Precedence, ttl: TTLClass, now: UInt64,
+        attachments: [OutgoingAttachment] = []
     ) throws(ClientError) -> [Composed] {
-        guard !text.isEmpty else { throw .usage("empty-message", "the message is empty") }
+        guard !text.isEmpty || !attachments.isEmpty else { throw .usage("empty-message", "the message is empty") }
         guard text.utf8.count <= MessageContent.maximumTextByteCount else {
             throw .usage("message-too-long", "the message is \(text.utf8.count) bytes; at most \(MessageContent.maximumTextByteCount) fit in one envelope")
         }
@@ -155,6 +156,7 @@ public final class Messenger {
         let circularID = circular.map { _ in Random.bytes(count: Self.circularIDByteCount) }
         return try storeOperation("write the message to the outbox") { tx in
             var composed: [Composed] = []
+            try recordUploads(attachments, for: members, ttl: ttl, now: now, tx: tx)
             for member in members {
                 let id = Random.bytes(count: SealedEnvelope.idByteCount)
                 var record = OutboxRecord(to: member.name.value, text: text)
@@ -164,6 +166,9 @@ public final class Messenger {
                     id: id, kind: .message, precedence: UInt8(precedence.rawValue), ttl: UInt8(ttl.rawValue + 1), createdAt: now, notBefore: now,
                     data: try JSONEncoder().encode(record).bytes)
                 try tx.addOutbox(item)
+                for (position, attachment) in attachments.enumerated() {
+                    try tx.addUploadWait(messageID: id, position: position, blobID: attachment.reference.blobID)
+                }
                 var change: KeyChange?
                 if let known = try tx.correspondentRecord(member.name.value), known.identityKey != member.identityKey {
                     change = KeyChange(member: member.name, fingerprint: member.fingerprint.description)
@@ -200,6 +205,8 @@ public final class Messenger {
     public func unsealed(now: UInt64) throws(ClientError) -> [(item: OutboxItem, to: MemberName, needs: KeysNeeded)] {
         try storeOperation("read the outbox", write: false) { tx in
             try tx.outbox([.unsealed]).filter { $0.notBefore <= now }.compactMap { item in
+                // A message with files goes once the relay has every blob it refers to.
+                if item.kind == .message, try tx.waitsForUpload(messageID: item.id) { return nil }
                 let record = try item.record()
                 guard let name = try? MemberName(record.to), !waitsForCheckpoint(item, to: name, now: now) else { return nil }
                 let known = try tx.correspondentRecord(record.to)
@@ -282,7 +289,8 @@ public final class Messenger {
             if let ids = record.receiptFor {
                 content = .receipt(ids.compactMap { Hex.decode($0) })
             } else {
-                content = MessageContent.make(text: record.text ?? "", circular: record.selector, attachments: [])
+                let attachments = try attachmentReferences(item, tx: tx)
+                content = MessageContent.make(text: record.text ?? "", circular: record.selector, attachments: attachments)
             }
             let message = try correspondent.session!.encrypt(content.encoded)
             let envelope = SealedEnvelope(
@@ -294,6 +302,7 @@ public final class Messenger {
             let sealed = try envelope.sealed(to: envelopeKey, mailbox: name.value)
             try tx.setCorrespondent(name.value, correspondent.stored)
             try tx.sealOutbox(id: item.id, envelope: sealed, now: now)
+            try tx.finishUploadWaits(messageID: item.id)
             return notices
         }
     }

@@ -106,6 +106,9 @@ public final class LocalStore: Sendable {
                 ALTER TABLE outbox ADD COLUMN forwarded_to BLOB;
                 """)
         }
+        migrator.registerMigration("v3-attachments") { db in
+            try db.execute(sql: LocalStore.attachmentTables)
+        }
         return migrator
     }
 
