@@ -93,6 +93,9 @@ public enum DirectorySync {
         public let notHomeSaysHome: String?
         /// The address that answered.
         public let endpoint: Endpoint
+        /// The relay's per-device send rate and burst (0: not said), for `SendPacer`.
+        public let sendsPerSecond: Double
+        public let sendBurst: UInt32
         /// The largest blob the relay takes (0: none; a relay before attachments says 0).
         public let maximumBlobBytes: UInt64
 
@@ -106,6 +109,8 @@ public enum DirectorySync {
                 ? String(welcome.homeRelay.unicodeScalars.filter { (0x20..<0x7F).contains($0.value) }.prefix(64).map(Character.init))
                 : nil
             self.endpoint = endpoint
+            sendsPerSecond = welcome.sendsPerSecond
+            sendBurst = welcome.sendBurst
             maximumBlobBytes = welcome.maxBlobBytes
         }
     }

@@ -246,6 +246,7 @@ final class RelayConnectionHandler: ChannelDuplexHandler, FlushBatching {
         processor = RelayRequestProcessor(admission: admission, settings: .init(
             maximumEntriesPerFetch: shared.limits.maximumEntriesPerFetch, maximumEnvelopeBytes: shared.limits.maximumEnvelopeBytes,
             deliveryWindow: shared.limits.deliveryWindow, defaultTTL: shared.queue.defaultTTL, maximumTTL: shared.queue.maximumTTL,
+            sendsPerSecond: shared.limits.sendsPerSecondPerDevice, sendBurst: shared.limits.sendBurstPerDevice,
             maximumBlobBytes: shared.blobs == nil ? 0 : UInt64(max(0, shared.queue.maximumBlobBytes))))
         let handle = Handle(channel: context.channel, handler: NIOLoopBound((self, context), eventLoop: context.eventLoop), handoff: shared.handoff)
         self.handle = handle

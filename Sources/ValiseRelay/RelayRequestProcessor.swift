@@ -56,6 +56,10 @@ struct RelayRequestProcessor {
         let deliveryWindow: Int
         let defaultTTL: TTLClass
         let maximumTTL: TTLClass
+        /// The per-device send rate, told in the Welcome so that clients pace themselves
+        /// (limits.sendsPerSecondPerDevice, limits.sendBurstPerDevice; 0: not told).
+        var sendsPerSecond: Double = 0
+        var sendBurst: Int = 0
         /// The largest blob taken (queue.maxBlobBytes; 0: none, the relay has no blob store).
         var maximumBlobBytes: UInt64 = 0
     }
@@ -95,6 +99,8 @@ struct RelayRequestProcessor {
             welcome.relayName = directory.relayName ?? ""
             welcome.directoryCount = UInt64(directory.count)
             welcome.directoryHead = Data(directory.state.headHash.bytes)
+            welcome.sendsPerSecond = settings.sendsPerSecond
+            welcome.sendBurst = UInt32(clamping: settings.sendBurst)
             welcome.maxBlobBytes = settings.maximumBlobBytes
             switch admission {
             case .admin: welcome.role = .admin

@@ -38,7 +38,9 @@ extension Valise {
             for message in messages {
                 let from = message.from.padding(toLength: max(24, message.from.count), withPad: " ", startingAt: 0)
                 let precedence = message.precedenceName.padding(toLength: 10, withPad: " ", startingAt: 0)
-                print("\(message.read ? " " : "*") \(MessageText.shortID(message.id))  \(precedence)  \(from)  \(MessageText.time(message.sentAt))")
+                // A circular's line says so at its end; every other line is as it always was.
+                let circular = message.circular.map { "  Circular to \(MessageText.printable($0))" } ?? ""
+                print("\(message.read ? " " : "*") \(MessageText.shortID(message.id))  \(precedence)  \(from)  \(MessageText.time(message.sentAt))\(circular)")
             }
         }
     }
@@ -71,6 +73,7 @@ extension Valise {
             print("Received:   \(MessageText.time(message.receivedAt))")
             print("Id:         \(message.idHex)")
             if let note = message.directoryNote { print("Directory:  \(note.text)") }
+            if let circular = message.circular { print("Circular:   to \(MessageText.printable(circular))") }
             print("")
             print(MessageText.printable(message.text))
             AttachmentListing.print(attachments, messageID: message.id)
@@ -78,7 +81,8 @@ extension Valise {
     }
 }
 
-/// `valise inbox --json`: {"messages": [{"id", "from", "precedence", "sent_at", "received_at", "read"}, …]}.
+/// `valise inbox --json`: {"messages": [{"id", "from", "precedence", "sent_at", "received_at", "read",
+/// "circular" (a circular's selector, only for one)}, …]}.
 struct InboxJSON: Encodable {
     struct Message: Encodable {
         let id: String
@@ -91,6 +95,8 @@ struct InboxJSON: Encodable {
         let text: String?
         /// The quiet note or the DIRECTORY FORK alarm about the sender's directory, if any.
         let directory_note: String?
+        /// The selector of the circular it came in, as the sender wrote it.
+        let circular: String?
         /// Only in `valise read --json`, for a message with files.
         let attachments: [InboxAttachment]?
 
@@ -103,6 +109,7 @@ struct InboxJSON: Encodable {
             read = message.read
             text = withText ? message.text : nil
             directory_note = message.directoryNote?.text
+            circular = message.circular
             self.attachments = attachments.isEmpty ? nil : attachments
         }
     }

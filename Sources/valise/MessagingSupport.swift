@@ -73,7 +73,8 @@ func withRelaySync<T: Sendable>(
         defer { messenger.close() }
         if session.rotationCompleted { printNote("Key rotation completed: the directory lists the new keys, which this device now uses.") }
         if let warning = DirectoryFreshness(organisation, now: now()).warning { printWarning(warning) }
-        let sync = MessageSync(messenger: messenger, client: client, relay: target.relay)
+        let sync = MessageSync(
+            messenger: messenger, client: client, relay: target.relay, sendsPerSecond: welcome.sendsPerSecond, sendBurst: welcome.sendBurst)
         sync.home = home
         sync.maximumBlobBytes = welcome.maximumBlobBytes
         sync.progress = TransferProgress.sink(json: options.json)

@@ -22,6 +22,15 @@ extension Valise {
                 relay; --expires says how long the relay keeps it for a recipient who is \
                 offline (1h, 1d, 7d or 30d; shorter values round up to the next class).
 
+                A circular goes to every active member a selector names: mission:NAME and \
+                role:NAME match the mission and role the directory lists for each member \
+                (capitals and accents typed either way), all names everyone; selectors and \
+                names mix (mission:geneva,bob@nairobi). You are left out, revoked members \
+                are never included, and each member gets the message once, in their own \
+                end-to-end message that also says which circular it was. The command says \
+                how many members that is and, at a terminal, asks before sending to more \
+                than 20 (--yes does not ask). 'valise sent' shows the circular as one line.
+
                 Messages to revoked or unknown members are refused before anything is \
                 written. When a recipient's keys have changed since your last message (an \
                 administrator rotated them), you are told, with their new fingerprint.
@@ -38,8 +47,13 @@ extension Valise {
         @OptionGroup var options: GlobalOptions
         @OptionGroup var relayOptions: RelayOptions
 
-        @Option(name: .long, help: ArgumentHelp("Who receives it: one or more member names, separated by commas.", valueName: "member[,member…]"))
+        @Option(name: .long, help: ArgumentHelp(
+            "Who receives it, separated by commas: member names, mission:NAME (everyone of a mission), role:NAME (everyone with that role) or all.",
+            valueName: "member|selector[,…]"))
         var to: String
+
+        @Flag(name: .long, help: "Send a circular to more than 20 members without asking first.")
+        var yes = false
 
         @Option(name: .customLong("precedence"), help: ArgumentHelp("flash, immediate, priority or routine.", valueName: "precedence"))
         var precedenceArgument: PrecedenceArgument = PrecedenceArgument(.routine)
@@ -74,7 +88,7 @@ extension Valise {
 
         func run() async throws {
             let outcome = try await reportingErrorsAsync { () async throws(ClientError) -> SendOutcome in
-                let recipients = try to.split(separator: ",").map { name throws(ClientError) in try MemberName.argument(name.trimmingCharacters(in: .whitespaces)) }
+                let selector = try RecipientSelector(parsing: to)
                 let body = try readText()
                 let ttl = ttlClass ?? .week
                 let home = try options.resolveHome()
@@ -93,8 +107,8 @@ extension Valise {
                     let (_, messenger) = try DeviceSession.open(
                         home: home, organisation: pinned, unlocked: unlocked, now: Environment.now(), receiptDelay: Environment.receiptDelay())
                     defer { messenger.close() }
-                    composed = try messenger.compose(body, to: recipients, precedence: precedence, ttl: ttl, now: Environment.now(), attachments: attachments)
-                } catch where error.code == "unknown-recipient" || error.code == "directory-stale" {
+                    composed = try compose(body, selector, ttl: ttl, attachments: attachments, messenger: messenger)
+                } catch where ["unknown-recipient", "directory-stale", "selector-matches-nobody"].contains(error.code) {
                     refusedOffline = error
                 } catch {
                     OutgoingAttachment.discard(attachments)
@@ -106,11 +120,11 @@ extension Valise {
                         if let composed {
                             items = composed
                         } else {
-                            items = try sync.messenger.compose(body, to: recipients, precedence: precedence, ttl: ttl, now: Environment.now(), attachments: attachments)
+                            items = try compose(body, selector, ttl: ttl, attachments: attachments, messenger: sync.messenger)
                             composed = items
                         }
                         try await sync.flushOutbox(now: Environment.now())
-                        return SendOutcome(composed: items.map(SendOutcome.Item.init), report: sync.report, offline: nil)
+                        return SendOutcome(composed: items.map(SendOutcome.Item.init), report: sync.report, offline: nil, selector: circularText(selector))
                     }
                 } catch {
                     guard let composed else {
@@ -123,7 +137,8 @@ extension Valise {
                     // In the outbox already: writing it again would give it a second id, which
                     // the recipient would see twice.
                     if isUnreachable(error) {
-                        return SendOutcome(composed: composed.map(SendOutcome.Item.init), report: MessageSync.Report(), offline: error.message)
+                        return SendOutcome(
+                            composed: composed.map(SendOutcome.Item.init), report: MessageSync.Report(), offline: error.message, selector: circularText(selector))
                     }
                     throw OutboxNote.adding(to: error, waiting: composed.count)
                 }
@@ -148,6 +163,29 @@ extension Valise {
             for line in lines { print(line) }
         }
 
+        /// Circulars above this many members are confirmed at a terminal first.
+        static let confirmationThreshold = 20
+
+        private func circularText(_ selector: RecipientSelector) -> String? { selector.isCircular ? selector.text : nil }
+
+        /// Resolves the recipients against the messenger's directory and writes the message
+        /// to the outbox; a circular is announced first, and confirmed when it is large.
+        private func compose(
+            _ body: String, _ selector: RecipientSelector, ttl: TTLClass, attachments: [OutgoingAttachment], messenger: Messenger
+        ) throws(ClientError) -> [Messenger.Composed] {
+            let recipients = try selector.resolve(in: messenger.directory.state, sender: messenger.identity.memberName)
+            if selector.isCircular {
+                if !options.json { print("Circular to \(recipients.count) member\(recipients.count == 1 ? "" : "s") (\(selector.text)).") }
+                if !yes && recipients.count > Self.confirmationThreshold && Confirmation.atTerminal {
+                    guard try Confirmation.ask("Send it to all \(recipients.count) of them?", flagHint: "pass --yes to send without asking") else {
+                        throw .usage("not-confirmed", "not sent: the circular was not confirmed; nothing was written")
+                    }
+                }
+            }
+            return try messenger.compose(
+                body, to: recipients, circular: circularText(selector), precedence: precedence, ttl: ttl, now: Environment.now(), attachments: attachments)
+        }
+
         private func readText() throws(ClientError) -> String {
             if let text { return text }
             if !attach.isEmpty { return "" }
@@ -166,6 +204,8 @@ struct SendOutcome: Encodable, Sendable {
         let to: String
         let keyWarning: String?
         let waitsForCheckpoint: Bool
+        /// The circular's id (hex), when it is part of one.
+        let circular: String?
 
         var shortID: String { String(id.prefix(8)) }
 
@@ -174,21 +214,35 @@ struct SendOutcome: Encodable, Sendable {
             to = composed.to.value
             keyWarning = composed.keysChanged?.warning
             waitsForCheckpoint = composed.waitsForCheckpoint
+            circular = composed.circular.map(Hex.encode)
         }
     }
 
     let composed: [Item]
     let report: MessageSync.Report
     let offline: String?
+    /// A circular's selector (nil for a plain list of names).
+    var selector: String? = nil
 
     enum CodingKeys: String, CodingKey {
-        case messages, waiting
+        case messages, waiting, circular
     }
 
+    /// `{"messages": [{"id", "to", "state"}…], "waiting": "…" (offline only), "circular":
+    /// {"id", "selector", "members"} (circulars only)}`.
     func encode(to encoder: any Encoder) throws {
         var container = encoder.container(keyedBy: CodingKeys.self)
         let sent = Set(report.sent.map { Hex.encode($0.id) })
         try container.encode(composed.map { ["id": $0.id, "to": $0.to, "state": sent.contains($0.id) ? "accepted" : "waiting"] }, forKey: .messages)
         try container.encodeIfPresent(offline, forKey: .waiting)
+        if let selector, let id = composed.first?.circular {
+            try container.encode(CircularJSON(id: id, selector: selector, members: composed.count), forKey: .circular)
+        }
+    }
+
+    struct CircularJSON: Encodable {
+        let id: String
+        let selector: String
+        let members: Int
     }
 }

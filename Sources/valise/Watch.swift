@@ -40,7 +40,8 @@ extension Valise {
                             if options.json {
                                 printJSONLine(InboxJSON.Message(message, withText: text))
                             } else {
-                                print("\(message.precedenceName) from \(message.from) at \(MessageText.time(message.sentAt)) [\(MessageText.shortID(message.id))]")
+                                let circular = message.circular.map { " Circular to \(MessageText.printable($0))" } ?? ""
+                                print("\(message.precedenceName) from \(message.from) at \(MessageText.time(message.sentAt)) [\(MessageText.shortID(message.id))]\(circular)")
                                 if text { print(MessageText.printable(message.text)) }
                             }
                             fflush(nil)
@@ -56,78 +57,6 @@ extension Valise {
             }
         }
     }
-
-    struct Sent: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(
-            abstract: "List the messages this device sent, and where each stands.",
-            discussion: """
-                waiting: in this device's outbox, not yet taken by the relay. accepted: the \
-                relay holds it for the recipient. delivered: the recipient's device confirmed \
-                it stored it (an encrypted receipt, sent after a short random delay so that \
-                its timing does not link you). expired-undelivered: the relay's signed status \
-                says it expired before the recipient took it. undeliverable (recipient \
-                revoked), (unknown recipient) or (deleted by the operator): it will never be \
-                delivered, as this device knows or the relay's signed status says. forwarded: \
-                the relay handed it to the recipient's relay. 'valise sync' brings receipts \
-                and statuses up to date.
-                """
-        )
-
-        @OptionGroup var options: GlobalOptions
-
-        func run() async throws {
-            let messages = try reportingErrors { () throws(ClientError) -> [SentMessage] in
-                let (_, messenger) = try openOffline(options, now: Environment.now())
-                defer { messenger.close() }
-                return try messenger.sent()
-            }
-            if options.json {
-                printJSON(SentJSON(messages: messages.map(SentJSON.Message.init)))
-                return
-            }
-            guard !messages.isEmpty else {
-                print("No messages sent from this device yet.")
-                return
-            }
-            print("ID        PRECEDENCE  TO                        WRITTEN (UTC)         STATE")
-            for message in messages {
-                let to = message.to.padding(toLength: max(24, message.to.count), withPad: " ", startingAt: 0)
-                let precedence = message.precedenceName.padding(toLength: 10, withPad: " ", startingAt: 0)
-                print("\(MessageText.shortID(message.id))  \(precedence)  \(to)  \(MessageText.time(message.createdAt))  \(message.stateName)")
-            }
-        }
-    }
-}
-
-/// `valise sent --json`: {"messages": [{"id", "to", "precedence", "sent_at", "state", "changed_at", "expires_at",
-/// "reason" (undeliverable only), "forwarded_to" (forwarded only)}, …]}.
-struct SentJSON: Encodable {
-    struct Message: Encodable {
-        let id: String
-        let to: String
-        let precedence: String
-        let sent_at: String
-        let state: String
-        let changed_at: String
-        let expires_at: String?
-        let reason: String?
-        let forwarded_to: String?
-
-        init(_ message: SentMessage) {
-            id = message.idHex
-            to = message.to
-            precedence = message.precedenceName
-            sent_at = Timestamp.rfc3339(message.createdAt)
-            state = message.stateName
-            changed_at = Timestamp.rfc3339(message.changedAt)
-            expires_at = message.expiresAt.map(Timestamp.rfc3339)
-            // Each is set only in its own state (the outbox clears them on every change).
-            reason = message.undeliverableReason?.code
-            forwarded_to = message.forwardedTo
-        }
-    }
-
-    let messages: [Message]
 }
 
 /// One JSON object on one line (for streams such as `valise watch --json`).

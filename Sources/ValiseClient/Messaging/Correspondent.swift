@@ -154,6 +154,10 @@ struct OutboxRecord: Codable {
     var text: String?
     /// Hex ids of the messages a receipt confirms.
     var receiptFor: [String]?
+    /// A circular's items: its id (hex, 16 bytes), shared by all of them, and the selector
+    /// the sender wrote, which each recipient's message carries.
+    var circular: String?
+    var selector: String?
 }
 
 extension OutboxItem {
@@ -179,6 +183,8 @@ struct InboxRecord: Codable {
     var keysChanged: Bool?
     /// Set when the sender's directory head differed from this device's log.
     var directoryNote: DirectoryNote?
+    /// The selector of the circular it was part of (the sender's words, as sent).
+    var circular: String?
     /// The files that came with it (their keys and states are in the `attachment` table).
     var attachments: [InboxAttachmentRecord]?
 }

@@ -32,18 +32,28 @@ extension MessageSync {
                 var fetch = WirePrekeyFetch()
                 fetch.members = batch.map(\.value)
                 fetch.envelopeKeyOnly = envelopeKeyOnly
-                let answer: WireRelayMessage
-                do {
-                    answer = try await client.request(.prekeyFetch(fetch))
-                } catch where error.code == "relay-\(WireErrorCode.rateLimited)" {
-                    for name in batch {
-                        outcomes[name] = .wait("the relay asks this device to fetch keys more slowly; messages to \(name) stay in the outbox for the next sync")
+                var answer: WireRelayMessage?
+                var backoff = Self.prekeyFetchBackoff[...]
+                while answer == nil {
+                    do {
+                        answer = try await client.request(.prekeyFetch(fetch))
+                    } catch where error.code == "relay-\(WireErrorCode.rateLimited)" {
+                        // The relay's rate for fetches is not in its Welcome: wait for its
+                        // bucket to refill, a bounded number of times, rather than give up.
+                        if let seconds = backoff.popFirst() {
+                            try await Self.sleep(nanoseconds: seconds * 1_000_000_000)
+                            continue
+                        }
+                        for name in batch {
+                            outcomes[name] = .wait("the relay asks this device to fetch keys more slowly; messages to \(name) stay in the outbox for the next sync")
+                        }
+                        break
+                    } catch where Self.isRefusal(error) {
+                        for name in batch { outcomes[name] = .wait("the relay did not hand out \(name)'s keys yet (\(error.message)); the message stays in the outbox") }
+                        break
                     }
-                    continue
-                } catch where Self.isRefusal(error) {
-                    for name in batch { outcomes[name] = .wait("the relay did not hand out \(name)'s keys yet (\(error.message)); the message stays in the outbox") }
-                    continue
                 }
+                guard let answer else { continue }
                 guard case .prekeyBundles(let answered) = answer.body, answered.bundles.count == batch.count,
                       zip(answered.bundles, batch).allSatisfy({ $0.member == $1.value }) else {
                     throw .failure("relay-protocol", "the relay answered a prekey fetch with something else")

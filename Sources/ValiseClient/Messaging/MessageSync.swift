@@ -45,6 +45,9 @@ public final class MessageSync {
     /// `Messenger.receive`); a long `watch` stops saying so after its first tick.
     var directoryCurrent = true
 
+    /// Keeps sends within the relay's rate; nil when the relay did not say it.
+    var pacer: SendPacer?
+
     /// The device's home folder, where attachments are kept (none: they stay pending).
     public var home: ValiseHome?
     /// The relay's largest blob (its Welcome), when known.
@@ -55,10 +58,12 @@ public final class MessageSync {
     /// a relay that stopped answering.
     let lastActivity = NIOLockedValueBox<UInt64>(DispatchTime.now().uptimeNanoseconds)
 
-    public init(messenger: Messenger, client: RelayClient, relay: RelayRecord) {
+    /// `sendsPerSecond` and `sendBurst` are what the relay's Welcome said (0: nothing).
+    public init(messenger: Messenger, client: RelayClient, relay: RelayRecord, sendsPerSecond: Double = 0, sendBurst: UInt32 = 0) {
         self.messenger = messenger
         self.client = client
         self.relay = relay
+        pacer = SendPacer(perSecond: sendsPerSecond, burst: sendBurst, now: Self.uptime())
     }
 
     public var relayName: String { relay.name }
@@ -131,7 +136,8 @@ public final class MessageSync {
     /// Encrypts what is due (fetching keys first: a bundle where a session must start, the
     /// envelope key alone where one exists) and sends every encrypted envelope until the
     /// relay has it. A recipient without published keys, or a full mailbox, leaves the item
-    /// waiting; a lost connection stops here.
+    /// waiting; a lost connection stops here. Sends keep to the relay's rate (`SendPacer`):
+    /// a circular of hundreds takes as long as the relay's rate says, within this call.
     public func flushOutbox(now: UInt64) async throws(ClientError) {
         try await uploadBlobs()
         let due = try messenger.unsealed(now: now)
@@ -179,32 +185,45 @@ public final class MessageSync {
             report.notices.append(
                 "\(held) message\(held == 1 ? " waits" : "s wait") in the outbox for a fresh checkpoint: this device's directory is older than the organisation allows, so ordinary messages go only to members homed at this device's relay (FLASH still goes)")
         }
-        for (item, to) in try messenger.readyToSend(now: now) {
+        // Paced sending takes a while: acceptances are dated by the time passed since `now`.
+        let started = Self.uptime()
+        var current: UInt64 { now &+ (Self.uptime() &- started) / 1_000_000_000 }
+        sending: for (item, to) in try messenger.readyToSend(now: now) {
             var send = WireSend()
             send.id = Data(item.id)
             send.recipient = to
             send.precedence = WirePrecedence(rawValue: Int(item.precedence)) ?? .routine
             send.ttl = WireTTLClass(rawValue: Int(item.ttl)) ?? .day
             send.envelope = Data(item.envelope ?? [])
-            let answer: WireRelayMessage
-            do {
-                answer = try await client.request(.send(send))
-            } catch where error.code == "relay-\(WireErrorCode.unknownRecipient)" {
-                try messenger.undeliverable(item, now: now)
-                report.notices.append("not sent: the relay refuses \(to) (no longer a member)")
-                continue
-            } catch where error.code == "relay-\(WireErrorCode.rateLimited)" {
-                // Every further send would be refused too: stop, and send the rest next time.
-                report.notices.append("the relay asks this device to send more slowly; the remaining messages stay in the outbox for the next sync")
-                break
-            } catch where Self.isRefusal(error) {
-                report.notices.append("the relay did not take a message for \(to) yet (\(error.message)); it stays in the outbox")
-                continue
+            var answer: WireRelayMessage?
+            var retries = 0
+            while answer == nil {
+                try await paceNextSend()
+                do {
+                    answer = try await client.request(.send(send))
+                } catch where error.code == "relay-\(WireErrorCode.unknownRecipient)" {
+                    try messenger.undeliverable(item, now: current)
+                    report.notices.append("not sent: the relay refuses \(to) (no longer a member)")
+                    continue sending
+                } catch where error.code == "relay-\(WireErrorCode.rateLimited)" {
+                    // Paced, and refused all the same: another connection of this device
+                    // sent too. Wait an interval and try again, a few times; unpaced (the
+                    // relay did not say its rate), every further send would be refused too.
+                    retries += 1
+                    guard pacer != nil, retries <= Self.rateLimitedRetries else {
+                        report.notices.append("the relay asks this device to send more slowly; the remaining messages stay in the outbox for the next sync")
+                        break sending
+                    }
+                    pacer?.drain(now: Self.uptime())
+                } catch where Self.isRefusal(error) {
+                    report.notices.append("the relay did not take a message for \(to) yet (\(error.message)); it stays in the outbox")
+                    continue sending
+                }
             }
-            guard case .accepted(let accepted) = answer.body, Array(accepted.id) == item.id else {
+            guard case .accepted(let accepted)? = answer?.body, Array(accepted.id) == item.id else {
                 throw .failure("relay-protocol", "the relay answered a send with something else")
             }
-            try messenger.accepted(item, expiresAt: accepted.expiresAt, now: now)
+            try messenger.accepted(item, expiresAt: accepted.expiresAt, now: current)
             if item.kind == .message { report.sent.append((item.id, to)) }
         }
     }

@@ -132,11 +132,14 @@ extension Messenger {
             try tx.markSeen(envelope.id, now: now)
             switch content {
             case .text, .message:
-                // Circulars and attachments (kind 3) are shown as their text until the
-                // inbox keeps what else they carry.
+                // A kind-3 message keeps its circular's selector; its attachments are
+                // shown as its text until the inbox keeps them.
                 let text = content.readableText
+                var circular: String?
+                if case .message(let message) = content { circular = message.circular }
                 var record = InboxRecord(
-                    from: senderName, sentAt: envelope.timestamp, text: text, keysChanged: (changed || keysChanged) ? true : nil, directoryNote: note)
+                    from: senderName, sentAt: envelope.timestamp, text: text, keysChanged: (changed || keysChanged) ? true : nil, directoryNote: note,
+                    circular: circular)
                 let attachments = if case .message(let message) = content { message.attachments } else { [AttachmentReference]() }
                 record.attachments = Self.inboxRecords(attachments)
                 try recordReceived(attachments, messageID: envelope.id, tx: tx)
@@ -148,7 +151,7 @@ extension Messenger {
                     ttl: UInt8(TTLClass.day.rawValue + 1), createdAt: now, notBefore: now &+ delay, data: try JSONEncoder().encode(receipt).bytes))
                 return .message(InboxMessage(id: envelope.id, from: senderName, precedence: envelope.precedence, sentAt: envelope.timestamp, receivedAt: now, read: false, text: text,
                                              keysChanged: changed || keysChanged ? KeyChange(member: sender.name, fingerprint: sender.fingerprint.description) : nil,
-                                             directoryNote: note, attachmentCount: attachments.count))
+                                             directoryNote: note, circular: circular, attachmentCount: attachments.count))
             case .receipt(let ids):
                 var confirmed = 0
                 for messageID in ids {
@@ -274,6 +277,9 @@ public struct InboxMessage: Sendable {
     /// What the sender's directory head says against this device's: a quiet note, or the
     /// DIRECTORY FORK alarm with its evidence.
     public let directoryNote: DirectoryNote?
+    /// The selector of the circular it came in ("mission:geneva"), as the sender wrote it
+    /// (print it with the same care as the text).
+    public var circular: String? = nil
     /// How many files came with it (`Messenger.attachments(of:)` lists them).
     public var attachmentCount = 0
 

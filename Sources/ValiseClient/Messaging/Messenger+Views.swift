@@ -16,9 +16,24 @@ public struct SentMessage: Sendable {
     public let undeliverableReason: UndeliverableReason?
     /// The relay that took custody, when forwarded.
     public let forwardedTo: String?
+    /// The circular it is part of: its id and the selector it was sent to.
+    public var circular: [UInt8]? = nil
+    public var selector: String? = nil
 
     public var idHex: String { Hex.encode(id) }
     public var precedenceName: String { (Precedence(rawValue: Int(precedence)) ?? .routine).name }
+
+    /// The state as a circular's counts name it (`SentState`).
+    public var sentState: SentState {
+        switch state {
+        case .unsealed, .sealed: .waiting
+        case .accepted: .accepted
+        case .forwarded: .forwarded
+        case .delivered: .delivered
+        case .expired: .expired
+        case .failed: .undeliverable
+        }
+    }
 
     /// The state as `valise sent` names it.
     public var stateName: String {
@@ -67,7 +82,7 @@ extension Messenger {
         }
         return InboxMessage(
             id: item.id, from: record.from, precedence: item.precedence, sentAt: record.sentAt, receivedAt: item.receivedAt, read: read ?? item.read,
-            text: record.text, keysChanged: change, directoryNote: record.directoryNote, attachmentCount: record.attachments?.count ?? 0)
+            text: record.text, keysChanged: change, directoryNote: record.directoryNote, circular: record.circular, attachmentCount: record.attachments?.count ?? 0)
     }
 
     /// Every message this device sent, oldest first.
@@ -78,7 +93,7 @@ extension Messenger {
                 return SentMessage(
                     id: item.id, to: record.to, precedence: item.precedence, createdAt: item.createdAt, state: item.state,
                     changedAt: item.changedAt, expiresAt: item.expiresAt, undeliverableReason: item.undeliverableReason,
-                    forwardedTo: item.forwardedTo)
+                    forwardedTo: item.forwardedTo, circular: record.circular.flatMap { Hex.decode($0) }, selector: record.selector)
             }
         }
     }

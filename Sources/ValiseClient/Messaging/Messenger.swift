@@ -21,6 +21,8 @@ public final class Messenger {
     /// How long an envelope key fetched with a bundle is used before it is fetched again
     /// (devices rotate theirs weekly and keep the old ones for the longest TTL).
     public static let envelopeKeyRefresh: UInt64 = 7 * 86_400
+    /// A circular's id: it groups the outbox items of one circular (never sent anywhere).
+    public static let circularIDByteCount = 16
     public static let defaultReceiptDelay: ClosedRange<UInt64> = 2...30
 
     public init(home: ValiseHome, identity: DeviceIdentity, directory: PinnedOrganisation.Loaded, receiptDelay: ClosedRange<UInt64> = Messenger.defaultReceiptDelay) throws(ClientError) {
@@ -102,6 +104,8 @@ public final class Messenger {
         public let keysChanged: KeyChange?
         /// Whether it waits in the outbox for a fresh checkpoint (`waitsForCheckpoint`).
         public let waitsForCheckpoint: Bool
+        /// The circular it is part of (its 16-byte id), if any.
+        public var circular: [UInt8]? = nil
     }
 
     /// A correspondent's keys changed (an administrator rotated them): shown plainly, with
@@ -119,8 +123,11 @@ public final class Messenger {
     /// unknown members, and ordinary precedence past the directory's hard freshness bound in
     /// an organisation of one relay, before anything is written (with several relays, such
     /// a message to a member homed elsewhere is written and waits: `waitsForCheckpoint`).
+    /// With `circular` (the selector text, as `RecipientSelector` resolved `recipients`
+    /// from it), each recipient's message carries it and the items share a circular id.
     public func compose(
-        _ text: String, to recipients: [MemberName], precedence: Precedence, ttl: TTLClass, now: UInt64, attachments: [OutgoingAttachment] = []
+        _ text: String, to recipients: [MemberName], circular: String? = nil, precedence: Precedence, ttl: TTLClass, now: UInt64,
+        attachments: [OutgoingAttachment] = []
     ) throws(ClientError) -> [Composed] {
         guard !text.isEmpty || !attachments.isEmpty else { throw .usage("empty-message", "the message is empty") }
         guard text.utf8.count <= MessageContent.maximumTextByteCount else {
@@ -143,12 +150,18 @@ public final class Messenger {
         if freshness.refusesComposing && precedence != .flash {
             throw ClientError(kind: .verification, code: "directory-stale", message: "\(freshness.description); ordinary messages are refused until 'valise sync' brings a fresh checkpoint (FLASH still goes)")
         }
+        if let circular, circular.isEmpty || circular.utf8.count > MessageContent.Message.maximumSelectorByteCount {
+            throw .usage("selector-too-long", "a circular's selector is 1 to \(MessageContent.Message.maximumSelectorByteCount) bytes; nothing was sent")
+        }
+        let circularID = circular.map { _ in Random.bytes(count: Self.circularIDByteCount) }
         return try storeOperation("write the message to the outbox") { tx in
             var composed: [Composed] = []
             try recordUploads(attachments, for: members, ttl: ttl, now: now, tx: tx)
             for member in members {
                 let id = Random.bytes(count: SealedEnvelope.idByteCount)
-                let record = OutboxRecord(to: member.name.value, text: text)
+                var record = OutboxRecord(to: member.name.value, text: text)
+                record.circular = circularID.map(Hex.encode)
+                record.selector = circular
                 let item = OutboxItem(
                     id: id, kind: .message, precedence: UInt8(precedence.rawValue), ttl: UInt8(ttl.rawValue + 1), createdAt: now, notBefore: now,
                     data: try JSONEncoder().encode(record).bytes)
@@ -162,7 +175,8 @@ public final class Messenger {
                 }
                 composed.append(Composed(
                     id: id, to: member.name, keysChanged: change,
-                    waitsForCheckpoint: precedence != .flash && freshness.waits(from: identity.memberName, to: member.name, in: state)))
+                    waitsForCheckpoint: precedence != .flash && freshness.waits(from: identity.memberName, to: member.name, in: state),
+                    circular: circularID))
             }
             return composed
         }
@@ -276,7 +290,7 @@ public final class Messenger {
                 content = .receipt(ids.compactMap { Hex.decode($0) })
             } else {
                 let attachments = try attachmentReferences(item, tx: tx)
-                content = MessageContent.make(text: record.text ?? "", circular: nil, attachments: attachments)
+                content = MessageContent.make(text: record.text ?? "", circular: record.selector, attachments: attachments)
             }
             let message = try correspondent.session!.encrypt(content.encoded)
             let envelope = SealedEnvelope(
