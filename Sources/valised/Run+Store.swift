@@ -8,6 +8,10 @@ import ValiseStore
 /// the relay's other nodes (`store.kind: postgres`).
 struct OpenedStore {
     let store: any EnvelopeStore & PrekeyStore
+    /// The relay's attachment blobs when the store brings them (PostgreSQL: the blob tables in
+    /// the same schema, shared by the nodes); nil for SQLite, whose blobs have a file of their
+    /// own (`blobs.sqlite` beside the queue).
+    let blobs: (any BlobStore)?
     /// Closes the PostgreSQL pool and LISTEN connection at shutdown (SQLite closes with the process).
     let close: @Sendable () -> Void
 
@@ -28,7 +32,7 @@ struct OpenedStore {
                     "store.database": "\(postgres.database)", "store.schema": "\(postgres.schema)", "queue.envelopes": "\(statistics.count)",
                     "queue.bytes": "\(statistics.bytes)", "queue.mailboxes": "\(statistics.mailboxes)",
                 ])
-                return OpenedStore(store: store, close: { store.close() })
+                return OpenedStore(store: store, blobs: PostgresBlobStore(queue: store), close: { store.close() })
             } catch {
                 fail(error.message)
             }
@@ -54,7 +58,7 @@ struct OpenedStore {
                 "queue.mailboxes": "\(statistics.mailboxes)", "queue.durability": "\(store.durability.rawValue)",
                 "queue.spaceReserve": "\(store.spaceReserveHeld ? "held" : "missing: the disk is full, new envelopes are refused until there is room")",
             ])
-            return OpenedStore(store: store, close: {})
+            return OpenedStore(store: store, blobs: nil, close: {})
         } catch {
             fail(error.message)
         }
