@@ -13,6 +13,25 @@ import ValiseStore
 /// several-node cases are in PostgresSharedBlobTests.
 @Suite("PostgreSQL blob store", .enabled(if: TestPostgres.isAvailable))
 struct PostgresBlobStoreTests {
+    @Test("a schema of the previous release (migration 1 only) gains the blob tables at start, its envelopes kept")
+    func upgradesSchema() throws {
+        let schema = TestPostgres.freshSchema()
+        let old = try TestPostgres.store(schema: schema)
+        try old.insertQueued(messageID(1), mailbox: "alice", arrivedAt: TestBlobs.now, expiresAt: TestBlobs.later, size: 10)
+        let logger = Logger(label: "test.downgrade")
+        try old.database.withTransaction { connection in
+            try await connection.query("DROP TABLE blob_forward, blob_chunk, blob", logger: logger)
+            try await connection.query("DELETE FROM schema_migrations WHERE version = 2", logger: logger)
+        }
+        old.close()
+        let (blobs, close) = try TestBlobs.store(schema: schema)
+        defer { close() }
+        #expect(try blobs.queue.statistics(now: TestBlobs.now).count == 1)
+        let file = TestBlobs.bytes(100)
+        let id = try TestBlobs.complete(file, in: blobs)
+        #expect(try blobs.readBlob(id: id, offset: 0, length: 100, now: TestBlobs.now) == file)
+    }
+
     @Test("a declared blob starts empty; declaring it again returns it, fetches and forwards not declared twice")
     func declareTwice() throws {
         let (blobs, close) = try TestBlobs.store()
