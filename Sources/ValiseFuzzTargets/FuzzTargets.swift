@@ -55,7 +55,7 @@ public enum FuzzTargets {
             deliver.requestedTtl = .month
             var delivering = WireRelayMessage()
             delivering.body = .deliver(deliver)
-            return [WireCodec.encode(hello), WireCodec.encode(sending), WireCodec.encode(delivering)]
+            return [WireCodec.encode(hello), WireCodec.encode(sending), WireCodec.encode(delivering)] + blobSeeds()
         case "noise-responder":
             // The preamble and a genuine hybrid first message (1248 bytes) to the fixed relay
             // key, whole and cut by a first byte of 64; and a classical client's (version 1).
@@ -100,6 +100,51 @@ public enum FuzzTargets {
             return Fixed.aliceMessages + [header, Fixed.bobSession.stored.withUnsafeBytes { Array($0) }]
         default:
             return []
+        }
+    }
+
+    /// One of each blob request and answer (issue 20), so that a fuzzer starts inside them.
+    static func blobSeeds() -> [[UInt8]] {
+        let id = Data(repeating: 0xB1, count: 32)
+        var upload = WireBlobUpload()
+        upload.blobID = id
+        upload.size = 300_000
+        upload.ttl = .week
+        var fetches = WireBlobFetches()
+        fetches.relay = "geneva"
+        fetches.count = 3
+        upload.fetches = [fetches, WireBlobFetches()]
+        var chunk = WireBlobChunk()
+        chunk.blobID = id
+        chunk.offset = 262_144
+        chunk.data = Data([UInt8](repeating: 2, count: 64))
+        var fetch = WireBlobFetch()
+        fetch.blobID = id
+        fetch.offset = 1
+        fetch.length = 4096
+        var fetched = WireBlobFetched()
+        fetched.blobID = id
+        var state = WireBlobState()
+        state.blobID = id
+        state.size = 300_000
+        state.committed = 262_144
+        state.expiresAt = 1_800_000_000
+        var data = WireBlobData()
+        data.blobID = id
+        data.data = Data([1, 2, 3])
+        data.size = 3
+        let requests: [WireClientMessage.OneOf_Body] = [.blobUpload(upload), .blobChunk(chunk), .blobFetch(fetch), .blobFetched(fetched)]
+        let answers: [WireRelayMessage.OneOf_Body] = [.blobState(state), .blobData(data)]
+        return requests.enumerated().map { index, body in
+            var message = WireClientMessage()
+            message.requestID = UInt64(index + 3)
+            message.body = body
+            return WireCodec.encode(message)
+        } + answers.map { body in
+            var message = WireRelayMessage()
+            message.requestID = 9
+            message.body = body
+            return WireCodec.encode(message)
         }
     }
 

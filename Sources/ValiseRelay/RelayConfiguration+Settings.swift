@@ -132,6 +132,9 @@ extension RelayConfiguration {
             return nil
         }, show: { $0.relay.queue.maximumStoreBytes.map { "\($0)" } ?? "none" }),
         .count("queue.reserveBytes", \.relay.queue.reserveBytes, minimum: 0),
+        .count("queue.maxBlobBytes", \.relay.queue.maximumBlobBytes, minimum: 0),
+        .count("queue.maxBlobStoreBytes", \.relay.queue.maximumBlobStoreBytes, minimum: 0),
+        .count("queue.maxBlobBytesPerDevice", \.relay.queue.maximumBlobBytesPerDevice, minimum: 0),
     ] + storeSettings
 
     /// Settings that were renamed or removed, with what to use instead: an old file must

@@ -82,6 +82,16 @@ public struct RelayConfiguration: Sendable, Equatable {
         /// When an envelope counts as stored: on the disk (`.full`), or with the operating
         /// system only (`.os`: survives a relay crash, not a power cut).
         public var durability = Durability.full
+        /// The largest attachment blob taken, in bytes (Welcome.max_blob_bytes): a larger
+        /// upload is refused TOO_LARGE before any byte.
+        public var maximumBlobBytes = 104_857_600
+        /// Bytes of all blobs held (their declared sizes), at most: past it, BLOB_QUOTA.
+        /// Blobs are kept apart from envelopes and never count against them.
+        public var maximumBlobStoreBytes = 8 << 30
+        /// Bytes of the blobs one device uploaded that are still held, at most: past it,
+        /// BLOB_QUOTA. Counted in memory only (a restart forgets it): the relay's disk never
+        /// ties a blob to its uploader.
+        public var maximumBlobBytesPerDevice = 1 << 30
 
         public init() {}
     }
@@ -103,6 +113,9 @@ public struct RelayConfiguration: Sendable, Equatable {
 
     /// The envelope store inside the relay's directory.
     public var storePath: String { directory + "/queue.sqlite" }
+
+    /// The blob store beside it (SQLite only; on PostgreSQL blobs have tables of their own).
+    public var blobStorePath: String { directory + "/blobs.sqlite" }
 
     public init(directory: String) {
         self.directory = directory

@@ -45,6 +45,8 @@ extension RelayConnectionHandler {
         /// Set when several nodes share the store: connections lease what they deliver, and
         /// the node may have lost the store (UNAVAILABLE).
         let node: SharedNode?
+        /// Attachment blobs: their store, quotas and ledger (nil: the relay takes none).
+        let blobs: RelayBlobs?
         /// Whether links are on (`links` in valised.yaml); off, channel-2 connections close.
         var linksEnabled: Bool { federation != nil }
 
@@ -72,7 +74,8 @@ extension RelayConnectionHandler {
             onMembersRotated: @escaping @Sendable ([MemberName]) -> Void,
             federation: Federation? = nil,
             metrics: RelayMetrics = RelayMetrics(factory: NOOPMetricsHandler.instance),
-            node: SharedNode? = nil
+            node: SharedNode? = nil,
+            blobs: RelayBlobs? = nil
         ) {
             self.keys = keys
             self.directory = directory
@@ -98,6 +101,7 @@ extension RelayConnectionHandler {
             self.federation = federation
             self.metrics = metrics
             self.node = node
+            self.blobs = blobs
         }
 
         /// What a stored publish (an admin's, or entries from a relay link) sets off: keys no

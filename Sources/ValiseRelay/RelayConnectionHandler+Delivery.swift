@@ -211,13 +211,15 @@ extension RelayConnectionHandler {
 
     /// Sends the answer `future` gives, counted as a pending request until then; a failure
     /// is logged and answered INTERNAL.
-    func answer(requestID: UInt64, context: ChannelHandlerContext, failure: String, _ future: EventLoopFuture<WireRelayMessage>) {
+    /// `bytes` (a blob's part or the bytes a fetch asks for) count as pending bytes too.
+    func answer(requestID: UInt64, context: ChannelHandlerContext, failure: String, bytes: Int = 0, _ future: EventLoopFuture<WireRelayMessage>) {
         let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
         pendingRequests += 1
+        pendingBytes += bytes
         future.whenComplete { result in
             let (handler, context) = loopBound.value
             guard !handler.closed else { return }
-            handler.requestAnswered(context)
+            handler.requestAnswered(context, bytes: bytes)
             let reply: WireRelayMessage
             switch result {
             case .success(let message):

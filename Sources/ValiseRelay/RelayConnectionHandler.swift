@@ -61,6 +61,8 @@ final class RelayConnectionHandler: ChannelDuplexHandler, FlushBatching {
     var closed = false
     /// The connection became a relay link (`IncomingLinkHandler`).
     var handedOver = false
+    /// Where this connection's blob requests run, from its first one.
+    var blobs: RelayBlobs.BlobLane?
 
     init(shared: Context, peer: String, logger: Logger) {
         self.shared = shared
@@ -243,7 +245,8 @@ final class RelayConnectionHandler: ChannelDuplexHandler, FlushBatching {
         admittedKey = key
         processor = RelayRequestProcessor(admission: admission, settings: .init(
             maximumEntriesPerFetch: shared.limits.maximumEntriesPerFetch, maximumEnvelopeBytes: shared.limits.maximumEnvelopeBytes,
-            deliveryWindow: shared.limits.deliveryWindow, defaultTTL: shared.queue.defaultTTL, maximumTTL: shared.queue.maximumTTL))
+            deliveryWindow: shared.limits.deliveryWindow, defaultTTL: shared.queue.defaultTTL, maximumTTL: shared.queue.maximumTTL,
+            maximumBlobBytes: shared.blobs == nil ? 0 : UInt64(max(0, shared.queue.maximumBlobBytes))))
         let handle = Handle(channel: context.channel, handler: NIOLoopBound((self, context), eventLoop: context.eventLoop), handoff: shared.handoff)
         self.handle = handle
         shared.registry.register(handle, key: key, role: admission.connectionRole)
@@ -314,6 +317,8 @@ final class RelayConnectionHandler: ChannelDuplexHandler, FlushBatching {
             case .work(let work):
                 answerOffLoop(requestID: requestID, context: context, failure: "could not read prekeys", work)
             }
+        case .blobUpload, .blobChunk, .blobFetch, .blobFetched:
+            handleBlob(outcome, context: context)
         }
     }
 

@@ -24,6 +24,12 @@ public struct RelayError: CodedError {
         case notHome = 17
         /// The node cannot reach its shared store: the client tries the next address.
         case unavailable = 18
+        /// A blob over the device's or the relay's blob quota: nothing was stored.
+        case blobQuota = 19
+        /// A blob's bytes do not hash to its id: the relay deleted them.
+        case blobMismatch = 20
+        /// No complete blob with this id is held.
+        case noSuchBlob = 21
     }
 
     public let code: String

@@ -40,6 +40,14 @@ struct RelayRequestProcessor {
                           envelopeKey: [UInt8], envelopeKeySignature: [UInt8], oneTimePrekeys: [[UInt8]], kem: KEMPrekeyUpload)
         /// Hand out these members' bundles (`PrekeyDispenser` decides the limits).
         case prekeyFetch(requestID: UInt64, [PrekeyDispenser.Target], envelopeKeyOnly: Bool)
+        /// Declare (or resume) a blob, then answer BlobState.
+        case blobUpload(requestID: UInt64, BlobUploadRequest)
+        /// Store a blob's bytes durably, then answer BlobState (BLOB_MISMATCH at a bad last byte).
+        case blobChunk(requestID: UInt64, BlobID, offset: UInt64, bytes: [UInt8])
+        /// Read a complete blob's bytes and answer BlobData (NO_SUCH_BLOB if none).
+        case blobFetch(requestID: UInt64, BlobID, offset: UInt64, length: Int)
+        /// One declared fetch of this blob completed; no answer.
+        case blobFetched(BlobID)
     }
 
     struct Settings {
@@ -48,6 +56,8 @@ struct RelayRequestProcessor {
         let deliveryWindow: Int
         let defaultTTL: TTLClass
         let maximumTTL: TTLClass
+        /// The largest blob taken (queue.maxBlobBytes; 0: none, the relay has no blob store).
+        var maximumBlobBytes: UInt64 = 0
     }
 
     let admission: Admission
@@ -85,6 +95,7 @@ struct RelayRequestProcessor {
             welcome.relayName = directory.relayName ?? ""
             welcome.directoryCount = UInt64(directory.count)
             welcome.directoryHead = Data(directory.state.headHash.bytes)
+            welcome.maxBlobBytes = settings.maximumBlobBytes
             switch admission {
             case .admin: welcome.role = .admin
             case .device: welcome.role = .device
@@ -180,11 +191,14 @@ struct RelayRequestProcessor {
                 return .init(asked: asked, member: (name, member.identityKey))
             }
             return .prekeyFetch(requestID: id, targets, envelopeKeyOnly: fetch.envelopeKeyOnly)
-        case .blobUpload, .blobChunk, .blobFetch:
-            // Blobs (attachments) are specified but not served yet: nothing is stored.
-            return .reply(Self.error(id, .badRequest("this relay does not take attachments yet")))
-        case .blobFetched:
-            return .acknowledge([])
+        case .blobUpload(let upload):
+            return handleBlobUpload(upload, id: id, directory: directory)
+        case .blobChunk(let chunk):
+            return handleBlobChunk(chunk, id: id)
+        case .blobFetch(let fetch):
+            return handleBlobFetch(fetch, id: id)
+        case .blobFetched(let fetched):
+            return handleBlobFetched(fetched)
         case nil:
             return .reply(Self.error(id, .badRequest("the message has no request this relay knows")))
         }
@@ -281,15 +295,7 @@ struct RelayRequestProcessor {
         guard let precedence = Precedence(rawValue: send.precedence.rawValue) else {
             return .reply(Self.error(id, .badRequest("unknown precedence")))
         }
-        let ttl: TTLClass
-        switch send.ttl {
-        case .default: ttl = settings.defaultTTL
-        case .hour: ttl = .hour
-        case .day: ttl = .day
-        case .week: ttl = .week
-        case .month: ttl = .month
-        case .UNRECOGNIZED: return .reply(Self.error(id, .badRequest("unknown TTL class")))
-        }
+        guard let ttl = ttlClass(send.ttl) else { return .reply(Self.error(id, .badRequest("unknown TTL class"))) }
         // The class asked for is kept as it was asked (DEFAULT included) and delivered with
         // the envelope: the envelope's associated data binds it.
         // A recipient homed at another relay: into the forwarding queue for that relay.
@@ -297,6 +303,19 @@ struct RelayRequestProcessor {
             mailbox: Mailbox(recipient.value), id: messageID, precedence: precedence, ttl: min(ttl, settings.maximumTTL),
             requestedTTL: UInt8(send.ttl.rawValue), destination: Federation.destination(of: recipient, in: directory),
             body: Array(send.envelope)))
+    }
+
+    /// The TTL class a request asks for (DEFAULT: the relay's default), before the maximum
+    /// lowers it; nil for one this relay does not know.
+    func ttlClass(_ wire: WireTTLClass) -> TTLClass? {
+        switch wire {
+        case .default: settings.defaultTTL
+        case .hour: .hour
+        case .day: .day
+        case .week: .week
+        case .month: .month
+        case .UNRECOGNIZED: nil
+        }
     }
 
     /// NOT_HOME's message, also sent when a move drops a connection.

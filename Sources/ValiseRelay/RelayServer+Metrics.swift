@@ -34,6 +34,7 @@ extension RelayServer {
             guard metrics.claimStoreRead(monotonic: NIODeadline.now().uptimeNanoseconds, intervalNanoseconds: interval) else { return }
             guard let queue = try? store.statistics(now: now), let forwarding = try? store.forwardingBacklog(now: now) else { return }
             metrics.record(queue: queue, forwarding: forwarding)
+            if let statistics = try? blobStore?.blobStatistics(now: now) { metrics.record(blobs: statistics) }
         }
     }
 }

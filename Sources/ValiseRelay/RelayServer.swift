@@ -19,6 +19,8 @@ public final class RelayServer: Service {
     let keys: RelayKeys
     let directory: RelayDirectory
     let store: any EnvelopeStore & PrekeyStore
+    /// Where attachment blobs are kept, apart from envelopes (nil: the relay takes none).
+    let blobStore: (any BlobStore)?
     let writer: GroupCommitWriter
     let mailboxes = MailboxRegistry()
     private let handoff = LoopHandoff()
@@ -38,13 +40,14 @@ public final class RelayServer: Service {
 
     public init(
         configuration: RelayConfiguration, keys: RelayKeys, directory: RelayDirectory, store: any EnvelopeStore & PrekeyStore, logger: Logger,
-        group: (any EventLoopGroup)? = nil, metrics: RelayMetrics = RelayMetrics(),
+        group: (any EventLoopGroup)? = nil, metrics: RelayMetrics = RelayMetrics(), blobs: (any BlobStore)? = nil,
         onListening: @escaping @Sendable (SocketAddress) -> Void = { _ in }
     ) {
         self.configuration = configuration
         self.keys = keys
         self.directory = directory
         self.store = store
+        self.blobStore = blobs
         self.metrics = metrics
         self.writer = GroupCommitWriter(store: store, prekeys: store, clock: { WallClock.seconds() }, batching: handoff, observer: metrics)
         self.logger = logger
@@ -90,6 +93,14 @@ public final class RelayServer: Service {
                 counters: counters, limits: configuration.limits, clock: { WallClock.seconds() },
                 onPublished: { [sharedContext] published in sharedContext.withLockedValue { $0 }?.applyPublished(published) }),
             group: group, logger: logger)
+        let blobs = blobStore.map { blobStore in
+            RelayBlobs(
+                store: blobStore, queue: configuration.queue, freeSpace: Self.freeSpace(for: configuration),
+                clock: { WallClock.seconds() }, logger: logger,
+                onForwardsWaiting: { [linksEnabled = configuration.linksEnabled] destinations in
+                    if linksEnabled { federation.blobsWaiting(for: destinations) }
+                })
+        }
         let shared = RelayConnectionHandler.Context(
             keys: keys, directory: directory, registry: registry, limiter: limiter, limits: configuration.limits,
             queue: configuration.queue, threadPool: NIOThreadPool.singleton, store: store, prekeys: store,
@@ -106,7 +117,7 @@ public final class RelayServer: Service {
             onMembersRotated: { [directory] members in
                 Self.deleteRotatedPrekeys(members.map { Mailbox($0.value) }, directory: directory, writer: writer, logger: logger)
             },
-            federation: configuration.linksEnabled ? federation : nil, metrics: metrics, node: node)
+            federation: configuration.linksEnabled ? federation : nil, metrics: metrics, node: node, blobs: blobs)
         sharedContext.withLockedValue { $0 = shared }
         if configuration.linksEnabled {
             federation.start()
@@ -171,6 +182,7 @@ public final class RelayServer: Service {
                     logger.error("could not expire envelopes", metadata: ["error": "\(error.message)"])
                 }
             }
+            if let blobs { NIOThreadPool.singleton.submit { _ in blobs.expire() } }
         }
         let statistics = loop.scheduleRepeatedTask(
             initialDelay: .seconds(configuration.queue.statisticsInterval), delay: .seconds(configuration.queue.statisticsInterval)

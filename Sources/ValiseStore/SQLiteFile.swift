@@ -105,6 +105,21 @@ enum SQLiteFile {
         }
     }
 
+    /// GRDB puts a pool's connections in synchronous=NORMAL once WAL is on (after
+    /// prepareDatabase), which fsyncs only at checkpoints: a commit could be lost to a power
+    /// cut after it was acknowledged. Every write goes through the one writer connection, so
+    /// FULL there makes every commit durable before it returns — unless the operator chose
+    /// `.os`, which is exactly NORMAL.
+    static func setSynchronous(_ pool: DatabasePool, durability: Durability, path: String) throws {
+        let level = durability.synchronousLevel
+        try pool.writeWithoutTransaction { db in
+            try db.execute(sql: "PRAGMA synchronous = \(level)")
+            guard try Int.fetchOne(db, sql: "PRAGMA synchronous") == level else {
+                throw StoreError(.failure, "cannot open \(path): SQLite refused synchronous=\(level)")
+            }
+        }
+    }
+
     static func storeError(_ error: any Error, doing what: String) -> StoreError {
         if let error = error as? DatabaseError {
             switch error.resultCode {

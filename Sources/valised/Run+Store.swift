@@ -8,10 +8,9 @@ import ValiseStore
 /// the relay's other nodes (`store.kind: postgres`).
 struct OpenedStore {
     let store: any EnvelopeStore & PrekeyStore
-    /// The relay's attachment blobs when the store brings them (PostgreSQL: the blob tables in
-    /// the same schema, shared by the nodes); nil for SQLite, whose blobs have a file of their
-    /// own (`blobs.sqlite` beside the queue).
-    let blobs: (any BlobStore)?
+    /// Attachment blobs, apart from envelopes: blobs.sqlite beside queue.sqlite, or the
+    /// PostgreSQL store's blob tables (nil: the relay takes no attachments).
+    var blobs: (any BlobStore)?
     /// Closes the PostgreSQL pool and LISTEN connection at shutdown (SQLite closes with the process).
     let close: @Sendable () -> Void
 
@@ -32,7 +31,14 @@ struct OpenedStore {
                     "store.database": "\(postgres.database)", "store.schema": "\(postgres.schema)", "queue.envelopes": "\(statistics.count)",
                     "queue.bytes": "\(statistics.bytes)", "queue.mailboxes": "\(statistics.mailboxes)",
                 ])
-                return OpenedStore(store: store, blobs: PostgresBlobStore(queue: store), close: { store.close() })
+                // The blob tables on the same database and pool (migration 2, run above).
+                let blobs = PostgresBlobStore(queue: store)
+                let blobStatistics = try blobs.blobStatistics(now: Clock.now())
+                logger.info("blob store opened", metadata: [
+                    "store": "postgres", "blobs.count": "\(blobStatistics.count)", "blobs.bytes": "\(blobStatistics.bytes)",
+                    "blobs.forwardsWaiting": "\(blobStatistics.forwardsWaiting)",
+                ])
+                return OpenedStore(store: store, blobs: blobs, close: { store.close() })
             } catch {
                 fail(error.message)
             }
@@ -58,7 +64,13 @@ struct OpenedStore {
                 "queue.mailboxes": "\(statistics.mailboxes)", "queue.durability": "\(store.durability.rawValue)",
                 "queue.spaceReserve": "\(store.spaceReserveHeld ? "held" : "missing: the disk is full, new envelopes are refused until there is room")",
             ])
-            return OpenedStore(store: store, blobs: nil, close: {})
+            let blobs = try SQLiteBlobStore(path: settings.relay.blobStorePath, durability: queue.durability)
+            let blobStatistics = try blobs.blobStatistics(now: Clock.now())
+            logger.info("blob store opened", metadata: [
+                "store": "\(blobs.path)", "blobs.count": "\(blobStatistics.count)", "blobs.bytes": "\(blobStatistics.bytes)",
+                "blobs.forwardsWaiting": "\(blobStatistics.forwardsWaiting)",
+            ])
+            return OpenedStore(store: store, blobs: blobs, close: {})
         } catch {
             fail(error.message)
         }

@@ -62,6 +62,9 @@ extension Valised {
                 "limits.idleTimeoutSeconds": "\(limits.idleTimeout)",
                 "limits.frameTimeoutSeconds": "\(limits.frameTimeout)",
                 "limits.maxMessageBytes": "\(limits.maximumMessageBytes)",
+                "queue.maxBlobBytes": "\(settings.relay.queue.maximumBlobBytes)",
+                "queue.maxBlobStoreBytes": "\(settings.relay.queue.maximumBlobStoreBytes)",
+                "queue.maxBlobBytesPerDevice": "\(settings.relay.queue.maximumBlobBytesPerDevice)",
             ])
 
             let keys: RelayKeys
@@ -95,7 +98,9 @@ extension Valised {
             // Before the relay makes its metrics: they are made with the bootstrapped backend.
             let registry = settings.relay.metricsListen.map { _ in MetricsBackend.bootstrap() }
             let notifier = SystemdNotifier()
-            let server = RelayServer(configuration: settings.relay, keys: keys, directory: directory, store: store, logger: logger) { address in
+            let server = RelayServer(
+                configuration: settings.relay, keys: keys, directory: directory, store: store, logger: logger, blobs: opened.blobs
+            ) { address in
                 let line = "valised listening on \(address.ipAddress ?? "?"):\(address.port ?? 0)\n"
                 FileHandle.standardOutput.write(Data(line.utf8))
                 notifier.ready()

@@ -15,6 +15,8 @@ struct StatusQueue {
     var postgres: String?
     /// The store's tables and indexes in PostgreSQL, in bytes.
     var postgresBytes: Int?
+    /// Attachment blobs held (nil: no blob store yet).
+    var blobs: BlobStatistics? = nil
 
     static func read(directory: String, config: String?, now: UInt64) throws -> StatusQueue {
         let store: RelayConfiguration.Store
@@ -39,7 +41,7 @@ struct StatusQueue {
                 return StatusQueue(
                     statistics: try store.statistics(now: now), backlog: try store.forwardingBacklog(now: now),
                     mailboxBacklog: try store.mailboxBacklog(now: now), postgres: "postgres \(primary)/\(postgres.database)",
-                    postgresBytes: try store.storeBytes())
+                    postgresBytes: try store.storeBytes(), blobs: try PostgresBlobStore(queue: store).blobStatistics(now: now))
             } catch {
                 throw Valised.failure(error.message, status: 1)
             }
@@ -55,9 +57,12 @@ struct StatusQueue {
         }
         do {
             let store = try SQLiteEnvelopeStore(path: path, reserveBytes: 0, create: false)
+            let blobPath = directory + "/blobs.sqlite"
+            let blobs = FileManager.default.fileExists(atPath: blobPath)
+                ? try SQLiteBlobStore(path: blobPath, create: false).blobStatistics(now: now) : nil
             return StatusQueue(
                 statistics: try store.statistics(now: now), backlog: try store.forwardingBacklog(now: now),
-                mailboxBacklog: try store.mailboxBacklog(now: now), postgres: nil, postgresBytes: nil)
+                mailboxBacklog: try store.mailboxBacklog(now: now), postgres: nil, postgresBytes: nil, blobs: blobs)
         } catch {
             throw Valised.failure(error.message, status: 1)
         }

@@ -61,6 +61,9 @@ extension Valised {
                         "recent": limits.recent, "recentMinutes": limits.recentMinutes,
                     ]
                 }
+                if let blobs = queue.blobs {
+                    object["blobs"] = ["count": blobs.count, "bytes": blobs.bytes, "forwardsWaiting": blobs.forwardsWaiting] as [String: Any]
+                }
                 object["relay"] = figures.relayObject
                 object["disk"] = figures.diskObject
                 object["store"] = figures.storeObject
@@ -91,6 +94,9 @@ extension Valised {
                 print("  \(precedence.name.padding(toLength: 10, withPad: " ", startingAt: 0)) \(byPrecedence[precedence.name] ?? 0)")
             }
             print("oldest:     \(statistics.oldestAge) seconds")
+            if let blobs = queue.blobs {
+                print("blobs:      \(blobs.count) held, \(blobs.bytes) bytes, \(blobs.forwardsWaiting) forwards to other relays waiting")
+            }
             if mailboxes { Self.printMailboxes(mailboxBacklog) }
             figures.printText()
             Self.printLinks(links, backlog: backlog)

@@ -17,10 +17,13 @@ final class SharedRelayFixture: Sendable {
     let folder = TemporaryDirectory()
     let keys: RelayKeys
     let admin: SigningKey
+    /// The admin's transport key, to connect as the admin.
+    let adminTransport: AgreementPrivateKey
     let alice: Device
     let bob: Device
     let entries: [DirectoryEntry]
     let store: SharedTestStore
+    let blobStore: SQLiteBlobStore?
     let server: RelayServer
     /// Where the relay listens, once it does.
     private final class Port: Sendable { let value = Mutex<Int?>(nil) }
@@ -34,14 +37,16 @@ final class SharedRelayFixture: Sendable {
     }
 
     /// With `sibling`, another node of the same relay: the same keys and organisation, a
-    /// directory and store of its own.
-    init(sibling: SharedRelayFixture? = nil) throws {
+    /// directory and store of its own. With `blobs`, it takes attachments (blobs.sqlite in
+    /// its folder); `configure` changes its configuration before it is made.
+    init(sibling: SharedRelayFixture? = nil, blobs: Bool = false, configure: (inout RelayConfiguration) -> Void = { _ in }) throws {
         keys = sibling?.keys ?? RelayKeys.generate(now: WallClock.seconds())
         admin = sibling?.admin ?? SigningKey()
+        adminTransport = sibling?.adminTransport ?? AgreementPrivateKey()
         alice = try sibling?.alice ?? Device(name: MemberName("alice@jakarta"))
         bob = try sibling?.bob ?? Device(name: MemberName("bob@jakarta"))
         let start = WallClock.seconds() - 3600
-        let admins = AdminSet(admins: [AdminRecord(name: "admin", signingKey: admin.publicKey, transportKey: AgreementPrivateKey().publicKey)], threshold: 1)
+        let admins = AdminSet(admins: [AdminRecord(name: "admin", signingKey: admin.publicKey, transportKey: adminTransport.publicKey)], threshold: 1)
         var bodies: [EntryBody] = [
             .genesis(Genesis(organisation: "Ministry", admins: admins, freshness: .standard)),
             .addRelay(RelayPublicFile(noiseKey: keys.noise.publicKey, signingKey: keys.signing).record(name: "hq", address: "127.0.0.1:7400")),
@@ -64,11 +69,13 @@ final class SharedRelayFixture: Sendable {
         // Generous: these tests run beside many others on a loaded machine, and a handshake
         // cut short would be reported as an unproven key, not what the test looks for.
         configuration.limits.handshakeTimeout = 60
+        configure(&configuration)
         var logger = Logger(label: "test.relay")
         logger.logLevel = .critical
         let port = self.port
+        blobStore = blobs ? try SQLiteBlobStore(path: folder.file("blobs.sqlite"), durability: .os) : nil
         server = RelayServer(
-            configuration: configuration, keys: keys, directory: directory, store: store, logger: logger,
+            configuration: configuration, keys: keys, directory: directory, store: store, logger: logger, blobs: blobStore,
             onListening: { address in port.value.withLock { $0 = address.port } })
     }
 

@@ -64,6 +64,13 @@ extension RelayMetrics {
         }
     }
 
+    /// The blobs' figures (never an id).
+    func record(blobs statistics: BlobStatistics) {
+        blobs.record(statistics.count)
+        blobBytes.record(statistics.bytes)
+        blobForwardsWaiting.record(statistics.forwardsWaiting)
+    }
+
     /// The local queue and each forwarding queue, by destination relay. A relay name is
     /// directory data an admin chose for a machine, not a member's, a key or an address; a
     /// destination that emptied shows 0 rather than vanishing.

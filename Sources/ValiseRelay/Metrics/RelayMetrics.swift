@@ -53,6 +53,10 @@ public final class RelayMetrics: Sendable {
     let queueBytes: Gauge
     let queueOldestAge: Gauge
     let queueMailboxes: Gauge
+    /// Attachment blobs held (complete or not), their declared bytes, and forwards waiting.
+    let blobs: Gauge
+    let blobBytes: Gauge
+    let blobForwardsWaiting: Gauge
     let checkpointPresent: Gauge
     let checkpointAge: Gauge
     let checkpointWarnAfter: Gauge
@@ -99,6 +103,9 @@ public final class RelayMetrics: Sendable {
         queueBytes = Gauge(label: "valise_queue_bytes", factory: factory)
         queueOldestAge = Gauge(label: "valise_queue_oldest_age_seconds", factory: factory)
         queueMailboxes = Gauge(label: "valise_queue_mailboxes", factory: factory)
+        blobs = Gauge(label: "valise_blobs", factory: factory)
+        blobBytes = Gauge(label: "valise_blob_bytes", factory: factory)
+        blobForwardsWaiting = Gauge(label: "valise_blob_forwards_waiting", factory: factory)
         checkpointPresent = Gauge(label: "valise_checkpoint_present", factory: factory)
         checkpointAge = Gauge(label: "valise_checkpoint_age_seconds", factory: factory)
         checkpointWarnAfter = Gauge(label: "valise_checkpoint_warn_after_seconds", factory: factory)

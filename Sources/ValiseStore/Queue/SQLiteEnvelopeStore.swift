@@ -58,18 +58,7 @@ public final class SQLiteEnvelopeStore: EnvelopeStore {
             throw Self.storeError(error, doing: "open \(path)")
         }
         do {
-            // GRDB puts a pool's connections in synchronous=NORMAL once WAL is on (after
-            // prepareDatabase), which fsyncs only at checkpoints: a commit could be lost to
-            // a power cut after Accepted. Every write goes through the one writer
-            // connection, so FULL there makes every commit durable before it returns —
-            // unless the operator chose `.os`, which is exactly NORMAL.
-            let level = durability.synchronousLevel
-            try pool.writeWithoutTransaction { db in
-                try db.execute(sql: "PRAGMA synchronous = \(level)")
-                guard try Int.fetchOne(db, sql: "PRAGMA synchronous") == level else {
-                    throw StoreError(.failure, "cannot open \(path): SQLite refused synchronous=\(level)")
-                }
-            }
+            try SQLiteFile.setSynchronous(pool, durability: durability, path: path)
             try Self.migrator.migrate(pool)
         } catch let error as StoreError {
             throw error
