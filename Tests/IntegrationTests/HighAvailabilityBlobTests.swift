@@ -17,20 +17,9 @@ struct HighAvailabilityBlobTests {
     @Test("an upload begun on node 1 resumes on node 2 after node 1 stops; the recipient fetches it there and it is deleted")
     func uploadResumesOnTheOtherNode() async throws {
         let ha = try HighAvailabilityWorld(members: [Self.alice, Self.bob])
-        let bytes = QueueFixture.bytes(600_000)
-        let id = Data(BLAKE2b.hash(bytes, outputByteCount: 32))
-        var upload = WireBlobUpload()
-        upload.blobID = id
-        upload.size = UInt64(bytes.count)
-        upload.fetches = [WireBlobFetches()]
-        upload.fetches[0].count = 1
-        func chunk(_ offset: Int) -> WireClientMessage.OneOf_Body {
-            var chunk = WireBlobChunk()
-            chunk.blobID = id
-            chunk.offset = UInt64(offset)
-            chunk.data = Data(bytes[offset..<min(offset + 262_144, bytes.count)])
-            return .blobChunk(chunk)
-        }
+        let raw = RawBlobUpload(QueueFixture.bytes(600_000))
+        let (bytes, upload) = (raw.bytes, raw.upload)
+        let chunk = raw.chunk
 
         let first = try await QueueDevice(world: ha.world, member: Self.alice, port: ha.node1.port)
         #expect(try BlobRelayIntegrationTests.state(try await first.client.request(.blobUpload(upload))).committed == 0)
@@ -47,21 +36,7 @@ struct HighAvailabilityBlobTests {
             .trimmingCharacters(in: .whitespacesAndNewlines) == "1")
 
         let bob = try await QueueDevice(world: ha.world, member: Self.bob, port: ha.node2.port)
-        var received: [UInt8] = []
-        for _ in 0..<10 where received.count < bytes.count {
-            var fetch = WireBlobFetch()
-            fetch.blobID = id
-            fetch.offset = UInt64(received.count)
-            guard case .blobData(let data)? = try await bob.client.request(.blobFetch(fetch)).body, !data.data.isEmpty else {
-                Issue.record("no BlobData at \(received.count)")
-                break
-            }
-            received += data.data
-        }
-        #expect(received == bytes)
-        var fetched = WireBlobFetched()
-        fetched.blobID = id
-        try await bob.client.post(.blobFetched(fetched))
+        #expect(try await raw.fetchWholeAndReport(bob) == bytes)
         // Posted without an answer: the deletion is seen in the database within moments.
         var left = ""
         for _ in 0..<100 {
