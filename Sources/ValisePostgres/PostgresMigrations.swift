@@ -14,7 +14,7 @@ struct PostgresMigration: Sendable {
 /// The store's schema, one migration per change, never edited once released (a change is a
 /// new migration).
 enum PostgresSchema {
-    static let migrations: [PostgresMigration] = [version1]
+    static let migrations: [PostgresMigration] = [version1, version2]
 
     /// The queue, the remembered ids, the prekeys and the shared directory log: the SQLite
     /// store's tables as of issue 18, with leases. No column names a message's sender.
@@ -114,12 +114,62 @@ enum PostgresSchema {
         "CREATE TABLE directory_entry (position bigint PRIMARY KEY, entry bytea NOT NULL)",
     ])
 
+    /// Attachment blobs (issue 20), apart from the envelopes: their own tables, so that
+    /// `queue.maxStoreBytes` and the envelopes' totals never count them. No column names an
+    /// uploader or an envelope.
+    static let version2 = PostgresMigration(version: 2, name: "blobs-v1", statements: [
+        // One row per blob, the lock an append takes (SELECT … FOR UPDATE) so that two nodes
+        // given parts of one blob after a failover append in turn. `committed` bytes are in
+        // blob_chunk; `complete` once the last byte is in and the hash matched the id.
+        """
+        CREATE TABLE blob (
+            id bytea PRIMARY KEY,
+            size bigint NOT NULL CHECK (size > 0),
+            committed bigint NOT NULL DEFAULT 0 CHECK (committed >= 0 AND committed <= size),
+            complete boolean NOT NULL DEFAULT false,
+            expires_at bigint NOT NULL,
+            fetches_left integer NOT NULL CHECK (fetches_left >= 0)
+        )
+        """,
+        "CREATE INDEX blob_expiry ON blob (expires_at)",
+        // The bytes, in rows of at most 262,144 bytes from `start`, contiguous. Stored out of
+        // line without compression: a blob is ciphertext, which pglz cannot shrink.
+        """
+        CREATE TABLE blob_chunk (
+            blob bytea NOT NULL REFERENCES blob (id) ON DELETE CASCADE,
+            start bigint NOT NULL,
+            data bytea NOT NULL CHECK (octet_length(data) BETWEEN 1 AND 262144),
+            PRIMARY KEY (blob, start)
+        )
+        """,
+        "ALTER TABLE blob_chunk ALTER COLUMN data SET STORAGE EXTERNAL",
+        // Relays the blob goes to once complete, with the fetches declared there; a row goes
+        // when the destination took custody (or refused for good). `sequence`: oldest first.
+        // The node whose link is sending it holds it until lease_until, so that the other
+        // nodes' links to that relay do not send the same bytes meanwhile.
+        """
+        CREATE TABLE blob_forward (
+            sequence bigserial PRIMARY KEY,
+            blob bytea NOT NULL REFERENCES blob (id) ON DELETE CASCADE,
+            destination text NOT NULL,
+            fetches integer NOT NULL CHECK (fetches >= 0),
+            lease_node text,
+            lease_until bigint,
+            UNIQUE (blob, destination)
+        )
+        """,
+        "CREATE INDEX blob_forward_order ON blob_forward (destination, sequence)",
+    ])
+
     /// Advisory locks (pg_try_advisory_xact_lock): one node at a time runs the expiry sweep,
     /// and one at a time purges a revoked member. Advisory locks belong to the database, so
     /// the key is a hash of the schema and the lock's name: two relays' schemas in one
     /// database never wait for each other.
     static let sweepLock = "sweep"
     static let purgeLock = "purge"
+    /// Serialises blob declarations, so that two nodes cannot both take the last room of
+    /// `queue.maxBlobStoreBytes` (declarations are one per upload: rare enough to queue).
+    static let blobQuotaLock = "blob-quota"
 
     /// Serialises migrations across nodes that start together (pg_advisory_lock's key:
     /// "valise" + 1 in ASCII, arbitrary but fixed).

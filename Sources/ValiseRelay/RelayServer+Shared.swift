@@ -42,6 +42,9 @@ extension RelayServer {
                     for mailbox in touched { mailboxes.wake(mailbox) }
                 case .destinations(let relays):
                     for relay in relays { federation.wake(destination: relay) }
+                    // Or a blob completed on another node with forwards to these relays
+                    // (PostgresBlobStore announces those with the same line).
+                    federation.blobsWaiting(for: Set(relays))
                 case .directory:
                     look()
                 case .everything:

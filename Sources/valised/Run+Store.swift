@@ -31,10 +31,14 @@ struct OpenedStore {
                     "store.database": "\(postgres.database)", "store.schema": "\(postgres.schema)", "queue.envelopes": "\(statistics.count)",
                     "queue.bytes": "\(statistics.bytes)", "queue.mailboxes": "\(statistics.mailboxes)",
                 ])
-                // The PostgreSQL blob store (issue 20) is opened here beside the envelope
-                // store, on the same pool, and passed as `blobs:`; until then this relay
-                // takes no attachments (Welcome.max_blob_bytes 0).
-                return OpenedStore(store: store, blobs: nil, close: { store.close() })
+                // The blob tables on the same database and pool (migration 2, run above).
+                let blobs = PostgresBlobStore(queue: store)
+                let blobStatistics = try blobs.blobStatistics(now: Clock.now())
+                logger.info("blob store opened", metadata: [
+                    "store": "postgres", "blobs.count": "\(blobStatistics.count)", "blobs.bytes": "\(blobStatistics.bytes)",
+                    "blobs.forwardsWaiting": "\(blobStatistics.forwardsWaiting)",
+                ])
+                return OpenedStore(store: store, blobs: blobs, close: { store.close() })
             } catch {
                 fail(error.message)
             }

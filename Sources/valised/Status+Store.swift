@@ -15,8 +15,7 @@ struct StatusQueue {
     var postgres: String?
     /// The store's tables and indexes in PostgreSQL, in bytes.
     var postgresBytes: Int?
-    /// Attachment blobs held (nil: no blob store yet, or on PostgreSQL until its blob
-    /// store reports here).
+    /// Attachment blobs held (nil: no blob store yet).
     var blobs: BlobStatistics? = nil
 
     static func read(directory: String, config: String?, now: UInt64) throws -> StatusQueue {
@@ -42,7 +41,7 @@ struct StatusQueue {
                 return StatusQueue(
                     statistics: try store.statistics(now: now), backlog: try store.forwardingBacklog(now: now),
                     mailboxBacklog: try store.mailboxBacklog(now: now), postgres: "postgres \(primary)/\(postgres.database)",
-                    postgresBytes: try store.storeBytes())
+                    postgresBytes: try store.storeBytes(), blobs: try PostgresBlobStore(queue: store).blobStatistics(now: now))
             } catch {
                 throw Valised.failure(error.message, status: 1)
             }

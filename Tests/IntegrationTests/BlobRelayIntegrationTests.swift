@@ -23,20 +23,9 @@ struct BlobRelayIntegrationTests {
     @Test("an upload cut by a relay restart resumes from what was committed; the blob is fetched, counted down and deleted")
     func resumeAcrossRestart() async throws {
         let world = try RelayWorld(members: [Self.alice, Self.bob], relayEnvironment: ["VALISED_QUEUE_MAX_BLOB_BYTES": "1000000"])
-        let bytes = QueueFixture.bytes(600_000)
-        let id = Data(BLAKE2b.hash(bytes, outputByteCount: 32))
-        var upload = WireBlobUpload()
-        upload.blobID = id
-        upload.size = UInt64(bytes.count)
-        upload.fetches = [WireBlobFetches()]
-        upload.fetches[0].count = 1
-        func chunk(_ offset: Int) -> WireClientMessage.OneOf_Body {
-            var chunk = WireBlobChunk()
-            chunk.blobID = id
-            chunk.offset = UInt64(offset)
-            chunk.data = Data(bytes[offset..<min(offset + 262_144, bytes.count)])
-            return .blobChunk(chunk)
-        }
+        let raw = RawBlobUpload(QueueFixture.bytes(600_000))
+        let (bytes, upload) = (raw.bytes, raw.upload)
+        let chunk = raw.chunk
 
         let first = try await QueueDevice(world: world, member: Self.alice)
         #expect(first.welcome.maxBlobBytes == 1_000_000)
@@ -55,21 +44,7 @@ struct BlobRelayIntegrationTests {
         }
 
         let bob = try await QueueDevice(world: world, member: Self.bob)
-        var received: [UInt8] = []
-        while received.count < bytes.count {
-            var fetch = WireBlobFetch()
-            fetch.blobID = id
-            fetch.offset = UInt64(received.count)
-            guard case .blobData(let data)? = try await Self.request(bob, .blobFetch(fetch)).body, !data.data.isEmpty else {
-                Issue.record("no BlobData at \(received.count)")
-                break
-            }
-            received += data.data
-        }
-        #expect(received == bytes)
-        var fetched = WireBlobFetched()
-        fetched.blobID = id
-        try await bob.client.post(.blobFetched(fetched))
+        #expect(try await raw.fetchWholeAndReport(bob) == bytes)
         try await world.expectStatus("the blob deleted after its one fetch") { status in
             (status["blobs"] as? [String: Any])?["count"] as? Int == 0
         }

@@ -1,6 +1,9 @@
 import Foundation
 import Testing
 import ValiseCrypto
+#if Postgres
+import ValisePostgres
+#endif
 import ValiseTestSupport
 @testable import ValiseStore
 
@@ -16,10 +19,16 @@ final class BlobStoreUnderTest: @unchecked Sendable {
     #endif
 
     /// How each kind opens its store; each `open` is a new store on the same data (a
-    /// restart). A PostgreSQL blob store joins the suite with its line here.
-    static let factories: [StoreKind: @Sendable (BlobStoreUnderTest) throws -> any BlobStore] = [
-        .sqlite: { try SQLiteBlobStore(path: $0.directory.file("blobs.sqlite"), durability: .os) },
-    ]
+    /// restart; for PostgreSQL, a new node on the same schema).
+    static let factories: [StoreKind: @Sendable (BlobStoreUnderTest) throws -> any BlobStore] = {
+        var factories: [StoreKind: @Sendable (BlobStoreUnderTest) throws -> any BlobStore] = [
+            .sqlite: { try SQLiteBlobStore(path: $0.directory.file("blobs.sqlite"), durability: .os) },
+        ]
+        #if Postgres
+        factories[.postgres] = { PostgresBlobStore(queue: try TestPostgres.store(schema: $0.schema)) }
+        #endif
+        return factories
+    }()
 
     /// The kinds this run can open (PostgreSQL only when built with the trait and a cluster is named).
     static var kinds: [StoreKind] { StoreKind.allCases.filter { factories[$0] != nil } }
