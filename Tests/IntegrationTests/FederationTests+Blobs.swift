@@ -63,7 +63,9 @@ struct FederationBlobTests {
         #expect(held.count == 1 && held.forwards == 1, "hq keeps the blob with its forward while geneva is down")
         try world.startRelay("geneva")
         try world.waitForLinks()
-        let crossed = try world.wait(seconds: 30) { try Self.blobs(world, at: "geneva").count == 1 && Self.blobs(world, at: "hq").count == 0 }
+        // Generous: alone this takes a few seconds, but beside the whole suite on two cores a
+        // relay's start, the link's backoff and the store's fsyncs have taken over 30 s.
+        let crossed = try world.wait(seconds: 90) { try Self.blobs(world, at: "geneva").count == 1 && Self.blobs(world, at: "hq").count == 0 }
         #expect(crossed, "the blob crossed once the link came back, and hq let its copy go")
     }
 
@@ -94,7 +96,9 @@ struct FederationBlobTests {
         try await Self.upload(bytes, world, from: "carol@hq", fetchesAt: "geneva", count: 2)
 
         // Custody passes to geneva, once; hq, with no fetch of its own, deletes its copy.
-        let crossed = try world.wait(seconds: 30) { try Self.blobs(world, at: "geneva").count == 1 && Self.blobs(world, at: "hq").count == 0 }
+        // Generous: alone this takes a few seconds, but beside the whole suite on two cores a
+        // relay's start, the link's backoff and the store's fsyncs have taken over 30 s.
+        let crossed = try world.wait(seconds: 90) { try Self.blobs(world, at: "geneva").count == 1 && Self.blobs(world, at: "hq").count == 0 }
         let (geneva, hq) = (try Self.blobs(world, at: "geneva"), try Self.blobs(world, at: "hq"))
         #expect(crossed, "geneva holds \(geneva.count) blobs, hq \(hq.count)")
 
