@@ -341,7 +341,7 @@ def field(number, wire, value):
 
 
 def parse(data):
-    """A protobuf message as {field: [values]} (varints as ints, lengths as bytes)."""
+    """A protobuf message as {field: [values]} (varints as ints, lengths and fixed-width values as bytes)."""
     out, at = {}, 0
 
     def read_varint():
@@ -362,6 +362,10 @@ def parse(data):
         elif wire == 2:
             n = read_varint()
             value, at = data[at:at + n], at + n
+        elif wire == 1:  # fixed64 (a double such as Welcome.sends_per_second): kept as bytes
+            value, at = data[at:at + 8], at + 8
+        elif wire == 5:  # fixed32
+            value, at = data[at:at + 4], at + 4
         else:
             raise SystemExit("unexpected wire type %d" % wire)
         out.setdefault(number, []).append(value)

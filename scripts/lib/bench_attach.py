@@ -45,31 +45,29 @@ def home(member):
 
 
 def valise(member, *arguments, timeout=1800):
-    """Runs valise for `member`; returns (seconds, peak RSS in KiB, stdout)."""
+    """Runs valise for `member`; returns (seconds, its own peak RSS in KiB, stdout)."""
+    import threading
     started = time.monotonic()
     process = subprocess.Popen([os.path.join(args.bin, "valise"), *arguments, "--home", home(member)],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        out, err = process.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        raise SystemExit(f"bench attachment: valise {arguments[0]} took longer than {timeout} s")
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    output = {}
+    readers = [threading.Thread(target=lambda name=name: output.__setitem__(name, getattr(process, name).read()))
+               for name in ("stdout", "stderr")]
+    for reader in readers:
+        reader.start()
+    timer = threading.Timer(timeout, process.kill)
+    timer.start()
+    # wait4, not wait: the rusage of this one process (ru_maxrss, KiB on Linux).
+    _, status, usage = os.wait4(process.pid, 0)
+    timer.cancel()
+    for reader in readers:
+        reader.join()
+    process.returncode = os.waitstatus_to_exitcode(status)
     seconds = time.monotonic() - started
     if process.returncode != 0:
+        err = output.get("stderr", b"").decode(errors="replace")
         raise SystemExit(f"bench attachment: valise {' '.join(arguments[:1])} failed ({process.returncode}): {err.strip()[-400:]}")
-    return seconds, peak_rss_of_children(), out
-
-
-_children_peak = [0]
-
-
-def peak_rss_of_children():
-    """ru_maxrss of the child just waited for: RUSAGE_CHILDREN is a maximum over every child
-    so far, so this is meaningful only when it grows; each call returns the largest yet."""
-    import resource
-    value = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    _children_peak[0] = max(_children_peak[0], value)
-    return value
+    return seconds, usage.ru_maxrss, output.get("stdout", b"").decode()
 
 
 def status_kib(pid, field):
@@ -116,7 +114,7 @@ def start_relay():
 def newest_message_id(member):
     _, _, out = valise(member, "inbox", "--json")
     messages = json.loads(out)["messages"]
-    return messages[0]["id"][:8]
+    return messages[-1]["id"][:8]  # oldest first: the newest is last
 
 
 def send_and_receive(path, expected_hash, label):
@@ -231,16 +229,15 @@ def main():
             agent_idle = status_kib(agent_pid, "VmRSS")
             # A client's idle size: a command that opens the keystore and nothing more.
             _, client_idle, _ = valise(args.sender, "whoami")
-            send_seconds, _, _ = valise(args.sender, "send", "--to", args.recipient, "--attach", big, "memory: the annex")
-            client_peak = peak_rss_of_children()
-            valise(args.recipient, "sync")
+            send_seconds, send_peak, _ = valise(args.sender, "send", "--to", args.recipient, "--attach", big, "memory: the annex")
+            _, sync_peak, _ = valise(args.recipient, "sync")
             target = os.path.join(args.work, "saved-memory")
             os.makedirs(target)
-            valise(args.recipient, "save", newest_message_id(args.recipient), "--out", target)
+            _, save_peak, _ = valise(args.recipient, "save", newest_message_id(args.recipient), "--out", target)
             saved = [os.path.join(target, name) for name in os.listdir(target)]
             if len(saved) != 1 or file_hash(saved[0]) != big_hash:
                 raise SystemExit("bench attachment: the saved 1 GiB file is not the file sent")
-            client_peak = peak_rss_of_children()
+            client_peak = max(send_peak, sync_peak, save_peak)
             agent_peak = status_kib(agent_pid, "VmHWM")
             relay_peak = status_kib(relay.pid, "VmHWM")
         finally:
@@ -262,6 +259,7 @@ def main():
         "uploadRatio": statistics.median(r["scpUpload"] / r["upload"] for r in rounds),
         "downloadRatio": statistics.median(r["scpDownload"] / r["download"] for r in rounds),
         "clientIdleMiB": client_idle / 1024, "clientPeakMiB": client_peak / 1024,
+        "clientPeaksMiB": {"send": send_peak / 1024, "sync": sync_peak / 1024, "save": save_peak / 1024},
         "agentIdleMiB": agent_idle / 1024, "agentPeakMiB": agent_peak / 1024,
         "relayIdleMiB": relay_idle / 1024, "relayPeakMiB": relay_peak / 1024,
         "memorySendSeconds": send_seconds,

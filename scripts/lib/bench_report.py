@@ -287,7 +287,7 @@ scp download {row('scpDownload')}.
 
 Memory, one send and save of {r['memorySizeMiB']} MiB with the sender's agent running (peak
 resident size against idle): client {r['clientIdleMiB']:.0f} → {r['clientPeakMiB']:.0f} MiB
-(the largest of every valise process of the run), agent {r['agentIdleMiB']:.0f} →
+(the largest of the send, the recipient's sync and its save, each process's own peak), agent {r['agentIdleMiB']:.0f} →
 {r['agentPeakMiB']:.0f} MiB, relay {r['relayIdleMiB']:.0f} → {r['relayPeakMiB']:.0f} MiB (target:
 each grows by less than 32 MiB).
 """
