@@ -1,7 +1,7 @@
 import Foundation
 import NIOCore
 import Testing
-import ValiseClient
+@testable import ValiseClient
 import ValiseCrypto
 @testable import ValiseRelay
 import ValiseStore
@@ -69,16 +69,10 @@ private func sendChunks(_ blob: Blob, from offset: Int, to end: Int? = nil, clie
     let offsets = Array(stride(from: offset, to: end ?? blob.bytes.count, by: chunkBytes))
     var states: [WireBlobState] = []
     for window in stride(from: 0, to: offsets.count, by: 8) {
-        let batch = offsets[window..<min(window + 8, offsets.count)]
-        let answers = try await withThrowingTaskGroup(of: (Int, WireRelayMessage).self) { group in
-            for (index, offset) in batch.enumerated() {
-                group.addTask { (index, try await client.request(chunk(blob, offset: offset))) }
-            }
-            var answers: [(Int, WireRelayMessage)] = []
-            for try await answer in group { answers.append(answer) }
-            return answers.sorted { $0.0 < $1.0 }.map(\.1)
-        }
-        states += try answers.map(state)
+        // Started from one task, so they go out in order (tasks of a group would race, and a
+        // chunk past the committed length is refused).
+        let pending = offsets[window..<min(window + 8, offsets.count)].map { client.start(chunk(blob, offset: $0)) }
+        for answer in pending { states.append(try state(try await RelayClient.answer(answer))) }
     }
     return states
 }
