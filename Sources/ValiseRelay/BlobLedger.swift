@@ -10,7 +10,7 @@ import ValiseStore
 final class BlobLedger: Sendable {
     struct Entry: Sendable {
         let size: UInt64
-        let expiresAt: UInt64
+        var expiresAt: UInt64
         var complete: Bool
     }
 
@@ -55,10 +55,7 @@ final class BlobLedger: Sendable {
     /// declared with): its charges go at that time at the latest.
     func expires(_ id: BlobID, at expiresAt: UInt64) {
         devices.withLockedValue { devices in
-            for device in devices.keys where devices[device]?[id] != nil {
-                let entry = devices[device]![id]!
-                devices[device]?[id] = Entry(size: entry.size, expiresAt: expiresAt, complete: entry.complete)
-            }
+            for device in devices.keys { devices[device]?[id]?.expiresAt = expiresAt }
         }
     }
 

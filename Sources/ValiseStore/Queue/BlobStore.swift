@@ -1,3 +1,5 @@
+import ValiseCrypto
+
 /// A blob's name: BLAKE2b-256 of its bytes (an attachment's ciphertext), which every relay
 /// checks once the last byte is in (docs/PROTOCOL.md, "Blobs").
 public struct BlobID: Hashable, Sendable, CustomStringConvertible {
@@ -14,10 +16,7 @@ public struct BlobID: Hashable, Sendable, CustomStringConvertible {
     }
 
     /// The first 8 bytes in hex: enough to tell blobs apart in a log or status line.
-    public var description: String {
-        let digits = Array("0123456789abcdef".utf8)
-        return String(decoding: bytes.prefix(8).flatMap { [digits[Int($0 >> 4)], digits[Int($0 & 15)]] }, as: UTF8.self)
-    }
+    public var description: String { Hex.encode(bytes.prefix(8)) }
 }
 
 /// What an upload (or a relay link's offer) declares about a blob before its first byte:

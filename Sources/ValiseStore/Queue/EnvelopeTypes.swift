@@ -1,3 +1,5 @@
+import ValiseCrypto
+
 /// The mailbox of one recipient device: the member's name in the directory.
 public struct Mailbox: Hashable, Sendable, CustomStringConvertible {
     public let name: String
@@ -22,10 +24,7 @@ public struct MessageID: Hashable, Sendable, CustomStringConvertible {
         bytes.withUnsafeBytes { hasher.combine(bytes: $0) }
     }
 
-    public var description: String {
-        let digits = Array("0123456789abcdef".utf8)
-        return String(decoding: bytes.flatMap { [digits[Int($0 >> 4)], digits[Int($0 & 15)]] }, as: UTF8.self)
-    }
+    public var description: String { Hex.encode(bytes) }
 }
 
 /// Message precedence, the classic order of diplomatic and military traffic; higher is
