@@ -65,7 +65,8 @@ public final class PostgresBlobStore: BlobStore {
                 "SELECT COALESCE(sum(size), 0)::int8 FROM blob WHERE expires_at > \(now)", logger: logger).decode(Int64.self) {
                 total = sum
             }
-            if UInt64(total) + declaration.size > maximumTotalBytes {
+            guard let held = UInt64(exactly: total) else { throw StoreError(.corrupt, "the blobs' stored sizes add up to a negative number") }
+            if held + declaration.size > maximumTotalBytes {
                 throw StoreError(.limitReached, "the relay's blobs would take more than \(maximumTotalBytes) bytes")
             }
             try await connection.query("""

@@ -102,7 +102,8 @@ extension PostgresEnvelopeStore: EnvelopeStore {
             let rows = try await connection.query(
                 "SELECT id, mailbox, expires_at FROM message WHERE id = ANY(\(conflicts.buffers)::bytea[])", logger: logger)
             for try await (id, mailbox, expiresAt) in rows.decode((ByteBuffer, String, Int64).self) {
-                if let id = MessageID(buffer: id) { known[id] = (mailbox, UInt64(expiresAt)) }
+                // Never negative when written; a value that is cannot trap here.
+                if let id = MessageID(buffer: id) { known[id] = (mailbox, UInt64(clamping: expiresAt)) }
             }
         }
 

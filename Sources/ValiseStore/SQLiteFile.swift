@@ -131,6 +131,9 @@ enum SQLiteFile {
                 return StoreError(.failure, "cannot \(what): \(error.message ?? "\(error.resultCode)")")
             }
         }
+        if let error = error as? DamagedColumn {
+            return StoreError(.corrupt, "cannot \(what): the store is damaged (\(error)); restore it from a backup")
+        }
         return StoreError(.failure, "cannot \(what): \(error)")
     }
 }

@@ -97,10 +97,10 @@ extension LocalStore.Transaction {
     }
 
     private func upload(_ row: Row) throws -> PendingUpload {
-        let blobID = [UInt8](row["blob_id"] as Data)
+        let blobID = [UInt8](try row.value("blob_id", as: Data.self))
         return PendingUpload(
-            blobID: blobID, complete: (row["complete"] as Int) != 0, createdAt: UInt64(row["created_at"] as Int64),
-            data: try store.openSecret(row["data"], table: "upload", row: blobID))
+            blobID: blobID, complete: (try row.value("complete", as: Int.self)) != 0, createdAt: try row.unsigned("created_at", as: UInt64.self),
+            data: try store.openSecret(try row.value("data"), table: "upload", row: blobID))
     }
 
     public func completeUpload(_ blobID: [UInt8]) throws {
@@ -139,11 +139,11 @@ extension LocalStore.Transaction {
 
     public func attachments(messageID: [UInt8]) throws -> [ReceivedAttachment] {
         try Row.fetchAll(db, sql: "SELECT * FROM attachment WHERE message_id = ? ORDER BY position", arguments: [Data(messageID)]).map { row in
-            let position: Int = row["position"]
+            let position: Int = try row.value("position")
             return ReceivedAttachment(
-                messageID: messageID, position: position, blobID: [UInt8](row["blob_id"] as Data),
-                state: AttachmentState(rawValue: row["state"]) ?? .refused,
-                reference: try store.openSecret(row["reference"], table: "attachment", row: messageID + [UInt8(truncatingIfNeeded: position)]))
+                messageID: messageID, position: position, blobID: [UInt8](try row.value("blob_id", as: Data.self)),
+                state: AttachmentState(rawValue: try row.value("state")) ?? .refused,
+                reference: try store.openSecret(try row.value("reference"), table: "attachment", row: messageID + [UInt8(truncatingIfNeeded: position)]))
         }
     }
 

@@ -150,10 +150,10 @@ extension LocalStore {
         }
 
         private func prekey(_ row: Row) throws -> StoredPrekey {
-            let publicKey = [UInt8](row["public"] as Data)
+            let publicKey = [UInt8](try row.value("public", as: Data.self))
             return StoredPrekey(
-                publicKey: publicKey, kind: PrekeyKind(rawValue: row["kind"]) ?? .oneTime, createdAt: UInt64(row["created_at"] as Int64),
-                retiredAt: (row["retired_at"] as Int64?).map { UInt64($0) }, privateKey: try store.openSecret(row["private"], table: "prekey", row: publicKey))
+                publicKey: publicKey, kind: PrekeyKind(rawValue: try row.value("kind")) ?? .oneTime, createdAt: try row.unsigned("created_at", as: UInt64.self),
+                retiredAt: try row.unsignedIfPresent("retired_at", as: UInt64.self), privateKey: try store.openSecret(try row.value("private"), table: "prekey", row: publicKey))
         }
 
         public func retirePrekey(_ publicKey: [UInt8], now: UInt64) throws {
@@ -214,18 +214,18 @@ extension LocalStore {
         }
 
         private func outboxItem(_ row: Row) throws -> OutboxItem {
-            let id = [UInt8](row["id"] as Data)
+            let id = [UInt8](try row.value("id", as: Data.self))
             var item = OutboxItem(
-                id: id, kind: OutboxKind(rawValue: row["kind"]) ?? .message, precedence: UInt8(clamping: row["precedence"] as Int),
-                ttl: UInt8(clamping: row["ttl"] as Int), createdAt: UInt64(row["created_at"] as Int64), notBefore: UInt64(row["not_before"] as Int64),
-                data: try store.open(row["data"], table: "outbox", row: id))
-            item.sequence = row["sequence"]
-            item.state = OutboxState(rawValue: row["state"]) ?? .failed
-            item.changedAt = UInt64(row["changed_at"] as Int64)
-            item.expiresAt = (row["expires_at"] as Int64?).map { UInt64($0) }
-            item.envelope = (row["envelope"] as Data?).map { [UInt8]($0) }
-            item.undeliverableReason = (row["reason"] as Int?).flatMap(UndeliverableReason.init(rawValue:))
-            if let sealed = row["forwarded_to"] as Data? {
+                id: id, kind: OutboxKind(rawValue: try row.value("kind")) ?? .message, precedence: UInt8(clamping: try row.value("precedence", as: Int.self)),
+                ttl: UInt8(clamping: try row.value("ttl", as: Int.self)), createdAt: try row.unsigned("created_at", as: UInt64.self), notBefore: try row.unsigned("not_before", as: UInt64.self),
+                data: try store.open(try row.value("data"), table: "outbox", row: id))
+            item.sequence = try row.value("sequence")
+            item.state = OutboxState(rawValue: try row.value("state")) ?? .failed
+            item.changedAt = try row.unsigned("changed_at", as: UInt64.self)
+            item.expiresAt = try row.unsignedIfPresent("expires_at", as: UInt64.self)
+            item.envelope = (try row.value("envelope", as: Data?.self)).map { [UInt8]($0) }
+            item.undeliverableReason = (try row.value("reason", as: Int?.self)).flatMap(UndeliverableReason.init(rawValue:))
+            if let sealed = try row.value("forwarded_to", as: Data?.self) {
                 item.forwardedTo = String(decoding: try store.open(sealed, table: "outbox-forwarded", row: id), as: UTF8.self)
             }
             return item
@@ -287,10 +287,10 @@ extension LocalStore {
         }
 
         private func inboxItem(_ row: Row) throws -> InboxItem {
-            let id = [UInt8](row["id"] as Data)
+            let id = [UInt8](try row.value("id", as: Data.self))
             return InboxItem(
-                sequence: row["sequence"], id: id, precedence: UInt8(clamping: row["precedence"] as Int), receivedAt: UInt64(row["received_at"] as Int64),
-                read: (row["read"] as Int) != 0, data: try store.open(row["data"], table: "inbox", row: id))
+                sequence: try row.value("sequence"), id: id, precedence: UInt8(clamping: try row.value("precedence", as: Int.self)), receivedAt: try row.unsigned("received_at", as: UInt64.self),
+                read: (try row.value("read", as: Int.self)) != 0, data: try store.open(try row.value("data"), table: "inbox", row: id))
         }
 
         public func markRead(id: [UInt8]) throws {

@@ -19,8 +19,9 @@ extension SQLiteBlobStore {
                 // Expired and not swept yet: as good as gone, so the id starts afresh.
                 try Self.delete(db, sequence: held.sequence)
             }
-            let total = try Int64.fetchOne(db, sql: "SELECT coalesce(sum(size), 0) FROM blob WHERE expires_at > ?", arguments: [Int64(clamping: now)]) ?? 0
-            guard UInt64(total) + declaration.size <= maximumTotalBytes else {
+            let stored = try Int64.fetchOne(db, sql: "SELECT coalesce(sum(size), 0) FROM blob WHERE expires_at > ?", arguments: [Int64(clamping: now)]) ?? 0
+            guard let total = UInt64(exactly: stored) else { throw DamagedColumn(column: "blob.size") }
+            guard total + declaration.size <= maximumTotalBytes else {
                 throw StoreError(.limitReached, "the relay's blobs would take more than \(maximumTotalBytes) bytes")
             }
             try db.execute(
@@ -109,8 +110,8 @@ extension SQLiteBlobStore {
                 db, sql: "SELECT offset, data FROM blob_chunk WHERE blob = ? AND offset > ? AND offset < ? ORDER BY offset",
                 arguments: [held.sequence, Int64(offset) - Int64(Self.rowBytes), Int64(end)])
             while let row = try rows.next() {
-                let start = UInt64(row[0] as Int64)
-                let data: Data = row[1]
+                let start = try row.unsigned(0, as: UInt64.self)
+                let data: Data = try row.value(1)
                 let from = max(start, offset), to = min(start + UInt64(data.count), end)
                 guard from < to else { continue }
                 bytes.append(contentsOf: data[data.startIndex + Int(from - start)..<data.startIndex + Int(to - start)])
@@ -142,9 +143,9 @@ extension SQLiteBlobStore {
                 """, arguments: [destination, Int64(clamping: now)])
             var forwards: [BlobForward] = []
             while forwards.count < limit, let row = try rows.next() {
-                guard let id = BlobID(bytes: [UInt8](row[0] as Data)), !excluding.contains(id) else { continue }
+                guard let id = BlobID(bytes: [UInt8](try row.value(0, as: Data.self))), !excluding.contains(id) else { continue }
                 forwards.append(BlobForward(
-                    id: id, destination: destination, size: UInt64(row[1] as Int64), expiresAt: UInt64(row[2] as Int64), fetches: UInt32(row[3] as Int64)))
+                    id: id, destination: destination, size: try row.unsigned(1, as: UInt64.self), expiresAt: try row.unsigned(2, as: UInt64.self), fetches: try row.unsigned(3, as: UInt32.self)))
             }
             return forwards
         }
@@ -176,11 +177,11 @@ extension SQLiteBlobStore {
     public func blobStatistics(now: UInt64) throws(StoreError) -> BlobStatistics {
         try read("count blobs") { db in
             let moment = Int64(clamping: now)
-            let row = try Row.fetchOne(db, sql: "SELECT count(*), coalesce(sum(size), 0) FROM blob WHERE expires_at > ?", arguments: [moment])
+            let row = try Row.fetchOne(db, sql: "SELECT count(*) AS n, coalesce(sum(size), 0) AS bytes FROM blob WHERE expires_at > ?", arguments: [moment])
             let forwards = try Int.fetchOne(db, sql: """
                 SELECT count(*) FROM blob_forward JOIN blob ON blob.sequence = blob_forward.blob WHERE blob.complete = 1 AND blob.expires_at > ?
                 """, arguments: [moment]) ?? 0
-            return BlobStatistics(count: row?[0] ?? 0, bytes: UInt64(row?[1] as Int64? ?? 0), forwardsWaiting: forwards)
+            return BlobStatistics(count: try row?.value("n") ?? 0, bytes: try row?.unsigned("bytes", as: UInt64.self) ?? 0, forwardsWaiting: forwards)
         }
     }
 }

@@ -116,9 +116,9 @@ public final class SQLiteBlobStore: BlobStore {
         guard let row = try Row.fetchOne(
             db, sql: "SELECT sequence, size, committed, complete, expires_at, fetches_left FROM blob WHERE id = ?", arguments: [id.bytes.databaseBlob])
         else { return nil }
-        return Held(sequence: row[0], record: BlobRecord(
-            id: id, size: UInt64(row[1] as Int64), committed: UInt64(row[2] as Int64), complete: row[3] as Bool,
-            expiresAt: UInt64(row[4] as Int64), fetchesLeft: UInt32(row[5] as Int64)))
+        return Held(sequence: try row.value(0), record: BlobRecord(
+            id: id, size: try row.unsigned(1, as: UInt64.self), committed: try row.unsigned(2, as: UInt64.self), complete: try row.value(3, as: Bool.self),
+            expiresAt: try row.unsigned(4, as: UInt64.self), fetchesLeft: try row.unsigned(5, as: UInt32.self)))
     }
 
     static func delete(_ db: Database, sequence: Int64) throws {
@@ -142,7 +142,7 @@ public final class SQLiteBlobStore: BlobStore {
         var hasher = BLAKE2b.Hasher(outputByteCount: BlobID.byteCount)
         let rows = try Row.fetchCursor(db, sql: "SELECT data FROM blob_chunk WHERE blob = ? ORDER BY offset", arguments: [sequence])
         while let row = try rows.next() {
-            let data: Data = row[0]
+            let data: Data = try row.value(0)
             hasher.update([UInt8](data))
         }
         return hasher.finalize()

@@ -92,11 +92,11 @@ extension SQLiteEnvelopeStore {
                 // Matched by id alone: whichever queue it is in now, the relay that answered has it.
                 guard let row = try Row.fetchOne(delete, arguments: [completion.id.bytes.databaseBlob]) else { continue }
                 deleted += 1
-                let size: Int = row["size"]
-                freedMailboxes[row["mailbox"], default: (0, 0)].count += 1
-                freedMailboxes[row["mailbox"], default: (0, 0)].bytes += size
-                freedDestinations[row["destination"], default: (0, 0)].count += 1
-                freedDestinations[row["destination"], default: (0, 0)].bytes += size
+                let size: Int = try row.value("size")
+                freedMailboxes[try row.value("mailbox"), default: (0, 0)].count += 1
+                freedMailboxes[try row.value("mailbox"), default: (0, 0)].bytes += size
+                freedDestinations[try row.value("destination"), default: (0, 0)].count += 1
+                freedDestinations[try row.value("destination"), default: (0, 0)].bytes += size
                 switch completion.outcome {
                 case .transferred:
                     try mark.execute(arguments: [
@@ -139,9 +139,9 @@ extension SQLiteEnvelopeStore {
         var moved = 0
         var movedBytes = 0
         for row in leaving {
-            let count: Int = row["n"]
-            let bytes: Int = row["bytes"]
-            try changeDestinationUsage(row["destination"], count: -count, bytes: -bytes, in: db)
+            let count: Int = try row.value("n")
+            let bytes: Int = try row.value("bytes")
+            try changeDestinationUsage(try row.value("destination"), count: -count, bytes: -bytes, in: db)
             moved += count
             movedBytes += bytes
         }
@@ -196,7 +196,7 @@ extension SQLiteEnvelopeStore {
                         ORDER BY precedence DESC, sequence LIMIT ?
                         """),
                     arguments: [destination, Int64(now), limit + excluding.count])
-                let chosen = Self.window(order, excluding: excluding, limit: limit) { row, _ in row["sequence"] as Int64 }
+                let chosen = try Self.window(order, excluding: excluding, limit: limit) { row, _ throws(DamagedColumn) in try row.value("sequence", as: Int64.self) }
                 guard !chosen.isEmpty else { return [] }
                 let rows = try Row.fetchAll(
                     db, sql: """
@@ -205,13 +205,13 @@ extension SQLiteEnvelopeStore {
                         ORDER BY precedence DESC, sequence
                         """,
                     arguments: StatementArguments(chosen))
-                return Self.window(rows, excluding: [], limit: limit) { row, id in
+                return try Self.window(rows, excluding: [], limit: limit) { row, id throws(DamagedColumn) in
                     OutgoingEnvelope(
-                        sequence: row["sequence"], destination: destination, mailbox: Mailbox(row["mailbox"]), id: id,
-                        precedence: Precedence(rawValue: row["precedence"]) ?? .routine,
-                        requestedTTL: UInt8(clamping: row["requested_ttl"] as Int64),
-                        arrivedAt: UInt64(row["arrived_at"] as Int64), expiresAt: UInt64(row["expires_at"] as Int64),
-                        hops: UInt8(clamping: row["hops"] as Int64), body: [UInt8](row["body"] as Data))
+                        sequence: try row.value("sequence"), destination: destination, mailbox: Mailbox(try row.value("mailbox")), id: id,
+                        precedence: Precedence(rawValue: try row.value("precedence")) ?? .routine,
+                        requestedTTL: UInt8(clamping: try row.value("requested_ttl", as: Int64.self)),
+                        arrivedAt: try row.unsigned("arrived_at", as: UInt64.self), expiresAt: try row.unsigned("expires_at", as: UInt64.self),
+                        hops: UInt8(clamping: try row.value("hops", as: Int64.self)), body: [UInt8](try row.value("body", as: Data.self)))
                 }
             }
         } catch {
@@ -247,8 +247,8 @@ extension SQLiteEnvelopeStore {
                 var backlog: [String: ForwardingBacklog] = [:]
                 for row in try Row.fetchAll(
                     db, sql: "SELECT destination, COUNT(*) AS n, SUM(size) AS bytes, MIN(arrived_at) AS oldest FROM forward GROUP BY destination") {
-                    let oldest = UInt64(row["oldest"] as Int64)
-                    backlog[row["destination"]] = ForwardingBacklog(count: row["n"], bytes: row["bytes"], oldestAge: now > oldest ? now - oldest : 0)
+                    let oldest = try row.unsigned("oldest", as: UInt64.self)
+                    backlog[try row.value("destination")] = ForwardingBacklog(count: try row.value("n"), bytes: try row.value("bytes"), oldestAge: now > oldest ? now - oldest : 0)
                 }
                 return backlog
             }

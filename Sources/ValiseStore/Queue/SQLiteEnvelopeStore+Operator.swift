@@ -21,13 +21,13 @@ extension SQLiteEnvelopeStore: OperatorQueue {
         UNION ALL SELECT \(queuedColumns), destination FROM forward
         """
 
-    static func queuedEnvelope(_ row: Row) -> QueuedEnvelope? {
-        guard let id = MessageID(bytes: [UInt8](row["id"] as Data)) else { return nil }
+    static func queuedEnvelope(_ row: Row) throws(DamagedColumn) -> QueuedEnvelope? {
+        guard let id = MessageID(bytes: [UInt8](try row.value("id", as: Data.self))) else { return nil }
         return QueuedEnvelope(
-            id: id, mailbox: Mailbox(row["mailbox"]), destination: row["destination"],
-            precedence: Precedence(rawValue: row["precedence"]) ?? .routine,
-            arrivedAt: UInt64(row["arrived_at"] as Int64), expiresAt: UInt64(row["expires_at"] as Int64),
-            size: row["size"], held: (row["held"] as Int64) != 0)
+            id: id, mailbox: Mailbox(try row.value("mailbox")), destination: try row.value("destination"),
+            precedence: Precedence(rawValue: try row.value("precedence")) ?? .routine,
+            arrivedAt: try row.unsigned("arrived_at", as: UInt64.self), expiresAt: try row.unsigned("expires_at", as: UInt64.self),
+            size: try row.value("size"), held: (try row.value("held", as: Int64.self)) != 0)
     }
 
     public func queued(mailbox: Mailbox?, limit: Int, now: UInt64) throws(StoreError) -> [QueuedEnvelope] {
@@ -52,10 +52,10 @@ extension SQLiteEnvelopeStore: OperatorQueue {
                     SELECT mailbox, COUNT(*) AS n, SUM(size) AS bytes, MIN(arrived_at) AS oldest, SUM(held) AS held
                     FROM envelope GROUP BY mailbox ORDER BY n DESC, mailbox
                     """).map { row in
-                    let oldest = UInt64(row["oldest"] as Int64)
+                    let oldest = try row.unsigned("oldest", as: UInt64.self)
                     return MailboxBacklog(
-                        mailbox: Mailbox(row["mailbox"]), count: row["n"], bytes: row["bytes"], oldestAge: now > oldest ? now - oldest : 0,
-                        held: row["held"])
+                        mailbox: Mailbox(try row.value("mailbox")), count: try row.value("n"), bytes: try row.value("bytes"), oldestAge: now > oldest ? now - oldest : 0,
+                        held: try row.value("held"))
                 }
             }
         } catch {
@@ -73,7 +73,7 @@ extension SQLiteEnvelopeStore: OperatorQueue {
                         try db.execute(sql: "UPDATE \(table.rawValue) SET held = ? WHERE id = ?", arguments: [held ? 1 : 0, id.bytes.databaseBlob])
                     }
                     let row = try Row.fetchOne(db, sql: "SELECT * FROM (\(Self.bothQueues)) WHERE id = ?", arguments: [id.bytes.databaseBlob])
-                    if let envelope = row.flatMap(Self.queuedEnvelope) { result[id] = envelope }
+                    if let envelope = try row.flatMap(Self.queuedEnvelope) { result[id] = envelope }
                 }
                 return result
             }
@@ -106,7 +106,7 @@ extension SQLiteEnvelopeStore: OperatorQueue {
                 try db.execute(
                     sql: "UPDATE message SET state = ?, since = ?, reason = ? WHERE id = ?",
                     arguments: [
-                        MessageState.undeliverable.rawValue, Int64(now), UndeliverableReason.deletedByOperator.rawValue, row["id"] as Data,
+                        MessageState.undeliverable.rawValue, Int64(now), UndeliverableReason.deletedByOperator.rawValue, try row.value("id", as: Data.self),
                     ])
             }
             result[id] = envelope

@@ -144,7 +144,7 @@ extension SQLiteEnvelopeStore: PrekeyStore {
         }
         if kem == nil, let row = try Row.fetchOne(
             db, sql: "SELECT key, signature FROM kem_prekey WHERE mailbox = ? AND last_resort = 1", arguments: [mailbox.name]) {
-            kem = StoredKEMPrekey(key: [UInt8](row["key"] as Data), signature: [UInt8](row["signature"] as Data))
+            kem = StoredKEMPrekey(key: [UInt8](try row.value("key", as: Data.self)), signature: [UInt8](try row.value("signature", as: Data.self)))
             lastResort = true
         }
         let left = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM one_time_prekey WHERE mailbox = ?", arguments: [mailbox.name]) ?? 0
@@ -179,9 +179,9 @@ extension SQLiteEnvelopeStore: PrekeyStore {
     private static func signedPrekeys(_ db: Database, _ mailbox: Mailbox) throws -> StoredPrekeys? {
         guard let row = try Row.fetchOne(db, sql: "SELECT * FROM prekey WHERE mailbox = ?", arguments: [mailbox.name]) else { return nil }
         return StoredPrekeys(
-            signedPrekey: [UInt8](row["signed_prekey"] as Data), signedPrekeySignature: [UInt8](row["signed_prekey_signature"] as Data),
-            envelopeKey: [UInt8](row["envelope_key"] as Data), envelopeKeySignature: [UInt8](row["envelope_key_signature"] as Data),
-            updatedAt: UInt64(row["updated_at"] as Int64))
+            signedPrekey: [UInt8](try row.value("signed_prekey", as: Data.self)), signedPrekeySignature: [UInt8](try row.value("signed_prekey_signature", as: Data.self)),
+            envelopeKey: [UInt8](try row.value("envelope_key", as: Data.self)), envelopeKeySignature: [UInt8](try row.value("envelope_key_signature", as: Data.self)),
+            updatedAt: try row.unsigned("updated_at", as: UInt64.self))
     }
 
     public func deleteStalePrekeys(_ mailboxes: [Mailbox], current: PrekeyOwnership) throws(StoreError) -> [Mailbox] {
@@ -203,9 +203,9 @@ extension SQLiteEnvelopeStore: PrekeyStore {
                     let rows = try Row.fetchAll(
                         db, sql: "SELECT key, signature, last_resort FROM kem_prekey WHERE mailbox = ?", arguments: [mailbox.name])
                     for row in rows {
-                        let prekey = StoredKEMPrekey(key: [UInt8](row["key"] as Data), signature: [UInt8](row["signature"] as Data))
-                        if !owns(mailbox, prekey, (row["last_resort"] as Int64) != 0) {
-                            try db.execute(sql: "DELETE FROM kem_prekey WHERE mailbox = ? AND key = ?", arguments: [mailbox.name, row["key"] as Data])
+                        let prekey = StoredKEMPrekey(key: [UInt8](try row.value("key", as: Data.self)), signature: [UInt8](try row.value("signature", as: Data.self)))
+                        if !owns(mailbox, prekey, (try row.value("last_resort", as: Int64.self)) != 0) {
+                            try db.execute(sql: "DELETE FROM kem_prekey WHERE mailbox = ? AND key = ?", arguments: [mailbox.name, try row.value("key", as: Data.self)])
                         }
                     }
                 }

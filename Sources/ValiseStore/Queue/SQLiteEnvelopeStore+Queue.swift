@@ -65,8 +65,9 @@ extension SQLiteEnvelopeStore {
             findMessage.bind(1, id)
             let known = try findMessage.firstRow { (mailbox: $0.text(0), expiresAt: $0.int64(1)) }
             if let known {
+                guard let expiresAt = UInt64(exactly: known.expiresAt) else { throw DamagedColumn(column: "message.expires_at") }
                 outcomes.append(known.mailbox == mailbox
-                    ? .accepted(expiresAt: UInt64(known.expiresAt), duplicate: true)
+                    ? .accepted(expiresAt: expiresAt, duplicate: true)
                     : .refused(.idInUse))
                 continue
             }
@@ -186,12 +187,12 @@ extension SQLiteEnvelopeStore {
                         ORDER BY precedence DESC, sequence LIMIT ?
                         """),
                     arguments: [mailbox.name, Int64(now), limit + excluding.count])
-                return Self.window(rows, excluding: excluding, limit: limit) { row, id in
+                return try Self.window(rows, excluding: excluding, limit: limit) { row, id throws(DamagedColumn) in
                     StoredEnvelope(
-                        sequence: row["sequence"], mailbox: mailbox, id: id,
-                        precedence: Precedence(rawValue: row["precedence"]) ?? .routine,
-                        arrivedAt: UInt64(row["arrived_at"] as Int64), expiresAt: UInt64(row["expires_at"] as Int64),
-                        body: [UInt8](row["body"] as Data), requestedTTL: UInt8(clamping: row["requested_ttl"] as Int64))
+                        sequence: try row.value("sequence"), mailbox: mailbox, id: id,
+                        precedence: Precedence(rawValue: try row.value("precedence")) ?? .routine,
+                        arrivedAt: try row.unsigned("arrived_at", as: UInt64.self), expiresAt: try row.unsigned("expires_at", as: UInt64.self),
+                        body: [UInt8](try row.value("body", as: Data.self)), requestedTTL: UInt8(clamping: try row.value("requested_ttl", as: Int64.self)))
                 }
             }
         } catch {
@@ -202,12 +203,12 @@ extension SQLiteEnvelopeStore {
     /// The first `limit` of `rows` (fetched in queue order, `limit` plus as many as are
     /// excluded) whose id is not in `excluding`, each read by `make`.
     static func window<Envelope>(
-        _ rows: [Row], excluding: Set<MessageID>, limit: Int, _ make: (Row, MessageID) -> Envelope
-    ) -> [Envelope] {
+        _ rows: [Row], excluding: Set<MessageID>, limit: Int, _ make: (Row, MessageID) throws(DamagedColumn) -> Envelope
+    ) throws(DamagedColumn) -> [Envelope] {
         var result: [Envelope] = []
         for row in rows {
-            guard let id = MessageID(bytes: [UInt8](row["id"] as Data)), !excluding.contains(id) else { continue }
-            result.append(make(row, id))
+            guard let id = MessageID(bytes: [UInt8](try row.value("id", as: Data.self))), !excluding.contains(id) else { continue }
+            result.append(try make(row, id))
             if result.count == limit { break }
         }
         return result

@@ -50,10 +50,10 @@ extension SQLiteEnvelopeStore {
         var freedMailboxes: [String: (count: Int, bytes: Int)] = [:]
         var freedDestinations: [String: (count: Int, bytes: Int)] = [:]
         for row in deleted {
-            let size: Int = row["size"]
-            freedMailboxes[row["mailbox"], default: (0, 0)].count += 1
-            freedMailboxes[row["mailbox"], default: (0, 0)].bytes += size
-            if let destination: String = row["destination"] {
+            let size: Int = try row.value("size")
+            freedMailboxes[try row.value("mailbox"), default: (0, 0)].count += 1
+            freedMailboxes[try row.value("mailbox"), default: (0, 0)].bytes += size
+            if let destination: String = try row.value("destination") {
                 freedDestinations[destination, default: (0, 0)].count += 1
                 freedDestinations[destination, default: (0, 0)].bytes += size
             }
@@ -63,7 +63,7 @@ extension SQLiteEnvelopeStore {
         for (destination, freed) in freedDestinations {
             try changeDestinationUsage(destination, count: -freed.count, bytes: -freed.bytes, in: db)
         }
-        return deleted.map { $0["destination"] }
+        return try deleted.map { row throws(DamagedColumn) in try row.value("destination") }
     }
 
     func removeExpired(now: UInt64) throws(StoreError) -> ExpiryCounts {
@@ -75,7 +75,7 @@ extension SQLiteEnvelopeStore {
                         // The tombstone says when it expired, not when the sweep noticed.
                         try db.execute(
                             sql: "UPDATE message SET state = ?, since = ? WHERE id = ?",
-                            arguments: [MessageState.expiredUndelivered.rawValue, row["expires_at"] as Int64, row["id"] as Data])
+                            arguments: [MessageState.expiredUndelivered.rawValue, try row.value("expires_at", as: Int64.self), try row.value("id", as: Data.self)])
                     }
                     for destination in expired {
                         if let destination { counts.forwarding[destination, default: 0] += 1 } else { counts.local += 1 }
@@ -111,7 +111,7 @@ extension SQLiteEnvelopeStore {
                             sql: "UPDATE message SET state = ?, since = ?, reason = ? WHERE id = ? AND state = ?",
                             arguments: [
                                 MessageState.undeliverable.rawValue, Int64(now), UndeliverableReason.recipientRevoked.rawValue,
-                                row["id"] as Data, MessageState.pending.rawValue,
+                                try row.value("id", as: Data.self), MessageState.pending.rawValue,
                             ])
                     }.count
                 }
@@ -131,14 +131,14 @@ extension SQLiteEnvelopeStore {
                     guard let row = try Row.fetchOne(
                               db, sql: "SELECT state, since, expires_at, reason, forwarded_to FROM message WHERE id = ?",
                               arguments: [id.bytes.databaseBlob]),
-                          let state = MessageState(rawValue: row["state"]) else { continue }
-                    let expiresAt = UInt64(row["expires_at"] as Int64)
+                          let state = MessageState(rawValue: try row.value("state")) else { continue }
+                    let expiresAt = try row.unsigned("expires_at", as: UInt64.self)
                     if state == .pending && expiresAt <= now {
                         result[id] = RememberedMessage(state: .expiredUndelivered, since: expiresAt)
                     } else {
-                        let reason = state == .undeliverable ? UndeliverableReason(rawValue: row["reason"]) : nil
-                        let relay: String? = state == .forwarded ? row["forwarded_to"] : nil
-                        result[id] = RememberedMessage(state: state, since: UInt64(row["since"] as Int64), reason: reason, forwardedTo: relay)
+                        let reason = state == .undeliverable ? UndeliverableReason(rawValue: try row.value("reason")) : nil
+                        let relay: String? = state == .forwarded ? try row.value("forwarded_to") : nil
+                        result[id] = RememberedMessage(state: state, since: try row.unsigned("since", as: UInt64.self), reason: reason, forwardedTo: relay)
                     }
                 }
                 return result
@@ -152,19 +152,19 @@ extension SQLiteEnvelopeStore {
         do {
             return try pool.read { db in
                 var statistics = QueueStatistics()
-                var oldest: Int64?
+                var oldest: UInt64?
                 for row in try Row.fetchAll(db, sql: "SELECT precedence, COUNT(*) AS n, SUM(size) AS bytes, MIN(arrived_at) AS oldest FROM envelope GROUP BY precedence") {
-                    guard let precedence = Precedence(rawValue: row["precedence"]) else { continue }
-                    statistics.countByPrecedence[precedence] = row["n"]
-                    statistics.bytes += row["bytes"] as Int
-                    let arrived: Int64 = row["oldest"]
+                    guard let precedence = Precedence(rawValue: try row.value("precedence")) else { continue }
+                    statistics.countByPrecedence[precedence] = try row.value("n")
+                    statistics.bytes += try row.value("bytes", as: Int.self)
+                    let arrived = try row.unsigned("oldest", as: UInt64.self)
                     oldest = min(oldest ?? arrived, arrived)
                 }
-                if let oldest { statistics.oldestAge = now > UInt64(oldest) ? now - UInt64(oldest) : 0 }
+                if let oldest { statistics.oldestAge = now > oldest ? now - oldest : 0 }
                 // Not mailbox_usage: it counts recipients whose envelopes wait to be forwarded too.
                 statistics.mailboxes = try Int.fetchOne(db, sql: "SELECT COUNT(DISTINCT mailbox) FROM envelope") ?? 0
                 for row in try Row.fetchAll(db, sql: "SELECT state, COUNT(*) AS n FROM message GROUP BY state") {
-                    if let state = MessageState(rawValue: row["state"]) { statistics.remembered[state] = row["n"] }
+                    if let state = MessageState(rawValue: try row.value("state")) { statistics.remembered[state] = try row.value("n") }
                 }
                 return statistics
             }
