@@ -90,7 +90,7 @@ final class FederationWorld {
     /// Waits (bounded) until every running relay's links to the others are up (links.json):
     /// a relay learns of the others from entries pushed to it, and its first attempt may
     /// come before the other knows it (then it backs off for a second or two).
-    func waitForLinks(seconds: Double = 30, sourceLocation: SourceLocation = #_sourceLocation) throws {
+    func waitForLinks(seconds: Double = 60, sourceLocation: SourceLocation = #_sourceLocation) throws {
         let up = try wait(seconds: seconds) {
             try relays.keys.allSatisfy { name in
                 let links = (try status(name)["links"] as? [String: Any])?["links"] as? [[String: Any]] ?? []

@@ -214,6 +214,16 @@ struct LinkBackoffTests {
         backoff.connected(at: 30)
         #expect(backoff.failed(at: 95, random: 0.5) == 0.5, "up 65 s: starts over")
     }
+
+    @Test("a peer seen alive (its own link to this relay got in) starts the bound over")
+    func peerReachable() {
+        var backoff = LinkBackoff(initial: 1, maximum: 300, stableAfter: 60)
+        for second in 0..<8 { _ = backoff.failed(at: Double(second), random: 0.5) }
+        #expect(backoff.failed(at: 8, random: 0.5) == 128, "eight failures: the bound is 256")
+        backoff.peerReachable()
+        #expect(backoff.failed(at: 9, random: 0.5) == 0.5, "after the peer connected, the bound is 1 again")
+        #expect(backoff.failed(at: 10, random: 0.5) == 1, "and doubles from there")
+    }
 }
 
 @Suite("Relay link: fork evidence")

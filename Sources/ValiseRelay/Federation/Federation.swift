@@ -80,6 +80,12 @@ final class Federation: @unchecked Sendable {
         loop.execute { [self] in links[destination]?.wake() }
     }
 
+    /// `relay` opened a link to this relay and proved its key: this relay's own link to it
+    /// stops waiting out its backoff.
+    func peerReachable(_ relay: String) {
+        loop.execute { [self] in links[relay]?.peerReachable() }
+    }
+
     /// Blobs with forwards to these relays completed here (or a forward was given back):
     /// their links look for blob work.
     func wakeBlobs(destinations: some Sequence<String> & Sendable) {

@@ -161,6 +161,7 @@ final class IncomingLinkHandler: ChannelDuplexHandler, FlushBatching {
             maximumEnvelopeBytes: shared.limits.maximumEnvelopeBytes, maximumEntriesPerFetch: shared.limits.maximumEntriesPerFetch,
             defaultTTL: shared.queue.defaultTTL, maximumTTL: shared.queue.maximumTTL,
             maximumBlobBytes: shared.federation?.dependencies.blobs?.maximumBlobBytes ?? 0))
+        shared.federation?.peerReachable(relay.name)
     }
 
     func reply(_ reply: LinkLinkReply, context: ChannelHandlerContext, thenClose: Bool = false) {

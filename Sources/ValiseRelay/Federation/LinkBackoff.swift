@@ -28,6 +28,12 @@ struct LinkBackoff: Sendable, Equatable {
         upSince = now
     }
 
+    /// The peer relay was just seen alive (it opened its own link to this relay and proved
+    /// its key): the next delay starts from `initial` again, as after a stable connection.
+    mutating func peerReachable() {
+        bound = initial
+    }
+
     /// The link failed or closed at `now`: how long to wait before the next attempt, from
     /// `random`, a number in [0, 1). A link that had stayed up long enough starts over.
     mutating func failed(at now: Double, random: Double) -> Double {

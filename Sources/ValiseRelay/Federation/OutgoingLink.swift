@@ -107,6 +107,17 @@ final class OutgoingLink {
             }
     }
 
+    /// The peer relay opened a link to this relay and proved its key, so it is up again: a
+    /// link waiting out its backoff connects now (otherwise mail for a relay that restarted
+    /// could wait up to `LinkBackoff.maximumSeconds`), and the backoff starts over.
+    func peerReachable() {
+        backoff.peerReachable()
+        guard phase == .waiting, retry != nil else { return }
+        retry?.cancel()
+        logger.info("relay link retried early: the peer relay connected to this one")
+        connect()
+    }
+
     func stop() {
         setPhase(.stopped)
         retry?.cancel()
