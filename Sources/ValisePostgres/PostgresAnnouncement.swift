@@ -60,7 +60,7 @@ enum PostgresAnnouncement {
     /// commit, and never if the transaction rolls back.
     static func announce(_ payload: String?, schema: String, on connection: PostgresConnection, logger: Logger) async throws {
         guard let payload else { return }
-        _ = try await connection.query("SELECT pg_notify(\(channel(schema: schema)), \(payload))", logger: logger)
+        _ = try await connection.rows("SELECT pg_notify(\(channel(schema: schema)), \(payload))", logger: logger)
     }
 }
 #endif

@@ -24,7 +24,7 @@ extension PostgresBlobStore {
         // One statement, one snapshot: the blob's row (so that "not held" and "past its end"
         // differ) and the chunk rows that overlap the range (a row holds at most rowBytes).
         return try queue.read("read a blob") { connection -> [UInt8]? in
-            let rows = try await connection.query("""
+            let rows = try await connection.rows("""
                 SELECT b.size, c.start, c.data FROM blob b
                 LEFT JOIN blob_chunk c ON c.blob = b.id AND c.start > \(low) AND c.start < \(high)
                 WHERE b.id = \(id.buffer) AND b.complete AND b.expires_at > \(Int64(clamping: now))
@@ -55,7 +55,7 @@ extension PostgresBlobStore {
         let logger = self.logger
         return try queue.write("count a blob's fetch") { connection in
             var left: Int32?
-            for try await value in try await connection.query("""
+            for try await value in try await connection.rows("""
                 UPDATE blob SET fetches_left = fetches_left - 1
                 WHERE id = \(id.buffer) AND complete AND fetches_left > 0
                 RETURNING fetches_left
@@ -77,7 +77,7 @@ extension PostgresBlobStore {
         let (logger, node) = (self.logger, queue.node)
         let now = Int64(clamping: now)
         return try queue.write("lease blobs to forward") { connection in
-            let rows = try await connection.query("""
+            let rows = try await connection.rows("""
                 WITH picked AS (
                     SELECT f.sequence FROM blob_forward f JOIN blob b ON b.id = f.blob
                     WHERE f.destination = \(destination) AND b.complete AND b.expires_at > \(now)
@@ -106,7 +106,7 @@ extension PostgresBlobStore {
             // The blob's row first, as blobFetched locks it: whichever of the two finishes
             // last sees the other's change and deletes the blob.
             guard try await Self.record(id, locking: true, on: connection, logger: logger) != nil else { return }
-            try await connection.query(
+            try await connection.rows(
                 "DELETE FROM blob_forward WHERE blob = \(id.buffer) AND destination = \(destination)", logger: logger)
             _ = try await Self.deleteIfDone(id, on: connection, logger: logger)
         }
@@ -116,7 +116,7 @@ extension PostgresBlobStore {
     /// forward waits; whether it did. The caller holds the blob's row lock.
     private static func deleteIfDone(_ id: BlobID, on connection: PostgresConnection, logger: Logger) async throws -> Bool {
         var deleted = false
-        for try await _ in try await connection.query("""
+        for try await _ in try await connection.rows("""
             DELETE FROM blob WHERE id = \(id.buffer) AND complete AND fetches_left = 0
                 AND NOT EXISTS (SELECT 1 FROM blob_forward WHERE blob = \(id.buffer))
             RETURNING 1
@@ -134,7 +134,7 @@ extension PostgresBlobStore {
             let deleted = try queue.write("expire blobs") { connection -> Int64? in
                 guard try await self.queue.tryLock(PostgresSchema.sweepLock, on: connection) else { return nil }
                 var count: Int64 = 0
-                for try await value in try await connection.query("""
+                for try await value in try await connection.rows("""
                     WITH gone AS (DELETE FROM blob WHERE id IN
                         (SELECT id FROM blob WHERE expires_at <= \(Int64(clamping: now)) LIMIT \(Self.expiryChunk) FOR UPDATE SKIP LOCKED)
                         RETURNING 1)
@@ -155,7 +155,7 @@ extension PostgresBlobStore {
         return try queue.read("read the blobs' figures") { connection in
             var statistics = BlobStatistics()
             let now = Int64(clamping: now)
-            for try await (count, bytes, waiting) in try await connection.query("""
+            for try await (count, bytes, waiting) in try await connection.rows("""
                 SELECT count(*), COALESCE(sum(size), 0)::int8,
                     (SELECT count(*) FROM blob_forward f JOIN blob b ON b.id = f.blob WHERE b.complete AND b.expires_at > \(now))
                 FROM blob WHERE expires_at > \(now)

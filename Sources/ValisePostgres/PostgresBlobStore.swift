@@ -49,7 +49,7 @@ public final class PostgresBlobStore: BlobStore {
             let id = declaration.id.buffer
             let now = Int64(clamping: now)
             // Declarations in turn: the sum read below stays true until this one commits.
-            try await connection.query("SELECT pg_advisory_xact_lock(hashtextextended(\(lock), 0))", logger: logger)
+            try await connection.rows("SELECT pg_advisory_xact_lock(hashtextextended(\(lock), 0))", logger: logger)
             if let held = try await Self.record(declaration.id, locking: true, on: connection, logger: logger) {
                 if held.expiresAt > UInt64(now) {
                     guard held.size == declaration.size else {
@@ -58,10 +58,10 @@ public final class PostgresBlobStore: BlobStore {
                     return held
                 }
                 // Expired but not yet swept: gone for every purpose, so declared afresh.
-                try await connection.query("DELETE FROM blob WHERE id = \(id)", logger: logger)
+                try await connection.rows("DELETE FROM blob WHERE id = \(id)", logger: logger)
             }
             var total: Int64 = 0
-            for try await sum in try await connection.query(
+            for try await sum in try await connection.rows(
                 "SELECT COALESCE(sum(size), 0)::int8 FROM blob WHERE expires_at > \(now)", logger: logger).decode(Int64.self) {
                 total = sum
             }
@@ -69,14 +69,14 @@ public final class PostgresBlobStore: BlobStore {
             if held + declaration.size > maximumTotalBytes {
                 throw StoreError(.limitReached, "the relay's blobs would take more than \(maximumTotalBytes) bytes")
             }
-            try await connection.query("""
+            try await connection.rows("""
                 INSERT INTO blob (id, size, committed, complete, expires_at, fetches_left)
                 VALUES (\(id), \(Int64(declaration.size)), 0, false, \(Int64(clamping: declaration.expiresAt)), \(Int32(clamping: declaration.fetches)))
                 """, logger: logger)
             // A destination where nobody fetches needs no copy.
             let forwards = declaration.forwards.filter { $0.value > 0 }.sorted { $0.key < $1.key }
             if !forwards.isEmpty {
-                try await connection.query("""
+                try await connection.rows("""
                     INSERT INTO blob_forward (blob, destination, fetches)
                     SELECT \(id), * FROM unnest(\(forwards.map(\.key))::text[], \(forwards.map { Int32(clamping: $0.value) })::int4[])
                     """, logger: logger)
@@ -107,19 +107,19 @@ public final class PostgresBlobStore: BlobStore {
             try await Self.insertRows(id, from: held.committed, bytes: bytes[skip...], on: connection, logger: logger)
             let committed = held.committed + UInt64(bytes.count - skip)
             guard committed == held.size else {
-                try await connection.query("UPDATE blob SET committed = \(Int64(committed)) WHERE id = \(id.buffer)", logger: logger)
+                try await connection.rows("UPDATE blob SET committed = \(Int64(committed)) WHERE id = \(id.buffer)", logger: logger)
                 return .stored(held.with(committed: committed, complete: false))
             }
             guard try await Self.hash(of: id, on: connection, logger: logger) == id.bytes else {
                 // Committed as the transaction's outcome: the bytes are worthless, the id is free again.
-                try await connection.query("DELETE FROM blob WHERE id = \(id.buffer)", logger: logger)
+                try await connection.rows("DELETE FROM blob WHERE id = \(id.buffer)", logger: logger)
                 return .mismatch
             }
-            try await connection.query(
+            try await connection.rows(
                 "UPDATE blob SET committed = size, complete = true WHERE id = \(id.buffer)", logger: logger)
             // Other nodes' relay links to these relays look for work (their blob lanes too).
             var destinations: [String] = []
-            for try await name in try await connection.query(
+            for try await name in try await connection.rows(
                 "SELECT destination FROM blob_forward WHERE blob = \(id.buffer)", logger: logger).decode(String.self) {
                 destinations.append(name)
             }
@@ -154,7 +154,7 @@ public final class PostgresBlobStore: BlobStore {
             rows.append(ByteBuffer(bytes: bytes[index..<end]))
             index = end
         }
-        try await connection.query("""
+        try await connection.rows("""
             INSERT INTO blob_chunk (blob, start, data) SELECT \(id.buffer), * FROM unnest(\(starts)::int8[], \(rows)::bytea[])
             """, logger: logger)
     }
@@ -165,7 +165,7 @@ public final class PostgresBlobStore: BlobStore {
         var next: Int64 = 0
         while true {
             var rows: Int64 = 0
-            let batch = try await connection.query("""
+            let batch = try await connection.rows("""
                 SELECT start, data FROM blob_chunk WHERE blob = \(id.buffer) AND start >= \(next) ORDER BY start LIMIT \(hashBatchRows)
                 """, logger: logger)
             for try await (start, data) in batch.decode((Int64, ByteBuffer).self) {
@@ -181,7 +181,7 @@ public final class PostgresBlobStore: BlobStore {
 
     /// The blob's row (expired or not), locked for this transaction when `locking`.
     static func record(_ id: BlobID, locking: Bool, on connection: PostgresConnection, logger: Logger) async throws -> BlobRecord? {
-        let rows = try await connection.query("""
+        let rows = try await connection.rows("""
             SELECT size, committed, complete, expires_at, fetches_left FROM blob WHERE id = \(id.buffer)
             \(unescaped: locking ? "FOR UPDATE" : "")
             """, logger: logger)

@@ -163,7 +163,7 @@ public final class PostgresDatabase: Sendable {
                 let connection = try await PostgresConnection.connect(
                     on: group.any(), configuration: connectionConfiguration(host), id: 0, logger: logger)
                 defer { Task(executorPreference: executor) { try? await connection.close() } }
-                let rows = try await connection.query("SELECT pg_is_in_recovery()", logger: logger)
+                let rows = try await connection.rows("SELECT pg_is_in_recovery()", logger: logger)
                 var inRecovery = true
                 for try await value in rows.decode(Bool.self) { inRecovery = value }
                 if !inRecovery { return host }

@@ -22,7 +22,7 @@ extension PostgresEnvelopeStore: SharedDirectoryLog {
         let limit = min(limit, SharedDirectoryLimits.maximumEntriesPerCall)
         guard limit > 0 else { return [] }
         return try database.withConnection { [logger = self.logger] connection in
-            let rows = try await connection.query(
+            let rows = try await connection.rows(
                 """
                 SELECT position, entry FROM directory_entry WHERE position >= \(Int64(start)) ORDER BY position LIMIT \(Int64(limit))
                 """, logger: logger)
@@ -60,7 +60,7 @@ extension PostgresEnvelopeStore: SharedDirectoryLog {
             // MAX + 1. A concurrent append that this snapshot misses can only make the gap
             // look larger: it may refuse wrongly (the caller tries again), never leave a hole.
             var next: Int64 = 0
-            for try await value in try await connection.query(
+            for try await value in try await connection.rows(
                 "SELECT coalesce(max(position) + 1, 0) FROM directory_entry", logger: logger
             ).decode(Int64.self) { next = value }
             guard Int64(start) <= next else {
@@ -69,7 +69,7 @@ extension PostgresEnvelopeStore: SharedDirectoryLog {
             // Positions already stored stay as they are (every node verified what it stored);
             // ON CONFLICT waits for a concurrent insert of the same position, then skips it.
             var added = 0
-            for try await _ in try await connection.query(
+            for try await _ in try await connection.rows(
                 """
                 INSERT INTO directory_entry (position, entry) SELECT position, entry FROM unnest(\(positions), \(bytes)) AS incoming(position, entry)
                 ON CONFLICT (position) DO NOTHING RETURNING position

@@ -10,7 +10,7 @@ extension PostgresEnvelopeStore {
         guard limit > 0 else { return [] }
         let logger = self.logger
         return try read("read the forwarding queue") { connection in
-            let rows = try await connection.query("""
+            let rows = try await connection.rows("""
                 SELECT sequence, mailbox, id, precedence, requested_ttl, arrived_at, expires_at, hops, body FROM forward
                 WHERE destination = \(destination) AND expires_at > \(Int64(clamping: now)) AND NOT held
                     AND id <> ALL(\(excluding.buffers)::bytea[])
@@ -21,7 +21,7 @@ extension PostgresEnvelopeStore {
     }
 
     /// Rows of `sequence, mailbox, id, precedence, requested_ttl, arrived_at, expires_at, hops, body`.
-    static func outgoingEnvelopes(_ rows: PostgresRowSequence, destination: String) async throws -> [OutgoingEnvelope] {
+    static func outgoingEnvelopes(_ rows: PostgresRows, destination: String) async throws -> [OutgoingEnvelope] {
         var envelopes: [OutgoingEnvelope] = []
         for try await (sequence, mailbox, id, precedence, requestedTTL, arrived, expires, hops, body)
             in rows.decode((Int64, String, ByteBuffer, Int, Int, Int64, Int64, Int, ByteBuffer).self) {
@@ -71,7 +71,7 @@ extension PostgresEnvelopeStore {
         }
         var deleted = lists.map { _ in 0 }
         guard !ids.isEmpty else { return deleted }
-        let rows = try await connection.query("""
+        let rows = try await connection.rows("""
             WITH gone AS (
                 DELETE FROM forward f
                 USING unnest(\(ids)::bytea[], \(owners)::int4[], \(states)::int2[], \(reasons)::int2[], \(relays)::text[])
@@ -113,7 +113,7 @@ extension PostgresEnvelopeStore {
     func move(_ mailbox: Mailbox, to destination: String?, on connection: PostgresConnection) async throws -> Int {
         var changes: [String: QueueTotals] = [:]
         var moved = 0
-        let leaving = try await connection.query("""
+        let leaving = try await connection.rows("""
             SELECT destination, count(*), sum(size)::int8 FROM forward
             WHERE mailbox = \(mailbox.name) AND destination IS DISTINCT FROM \(destination) GROUP BY destination
             """, logger: logger)
@@ -122,7 +122,7 @@ extension PostgresEnvelopeStore {
             moved += Int(count)
         }
         guard let destination else {
-            try await connection.query("""
+            try await connection.rows("""
                 WITH moved AS (DELETE FROM forward WHERE mailbox = \(mailbox.name) RETURNING *)
                 INSERT INTO envelope (mailbox, id, precedence, requested_ttl, arrived_at, expires_at, hops, size, body, held)
                 SELECT mailbox, id, precedence, requested_ttl, arrived_at, expires_at, hops, size, body, held FROM moved ORDER BY sequence
@@ -131,12 +131,12 @@ extension PostgresEnvelopeStore {
             return moved
         }
         var arriving = QueueTotals(count: moved, bytes: -changes.values.reduce(0) { $0 + $1.bytes })
-        try await connection.query("""
+        try await connection.rows("""
             UPDATE forward SET destination = \(destination), lease_node = NULL, lease_connection = NULL, lease_expires = NULL
             WHERE mailbox = \(mailbox.name) AND destination <> \(destination)
             """, logger: logger)
         // This relay held them as the recipient's home and now passes them on: one more hop.
-        let local = try await connection.query("""
+        let local = try await connection.rows("""
             WITH moved AS (DELETE FROM envelope WHERE mailbox = \(mailbox.name) RETURNING *),
             added AS (
                 INSERT INTO forward (destination, mailbox, id, precedence, requested_ttl, arrived_at, expires_at, hops, size, body, held)
@@ -158,7 +158,7 @@ extension PostgresEnvelopeStore {
         let logger = self.logger
         return try read("read the forwarding backlog") { connection in
             var backlog: [String: ForwardingBacklog] = [:]
-            let rows = try await connection.query(
+            let rows = try await connection.rows(
                 "SELECT destination, count(*), sum(size)::int8, min(arrived_at) FROM forward GROUP BY destination", logger: logger)
             for try await (destination, count, bytes, oldest) in rows.decode((String, Int64, Int64, Int64).self) {
                 let oldest = UInt64(clamping: oldest)
@@ -172,7 +172,7 @@ extension PostgresEnvelopeStore {
         let logger = self.logger
         return try read("list forwarding destinations") { connection in
             var names: [String] = []
-            let rows = try await connection.query("SELECT destination FROM destination_usage WHERE count > 0 ORDER BY destination", logger: logger)
+            let rows = try await connection.rows("SELECT destination FROM destination_usage WHERE count > 0 ORDER BY destination", logger: logger)
             for try await name in rows.decode(String.self) { names.append(name) }
             return names
         }

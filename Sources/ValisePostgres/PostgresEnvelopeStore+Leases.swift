@@ -56,22 +56,22 @@ extension PostgresEnvelopeStore: SharedQueue {
     private func lease<Envelope: Sendable>(
         _ doing: String, holder: LeaseHolder, excluding: Set<MessageID>, limit: Int, now: UInt64,
         candidates: @escaping @Sendable (Int64) -> PostgresQuery, take: @escaping @Sendable ([Int64], Int64) -> PostgresQuery,
-        read: @escaping @Sendable (PostgresRowSequence) async throws -> [Envelope]
+        read: @escaping @Sendable (PostgresRows) async throws -> [Envelope]
     ) throws(StoreError) -> [Envelope] {
         guard limit > 0 else { return [] }
         return try write(doing) { connection in
-            let rows = try await connection.query(candidates(Int64(limit + excluding.count)), logger: self.logger)
+            let rows = try await connection.rows(candidates(Int64(limit + excluding.count)), logger: self.logger)
             let chosen = try await Self.leasable(rows, holder: holder, excluding: excluding, limit: limit, now: now)
             guard !chosen.isEmpty else { return [] }
             let expires = Int64(clamping: now + SharedQueueLease.seconds)
-            return try await read(try await connection.query(take(chosen, expires), logger: self.logger))
+            return try await read(try await connection.rows(take(chosen, expires), logger: self.logger))
         }
     }
 
     /// The sequences to lease among candidates in delivery order: up to `limit`, leaving out
     /// `excluding`, stopping at the first leased to another holder and not expired.
     static func leasable(
-        _ rows: PostgresRowSequence, holder: LeaseHolder, excluding: Set<MessageID>, limit: Int, now: UInt64
+        _ rows: PostgresRows, holder: LeaseHolder, excluding: Set<MessageID>, limit: Int, now: UInt64
     ) async throws -> [Int64] {
         var chosen: [Int64] = []
         for try await (sequence, id, node, connection, expires) in rows.decode((Int64, ByteBuffer, String?, Int64?, Int64?).self) {
@@ -91,11 +91,11 @@ extension PostgresEnvelopeStore: SharedQueue {
             let logger = self.logger
             let node = holder.node
             let id = Int64(bitPattern: holder.connection)
-            try await connection.query("""
+            try await connection.rows("""
                 UPDATE envelope SET lease_node = NULL, lease_connection = NULL, lease_expires = NULL
                 WHERE lease_node = \(node) AND lease_connection = \(id)
                 """, logger: logger)
-            try await connection.query("""
+            try await connection.rows("""
                 UPDATE forward SET lease_node = NULL, lease_connection = NULL, lease_expires = NULL
                 WHERE lease_node = \(node) AND lease_connection = \(id)
                 """, logger: logger)
@@ -107,10 +107,10 @@ extension PostgresEnvelopeStore: SharedQueue {
         try write("renew leases") { connection in
             let logger = self.logger
             let expires = Int64(clamping: now + SharedQueueLease.seconds)
-            try await connection.query("""
+            try await connection.rows("""
                 UPDATE envelope SET lease_expires = \(expires) WHERE lease_node = \(self.node) AND lease_connection = ANY(\(ids))
                 """, logger: logger)
-            try await connection.query("""
+            try await connection.rows("""
                 UPDATE forward SET lease_expires = \(expires) WHERE lease_node = \(self.node) AND lease_connection = ANY(\(ids))
                 """, logger: logger)
         }

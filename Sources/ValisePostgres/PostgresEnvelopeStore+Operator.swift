@@ -18,7 +18,7 @@ extension PostgresEnvelopeStore: OperatorQueue {
 
     /// Rows of (id, mailbox, precedence, arrived_at, expires_at, size, held, destination);
     /// a row whose id is not 16 bytes is left out, as by the SQLite store.
-    private static func queuedEnvelopes(_ rows: PostgresRowSequence) async throws -> [QueuedEnvelope] {
+    private static func queuedEnvelopes(_ rows: PostgresRows) async throws -> [QueuedEnvelope] {
         var result: [QueuedEnvelope] = []
         let columns = (ByteBuffer, String, Int16, Int64, Int64, Int32, Bool, String?).self
         for try await (id, mailbox, precedence, arrivedAt, expiresAt, size, held, destination) in rows.decode(columns) {
@@ -39,7 +39,7 @@ extension PostgresEnvelopeStore: OperatorQueue {
         for (table, destination) in [("envelope", "NULL::text"), ("forward", "destination")] {
             var query = statement(table)
             query.sql += " RETURNING \(queuedColumns), \(destination)"
-            touched += try await queuedEnvelopes(connection.query(query, logger: logger))
+            touched += try await queuedEnvelopes(connection.rows(query, logger: logger))
         }
         return touched
     }
@@ -53,14 +53,14 @@ extension PostgresEnvelopeStore: OperatorQueue {
                 WHERE \(mailbox?.name)::text IS NULL OR mailbox = \(mailbox?.name)
                 ORDER BY arrived_at, id LIMIT \(limit)
                 """
-            return try await Self.queuedEnvelopes(connection.query(query, logger: logger))
+            return try await Self.queuedEnvelopes(connection.rows(query, logger: logger))
         }
     }
 
     public func mailboxBacklog(now: UInt64) throws(StoreError) -> [MailboxBacklog] {
         try database.withConnection { [logger = self.logger] connection in
             // COLLATE "C": ties in byte order, as SQLite sorts them, whatever the database's collation.
-            let rows = try await connection.query(
+            let rows = try await connection.rows(
                 """
                 SELECT mailbox, count(*), sum(size)::bigint, min(arrived_at), count(*) FILTER (WHERE held)
                 FROM envelope GROUP BY mailbox ORDER BY count(*) DESC, mailbox COLLATE "C"
@@ -112,7 +112,7 @@ extension PostgresEnvelopeStore: OperatorQueue {
             }
             try await self.changeUsage(mailboxes: mailboxes.mapValues { -$0 }, destinations: destinations.mapValues { -$0 }, on: connection)
             // The tombstone the sender's status query reads: undeliverable, and why.
-            try await connection.query(
+            try await connection.rows(
                 """
                 UPDATE message SET state = \(Int16(MessageState.undeliverable.rawValue)), since = \(Int64(clamping: now)),
                     reason = \(Int16(UndeliverableReason.deletedByOperator.rawValue))
@@ -127,7 +127,7 @@ extension PostgresEnvelopeStore: OperatorQueue {
     /// database administrator's to watch).
     public func storeBytes() throws(StoreError) -> Int {
         try database.withConnection { [logger = self.logger] connection in
-            let rows = try await connection.query(
+            let rows = try await connection.rows(
                 """
                 SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0)::bigint
                 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace

@@ -22,7 +22,7 @@ extension PostgresEnvelopeStore: PrekeyStore {
         let addedAt = Int64(clamping: prekeys.updatedAt)
         return try database.withTransaction { [logger = self.logger] connection in
             // First, for its row lock (see above); a refusal below rolls it back.
-            try await connection.query(
+            try await connection.rows(
                 """
                 INSERT INTO prekey (mailbox, signed_prekey, signed_prekey_signature, envelope_key, envelope_key_signature, updated_at)
                 VALUES (\(name), \(ByteBuffer(bytes: prekeys.signedPrekey)), \(ByteBuffer(bytes: prekeys.signedPrekeySignature)),
@@ -31,13 +31,13 @@ extension PostgresEnvelopeStore: PrekeyStore {
                     signed_prekey_signature = excluded.signed_prekey_signature, envelope_key = excluded.envelope_key,
                     envelope_key_signature = excluded.envelope_key_signature, updated_at = excluded.updated_at
                 """, logger: logger)
-            let held = Set(try await Self.bytes(connection.query("SELECT key FROM one_time_prekey WHERE mailbox = \(name)", logger: logger)))
+            let held = Set(try await Self.bytes(connection.rows("SELECT key FROM one_time_prekey WHERE mailbox = \(name)", logger: logger)))
             let new = Set(oneTimePrekeys).subtracting(held)
             guard held.count + new.count <= PrekeyLimits.maximumOneTimePrekeys else {
                 throw StoreError(.limitReached, "a device may hold at most \(PrekeyLimits.maximumOneTimePrekeys) one-time prekeys on the relay (it has \(held.count), and sent \(new.count) new)")
             }
             let heldKEM = Set(try await Self.bytes(
-                connection.query("SELECT key FROM kem_prekey WHERE mailbox = \(name) AND NOT last_resort", logger: logger)))
+                connection.rows("SELECT key FROM kem_prekey WHERE mailbox = \(name) AND NOT last_resort", logger: logger)))
             var newKEM: [StoredKEMPrekey] = []
             for prekey in oneTimeKEMPrekeys where !heldKEM.contains(prekey.key) && !newKEM.contains(where: { $0.key == prekey.key }) {
                 newKEM.append(prekey)
@@ -46,23 +46,23 @@ extension PostgresEnvelopeStore: PrekeyStore {
                 throw StoreError(.limitReached, "a device may hold at most \(PrekeyLimits.maximumOneTimeKEMPrekeys) one-time KEM prekeys on the relay (it has \(heldKEM.count), and sent \(newKEM.count) new)")
             }
             if !new.isEmpty {
-                try await connection.query(
+                try await connection.rows(
                     """
                     INSERT INTO one_time_prekey (mailbox, key, added_at)
                     SELECT \(name), key, \(addedAt) FROM unnest(\(new.map { ByteBuffer(bytes: $0) })) AS incoming(key)
                     ON CONFLICT DO NOTHING
                     """, logger: logger)
             }
-            try await connection.query("DELETE FROM kem_prekey WHERE mailbox = \(name) AND last_resort", logger: logger)
+            try await connection.rows("DELETE FROM kem_prekey WHERE mailbox = \(name) AND last_resort", logger: logger)
             // A key once uploaded as one-time stays one-time: the signature names its kind.
-            try await connection.query(
+            try await connection.rows(
                 """
                 INSERT INTO kem_prekey (mailbox, key, signature, last_resort, added_at)
                 VALUES (\(name), \(ByteBuffer(bytes: lastResortKEMPrekey.key)), \(ByteBuffer(bytes: lastResortKEMPrekey.signature)), true, \(addedAt))
                 ON CONFLICT DO NOTHING
                 """, logger: logger)
             if !newKEM.isEmpty {
-                try await connection.query(
+                try await connection.rows(
                     """
                     INSERT INTO kem_prekey (mailbox, key, signature, last_resort, added_at)
                     SELECT \(name), key, signature, false, \(addedAt)
@@ -82,7 +82,7 @@ extension PostgresEnvelopeStore: PrekeyStore {
             // one snapshot for all the mailboxes as in SQLite. A take stays in read committed,
             // where a row another fetch deleted is passed over, not a serialisation failure.
             if question == nil {
-                try await connection.query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY", logger: logger)
+                try await connection.rows("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY", logger: logger)
             }
             var bundles: [PrekeyBundleRecord?] = []
             for (index, mailbox) in mailboxes.enumerated() {
@@ -101,9 +101,9 @@ extension PostgresEnvelopeStore: PrekeyStore {
         var kem: StoredKEMPrekey?
         var lastResort = false
         if let question {
-            let oldest = try await bytes(connection.query(
+            let oldest = try await bytes(connection.rows(
                 "SELECT key FROM one_time_prekey WHERE mailbox = \(name) ORDER BY added_at, key LIMIT 1 FOR UPDATE SKIP LOCKED", logger: logger)).first
-            let oldestKEM = try await kemPrekeys(connection.query(
+            let oldestKEM = try await kemPrekeys(connection.rows(
                 """
                 SELECT key, signature, last_resort FROM kem_prekey WHERE mailbox = \(name) AND NOT last_resort
                 ORDER BY added_at, key LIMIT 1 FOR UPDATE SKIP LOCKED
@@ -112,18 +112,18 @@ extension PostgresEnvelopeStore: PrekeyStore {
             // rows are locked by this transaction, so each DELETE removes its key.
             if oldest != nil || oldestKEM != nil, question.ask(index) {
                 if let oldest {
-                    try await connection.query(
+                    try await connection.rows(
                         "DELETE FROM one_time_prekey WHERE mailbox = \(name) AND key = \(ByteBuffer(bytes: oldest))", logger: logger)
                     oneTime = oldest
                 }
                 if let oldestKEM {
-                    try await connection.query(
+                    try await connection.rows(
                         "DELETE FROM kem_prekey WHERE mailbox = \(name) AND key = \(ByteBuffer(bytes: oldestKEM.key))", logger: logger)
                     kem = oldestKEM
                 }
             }
         }
-        if kem == nil, let last = try await kemPrekeys(connection.query(
+        if kem == nil, let last = try await kemPrekeys(connection.rows(
             "SELECT key, signature, last_resort FROM kem_prekey WHERE mailbox = \(name) AND last_resort", logger: logger)).first {
             kem = last.prekey
             lastResort = true
@@ -161,12 +161,12 @@ extension PostgresEnvelopeStore: PrekeyStore {
                 // One-time X25519 prekeys carry no signature, so the old device's cannot be
                 // told from the new one's: all go (a bundle without one is valid, and the
                 // new device tops them up at its next sync).
-                try await connection.query("DELETE FROM one_time_prekey WHERE mailbox = \(mailbox.name)", logger: logger)
-                let stale = try await Self.kemPrekeys(connection.query(
+                try await connection.rows("DELETE FROM one_time_prekey WHERE mailbox = \(mailbox.name)", logger: logger)
+                let stale = try await Self.kemPrekeys(connection.rows(
                     "SELECT key, signature, last_resort FROM kem_prekey WHERE mailbox = \(mailbox.name)", logger: logger)
                 ).filter { !owns(mailbox, $0.prekey, $0.lastResort) }
                 if !stale.isEmpty {
-                    try await connection.query(
+                    try await connection.rows(
                         "DELETE FROM kem_prekey WHERE mailbox = \(mailbox.name) AND key = ANY(\(stale.map { ByteBuffer(bytes: $0.prekey.key) }))",
                         logger: logger)
                 }
@@ -181,7 +181,7 @@ extension PostgresEnvelopeStore: PrekeyStore {
     @discardableResult
     static func deletePrekeys(of mailbox: Mailbox, on connection: PostgresConnection, logger: Logger) async throws -> Int {
         let name = mailbox.name
-        let rows = try await connection.query(
+        let rows = try await connection.rows(
             """
             WITH a AS (DELETE FROM prekey WHERE mailbox = \(name) RETURNING 1),
                  b AS (DELETE FROM one_time_prekey WHERE mailbox = \(name) RETURNING 1),
@@ -203,7 +203,7 @@ extension PostgresEnvelopeStore: PrekeyStore {
             FROM prekey WHERE mailbox = \(mailbox.name)
             """
         if locking { query.sql += " FOR UPDATE" }
-        let rows = try await connection.query(query, logger: logger)
+        let rows = try await connection.rows(query, logger: logger)
         for try await (signed, signature, envelope, envelopeSignature, updatedAt) in rows.decode((ByteBuffer, ByteBuffer, ByteBuffer, ByteBuffer, Int64).self) {
             return StoredPrekeys(
                 signedPrekey: Array(signed.readableBytesView), signedPrekeySignature: Array(signature.readableBytesView),
@@ -215,7 +215,7 @@ extension PostgresEnvelopeStore: PrekeyStore {
 
     /// How many one-time prekeys of each kind the mailbox holds (the last-resort KEM prekey not counted).
     private static func counts(_ mailbox: Mailbox, on connection: PostgresConnection, logger: Logger) async throws -> PrekeyCounts {
-        let rows = try await connection.query(
+        let rows = try await connection.rows(
             """
             SELECT (SELECT count(*) FROM one_time_prekey WHERE mailbox = \(mailbox.name)),
                    (SELECT count(*) FROM kem_prekey WHERE mailbox = \(mailbox.name) AND NOT last_resort)
@@ -226,14 +226,14 @@ extension PostgresEnvelopeStore: PrekeyStore {
     }
 
     /// The first column of every row, as bytes.
-    private static func bytes(_ rows: PostgresRowSequence) async throws -> [[UInt8]] {
+    private static func bytes(_ rows: PostgresRows) async throws -> [[UInt8]] {
         var result: [[UInt8]] = []
         for try await value in rows.decode(ByteBuffer.self) { result.append(Array(value.readableBytesView)) }
         return result
     }
 
     /// Rows of (key, signature, last_resort).
-    private static func kemPrekeys(_ rows: PostgresRowSequence) async throws -> [(prekey: StoredKEMPrekey, lastResort: Bool)] {
+    private static func kemPrekeys(_ rows: PostgresRows) async throws -> [(prekey: StoredKEMPrekey, lastResort: Bool)] {
         var result: [(prekey: StoredKEMPrekey, lastResort: Bool)] = []
         for try await (key, signature, lastResort) in rows.decode((ByteBuffer, ByteBuffer, Bool).self) {
             result.append((StoredKEMPrekey(key: Array(key.readableBytesView), signature: Array(signature.readableBytesView)), lastResort))

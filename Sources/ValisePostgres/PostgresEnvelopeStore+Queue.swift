@@ -84,7 +84,7 @@ extension PostgresEnvelopeStore: EnvelopeStore {
         var destinationUsage = try await lockUsage(Set(envelopes.compactMap(\.destination)), destinations: true, on: connection)
         var stored = 0
         if maximumBytes != nil {
-            for try await total in try await connection.query(
+            for try await total in try await connection.rows(
                 "SELECT COALESCE(sum(bytes), 0)::int8 FROM mailbox_usage", logger: logger).decode(Int64.self) {
                 stored = Int(total)
             }
@@ -99,7 +99,7 @@ extension PostgresEnvelopeStore: EnvelopeStore {
         let conflicts = claims.map { envelopes[$0].id }.filter { !claimed.contains($0) }
         var known: [MessageID: (mailbox: String, expiresAt: UInt64)] = [:]
         if !conflicts.isEmpty {
-            let rows = try await connection.query(
+            let rows = try await connection.rows(
                 "SELECT id, mailbox, expires_at FROM message WHERE id = ANY(\(conflicts.buffers)::bytea[])", logger: logger)
             for try await (id, mailbox, expiresAt) in rows.decode((ByteBuffer, String, Int64).self) {
                 // Never negative when written; a value that is cannot trap here.
@@ -173,19 +173,19 @@ extension PostgresEnvelopeStore: EnvelopeStore {
             result.outcomes.append(.accepted(expiresAt: envelope.expiry(now: now), duplicate: false))
         }
         if !released.isEmpty {
-            try await connection.query("DELETE FROM message WHERE id = ANY(\(released.buffers)::bytea[])", logger: logger)
+            try await connection.rows("DELETE FROM message WHERE id = ANY(\(released.buffers)::bytea[])", logger: logger)
         }
         for envelope in rewrites {
             // Claimed with the values of a copy that was refused: this copy's own.
             let (arrival, expiry) = (Int64(envelope.arrival(now: now)), Int64(envelope.expiry(now: now)))
-            try await connection.query("""
+            try await connection.rows("""
                 UPDATE message SET mailbox = \(envelope.mailbox.name), since = \(arrival), expires_at = \(expiry),
                     forget_at = \(expiry + Int64(limits.retentionSeconds))
                 WHERE id = \(envelope.id.buffer)
                 """, logger: logger)
         }
         if !local.ids.isEmpty {
-            try await connection.query("""
+            try await connection.rows("""
                 INSERT INTO envelope (mailbox, id, precedence, requested_ttl, arrived_at, expires_at, hops, size, body)
                 SELECT mailbox, id, precedence, requested_ttl, arrived_at, expires_at, hops, size, body
                 FROM unnest(\(local.mailboxes)::text[], \(local.ids)::bytea[], \(local.precedences)::int2[], \(local.requestedTTLs)::int2[],
@@ -195,7 +195,7 @@ extension PostgresEnvelopeStore: EnvelopeStore {
                 """, logger: logger)
         }
         if !forwarded.ids.isEmpty {
-            try await connection.query("""
+            try await connection.rows("""
                 INSERT INTO forward (destination, mailbox, id, precedence, requested_ttl, arrived_at, expires_at, hops, size, body)
                 SELECT destination, mailbox, id, precedence, requested_ttl, arrived_at, expires_at, hops, size, body
                 FROM unnest(\(forwarded.destinations)::text[], \(forwarded.mailboxes)::text[], \(forwarded.ids)::bytea[],
@@ -217,7 +217,7 @@ extension PostgresEnvelopeStore: EnvelopeStore {
         let since = envelopes.map { Int64($0.arrival(now: now)) }
         let expiries = envelopes.map { Int64($0.expiry(now: now)) }
         let forget = envelopes.map { Int64($0.expiry(now: now) + limits.retentionSeconds) }
-        let rows = try await connection.query("""
+        let rows = try await connection.rows("""
             INSERT INTO message (id, mailbox, state, since, expires_at, forget_at)
             SELECT id, mailbox, \(Int16(MessageState.pending.rawValue)), since, expires_at, forget_at
             FROM unnest(\(ids)::bytea[], \(mailboxes)::text[], \(since)::int8[], \(expiries)::int8[], \(forget)::int8[])
@@ -236,7 +236,7 @@ extension PostgresEnvelopeStore: EnvelopeStore {
         guard limit > 0 else { return [] }
         let logger = self.logger
         return try read("read envelopes") { connection in
-            let rows = try await connection.query("""
+            let rows = try await connection.rows("""
                 SELECT sequence, id, precedence, arrived_at, expires_at, body, requested_ttl FROM envelope
                 WHERE mailbox = \(mailbox.name) AND expires_at > \(Int64(clamping: now)) AND NOT held AND id <> ALL(\(excluding.buffers)::bytea[])
                 ORDER BY precedence DESC, sequence LIMIT \(Int64(limit))
@@ -246,7 +246,7 @@ extension PostgresEnvelopeStore: EnvelopeStore {
     }
 
     /// Rows of `sequence, id, precedence, arrived_at, expires_at, body, requested_ttl`.
-    static func storedEnvelopes(_ rows: PostgresRowSequence, mailbox: Mailbox) async throws -> [StoredEnvelope] {
+    static func storedEnvelopes(_ rows: PostgresRows, mailbox: Mailbox) async throws -> [StoredEnvelope] {
         var envelopes: [StoredEnvelope] = []
         for try await (sequence, id, precedence, arrived, expires, body, requestedTTL)
             in rows.decode((Int64, ByteBuffer, Int, Int64, Int64, ByteBuffer, Int).self) {
@@ -283,7 +283,7 @@ extension PostgresEnvelopeStore: EnvelopeStore {
         guard !ids.isEmpty else { return deleted }
         // Delivered just before its expiry and swept before the ack came: the recipient has
         // it, so the status must not say undelivered (the second UPDATE).
-        let rows = try await connection.query("""
+        let rows = try await connection.rows("""
             WITH gone AS (
                 DELETE FROM envelope e USING unnest(\(mailboxes)::text[], \(ids)::bytea[], \(owners)::int4[]) AS a(mailbox, id, owner)
                 WHERE e.id = a.id AND e.mailbox = a.mailbox RETURNING a.owner, e.id, e.mailbox, e.size),

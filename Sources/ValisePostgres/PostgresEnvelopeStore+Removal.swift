@@ -29,7 +29,7 @@ extension PostgresEnvelopeStore {
         while true {
             let forgotten = try write("forget old ids") { connection -> Int64? in
                 guard try await self.tryLock(PostgresSchema.sweepLock, on: connection) else { return nil }
-                let rows = try await connection.query("""
+                let rows = try await connection.rows("""
                     WITH gone AS (DELETE FROM message WHERE id IN
                         (SELECT id FROM message WHERE forget_at <= \(Int64(clamping: now)) LIMIT \(Self.deletionChunk)) RETURNING 1)
                     SELECT count(*) FROM gone
@@ -54,9 +54,9 @@ extension PostgresEnvelopeStore {
         let expired = Int16(MessageState.expiredUndelivered.rawValue)
         let now = Int64(clamping: now)
         // The tombstone says when it expired, not when the sweep noticed.
-        let rows: PostgresRowSequence
+        let rows: PostgresRows
         if forwarding {
-            rows = try await connection.query("""
+            rows = try await connection.rows("""
                 WITH gone AS (
                     DELETE FROM forward WHERE sequence IN
                         (SELECT sequence FROM forward WHERE expires_at <= \(now) LIMIT \(Self.deletionChunk) FOR UPDATE SKIP LOCKED)
@@ -65,7 +65,7 @@ extension PostgresEnvelopeStore {
                 SELECT mailbox, destination, count(*), sum(size)::int8 FROM gone GROUP BY mailbox, destination
                 """, logger: logger)
         } else {
-            rows = try await connection.query("""
+            rows = try await connection.rows("""
                 WITH gone AS (
                     DELETE FROM envelope WHERE sequence IN
                         (SELECT sequence FROM envelope WHERE expires_at <= \(now) LIMIT \(Self.deletionChunk) FOR UPDATE SKIP LOCKED)
@@ -97,7 +97,7 @@ extension PostgresEnvelopeStore {
     /// Whether this transaction got the advisory lock `name` (released at its end).
     func tryLock(_ name: String, on connection: PostgresConnection) async throws -> Bool {
         var locked = false
-        for try await value in try await connection.query(
+        for try await value in try await connection.rows(
             "SELECT pg_try_advisory_xact_lock(hashtextextended(\(advisoryKey(name)), 0))", logger: logger).decode(Bool.self) {
             locked = value
         }
@@ -110,11 +110,11 @@ extension PostgresEnvelopeStore {
         try write("purge a mailbox") { connection in
             let logger = self.logger
             let name = mailbox.name
-            try await connection.query(
+            try await connection.rows(
                 "SELECT pg_advisory_xact_lock(hashtextextended(\(self.advisoryKey(PostgresSchema.purgeLock)), 0))", logger: logger)
             try await Self.deletePrekeys(of: mailbox, on: connection, logger: logger)
             // The tombstone the sender's status query reads: undeliverable, and why.
-            let rows = try await connection.query("""
+            let rows = try await connection.rows("""
                 WITH local AS (DELETE FROM envelope WHERE mailbox = \(name) RETURNING id, NULL::text AS destination, size),
                 forwarded AS (DELETE FROM forward WHERE mailbox = \(name) RETURNING id, destination, size),
                 gone AS (SELECT * FROM local UNION ALL SELECT * FROM forwarded),
@@ -141,7 +141,7 @@ extension PostgresEnvelopeStore {
         let logger = self.logger
         return try read("read message states") { connection in
             var result: [MessageID: RememberedMessage] = [:]
-            let rows = try await connection.query(
+            let rows = try await connection.rows(
                 "SELECT id, state, since, expires_at, reason, forwarded_to FROM message WHERE id = ANY(\(ids.buffers)::bytea[])", logger: logger)
             for try await (id, state, since, expiresAt, reason, relay) in rows.decode((ByteBuffer, Int, Int64, Int64, Int, String?).self) {
                 guard let id = MessageID(buffer: id), let state = MessageState(rawValue: state) else { continue }
@@ -163,7 +163,7 @@ extension PostgresEnvelopeStore {
         return try read("read statistics") { connection in
             var statistics = QueueStatistics()
             var oldest: Int64?
-            let rows = try await connection.query(
+            let rows = try await connection.rows(
                 "SELECT precedence, count(*), sum(size)::int8, min(arrived_at) FROM envelope GROUP BY precedence", logger: logger)
             for try await (value, count, bytes, arrived) in rows.decode((Int, Int64, Int64, Int64).self) {
                 guard let precedence = Precedence(rawValue: value) else { continue }
@@ -173,10 +173,10 @@ extension PostgresEnvelopeStore {
             }
             if let oldest { statistics.oldestAge = now > UInt64(clamping: oldest) ? now - UInt64(clamping: oldest) : 0 }
             // Not mailbox_usage: it counts recipients whose envelopes wait to be forwarded too.
-            for try await count in try await connection.query("SELECT count(DISTINCT mailbox) FROM envelope", logger: logger).decode(Int64.self) {
+            for try await count in try await connection.rows("SELECT count(DISTINCT mailbox) FROM envelope", logger: logger).decode(Int64.self) {
                 statistics.mailboxes = Int(count)
             }
-            for try await (state, count) in try await connection.query(
+            for try await (state, count) in try await connection.rows(
                 "SELECT state, count(*) FROM message GROUP BY state", logger: logger).decode((Int, Int64).self) {
                 if let state = MessageState(rawValue: state) { statistics.remembered[state] = Int(count) }
             }
@@ -188,7 +188,7 @@ extension PostgresEnvelopeStore {
         let logger = self.logger
         return try read("list mailboxes") { connection in
             var mailboxes: [Mailbox] = []
-            let rows = try await connection.query("""
+            let rows = try await connection.rows("""
                 SELECT mailbox FROM mailbox_usage WHERE count > 0
                 UNION SELECT mailbox FROM prekey UNION SELECT mailbox FROM one_time_prekey UNION SELECT mailbox FROM kem_prekey
                 ORDER BY mailbox

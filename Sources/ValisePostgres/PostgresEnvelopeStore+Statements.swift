@@ -49,14 +49,14 @@ extension PostgresEnvelopeStore {
     func lockUsage(_ names: Set<String>, destinations: Bool, on connection: PostgresConnection) async throws -> [String: QueueTotals] {
         guard !names.isEmpty else { return [:] }
         let sorted = names.sorted()
-        let rows: PostgresRowSequence
+        let rows: PostgresRows
         if destinations {
-            rows = try await connection.query("""
+            rows = try await connection.rows("""
                 INSERT INTO destination_usage (destination, count, bytes) SELECT name, 0, 0 FROM unnest(\(sorted)::text[]) AS name ORDER BY name
                 ON CONFLICT (destination) DO UPDATE SET count = destination_usage.count RETURNING destination, count, bytes
                 """, logger: logger)
         } else {
-            rows = try await connection.query("""
+            rows = try await connection.rows("""
                 INSERT INTO mailbox_usage (mailbox, count, bytes) SELECT name, 0, 0 FROM unnest(\(sorted)::text[]) AS name ORDER BY name
                 ON CONFLICT (mailbox) DO UPDATE SET count = mailbox_usage.count RETURNING mailbox, count, bytes
                 """, logger: logger)
@@ -73,14 +73,14 @@ extension PostgresEnvelopeStore {
     /// count > 0, and a row that comes and goes with every delivery would only churn.
     func changeUsage(mailboxes: [String: QueueTotals], destinations: [String: QueueTotals], on connection: PostgresConnection) async throws {
         if let (names, counts, bytes) = Self.columns(mailboxes) {
-            try await connection.query("""
+            try await connection.rows("""
                 INSERT INTO mailbox_usage (mailbox, count, bytes)
                 SELECT * FROM unnest(\(names)::text[], \(counts)::int8[], \(bytes)::int8[]) ORDER BY 1
                 ON CONFLICT (mailbox) DO UPDATE SET count = mailbox_usage.count + excluded.count, bytes = mailbox_usage.bytes + excluded.bytes
                 """, logger: logger)
         }
         if let (names, counts, bytes) = Self.columns(destinations) {
-            try await connection.query("""
+            try await connection.rows("""
                 INSERT INTO destination_usage (destination, count, bytes)
                 SELECT * FROM unnest(\(names)::text[], \(counts)::int8[], \(bytes)::int8[]) ORDER BY 1
                 ON CONFLICT (destination) DO UPDATE

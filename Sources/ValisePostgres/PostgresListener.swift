@@ -102,7 +102,7 @@ final class PostgresListener: Sendable {
         let logger = self.logger
         return try database.withConnection { connection in
             var ended = false
-            for try await value in try await connection.query("SELECT pg_terminate_backend(\(process))", logger: logger).decode(Bool.self) {
+            for try await value in try await connection.rows("SELECT pg_terminate_backend(\(process))", logger: logger).decode(Bool.self) {
                 ended = value
             }
             return ended
@@ -171,7 +171,7 @@ final class PostgresListener: Sendable {
                 try? await connection.close()
             }
             defer { watchdog.cancel() }
-            try await connection.query("SELECT 1", logger: logger)
+            try await connection.rows("SELECT 1", logger: logger)
         }
     }
 
@@ -194,7 +194,7 @@ final class PostgresListener: Sendable {
                     on: database.group.any(), configuration: configuration, id: 1, logger: logger)
                 var inRecovery = true
                 do {
-                    let rows = try await connection.query("SELECT pg_is_in_recovery(), pg_backend_pid()", logger: logger)
+                    let rows = try await connection.rows("SELECT pg_is_in_recovery(), pg_backend_pid()", logger: logger)
                     for try await (recovery, process) in rows.decode((Bool, Int32).self) {
                         inRecovery = recovery
                         state.withLockedValue { $0.backendProcess = recovery ? nil : process }

@@ -184,16 +184,16 @@ enum PostgresSchema {
         // The schema's name is a plain identifier (checked in PostgresStoreConfiguration):
         // DDL cannot take it as a parameter.
         let applied: [String] = try database.withConnection { connection in
-            _ = try await connection.query("SELECT pg_advisory_lock(\(migrationLock))", logger: logger)
+            _ = try await connection.rows("SELECT pg_advisory_lock(\(migrationLock))", logger: logger)
             do {
                 var names: [String] = []
-                try await connection.query(PostgresQuery(unsafeSQL: "CREATE SCHEMA IF NOT EXISTS \(schema)"), logger: logger)
-                try await connection.query("""
+                try await connection.rows(PostgresQuery(unsafeSQL: "CREATE SCHEMA IF NOT EXISTS \(schema)"), logger: logger)
+                try await connection.rows("""
                     CREATE TABLE IF NOT EXISTS schema_migrations (
                         version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())
                     """, logger: logger)
                 var done = Set<Int>()
-                for try await version in try await connection.query("SELECT version FROM schema_migrations", logger: logger).decode(Int.self) {
+                for try await version in try await connection.rows("SELECT version FROM schema_migrations", logger: logger).decode(Int.self) {
                     done.insert(version)
                 }
                 let known = Set(migrations.map(\.version))
@@ -204,24 +204,24 @@ enum PostgresSchema {
                         """)
                 }
                 for migration in migrations.sorted(by: { $0.version < $1.version }) where !done.contains(migration.version) {
-                    try await connection.query("BEGIN", logger: logger)
+                    try await connection.rows("BEGIN", logger: logger)
                     do {
                         for statement in migration.statements {
-                            try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger)
+                            try await connection.rows(PostgresQuery(unsafeSQL: statement), logger: logger)
                         }
-                        try await connection.query(
+                        try await connection.rows(
                             "INSERT INTO schema_migrations (version, name) VALUES (\(migration.version), \(migration.name))", logger: logger)
-                        try await connection.query("COMMIT", logger: logger)
+                        try await connection.rows("COMMIT", logger: logger)
                     } catch {
-                        _ = try? await connection.query("ROLLBACK", logger: logger)
+                        _ = try? await connection.rows("ROLLBACK", logger: logger)
                         throw error
                     }
                     names.append(migration.name)
                 }
-                _ = try await connection.query("SELECT pg_advisory_unlock(\(migrationLock))", logger: logger)
+                _ = try await connection.rows("SELECT pg_advisory_unlock(\(migrationLock))", logger: logger)
                 return names
             } catch {
-                _ = try? await connection.query("SELECT pg_advisory_unlock(\(migrationLock))", logger: logger)
+                _ = try? await connection.rows("SELECT pg_advisory_unlock(\(migrationLock))", logger: logger)
                 throw error
             }
         }
