@@ -105,6 +105,39 @@ enum SQLiteFile {
         }
     }
 
+    /// Prepares the file (`prepare`), opens its pool and brings its schema up to date: what
+    /// the relay's queue and blob store share. Every connection overwrites what is deleted
+    /// (`secure_delete`: a seized disk does not give up what the relay let go of, said
+    /// explicitly as SQLite's default is off), folds its log every 1000 pages (4 MiB) and cuts
+    /// the log back to 64 MiB after a burst; `extra` adds a store's own settings. A checkpoint
+    /// that must empty the log waits up to 5 s for readers instead of failing at once. The
+    /// writer commits at `durability` (`setSynchronous`).
+    static func openPool(
+        _ path: String, kind: Kind, migrator: DatabaseMigrator, create: Bool, durability: Durability, label: String,
+        extra: (@Sendable (Database) throws -> Void)? = nil
+    ) throws(StoreError) -> DatabasePool {
+        try prepare(path, kind: kind, migrator: migrator, create: create)
+        var configuration = Configuration()
+        configuration.label = label
+        configuration.busyMode = .timeout(5)
+        configuration.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA secure_delete = ON")
+            try db.execute(sql: "PRAGMA wal_autocheckpoint = 1000")
+            try db.execute(sql: "PRAGMA journal_size_limit = 67108864")
+            try extra?(db)
+        }
+        do {
+            let pool = try DatabasePool(path: path, configuration: configuration)
+            try setSynchronous(pool, durability: durability, path: path)
+            try migrator.migrate(pool)
+            return pool
+        } catch let error as StoreError {
+            throw error
+        } catch {
+            throw storeError(error, doing: "open \(path)")
+        }
+    }
+
     /// GRDB puts a pool's connections in synchronous=NORMAL once WAL is on (after
     /// prepareDatabase), which fsyncs only at checkpoints: a commit could be lost to a power
     /// cut after it was acknowledged. Every write goes through the one writer connection, so

@@ -27,26 +27,7 @@ public final class SQLiteBlobStore: BlobStore {
     public init(path: String, create: Bool = true, durability: Durability = .full) throws(StoreError) {
         self.path = path
         self.durability = durability
-        try SQLiteFile.prepare(path, kind: Self.fileKind, migrator: Self.migrator, create: create)
-        var configuration = Configuration()
-        configuration.label = "valise.blobs"
-        configuration.busyMode = .timeout(5)
-        configuration.prepareDatabase { db in
-            // Deleted blobs are overwritten, as deleted envelopes are: a seized disk does not
-            // give up what the relay let go of.
-            try db.execute(sql: "PRAGMA secure_delete = ON")
-            try db.execute(sql: "PRAGMA wal_autocheckpoint = 1000")
-            try db.execute(sql: "PRAGMA journal_size_limit = 67108864")
-        }
-        do {
-            pool = try DatabasePool(path: path, configuration: configuration)
-            try SQLiteFile.setSynchronous(pool, durability: durability, path: path)
-            try Self.migrator.migrate(pool)
-        } catch let error as StoreError {
-            throw error
-        } catch {
-            throw SQLiteFile.storeError(error, doing: "open \(path)")
-        }
+        pool = try SQLiteFile.openPool(path, kind: Self.fileKind, migrator: Self.migrator, create: create, durability: durability, label: "valise.blobs")
     }
 
     static var migrator: DatabaseMigrator {

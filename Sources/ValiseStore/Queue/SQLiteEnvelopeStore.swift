@@ -32,39 +32,18 @@ public final class SQLiteEnvelopeStore: EnvelopeStore {
         self.path = path
         self.limits = limits
         self.durability = durability
-        try SQLiteFile.prepare(path, kind: Self.fileKind, migrator: Self.migrator, create: create)
-        var configuration = Configuration()
-        configuration.label = "valise.queue"
-        // A checkpoint that must empty the log waits for readers (deliveries, `valised
-        // status`) to finish instead of failing at once.
-        configuration.busyMode = .timeout(5)
-        configuration.prepareDatabase { db in
-            // Deleted envelopes are overwritten, not left in free pages for a seized disk
-            // to give up (said explicitly: SQLite's own default is off).
-            try db.execute(sql: "PRAGMA secure_delete = ON")
-            // The log is folded into the database every 1000 pages (4 MiB); with a group
-            // commit of at most 4 MiB, the 8 MiB space reserve always covers one fold.
-            try db.execute(sql: "PRAGMA wal_autocheckpoint = 1000")
-            // After a burst, the log file is cut back to 64 MiB at the next checkpoint.
-            try db.execute(sql: "PRAGMA journal_size_limit = 67108864")
-            if let maximumBytes {
+        // Past `maximumBytes`, SQLite answers SQLITE_FULL: storage full, as for a full disk.
+        // (With a group commit of at most 4 MiB, the 8 MiB space reserve always covers one
+        // fold of the log.)
+        var cap: (@Sendable (Database) throws -> Void)?
+        if let maximumBytes {
+            cap = { db in
                 let pageSize = try Int.fetchOne(db, sql: "PRAGMA page_size") ?? 4096
                 try db.execute(sql: "PRAGMA max_page_count = \(max(16, maximumBytes / pageSize))")
             }
         }
-        do {
-            pool = try DatabasePool(path: path, configuration: configuration)
-        } catch {
-            throw Self.storeError(error, doing: "open \(path)")
-        }
-        do {
-            try SQLiteFile.setSynchronous(pool, durability: durability, path: path)
-            try Self.migrator.migrate(pool)
-        } catch let error as StoreError {
-            throw error
-        } catch {
-            throw Self.storeError(error, doing: "open \(path)")
-        }
+        pool = try SQLiteFile.openPool(
+            path, kind: Self.fileKind, migrator: Self.migrator, create: create, durability: durability, label: "valise.queue", extra: cap)
         reserve = SpaceReserve(path: path + "-reserve", bytes: reserveBytes)
     }
 
