@@ -197,7 +197,7 @@ let package = Package(
         // libFuzzer (valise-fuzz, built by scripts/fuzz) and the fuzz regression tests.
         .target(
             name: "ValiseFuzzTargets",
-            dependencies: ["ValiseCrypto", "ValiseDirectory", "ValiseSession", "ValiseWire"],
+            dependencies: ["ValiseCrypto", "ValiseDirectory", "ValiseSession", "ValiseStore", "ValiseWire"],
             swiftSettings: swiftSettings
         ),
         .executableTarget(
@@ -311,7 +311,7 @@ let package = Package(
         // Replays the fuzz targets' committed inputs (seeds, and every crash found, once fixed).
         .testTarget(
             name: "ValiseFuzzTargetsTests",
-            dependencies: ["ValiseFuzzTargets", "ValiseTestSupport"],
+            dependencies: ["ValiseFuzzTargets", "ValiseStore", "ValiseTestSupport"],
             swiftSettings: swiftSettings
         ),
         // Runs the real executables; depending on them makes `swift test` build them first.

@@ -11,7 +11,7 @@ import ValiseWire
 public enum FuzzTargets {
     public static let names = [
         "frames", "noise-responder", "noise-initiator", "relay-messages", "directory", "envelope", "keystore", "link-responder",
-        "link-messages",
+        "link-messages", "relay-store",
     ]
 
     /// Runs target `name` on `input`; false if there is no such target.
@@ -27,6 +27,7 @@ public enum FuzzTargets {
         case "keystore": keystore(input)
         case "link-responder": linkResponder(input)
         case "link-messages": linkMessages(input)
+        case "relay-store": relayStore(input)
         default: return false
         }
         return true
@@ -111,6 +112,8 @@ public enum FuzzTargets {
             result.blobResult.outcome = .continue
             result.blobResult.committed = 262_208
             return [request, offer, part].map(LinkCodec.encode) + [reply, result].map(LinkCodec.encode)
+        case "relay-store":
+            return storeSeeds()
         case "envelope":
             // Session messages of format 2, the PQXDH initial header alone, a stored session.
             let header = (try? Session.initialHeader(of: Fixed.aliceMessages[0]))??.encoded ?? []

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
-import ValiseFuzzTargets
+import ValiseStore
+@testable import ValiseFuzzTargets
 import ValiseTestSupport
 
 /// Every fuzz target on its committed inputs — seeds, and each input a fuzzer ever crashed on
@@ -27,19 +28,38 @@ struct FuzzRegressionTests {
     func targetsExist() {
         #expect(FuzzTargets.names == [
             "frames", "noise-responder", "noise-initiator", "relay-messages", "directory", "envelope", "keystore", "link-responder",
-            "link-messages",
+            "link-messages", "relay-store",
         ])
         #expect(!FuzzTargets.run("no-such-target", []))
         #expect(FileManager.default.fileExists(atPath: Self.fuzzDirectory + "/seeds/directory"), "Fuzz/ not found at \(Self.fuzzDirectory)")
     }
 
-    @Test("committed inputs, seeds made in code, and 300 mutations of each", arguments: FuzzTargets.names)
+    @Test("relay-store starts from a genuine queue and blob store, which open and hold what was put in")
+    func storeTargetHasItsFiles() throws {
+        let files = try #require(FuzzTargets.storeFiles, "the store files could not be made")
+        #expect(Array(files.queue.prefix(16)) == Array("SQLite format 3\0".utf8) && Array(files.blobs.prefix(16)) == Array("SQLite format 3\0".utf8))
+        // The target's own reads reach the rows: the undamaged queue has its four envelopes
+        // for bob, the first acknowledged, and the complete blob reads back whole.
+        let directory = try #require(FuzzTargets.temporaryDirectory())
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        #expect(FileManager.default.createFile(atPath: directory + "/queue.sqlite", contents: Data(files.queue)))
+        #expect(FileManager.default.createFile(atPath: directory + "/blobs.sqlite", contents: Data(files.blobs)))
+        let queue = try SQLiteEnvelopeStore(path: directory + "/queue.sqlite", reserveBytes: 0, create: false, durability: .os)
+        let waiting = try queue.nextForDelivery(mailbox: FuzzTargets.bob, excluding: [], limit: 10, now: FuzzTargets.now)
+        #expect(waiting.map(\.precedence) == [.flash, .immediate, .priority])
+        #expect(try queue.destinations() == ["hq"])
+        let blobs = try SQLiteBlobStore(path: directory + "/blobs.sqlite", create: false, durability: .os)
+        #expect(try blobs.readBlob(id: FuzzTargets.blobID, offset: 0, length: 100_000, now: FuzzTargets.now) == FuzzTargets.blobBytes)
+    }
+
+    @Test("committed inputs, seeds made in code, and 300 mutations of each (50 for relay-store: each run writes and opens two files)", arguments: FuzzTargets.names)
     func replay(target: String) {
+        let mutations = target == "relay-store" ? 50 : 300
         var random = SplitMix64(seed: 0x5641_4C49_5345)
         let inputs = Self.committedInputs(target).map(\.1) + FuzzTargets.seeds(target) + [[], [0], [UInt8](repeating: 0xFF, count: 300)]
         for input in inputs {
             #expect(FuzzTargets.run(target, input))
-            for _ in 0..<300 {
+            for _ in 0..<mutations {
                 var mutated = input.isEmpty ? random.bytes(Int(random.next() % 64)) : input
                 switch random.next() % 4 {
                 case 0 where !mutated.isEmpty:
