@@ -15,6 +15,8 @@ runs with the blob limits raised (below: stated in PERFORMANCE.md).
 """
 import argparse, hashlib, json, os, shutil, signal, statistics, subprocess, sys, time
 
+from bench_settings import start_valised
+
 parser = argparse.ArgumentParser()
 parser.add_argument("work")
 parser.add_argument("bin")
@@ -97,18 +99,10 @@ def file_hash(path):
 
 
 def start_relay():
-    out_path = os.path.join(args.work, "relay.out")
-    process = subprocess.Popen(
+    return start_valised(
         [os.path.join(args.bin, "valised"), "run", "--dir", os.path.join(args.work, "relay"), "--listen", f"127.0.0.1:{args.port}"],
-        stdout=open(out_path, "w"), stderr=open(os.path.join(args.work, "relay.log"), "a"), env=dict(os.environ, **BLOB_ENV))
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if "valised listening on" in open(out_path).read():
-            return process
-        if process.poll() is not None:
-            break
-        time.sleep(0.02)
-    raise SystemExit("bench attachment: the relay did not start: " + open(os.path.join(args.work, "relay.log")).read()[-400:])
+        os.path.join(args.work, "relay.out"), os.path.join(args.work, "relay.log"), env=dict(os.environ, **BLOB_ENV),
+        what="bench attachment")
 
 
 def newest_message_id(member):

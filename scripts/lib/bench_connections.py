@@ -20,6 +20,8 @@ valise-load sends a Ping on every connection: `held` counts those that answered.
 """
 import json, os, resource, signal, subprocess, sys, threading, time
 
+from bench_settings import start_valised
+
 work, bin_dir, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
 COUNT = int(os.environ.get("BENCH_CONNECTIONS", "10000"))
 CONCURRENCY = int(os.environ.get("BENCH_CONNECTIONS_CONCURRENCY", "64"))
@@ -87,19 +89,9 @@ def map_count(pid):
 
 
 def start_relay(config):
-    out = open(os.path.join(work, "relay.out"), "w")
-    err = open(os.path.join(work, "relay.log"), "a")
     command = [os.path.join(bin_dir, "valised"), "run", "--dir", relay_dir, "--listen", f"127.0.0.1:{port}",
                "--config", config]
-    process = subprocess.Popen(command, stdout=out, stderr=err)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if "valised listening on" in open(os.path.join(work, "relay.out")).read():
-            return process
-        if process.poll() is not None:
-            break
-        time.sleep(0.02)
-    raise SystemExit("bench connections: the relay did not start; see " + os.path.join(work, "relay.log"))
+    return start_valised(command, os.path.join(work, "relay.out"), os.path.join(work, "relay.log"), what="bench connections")
 
 
 def stop_relay(process):

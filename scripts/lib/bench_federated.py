@@ -29,7 +29,7 @@ args = parser.parse_args()
 senders, recipients = args.senders.split(","), args.recipients.split(",")
 WINDOW = 64
 
-from bench_settings import BENCH_ENV  # noqa: E402  (the relay benchmark's settings)
+from bench_settings import BENCH_ENV, start_valised  # noqa: E402  (the relay benchmark's settings)
 
 
 def log(message):
@@ -46,20 +46,10 @@ def start_relay(directory, port, log_name):
         path = os.path.join(directory, "queue.sqlite" + suffix)
         if os.path.exists(path):
             os.unlink(path)
-    out_path = directory + ".out"
-    process = subprocess.Popen(
+    return start_valised(
         [os.path.join(args.bin, "valised"), "run", "--dir", directory, "--listen", f"127.0.0.1:{port}"],
-        stdout=open(out_path, "w"), stderr=open(os.path.join(os.path.dirname(directory), log_name), "a"),
-        env=dict(os.environ, **BENCH_ENV))
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if "valised listening on" in open(out_path).read():
-            return process
-        if process.poll() is not None:
-            break
-        time.sleep(0.01)
-    process.kill()
-    raise SystemExit(f"bench federated: the relay in {directory} did not start")
+        directory + ".out", os.path.join(os.path.dirname(directory), log_name), env=dict(os.environ, **BENCH_ENV),
+        what="bench federated")
 
 
 def stop_relay(process):

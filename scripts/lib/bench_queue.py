@@ -16,6 +16,8 @@ Measures, in one run on one machine:
 """
 import csv, io, json, os, re, shutil, signal, socket, statistics, subprocess, sys, tempfile, time
 
+from bench_settings import start_valised
+
 work, bin_dir, port, sender, recipient = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5]
 SIZE = 512
 ONE = int(os.environ.get("BENCH_QUEUE_ONE", "3000"))
@@ -72,22 +74,13 @@ def raw_sqlite(count=ONE):
 
 
 def start_relay(count_fsyncs):
-    out = open(os.path.join(work, "relay.out"), "w")
-    err = open(os.path.join(work, "relay.log"), "a")
     command = [os.path.join(bin_dir, "valised"), "run", "--dir", relay_dir, "--listen", f"127.0.0.1:{port}"]
     trace = os.path.join(work, "strace.txt")
     if count_fsyncs and strace:
         command = [strace, "-f", "--seccomp-bpf", "-c", "-e", "trace=fsync,fdatasync", "-o", trace] + command
     started = time.perf_counter()
-    process = subprocess.Popen(command, stdout=out, stderr=err, env=env)
-    deadline = started + 60
-    while time.perf_counter() < deadline:
-        if "valised listening on" in open(os.path.join(work, "relay.out")).read():
-            return process, time.perf_counter() - started
-        if process.poll() is not None:
-            break
-        time.sleep(0.005)
-    raise SystemExit("bench queue: the relay did not start; see " + os.path.join(work, "relay.log"))
+    process = start_valised(command, os.path.join(work, "relay.out"), os.path.join(work, "relay.log"), env=env, what="bench queue")
+    return process, time.perf_counter() - started
 
 
 def stop_server(process):

@@ -47,7 +47,7 @@ ONLINE_COUNT = {1: 2000 // SCALE, 64: 60000 // SCALE, 256: 60000 // SCALE}
 OFFLINE_COUNT = 20000 // SCALE
 LATENCY_COUNT = 1000 // SCALE
 
-from bench_settings import BENCH_ENV  # noqa: E402
+from bench_settings import BENCH_ENV, start_valised  # noqa: E402
 
 
 def log(message):
@@ -104,18 +104,9 @@ def start_relay(durability, metrics=False, postgres=False):
     if metrics:
         env["VALISED_METRICS_LISTEN"] = "127.0.0.1:0"
     config = ["--config", fresh_database()] if postgres else []
-    process = subprocess.Popen(
+    return start_valised(
         [os.path.join(bin_dir, "valised"), "run", "--dir", relay_dir, "--listen", f"127.0.0.1:{port}", *config],
-        stdout=open(out_path, "w"), stderr=open(os.path.join(work, "relay.log"), "a"), env=env)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if "valised listening on" in open(out_path).read():
-            return process
-        if process.poll() is not None:
-            break
-        time.sleep(0.01)
-    process.kill()
-    raise SystemExit("bench relay: the relay did not start; see " + os.path.join(work, "relay.log"))
+        out_path, os.path.join(work, "relay.log"), env=env, what="bench relay")
 
 
 class Scraper:
