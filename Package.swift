@@ -197,7 +197,7 @@ let package = Package(
         // libFuzzer (valise-fuzz, built by scripts/fuzz) and the fuzz regression tests.
         .target(
             name: "ValiseFuzzTargets",
-            dependencies: ["ValiseCrypto", "ValiseDirectory", "ValiseSession", "ValiseStore", "ValiseWire"],
+            dependencies: ["ValiseCrypto", "ValiseDirectory", "ValiseSession", "ValiseStore", "ValiseTestSupport", "ValiseWire"],
             swiftSettings: swiftSettings
         ),
         .executableTarget(

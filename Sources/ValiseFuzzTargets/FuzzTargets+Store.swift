@@ -1,6 +1,7 @@
 import Foundation
 import ValiseCrypto
 import ValiseStore
+import ValiseTestSupport
 
 /// The relay's files as a damaged disk may leave them (target "relay-store"): a genuine queue
 /// and blob store, made once in code, with the input's damage applied, then opened and read
@@ -22,10 +23,12 @@ extension FuzzTargets {
 
     /// Envelopes for a local mailbox in each precedence, envelopes waiting for another relay,
     /// an acknowledged one (a remembered id), prekeys; a complete blob with a forward and a
-    /// blob half uploaded. Nil only if the temporary directory cannot be written.
+    /// blob half uploaded. Nil only if the stores cannot be made.
     static let storeFiles: StoreFiles? = {
-        guard let directory = temporaryDirectory() else { return nil }
-        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let folder = TemporaryDirectory()
+        // Removed when `folder` goes, at the end of this scope, not at its last use.
+        defer { withExtendedLifetime(folder) {} }
+        let directory = folder.path
         do {
             do {
                 let queue = try SQLiteEnvelopeStore(path: directory + "/queue.sqlite", reserveBytes: 0, durability: .os)
@@ -63,18 +66,15 @@ extension FuzzTargets {
         }
     }()
 
-    static func temporaryDirectory() -> String? {
-        var template = Array((NSTemporaryDirectory() + "valise-fuzz-store-XXXXXX").utf8CString)
-        guard let made = mkdtemp(&template) else { return nil }
-        return String(cString: made)
-    }
-
     /// The input's first byte picks the file (even: the queue, odd: the blobs); each 4 bytes
     /// after it overwrite one byte: a 24-bit offset (taken modulo the file's length) and the
     /// new value.
     static func relayStore(_ input: [UInt8]) {
-        guard let files = storeFiles, let first = input.first, let directory = temporaryDirectory() else { return }
-        defer { try? FileManager.default.removeItem(atPath: directory) }
+        guard let files = storeFiles, let first = input.first else { return }
+        let folder = TemporaryDirectory()
+        // Removed when `folder` goes, at the end of this scope, not at its last use.
+        defer { withExtendedLifetime(folder) {} }
+        let directory = folder.path
         var damaged = first & 1 == 0 ? files.queue : files.blobs
         var index = 1
         while index + 4 <= input.count {

@@ -40,8 +40,10 @@ struct FuzzRegressionTests {
         #expect(Array(files.queue.prefix(16)) == Array("SQLite format 3\0".utf8) && Array(files.blobs.prefix(16)) == Array("SQLite format 3\0".utf8))
         // The target's own reads reach the rows: the undamaged queue has its four envelopes
         // for bob, the first acknowledged, and the complete blob reads back whole.
-        let directory = try #require(FuzzTargets.temporaryDirectory())
-        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let folder = TemporaryDirectory()
+        // Removed when `folder` goes, at the end of this scope, not at its last use.
+        defer { withExtendedLifetime(folder) {} }
+        let directory = folder.path
         #expect(FileManager.default.createFile(atPath: directory + "/queue.sqlite", contents: Data(files.queue)))
         #expect(FileManager.default.createFile(atPath: directory + "/blobs.sqlite", contents: Data(files.blobs)))
         let queue = try SQLiteEnvelopeStore(path: directory + "/queue.sqlite", reserveBytes: 0, create: false, durability: .os)
